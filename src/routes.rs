@@ -1,0 +1,489 @@
+//! Path normalisation and the route rule table: pure functions, no I/O.
+//!
+//! A request path is normalised once ([`normalize`]); the same normalised path
+//! decides the rule and is sent upstream, so the proxy and the application can
+//! never disagree about which resource was asked for (the classic
+//! `/public/../admin` bypass). The rule table ([`Rules`]) picks the most specific
+//! rule regardless of the order rules were written in, and a path no rule covers
+//! gets the configured default, which is never `public`.
+//!
+//! This module does not know about cookies or sessions: it is given an
+//! [`Identity`] (or none) and answers with a [`Decision`].
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::Method;
+
+/// Why a path was refused (answered with 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path must start with '/'")]
+    NotAbsolute,
+    #[error("malformed percent-encoding")]
+    BadEscape,
+    #[error("encoded '/' or '\\' in a path segment")]
+    EncodedSeparator,
+    #[error("backslash in path")]
+    Backslash,
+    #[error("NUL or control character in path")]
+    Control,
+}
+
+/// Normalise a request path (no query) into the one canonical form that both the
+/// rule decision and the upstream use.
+///
+/// - percent-encoded unreserved characters (RFC 3986 §2.3) are decoded, other
+///   escapes keep their meaning with upper-case hex (§6.2.2.1);
+/// - `.` and `..` segments are removed (§5.2.4; `..` never climbs above `/`),
+///   including their encoded forms such as `%2e%2e`;
+/// - runs of `/` collapse into one.
+///
+/// # Errors
+/// An encoded `/` or `\` (their meaning differs between servers), a raw
+/// backslash (some servers treat it as `/`), NUL or any control character (raw or
+/// encoded), a malformed escape, or a path not starting with `/`.
+///
+/// Borrows the input when it is already normal, so the common case allocates nothing.
+pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut needs_work = false;
+    let mut prev = 0u8;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\\' => return Err(PathError::Backslash),
+            0..=0x1f | 0x7f => return Err(PathError::Control),
+            b'%' => needs_work = true,
+            b'/' if prev == b'/' => needs_work = true,
+            b'.' if prev == b'/' => {
+                // A segment of "." or ".." (followed by '/' or the end).
+                let rest = &bytes[i..];
+                let seg_len = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
+                if seg_len <= 2 && rest[..seg_len].iter().all(|&c| c == b'.') {
+                    needs_work = true;
+                }
+            }
+            _ => {}
+        }
+        prev = b;
+    }
+    if !needs_work {
+        return Ok(Cow::Borrowed(path));
+    }
+
+    // Decode unreserved escapes segment by segment, then resolve dot segments.
+    let mut segments: Vec<String> = Vec::new();
+    let raw_segments: Vec<&str> = path[1..].split('/').collect();
+    let last = raw_segments.len() - 1;
+    for (idx, raw) in raw_segments.iter().enumerate() {
+        let seg = decode_segment(raw)?;
+        match seg.as_str() {
+            "" if idx != last => {} // repeated slash
+            "." => {
+                if idx == last {
+                    segments.push(String::new());
+                }
+            }
+            ".." => {
+                segments.pop();
+                if idx == last {
+                    segments.push(String::new());
+                }
+            }
+            _ => segments.push(seg),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for seg in &segments {
+        out.push('/');
+        out.push_str(seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(Cow::Owned(out))
+}
+
+fn decode_segment(raw: &str) -> Result<String, PathError> {
+    let b = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'%' {
+            // Copy one whole character (UTF-8 in the raw path passes unchanged).
+            let ch = raw[i..].chars().next().ok_or(PathError::BadEscape)?;
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        let hex = b.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
+        let byte = u8::from_str_radix(std::str::from_utf8(hex).map_err(|_| PathError::BadEscape)?, 16)
+            .map_err(|_| PathError::BadEscape)?;
+        match byte {
+            b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+            0..=0x1f | 0x7f => return Err(PathError::Control),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => {
+                out.push('%');
+                out.push_str(&format!("{byte:02X}"));
+            }
+        }
+        i += 3;
+    }
+    Ok(out)
+}
+
+/// Who is asking, as far as rules are concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    pub user: &'a str,
+    pub roles: &'a [String],
+}
+
+/// Who may use a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, with or without a session.
+    Public,
+    /// Any authenticated session.
+    Authenticated,
+    /// An authenticated session whose user is listed or that holds any listed role.
+    Restricted { roles: Vec<String>, users: Vec<String> },
+    /// Nobody (only as the default for unmatched paths): 404.
+    Deny,
+}
+
+/// How a rule's path matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The path equals the rule's path.
+    Exact,
+    /// The path equals the rule's path or continues it at a segment boundary:
+    /// `/api` matches `/api` and `/api/x`, never `/apix`.
+    Prefix,
+}
+
+/// One compiled `[[route]]`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub path: String,
+    pub kind: PathMatch,
+    /// Empty means every method.
+    pub methods: Vec<Method>,
+    pub access: Access,
+    /// Index into the configured upstreams.
+    pub upstream: usize,
+    /// The rule's position in the config (`route[i]`), for logs.
+    pub index: usize,
+}
+
+impl Rule {
+    fn matches_path(&self, path: &str) -> bool {
+        match self.kind {
+            PathMatch::Exact => path == self.path,
+            PathMatch::Prefix => {
+                path.starts_with(self.path.as_str())
+                    && (self.path.ends_with('/')
+                        || path.len() == self.path.len()
+                        || path.as_bytes()[self.path.len()] == b'/')
+            }
+        }
+    }
+
+    fn matches_method(&self, method: &Method) -> bool {
+        self.methods.is_empty() || self.methods.contains(method)
+    }
+
+    /// Larger is more specific: exact beats prefix, longer beats shorter, a rule
+    /// naming methods beats one that does not.
+    fn specificity(&self) -> (bool, usize, bool) {
+        (self.kind == PathMatch::Exact, self.path.len(), !self.methods.is_empty())
+    }
+}
+
+/// Two rules that could both decide the same request with equal specificity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub first: usize,
+    pub second: usize,
+}
+
+/// What the rule table says about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Proxy to this upstream.
+    Allow { upstream: usize },
+    /// No (live) session on a protected route: login redirect or 401.
+    Unauthenticated,
+    /// A session, but not one this route admits: 403.
+    Forbidden,
+    /// The default rule denies unmatched paths: 404.
+    NotFound,
+}
+
+impl Decision {
+    /// Short name for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Allow { .. } => "allow",
+            Decision::Unauthenticated => "unauthenticated",
+            Decision::Forbidden => "forbidden",
+            Decision::NotFound => "not_found",
+        }
+    }
+}
+
+/// The compiled rule table, ordered most specific first.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    rules: Vec<Rule>,
+    default_access: Access,
+    default_upstream: usize,
+}
+
+impl Rules {
+    /// Compile rules; ordering by specificity happens here, once.
+    ///
+    /// # Errors
+    /// Every pair of rules with the same path, match kind and an overlapping
+    /// method set, since neither would be more specific than the other.
+    pub fn new(
+        mut rules: Vec<Rule>,
+        default_access: Access,
+        default_upstream: usize,
+    ) -> Result<Self, Vec<Conflict>> {
+        let mut conflicts = Vec::new();
+        for (i, a) in rules.iter().enumerate() {
+            for b in &rules[i + 1..] {
+                let same_target = a.path == b.path && a.kind == b.kind;
+                let overlap = (a.methods.is_empty() && b.methods.is_empty())
+                    || a.methods.iter().any(|m| b.methods.contains(m));
+                if same_target && overlap {
+                    conflicts.push(Conflict { first: a.index, second: b.index });
+                }
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(conflicts);
+        }
+        rules.sort_by(|a, b| b.specificity().cmp(&a.specificity()));
+        Ok(Rules { rules, default_access, default_upstream })
+    }
+
+    /// The most specific rule for this method and normalised path, if any.
+    pub fn find(&self, method: &Method, path: &str) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .find(|r| r.matches_path(path) && r.matches_method(method))
+    }
+
+    /// Decide a request. `path` must come from [`normalize`].
+    pub fn decide(&self, method: &Method, path: &str, who: Option<Identity<'_>>) -> Decision {
+        let (access, upstream) = match self.find(method, path) {
+            Some(rule) => (&rule.access, rule.upstream),
+            None => (&self.default_access, self.default_upstream),
+        };
+        decide_access(access, upstream, who)
+    }
+}
+
+fn decide_access(access: &Access, upstream: usize, who: Option<Identity<'_>>) -> Decision {
+    match (access, who) {
+        (Access::Public, _) => Decision::Allow { upstream },
+        (Access::Deny, _) => Decision::NotFound,
+        (_, None) => Decision::Unauthenticated,
+        (Access::Authenticated, Some(_)) => Decision::Allow { upstream },
+        (Access::Restricted { roles, users }, Some(id)) => {
+            let by_user = users.iter().any(|u| u == id.user);
+            let by_role = roles.iter().any(|r| id.roles.contains(r));
+            if by_user || by_role {
+                Decision::Allow { upstream }
+            } else {
+                Decision::Forbidden
+            }
+        }
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Access::Public => f.write_str("public"),
+            Access::Authenticated => f.write_str("authenticated"),
+            Access::Restricted { .. } => f.write_str("restricted"),
+            Access::Deny => f.write_str("deny"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_table() {
+        let ok = [
+            ("/", "/"),
+            ("/a/b", "/a/b"),
+            ("/a/b/", "/a/b/"),
+            ("//private", "/private"),
+            ("/a//b///c", "/a/b/c"),
+            ("/public/../private", "/private"),
+            ("/public/%2e%2e/private", "/private"),
+            ("/public/%2E%2E/private", "/private"),
+            ("/public/.%2e/private", "/private"),
+            ("/private/./x", "/private/x"),
+            ("/a/b/..", "/a/"),
+            ("/a/b/.", "/a/b/"),
+            ("/..", "/"),
+            ("/../../etc/passwd", "/etc/passwd"),
+            ("/%61dmin", "/admin"),
+            ("/a%7eb", "/a~b"),
+            ("/a%20b", "/a%20b"),
+            ("/a%c3%a9", "/a%C3%A9"),
+            ("/a%3f", "/a%3F"),
+            ("/.well-known/x", "/.well-known/x"),
+            ("/a/...", "/a/..."),
+            ("/a/.b", "/a/.b"),
+            ("/é", "/é"),
+        ];
+        for (input, want) in ok {
+            assert_eq!(normalize(input).as_deref(), Ok(want), "input {input:?}");
+            // Normal form is a fixed point.
+            assert_eq!(normalize(want).as_deref(), Ok(want), "fixed point {want:?}");
+        }
+        let bad = [
+            ("/private%2fx", PathError::EncodedSeparator),
+            ("/private%2Fx", PathError::EncodedSeparator),
+            ("/public/..%5cprivate", PathError::EncodedSeparator),
+            ("/a\\b", PathError::Backslash),
+            ("/a%00", PathError::Control),
+            ("/a%0d%0a", PathError::Control),
+            ("/a\tb", PathError::Control),
+            ("/a%7f", PathError::Control),
+            ("/a%", PathError::BadEscape),
+            ("/a%4", PathError::BadEscape),
+            ("/a%zz", PathError::BadEscape),
+            ("a/b", PathError::NotAbsolute),
+            ("", PathError::NotAbsolute),
+            ("*", PathError::NotAbsolute),
+        ];
+        for (input, want) in bad {
+            assert_eq!(normalize(input), Err(want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn normal_paths_are_borrowed() {
+        assert!(matches!(normalize("/api/v1/items"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(normalize("/a/.b/c.d"), Ok(Cow::Borrowed(_))));
+    }
+
+    fn rule(index: usize, path: &str, kind: PathMatch, methods: &[Method], access: Access) -> Rule {
+        Rule {
+            path: path.into(),
+            kind,
+            methods: methods.to_vec(),
+            access,
+            upstream: index,
+            index,
+        }
+    }
+
+    fn admin() -> Access {
+        Access::Restricted { roles: vec!["admin".into()], users: vec!["root".into()] }
+    }
+
+    fn table() -> Rules {
+        use PathMatch::*;
+        Rules::new(
+            vec![
+                rule(0, "/", Prefix, &[], Access::Authenticated),
+                rule(1, "/public", Prefix, &[], Access::Public),
+                rule(2, "/public/admin", Prefix, &[], admin()),
+                rule(3, "/public/admin/ping", Exact, &[], Access::Public),
+                rule(4, "/api", Prefix, &[Method::GET], Access::Public),
+                rule(5, "/api", Prefix, &[Method::POST, Method::DELETE], admin()),
+            ],
+            Access::Authenticated,
+            0,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn most_specific_rule_wins_regardless_of_order() {
+        let t = table();
+        let get = Method::GET;
+        let cases = [
+            ("/public", Some(1)),
+            ("/public/x", Some(1)),
+            ("/publicity", Some(0)),
+            ("/public/admin/x", Some(2)),
+            ("/public/admin/ping", Some(3)),
+            ("/public/admin/ping/x", Some(2)),
+            ("/api/items", Some(4)),
+            ("/other", Some(0)),
+        ];
+        for (path, want) in cases {
+            assert_eq!(t.find(&get, path).map(|r| r.index), want, "{path}");
+        }
+        assert_eq!(t.find(&Method::POST, "/api/items").map(|r| r.index), Some(5));
+        assert_eq!(t.find(&Method::PUT, "/api/items").map(|r| r.index), Some(0));
+    }
+
+    #[test]
+    fn decisions_follow_access() {
+        let t = table();
+        let roles_admin = vec!["admin".to_string()];
+        let alice = Identity { user: "alice", roles: &[] };
+        let boss = Identity { user: "bob", roles: &roles_admin };
+        let root = Identity { user: "root", roles: &[] };
+        let g = Method::GET;
+        assert_eq!(t.decide(&g, "/public/x", None), Decision::Allow { upstream: 1 });
+        assert_eq!(t.decide(&g, "/private", None), Decision::Unauthenticated);
+        assert_eq!(t.decide(&g, "/private", Some(alice)), Decision::Allow { upstream: 0 });
+        assert_eq!(t.decide(&g, "/public/admin/x", None), Decision::Unauthenticated);
+        assert_eq!(t.decide(&g, "/public/admin/x", Some(alice)), Decision::Forbidden);
+        assert_eq!(t.decide(&g, "/public/admin/x", Some(boss)), Decision::Allow { upstream: 2 });
+        assert_eq!(t.decide(&g, "/public/admin/x", Some(root)), Decision::Allow { upstream: 2 });
+    }
+
+    #[test]
+    fn unmatched_paths_get_the_default_which_can_deny() {
+        let t = Rules::new(
+            vec![rule(0, "/pub", PathMatch::Prefix, &[], Access::Public)],
+            Access::Deny,
+            0,
+        )
+        .unwrap();
+        assert_eq!(t.decide(&Method::GET, "/x", None), Decision::NotFound);
+        let t = Rules::new(vec![], Access::Authenticated, 0).unwrap();
+        assert_eq!(t.decide(&Method::GET, "/x", None), Decision::Unauthenticated);
+    }
+
+    #[test]
+    fn conflicting_rules_are_reported() {
+        use PathMatch::*;
+        let err = Rules::new(
+            vec![
+                rule(0, "/a", Prefix, &[], Access::Public),
+                rule(1, "/a", Prefix, &[], Access::Authenticated),
+                rule(2, "/b", Prefix, &[Method::GET], Access::Public),
+                rule(3, "/b", Prefix, &[Method::GET, Method::PUT], Access::Public),
+                rule(4, "/c", Prefix, &[Method::GET], Access::Public),
+                rule(5, "/c", Prefix, &[Method::PUT], Access::Public),
+                rule(6, "/c", Exact, &[], Access::Public),
+            ],
+            Access::Authenticated,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(err, vec![Conflict { first: 0, second: 1 }, Conflict { first: 2, second: 3 }]);
+    }
+}

@@ -1,0 +1,460 @@
+//! Sessions and where they live.
+//!
+//! A [`Session`] is keyed by its [`SessionKey`], the SHA-256 of the raw id: the
+//! store, logs and admin views only ever see the key, so a leaked listing cannot
+//! be replayed as a cookie (DESIGN.md §2). Every session has an idle expiry that
+//! slides on use and an absolute expiry fixed at creation (OWASP Session
+//! Management: idle and absolute timeouts).
+//!
+//! [`SessionStore`] is the seam for other stores (Redis later): the proxy only
+//! talks to the trait. [`MemoryStore`] is the embedded default on moka, with
+//! per-entry expiry and a capacity bound whose eviction is plain LRU: moka's
+//! default TinyLFU admission can refuse a brand-new entry when the cache is full
+//! of frequently used ones, which here would mean a fresh login that silently
+//! does not stick. LRU always admits the newcomer and evicts the least recently
+//! used session instead.
+//!
+//! This module does not parse cookies or decide access.
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moka::policy::EvictionPolicy;
+use moka::Expiry;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::cookie::SessionId;
+
+/// Milliseconds since the Unix epoch: the one clock sessions are stamped with.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The store's handle for a session: SHA-256 of the raw id. Safe to show.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    /// The key of a raw session id.
+    pub fn of(id: &SessionId) -> Self {
+        SessionKey(Sha256::digest(id.as_bytes()).into())
+    }
+
+    /// Lower-case hex, as shown in logs and the admin API.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parse the hex form; `None` unless it is exactly 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(SessionKey(out))
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({})", &self.to_hex()[..12])
+    }
+}
+
+/// One session. Fields derived for the request path (`roles_header`,
+/// `data_header`) are computed once when the session is written, not per request.
+#[derive(Debug)]
+pub struct Session {
+    pub key: SessionKey,
+    /// `None` for an anonymous session (one that only carries data).
+    pub user: Option<String>,
+    pub roles: Vec<String>,
+    pub data: Map<String, Value>,
+    pub created_at: u64,
+    pub absolute_expires_at: u64,
+    pub client_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// Idle lifetime; the session dies `idle` after its last use.
+    pub idle: Duration,
+    last_seen: AtomicU64,
+    roles_header: String,
+    data_header: Option<String>,
+}
+
+impl Clone for Session {
+    fn clone(&self) -> Self {
+        let mut s = Session::new(
+            self.key,
+            self.user.clone(),
+            self.roles.clone(),
+            self.data.clone(),
+            self.created_at,
+            self.absolute_expires_at,
+            self.idle,
+        );
+        s.client_ip = self.client_ip;
+        s.user_agent = self.user_agent.clone();
+        s.last_seen = AtomicU64::new(self.last_seen_at());
+        s
+    }
+}
+
+impl Session {
+    /// A session created at `created_at` (unix ms), alive until `absolute_expires_at`.
+    pub fn new(
+        key: SessionKey,
+        user: Option<String>,
+        roles: Vec<String>,
+        data: Map<String, Value>,
+        created_at: u64,
+        absolute_expires_at: u64,
+        idle: Duration,
+    ) -> Self {
+        let roles_header = roles.join(",");
+        let data_header = (!data.is_empty()).then(|| Value::Object(data.clone()).to_string());
+        Session {
+            key,
+            user,
+            roles,
+            data,
+            created_at,
+            absolute_expires_at,
+            client_ip: None,
+            user_agent: None,
+            idle,
+            last_seen: AtomicU64::new(created_at),
+            roles_header,
+            data_header,
+        }
+    }
+
+    /// Replace the data (recomputing what the request path sends upstream).
+    pub fn set_data(&mut self, data: Map<String, Value>) {
+        self.data_header = (!data.is_empty()).then(|| Value::Object(data.clone()).to_string());
+        self.data = data;
+    }
+
+    /// When the session was last used (unix ms).
+    pub fn last_seen_at(&self) -> u64 {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+
+    /// Record a use at `now` (unix ms).
+    pub fn mark_seen(&self, now: u64) {
+        self.last_seen.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// When the session dies if it is not used again: the earlier of idle and absolute.
+    pub fn expires_at(&self) -> u64 {
+        (self.last_seen_at() + self.idle.as_millis() as u64).min(self.absolute_expires_at)
+    }
+
+    /// Whether the session is alive at `now` (unix ms).
+    pub fn is_live(&self, now: u64) -> bool {
+        now < self.expires_at()
+    }
+
+    /// `X-User-Roles` as sent upstream: roles joined with `,`.
+    pub fn roles_header(&self) -> &str {
+        &self.roles_header
+    }
+
+    /// `X-Session-Data` as sent upstream: the data as compact JSON, if any.
+    pub fn data_header(&self) -> Option<&str> {
+        self.data_header.as_deref()
+    }
+
+    /// Time left until the absolute expiry, from `now` (unix ms).
+    fn absolute_left(&self, now: u64) -> Duration {
+        Duration::from_millis(self.absolute_expires_at.saturating_sub(now))
+    }
+}
+
+/// A store failure. The memory store cannot fail; a networked store can, and
+/// the proxy answers 503 rather than treating the visitor as anonymous.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where sessions live. Implementations must honour both expiries: a session
+/// past either is never returned, whatever their internal clean-up schedule.
+///
+/// The methods return `impl Future + Send` rather than being `async fn` so the
+/// proxy can stay generic over the store without boxing a future per request.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Store a new session.
+    fn create(&self, session: Session) -> impl Future<Output = Result<Arc<Session>, StoreError>> + Send;
+    /// The live session for `key`, if any. Loading is using: the idle expiry slides.
+    fn load(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
+    /// Slide the idle expiry without reading the session back.
+    fn touch(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Replace a session that already exists (e.g. new data); a no-op if it died meanwhile.
+    fn update(&self, session: Session) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
+    /// Remove a session; true when one was there.
+    fn destroy(&self, key: &SessionKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Every live session, in no particular order.
+    fn list(&self) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send;
+}
+
+/// The embedded store: a bounded moka cache with per-entry expiry.
+pub struct MemoryStore {
+    cache: moka::sync::Cache<SessionKey, Arc<Session>>,
+}
+
+/// Per-entry expiry: the earlier of "idle after the last read or write" and the
+/// absolute deadline.
+struct SessionExpiry;
+
+impl Expiry<SessionKey, Arc<Session>> for SessionExpiry {
+    fn expire_after_create(&self, _: &SessionKey, s: &Arc<Session>, _: Instant) -> Option<Duration> {
+        Some(s.idle.min(s.absolute_left(now_ms())))
+    }
+
+    fn expire_after_read(
+        &self,
+        _: &SessionKey,
+        s: &Arc<Session>,
+        _: Instant,
+        _: Option<Duration>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(s.idle.min(s.absolute_left(now_ms())))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &SessionKey,
+        s: &Arc<Session>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(s.idle.min(s.absolute_left(now_ms())))
+    }
+}
+
+impl MemoryStore {
+    /// A store holding at most `capacity` sessions.
+    pub fn new(capacity: u64) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(capacity)
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(SessionExpiry)
+            .build();
+        MemoryStore { cache }
+    }
+
+    /// Sessions currently held (approximate until pending maintenance runs).
+    pub fn len(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Whether the store holds no sessions.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Run moka's pending maintenance (evictions, expiries) now; tests use it.
+    pub fn sync(&self) {
+        self.cache.run_pending_tasks();
+    }
+
+    fn get_live(&self, key: &SessionKey) -> Option<Arc<Session>> {
+        let s = self.cache.get(key)?;
+        let now = now_ms();
+        // Moka expires lazily on its own clock; check ours too so a dead session
+        // is never served, whatever the maintenance schedule.
+        if !s.is_live(now) {
+            self.cache.invalidate(key);
+            return None;
+        }
+        s.mark_seen(now);
+        Some(s)
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn create(&self, session: Session) -> impl Future<Output = Result<Arc<Session>, StoreError>> + Send {
+        let s = Arc::new(session);
+        self.cache.insert(s.key, s.clone());
+        std::future::ready(Ok(s))
+    }
+
+    fn load(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send {
+        std::future::ready(Ok(self.get_live(key)))
+    }
+
+    fn touch(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.get_live(key);
+        std::future::ready(Ok(()))
+    }
+
+    fn update(&self, session: Session) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send {
+        let out = self.get_live(&session.key).map(|_| {
+            let s = Arc::new(session);
+            s.mark_seen(now_ms());
+            self.cache.insert(s.key, s.clone());
+            s
+        });
+        std::future::ready(Ok(out))
+    }
+
+    fn destroy(&self, key: &SessionKey) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        std::future::ready(Ok(self.cache.remove(key).is_some()))
+    }
+
+    fn list(&self) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send {
+        let now = now_ms();
+        let all = self.cache.iter().map(|(_, s)| s).filter(|s| s.is_live(now)).collect();
+        std::future::ready(Ok(all))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block<F: Future>(f: F) -> F::Output {
+        // The memory store's futures are always ready.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("memory store future was pending"),
+        }
+    }
+
+    fn session(user: &str, idle: Duration, absolute: Duration) -> (SessionId, Session) {
+        let id = SessionId::generate();
+        let now = now_ms();
+        let s = Session::new(
+            SessionKey::of(&id),
+            Some(user.into()),
+            vec!["a".into(), "b".into()],
+            Map::new(),
+            now,
+            now + absolute.as_millis() as u64,
+            idle,
+        );
+        (id, s)
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn key_is_sha256_of_id_and_round_trips_hex() {
+        let id = SessionId::generate();
+        let key = SessionKey::of(&id);
+        assert_eq!(key.to_hex(), hex::encode(Sha256::digest(id.as_bytes())));
+        assert_eq!(SessionKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(SessionKey::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn create_load_update_destroy() {
+        let store = MemoryStore::new(10);
+        let (id, s) = session("alice", HOUR, HOUR);
+        let key = SessionKey::of(&id);
+        block(store.create(s)).unwrap();
+        let got = block(store.load(&key)).unwrap().expect("created session loads");
+        assert_eq!(got.user.as_deref(), Some("alice"));
+        assert_eq!(got.roles_header(), "a,b");
+        assert_eq!(got.data_header(), None);
+
+        let mut changed = (*got).clone();
+        let mut data = Map::new();
+        data.insert("cart".into(), Value::from(3));
+        changed.set_data(data);
+        block(store.update(changed)).unwrap().expect("update of a live session");
+        let got = block(store.load(&key)).unwrap().unwrap();
+        assert_eq!(got.data_header(), Some(r#"{"cart":3}"#));
+        assert_eq!(block(store.list()).unwrap().len(), 1);
+
+        assert!(block(store.destroy(&key)).unwrap());
+        assert!(block(store.load(&key)).unwrap().is_none());
+        assert!(!block(store.destroy(&key)).unwrap());
+        // Updating a destroyed session does not bring it back.
+        let (_, s2) = session("x", HOUR, HOUR);
+        assert!(block(store.update(s2)).unwrap().is_none());
+    }
+
+    #[test]
+    fn idle_expiry_slides_on_use() {
+        let store = MemoryStore::new(10);
+        let (id, s) = session("alice", Duration::from_millis(300), HOUR);
+        let key = SessionKey::of(&id);
+        block(store.create(s)).unwrap();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(150));
+            assert!(block(store.load(&key)).unwrap().is_some(), "used within idle time");
+        }
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(block(store.load(&key)).unwrap().is_none(), "idle past max");
+    }
+
+    #[test]
+    fn absolute_expiry_holds_even_when_used() {
+        let store = MemoryStore::new(10);
+        let (id, s) = session("alice", HOUR, Duration::from_millis(400));
+        let key = SessionKey::of(&id);
+        block(store.create(s)).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            assert!(block(store.load(&key)).unwrap().is_some());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(block(store.load(&key)).unwrap().is_none(), "past absolute");
+    }
+
+    #[test]
+    fn fresh_sessions_are_admitted_at_capacity() {
+        // TinyLFU would reject newcomers against these frequently read entries.
+        let cap = 50;
+        let store = MemoryStore::new(cap);
+        let mut old = Vec::new();
+        for _ in 0..cap {
+            let (id, s) = session("old", HOUR, HOUR);
+            old.push(SessionKey::of(&id));
+            block(store.create(s)).unwrap();
+        }
+        for _ in 0..5 {
+            for k in &old {
+                block(store.load(k)).unwrap();
+            }
+        }
+        store.sync();
+        let mut fresh = Vec::new();
+        for _ in 0..cap {
+            let (id, s) = session("new", HOUR, HOUR);
+            fresh.push(SessionKey::of(&id));
+            block(store.create(s)).unwrap();
+            store.sync();
+        }
+        store.sync();
+        assert!(store.len() <= cap, "bounded: {}", store.len());
+        for k in &fresh {
+            assert!(block(store.load(k)).unwrap().is_some(), "fresh session admitted");
+        }
+    }
+
+    #[test]
+    fn listing_does_not_slide_expiry() {
+        let store = MemoryStore::new(10);
+        let (id, s) = session("alice", Duration::from_millis(300), HOUR);
+        block(store.create(s)).unwrap();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = block(store.list()).unwrap();
+        }
+        assert!(block(store.load(&SessionKey::of(&id))).unwrap().is_none());
+    }
+}
