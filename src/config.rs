@@ -27,13 +27,19 @@ use crate::routes::{self, Access, PathMatch, Rule, Rules};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// TOML syntax or shape; toml's message carries line and column.
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     /// Semantic problems, one line each, every one naming its key.
     #[error("{path}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "))]
-    Invalid { path: PathBuf, problems: Vec<String> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
 }
 
 // ---------------------------------------------------------------- raw layer
@@ -132,7 +138,10 @@ struct RawAuth {
 
 impl Default for RawAuth {
     fn default() -> Self {
-        RawAuth { prefix: default_auth_prefix(), login_url: None }
+        RawAuth {
+            prefix: default_auth_prefix(),
+            login_url: None,
+        }
     }
 }
 
@@ -149,7 +158,11 @@ struct RawLog {
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { format: default_log_format(), level: default_log_level(), access_log: true }
+        RawLog {
+            format: default_log_format(),
+            level: default_log_level(),
+            access_log: true,
+        }
     }
 }
 
@@ -353,12 +366,20 @@ impl Config {
     /// An unreadable file, a TOML error (with line and column), or every semantic
     /// problem found, each naming its key.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, base).map_err(|e| match e {
-            ParseError::Syntax(message) => Error::Syntax { path: path.to_owned(), message },
-            ParseError::Invalid(problems) => Error::Invalid { path: path.to_owned(), problems },
+            ParseError::Syntax(message) => Error::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            ParseError::Invalid(problems) => Error::Invalid {
+                path: path.to_owned(),
+                problems,
+            },
         })
     }
 
@@ -368,7 +389,9 @@ impl Config {
     /// See [`Config::load`].
     pub fn parse(text: &str, base: &Path) -> Result<Config, ParseError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
-        let mut v = Validator { problems: Vec::new() };
+        let mut v = Validator {
+            problems: Vec::new(),
+        };
         let config = v.config(raw, base);
         match config {
             Some(c) if v.problems.is_empty() => Ok(c),
@@ -401,7 +424,10 @@ impl Validator {
                 None
             }
             Err(e) => {
-                self.problem(key, format!("{e} (got {value:?}; use e.g. \"30s\", \"15m\", \"12h\")"));
+                self.problem(
+                    key,
+                    format!("{e} (got {value:?}; use e.g. \"30s\", \"15m\", \"12h\")"),
+                );
                 None
             }
         }
@@ -413,9 +439,12 @@ impl Validator {
             self.problem("server.threads", "must be at least 1 (got 0)");
         }
         let grace_period = self.duration("server.grace_period", &raw.server.grace_period);
-        let shutdown_timeout = self.duration("server.shutdown_timeout", &raw.server.shutdown_timeout);
-        let client_idle_timeout =
-            self.duration("server.client_idle_timeout", &raw.server.client_idle_timeout);
+        let shutdown_timeout =
+            self.duration("server.shutdown_timeout", &raw.server.shutdown_timeout);
+        let client_idle_timeout = self.duration(
+            "server.client_idle_timeout",
+            &raw.server.client_idle_timeout,
+        );
         let session = self.session(raw.session, base);
         let auth = self.auth(raw.auth);
         let log = self.log(raw.log);
@@ -437,14 +466,20 @@ impl Validator {
 
     fn listen(&mut self, raw: &[String]) -> Vec<SocketAddr> {
         if raw.is_empty() {
-            self.problem("server.listen", "needs at least one address (e.g. \"127.0.0.1:8080\")");
+            self.problem(
+                "server.listen",
+                "needs at least one address (e.g. \"127.0.0.1:8080\")",
+            );
         }
         raw.iter()
             .enumerate()
             .filter_map(|(i, a)| match a.parse::<SocketAddr>() {
                 Ok(addr) => Some(addr),
                 Err(_) => {
-                    self.problem(&format!("server.listen[{i}]"), format!("not an ip:port (got {a:?})"));
+                    self.problem(
+                        &format!("server.listen[{i}]"),
+                        format!("not an ip:port (got {a:?})"),
+                    );
                     None
                 }
             })
@@ -455,7 +490,10 @@ impl Validator {
         let secrets = self.secrets(&raw.secrets, base);
         let absolute_timeout = self.duration("session.absolute_timeout", &raw.absolute_timeout);
         let c = raw.cookie;
-        let max_age = c.max_age.as_deref().and_then(|m| self.duration("session.cookie.max_age", m));
+        let max_age = c
+            .max_age
+            .as_deref()
+            .and_then(|m| self.duration("session.cookie.max_age", m));
         // With max_age the cookie and the server expire together; without it the
         // cookie lives for the browser session and the server enforces idle_timeout.
         let idle_timeout = match max_age {
@@ -470,24 +508,39 @@ impl Validator {
             "lax" => Some(SameSite::Lax),
             "none" => Some(SameSite::None),
             other => {
-                self.problem("session.cookie.same_site", format!("must be strict, lax or none (got {other:?})"));
+                self.problem(
+                    "session.cookie.same_site",
+                    format!("must be strict, lax or none (got {other:?})"),
+                );
                 None
             }
         };
         if !is_cookie_token(&c.name) {
-            self.problem("session.cookie.name", format!("must be a non-empty cookie token (got {:?})", c.name));
+            self.problem(
+                "session.cookie.name",
+                format!("must be a non-empty cookie token (got {:?})", c.name),
+            );
         }
         if !c.path.starts_with('/') || c.path.bytes().any(|b| b == b';' || b.is_ascii_control()) {
-            self.problem("session.cookie.path", format!("must start with '/' and contain no ';' (got {:?})", c.path));
+            self.problem(
+                "session.cookie.path",
+                format!("must start with '/' and contain no ';' (got {:?})", c.path),
+            );
         }
         if let Some(d) = &c.domain {
-            if d.is_empty() || d.bytes().any(|b| b == b';' || b.is_ascii_whitespace() || b.is_ascii_control()) {
+            if d.is_empty()
+                || d.bytes()
+                    .any(|b| b == b';' || b.is_ascii_whitespace() || b.is_ascii_control())
+            {
                 self.problem("session.cookie.domain", format!("not a domain (got {d:?})"));
             }
         }
         if same_site == Some(SameSite::None) && !c.secure {
             // Browsers drop SameSite=None cookies that are not Secure.
-            self.problem("session.cookie.same_site", "none requires session.cookie.secure = true");
+            self.problem(
+                "session.cookie.same_site",
+                "none requires session.cookie.secure = true",
+            );
         }
         if c.name.starts_with("__Host-") && (!c.secure || c.path != "/" || c.domain.is_some()) {
             // RFC 6265bis §4.1.3.2: browsers reject such a cookie outright.
@@ -497,7 +550,10 @@ impl Validator {
             );
         }
         if c.name.starts_with("__Secure-") && !c.secure {
-            self.problem("session.cookie.name", "a __Secure- cookie requires secure = true");
+            self.problem(
+                "session.cookie.name",
+                "a __Secure- cookie requires secure = true",
+            );
         }
         let (idle_timeout, absolute_timeout) = (idle_timeout?, absolute_timeout?);
         if idle_timeout > absolute_timeout {
@@ -571,7 +627,10 @@ impl Validator {
                 // Never print the secret; its length is enough to act on.
                 self.problem(
                     &key,
-                    format!("must be at least {MIN_SECRET_LEN} bytes (got {} bytes)", bytes.len()),
+                    format!(
+                        "must be at least {MIN_SECRET_LEN} bytes (got {} bytes)",
+                        bytes.len()
+                    ),
                 );
                 continue;
             }
@@ -590,9 +649,13 @@ impl Validator {
                 format!("must be a normalised path like \"/.sessiongate\" without a trailing '/' (got {:?})", raw.prefix),
             );
         }
-        let login_url = raw.login_url.unwrap_or_else(|| format!("{}/login", raw.prefix));
+        let login_url = raw
+            .login_url
+            .unwrap_or_else(|| format!("{}/login", raw.prefix));
         // Only a same-origin path: never an absolute URL we could be tricked into.
-        if !login_url.starts_with('/') || login_url.starts_with("//") || login_url.contains(['\\', '?', '#'])
+        if !login_url.starts_with('/')
+            || login_url.starts_with("//")
+            || login_url.contains(['\\', '?', '#'])
             || login_url.bytes().any(|b| b.is_ascii_control() || b == b' ')
         {
             self.problem(
@@ -601,7 +664,10 @@ impl Validator {
             );
             return None;
         }
-        prefix_ok.then_some(AuthConfig { prefix: raw.prefix, login_url })
+        prefix_ok.then_some(AuthConfig {
+            prefix: raw.prefix,
+            login_url,
+        })
     }
 
     fn log(&mut self, raw: RawLog) -> Option<LogConfig> {
@@ -609,15 +675,25 @@ impl Validator {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => {
-                self.problem("log.format", format!("must be text or json (got {other:?})"));
+                self.problem(
+                    "log.format",
+                    format!("must be text or json (got {other:?})"),
+                );
                 return None;
             }
         };
         if tracing_subscriber::EnvFilter::try_new(&raw.level).is_err() {
-            self.problem("log.level", format!("not a level or filter directive (got {:?})", raw.level));
+            self.problem(
+                "log.level",
+                format!("not a level or filter directive (got {:?})", raw.level),
+            );
             return None;
         }
-        Some(LogConfig { format, level: raw.level, access_log: raw.access_log })
+        Some(LogConfig {
+            format,
+            level: raw.level,
+            access_log: raw.access_log,
+        })
     }
 
     fn upstreams(&mut self, raw: BTreeMap<String, RawUpstream>) -> Vec<UpstreamConfig> {
@@ -628,7 +704,10 @@ impl Validator {
         for (name, u) in raw {
             let key = |field: &str| format!("upstream.{name}.{field}");
             if u.addrs.is_empty() {
-                self.problem(&key("addrs"), "needs at least one address (e.g. \"127.0.0.1:3000\")");
+                self.problem(
+                    &key("addrs"),
+                    "needs at least one address (e.g. \"127.0.0.1:3000\")",
+                );
             }
             let mut addrs = Vec::new();
             for (i, a) in u.addrs.iter().enumerate() {
@@ -636,7 +715,10 @@ impl Validator {
                 // blocking call (and panic on failure) on the request path.
                 match a.to_socket_addrs().map(|mut it| it.next()) {
                     Ok(Some(addr)) => addrs.push(addr),
-                    _ => self.problem(&format!("upstream.{name}.addrs[{i}]"), format!("not a resolvable host:port (got {a:?})")),
+                    _ => self.problem(
+                        &format!("upstream.{name}.addrs[{i}]"),
+                        format!("not a resolvable host:port (got {a:?})"),
+                    ),
                 }
             }
             let connect_timeout = self.duration(&key("connect_timeout"), &u.connect_timeout);
@@ -644,9 +726,13 @@ impl Validator {
             let write_timeout = self.duration(&key("write_timeout"), &u.write_timeout);
             let idle_timeout = self.duration(&key("idle_timeout"), &u.idle_timeout);
             let health = self.duration(&key("health_check_interval"), &u.health_check_interval);
-            if let (Some(c), Some(r), Some(w), Some(i), Some(h)) =
-                (connect_timeout, read_timeout, write_timeout, idle_timeout, health)
-            {
+            if let (Some(c), Some(r), Some(w), Some(i), Some(h)) = (
+                connect_timeout,
+                read_timeout,
+                write_timeout,
+                idle_timeout,
+                health,
+            ) {
                 out.push(UpstreamConfig {
                     name,
                     addrs,
@@ -662,25 +748,40 @@ impl Validator {
         out
     }
 
-    fn rules(&mut self, defaults: RawRoutes, raw: Vec<RawRoute>, ups: &[UpstreamConfig]) -> Option<Rules> {
+    fn rules(
+        &mut self,
+        defaults: RawRoutes,
+        raw: Vec<RawRoute>,
+        ups: &[UpstreamConfig],
+    ) -> Option<Rules> {
         let find_upstream = |name: &str| ups.iter().position(|u| u.name == name);
         let default_upstream = match defaults.default_upstream.as_deref() {
             Some(name) => match find_upstream(name) {
                 Some(i) => Some(i),
                 None => {
-                    self.problem("routes.default_upstream", format!("no [upstream.{name}] (got {name:?})"));
+                    self.problem(
+                        "routes.default_upstream",
+                        format!("no [upstream.{name}] (got {name:?})"),
+                    );
                     None
                 }
             },
             None if ups.len() == 1 => Some(0),
             None if ups.is_empty() => None,
             None => {
-                self.problem("routes.default_upstream", "required when there is more than one upstream");
+                self.problem(
+                    "routes.default_upstream",
+                    "required when there is more than one upstream",
+                );
                 None
             }
         };
         // Unmatched paths are never public by accident: only authenticated or deny.
-        let default_access = match defaults.default_access.as_deref().unwrap_or("authenticated") {
+        let default_access = match defaults
+            .default_access
+            .as_deref()
+            .unwrap_or("authenticated")
+        {
             "authenticated" => Some(Access::Authenticated),
             "deny" => Some(Access::Deny),
             other => {
@@ -695,11 +796,17 @@ impl Validator {
         for (i, r) in raw.into_iter().enumerate() {
             let key = |field: &str| format!("route[{i}].{field}");
             if !r.path.starts_with('/') {
-                self.problem(&key("path"), format!("must start with '/' (got {:?})", r.path));
+                self.problem(
+                    &key("path"),
+                    format!("must start with '/' (got {:?})", r.path),
+                );
             } else {
                 match routes::normalize(&r.path) {
                     Ok(n) if n == r.path.as_str() => {}
-                    Ok(n) => self.problem(&key("path"), format!("not in normal form (got {:?}, normal form {n:?})", r.path)),
+                    Ok(n) => self.problem(
+                        &key("path"),
+                        format!("not in normal form (got {:?}, normal form {n:?})", r.path),
+                    ),
                     Err(e) => self.problem(&key("path"), format!("{e} (got {:?})", r.path)),
                 }
             }
@@ -707,7 +814,10 @@ impl Validator {
                 "prefix" => Some(PathMatch::Prefix),
                 "exact" => Some(PathMatch::Exact),
                 other => {
-                    self.problem(&key("match"), format!("must be prefix or exact (got {other:?})"));
+                    self.problem(
+                        &key("match"),
+                        format!("must be prefix or exact (got {other:?})"),
+                    );
                     None
                 }
             };
@@ -715,32 +825,54 @@ impl Validator {
             for (j, m) in r.methods.iter().enumerate() {
                 match Method::from_bytes(m.as_bytes()) {
                     Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => methods.push(method),
-                    _ => self.problem(&format!("route[{i}].methods[{j}]"), format!("not an upper-case HTTP method (got {m:?})")),
+                    _ => self.problem(
+                        &format!("route[{i}].methods[{j}]"),
+                        format!("not an upper-case HTTP method (got {m:?})"),
+                    ),
                 }
             }
             let restricted = !r.roles.is_empty() || !r.users.is_empty();
             let access = match (r.access.as_deref().unwrap_or("authenticated"), restricted) {
                 ("public", false) => Some(Access::Public),
                 ("authenticated", false) => Some(Access::Authenticated),
-                ("authenticated", true) => Some(Access::Restricted { roles: r.roles, users: r.users }),
+                ("authenticated", true) => Some(Access::Restricted {
+                    roles: r.roles,
+                    users: r.users,
+                }),
                 ("public", true) => {
-                    self.problem(&key("access"), "a public route cannot require roles or users");
+                    self.problem(
+                        &key("access"),
+                        "a public route cannot require roles or users",
+                    );
                     None
                 }
                 (other, _) => {
-                    self.problem(&key("access"), format!("must be public or authenticated (got {other:?})"));
+                    self.problem(
+                        &key("access"),
+                        format!("must be public or authenticated (got {other:?})"),
+                    );
                     None
                 }
             };
             let upstream = match r.upstream.as_deref() {
                 Some(name) => find_upstream(name).or_else(|| {
-                    self.problem(&key("upstream"), format!("no [upstream.{name}] (got {name:?})"));
+                    self.problem(
+                        &key("upstream"),
+                        format!("no [upstream.{name}] (got {name:?})"),
+                    );
                     None
                 }),
                 None => default_upstream,
             };
             if let (Some(kind), Some(access), Some(upstream)) = (kind, access, upstream) {
-                rules.push(Rule { path: r.path, kind, methods, access, upstream, index: i });
+                rules.push(Rule {
+                    path: r.path,
+                    kind,
+                    methods,
+                    access,
+                    upstream,
+                    index: i,
+                });
             }
         }
         let (default_access, default_upstream) = (default_access?, default_upstream?);
@@ -750,7 +882,10 @@ impl Validator {
                 for c in conflicts {
                     self.problem(
                         &format!("route[{}]", c.second),
-                        format!("same path, match and methods as route[{}]: neither would win", c.first),
+                        format!(
+                            "same path, match and methods as route[{}]: neither would win",
+                            c.first
+                        ),
                     );
                 }
                 None
@@ -762,7 +897,8 @@ impl Validator {
 /// RFC 6265 §4.1.1 cookie-name: an RFC 9110 token.
 fn is_cookie_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -807,7 +943,10 @@ addrs = ["127.0.0.1:9"]
         assert_eq!(c.session.cookie.same_site, SameSite::Lax);
         assert_eq!(c.session.idle_timeout, Duration::from_secs(1800));
         assert_eq!(c.auth.login_url, "/.sessiongate/login");
-        assert_eq!(c.rules.decide(&Method::GET, "/x", None), routes::Decision::Unauthenticated);
+        assert_eq!(
+            c.rules.decide(&Method::GET, "/x", None),
+            routes::Decision::Unauthenticated
+        );
     }
 
     #[test]
@@ -839,27 +978,60 @@ match = "glob"
             "route[3].methods[0]: not an upper-case HTTP method",
         ];
         for w in want {
-            assert!(p.iter().any(|x| x.starts_with(w)), "missing {w:?} in {p:#?}");
+            assert!(
+                p.iter().any(|x| x.starts_with(w)),
+                "missing {w:?} in {p:#?}"
+            );
         }
     }
 
     #[test]
     fn unsafe_configs_are_refused() {
         let cases = [
-            (minimal("").replace(&format!("secrets = [{{ env = \"{SECRET_VAR}\" }}]"), ""), "session.secrets: at least one secret"),
-            (minimal("").replace(SECRET_VAR, "SESSIONGATE_TEST_UNSET_VAR"), "session.secrets[0]: environment variable"),
-            (minimal("").replace("addrs = [\"127.0.0.1:9\"]", "addrs = []"), "upstream.app.addrs: needs at least one"),
-            (minimal("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/a\"\n"), "route[1]: same path"),
-            (minimal("[routes]\ndefault_access = \"public\"\n"), "routes.default_access: must be authenticated or deny"),
-            (minimal("[session.cookie]\nsecure = false\n"), "session.cookie.name: a __Host- cookie requires"),
-            (minimal("[session.cookie]\nname = \"sid\"\nsecure = false\nsame_site = \"none\"\n"), "session.cookie.same_site: none requires"),
-            (minimal("[auth]\nlogin_url = \"https://evil.example/login\"\n"), "auth.login_url: must be a same-origin path"),
-            (minimal("[auth]\nlogin_url = \"//evil.example/login\"\n"), "auth.login_url: must be a same-origin path"),
+            (
+                minimal("").replace(&format!("secrets = [{{ env = \"{SECRET_VAR}\" }}]"), ""),
+                "session.secrets: at least one secret",
+            ),
+            (
+                minimal("").replace(SECRET_VAR, "SESSIONGATE_TEST_UNSET_VAR"),
+                "session.secrets[0]: environment variable",
+            ),
+            (
+                minimal("").replace("addrs = [\"127.0.0.1:9\"]", "addrs = []"),
+                "upstream.app.addrs: needs at least one",
+            ),
+            (
+                minimal("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/a\"\n"),
+                "route[1]: same path",
+            ),
+            (
+                minimal("[routes]\ndefault_access = \"public\"\n"),
+                "routes.default_access: must be authenticated or deny",
+            ),
+            (
+                minimal("[session.cookie]\nsecure = false\n"),
+                "session.cookie.name: a __Host- cookie requires",
+            ),
+            (
+                minimal("[session.cookie]\nname = \"sid\"\nsecure = false\nsame_site = \"none\"\n"),
+                "session.cookie.same_site: none requires",
+            ),
+            (
+                minimal("[auth]\nlogin_url = \"https://evil.example/login\"\n"),
+                "auth.login_url: must be a same-origin path",
+            ),
+            (
+                minimal("[auth]\nlogin_url = \"//evil.example/login\"\n"),
+                "auth.login_url: must be a same-origin path",
+            ),
             (minimal("[upstream.app.x]\n"), "syntax: "),
         ];
         for (text, want) in cases {
             let p = problems(&text);
-            assert!(p.iter().any(|x| x.starts_with(want)), "missing {want:?} in {p:#?}");
+            assert!(
+                p.iter().any(|x| x.starts_with(want)),
+                "missing {want:?} in {p:#?}"
+            );
         }
     }
 
@@ -867,7 +1039,11 @@ match = "glob"
     fn short_secret_is_refused_without_printing_it() {
         std::env::set_var("SESSIONGATE_TEST_SHORT_SECRET", "tooshort-secret-value");
         let p = problems(&minimal("").replace(SECRET_VAR, "SESSIONGATE_TEST_SHORT_SECRET"));
-        assert!(p.iter().any(|x| x == "session.secrets[0]: must be at least 32 bytes (got 21 bytes)"), "{p:#?}");
+        assert!(
+            p.iter()
+                .any(|x| x == "session.secrets[0]: must be at least 32 bytes (got 21 bytes)"),
+            "{p:#?}"
+        );
         assert!(!p.iter().any(|x| x.contains("tooshort")));
     }
 
@@ -876,6 +1052,9 @@ match = "glob"
         let p = problems(&minimal("[server.extra]\n").replace("listen =", "lisen ="));
         assert!(p[0].starts_with("syntax: "), "{p:?}");
         let p = problems(&minimal("").replace("[session]", "[session]\nsecure = true"));
-        assert!(p[0].contains("unknown field `secure`") && p[0].contains("line"), "{p:?}");
+        assert!(
+            p[0].contains("unknown field `secure`") && p[0].contains("line"),
+            "{p:?}"
+        );
     }
 }

@@ -124,7 +124,8 @@ impl Signer {
         let keyed = secrets
             .iter()
             .map(|s| {
-                let mut mac = HmacSha256::new_from_slice(&s.0).expect("HMAC takes keys of any length");
+                let mut mac =
+                    HmacSha256::new_from_slice(&s.0).expect("HMAC takes keys of any length");
                 mac.update(name.as_bytes());
                 mac.update(b"=");
                 mac
@@ -211,9 +212,7 @@ pub fn strip(header: &str, name: &str) -> Option<String> {
     let mut out = String::with_capacity(header.len());
     for pair in header.split(';') {
         let trimmed = pair.trim();
-        let is_ours = trimmed
-            .split_once('=')
-            .is_some_and(|(k, _)| k == name);
+        let is_ours = trimmed.split_once('=').is_some_and(|(k, _)| k == name);
         if is_ours || trimmed.is_empty() {
             continue;
         }
@@ -263,10 +262,7 @@ impl CookieAttrs {
         if let Some(age) = self.max_age {
             let secs = age.as_secs();
             let expires = std::time::SystemTime::now() + Duration::from_secs(secs);
-            out.push_str(&format!(
-                "; Max-Age={secs}; Expires={}",
-                httpdate(expires)
-            ));
+            out.push_str(&format!("; Max-Age={secs}; Expires={}", httpdate(expires)));
         }
         self.push_common(&mut out);
         out
@@ -374,14 +370,23 @@ mod tests {
             ("too long", format!("{good}0")),
             ("upper-case hex", good.to_uppercase()),
             ("empty", String::new()),
-            ("extra dots", format!("{}.{}", &good[..ID_HEX_LEN], good.replace('.', ".."))),
-            ("dot moved", format!("{}{}", &good[1..ID_HEX_LEN + 1], &good[ID_HEX_LEN + 1..]) + "0"),
+            (
+                "extra dots",
+                format!("{}.{}", &good[..ID_HEX_LEN], good.replace('.', "..")),
+            ),
+            (
+                "dot moved",
+                format!("{}{}", &good[1..ID_HEX_LEN + 1], &good[ID_HEX_LEN + 1..]) + "0",
+            ),
             ("no dot", good.replace('.', "0")),
             ("non-hex", good.replacen(&good[..1], "g", 1)),
             ("whitespace", format!(" {}", &good[1..])),
         ];
         for (what, value) in cases {
-            assert!(s.verify(&value).is_none(), "{what} must not verify: {value:?}");
+            assert!(
+                s.verify(&value).is_none(),
+                "{what} must not verify: {value:?}"
+            );
         }
     }
 
@@ -389,7 +394,9 @@ mod tests {
     fn older_secret_is_accepted_and_asks_for_resigning() {
         let old = Signer::new("sid", &[secret(2)]);
         let id = SessionId::generate();
-        let got = signer().verify(&old.sign(&id)).expect("older secret verifies");
+        let got = signer()
+            .verify(&old.sign(&id))
+            .expect("older secret verifies");
         assert_eq!(got.id, id);
         assert!(got.resign);
     }
@@ -397,13 +404,17 @@ mod tests {
     #[test]
     fn unknown_secret_is_rejected() {
         let other = Signer::new("sid", &[secret(9)]);
-        assert!(signer().verify(&other.sign(&SessionId::generate())).is_none());
+        assert!(signer()
+            .verify(&other.sign(&SessionId::generate()))
+            .is_none());
     }
 
     #[test]
     fn value_signed_for_another_cookie_name_is_rejected() {
         let other = Signer::new("other", &[secret(1)]);
-        assert!(signer().verify(&other.sign(&SessionId::generate())).is_none());
+        assert!(signer()
+            .verify(&other.sign(&SessionId::generate()))
+            .is_none());
     }
 
     #[test]
@@ -421,7 +432,10 @@ mod tests {
         assert_eq!(find(h, "si").count(), 0);
         assert_eq!(strip(h, "sid").as_deref(), Some("a=1; b=2"));
         assert_eq!(strip("sid=1", "sid"), None);
-        assert_eq!(strip("xsid=1; sidx=2", "sid").as_deref(), Some("xsid=1; sidx=2"));
+        assert_eq!(
+            strip("xsid=1; sidx=2", "sid").as_deref(),
+            Some("xsid=1; sidx=2")
+        );
     }
 
     #[test]
@@ -440,8 +454,14 @@ mod tests {
         assert!(set.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict"));
         let clear = attrs.clear_cookie();
         assert!(clear.starts_with("sid=; Max-Age=0; "), "{clear}");
-        assert!(clear.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict"));
-        let session_cookie = CookieAttrs { max_age: None, ..attrs }.set_cookie("v");
+        assert!(
+            clear.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict")
+        );
+        let session_cookie = CookieAttrs {
+            max_age: None,
+            ..attrs
+        }
+        .set_cookie("v");
         assert!(!session_cookie.contains("Max-Age") && !session_cookie.contains("Expires"));
     }
 

@@ -40,7 +40,8 @@ fn same_name(name: &[u8], canonical: &[u8]) -> bool {
 }
 
 fn starts_with_name(name: &[u8], canonical_prefix: &[u8]) -> bool {
-    name.len() >= canonical_prefix.len() && same_name(&name[..canonical_prefix.len()], canonical_prefix)
+    name.len() >= canonical_prefix.len()
+        && same_name(&name[..canonical_prefix.len()], canonical_prefix)
 }
 
 /// Whether a client may not send this header: it is one the proxy sets (or a
@@ -80,7 +81,8 @@ pub fn strip_client_identity(req: &mut RequestHeader) {
 /// for input that was one.
 pub fn strip_session_cookie(req: &mut RequestHeader, name: &str) -> pingora::Result<()> {
     let ours = |v: &HeaderValue| {
-        v.to_str().map_or(false, |v| crate::cookie::find(v, name).next().is_some())
+        v.to_str()
+            .is_ok_and(|v| crate::cookie::find(v, name).next().is_some())
     };
     let cookies = req.headers.get_all(header::COOKIE);
     if !cookies.iter().any(ours) {
@@ -128,7 +130,11 @@ pub struct Commands {
 /// a backend bug must not log anyone in.
 pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Commands> {
     drop_backend_session_cookie(resp, cookie_name);
-    if !resp.headers.keys().any(|n| starts_with_name(n.as_str().as_bytes(), b"x-session-")) {
+    if !resp
+        .headers
+        .keys()
+        .any(|n| starts_with_name(n.as_str().as_bytes(), b"x-session-"))
+    {
         return None;
     }
     let names: Vec<HeaderName> = resp
@@ -141,7 +147,9 @@ pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Com
     let mut login_user = None;
     let mut roles = Vec::new();
     for name in names {
-        let Some(value) = resp.remove_header(&name) else { continue };
+        let Some(value) = resp.remove_header(&name) else {
+            continue;
+        };
         let n = name.as_str().as_bytes();
         let Ok(v) = value.to_str() else {
             tracing::warn!(header = name.as_str(), "non-ASCII session command ignored");
@@ -152,16 +160,25 @@ pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Com
             out.logout = v == "1" || v.eq_ignore_ascii_case("true");
         } else if same_name(n, b"x-session-login") {
             if v.is_empty() || v.len() > MAX_USER_LEN || v.chars().any(char::is_control) {
-                tracing::warn!("X-Session-Login with an empty, long or control-character user ignored");
+                tracing::warn!(
+                    "X-Session-Login with an empty, long or control-character user ignored"
+                );
             } else {
                 login_user = Some(v.to_owned());
             }
         } else if same_name(n, b"x-session-roles") {
-            roles = v.split(',').map(str::trim).filter(|r| !r.is_empty()).map(String::from).collect();
+            roles = v
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(String::from)
+                .collect();
         } else if same_name(n, b"x-session-data") {
             match (v.len() <= MAX_DATA_LEN).then(|| serde_json::from_str::<Value>(v)) {
                 Some(Ok(Value::Object(map))) => out.data = Some(map),
-                _ => tracing::warn!("X-Session-Data that is not a JSON object of at most 8 KiB ignored"),
+                _ => tracing::warn!(
+                    "X-Session-Data that is not a JSON object of at most 8 KiB ignored"
+                ),
             }
         }
     }
@@ -216,12 +233,29 @@ mod tests {
     #[test]
     fn reserved_names_in_every_spelling() {
         for name in [
-            "x-user", "X-User", "X_USER", "x_user", "X-USER-ROLES", "x_user_roles", "x-session-data",
-            "X_Session_Login", "x-session-anything", "x-forwarded-for", "X_Forwarded_Host", "forwarded",
+            "x-user",
+            "X-User",
+            "X_USER",
+            "x_user",
+            "X-USER-ROLES",
+            "x_user_roles",
+            "x-session-data",
+            "X_Session_Login",
+            "x-session-anything",
+            "x-forwarded-for",
+            "X_Forwarded_Host",
+            "forwarded",
         ] {
             assert!(is_reserved(name.as_bytes()), "{name}");
         }
-        for name in ["x-users", "x-user-role", "x-sessions", "user", "x-forwarded", "accept"] {
+        for name in [
+            "x-users",
+            "x-user-role",
+            "x-sessions",
+            "user",
+            "x-forwarded",
+            "accept",
+        ] {
             assert!(!is_reserved(name.as_bytes()), "{name}");
         }
     }
@@ -229,7 +263,12 @@ mod tests {
     #[test]
     fn client_identity_headers_are_stripped() {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        for (k, v) in [("X-User", "root"), ("x_user", "root"), ("X-Session-Data", "{}"), ("Accept", "*/*")] {
+        for (k, v) in [
+            ("X-User", "root"),
+            ("x_user", "root"),
+            ("X-Session-Data", "{}"),
+            ("Accept", "*/*"),
+        ] {
             req.append_header(k.to_string(), v).unwrap();
         }
         strip_client_identity(&mut req);
@@ -243,7 +282,12 @@ mod tests {
         req.append_header("Cookie", "a=1; sid=x").unwrap();
         req.append_header("Cookie", "b=2").unwrap();
         strip_session_cookie(&mut req, "sid").unwrap();
-        let got: Vec<_> = req.headers.get_all("cookie").iter().map(|v| v.to_str().unwrap()).collect();
+        let got: Vec<_> = req
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
         assert_eq!(got, vec!["a=1; b=2"]);
 
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
@@ -256,16 +300,29 @@ mod tests {
     fn commands_are_parsed_and_removed() {
         let mut resp = ResponseHeader::build(200, None).unwrap();
         resp.append_header("X-Session-Login", " alice ").unwrap();
-        resp.append_header("X_Session_Roles", "admin, ops,,").unwrap();
-        resp.append_header("X-Session-Data", r#"{"cart":1}"#).unwrap();
+        resp.append_header("X_Session_Roles", "admin, ops,,")
+            .unwrap();
+        resp.append_header("X-Session-Data", r#"{"cart":1}"#)
+            .unwrap();
         resp.append_header("X-Session-Other", "x").unwrap();
-        resp.append_header("Set-Cookie", "sid=evil; Path=/").unwrap();
+        resp.append_header("Set-Cookie", "sid=evil; Path=/")
+            .unwrap();
         resp.append_header("Set-Cookie", "theme=dark").unwrap();
         let c = take_commands(&mut resp, "sid").unwrap();
-        assert_eq!(c.login, Some(Command { user: "alice".into(), roles: vec!["admin".into(), "ops".into()] }));
+        assert_eq!(
+            c.login,
+            Some(Command {
+                user: "alice".into(),
+                roles: vec!["admin".into(), "ops".into()]
+            })
+        );
         assert_eq!(c.data.unwrap().get("cart"), Some(&Value::from(1)));
         assert!(!c.logout);
-        let left: Vec<_> = resp.headers.iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap())).collect();
+        let left: Vec<_> = resp
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
         assert_eq!(left, vec!["set-cookie: theme=dark"]);
     }
 

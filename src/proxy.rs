@@ -63,7 +63,13 @@ impl<S: SessionStore> Gate<S> {
     pub fn new(config: Arc<Config>, store: Arc<S>, upstreams: Vec<Upstream>) -> Self {
         let signer = Signer::new(&config.session.cookie.name, &config.session.secrets);
         let login_prefix = format!("{}?next=", config.auth.login_url);
-        Gate { config, signer, store, upstreams, login_prefix }
+        Gate {
+            config,
+            signer,
+            store,
+            upstreams,
+            login_prefix,
+        }
     }
 
     /// The session the request's cookie names, if the cookie verifies and the
@@ -75,7 +81,9 @@ impl<S: SessionStore> Gate<S> {
             let Ok(value) = value.to_str() else { continue };
             for candidate in cookie::find(value, name) {
                 saw_ours = true;
-                let Some(verified) = self.signer.verify(candidate) else { continue };
+                let Some(verified) = self.signer.verify(candidate) else {
+                    continue;
+                };
                 let key = SessionKey::of(&verified.id);
                 let loaded = self
                     .store
@@ -105,9 +113,18 @@ impl<S: SessionStore> Gate<S> {
                 let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
                 location.push_str(&self.login_prefix);
                 identity::encode_next(&mut location, path, session.req_header().uri.query());
-                respond(session, 302, "text/plain; charset=utf-8", b"", &[("Location", location)]).await
+                respond(
+                    session,
+                    302,
+                    "text/plain; charset=utf-8",
+                    b"",
+                    &[("Location", location)],
+                )
+                .await
             }
-            Decision::Unauthenticated => respond_json(session, 401, r#"{"error":"unauthenticated"}"#).await,
+            Decision::Unauthenticated => {
+                respond_json(session, 401, r#"{"error":"unauthenticated"}"#).await
+            }
             Decision::Forbidden => respond_json(session, 403, r#"{"error":"forbidden"}"#).await,
             Decision::NotFound => respond_json(session, 404, r#"{"error":"not found"}"#).await,
             Decision::Allow { .. } => Ok(()),
@@ -131,7 +148,8 @@ impl<S: SessionStore> Gate<S> {
             if let Some(s) = current.take() {
                 self.store.destroy(&s.key).await.map_err(store_err)?;
             }
-            ctx.set_cookies.push(self.config.session.cookie.clear_cookie());
+            ctx.set_cookies
+                .push(self.config.session.cookie.clear_cookie());
             ctx.resign = None;
         }
         if let Some(Command { user, roles }) = commands.login {
@@ -198,7 +216,10 @@ struct ClientInfo {
 }
 
 fn client_ip(session: &Session_) -> Option<IpAddr> {
-    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 /// A browser navigation gets the login redirect; API clients get 401 JSON
@@ -230,7 +251,9 @@ async fn respond(
         resp.append_header(*k, v.as_str())?;
     }
     session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(Bytes::from_static(body)), true).await?;
+    session
+        .write_response_body(Some(Bytes::from_static(body)), true)
+        .await?;
     Ok(())
 }
 
@@ -257,7 +280,10 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
         let req = session.req_header();
         // A target pingora had to decode lossily cannot be forwarded faithfully.
-        let path = match req.raw_path_is_utf8().then(|| routes::normalize(req.uri.path())) {
+        let path = match req
+            .raw_path_is_utf8()
+            .then(|| routes::normalize(req.uri.path()))
+        {
             Some(Ok(p)) => p,
             _ => {
                 respond_json(session, 400, r#"{"error":"bad request"}"#).await?;
@@ -273,7 +299,10 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         let req = session.req_header();
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
         let who = ctx.session.as_deref().and_then(|s| {
-            s.user.as_deref().map(|user| Identity { user, roles: &s.roles })
+            s.user.as_deref().map(|user| Identity {
+                user,
+                roles: &s.roles,
+            })
         });
         let decision = self.config.rules.decide(&req.method, path, who);
         ctx.decision = Some(decision);
@@ -320,7 +349,9 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 Some(q) => format!("{path}?{q}"),
                 None => path.to_owned(),
             };
-            let uri = target.parse::<http::Uri>().or_err(HTTPStatus(400), "normalised target")?;
+            let uri = target
+                .parse::<http::Uri>()
+                .or_err(HTTPStatus(400), "normalised target")?;
             req.set_uri(uri);
         }
 
@@ -345,7 +376,13 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             .headers
             .get(header::HOST)
             .cloned()
-            .or_else(|| session.req_header().uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+            .or_else(|| {
+                session
+                    .req_header()
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            });
         if let Some(host) = host {
             req.insert_header(identity::X_FORWARDED_HOST, host)?;
         }
@@ -377,7 +414,9 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 };
                 self.apply_commands(commands, &client, ctx).await?;
             } else {
-                tracing::warn!("session command from an upstream without session_commands = true ignored");
+                tracing::warn!(
+                    "session command from an upstream without session_commands = true ignored"
+                );
             }
         }
         if let Some(id) = ctx.resign.take() {
@@ -394,23 +433,36 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session_, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session_,
+        e: &Error,
+        _ctx: &mut Ctx,
+    ) -> FailToProxy {
         let (code, body): (u16, &'static str) = match e.etype() {
-            ConnectTimedout | ReadTimedout | WriteTimedout => (504, r#"{"error":"gateway timeout"}"#),
+            ConnectTimedout | ReadTimedout | WriteTimedout => {
+                (504, r#"{"error":"gateway timeout"}"#)
+            }
+            ConnectRefused | ConnectNoRoute | ConnectError => (502, r#"{"error":"bad gateway"}"#),
             HTTPStatus(400) => (400, r#"{"error":"bad request"}"#),
             HTTPStatus(503) => (503, r#"{"error":"service unavailable"}"#),
             HTTPStatus(c) if (400..600).contains(c) => (*c, r#"{"error":"error"}"#),
             _ => match e.esource() {
                 ErrorSource::Downstream => (400, r#"{"error":"bad request"}"#),
-                ErrorSource::Internal | ErrorSource::Unset => (500, r#"{"error":"internal error"}"#),
+                ErrorSource::Internal | ErrorSource::Unset => {
+                    (500, r#"{"error":"internal error"}"#)
+                }
                 ErrorSource::Upstream => (502, r#"{"error":"bad gateway"}"#),
             },
         };
         // The body is generic on purpose: no upstream address, no error detail.
-        if !session.response_written().is_some() {
+        if session.response_written().is_none() {
             let _ = respond(session, code, "application/json", body.as_bytes(), &[]).await;
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session_, e: Option<&Error>, ctx: &mut Ctx) {
@@ -419,7 +471,11 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         }
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let user = ctx.session.as_deref().and_then(|s| s.user.as_deref()).unwrap_or("-");
+        let user = ctx
+            .session
+            .as_deref()
+            .and_then(|s| s.user.as_deref())
+            .unwrap_or("-");
         let upstream = match ctx.decision {
             Some(Decision::Allow { upstream }) => self.upstreams[upstream].config.name.as_str(),
             _ => "-",

@@ -120,8 +120,11 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
             continue;
         }
         let hex = b.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
-        let byte = u8::from_str_radix(std::str::from_utf8(hex).map_err(|_| PathError::BadEscape)?, 16)
-            .map_err(|_| PathError::BadEscape)?;
+        let byte = u8::from_str_radix(
+            std::str::from_utf8(hex).map_err(|_| PathError::BadEscape)?,
+            16,
+        )
+        .map_err(|_| PathError::BadEscape)?;
         match byte {
             b'/' | b'\\' => return Err(PathError::EncodedSeparator),
             0..=0x1f | 0x7f => return Err(PathError::Control),
@@ -153,7 +156,10 @@ pub enum Access {
     /// Any authenticated session.
     Authenticated,
     /// An authenticated session whose user is listed or that holds any listed role.
-    Restricted { roles: Vec<String>, users: Vec<String> },
+    Restricted {
+        roles: Vec<String>,
+        users: Vec<String>,
+    },
     /// Nobody (only as the default for unmatched paths): 404.
     Deny,
 }
@@ -202,7 +208,11 @@ impl Rule {
     /// Larger is more specific: exact beats prefix, longer beats shorter, a rule
     /// naming methods beats one that does not.
     fn specificity(&self) -> (bool, usize, bool) {
-        (self.kind == PathMatch::Exact, self.path.len(), !self.methods.is_empty())
+        (
+            self.kind == PathMatch::Exact,
+            self.path.len(),
+            !self.methods.is_empty(),
+        )
     }
 }
 
@@ -264,15 +274,22 @@ impl Rules {
                 let overlap = (a.methods.is_empty() && b.methods.is_empty())
                     || a.methods.iter().any(|m| b.methods.contains(m));
                 if same_target && overlap {
-                    conflicts.push(Conflict { first: a.index, second: b.index });
+                    conflicts.push(Conflict {
+                        first: a.index,
+                        second: b.index,
+                    });
                 }
             }
         }
         if !conflicts.is_empty() {
             return Err(conflicts);
         }
-        rules.sort_by(|a, b| b.specificity().cmp(&a.specificity()));
-        Ok(Rules { rules, default_access, default_upstream })
+        rules.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
+        Ok(Rules {
+            rules,
+            default_access,
+            default_upstream,
+        })
     }
 
     /// The most specific rule for this method and normalised path, if any.
@@ -396,7 +413,10 @@ mod tests {
     }
 
     fn admin() -> Access {
-        Access::Restricted { roles: vec!["admin".into()], users: vec!["root".into()] }
+        Access::Restricted {
+            roles: vec!["admin".into()],
+            users: vec!["root".into()],
+        }
     }
 
     fn table() -> Rules {
@@ -433,7 +453,10 @@ mod tests {
         for (path, want) in cases {
             assert_eq!(t.find(&get, path).map(|r| r.index), want, "{path}");
         }
-        assert_eq!(t.find(&Method::POST, "/api/items").map(|r| r.index), Some(5));
+        assert_eq!(
+            t.find(&Method::POST, "/api/items").map(|r| r.index),
+            Some(5)
+        );
         assert_eq!(t.find(&Method::PUT, "/api/items").map(|r| r.index), Some(0));
     }
 
@@ -441,17 +464,44 @@ mod tests {
     fn decisions_follow_access() {
         let t = table();
         let roles_admin = vec!["admin".to_string()];
-        let alice = Identity { user: "alice", roles: &[] };
-        let boss = Identity { user: "bob", roles: &roles_admin };
-        let root = Identity { user: "root", roles: &[] };
+        let alice = Identity {
+            user: "alice",
+            roles: &[],
+        };
+        let boss = Identity {
+            user: "bob",
+            roles: &roles_admin,
+        };
+        let root = Identity {
+            user: "root",
+            roles: &[],
+        };
         let g = Method::GET;
-        assert_eq!(t.decide(&g, "/public/x", None), Decision::Allow { upstream: 1 });
+        assert_eq!(
+            t.decide(&g, "/public/x", None),
+            Decision::Allow { upstream: 1 }
+        );
         assert_eq!(t.decide(&g, "/private", None), Decision::Unauthenticated);
-        assert_eq!(t.decide(&g, "/private", Some(alice)), Decision::Allow { upstream: 0 });
-        assert_eq!(t.decide(&g, "/public/admin/x", None), Decision::Unauthenticated);
-        assert_eq!(t.decide(&g, "/public/admin/x", Some(alice)), Decision::Forbidden);
-        assert_eq!(t.decide(&g, "/public/admin/x", Some(boss)), Decision::Allow { upstream: 2 });
-        assert_eq!(t.decide(&g, "/public/admin/x", Some(root)), Decision::Allow { upstream: 2 });
+        assert_eq!(
+            t.decide(&g, "/private", Some(alice)),
+            Decision::Allow { upstream: 0 }
+        );
+        assert_eq!(
+            t.decide(&g, "/public/admin/x", None),
+            Decision::Unauthenticated
+        );
+        assert_eq!(
+            t.decide(&g, "/public/admin/x", Some(alice)),
+            Decision::Forbidden
+        );
+        assert_eq!(
+            t.decide(&g, "/public/admin/x", Some(boss)),
+            Decision::Allow { upstream: 2 }
+        );
+        assert_eq!(
+            t.decide(&g, "/public/admin/x", Some(root)),
+            Decision::Allow { upstream: 2 }
+        );
     }
 
     #[test]
@@ -464,7 +514,10 @@ mod tests {
         .unwrap();
         assert_eq!(t.decide(&Method::GET, "/x", None), Decision::NotFound);
         let t = Rules::new(vec![], Access::Authenticated, 0).unwrap();
-        assert_eq!(t.decide(&Method::GET, "/x", None), Decision::Unauthenticated);
+        assert_eq!(
+            t.decide(&Method::GET, "/x", None),
+            Decision::Unauthenticated
+        );
     }
 
     #[test]
@@ -484,6 +537,18 @@ mod tests {
             0,
         )
         .unwrap_err();
-        assert_eq!(err, vec![Conflict { first: 0, second: 1 }, Conflict { first: 2, second: 3 }]);
+        assert_eq!(
+            err,
+            vec![
+                Conflict {
+                    first: 0,
+                    second: 1
+                },
+                Conflict {
+                    first: 2,
+                    second: 3
+                }
+            ]
+        );
     }
 }

@@ -17,14 +17,20 @@ use crate::session::MemoryStore;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("upstream {name}: {source}")]
-    Upstream { name: String, source: std::io::Error },
+    Upstream {
+        name: String,
+        source: std::io::Error,
+    },
 }
 
 /// Install the global tracing subscriber (text or JSON on stdout).
 pub fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     // try_init: a second call (tests) keeps the first subscriber.
     let _ = match config.log.format {
         LogFormat::Text => builder.try_init(),
@@ -38,25 +44,33 @@ pub fn init_logging(config: &Config) {
 /// If an upstream's addresses are rejected by pingora.
 pub fn build(config: Config) -> Result<Server, Error> {
     let config = Arc::new(config);
-    let mut conf = ServerConf::default();
-    conf.threads = config.threads;
-    conf.grace_period_seconds = Some(config.grace_period.as_secs());
-    conf.graceful_shutdown_timeout_seconds = Some(config.shutdown_timeout.as_secs());
-    // Fewer work-stealing hops on the hot path; each thread has its own runtime.
-    conf.work_stealing = true;
+    let conf = ServerConf {
+        threads: config.threads,
+        // pingora waits 300 s after SIGTERM by default; orchestrators do not.
+        grace_period_seconds: Some(config.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.shutdown_timeout.as_secs()),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
 
     let mut upstreams = Vec::with_capacity(config.upstreams.len());
     for u in &config.upstreams {
-        let lb = proxy::load_balancer(u).map_err(|source| Error::Upstream { name: u.name.clone(), source })?;
+        let lb = proxy::load_balancer(u).map_err(|source| Error::Upstream {
+            name: u.name.clone(),
+            source,
+        })?;
         let hc = background_service(&format!("health check {}", u.name), lb);
-        upstreams.push(Upstream { config: u.clone(), lb: hc.task() });
+        upstreams.push(Upstream {
+            config: u.clone(),
+            lb: hc.task(),
+        });
         server.add_service(hc);
     }
 
     let store = Arc::new(MemoryStore::new(config.session.capacity));
     let gate = Gate::new(config.clone(), store, upstreams);
-    let mut service = pingora::proxy::http_proxy_service_with_name(&server.configuration, gate, "sessiongate");
+    let mut service =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gate, "sessiongate");
     for addr in &config.listen {
         service.add_tcp(&addr.to_string());
     }

@@ -191,13 +191,22 @@ pub enum StoreError {
 /// proxy can stay generic over the store without boxing a future per request.
 pub trait SessionStore: Send + Sync + 'static {
     /// Store a new session.
-    fn create(&self, session: Session) -> impl Future<Output = Result<Arc<Session>, StoreError>> + Send;
+    fn create(
+        &self,
+        session: Session,
+    ) -> impl Future<Output = Result<Arc<Session>, StoreError>> + Send;
     /// The live session for `key`, if any. Loading is using: the idle expiry slides.
-    fn load(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
+    fn load(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
     /// Slide the idle expiry without reading the session back.
     fn touch(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Replace a session that already exists (e.g. new data); a no-op if it died meanwhile.
-    fn update(&self, session: Session) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
+    fn update(
+        &self,
+        session: Session,
+    ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
     /// Remove a session; true when one was there.
     fn destroy(&self, key: &SessionKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Every live session, in no particular order.
@@ -214,7 +223,12 @@ pub struct MemoryStore {
 struct SessionExpiry;
 
 impl Expiry<SessionKey, Arc<Session>> for SessionExpiry {
-    fn expire_after_create(&self, _: &SessionKey, s: &Arc<Session>, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &SessionKey,
+        s: &Arc<Session>,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(s.idle.min(s.absolute_left(now_ms())))
     }
 
@@ -281,13 +295,19 @@ impl MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
-    fn create(&self, session: Session) -> impl Future<Output = Result<Arc<Session>, StoreError>> + Send {
+    fn create(
+        &self,
+        session: Session,
+    ) -> impl Future<Output = Result<Arc<Session>, StoreError>> + Send {
         let s = Arc::new(session);
         self.cache.insert(s.key, s.clone());
         std::future::ready(Ok(s))
     }
 
-    fn load(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send {
+    fn load(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send {
         std::future::ready(Ok(self.get_live(key)))
     }
 
@@ -296,7 +316,10 @@ impl SessionStore for MemoryStore {
         std::future::ready(Ok(()))
     }
 
-    fn update(&self, session: Session) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send {
+    fn update(
+        &self,
+        session: Session,
+    ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send {
         let out = self.get_live(&session.key).map(|_| {
             let s = Arc::new(session);
             s.mark_seen(now_ms());
@@ -312,7 +335,12 @@ impl SessionStore for MemoryStore {
 
     fn list(&self) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send {
         let now = now_ms();
-        let all = self.cache.iter().map(|(_, s)| s).filter(|s| s.is_live(now)).collect();
+        let all = self
+            .cache
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.is_live(now))
+            .collect();
         std::future::ready(Ok(all))
     }
 }
@@ -364,7 +392,9 @@ mod tests {
         let (id, s) = session("alice", HOUR, HOUR);
         let key = SessionKey::of(&id);
         block(store.create(s)).unwrap();
-        let got = block(store.load(&key)).unwrap().expect("created session loads");
+        let got = block(store.load(&key))
+            .unwrap()
+            .expect("created session loads");
         assert_eq!(got.user.as_deref(), Some("alice"));
         assert_eq!(got.roles_header(), "a,b");
         assert_eq!(got.data_header(), None);
@@ -373,7 +403,9 @@ mod tests {
         let mut data = Map::new();
         data.insert("cart".into(), Value::from(3));
         changed.set_data(data);
-        block(store.update(changed)).unwrap().expect("update of a live session");
+        block(store.update(changed))
+            .unwrap()
+            .expect("update of a live session");
         let got = block(store.load(&key)).unwrap().unwrap();
         assert_eq!(got.data_header(), Some(r#"{"cart":3}"#));
         assert_eq!(block(store.list()).unwrap().len(), 1);
@@ -394,7 +426,10 @@ mod tests {
         block(store.create(s)).unwrap();
         for _ in 0..4 {
             std::thread::sleep(Duration::from_millis(150));
-            assert!(block(store.load(&key)).unwrap().is_some(), "used within idle time");
+            assert!(
+                block(store.load(&key)).unwrap().is_some(),
+                "used within idle time"
+            );
         }
         std::thread::sleep(Duration::from_millis(400));
         assert!(block(store.load(&key)).unwrap().is_none(), "idle past max");
@@ -442,7 +477,10 @@ mod tests {
         store.sync();
         assert!(store.len() <= cap, "bounded: {}", store.len());
         for k in &fresh {
-            assert!(block(store.load(k)).unwrap().is_some(), "fresh session admitted");
+            assert!(
+                block(store.load(k)).unwrap().is_some(),
+                "fresh session admitted"
+            );
         }
     }
 

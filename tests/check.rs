@@ -1,0 +1,111 @@
+//! `sessiongate check`: the shipped config passes; broken configs fail, naming each key.
+
+mod common;
+use std::process::Command;
+
+fn check(path: &std::path::Path, secret: Option<&str>) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
+    cmd.arg("check")
+        .arg("--config")
+        .arg(path)
+        .env_remove("SESSIONGATE_SECRET");
+    if let Some(s) = secret {
+        cmd.env("SESSIONGATE_SECRET", s);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn shipped_proxy_toml_passes_check() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml");
+    let (ok, text) = check(&path, Some(common::SECRET));
+    assert!(ok, "{text}");
+    let (ok, text) = check(&path, None);
+    assert!(
+        !ok && text
+            .contains("session.secrets[0]: environment variable SESSIONGATE_SECRET is not set"),
+        "{text}"
+    );
+}
+
+#[test]
+fn broken_configs_fail_naming_each_key() {
+    let dir = common::scratch_dir();
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml"),
+    )
+    .unwrap();
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            base.replace("path = \"/static\"", "path = \"static\""),
+            vec!["route[0].path: must start with '/' (got \"static\")"],
+        ),
+        (
+            base.replace("path = \"/admin\"", "path = \"/admin/../x\""),
+            vec!["route[2].path: not in normal form"],
+        ),
+        (
+            base.replace("addrs = [\"127.0.0.1:3000\"]", "addrs = []"),
+            vec!["upstream.app.addrs: needs at least one address"],
+        ),
+        (
+            base.replace(
+                "path = \"/admin\"",
+                "path = \"/static\"\nmatch = \"prefix\"\nmethods = [\"GET\"]",
+            ),
+            vec!["route[2]: same path, match and methods as route[0]"],
+        ),
+        (
+            base.replace("threads = 2", "threads = 2\ncolour = \"blue\""),
+            vec!["unknown field `colour`", "line 16"],
+        ),
+        (
+            base.replace("same_site = \"lax\"", "same_site = \"sometimes\"")
+                .replace("read_timeout = \"30s\"", "read_timeout = \"soon\""),
+            vec![
+                "session.cookie.same_site: must be strict, lax or none (got \"sometimes\")",
+                "upstream.app.read_timeout:",
+            ],
+        ),
+        (
+            base.replace("secure = true", "secure = false"),
+            vec!["session.cookie.name: a __Host- cookie requires secure = true"],
+        ),
+        (
+            base.replace(
+                "[{ env = \"SESSIONGATE_SECRET\" }]",
+                "[{ file = \"missing-secret\" }, { env = \"SESSIONGATE_SECRET\", file = \"x\" }]",
+            ),
+            vec![
+                "session.secrets[0]: cannot read",
+                "session.secrets[1]: give exactly one of",
+            ],
+        ),
+    ];
+    for (i, (text, wants)) in cases.iter().enumerate() {
+        let path = dir.join(format!("broken-{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let (ok, out) = check(&path, Some(common::SECRET));
+        assert!(!ok, "case {i} must fail:\n{out}");
+        for want in wants {
+            assert!(out.contains(want), "case {i}: {want:?} missing in:\n{out}");
+        }
+    }
+    let short = dir.join("short.toml");
+    std::fs::write(&short, &base).unwrap();
+    let (ok, out) = check(&short, Some("only-20-bytes-secret"));
+    assert!(
+        !ok && out.contains("session.secrets[0]: must be at least 32 bytes (got 20 bytes)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("only-20-bytes-secret"),
+        "the secret is never printed"
+    );
+}

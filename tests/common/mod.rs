@@ -1,0 +1,599 @@
+//! Test harness: the real `sessiongate` binary, a real recording backend and a
+//! raw HTTP/1.1 client, all on ephemeral loopback ports.
+//!
+//! The client writes requests byte for byte (so a test can send `X_User` or a
+//! `Connection: close, X-User` exactly as an attacker would), and the backend
+//! records the exact header lines it received. Processes are killed on drop;
+//! when a test panics, the proxy's output is printed.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The secret every test gate signs with (at least 32 bytes).
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
+// ------------------------------------------------------------------ backend
+
+/// One request as the backend saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub target: String,
+    /// Header lines exactly as received (name case preserved).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// Every value of header `name` (case-insensitive).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The one value of header `name`, if any; panics if there are several.
+    pub fn one(&self, name: &str) -> Option<&str> {
+        let all = self.all(name);
+        assert!(
+            all.len() <= 1,
+            "{name} appears {} times: {self:#?}",
+            all.len()
+        );
+        all.first().copied()
+    }
+
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    pub fn query_param(&self, key: &str) -> Option<String> {
+        let q = self.target.split_once('?')?.1;
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| pct_decode(v))
+    }
+}
+
+/// Decode `%XX` escapes (test input only; invalid escapes are kept as they are).
+pub fn pct_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the backend answers.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// Answer 101 and echo bytes afterwards (a WebSocket stand-in).
+    pub upgrade: bool,
+}
+
+impl Reply {
+    pub fn ok(body: &str) -> Reply {
+        Reply {
+            status: 200,
+            body: body.into(),
+            ..Reply::default()
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+}
+
+type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// A recording HTTP/1.1 backend with keep-alive.
+pub struct Backend {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Backend {
+    /// A backend that answers every request with `handler`.
+    pub fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (log, handler) = (log2.clone(), handler.clone());
+                std::thread::spawn(move || serve(conn, &log, &*handler));
+            }
+        });
+        Backend { addr, log }
+    }
+
+    /// The standard test application: `/_test/login?user=U&roles=a,b` logs in,
+    /// `/_test/logout` logs out, `/_test/data?json=…` stores data, and anything
+    /// else answers `200 ok`.
+    pub fn app() -> Backend {
+        Backend::start(app_reply)
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The last request received; panics if there was none.
+    pub fn last(&self) -> Recorded {
+        self.requests()
+            .last()
+            .cloned()
+            .expect("the backend received no request")
+    }
+
+    pub fn count(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+}
+
+pub fn app_reply(r: &Recorded) -> Reply {
+    match r.path() {
+        "/_test/login" => Reply::ok("logged in")
+            .header(
+                "X-Session-Login",
+                &r.query_param("user").unwrap_or_default(),
+            )
+            .header(
+                "X-Session-Roles",
+                &r.query_param("roles").unwrap_or_default(),
+            ),
+        "/_test/logout" => Reply::ok("bye").header("X-Session-Logout", "1"),
+        "/_test/data" => {
+            Reply::ok("stored").header("X-Session-Data", &r.query_param("json").unwrap_or_default())
+        }
+        "/ws" if r.one("upgrade").is_some() => Reply {
+            status: 101,
+            upgrade: true,
+            ..Reply::default()
+        },
+        _ => Reply::ok("ok"),
+    }
+}
+
+fn serve(conn: TcpStream, log: &Mutex<Vec<Recorded>>, handler: &Handler) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut writer = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.trim_end().splitn(3, ' ');
+        let (method, target) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.to_owned(), v.trim().to_owned()));
+            }
+        }
+        let len = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let rec = Recorded {
+            method,
+            target,
+            headers,
+            body,
+        };
+        let close = rec
+            .all("connection")
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case("close"));
+        let reply = handler(&rec);
+        log.lock().unwrap().push(rec);
+        let mut out = format!("HTTP/1.1 {} X\r\n", reply.status);
+        for (k, v) in &reply.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if reply.upgrade {
+            out.push_str("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+            if writer.write_all(out.as_bytes()).is_err() {
+                return;
+            }
+            // Echo raw bytes until the connection closes.
+            let mut buf = [0u8; 1024];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if writer.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+        out.push_str(&format!(
+            "Content-Length: {}\r\n\r\n{}",
+            reply.body.len(),
+            reply.body
+        ));
+        if writer.write_all(out.as_bytes()).is_err() || close {
+            return;
+        }
+    }
+}
+
+/// A backend that accepts connections and never answers.
+pub struct Silent {
+    pub addr: SocketAddr,
+}
+
+impl Silent {
+    pub fn start() -> Silent {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming().flatten() {
+                held.push(conn);
+            }
+        });
+        Silent { addr }
+    }
+}
+
+/// An address where nothing listens.
+pub fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+// ------------------------------------------------------------------ the proxy
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A scratch directory for one test's files.
+pub fn scratch_dir() -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sessiongate-test-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A standard config: `/public` public, `/admin` needs role `admin`, `/_test`
+/// and `/ws` public on an upstream that may issue session commands, everything
+/// else authenticated. `extra` is appended (more sections or routes).
+pub fn standard_config(backend: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[session]
+secrets = [{{ env = "TEST_SECRET" }}]
+
+[upstream.app]
+addrs = ["{backend}"]
+session_commands = true
+read_timeout = "2s"
+health_check_interval = "1h"
+
+[[route]]
+path = "/public"
+access = "public"
+
+[[route]]
+path = "/admin"
+roles = ["admin"]
+
+[[route]]
+path = "/_test"
+access = "public"
+
+[[route]]
+path = "/ws"
+{extra}
+"#
+    )
+}
+
+/// A running `sessiongate`, killed on drop.
+pub struct Gate {
+    pub addr: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Gate {
+    /// Start the binary with `config` (everything but `[server]`, which is added
+    /// with an ephemeral port). Waits until it accepts connections.
+    pub fn start(config: &str) -> Gate {
+        Gate::start_with_env(config, &[("TEST_SECRET", SECRET)])
+    }
+
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Gate {
+        let dir = scratch_dir();
+        // Pick a free port, then let the proxy bind it (pingora has no port-0 getter).
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let text = format!(
+            "[server]\nlisten = [\"{addr}\"]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{config}"
+        );
+        let path = dir.join("proxy.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::fs::File::create(dir.join("output.log")).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
+        cmd.arg("--config")
+            .arg(&path)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start sessiongate");
+        let mut gate = Gate { addr, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect(addr).is_ok() {
+                return gate;
+            }
+            if let Ok(Some(status)) = gate.child.try_wait() {
+                panic!("sessiongate exited with {status}:\n{}", gate.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sessiongate did not listen:\n{}",
+                gate.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the proxy printed.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("output.log")).unwrap_or_default()
+    }
+
+    /// A request to this gate.
+    pub fn get(&self, target: &str) -> Req {
+        Req::new(self.addr, "GET", target)
+    }
+
+    pub fn req(&self, method: &str, target: &str) -> Req {
+        Req::new(self.addr, method, target)
+    }
+
+    /// Log `user` in through the test backend's `X-Session-Login`; returns the cookie pair.
+    pub fn login(&self, user: &str, roles: &str) -> String {
+        let resp = self
+            .get(&format!("/_test/login?user={user}&roles={roles}"))
+            .send();
+        assert_eq!(resp.status, 200, "{resp:#?}");
+        resp.session_cookie()
+            .unwrap_or_else(|| panic!("no session cookie: {resp:#?}"))
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- sessiongate output ----\n{}", self.output());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ------------------------------------------------------------------ client
+
+/// A raw HTTP/1.1 request, written byte for byte.
+pub struct Req {
+    addr: SocketAddr,
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    close: bool,
+}
+
+impl Req {
+    fn new(addr: SocketAddr, method: &str, target: &str) -> Req {
+        Req {
+            addr,
+            method: method.into(),
+            target: target.into(),
+            headers: vec![("Host".into(), "app.test".into())],
+            body: String::new(),
+            close: true,
+        }
+    }
+
+    pub fn header(mut self, k: &str, v: &str) -> Req {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+
+    /// Send `Cookie: <pair>` (as returned by [`Gate::login`]).
+    pub fn cookie(self, pair: &str) -> Req {
+        self.header("Cookie", pair)
+    }
+
+    /// The request as an API client (no HTML accepted).
+    pub fn api(self) -> Req {
+        self.header("Accept", "application/json")
+    }
+
+    /// The request as a browser navigation.
+    pub fn browser(self) -> Req {
+        self.header("Accept", "text/html,application/xhtml+xml")
+            .header("Sec-Fetch-Mode", "navigate")
+    }
+
+    pub fn body(mut self, b: &str) -> Req {
+        self.body = b.into();
+        self
+    }
+
+    /// Do not add `Connection: close` (the test sends its own Connection header).
+    pub fn no_close(mut self) -> Req {
+        self.close = false;
+        self
+    }
+
+    pub fn raw(&self) -> String {
+        let mut out = format!("{} {} HTTP/1.1\r\n", self.method, self.target);
+        for (k, v) in &self.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if self.close {
+            out.push_str("Connection: close\r\n");
+        }
+        if !self.body.is_empty() || self.method == "POST" {
+            out.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        out.push_str("\r\n");
+        out.push_str(&self.body);
+        out
+    }
+
+    /// Send and read the whole response.
+    pub fn send(self) -> Resp {
+        let raw = self.raw();
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        read_response(&mut s, &raw)
+    }
+}
+
+/// Read one response (Content-Length framed, or to EOF).
+pub fn read_response(s: &mut TcpStream, request: &str) -> Resp {
+    let mut reader = BufReader::new(s);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .unwrap_or_else(|e| panic!("no response to\n{request}\n: {e}"));
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?} for\n{request}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            break;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.to_owned(), v.trim().to_owned()));
+        }
+    }
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let mut body = Vec::new();
+    match len {
+        Some(n) => {
+            body.resize(n, 0);
+            reader.read_exact(&mut body).unwrap();
+        }
+        None if status == 101 => {}
+        None => {
+            let _ = reader.read_to_end(&mut body);
+        }
+    }
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        request: request.to_owned(),
+    }
+}
+
+/// A response, with the request that produced it (for failure messages).
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub request: String,
+}
+
+impl Resp {
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.all(name).first().copied()
+    }
+
+    /// The `name=value` pair of the session cookie this response sets, if any
+    /// (a clearing cookie is not returned).
+    pub fn session_cookie(&self) -> Option<String> {
+        self.all("set-cookie")
+            .into_iter()
+            .filter_map(|c| c.split(';').next())
+            .find(|pair| pair.starts_with("__Host-sid=") && pair.len() > "__Host-sid=".len())
+            .map(str::to_owned)
+    }
+}

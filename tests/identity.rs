@@ -1,0 +1,134 @@
+//! Identity headers through the real binary: the backend sees exactly the
+//! identity the proxy vouches for, whatever a client sends.
+
+mod common;
+use common::*;
+
+#[test]
+fn valid_session_backend_sees_exactly_one_x_user() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = gate.login("alice", "user,ops");
+    let resp = gate.get("/private").cookie(&cookie).send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    let seen = backend.last();
+    assert_eq!(seen.all("x-user"), vec!["alice"], "{seen:#?}");
+    assert_eq!(seen.all("x-user-roles"), vec!["user,ops"], "{seen:#?}");
+    assert_eq!(seen.one("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.one("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.one("x-forwarded-host"), Some("app.test"));
+}
+
+#[test]
+fn client_x_user_is_stripped_in_every_spelling() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = gate.login("alice", "user");
+    let spoofs: [&[(&str, &str)]; 6] = [
+        &[("X-User", "root")],
+        &[("x-user", "root")],
+        &[("X_User", "root")],
+        &[("X-USER", "root"), ("x_user_roles", "admin")],
+        &[
+            ("X-User-Roles", "admin"),
+            ("X-Session-Data", r#"{"admin":true}"#),
+            ("X_Session_Login", "root"),
+        ],
+        &[
+            ("Forwarded", "for=1.2.3.4"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X_Forwarded_Host", "evil"),
+        ],
+    ];
+    for spoof in spoofs {
+        for cookie in [Some(cookie.as_str()), None] {
+            let path = if cookie.is_some() {
+                "/private"
+            } else {
+                "/public/x"
+            };
+            let mut req = gate.get(path);
+            for (k, v) in spoof {
+                req = req.header(k, v);
+            }
+            if let Some(c) = cookie {
+                req = req.cookie(c);
+            }
+            let resp = req.send();
+            assert_eq!(resp.status, 200, "{resp:#?}");
+            let seen = backend.last();
+            let spoofed: Vec<_> = seen
+                .headers
+                .iter()
+                .filter(|(_, v)| {
+                    v.contains("root")
+                        || v.contains("admin")
+                        || v.contains("1.2.3.4")
+                        || v.contains("evil")
+                })
+                .collect();
+            assert!(
+                spoofed.is_empty(),
+                "spoofed value reached the backend: {spoofed:?}\n{seen:#?}"
+            );
+            assert_eq!(
+                seen.all("x-user"),
+                if cookie.is_some() {
+                    vec!["alice"]
+                } else {
+                    vec![]
+                },
+                "{seen:#?}"
+            );
+            assert!(
+                seen.headers
+                    .iter()
+                    .all(|(k, _)| !k.eq_ignore_ascii_case("x_user")),
+                "{seen:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn connection_header_cannot_remove_proxy_set_identity() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = gate.login("alice", "user");
+    for conn in ["close, X-User", "close, x-user, X-User-Roles", "X-User"] {
+        let resp = gate
+            .get("/private")
+            .cookie(&cookie)
+            .header("X-User", "root")
+            .header("Connection", conn)
+            .no_close()
+            .send();
+        assert_eq!(resp.status, 200, "{conn}: {resp:#?}");
+        let seen = backend.last();
+        assert_eq!(seen.all("x-user"), vec!["alice"], "{conn}: {seen:#?}");
+        assert_eq!(seen.all("x-user-roles"), vec!["user"], "{conn}: {seen:#?}");
+    }
+}
+
+#[test]
+fn session_cookie_is_removed_upstream_other_cookies_pass() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = gate.login("alice", "");
+    let resp = gate
+        .get("/private")
+        .header("Cookie", &format!("theme=dark; {cookie}; lang=en"))
+        .send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    assert_eq!(backend.last().all("cookie"), vec!["theme=dark; lang=en"]);
+    let resp = gate.get("/private").cookie(&cookie).send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    assert_eq!(backend.last().all("cookie"), Vec::<&str>::new());
+    let resp = gate.get("/public/x").header("Cookie", "a=1;b=2").send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    assert_eq!(
+        backend.last().all("cookie"),
+        vec!["a=1;b=2"],
+        "untouched when ours is absent"
+    );
+}

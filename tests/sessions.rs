@@ -1,0 +1,230 @@
+//! Cookies and sessions through the real binary: what counts as a live session,
+//! and the session commands a backend may issue.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn private_status(gate: &Gate, cookie: &str) -> u16 {
+    gate.get("/private").api().cookie(cookie).send().status
+}
+
+#[test]
+fn tampered_and_unknown_cookies_are_anonymous() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = gate.login("alice", "");
+    assert_eq!(private_status(&gate, &cookie), 200);
+    let (name, value) = cookie.split_once('=').unwrap();
+    let flip = |i: usize| {
+        let mut b = value.as_bytes().to_vec();
+        b[i] = if b[i] == b'a' { b'b' } else { b'a' };
+        format!("{name}={}", String::from_utf8(b).unwrap())
+    };
+    let unknown_but_signed = {
+        // A well-formed cookie for an id the store never issued: sign it like the proxy.
+        use hmac::Mac;
+        let id = "ab".repeat(32);
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(format!("{name}={id}").as_bytes());
+        format!("{name}={id}.{}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let other_name = cookie.replacen("__Host-sid", "sid", 1);
+    for bad in [
+        flip(0),
+        flip(value.len() - 1),
+        format!("{name}="),
+        format!("{name}={}", value.to_uppercase()),
+        unknown_but_signed,
+        other_name,
+    ] {
+        let resp = gate.get("/private").api().cookie(&bad).send();
+        assert_eq!(resp.status, 401, "{bad}: {resp:#?}");
+        assert!(resp.session_cookie().is_none());
+    }
+    assert!(
+        gate.output().contains("possibly suspicious activity"),
+        "a bad cookie is logged"
+    );
+    assert!(
+        !gate.output().contains(value),
+        "the cookie value never reaches the log"
+    );
+    assert_eq!(
+        private_status(&gate, &cookie),
+        200,
+        "the real session is unharmed"
+    );
+}
+
+#[test]
+fn idle_expired_cookie_is_anonymous() {
+    let backend = Backend::app();
+    let gate = Gate::start(
+        &standard_config(backend.addr, "").replace("[session]", "[session]\nidle_timeout = \"1s\""),
+    );
+    let cookie = gate.login("alice", "");
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            private_status(&gate, &cookie),
+            200,
+            "used within the idle time"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(private_status(&gate, &cookie), 401, "idle past the timeout");
+}
+
+#[test]
+fn past_absolute_timeout_cookie_is_anonymous_even_when_used() {
+    let backend = Backend::app();
+    let config = standard_config(backend.addr, "").replace(
+        "[session]",
+        "[session]\nidle_timeout = \"1s\"\nabsolute_timeout = \"2s\"",
+    );
+    let gate = Gate::start(&config);
+    let cookie = gate.login("alice", "");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1700) {
+        assert_eq!(private_status(&gate, &cookie), 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        private_status(&gate, &cookie),
+        401,
+        "past the absolute timeout"
+    );
+}
+
+#[test]
+fn backend_login_issues_a_new_session_and_commands_never_reach_the_client() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let resp = gate.get("/_test/login?user=alice&roles=a,b").send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    assert!(
+        resp.headers
+            .iter()
+            .all(|(k, _)| !k.to_ascii_lowercase().starts_with("x-session")),
+        "{resp:#?}"
+    );
+    let set = resp.all("set-cookie");
+    assert_eq!(set.len(), 1, "{resp:#?}");
+    assert!(
+        set[0].ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"),
+        "{}",
+        set[0]
+    );
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    let first = resp.session_cookie().unwrap();
+    // Logging in again (with the old cookie) rotates the id and kills the old one.
+    let resp = gate
+        .get("/_test/login?user=bob&roles=")
+        .cookie(&first)
+        .send();
+    let second = resp.session_cookie().expect("a new cookie at login");
+    assert_ne!(first, second);
+    assert_eq!(
+        private_status(&gate, &first),
+        401,
+        "the pre-login session is destroyed"
+    );
+    assert_eq!(private_status(&gate, &second), 200);
+    assert_eq!(backend.last().one("x-user"), Some("bob"));
+}
+
+#[test]
+fn backend_data_creates_an_anonymous_session_and_reaches_later_requests() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let resp = gate.get("/_test/data?json=%7B%22cart%22%3A1%7D").send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    let cookie = resp.session_cookie().expect("data starts a session");
+    let resp = gate.get("/public/x").cookie(&cookie).send();
+    assert_eq!(resp.status, 200);
+    let seen = backend.last();
+    assert_eq!(
+        seen.one("x-session-data"),
+        Some(r#"{"cart":1}"#),
+        "{seen:#?}"
+    );
+    assert_eq!(seen.one("x-user"), None, "an anonymous session has no user");
+    assert_eq!(
+        private_status(&gate, &cookie),
+        401,
+        "data alone does not authenticate"
+    );
+    // Merging keeps earlier keys and does not re-issue the cookie.
+    let resp = gate
+        .get("/_test/data?json=%7B%22theme%22%3A%22dark%22%7D")
+        .cookie(&cookie)
+        .send();
+    assert!(resp.session_cookie().is_none(), "{resp:#?}");
+    gate.get("/public/y").cookie(&cookie).send();
+    assert_eq!(
+        backend.last().one("x-session-data"),
+        Some(r#"{"cart":1,"theme":"dark"}"#)
+    );
+}
+
+#[test]
+fn backend_logout_destroys_the_session_and_clears_the_cookie() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = gate.login("alice", "");
+    let resp = gate.get("/_test/logout").cookie(&cookie).send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    assert!(resp.header("x-session-logout").is_none());
+    let clear = resp.all("set-cookie");
+    assert_eq!(clear.len(), 1, "{resp:#?}");
+    assert!(
+        clear[0].starts_with("__Host-sid=; Max-Age=0;")
+            && clear[0].ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"),
+        "{}",
+        clear[0]
+    );
+    assert_eq!(
+        private_status(&gate, &cookie),
+        401,
+        "the session is gone server-side"
+    );
+}
+
+#[test]
+fn backend_set_cookie_for_the_session_name_is_dropped() {
+    let backend = Backend::start(|r| match r.path() {
+        "/public/evil" => Reply::ok("x")
+            .header("Set-Cookie", "__Host-sid=planted; Path=/")
+            .header("Set-Cookie", "theme=dark"),
+        _ => app_reply(r),
+    });
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let resp = gate.get("/public/evil").send();
+    assert_eq!(resp.all("set-cookie"), vec!["theme=dark"], "{resp:#?}");
+}
+
+#[test]
+fn upstream_without_opt_in_cannot_issue_session_commands() {
+    let trusted = Backend::app();
+    let other = Backend::start(|_| {
+        Reply::ok("x")
+            .header("X-Session-Login", "root")
+            .header("X-Session-Roles", "admin")
+    });
+    let extra = format!(
+        "[upstream.other]\naddrs = [\"{}\"]\nhealth_check_interval = \"1h\"\n[[route]]\npath = \"/other\"\naccess = \"public\"\nupstream = \"other\"\n[routes]\ndefault_upstream = \"app\"\n",
+        other.addr
+    );
+    let gate = Gate::start(&standard_config(trusted.addr, &extra));
+    let resp = gate.get("/other/x").send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    assert!(resp.session_cookie().is_none(), "{resp:#?}");
+    assert!(
+        resp.headers
+            .iter()
+            .all(|(k, _)| !k.to_ascii_lowercase().starts_with("x-session")),
+        "{resp:#?}"
+    );
+}
