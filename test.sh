@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs every check CI runs.
+#   ./test.sh
+# Needs Rust (cargo with rustfmt and clippy). On Debian/Ubuntu it installs the
+# system packages it needs with apt-get when run as root (or with sudo);
+# otherwise it stops and names the package to install.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_pkg() { # need_pkg <command> <debian package>
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      echo "missing '$1': install it with: sudo apt-get install -y $2" >&2; exit 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing '$1': install the package that provides it ($2 on Debian/Ubuntu)" >&2; exit 1
+  fi
+  echo "installing $2 (for '$1')"
+  if [ -z "${APT_UPDATED:-}" ]; then $sudo apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}
+
+command -v cargo >/dev/null || { echo "missing cargo: install Rust from rustup" >&2; exit 1; }
+need_pkg cmake cmake   # pingora's zlib-ng build needs it
+need_pkg cc gcc
+
+echo "== cargo fmt --check";        cargo fmt --all -- --check
+echo "== cargo clippy";             cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test";               cargo test --all-targets --quiet
+echo "== sessiongate check proxy.toml"
+SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-ci-only-secret-not-for-production-0123456789}" \
+  cargo run --quiet --bin sessiongate -- check --config proxy.toml
+echo "all checks passed"
