@@ -20,7 +20,8 @@ use std::time::Duration;
 use http::Method;
 use serde::Deserialize;
 
-use crate::cookie::{CookieAttrs, SameSite, Secret, MIN_SECRET_LEN};
+use crate::cookie::{CookieAttrs, SameSite, Secret, Secure, MIN_SECRET_LEN};
+use crate::identity::Cidr;
 use crate::routes::{self, Access, PathMatch, Rule, Rules};
 
 /// Why a config could not be used.
@@ -73,6 +74,8 @@ struct RawServer {
     shutdown_timeout: String,
     #[serde(default = "default_client_idle_timeout")]
     client_idle_timeout: String,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +89,12 @@ struct RawSession {
     absolute_timeout: String,
     #[serde(default = "default_capacity")]
     capacity: u64,
+    #[serde(default)]
+    save_uninitialized: bool,
+    #[serde(default)]
+    resave: bool,
+    #[serde(default)]
+    rolling: bool,
     #[serde(default)]
     cookie: RawCookie,
 }
@@ -107,11 +116,26 @@ struct RawCookie {
     domain: Option<String>,
     #[serde(default = "default_true")]
     http_only: bool,
-    #[serde(default = "default_true")]
-    secure: bool,
+    #[serde(default)]
+    secure: RawSecure,
     #[serde(default = "default_same_site")]
     same_site: String,
     max_age: Option<String>,
+}
+
+/// `secure = true | false | "auto"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSecure {
+    Bool(bool),
+    Word(String),
+}
+
+/// Secure by default: the session cookie must not travel over plain HTTP.
+impl Default for RawSecure {
+    fn default() -> Self {
+        RawSecure::Bool(true)
+    }
 }
 
 impl Default for RawCookie {
@@ -121,7 +145,7 @@ impl Default for RawCookie {
             path: default_cookie_path(),
             domain: None,
             http_only: true,
-            secure: true,
+            secure: RawSecure::default(),
             same_site: default_same_site(),
             max_age: None,
         }
@@ -134,6 +158,17 @@ struct RawAuth {
     #[serde(default = "default_auth_prefix")]
     prefix: String,
     login_url: Option<String>,
+    users_file: Option<String>,
+    #[serde(default = "default_logout_redirect")]
+    logout_redirect: String,
+    #[serde(default = "default_max_failures")]
+    max_failures: u32,
+    #[serde(default = "default_ip_max_failures")]
+    ip_max_failures: u32,
+    #[serde(default = "default_failure_window")]
+    failure_window: String,
+    #[serde(default = "default_max_concurrent_hashes")]
+    max_concurrent_hashes: usize,
 }
 
 impl Default for RawAuth {
@@ -141,6 +176,12 @@ impl Default for RawAuth {
         RawAuth {
             prefix: default_auth_prefix(),
             login_url: None,
+            users_file: None,
+            logout_redirect: default_logout_redirect(),
+            max_failures: default_max_failures(),
+            ip_max_failures: default_ip_max_failures(),
+            failure_window: default_failure_window(),
+            max_concurrent_hashes: default_max_concurrent_hashes(),
         }
     }
 }
@@ -261,6 +302,26 @@ fn default_true() -> bool {
 fn default_auth_prefix() -> String {
     "/.sessiongate".into()
 }
+/// After logout, the public home page.
+fn default_logout_redirect() -> String {
+    "/".into()
+}
+/// OWASP Authentication Cheat Sheet: lock out after a small number of failures.
+fn default_max_failures() -> u32 {
+    5
+}
+/// Per client IP, higher than per user: many people can share one NAT address.
+fn default_ip_max_failures() -> u32 {
+    50
+}
+fn default_failure_window() -> String {
+    "15m".into()
+}
+/// Each argon2id verification holds 19 MiB; a few at once bound memory and
+/// keep hashing from starving proxied traffic.
+fn default_max_concurrent_hashes() -> usize {
+    4
+}
 fn default_log_format() -> String {
     "text".into()
 }
@@ -314,6 +375,12 @@ pub struct LogConfig {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub secrets: Vec<Secret>,
+    /// Store (and send a cookie for) a session nobody wrote to.
+    pub save_uninitialized: bool,
+    /// Write an unchanged session back on every request.
+    pub resave: bool,
+    /// Re-send the cookie on every response to a request with a live session.
+    pub rolling: bool,
     /// Server-side idle lifetime (equals the cookie's `max_age` when that is set).
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
@@ -327,6 +394,17 @@ pub struct AuthConfig {
     pub prefix: String,
     /// Relative URL of the login page; `?next=` is appended.
     pub login_url: String,
+    /// The users file of the built-in login; `None` = built-in login off.
+    pub users_file: Option<PathBuf>,
+    /// Where `POST <prefix>/logout` sends the browser.
+    pub logout_redirect: String,
+    /// Failed logins per user name within `failure_window` before lockout.
+    pub max_failures: u32,
+    /// Failed logins per client IP within `failure_window` before lockout.
+    pub ip_max_failures: u32,
+    pub failure_window: Duration,
+    /// Password verifications running at once.
+    pub max_concurrent_hashes: usize,
 }
 
 /// One named upstream.
@@ -347,6 +425,8 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
+    /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
+    pub trusted_proxies: Vec<Cidr>,
     pub threads: usize,
     pub grace_period: Duration,
     pub shutdown_timeout: Duration,
@@ -445,13 +525,24 @@ impl Validator {
             "server.client_idle_timeout",
             &raw.server.client_idle_timeout,
         );
+        let mut trusted_proxies = Vec::new();
+        for (i, c) in raw.server.trusted_proxies.iter().enumerate() {
+            match c.parse::<Cidr>() {
+                Ok(c) => trusted_proxies.push(c),
+                Err(()) => self.problem(
+                    &format!("server.trusted_proxies[{i}]"),
+                    format!("not an address or CIDR like \"10.0.0.0/8\" (got {c:?})"),
+                ),
+            }
+        }
         let session = self.session(raw.session, base);
-        let auth = self.auth(raw.auth);
+        let auth = self.auth(raw.auth, base);
         let log = self.log(raw.log);
         let upstreams = self.upstreams(raw.upstream);
         let rules = self.rules(raw.routes, raw.route, &upstreams);
         Some(Config {
             listen,
+            trusted_proxies,
             threads: raw.server.threads,
             grace_period: grace_period?,
             shutdown_timeout: shutdown_timeout?,
@@ -515,6 +606,19 @@ impl Validator {
                 None
             }
         };
+        let secure = match &c.secure {
+            RawSecure::Bool(true) => Some(Secure::Always),
+            RawSecure::Bool(false) => Some(Secure::Never),
+            RawSecure::Word(w) if w == "auto" => Some(Secure::Auto),
+            RawSecure::Word(w) => {
+                self.problem(
+                    "session.cookie.secure",
+                    format!("must be true, false or \"auto\" (got {w:?})"),
+                );
+                None
+            }
+        };
+        let always_secure = secure == Some(Secure::Always);
         if !is_cookie_token(&c.name) {
             self.problem(
                 "session.cookie.name",
@@ -535,21 +639,21 @@ impl Validator {
                 self.problem("session.cookie.domain", format!("not a domain (got {d:?})"));
             }
         }
-        if same_site == Some(SameSite::None) && !c.secure {
+        if same_site == Some(SameSite::None) && !always_secure {
             // Browsers drop SameSite=None cookies that are not Secure.
             self.problem(
                 "session.cookie.same_site",
                 "none requires session.cookie.secure = true",
             );
         }
-        if c.name.starts_with("__Host-") && (!c.secure || c.path != "/" || c.domain.is_some()) {
+        if c.name.starts_with("__Host-") && (!always_secure || c.path != "/" || c.domain.is_some()) {
             // RFC 6265bis §4.1.3.2: browsers reject such a cookie outright.
             self.problem(
                 "session.cookie.name",
                 "a __Host- cookie requires secure = true, path = \"/\" and no domain",
             );
         }
-        if c.name.starts_with("__Secure-") && !c.secure {
+        if c.name.starts_with("__Secure-") && !always_secure {
             self.problem(
                 "session.cookie.name",
                 "a __Secure- cookie requires secure = true",
@@ -568,6 +672,9 @@ impl Validator {
         }
         Some(SessionConfig {
             secrets: secrets?,
+            save_uninitialized: raw.save_uninitialized,
+            resave: raw.resave,
+            rolling: raw.rolling,
             idle_timeout,
             absolute_timeout,
             capacity: raw.capacity,
@@ -576,7 +683,7 @@ impl Validator {
                 path: c.path,
                 domain: c.domain,
                 http_only: c.http_only,
-                secure: c.secure,
+                secure: secure?,
                 same_site: same_site?,
                 max_age,
             },
@@ -639,7 +746,7 @@ impl Validator {
         (out.len() == raw.len()).then_some(out)
     }
 
-    fn auth(&mut self, raw: RawAuth) -> Option<AuthConfig> {
+    fn auth(&mut self, raw: RawAuth, base: &Path) -> Option<AuthConfig> {
         let prefix_ok = raw.prefix.len() > 1
             && !raw.prefix.ends_with('/')
             && routes::normalize(&raw.prefix).is_ok_and(|n| n == raw.prefix.as_str());
@@ -649,24 +756,40 @@ impl Validator {
                 format!("must be a normalised path like \"/.sessiongate\" without a trailing '/' (got {:?})", raw.prefix),
             );
         }
-        let login_url = raw
-            .login_url
-            .unwrap_or_else(|| format!("{}/login", raw.prefix));
-        // Only a same-origin path: never an absolute URL we could be tricked into.
-        if !login_url.starts_with('/')
-            || login_url.starts_with("//")
-            || login_url.contains(['\\', '?', '#'])
-            || login_url.bytes().any(|b| b.is_ascii_control() || b == b' ')
-        {
-            self.problem(
-                "auth.login_url",
-                format!("must be a same-origin path without query (got {login_url:?})"),
-            );
-            return None;
+        let login_url = raw.login_url.unwrap_or_else(|| format!("{}/login", raw.prefix));
+        // Only same-origin paths: never an absolute URL we could be tricked into.
+        let mut paths_ok = true;
+        for (key, url) in [("auth.login_url", &login_url), ("auth.logout_redirect", &raw.logout_redirect)] {
+            if !is_plain_local_path(url) {
+                self.problem(key, format!("must be a same-origin path without query (got {url:?})"));
+                paths_ok = false;
+            }
         }
-        prefix_ok.then_some(AuthConfig {
+        if raw.max_failures == 0 {
+            self.problem("auth.max_failures", "must be at least 1 (got 0)");
+        }
+        if raw.ip_max_failures == 0 {
+            self.problem("auth.ip_max_failures", "must be at least 1 (got 0)");
+        }
+        if raw.max_concurrent_hashes == 0 {
+            self.problem("auth.max_concurrent_hashes", "must be at least 1 (got 0)");
+        }
+        let failure_window = self.duration("auth.failure_window", &raw.failure_window);
+        let users_file = raw.users_file.map(|f| base.join(f));
+        if let Some(path) = &users_file {
+            if let Err(e) = crate::users::Users::load(path) {
+                self.problem("auth.users_file", e);
+            }
+        }
+        (prefix_ok && paths_ok).then_some(AuthConfig {
             prefix: raw.prefix,
             login_url,
+            users_file,
+            logout_redirect: raw.logout_redirect,
+            max_failures: raw.max_failures,
+            ip_max_failures: raw.ip_max_failures,
+            failure_window: failure_window?,
+            max_concurrent_hashes: raw.max_concurrent_hashes,
         })
     }
 
@@ -894,6 +1017,15 @@ impl Validator {
     }
 }
 
+/// A path on this origin: starts with one `/`, no backslash, query, fragment,
+/// space or control character.
+fn is_plain_local_path(url: &str) -> bool {
+    url.starts_with('/')
+        && !url.starts_with("//")
+        && !url.contains(['\\', '?', '#'])
+        && !url.bytes().any(|b| b.is_ascii_control() || b == b' ')
+}
+
 /// RFC 6265 §4.1.1 cookie-name: an RFC 9110 token.
 fn is_cookie_token(s: &str) -> bool {
     !s.is_empty()
@@ -939,7 +1071,7 @@ addrs = ["127.0.0.1:9"]
     fn minimal_config_has_safe_defaults() {
         let c = parse(&minimal("")).expect("minimal config is valid");
         assert_eq!(c.session.cookie.name, "__Host-sid");
-        assert!(c.session.cookie.secure && c.session.cookie.http_only);
+        assert!(c.session.cookie.secure == Secure::Always && c.session.cookie.http_only);
         assert_eq!(c.session.cookie.same_site, SameSite::Lax);
         assert_eq!(c.session.idle_timeout, Duration::from_secs(1800));
         assert_eq!(c.auth.login_url, "/.sessiongate/login");

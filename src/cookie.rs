@@ -242,6 +242,15 @@ impl SameSite {
     }
 }
 
+/// When the cookie carries `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secure {
+    Always,
+    Never,
+    /// Only when the request came over HTTPS (as told by a trusted proxy).
+    Auto,
+}
+
 /// Everything that goes into `Set-Cookie` besides the value.
 #[derive(Debug, Clone)]
 pub struct CookieAttrs {
@@ -249,37 +258,38 @@ pub struct CookieAttrs {
     pub path: String,
     pub domain: Option<String>,
     pub http_only: bool,
-    pub secure: bool,
+    pub secure: Secure,
     pub same_site: SameSite,
     /// `Max-Age` for a persistent cookie; `None` for a browser-session cookie.
     pub max_age: Option<Duration>,
 }
 
 impl CookieAttrs {
-    /// `Set-Cookie` for a new or refreshed session cookie.
-    pub fn set_cookie(&self, value: &str) -> String {
+    /// `Set-Cookie` for a new or refreshed session cookie; `https` says whether
+    /// the request came over HTTPS (it matters for [`Secure::Auto`]).
+    pub fn set_cookie(&self, value: &str, https: bool) -> String {
         let mut out = format!("{}={}", self.name, value);
         if let Some(age) = self.max_age {
             let secs = age.as_secs();
             let expires = std::time::SystemTime::now() + Duration::from_secs(secs);
             out.push_str(&format!("; Max-Age={secs}; Expires={}", httpdate(expires)));
         }
-        self.push_common(&mut out);
+        self.push_common(&mut out, https);
         out
     }
 
     /// `Set-Cookie` that makes the browser forget the cookie: same name, path,
     /// domain, secure and samesite as when it was set, or the browser keeps it.
-    pub fn clear_cookie(&self) -> String {
+    pub fn clear_cookie(&self, https: bool) -> String {
         let mut out = format!(
             "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
             self.name
         );
-        self.push_common(&mut out);
+        self.push_common(&mut out, https);
         out
     }
 
-    fn push_common(&self, out: &mut String) {
+    fn push_common(&self, out: &mut String, https: bool) {
         out.push_str("; Path=");
         out.push_str(&self.path);
         if let Some(domain) = &self.domain {
@@ -289,7 +299,12 @@ impl CookieAttrs {
         if self.http_only {
             out.push_str("; HttpOnly");
         }
-        if self.secure {
+        let secure = match self.secure {
+            Secure::Always => true,
+            Secure::Never => false,
+            Secure::Auto => https,
+        };
+        if secure {
             out.push_str("; Secure");
         }
         out.push_str("; SameSite=");
@@ -445,24 +460,31 @@ mod tests {
             path: "/app".into(),
             domain: Some("example.com".into()),
             http_only: true,
-            secure: true,
+            secure: Secure::Always,
             same_site: SameSite::Strict,
             max_age: Some(Duration::from_secs(60)),
         };
-        let set = attrs.set_cookie("v");
+        let set = attrs.set_cookie("v", false);
         assert!(set.starts_with("sid=v; Max-Age=60; Expires="), "{set}");
         assert!(set.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict"));
-        let clear = attrs.clear_cookie();
+        let clear = attrs.clear_cookie(false);
         assert!(clear.starts_with("sid=; Max-Age=0; "), "{clear}");
         assert!(
             clear.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict")
         );
         let session_cookie = CookieAttrs {
             max_age: None,
-            ..attrs
+            ..attrs.clone()
         }
-        .set_cookie("v");
+        .set_cookie("v", false);
         assert!(!session_cookie.contains("Max-Age") && !session_cookie.contains("Expires"));
+        let auto = CookieAttrs {
+            secure: Secure::Auto,
+            ..attrs
+        };
+        assert!(auto.set_cookie("v", true).contains("; Secure"));
+        assert!(!auto.set_cookie("v", false).contains("; Secure"));
+        assert!(!auto.clear_cookie(false).contains("; Secure"));
     }
 
     #[test]

@@ -24,16 +24,24 @@
 //!
 //! Modules, one noun each: [`config`] (proxy.toml → validated `Config`),
 //! [`cookie`] (the only crypto), [`session`] (sessions and the store),
-//! [`routes`] (path normalisation and rules), [`identity`] (identity headers and
-//! backend session commands), [`proxy`] (the pingora glue), [`server`] (wiring
-//! the services together).
+//! [`lifecycle`] (a session across one request: create, resave, rolling, login,
+//! logout), [`routes`] (path normalisation and rules), [`identity`] (identity
+//! headers and backend session commands), [`login`] (the built-in endpoints),
+//! [`users`] (the users file and password hashes), [`throttle`] (login
+//! throttling), [`redirect`] (safe `next` targets), [`proxy`] (the pingora
+//! glue), [`server`] (wiring the services together).
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod cookie;
 pub mod identity;
+pub mod lifecycle;
+pub mod login;
 pub mod proxy;
+pub mod redirect;
 pub mod routes;
 pub mod server;
 pub mod session;
+pub mod throttle;
+pub mod users;

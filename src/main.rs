@@ -23,6 +23,9 @@ enum Command {
     Run,
     /// Validate the configuration and exit: 0 when valid, 1 with every problem printed.
     Check,
+    /// Read a password from stdin (no echo on a terminal) and print its argon2id
+    /// hash for the users file.
+    HashPassword,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::HashPassword) = cli.command {
+        return hash_password();
+    }
     let config = Config::load(&cli.config)?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
@@ -53,5 +59,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let server = sessiongate::server::build(config)?;
             server.run_forever()
         }
+        Command::HashPassword => unreachable!("handled before loading the config"),
     }
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    anyhow::ensure!(!password.is_empty(), "empty password");
+    anyhow::ensure!(
+        password.len() <= sessiongate::users::MAX_PASSWORD_LEN,
+        "password longer than {} bytes",
+        sessiongate::users::MAX_PASSWORD_LEN
+    );
+    let hash = sessiongate::users::hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    println!("{hash}");
+    Ok(())
 }

@@ -1,16 +1,18 @@
 //! The pingora glue: each `ProxyHttp` phase translates between pingora and the
-//! pure modules (`routes`, `cookie`, `session`, `identity`) and does nothing else.
+//! modules that decide (`routes`, `lifecycle`, `login`, `identity`), and does
+//! nothing else.
 //!
-//! - `request_filter`: normalise the path, read the session cookie, load the
-//!   session, decide; denied requests are answered here and never reach a backend.
+//! - `request_filter`: normalise the path, resolve the session from its cookie,
+//!   answer the built-in endpoints, decide the route; denied requests are
+//!   answered here and never reach a backend.
 //! - `upstream_peer`: the decided upstream, round robin over healthy addresses,
 //!   with every timeout set explicitly.
 //! - `upstream_request_filter`: the normalised path, identity headers rebuilt
 //!   from the session only, the session cookie removed.
 //! - `response_filter`: the backend's session commands applied and removed, and
-//!   our `Set-Cookie` added.
+//!   the session `Set-Cookie` added when the lifecycle says so.
 //! - `fail_to_proxy`: 502 / 504 with a generic body that names no address.
-//! - `logging`: one access event per request.
+//! - `logging`: `resave`, then one access event per request.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,10 +26,13 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
 use crate::config::{Config, UpstreamConfig};
-use crate::cookie::{self, SessionId, Signer};
-use crate::identity::{self, Command};
+use crate::identity;
+use crate::lifecycle::{Client, Current, Sessions};
+use crate::login::{self, Endpoint, Login};
 use crate::routes::{self, Decision, Identity};
-use crate::session::{now_ms, Session, SessionKey, SessionStore};
+use crate::session::{SessionStore, StoreError};
+
+type Session_ = pingora::proxy::Session;
 
 /// One upstream, ready for the request path.
 pub struct Upstream {
@@ -35,13 +40,13 @@ pub struct Upstream {
     pub lb: Arc<LoadBalancer<RoundRobin>>,
 }
 
-/// The proxy: configuration, signer, store and upstreams, built once at start-up.
+/// The proxy: everything built once at start-up.
 pub struct Gate<S> {
     config: Arc<Config>,
-    signer: Signer,
-    store: Arc<S>,
+    sessions: Arc<Sessions<S>>,
+    login: Arc<Login>,
     upstreams: Vec<Upstream>,
-    /// `login_url?next=` prepared once.
+    /// `login_url?next=`, prepared once.
     login_prefix: String,
 }
 
@@ -50,176 +55,96 @@ pub struct Ctx {
     start: Instant,
     /// The normalised path when it differs from the request's; `None` = unchanged.
     normalized: Option<String>,
-    session: Option<Arc<Session>>,
-    /// The cookie verified with an older secret: send it again, freshly signed.
-    resign: Option<SessionId>,
+    cur: Current,
     decision: Option<Decision>,
-    /// Set-Cookie values to send with the response.
-    set_cookies: Vec<String>,
+    endpoint: Option<Endpoint>,
+    /// The peer is a trusted proxy (its X-Forwarded-* are believed).
+    trusted_peer: bool,
+    /// The client reached us over HTTPS (as a trusted proxy says).
+    https: bool,
 }
 
 impl<S: SessionStore> Gate<S> {
-    /// Assemble the proxy from a validated config and the upstreams `main` built.
-    pub fn new(config: Arc<Config>, store: Arc<S>, upstreams: Vec<Upstream>) -> Self {
-        let signer = Signer::new(&config.session.cookie.name, &config.session.secrets);
+    /// Assemble the proxy.
+    pub fn new(config: Arc<Config>, sessions: Arc<Sessions<S>>, login: Arc<Login>, upstreams: Vec<Upstream>) -> Self {
         let login_prefix = format!("{}?next=", config.auth.login_url);
-        Gate {
-            config,
-            signer,
-            store,
-            upstreams,
-            login_prefix,
-        }
-    }
-
-    /// The session the request's cookie names, if the cookie verifies and the
-    /// session is live. A cookie that fails is logged once and means "anonymous".
-    async fn session_from_cookie(&self, session: &Session_, ctx: &mut Ctx) -> Result<()> {
-        let name = self.config.session.cookie.name.as_str();
-        let mut saw_ours = false;
-        for value in session.req_header().headers.get_all(header::COOKIE) {
-            let Ok(value) = value.to_str() else { continue };
-            for candidate in cookie::find(value, name) {
-                saw_ours = true;
-                let Some(verified) = self.signer.verify(candidate) else {
-                    continue;
-                };
-                let key = SessionKey::of(&verified.id);
-                let loaded = self
-                    .store
-                    .load(&key)
-                    .await
-                    .map_err(|e| Error::because(HTTPStatus(503), "session store", e))?;
-                if let Some(s) = loaded {
-                    if verified.resign {
-                        ctx.resign = Some(verified.id);
-                    }
-                    ctx.session = Some(s);
-                    return Ok(());
-                }
-            }
-        }
-        if saw_ours {
-            // Fixed message: never the value, never which check failed.
-            tracing::warn!("possibly suspicious activity: session cookie did not verify or has no live session");
-        }
-        Ok(())
+        Gate { config, sessions, login, upstreams, login_prefix }
     }
 
     /// Answer a denied request here; the backend never sees it.
-    async fn deny(&self, session: &mut Session_, decision: Decision, path: &str) -> Result<()> {
-        match decision {
+    async fn deny(&self, session: &mut Session_, ctx: &Ctx, decision: Decision, path: &str) -> Result<()> {
+        let cookie = self.sessions.set_cookie(&ctx.cur, ctx.https);
+        let mut extra: Vec<(&'static str, String)> = cookie.into_iter().map(|c| ("Set-Cookie", c)).collect();
+        let (status, body): (u16, &'static str) = match decision {
             Decision::Unauthenticated if is_navigation(session.req_header()) => {
                 let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
                 location.push_str(&self.login_prefix);
                 identity::encode_next(&mut location, path, session.req_header().uri.query());
-                respond(
-                    session,
-                    302,
-                    "text/plain; charset=utf-8",
-                    b"",
-                    &[("Location", location)],
-                )
-                .await
+                extra.push(("Location", location));
+                return respond(session, 302, "text/plain; charset=utf-8", b"", &extra).await;
             }
-            Decision::Unauthenticated => {
-                respond_json(session, 401, r#"{"error":"unauthenticated"}"#).await
-            }
-            Decision::Forbidden => respond_json(session, 403, r#"{"error":"forbidden"}"#).await,
-            Decision::NotFound => respond_json(session, 404, r#"{"error":"not found"}"#).await,
-            Decision::Allow { .. } => Ok(()),
-        }
+            Decision::Unauthenticated => (401, r#"{"error":"unauthenticated"}"#),
+            Decision::Forbidden => (403, r#"{"error":"forbidden"}"#),
+            Decision::NotFound => (404, r#"{"error":"not found"}"#),
+            Decision::Allow { .. } => return Ok(()),
+        };
+        respond(session, status, "application/json", body.as_bytes(), &extra).await
     }
 
-    fn cookie_for(&self, id: &SessionId) -> String {
-        self.config.session.cookie.set_cookie(&self.signer.sign(id))
-    }
-
-    /// Apply the backend's session commands (DESIGN.md §4.2).
-    async fn apply_commands(
-        &self,
-        commands: identity::Commands,
-        client: &ClientInfo,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        let store_err = |e| Error::because(HTTPStatus(503), "session store", e);
-        let mut current = ctx.session.clone();
-        if commands.logout {
-            if let Some(s) = current.take() {
-                self.store.destroy(&s.key).await.map_err(store_err)?;
-            }
-            ctx.set_cookies
-                .push(self.config.session.cookie.clear_cookie());
-            ctx.resign = None;
-        }
-        if let Some(Command { user, roles }) = commands.login {
-            // A new id at every login, the old session destroyed: no fixation.
-            if let Some(s) = current.take() {
-                self.store.destroy(&s.key).await.map_err(store_err)?;
-            }
-            let (id, s) = self.new_session(Some(user), roles, serde_json::Map::new(), client);
-            current = Some(self.store.create(s).await.map_err(store_err)?);
-            ctx.set_cookies.retain(|_| false);
-            ctx.set_cookies.push(self.cookie_for(&id));
-            ctx.resign = None;
-        }
-        if let Some(data) = commands.data {
-            match current {
-                Some(s) => {
-                    let mut changed = (*s).clone();
-                    let mut merged = changed.data.clone();
-                    merged.extend(data);
-                    changed.set_data(merged);
-                    self.store.update(changed).await.map_err(store_err)?;
-                }
+    /// Answer a built-in endpoint (login, logout, me).
+    async fn builtin(&self, session: &mut Session_, ctx: &mut Ctx, endpoint: Endpoint) -> Result<()> {
+        let form = if endpoint.reads_form() {
+            match read_body(session, login::MAX_FORM_LEN).await? {
+                Some(b) => b,
                 None => {
-                    let (id, s) = self.new_session(None, Vec::new(), data, client);
-                    self.store.create(s).await.map_err(store_err)?;
-                    ctx.set_cookies.push(self.cookie_for(&id));
+                    return respond(session, 413, "application/json", br#"{"error":"form too large"}"#, &[]).await;
                 }
             }
+        } else {
+            Vec::new()
+        };
+        let client = client_info(session);
+        let reply = self
+            .login
+            .handle(endpoint, session.req_header(), &form, &client, &mut ctx.cur, &self.sessions)
+            .await;
+        let mut resp = ResponseHeader::build(reply.status, Some(8 + reply.headers.len()))?;
+        resp.insert_header(header::CONTENT_TYPE, reply.content_type)?;
+        resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
+        for (k, v) in login::PAGE_HEADERS {
+            resp.insert_header(k, v)?;
         }
+        for (k, v) in reply.headers {
+            resp.append_header(k, v)?;
+        }
+        if let Some(c) = self.sessions.set_cookie(&ctx.cur, ctx.https) {
+            resp.append_header(header::SET_COOKIE, c)?;
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(Bytes::from(reply.body)), true).await?;
         Ok(())
-    }
-
-    fn new_session(
-        &self,
-        user: Option<String>,
-        roles: Vec<String>,
-        data: serde_json::Map<String, serde_json::Value>,
-        client: &ClientInfo,
-    ) -> (SessionId, Session) {
-        let id = SessionId::generate();
-        let now = now_ms();
-        let cfg = &self.config.session;
-        let mut s = Session::new(
-            SessionKey::of(&id),
-            user,
-            roles,
-            data,
-            now,
-            now + cfg.absolute_timeout.as_millis() as u64,
-            cfg.idle_timeout,
-        );
-        s.client_ip = client.ip;
-        s.user_agent = client.user_agent.clone();
-        (id, s)
     }
 }
 
-type Session_ = pingora::proxy::Session;
-
-/// What a new session records about its client.
-struct ClientInfo {
-    ip: Option<IpAddr>,
-    user_agent: Option<String>,
+fn store_error(e: StoreError) -> Box<Error> {
+    Error::because(HTTPStatus(503), "session store", e)
 }
 
 fn client_ip(session: &Session_) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+/// What a new session records about its client.
+fn client_info(session: &Session_) -> Client {
+    Client {
+        ip: client_ip(session),
+        user_agent: session
+            .req_header()
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    }
 }
 
 /// A browser navigation gets the login redirect; API clients get 401 JSON
@@ -234,6 +159,18 @@ fn is_navigation(req: &RequestHeader) -> bool {
             .get_all(header::ACCEPT)
             .iter()
             .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")))
+}
+
+/// Read a request body of at most `limit` bytes; `None` when it is larger.
+async fn read_body(session: &mut Session_, limit: usize) -> Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 async fn respond(
@@ -251,14 +188,8 @@ async fn respond(
         resp.append_header(*k, v.as_str())?;
     }
     session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from_static(body)), true)
-        .await?;
+    session.write_response_body(Some(Bytes::from_static(body)), true).await?;
     Ok(())
-}
-
-async fn respond_json(session: &mut Session_, status: u16, body: &'static str) -> Result<()> {
-    respond(session, status, "application/json", body.as_bytes(), &[]).await
 }
 
 #[async_trait]
@@ -269,10 +200,11 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         Ctx {
             start: Instant::now(),
             normalized: None,
-            session: None,
-            resign: None,
+            cur: Current::default(),
             decision: None,
-            set_cookies: Vec::new(),
+            endpoint: None,
+            trusted_peer: false,
+            https: false,
         }
     }
 
@@ -280,29 +212,35 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
         let req = session.req_header();
         // A target pingora had to decode lossily cannot be forwarded faithfully.
-        let path = match req
-            .raw_path_is_utf8()
-            .then(|| routes::normalize(req.uri.path()))
-        {
+        let path = match req.raw_path_is_utf8().then(|| routes::normalize(req.uri.path())) {
             Some(Ok(p)) => p,
             _ => {
-                respond_json(session, 400, r#"{"error":"bad request"}"#).await?;
+                respond(session, 400, "application/json", br#"{"error":"bad request"}"#, &[]).await?;
                 return Ok(true);
             }
         };
         if let std::borrow::Cow::Owned(p) = path {
             ctx.normalized = Some(p);
         }
+        ctx.trusted_peer = !self.config.trusted_proxies.is_empty()
+            && client_ip(session).is_some_and(|ip| self.config.trusted_proxies.iter().any(|c| c.contains(ip)));
+        ctx.https = identity::is_https(session.req_header(), ctx.trusted_peer);
 
-        self.session_from_cookie(session, ctx).await?;
+        ctx.cur = self.sessions.resolve(&session.req_header().headers).await.map_err(store_error)?;
+        if self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
+            let client = client_info(session);
+            self.sessions.ensure_uninitialized(&mut ctx.cur, &client).await.map_err(store_error)?;
+        }
 
         let req = session.req_header();
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
-        let who = ctx.session.as_deref().and_then(|s| {
-            s.user.as_deref().map(|user| Identity {
-                user,
-                roles: &s.roles,
-            })
+        if let Some(endpoint) = login::route(&self.config.auth.prefix, &req.method, path) {
+            ctx.endpoint = Some(endpoint);
+            self.builtin(session, ctx, endpoint).await?;
+            return Ok(true);
+        }
+        let who = ctx.cur.session.as_deref().and_then(|s| {
+            s.user.as_deref().map(|user| Identity { user, roles: &s.roles })
         });
         let decision = self.config.rules.decide(&req.method, path, who);
         ctx.decision = Some(decision);
@@ -310,7 +248,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             return Ok(false);
         }
         let path = path.to_owned();
-        self.deny(session, decision, &path).await?;
+        self.deny(session, ctx, decision, &path).await?;
         Ok(true)
     }
 
@@ -349,16 +287,16 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 Some(q) => format!("{path}?{q}"),
                 None => path.to_owned(),
             };
-            let uri = target
-                .parse::<http::Uri>()
-                .or_err(HTTPStatus(400), "normalised target")?;
+            let uri = target.parse::<http::Uri>().or_err(HTTPStatus(400), "normalised target")?;
             req.set_uri(uri);
         }
 
+        // A trusted proxy's X-Forwarded-For is extended; anyone else's is replaced.
+        let prior_xff = if ctx.trusted_peer { req.headers.get(identity::X_FORWARDED_FOR).cloned() } else { None };
         identity::strip_client_identity(req);
-        identity::strip_session_cookie(req, &self.config.session.cookie.name)?;
+        identity::strip_session_cookie(req, &self.sessions.config().cookie.name)?;
 
-        if let Some(s) = ctx.session.as_deref() {
+        if let Some(s) = ctx.cur.session.as_deref() {
             if let Some(user) = &s.user {
                 req.insert_header(identity::X_USER, user.as_str())?;
                 req.insert_header(identity::X_USER_ROLES, s.roles_header())?;
@@ -368,21 +306,18 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             }
         }
         if let Some(ip) = client_ip(session) {
-            req.insert_header(identity::X_FORWARDED_FOR, ip.to_string())?;
+            match prior_xff.as_ref().and_then(|v| v.to_str().ok()) {
+                Some(prior) => req.insert_header(identity::X_FORWARDED_FOR, format!("{prior}, {ip}"))?,
+                None => req.insert_header(identity::X_FORWARDED_FOR, ip.to_string())?,
+            }
         }
-        req.insert_header(identity::X_FORWARDED_PROTO, "http")?;
-        let host = session
-            .req_header()
+        req.insert_header(identity::X_FORWARDED_PROTO, if ctx.https { "https" } else { "http" })?;
+        let req_in = session.req_header();
+        let host = req_in
             .headers
             .get(header::HOST)
             .cloned()
-            .or_else(|| {
-                session
-                    .req_header()
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            });
+            .or_else(|| req_in.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
         if let Some(host) = host {
             req.insert_header(identity::X_FORWARDED_HOST, host)?;
         }
@@ -395,63 +330,46 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let name = &self.config.session.cookie.name;
-        let commands = identity::take_commands(resp, name);
-        let allowed = match ctx.decision {
-            Some(Decision::Allow { upstream }) => self.upstreams[upstream].config.session_commands,
-            _ => false,
-        };
+        let commands = identity::take_commands(resp, &self.sessions.config().cookie.name);
         if let Some(commands) = commands {
+            let allowed = match ctx.decision {
+                Some(Decision::Allow { upstream }) => self.upstreams[upstream].config.session_commands,
+                _ => false,
+            };
             if allowed {
-                let client = ClientInfo {
-                    ip: client_ip(session),
-                    user_agent: session
-                        .req_header()
-                        .headers
-                        .get(header::USER_AGENT)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| v.chars().take(256).collect()),
-                };
-                self.apply_commands(commands, &client, ctx).await?;
+                let client = client_info(session);
+                let cur = &mut ctx.cur;
+                if commands.logout {
+                    self.sessions.logout(cur).await.map_err(store_error)?;
+                }
+                if let Some(login) = commands.login {
+                    self.sessions.login(cur, login.user, login.roles, &client).await.map_err(store_error)?;
+                }
+                if let Some(data) = commands.data {
+                    self.sessions.merge_data(cur, data, &client).await.map_err(store_error)?;
+                }
             } else {
-                tracing::warn!(
-                    "session command from an upstream without session_commands = true ignored"
-                );
+                tracing::warn!("session command from an upstream without session_commands = true ignored");
             }
         }
-        if let Some(id) = ctx.resign.take() {
-            // Rotation: the cookie verified with an older secret; re-sign it now.
-            ctx.set_cookies.push(self.cookie_for(&id));
-        }
-        if !ctx.set_cookies.is_empty() {
-            for c in ctx.set_cookies.drain(..) {
-                resp.append_header(header::SET_COOKIE, c)?;
-            }
+        if let Some(cookie) = self.sessions.set_cookie(&ctx.cur, ctx.https) {
+            resp.append_header(header::SET_COOKIE, cookie)?;
             // A response that sets a session cookie must never be cached and replayed.
             resp.insert_header(header::CACHE_CONTROL, "no-store")?;
         }
         Ok(())
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session_,
-        e: &Error,
-        _ctx: &mut Ctx,
-    ) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session_, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
         let (code, body): (u16, &'static str) = match e.etype() {
-            ConnectTimedout | ReadTimedout | WriteTimedout => {
-                (504, r#"{"error":"gateway timeout"}"#)
-            }
+            ConnectTimedout | ReadTimedout | WriteTimedout => (504, r#"{"error":"gateway timeout"}"#),
             ConnectRefused | ConnectNoRoute | ConnectError => (502, r#"{"error":"bad gateway"}"#),
             HTTPStatus(400) => (400, r#"{"error":"bad request"}"#),
             HTTPStatus(503) => (503, r#"{"error":"service unavailable"}"#),
             HTTPStatus(c) if (400..600).contains(c) => (*c, r#"{"error":"error"}"#),
             _ => match e.esource() {
                 ErrorSource::Downstream => (400, r#"{"error":"bad request"}"#),
-                ErrorSource::Internal | ErrorSource::Unset => {
-                    (500, r#"{"error":"internal error"}"#)
-                }
+                ErrorSource::Internal | ErrorSource::Unset => (500, r#"{"error":"internal error"}"#),
                 ErrorSource::Upstream => (502, r#"{"error":"bad gateway"}"#),
             },
         };
@@ -459,26 +377,24 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         if session.response_written().is_none() {
             let _ = respond(session, code, "application/json", body.as_bytes(), &[]).await;
         }
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
-        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
     async fn logging(&self, session: &mut Session_, e: Option<&Error>, ctx: &mut Ctx) {
+        self.sessions.finish(&ctx.cur).await;
         if !self.config.log.access_log {
             return;
         }
         let req = session.req_header();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let user = ctx
-            .session
-            .as_deref()
-            .and_then(|s| s.user.as_deref())
-            .unwrap_or("-");
         let upstream = match ctx.decision {
             Some(Decision::Allow { upstream }) => self.upstreams[upstream].config.name.as_str(),
             _ => "-",
+        };
+        let decision = match (ctx.endpoint, ctx.decision) {
+            (Some(_), _) => "builtin",
+            (None, Some(d)) => d.as_str(),
+            (None, None) => "bad_request",
         };
         // The query is left out: it can carry tokens.
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
@@ -487,10 +403,10 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             method = %req.method,
             path,
             status,
-            user,
+            user = ctx.cur.user().unwrap_or("-"),
             upstream,
             duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
-            decision = ctx.decision.map_or("bad_request", |d| d.as_str()),
+            decision,
             error = e.map(|e| e.etype().as_str()),
         );
     }

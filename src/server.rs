@@ -10,6 +10,8 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 
 use crate::config::{Config, LogFormat};
+use crate::lifecycle::Sessions;
+use crate::login::{Login, UsersWatcher};
 use crate::proxy::{self, Gate, Upstream};
 use crate::session::MemoryStore;
 
@@ -21,6 +23,8 @@ pub enum Error {
         name: String,
         source: std::io::Error,
     },
+    #[error("users file: {0}")]
+    Users(#[from] crate::users::Error),
 }
 
 /// Install the global tracing subscriber (text or JSON on stdout).
@@ -68,7 +72,13 @@ pub fn build(config: Config) -> Result<Server, Error> {
     }
 
     let store = Arc::new(MemoryStore::new(config.session.capacity));
-    let gate = Gate::new(config.clone(), store, upstreams);
+    let sessions = Arc::new(Sessions::new(config.session.clone(), store));
+    let login = Arc::new(Login::new(config.auth.clone())?);
+    server.add_service(background_service(
+        "users file watcher",
+        UsersWatcher { login: login.clone(), sessions: sessions.clone() },
+    ));
+    let gate = Gate::new(config.clone(), sessions, login, upstreams);
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gate, "sessiongate");
     for addr in &config.listen {

@@ -1,0 +1,249 @@
+//! A session's life across one request, the express-session way: find it from
+//! the cookie, create it only when something is stored (`save_uninitialized`),
+//! write it back only when changed (`resave`), re-send the cookie when asked
+//! (`rolling`), regenerate the id at every login and destroy it at logout.
+//!
+//! [`Sessions`] owns the signer, the store and the session settings; the proxy
+//! and the login endpoints both go through it, so there is one place that
+//! decides when a `Set-Cookie` goes out. [`Current`] is the per-request state.
+//!
+//! This module does not parse requests beyond the `Cookie` header, and it does
+//! not decide access.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap};
+use serde_json::{Map, Value};
+
+use crate::config::SessionConfig;
+use crate::cookie::{self, SessionId, Signer};
+use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError};
+
+/// The session state of one request.
+#[derive(Debug, Default)]
+pub struct Current {
+    /// The live session, if any.
+    pub session: Option<Arc<Session>>,
+    /// Its raw id (needed to re-sign the cookie); never logged.
+    id: Option<SessionId>,
+    /// The cookie verified with an older secret.
+    resign: bool,
+    /// Created or changed during this request: the cookie must be sent.
+    dirty: bool,
+    /// Destroyed during this request: a clearing cookie must be sent.
+    clear: bool,
+    /// Written back during this request (so `resave` does not write it twice).
+    written: bool,
+}
+
+impl Current {
+    /// The user of an authenticated session.
+    pub fn user(&self) -> Option<&str> {
+        self.session.as_deref().and_then(|s| s.user.as_deref())
+    }
+}
+
+/// What a new session records about the client that made it.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// The session lifecycle over one store.
+pub struct Sessions<S> {
+    store: Arc<S>,
+    signer: Signer,
+    config: SessionConfig,
+    writes: AtomicU64,
+    bad_cookies: AtomicU64,
+}
+
+impl<S: SessionStore> Sessions<S> {
+    /// The lifecycle for `config` over `store`.
+    pub fn new(config: SessionConfig, store: Arc<S>) -> Self {
+        let signer = Signer::new(&config.cookie.name, &config.secrets);
+        Sessions { store, signer, config, writes: AtomicU64::new(0), bad_cookies: AtomicU64::new(0) }
+    }
+
+    /// The store behind this lifecycle.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The session settings.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Full session writes (create or replace) so far: how `resave` is observed.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Cookies that named our cookie but did not verify or had no live session.
+    pub fn bad_cookies(&self) -> u64 {
+        self.bad_cookies.load(Ordering::Relaxed)
+    }
+
+    /// Find the session the request's cookie names. A cookie that does not
+    /// verify, or names no live session, means anonymous; it is logged with a
+    /// fixed message that says neither the value nor which check failed.
+    ///
+    /// # Errors
+    /// Only when the store itself fails.
+    pub async fn resolve(&self, headers: &HeaderMap) -> Result<Current, StoreError> {
+        let name = self.config.cookie.name.as_str();
+        let mut saw_ours = false;
+        for value in headers.get_all(header::COOKIE) {
+            let Ok(value) = value.to_str() else { continue };
+            // Every cookie of our name is tried, so a duplicate planted by a
+            // sibling domain cannot shadow the real one.
+            for candidate in cookie::find(value, name) {
+                saw_ours = true;
+                let Some(verified) = self.signer.verify(candidate) else { continue };
+                if let Some(session) = self.store.load(&SessionKey::of(&verified.id)).await? {
+                    return Ok(Current {
+                        session: Some(session),
+                        id: Some(verified.id),
+                        resign: verified.resign,
+                        ..Current::default()
+                    });
+                }
+            }
+        }
+        if saw_ours {
+            self.bad_cookies.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("possibly suspicious activity: session cookie did not verify or names no live session");
+        }
+        Ok(Current::default())
+    }
+
+    /// `save_uninitialized = true`: give a visitor without a session a stored,
+    /// anonymous one (and its cookie).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn ensure_uninitialized(&self, cur: &mut Current, client: &Client) -> Result<(), StoreError> {
+        if self.config.save_uninitialized && cur.session.is_none() {
+            self.create(cur, None, Vec::new(), Map::new(), client).await?;
+        }
+        Ok(())
+    }
+
+    /// Log `user` in: the previous session (if any) is destroyed and a new one
+    /// with a new id is created, so an id planted before login is worthless
+    /// (session fixation, OWASP).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn login(&self, cur: &mut Current, user: String, roles: Vec<String>, client: &Client) -> Result<(), StoreError> {
+        if let Some(old) = cur.session.take() {
+            self.store.destroy(&old.key).await?;
+        }
+        self.create(cur, Some(user), roles, Map::new(), client).await
+    }
+
+    /// Destroy the session server-side and clear the cookie.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn logout(&self, cur: &mut Current) -> Result<(), StoreError> {
+        if let Some(old) = cur.session.take() {
+            self.store.destroy(&old.key).await?;
+        }
+        *cur = Current { clear: true, ..Current::default() };
+        Ok(())
+    }
+
+    /// Merge `data` into the session, creating an anonymous one if there is none.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn merge_data(&self, cur: &mut Current, data: Map<String, Value>, client: &Client) -> Result<(), StoreError> {
+        let Some(s) = cur.session.as_deref() else {
+            return self.create(cur, None, Vec::new(), data, client).await;
+        };
+        let mut changed = s.clone();
+        let mut merged = changed.data.clone();
+        merged.extend(data);
+        changed.set_data(merged);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        cur.session = self.store.update(changed).await?;
+        cur.dirty = cur.session.is_some();
+        cur.written = true;
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        cur: &mut Current,
+        user: Option<String>,
+        roles: Vec<String>,
+        data: Map<String, Value>,
+        client: &Client,
+    ) -> Result<(), StoreError> {
+        let id = SessionId::generate();
+        let now = now_ms();
+        let mut s = Session::new(
+            SessionKey::of(&id),
+            user,
+            roles,
+            data,
+            now,
+            now + self.config.absolute_timeout.as_millis() as u64,
+            self.config.idle_timeout,
+        );
+        s.client_ip = client.ip;
+        s.user_agent = client.user_agent.clone();
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let stored = self.store.create(s).await?;
+        *cur = Current { session: Some(stored), id: Some(id), dirty: true, written: true, ..Current::default() };
+        Ok(())
+    }
+
+    /// The one `Set-Cookie` this response needs, if any: a clearing cookie after
+    /// logout; the session cookie when the session was created or changed, was
+    /// signed with an older secret (rotation), or `rolling` is on.
+    pub fn set_cookie(&self, cur: &Current, https: bool) -> Option<String> {
+        if cur.clear {
+            return Some(self.config.cookie.clear_cookie(https));
+        }
+        let id = cur.id.as_ref()?;
+        cur.session.as_ref()?;
+        (cur.dirty || cur.resign || self.config.rolling)
+            .then(|| self.config.cookie.set_cookie(&self.signer.sign(id), https))
+    }
+
+    /// End of request: with `resave`, write an unchanged session back in full
+    /// (express-session's `resave: true`); otherwise loading it already moved
+    /// its idle expiry.
+    pub async fn finish(&self, cur: &Current) {
+        if !self.config.resave || cur.written {
+            return;
+        }
+        if let Some(s) = cur.session.as_deref() {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.store.update(s.clone()).await {
+                tracing::warn!(error = %e, "resave failed");
+            }
+        }
+    }
+
+    /// Destroy every session of `user` (the user was removed or disabled).
+    /// Returns how many were destroyed.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn destroy_user(&self, user: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for s in self.store.list().await? {
+            if s.user.as_deref() == Some(user) && self.store.destroy(&s.key).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,531 @@
+//! The built-in endpoints under the auth prefix (default `/.sessiongate`):
+//!
+//! | endpoint            | does                                                        |
+//! |---------------------|-------------------------------------------------------------|
+//! | `GET  <p>/login`    | the login page (keeps `next`)                               |
+//! | `POST <p>/login`    | checks the form; success: new session id, 303 to `next`     |
+//! | `GET  <p>/logout`   | a one-button confirmation page; changes nothing             |
+//! | `POST <p>/logout`   | destroys the session, clears the cookie, 303 to a set page  |
+//! | `GET  <p>/me`       | `{user, roles, expires_at, absolute_expires_at}` or 401     |
+//!
+//! Failures have one shape: an unknown user, a disabled user and a wrong
+//! password get the same status, body and cookies, in the same time (unknown
+//! users are checked against a dummy hash). Attempts are throttled per canonical
+//! user name and per client IP; hashing runs off the async workers behind a
+//! bounded semaphore. POSTs from another origin get 403 (OWASP CSRF: verify
+//! `Origin`, or failing that `Referer`).
+//!
+//! This module builds [`Reply`] values; `proxy` writes them.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use http::{Method, StatusCode};
+use pingora::http::RequestHeader;
+use tokio::sync::Semaphore;
+
+use crate::config::AuthConfig;
+use crate::lifecycle::{Client, Current, Sessions};
+use crate::redirect::safe_next;
+use crate::session::SessionStore;
+use crate::throttle::Throttle;
+use crate::users::{self, Users, MAX_PASSWORD_LEN};
+
+/// Largest login or logout form accepted (bytes).
+pub const MAX_FORM_LEN: usize = 8 * 1024;
+/// How long a login waits for a hashing slot before 503.
+const HASH_QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Keys the throttles remember at most.
+const THROTTLE_CAPACITY: u64 = 100_000;
+
+/// A built-in endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    LoginPage,
+    LoginSubmit,
+    LogoutPage,
+    LogoutSubmit,
+    Me,
+    NotFound,
+    MethodNotAllowed,
+}
+
+impl Endpoint {
+    /// Whether the endpoint reads a form body.
+    pub fn reads_form(self) -> bool {
+        matches!(self, Endpoint::LoginSubmit | Endpoint::LogoutSubmit)
+    }
+}
+
+/// Which endpoint a normalised path under `prefix` is; `None` when the path is
+/// not under the prefix at all.
+pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
+    let rest = path.strip_prefix(prefix)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
+    Some(match (rest, get, post) {
+        ("/login", true, _) => Endpoint::LoginPage,
+        ("/login", _, true) => Endpoint::LoginSubmit,
+        ("/logout", true, _) => Endpoint::LogoutPage,
+        ("/logout", _, true) => Endpoint::LogoutSubmit,
+        ("/me", true, _) => Endpoint::Me,
+        ("/login" | "/logout" | "/me", _, _) => Endpoint::MethodNotAllowed,
+        _ => Endpoint::NotFound,
+    })
+}
+
+/// A response built here, written by the proxy (which adds the session cookie).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn html(status: StatusCode, body: String) -> Reply {
+        Reply { status, content_type: "text/html; charset=utf-8", headers: Vec::new(), body: body.into_bytes() }
+    }
+
+    fn json(status: StatusCode, body: String) -> Reply {
+        Reply { status, content_type: "application/json", headers: Vec::new(), body: body.into_bytes() }
+    }
+
+    fn see_other(location: &str) -> Reply {
+        Reply {
+            status: StatusCode::SEE_OTHER,
+            content_type: "text/plain; charset=utf-8",
+            headers: vec![("Location", location.to_owned())],
+            body: Vec::new(),
+        }
+    }
+
+    fn with(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// The built-in login: users, throttles, the hashing limit.
+pub struct Login {
+    config: AuthConfig,
+    users: RwLock<Arc<Users>>,
+    users_mtime: RwLock<Option<SystemTime>>,
+    dummy_hash: String,
+    by_user: Throttle<String>,
+    by_ip: Throttle<IpAddr>,
+    hashing: Semaphore,
+}
+
+impl Login {
+    /// Load the users file (if configured) and prepare the dummy hash.
+    ///
+    /// # Errors
+    /// If the users file cannot be loaded.
+    pub fn new(config: AuthConfig) -> Result<Login, users::Error> {
+        let (users, mtime) = match &config.users_file {
+            Some(path) => (Users::load(path)?, mtime(path)),
+            None => (Users::default(), None),
+        };
+        let window = config.failure_window;
+        Ok(Login {
+            by_user: Throttle::new(config.max_failures, window, THROTTLE_CAPACITY),
+            by_ip: Throttle::new(config.ip_max_failures, window, THROTTLE_CAPACITY),
+            hashing: Semaphore::new(config.max_concurrent_hashes),
+            dummy_hash: users::dummy_hash(),
+            users: RwLock::new(Arc::new(users)),
+            users_mtime: RwLock::new(mtime),
+            config,
+        })
+    }
+
+    /// The users file path, when the built-in login is on.
+    pub fn users_file(&self) -> Option<&PathBuf> {
+        self.config.users_file.as_ref()
+    }
+
+    fn users(&self) -> Arc<Users> {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reload the users file if it changed (or `force`). On success returns the
+    /// users who can no longer log in, whose sessions the caller ends; on error
+    /// the last good version stays.
+    ///
+    /// # Errors
+    /// The new file is unreadable or invalid.
+    pub fn reload(&self, force: bool) -> Result<Vec<String>, users::Error> {
+        let Some(path) = &self.config.users_file else { return Ok(Vec::new()) };
+        let now = mtime(path);
+        if !force && now == *self.users_mtime.read().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(Vec::new());
+        }
+        *self.users_mtime.write().unwrap_or_else(|e| e.into_inner()) = now;
+        let next = Users::load(path)?;
+        let revoked = self.users().revoked_in(&next);
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(revoked)
+    }
+
+    /// Answer a built-in endpoint. `form` is the request body for the POST endpoints.
+    pub async fn handle<S: SessionStore>(
+        &self,
+        endpoint: Endpoint,
+        req: &RequestHeader,
+        form: &[u8],
+        client: &Client,
+        cur: &mut Current,
+        sessions: &Sessions<S>,
+    ) -> Reply {
+        let reply = match endpoint {
+            Endpoint::LoginPage => {
+                let next = query_param(req, "next");
+                Reply::html(StatusCode::OK, self.login_page(&safe_next(next.as_deref()), None))
+            }
+            Endpoint::LoginSubmit => self.submit_login(req, form, client, cur, sessions).await,
+            Endpoint::LogoutPage => Reply::html(StatusCode::OK, self.logout_page()),
+            Endpoint::LogoutSubmit => {
+                if !same_origin(req) {
+                    return forbidden();
+                }
+                match sessions.logout(cur).await {
+                    Ok(()) => Reply::see_other(&self.config.logout_redirect),
+                    Err(e) => unavailable(&e),
+                }
+            }
+            Endpoint::Me => match cur.session.as_deref().filter(|s| s.user.is_some()) {
+                Some(s) => Reply::json(
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "user": s.user,
+                        "roles": s.roles,
+                        "expires_at": s.expires_at() / 1000,
+                        "absolute_expires_at": s.absolute_expires_at / 1000,
+                    })
+                    .to_string(),
+                ),
+                None => Reply::json(StatusCode::UNAUTHORIZED, r#"{"error":"unauthenticated"}"#.into()),
+            },
+            Endpoint::NotFound => Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into()),
+            Endpoint::MethodNotAllowed => {
+                let allow = if req.uri.path().ends_with("/me") { "GET, HEAD" } else { "GET, HEAD, POST" };
+                Reply::json(StatusCode::METHOD_NOT_ALLOWED, r#"{"error":"method not allowed"}"#.into())
+                    .with("Allow", allow.into())
+            }
+        };
+        reply
+    }
+
+    async fn submit_login<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        form: &[u8],
+        client: &Client,
+        cur: &mut Current,
+        sessions: &Sessions<S>,
+    ) -> Reply {
+        if !same_origin(req) {
+            return forbidden();
+        }
+        let (mut username, mut password, mut next) = (None, None, None);
+        for (k, v) in form_urlencoded::parse(form) {
+            match k.as_ref() {
+                "username" => username = Some(v.into_owned()),
+                "password" => password = Some(v.into_owned()),
+                "next" => next = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let next = safe_next(next.as_deref()).into_owned();
+        let (Some(username), Some(password)) = (username, password) else {
+            return Reply::html(StatusCode::BAD_REQUEST, self.login_page(&next, Some("Enter a username and a password.")));
+        };
+        if self.config.users_file.is_none() {
+            return Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into());
+        }
+        if password.len() > MAX_PASSWORD_LEN {
+            // Refused before hashing: a huge password must not buy a huge hash.
+            return Reply::html(StatusCode::BAD_REQUEST, self.login_page(&next, Some("That password is too long.")));
+        }
+        let user_key = users::canonical_name(&username);
+        let user_slot = match self.by_user.begin(user_key) {
+            Ok(a) => a,
+            Err(retry) => return self.locked_out(&next, retry),
+        };
+        let ip_slot = match client.ip.map(|ip| self.by_ip.begin(ip)).transpose() {
+            Ok(a) => a,
+            Err(retry) => {
+                self.by_user.succeeded(user_slot);
+                return self.locked_out(&next, retry);
+            }
+        };
+        let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await else {
+            self.by_user.succeeded(user_slot);
+            if let Some(a) = ip_slot {
+                self.by_ip.succeeded(a);
+            }
+            return Reply::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"busy"}"#.into())
+                .with("Retry-After", "1".into());
+        };
+        let users = self.users();
+        let dummy = self.dummy_hash.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            users::check(&users, &dummy, &username, password.as_bytes()).map(|u| (u.name.clone(), u.roles.clone()))
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some((user, roles)) = checked else {
+            // The slots stay taken: they are the failures the throttle counts.
+            tracing::info!(target: "auth", "login failed");
+            return Reply::html(StatusCode::UNAUTHORIZED, self.login_page(&next, Some("Invalid username or password.")));
+        };
+        self.by_user.succeeded(user_slot);
+        if let Some(a) = ip_slot {
+            self.by_ip.succeeded(a);
+        }
+        if let Err(e) = sessions.login(cur, user.clone(), roles, client).await {
+            return unavailable(&e);
+        }
+        tracing::info!(target: "auth", user = %user, "login succeeded");
+        Reply::see_other(&next)
+    }
+
+    /// A lockout looks like a failure with a `Retry-After`, whatever the password.
+    fn locked_out(&self, next: &str, retry: Duration) -> Reply {
+        tracing::warn!(target: "auth", "login throttled");
+        Reply::html(StatusCode::TOO_MANY_REQUESTS, self.login_page(next, Some("Too many attempts. Try again later.")))
+            .with("Retry-After", retry.as_secs().max(1).to_string())
+    }
+
+    fn login_page(&self, next: &str, error: Option<&str>) -> String {
+        let error = error.map_or(String::new(), |e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)));
+        page(
+            "Sign in",
+            &format!(
+                r#"<h1>Sign in</h1>{error}
+<form method="post" action="{action}">
+<input type="hidden" name="next" value="{next}">
+<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" autocapitalize="none" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>"#,
+                action = escape(&format!("{}/login", self.config.prefix)),
+                next = escape(next),
+            ),
+        )
+    }
+
+    fn logout_page(&self) -> String {
+        page(
+            "Sign out",
+            &format!(
+                r#"<h1>Sign out?</h1>
+<form method="post" action="{action}">
+<button type="submit">Sign out</button>
+</form>"#,
+                action = escape(&format!("{}/logout", self.config.prefix)),
+            ),
+        )
+    }
+}
+
+/// Reloads the users file when it changes (polled every second) or on SIGHUP,
+/// and ends the sessions of users who were removed or disabled. A broken file
+/// is logged and the last good version stays in force.
+pub struct UsersWatcher<S> {
+    pub login: Arc<Login>,
+    pub sessions: Arc<Sessions<S>>,
+}
+
+impl<S: SessionStore> UsersWatcher<S> {
+    async fn reload(&self, force: bool) {
+        match self.login.reload(force) {
+            Ok(revoked) => {
+                for user in revoked {
+                    match self.sessions.destroy_user(&user).await {
+                        Ok(n) => tracing::info!(target: "auth", user = %user, sessions = n, "user removed or disabled: sessions ended"),
+                        Err(e) => tracing::error!(target: "auth", user = %user, error = %e, "could not end the sessions of a removed user"),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(target: "auth", error = %e, "users file not reloaded; keeping the last good version"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: SessionStore> pingora::services::background::BackgroundService for UsersWatcher<S> {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        if self.login.users_file().is_none() {
+            return;
+        }
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler; the users file is still polled");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => self.reload(false).await,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!(target: "auth", "SIGHUP: reloading the users file");
+                    self.reload(true).await;
+                }
+            }
+        }
+    }
+}
+
+fn forbidden() -> Reply {
+    tracing::warn!(target: "auth", "cross-origin POST to a built-in endpoint refused");
+    Reply::json(StatusCode::FORBIDDEN, r#"{"error":"cross-origin request"}"#.into())
+}
+
+fn unavailable(e: &crate::session::StoreError) -> Reply {
+    tracing::error!(error = %e, "session store unavailable");
+    Reply::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"service unavailable"}"#.into())
+}
+
+fn mtime(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn query_param(req: &RequestHeader, key: &str) -> Option<String> {
+    let q = req.uri.query()?;
+    form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+/// Whether a POST comes from our own origin: `Origin` (or, failing that,
+/// `Referer`) must name the host the request was sent to. `Sec-Fetch-Site:
+/// cross-site` is refused outright. A request with neither header is not from a
+/// browser form and is allowed (OWASP CSRF Prevention Cheat Sheet).
+fn same_origin(req: &RequestHeader) -> bool {
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site").is_some_and(|s| s == "cross-site") {
+        return false;
+    }
+    let Some(host) = header("host") else { return false };
+    let source = header("origin").or_else(|| header("referer"));
+    let Some(source) = source else { return true };
+    let Some(rest) = source.strip_prefix("https://").or_else(|| source.strip_prefix("http://")) else {
+        return false; // includes `Origin: null`
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.eq_ignore_ascii_case(host)
+}
+
+/// Escape text for HTML element content and quoted attributes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A complete, small, accessible page: no scripts, readable on a phone.
+fn page(title: &str, main: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body{{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f4f5f7;color:#1d2330}}
+main{{max-width:22rem;margin:12vh auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08)}}
+h1{{font-size:1.4rem;margin:0 0 1.2rem}}
+label{{display:block;font-weight:600;margin:.9rem 0 .3rem}}
+input{{box-sizing:border-box;width:100%;padding:.6rem .7rem;font:inherit;border:1px solid #b8bfcc;border-radius:8px}}
+input:focus,button:focus{{outline:3px solid #7aa7ff;outline-offset:1px}}
+button{{margin-top:1.4rem;width:100%;padding:.7rem;font:inherit;font-weight:600;color:#fff;background:#2856d6;border:0;border-radius:8px;cursor:pointer}}
+.error{{color:#a1181d;background:#fdecec;padding:.6rem .8rem;border-radius:8px}}
+</style>
+</head>
+<body>
+<main>
+{main}
+</main>
+</body>
+</html>
+"#,
+        title = escape(title),
+    )
+}
+
+/// Headers every built-in page carries: never cached, never framed, no scripts.
+pub const PAGE_HEADERS: [(&str, &str); 4] = [
+    ("Cache-Control", "no-store"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    ("Referrer-Policy", "same-origin"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_under_the_prefix_only() {
+        let p = "/.sessiongate";
+        assert_eq!(route(p, &Method::GET, "/.sessiongate/login"), Some(Endpoint::LoginPage));
+        assert_eq!(route(p, &Method::POST, "/.sessiongate/login"), Some(Endpoint::LoginSubmit));
+        assert_eq!(route(p, &Method::GET, "/.sessiongate/logout"), Some(Endpoint::LogoutPage));
+        assert_eq!(route(p, &Method::POST, "/.sessiongate/logout"), Some(Endpoint::LogoutSubmit));
+        assert_eq!(route(p, &Method::GET, "/.sessiongate/me"), Some(Endpoint::Me));
+        assert_eq!(route(p, &Method::DELETE, "/.sessiongate/me"), Some(Endpoint::MethodNotAllowed));
+        assert_eq!(route(p, &Method::GET, "/.sessiongate/x"), Some(Endpoint::NotFound));
+        assert_eq!(route(p, &Method::GET, "/.sessiongate"), Some(Endpoint::NotFound));
+        assert_eq!(route(p, &Method::GET, "/.sessiongatex/login"), None);
+        assert_eq!(route(p, &Method::GET, "/app"), None);
+    }
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("POST", b"/.sessiongate/login", None).unwrap();
+        r.insert_header("Host", "app.test:8080").unwrap();
+        for (k, v) in headers {
+            r.insert_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn same_origin_checks_origin_then_referer() {
+        assert!(same_origin(&req(&[])));
+        assert!(same_origin(&req(&[("Origin", "http://app.test:8080")])));
+        assert!(same_origin(&req(&[("Origin", "https://APP.test:8080")])));
+        assert!(same_origin(&req(&[("Referer", "http://app.test:8080/.sessiongate/login?next=/")])));
+        assert!(!same_origin(&req(&[("Origin", "http://evil.test")])));
+        assert!(!same_origin(&req(&[("Origin", "http://app.test:8080.evil.test")])));
+        assert!(!same_origin(&req(&[("Origin", "null")])));
+        assert!(!same_origin(&req(&[("Referer", "http://evil.test/app.test:8080")])));
+        assert!(!same_origin(&req(&[("Origin", "http://evil.test"), ("Referer", "http://app.test:8080/")])));
+        assert!(!same_origin(&req(&[("Sec-Fetch-Site", "cross-site")])));
+    }
+
+    #[test]
+    fn escape_makes_markup_inert() {
+        assert_eq!(escape(r#"<script>alert("x")</script>&'"#), "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;");
+    }
+}

@@ -1,0 +1,287 @@
+//! The users file of the built-in login, and password hashing.
+//!
+//! ```toml
+//! [[user]]
+//! name = "alice"
+//! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"   # sessiongate hash-password
+//! roles = ["admin"]
+//! disabled = false
+//! ```
+//!
+//! Hashes are argon2id PHC strings; bcrypt (`$2b$`, `$2y$`) is accepted so an
+//! htpasswd file can be migrated. New hashes use at least OWASP's argon2id
+//! parameters (m = 19 MiB, t = 2, p = 1: Password Storage Cheat Sheet).
+//! User names are compared in a canonical form (Unicode NFKC, trimmed, lower
+//! case) so `Alice`, ` alice ` and `ａｌｉｃｅ` are one account, for login and
+//! for throttling alike.
+//!
+//! This module does not know about sessions or HTTP.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::Deserialize;
+use unicode_normalization::UnicodeNormalization;
+
+/// OWASP Password Storage Cheat Sheet, argon2id: m = 19 MiB, t = 2, p = 1.
+pub const ARGON2_M_KIB: u32 = 19 * 1024;
+pub const ARGON2_T: u32 = 2;
+pub const ARGON2_P: u32 = 1;
+/// Passwords longer than this are refused before hashing (a 1 MB password would
+/// cost a hash of 1 MB of input on every attempt).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// Why a users file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}: {}", problems.join("; "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    user: Vec<RawUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    password_hash: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+/// One account.
+#[derive(Clone)]
+pub struct User {
+    /// The name as written in the file (what `X-User` carries).
+    pub name: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    password_hash: String,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .field("disabled", &self.disabled)
+            .field("password_hash", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A loaded users file, keyed by canonical name.
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    by_name: HashMap<String, User>,
+}
+
+impl Users {
+    /// Read and validate a users file.
+    ///
+    /// # Errors
+    /// An unreadable file, a TOML error, or every invalid entry, each named
+    /// `user[i].field`.
+    pub fn load(path: &Path) -> Result<Users, Error> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+        Users::parse(&text).map_err(|e| match e {
+            ParseError::Syntax(message) => Error::Syntax { path: shown, message },
+            ParseError::Invalid(problems) => Error::Invalid { path: shown, problems },
+        })
+    }
+
+    fn parse(text: &str) -> Result<Users, ParseError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
+        let mut problems = Vec::new();
+        let mut by_name = HashMap::new();
+        for (i, u) in raw.user.into_iter().enumerate() {
+            let canonical = canonical_name(&u.name);
+            if canonical.is_empty() || u.name.chars().any(char::is_control) || u.name.len() > 256 {
+                problems.push(format!("user[{i}].name: must be 1-256 characters without control characters"));
+                continue;
+            }
+            if !is_supported_hash(&u.password_hash) {
+                problems.push(format!(
+                    "user[{i}].password_hash: not an argon2id PHC string or bcrypt $2b$/$2y$ hash (make one with `sessiongate hash-password`)"
+                ));
+                continue;
+            }
+            let user = User { name: u.name.trim().to_owned(), roles: u.roles, disabled: u.disabled, password_hash: u.password_hash };
+            if by_name.insert(canonical, user).is_some() {
+                problems.push(format!("user[{i}].name: {:?} is listed twice (names compare case- and width-insensitively)", u.name));
+            }
+        }
+        if problems.is_empty() {
+            Ok(Users { by_name })
+        } else {
+            Err(ParseError::Invalid(problems))
+        }
+    }
+
+    /// The account for a name as typed (canonicalised here).
+    pub fn get(&self, typed: &str) -> Option<&User> {
+        self.by_name.get(&canonical_name(typed))
+    }
+
+    /// Canonical names of accounts that can log in now but not in `next`
+    /// (removed or disabled): their sessions must end.
+    pub fn revoked_in(&self, next: &Users) -> Vec<String> {
+        self.by_name
+            .iter()
+            .filter(|(_, u)| !u.disabled)
+            .filter(|(k, u)| next.by_name.get(*k).is_none_or(|n| n.disabled || n.name != u.name))
+            .map(|(_, u)| u.name.clone())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+enum ParseError {
+    Syntax(String),
+    Invalid(Vec<String>),
+}
+
+/// The form names are compared in: Unicode NFKC, surrounding whitespace
+/// removed, lower case.
+pub fn canonical_name(typed: &str) -> String {
+    typed.nfkc().collect::<String>().trim().to_lowercase()
+}
+
+fn is_supported_hash(h: &str) -> bool {
+    if h.starts_with("$2b$") || h.starts_with("$2y$") {
+        return h.len() == 60;
+    }
+    PasswordHash::new(h).is_ok_and(|p| p.algorithm.as_str() == "argon2id")
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None).expect("OWASP parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hash a password with argon2id at OWASP's parameters and a random salt.
+///
+/// # Errors
+/// Only if the OS random source fails.
+pub fn hash_password(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let salt = SaltString::encode_b64(&salt)?;
+    Ok(argon2().hash_password(password, &salt)?.to_string())
+}
+
+/// Whether `password` matches `hash`. Slow on purpose; run it off the async
+/// workers. The hash's own parameters are used, so old hashes keep working.
+fn verify_hash(hash: &str, password: &[u8]) -> bool {
+    if hash.starts_with("$2") {
+        return bcrypt::verify(password, hash).unwrap_or(false);
+    }
+    match PasswordHash::new(hash) {
+        Ok(parsed) => argon2().verify_password(password, &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of a random password with the default parameters: unknown and
+/// disabled users are checked against it so every failure costs the same time.
+pub fn dummy_hash() -> String {
+    let mut pw = [0u8; 32];
+    getrandom::getrandom(&mut pw).expect("the OS CSPRNG must be available");
+    hash_password(&pw).expect("hashing a random password")
+}
+
+/// Check a login. Unknown and disabled users verify against `dummy` so the
+/// caller cannot tell them from a wrong password by time.
+pub fn check<'u>(users: &'u Users, dummy: &str, typed_name: &str, password: &[u8]) -> Option<&'u User> {
+    match users.get(typed_name) {
+        Some(u) if !u.disabled => verify_hash(&u.password_hash, password).then_some(u),
+        _ => {
+            let _ = verify_hash(dummy, password);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(users: &[(&str, &str, bool)]) -> String {
+        users
+            .iter()
+            .map(|(n, h, d)| format!("[[user]]\nname = \"{n}\"\npassword_hash = '{h}'\nroles = [\"r\"]\ndisabled = {d}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn hash_has_owasp_parameters_and_verifies() {
+        let h = hash_password(b"correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_hash(&h, b"correct horse"));
+        assert!(!verify_hash(&h, b"wrong"));
+        assert_ne!(h, hash_password(b"correct horse").unwrap(), "salted");
+    }
+
+    #[test]
+    fn bcrypt_hashes_from_htpasswd_verify() {
+        let h = bcrypt::hash("secret", 4).unwrap();
+        let users = Users::parse(&file(&[("bob", &h.replacen("$2b$", "$2y$", 1), false)])).ok().unwrap();
+        let dummy = dummy_hash();
+        assert_eq!(check(&users, &dummy, "bob", b"secret").map(|u| u.name.as_str()), Some("bob"));
+        assert!(check(&users, &dummy, "bob", b"nope").is_none());
+    }
+
+    #[test]
+    fn names_are_canonical_and_disabled_users_fail() {
+        let h = hash_password(b"pw").unwrap();
+        let users = Users::parse(&file(&[("Alice", &h, false), ("carol", &h, true)])).ok().unwrap();
+        let dummy = dummy_hash();
+        for typed in ["alice", " ALICE ", "ａｌｉｃｅ"] {
+            assert_eq!(check(&users, &dummy, typed, b"pw").map(|u| u.name.as_str()), Some("Alice"), "{typed:?}");
+        }
+        assert!(check(&users, &dummy, "carol", b"pw").is_none());
+        assert!(check(&users, &dummy, "nobody", b"pw").is_none());
+    }
+
+    #[test]
+    fn invalid_files_name_each_entry() {
+        let h = hash_password(b"pw").unwrap();
+        let text = file(&[("a", &h, false), ("A", &h, false), ("b", "plaintext", false), ("", &h, false)]);
+        let Err(ParseError::Invalid(p)) = Users::parse(&text) else { panic!("must fail") };
+        assert!(p[0].starts_with("user[1].name: \"A\" is listed twice"), "{p:?}");
+        assert!(p[1].starts_with("user[2].password_hash: not an argon2id"), "{p:?}");
+        assert!(p[2].starts_with("user[3].name: must be"), "{p:?}");
+        assert!(matches!(Users::parse("[[user]]\nname = 1\n"), Err(ParseError::Syntax(_))));
+    }
+
+    #[test]
+    fn revoked_lists_removed_and_newly_disabled_users() {
+        let h = hash_password(b"pw").unwrap();
+        let before = Users::parse(&file(&[("a", &h, false), ("b", &h, false), ("c", &h, false), ("d", &h, true)])).ok().unwrap();
+        let after = Users::parse(&file(&[("a", &h, false), ("c", &h, true), ("d", &h, false)])).ok().unwrap();
+        let mut revoked = before.revoked_in(&after);
+        revoked.sort();
+        assert_eq!(revoked, vec!["b", "c"]);
+    }
+}
