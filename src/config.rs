@@ -646,7 +646,8 @@ impl Validator {
                 "none requires session.cookie.secure = true",
             );
         }
-        if c.name.starts_with("__Host-") && (!always_secure || c.path != "/" || c.domain.is_some()) {
+        if c.name.starts_with("__Host-") && (!always_secure || c.path != "/" || c.domain.is_some())
+        {
             // RFC 6265bis §4.1.3.2: browsers reject such a cookie outright.
             self.problem(
                 "session.cookie.name",
@@ -756,12 +757,20 @@ impl Validator {
                 format!("must be a normalised path like \"/.sessiongate\" without a trailing '/' (got {:?})", raw.prefix),
             );
         }
-        let login_url = raw.login_url.unwrap_or_else(|| format!("{}/login", raw.prefix));
+        let login_url = raw
+            .login_url
+            .unwrap_or_else(|| format!("{}/login", raw.prefix));
         // Only same-origin paths: never an absolute URL we could be tricked into.
         let mut paths_ok = true;
-        for (key, url) in [("auth.login_url", &login_url), ("auth.logout_redirect", &raw.logout_redirect)] {
+        for (key, url) in [
+            ("auth.login_url", &login_url),
+            ("auth.logout_redirect", &raw.logout_redirect),
+        ] {
             if !is_plain_local_path(url) {
-                self.problem(key, format!("must be a same-origin path without query (got {url:?})"));
+                self.problem(
+                    key,
+                    format!("must be a same-origin path without query (got {url:?})"),
+                );
                 paths_ok = false;
             }
         }

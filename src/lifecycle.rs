@@ -65,7 +65,13 @@ impl<S: SessionStore> Sessions<S> {
     /// The lifecycle for `config` over `store`.
     pub fn new(config: SessionConfig, store: Arc<S>) -> Self {
         let signer = Signer::new(&config.cookie.name, &config.secrets);
-        Sessions { store, signer, config, writes: AtomicU64::new(0), bad_cookies: AtomicU64::new(0) }
+        Sessions {
+            store,
+            signer,
+            config,
+            writes: AtomicU64::new(0),
+            bad_cookies: AtomicU64::new(0),
+        }
     }
 
     /// The store behind this lifecycle.
@@ -103,7 +109,9 @@ impl<S: SessionStore> Sessions<S> {
             // sibling domain cannot shadow the real one.
             for candidate in cookie::find(value, name) {
                 saw_ours = true;
-                let Some(verified) = self.signer.verify(candidate) else { continue };
+                let Some(verified) = self.signer.verify(candidate) else {
+                    continue;
+                };
                 if let Some(session) = self.store.load(&SessionKey::of(&verified.id)).await? {
                     return Ok(Current {
                         session: Some(session),
@@ -126,9 +134,14 @@ impl<S: SessionStore> Sessions<S> {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn ensure_uninitialized(&self, cur: &mut Current, client: &Client) -> Result<(), StoreError> {
+    pub async fn ensure_uninitialized(
+        &self,
+        cur: &mut Current,
+        client: &Client,
+    ) -> Result<(), StoreError> {
         if self.config.save_uninitialized && cur.session.is_none() {
-            self.create(cur, None, Vec::new(), Map::new(), client).await?;
+            self.create(cur, None, Vec::new(), Map::new(), client)
+                .await?;
         }
         Ok(())
     }
@@ -139,11 +152,18 @@ impl<S: SessionStore> Sessions<S> {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn login(&self, cur: &mut Current, user: String, roles: Vec<String>, client: &Client) -> Result<(), StoreError> {
+    pub async fn login(
+        &self,
+        cur: &mut Current,
+        user: String,
+        roles: Vec<String>,
+        client: &Client,
+    ) -> Result<(), StoreError> {
         if let Some(old) = cur.session.take() {
             self.store.destroy(&old.key).await?;
         }
-        self.create(cur, Some(user), roles, Map::new(), client).await
+        self.create(cur, Some(user), roles, Map::new(), client)
+            .await
     }
 
     /// Destroy the session server-side and clear the cookie.
@@ -154,7 +174,10 @@ impl<S: SessionStore> Sessions<S> {
         if let Some(old) = cur.session.take() {
             self.store.destroy(&old.key).await?;
         }
-        *cur = Current { clear: true, ..Current::default() };
+        *cur = Current {
+            clear: true,
+            ..Current::default()
+        };
         Ok(())
     }
 
@@ -162,7 +185,12 @@ impl<S: SessionStore> Sessions<S> {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn merge_data(&self, cur: &mut Current, data: Map<String, Value>, client: &Client) -> Result<(), StoreError> {
+    pub async fn merge_data(
+        &self,
+        cur: &mut Current,
+        data: Map<String, Value>,
+        client: &Client,
+    ) -> Result<(), StoreError> {
         let Some(s) = cur.session.as_deref() else {
             return self.create(cur, None, Vec::new(), data, client).await;
         };
@@ -200,7 +228,13 @@ impl<S: SessionStore> Sessions<S> {
         s.user_agent = client.user_agent.clone();
         self.writes.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.create(s).await?;
-        *cur = Current { session: Some(stored), id: Some(id), dirty: true, written: true, ..Current::default() };
+        *cur = Current {
+            session: Some(stored),
+            id: Some(id),
+            dirty: true,
+            written: true,
+            ..Current::default()
+        };
         Ok(())
     }
 

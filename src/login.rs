@@ -90,11 +90,21 @@ pub struct Reply {
 
 impl Reply {
     fn html(status: StatusCode, body: String) -> Reply {
-        Reply { status, content_type: "text/html; charset=utf-8", headers: Vec::new(), body: body.into_bytes() }
+        Reply {
+            status,
+            content_type: "text/html; charset=utf-8",
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        }
     }
 
     fn json(status: StatusCode, body: String) -> Reply {
-        Reply { status, content_type: "application/json", headers: Vec::new(), body: body.into_bytes() }
+        Reply {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        }
     }
 
     fn see_other(location: &str) -> Reply {
@@ -161,7 +171,9 @@ impl Login {
     /// # Errors
     /// The new file is unreadable or invalid.
     pub fn reload(&self, force: bool) -> Result<Vec<String>, users::Error> {
-        let Some(path) = &self.config.users_file else { return Ok(Vec::new()) };
+        let Some(path) = &self.config.users_file else {
+            return Ok(Vec::new());
+        };
         let now = mtime(path);
         if !force && now == *self.users_mtime.read().unwrap_or_else(|e| e.into_inner()) {
             return Ok(Vec::new());
@@ -186,7 +198,10 @@ impl Login {
         let reply = match endpoint {
             Endpoint::LoginPage => {
                 let next = query_param(req, "next");
-                Reply::html(StatusCode::OK, self.login_page(&safe_next(next.as_deref()), None))
+                Reply::html(
+                    StatusCode::OK,
+                    self.login_page(&safe_next(next.as_deref()), None),
+                )
             }
             Endpoint::LoginSubmit => self.submit_login(req, form, client, cur, sessions).await,
             Endpoint::LogoutPage => Reply::html(StatusCode::OK, self.logout_page()),
@@ -210,13 +225,25 @@ impl Login {
                     })
                     .to_string(),
                 ),
-                None => Reply::json(StatusCode::UNAUTHORIZED, r#"{"error":"unauthenticated"}"#.into()),
+                None => Reply::json(
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"error":"unauthenticated"}"#.into(),
+                ),
             },
-            Endpoint::NotFound => Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into()),
+            Endpoint::NotFound => {
+                Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into())
+            }
             Endpoint::MethodNotAllowed => {
-                let allow = if req.uri.path().ends_with("/me") { "GET, HEAD" } else { "GET, HEAD, POST" };
-                Reply::json(StatusCode::METHOD_NOT_ALLOWED, r#"{"error":"method not allowed"}"#.into())
-                    .with("Allow", allow.into())
+                let allow = if req.uri.path().ends_with("/me") {
+                    "GET, HEAD"
+                } else {
+                    "GET, HEAD, POST"
+                };
+                Reply::json(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    r#"{"error":"method not allowed"}"#.into(),
+                )
+                .with("Allow", allow.into())
             }
         };
         reply
@@ -244,14 +271,20 @@ impl Login {
         }
         let next = safe_next(next.as_deref()).into_owned();
         let (Some(username), Some(password)) = (username, password) else {
-            return Reply::html(StatusCode::BAD_REQUEST, self.login_page(&next, Some("Enter a username and a password.")));
+            return Reply::html(
+                StatusCode::BAD_REQUEST,
+                self.login_page(&next, Some("Enter a username and a password.")),
+            );
         };
         if self.config.users_file.is_none() {
             return Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into());
         }
         if password.len() > MAX_PASSWORD_LEN {
             // Refused before hashing: a huge password must not buy a huge hash.
-            return Reply::html(StatusCode::BAD_REQUEST, self.login_page(&next, Some("That password is too long.")));
+            return Reply::html(
+                StatusCode::BAD_REQUEST,
+                self.login_page(&next, Some("That password is too long.")),
+            );
         }
         let user_key = users::canonical_name(&username);
         let user_slot = match self.by_user.begin(user_key) {
@@ -265,18 +298,23 @@ impl Login {
                 return self.locked_out(&next, retry);
             }
         };
-        let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await else {
+        let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
+        else {
             self.by_user.succeeded(user_slot);
             if let Some(a) = ip_slot {
                 self.by_ip.succeeded(a);
             }
-            return Reply::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"busy"}"#.into())
-                .with("Retry-After", "1".into());
+            return Reply::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"error":"busy"}"#.into(),
+            )
+            .with("Retry-After", "1".into());
         };
         let users = self.users();
         let dummy = self.dummy_hash.clone();
         let checked = tokio::task::spawn_blocking(move || {
-            users::check(&users, &dummy, &username, password.as_bytes()).map(|u| (u.name.clone(), u.roles.clone()))
+            users::check(&users, &dummy, &username, password.as_bytes())
+                .map(|u| (u.name.clone(), u.roles.clone()))
         })
         .await
         .ok()
@@ -284,7 +322,10 @@ impl Login {
         let Some((user, roles)) = checked else {
             // The slots stay taken: they are the failures the throttle counts.
             tracing::info!(target: "auth", "login failed");
-            return Reply::html(StatusCode::UNAUTHORIZED, self.login_page(&next, Some("Invalid username or password.")));
+            return Reply::html(
+                StatusCode::UNAUTHORIZED,
+                self.login_page(&next, Some("Invalid username or password.")),
+            );
         };
         self.by_user.succeeded(user_slot);
         if let Some(a) = ip_slot {
@@ -300,12 +341,17 @@ impl Login {
     /// A lockout looks like a failure with a `Retry-After`, whatever the password.
     fn locked_out(&self, next: &str, retry: Duration) -> Reply {
         tracing::warn!(target: "auth", "login throttled");
-        Reply::html(StatusCode::TOO_MANY_REQUESTS, self.login_page(next, Some("Too many attempts. Try again later.")))
-            .with("Retry-After", retry.as_secs().max(1).to_string())
+        Reply::html(
+            StatusCode::TOO_MANY_REQUESTS,
+            self.login_page(next, Some("Too many attempts. Try again later.")),
+        )
+        .with("Retry-After", retry.as_secs().max(1).to_string())
     }
 
     fn login_page(&self, next: &str, error: Option<&str>) -> String {
-        let error = error.map_or(String::new(), |e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)));
+        let error = error.map_or(String::new(), |e| {
+            format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
+        });
         page(
             "Sign in",
             &format!(
@@ -352,12 +398,18 @@ impl<S: SessionStore> UsersWatcher<S> {
             Ok(revoked) => {
                 for user in revoked {
                     match self.sessions.destroy_user(&user).await {
-                        Ok(n) => tracing::info!(target: "auth", user = %user, sessions = n, "user removed or disabled: sessions ended"),
-                        Err(e) => tracing::error!(target: "auth", user = %user, error = %e, "could not end the sessions of a removed user"),
+                        Ok(n) => {
+                            tracing::info!(target: "auth", user = %user, sessions = n, "user removed or disabled: sessions ended")
+                        }
+                        Err(e) => {
+                            tracing::error!(target: "auth", user = %user, error = %e, "could not end the sessions of a removed user")
+                        }
                     }
                 }
             }
-            Err(e) => tracing::error!(target: "auth", error = %e, "users file not reloaded; keeping the last good version"),
+            Err(e) => {
+                tracing::error!(target: "auth", error = %e, "users file not reloaded; keeping the last good version")
+            }
         }
     }
 }
@@ -391,12 +443,18 @@ impl<S: SessionStore> pingora::services::background::BackgroundService for Users
 
 fn forbidden() -> Reply {
     tracing::warn!(target: "auth", "cross-origin POST to a built-in endpoint refused");
-    Reply::json(StatusCode::FORBIDDEN, r#"{"error":"cross-origin request"}"#.into())
+    Reply::json(
+        StatusCode::FORBIDDEN,
+        r#"{"error":"cross-origin request"}"#.into(),
+    )
 }
 
 fn unavailable(e: &crate::session::StoreError) -> Reply {
     tracing::error!(error = %e, "session store unavailable");
-    Reply::json(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"service unavailable"}"#.into())
+    Reply::json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"error":"service unavailable"}"#.into(),
+    )
 }
 
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {
@@ -405,7 +463,9 @@ fn mtime(path: &std::path::Path) -> Option<SystemTime> {
 
 fn query_param(req: &RequestHeader, key: &str) -> Option<String> {
     let q = req.uri.query()?;
-    form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Whether a POST comes from our own origin: `Origin` (or, failing that,
@@ -417,10 +477,15 @@ fn same_origin(req: &RequestHeader) -> bool {
     if header("sec-fetch-site").is_some_and(|s| s == "cross-site") {
         return false;
     }
-    let Some(host) = header("host") else { return false };
+    let Some(host) = header("host") else {
+        return false;
+    };
     let source = header("origin").or_else(|| header("referer"));
     let Some(source) = source else { return true };
-    let Some(rest) = source.strip_prefix("https://").or_else(|| source.strip_prefix("http://")) else {
+    let Some(rest) = source
+        .strip_prefix("https://")
+        .or_else(|| source.strip_prefix("http://"))
+    else {
         return false; // includes `Origin: null`
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -489,14 +554,38 @@ mod tests {
     #[test]
     fn routes_under_the_prefix_only() {
         let p = "/.sessiongate";
-        assert_eq!(route(p, &Method::GET, "/.sessiongate/login"), Some(Endpoint::LoginPage));
-        assert_eq!(route(p, &Method::POST, "/.sessiongate/login"), Some(Endpoint::LoginSubmit));
-        assert_eq!(route(p, &Method::GET, "/.sessiongate/logout"), Some(Endpoint::LogoutPage));
-        assert_eq!(route(p, &Method::POST, "/.sessiongate/logout"), Some(Endpoint::LogoutSubmit));
-        assert_eq!(route(p, &Method::GET, "/.sessiongate/me"), Some(Endpoint::Me));
-        assert_eq!(route(p, &Method::DELETE, "/.sessiongate/me"), Some(Endpoint::MethodNotAllowed));
-        assert_eq!(route(p, &Method::GET, "/.sessiongate/x"), Some(Endpoint::NotFound));
-        assert_eq!(route(p, &Method::GET, "/.sessiongate"), Some(Endpoint::NotFound));
+        assert_eq!(
+            route(p, &Method::GET, "/.sessiongate/login"),
+            Some(Endpoint::LoginPage)
+        );
+        assert_eq!(
+            route(p, &Method::POST, "/.sessiongate/login"),
+            Some(Endpoint::LoginSubmit)
+        );
+        assert_eq!(
+            route(p, &Method::GET, "/.sessiongate/logout"),
+            Some(Endpoint::LogoutPage)
+        );
+        assert_eq!(
+            route(p, &Method::POST, "/.sessiongate/logout"),
+            Some(Endpoint::LogoutSubmit)
+        );
+        assert_eq!(
+            route(p, &Method::GET, "/.sessiongate/me"),
+            Some(Endpoint::Me)
+        );
+        assert_eq!(
+            route(p, &Method::DELETE, "/.sessiongate/me"),
+            Some(Endpoint::MethodNotAllowed)
+        );
+        assert_eq!(
+            route(p, &Method::GET, "/.sessiongate/x"),
+            Some(Endpoint::NotFound)
+        );
+        assert_eq!(
+            route(p, &Method::GET, "/.sessiongate"),
+            Some(Endpoint::NotFound)
+        );
         assert_eq!(route(p, &Method::GET, "/.sessiongatex/login"), None);
         assert_eq!(route(p, &Method::GET, "/app"), None);
     }
@@ -515,17 +604,32 @@ mod tests {
         assert!(same_origin(&req(&[])));
         assert!(same_origin(&req(&[("Origin", "http://app.test:8080")])));
         assert!(same_origin(&req(&[("Origin", "https://APP.test:8080")])));
-        assert!(same_origin(&req(&[("Referer", "http://app.test:8080/.sessiongate/login?next=/")])));
+        assert!(same_origin(&req(&[(
+            "Referer",
+            "http://app.test:8080/.sessiongate/login?next=/"
+        )])));
         assert!(!same_origin(&req(&[("Origin", "http://evil.test")])));
-        assert!(!same_origin(&req(&[("Origin", "http://app.test:8080.evil.test")])));
+        assert!(!same_origin(&req(&[(
+            "Origin",
+            "http://app.test:8080.evil.test"
+        )])));
         assert!(!same_origin(&req(&[("Origin", "null")])));
-        assert!(!same_origin(&req(&[("Referer", "http://evil.test/app.test:8080")])));
-        assert!(!same_origin(&req(&[("Origin", "http://evil.test"), ("Referer", "http://app.test:8080/")])));
+        assert!(!same_origin(&req(&[(
+            "Referer",
+            "http://evil.test/app.test:8080"
+        )])));
+        assert!(!same_origin(&req(&[
+            ("Origin", "http://evil.test"),
+            ("Referer", "http://app.test:8080/")
+        ])));
         assert!(!same_origin(&req(&[("Sec-Fetch-Site", "cross-site")])));
     }
 
     #[test]
     fn escape_makes_markup_inert() {
-        assert_eq!(escape(r#"<script>alert("x")</script>&'"#), "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;");
+        assert_eq!(
+            escape(r#"<script>alert("x")</script>&'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
+        );
     }
 }

@@ -66,15 +66,33 @@ pub struct Ctx {
 
 impl<S: SessionStore> Gate<S> {
     /// Assemble the proxy.
-    pub fn new(config: Arc<Config>, sessions: Arc<Sessions<S>>, login: Arc<Login>, upstreams: Vec<Upstream>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        sessions: Arc<Sessions<S>>,
+        login: Arc<Login>,
+        upstreams: Vec<Upstream>,
+    ) -> Self {
         let login_prefix = format!("{}?next=", config.auth.login_url);
-        Gate { config, sessions, login, upstreams, login_prefix }
+        Gate {
+            config,
+            sessions,
+            login,
+            upstreams,
+            login_prefix,
+        }
     }
 
     /// Answer a denied request here; the backend never sees it.
-    async fn deny(&self, session: &mut Session_, ctx: &Ctx, decision: Decision, path: &str) -> Result<()> {
+    async fn deny(
+        &self,
+        session: &mut Session_,
+        ctx: &Ctx,
+        decision: Decision,
+        path: &str,
+    ) -> Result<()> {
         let cookie = self.sessions.set_cookie(&ctx.cur, ctx.https);
-        let mut extra: Vec<(&'static str, String)> = cookie.into_iter().map(|c| ("Set-Cookie", c)).collect();
+        let mut extra: Vec<(&'static str, String)> =
+            cookie.into_iter().map(|c| ("Set-Cookie", c)).collect();
         let (status, body): (u16, &'static str) = match decision {
             Decision::Unauthenticated if is_navigation(session.req_header()) => {
                 let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
@@ -92,12 +110,24 @@ impl<S: SessionStore> Gate<S> {
     }
 
     /// Answer a built-in endpoint (login, logout, me).
-    async fn builtin(&self, session: &mut Session_, ctx: &mut Ctx, endpoint: Endpoint) -> Result<()> {
+    async fn builtin(
+        &self,
+        session: &mut Session_,
+        ctx: &mut Ctx,
+        endpoint: Endpoint,
+    ) -> Result<()> {
         let form = if endpoint.reads_form() {
             match read_body(session, login::MAX_FORM_LEN).await? {
                 Some(b) => b,
                 None => {
-                    return respond(session, 413, "application/json", br#"{"error":"form too large"}"#, &[]).await;
+                    return respond(
+                        session,
+                        413,
+                        "application/json",
+                        br#"{"error":"form too large"}"#,
+                        &[],
+                    )
+                    .await;
                 }
             }
         } else {
@@ -106,7 +136,14 @@ impl<S: SessionStore> Gate<S> {
         let client = client_info(session);
         let reply = self
             .login
-            .handle(endpoint, session.req_header(), &form, &client, &mut ctx.cur, &self.sessions)
+            .handle(
+                endpoint,
+                session.req_header(),
+                &form,
+                &client,
+                &mut ctx.cur,
+                &self.sessions,
+            )
             .await;
         let mut resp = ResponseHeader::build(reply.status, Some(8 + reply.headers.len()))?;
         resp.insert_header(header::CONTENT_TYPE, reply.content_type)?;
@@ -121,7 +158,9 @@ impl<S: SessionStore> Gate<S> {
             resp.append_header(header::SET_COOKIE, c)?;
         }
         session.write_response_header(Box::new(resp), false).await?;
-        session.write_response_body(Some(Bytes::from(reply.body)), true).await?;
+        session
+            .write_response_body(Some(Bytes::from(reply.body)), true)
+            .await?;
         Ok(())
     }
 }
@@ -131,7 +170,10 @@ fn store_error(e: StoreError) -> Box<Error> {
 }
 
 fn client_ip(session: &Session_) -> Option<IpAddr> {
-    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 /// What a new session records about its client.
@@ -188,7 +230,9 @@ async fn respond(
         resp.append_header(*k, v.as_str())?;
     }
     session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(Bytes::from_static(body)), true).await?;
+    session
+        .write_response_body(Some(Bytes::from_static(body)), true)
+        .await?;
     Ok(())
 }
 
@@ -212,10 +256,20 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
         let req = session.req_header();
         // A target pingora had to decode lossily cannot be forwarded faithfully.
-        let path = match req.raw_path_is_utf8().then(|| routes::normalize(req.uri.path())) {
+        let path = match req
+            .raw_path_is_utf8()
+            .then(|| routes::normalize(req.uri.path()))
+        {
             Some(Ok(p)) => p,
             _ => {
-                respond(session, 400, "application/json", br#"{"error":"bad request"}"#, &[]).await?;
+                respond(
+                    session,
+                    400,
+                    "application/json",
+                    br#"{"error":"bad request"}"#,
+                    &[],
+                )
+                .await?;
                 return Ok(true);
             }
         };
@@ -223,13 +277,21 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             ctx.normalized = Some(p);
         }
         ctx.trusted_peer = !self.config.trusted_proxies.is_empty()
-            && client_ip(session).is_some_and(|ip| self.config.trusted_proxies.iter().any(|c| c.contains(ip)));
+            && client_ip(session)
+                .is_some_and(|ip| self.config.trusted_proxies.iter().any(|c| c.contains(ip)));
         ctx.https = identity::is_https(session.req_header(), ctx.trusted_peer);
 
-        ctx.cur = self.sessions.resolve(&session.req_header().headers).await.map_err(store_error)?;
+        ctx.cur = self
+            .sessions
+            .resolve(&session.req_header().headers)
+            .await
+            .map_err(store_error)?;
         if self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
             let client = client_info(session);
-            self.sessions.ensure_uninitialized(&mut ctx.cur, &client).await.map_err(store_error)?;
+            self.sessions
+                .ensure_uninitialized(&mut ctx.cur, &client)
+                .await
+                .map_err(store_error)?;
         }
 
         let req = session.req_header();
@@ -240,7 +302,10 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             return Ok(true);
         }
         let who = ctx.cur.session.as_deref().and_then(|s| {
-            s.user.as_deref().map(|user| Identity { user, roles: &s.roles })
+            s.user.as_deref().map(|user| Identity {
+                user,
+                roles: &s.roles,
+            })
         });
         let decision = self.config.rules.decide(&req.method, path, who);
         ctx.decision = Some(decision);
@@ -287,12 +352,18 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 Some(q) => format!("{path}?{q}"),
                 None => path.to_owned(),
             };
-            let uri = target.parse::<http::Uri>().or_err(HTTPStatus(400), "normalised target")?;
+            let uri = target
+                .parse::<http::Uri>()
+                .or_err(HTTPStatus(400), "normalised target")?;
             req.set_uri(uri);
         }
 
         // A trusted proxy's X-Forwarded-For is extended; anyone else's is replaced.
-        let prior_xff = if ctx.trusted_peer { req.headers.get(identity::X_FORWARDED_FOR).cloned() } else { None };
+        let prior_xff = if ctx.trusted_peer {
+            req.headers.get(identity::X_FORWARDED_FOR).cloned()
+        } else {
+            None
+        };
         identity::strip_client_identity(req);
         identity::strip_session_cookie(req, &self.sessions.config().cookie.name)?;
 
@@ -307,17 +378,23 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         }
         if let Some(ip) = client_ip(session) {
             match prior_xff.as_ref().and_then(|v| v.to_str().ok()) {
-                Some(prior) => req.insert_header(identity::X_FORWARDED_FOR, format!("{prior}, {ip}"))?,
+                Some(prior) => {
+                    req.insert_header(identity::X_FORWARDED_FOR, format!("{prior}, {ip}"))?
+                }
                 None => req.insert_header(identity::X_FORWARDED_FOR, ip.to_string())?,
             }
         }
-        req.insert_header(identity::X_FORWARDED_PROTO, if ctx.https { "https" } else { "http" })?;
+        req.insert_header(
+            identity::X_FORWARDED_PROTO,
+            if ctx.https { "https" } else { "http" },
+        )?;
         let req_in = session.req_header();
-        let host = req_in
-            .headers
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| req_in.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let host = req_in.headers.get(header::HOST).cloned().or_else(|| {
+            req_in
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         if let Some(host) = host {
             req.insert_header(identity::X_FORWARDED_HOST, host)?;
         }
@@ -333,7 +410,9 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         let commands = identity::take_commands(resp, &self.sessions.config().cookie.name);
         if let Some(commands) = commands {
             let allowed = match ctx.decision {
-                Some(Decision::Allow { upstream }) => self.upstreams[upstream].config.session_commands,
+                Some(Decision::Allow { upstream }) => {
+                    self.upstreams[upstream].config.session_commands
+                }
                 _ => false,
             };
             if allowed {
@@ -343,13 +422,21 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                     self.sessions.logout(cur).await.map_err(store_error)?;
                 }
                 if let Some(login) = commands.login {
-                    self.sessions.login(cur, login.user, login.roles, &client).await.map_err(store_error)?;
+                    self.sessions
+                        .login(cur, login.user, login.roles, &client)
+                        .await
+                        .map_err(store_error)?;
                 }
                 if let Some(data) = commands.data {
-                    self.sessions.merge_data(cur, data, &client).await.map_err(store_error)?;
+                    self.sessions
+                        .merge_data(cur, data, &client)
+                        .await
+                        .map_err(store_error)?;
                 }
             } else {
-                tracing::warn!("session command from an upstream without session_commands = true ignored");
+                tracing::warn!(
+                    "session command from an upstream without session_commands = true ignored"
+                );
             }
         }
         if let Some(cookie) = self.sessions.set_cookie(&ctx.cur, ctx.https) {
@@ -360,16 +447,25 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session_, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session_,
+        e: &Error,
+        _ctx: &mut Ctx,
+    ) -> FailToProxy {
         let (code, body): (u16, &'static str) = match e.etype() {
-            ConnectTimedout | ReadTimedout | WriteTimedout => (504, r#"{"error":"gateway timeout"}"#),
+            ConnectTimedout | ReadTimedout | WriteTimedout => {
+                (504, r#"{"error":"gateway timeout"}"#)
+            }
             ConnectRefused | ConnectNoRoute | ConnectError => (502, r#"{"error":"bad gateway"}"#),
             HTTPStatus(400) => (400, r#"{"error":"bad request"}"#),
             HTTPStatus(503) => (503, r#"{"error":"service unavailable"}"#),
             HTTPStatus(c) if (400..600).contains(c) => (*c, r#"{"error":"error"}"#),
             _ => match e.esource() {
                 ErrorSource::Downstream => (400, r#"{"error":"bad request"}"#),
-                ErrorSource::Internal | ErrorSource::Unset => (500, r#"{"error":"internal error"}"#),
+                ErrorSource::Internal | ErrorSource::Unset => {
+                    (500, r#"{"error":"internal error"}"#)
+                }
                 ErrorSource::Upstream => (502, r#"{"error":"bad gateway"}"#),
             },
         };
@@ -377,7 +473,10 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         if session.response_written().is_none() {
             let _ = respond(session, code, "application/json", body.as_bytes(), &[]).await;
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session_, e: Option<&Error>, ctx: &mut Ctx) {

@@ -44,7 +44,9 @@ fn is_plain_local(s: &str) -> bool {
     b.first() == Some(&b'/')
         && b.get(1) != Some(&b'/')
         && !b.iter().any(|&c| c == b'\\' || c < 0x20 || c == 0x7f)
-        && !s.chars().any(|c| c.is_control() || c.is_whitespace() && c != ' ')
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() && c != ' ')
 }
 
 /// Decode `%XX` once; `None` when the result is not UTF-8.
@@ -73,7 +75,10 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// Percent-encode what may not appear raw in a `Location` header.
 fn encode(s: &str) -> Cow<'_, str> {
-    let needs = |c: u8| !(c.is_ascii_graphic()) || matches!(c, b'"' | b'<' | b'>' | b'`' | b'{' | b'}' | b'|' | b'^');
+    let needs = |c: u8| {
+        !(c.is_ascii_graphic())
+            || matches!(c, b'"' | b'<' | b'>' | b'`' | b'{' | b'}' | b'|' | b'^')
+    };
     if !s.bytes().any(needs) {
         return Cow::Borrowed(s);
     }
@@ -104,9 +109,24 @@ mod tests {
     #[test]
     fn everything_else_falls_back_to_root() {
         for p in [
-            "", "//evil.test", "/\\evil.test", "\\\\evil.test", "https://evil.test", "javascript:alert(1)",
-            "/%2F%2Fevil.test", "/%2f/evil.test", "%2F%2Fevil.test", "/%5Cevil.test", "/%09/evil.test", "/\t/evil.test",
-            "/\r\nSet-Cookie: x=1", "/%0d%0aSet-Cookie:x", "/%252F%252Fevil.test", "evil.test", "?next=//x", "/%E2%80%A8x",
+            "",
+            "//evil.test",
+            "/\\evil.test",
+            "\\\\evil.test",
+            "https://evil.test",
+            "javascript:alert(1)",
+            "/%2F%2Fevil.test",
+            "/%2f/evil.test",
+            "%2F%2Fevil.test",
+            "/%5Cevil.test",
+            "/%09/evil.test",
+            "/\t/evil.test",
+            "/\r\nSet-Cookie: x=1",
+            "/%0d%0aSet-Cookie:x",
+            "/%252F%252Fevil.test",
+            "evil.test",
+            "?next=//x",
+            "/%E2%80%A8x",
         ] {
             assert_eq!(safe_next(Some(p)), "/", "{p:?}");
         }
@@ -121,10 +141,15 @@ mod tests {
         for line in corpus.lines() {
             let got = safe_next(Some(line));
             assert!(!got.contains(['\r', '\n']), "{line:?} -> {got:?}");
-            assert!(got.starts_with('/') && !got.starts_with("//"), "{line:?} -> {got:?}");
+            assert!(
+                got.starts_with('/') && !got.starts_with("//"),
+                "{line:?} -> {got:?}"
+            );
             // A WHATWG URL parser (as browsers use) must land on the same origin.
             let base = url::Url::parse(base).unwrap();
-            let resolved = base.join(&got).unwrap_or_else(|e| panic!("{line:?} -> {got:?}: {e}"));
+            let resolved = base
+                .join(&got)
+                .unwrap_or_else(|e| panic!("{line:?} -> {got:?}: {e}"));
             assert_eq!(resolved.origin(), base.origin(), "{line:?} -> {got:?}");
         }
     }

@@ -76,7 +76,10 @@ pub fn build(config: Config) -> Result<Server, Error> {
     let login = Arc::new(Login::new(config.auth.clone())?);
     server.add_service(background_service(
         "users file watcher",
-        UsersWatcher { login: login.clone(), sessions: sessions.clone() },
+        UsersWatcher {
+            login: login.clone(),
+            sessions: sessions.clone(),
+        },
     ));
     let gate = Gate::new(config.clone(), sessions, login, upstreams);
     let mut service =

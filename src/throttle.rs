@@ -41,25 +41,38 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
             .max_capacity(capacity)
             .time_to_live(window)
             .build();
-        Throttle { limit, window, slots }
+        Throttle {
+            limit,
+            window,
+            slots,
+        }
     }
 
     /// Take a slot for an attempt, or `Err(retry_after)` while locked out.
     pub fn begin(&self, key: K) -> Result<Attempt<K>, Duration> {
         let now = Instant::now();
-        let cell = self
-            .slots
-            .get_with(key.clone(), || Arc::new(Mutex::new(Window { started: now, failures: 0 })));
+        let cell = self.slots.get_with(key.clone(), || {
+            Arc::new(Mutex::new(Window {
+                started: now,
+                failures: 0,
+            }))
+        });
         let mut w = cell.lock().unwrap_or_else(|e| e.into_inner());
         if now.duration_since(w.started) >= self.window {
-            *w = Window { started: now, failures: 0 };
+            *w = Window {
+                started: now,
+                failures: 0,
+            };
         }
         if w.failures >= self.limit {
             let left = self.window.saturating_sub(now.duration_since(w.started));
             return Err(left.max(Duration::from_secs(1)));
         }
         w.failures += 1;
-        Ok(Attempt { key, started: w.started })
+        Ok(Attempt {
+            key,
+            started: w.started,
+        })
     }
 
     /// The attempt succeeded: its slot is given back.
@@ -91,7 +104,10 @@ mod tests {
             let _failed = t.begin("a").unwrap();
         }
         let retry = t.begin("a").err().expect("locked");
-        assert!(retry >= Duration::from_secs(1), "Retry-After is at least a second");
+        assert!(
+            retry >= Duration::from_secs(1),
+            "Retry-After is at least a second"
+        );
         assert!(t.begin("b").is_ok(), "other keys are unaffected");
         std::thread::sleep(Duration::from_millis(350));
         assert!(t.begin("a").is_ok(), "window over");

@@ -37,7 +37,10 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Syntax { path: String, message: String },
     #[error("{path}: {}", problems.join("; "))]
@@ -97,10 +100,19 @@ impl Users {
     /// `user[i].field`.
     pub fn load(path: &Path) -> Result<Users, Error> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: shown.clone(),
+            source,
+        })?;
         Users::parse(&text).map_err(|e| match e {
-            ParseError::Syntax(message) => Error::Syntax { path: shown, message },
-            ParseError::Invalid(problems) => Error::Invalid { path: shown, problems },
+            ParseError::Syntax(message) => Error::Syntax {
+                path: shown,
+                message,
+            },
+            ParseError::Invalid(problems) => Error::Invalid {
+                path: shown,
+                problems,
+            },
         })
     }
 
@@ -111,7 +123,9 @@ impl Users {
         for (i, u) in raw.user.into_iter().enumerate() {
             let canonical = canonical_name(&u.name);
             if canonical.is_empty() || u.name.chars().any(char::is_control) || u.name.len() > 256 {
-                problems.push(format!("user[{i}].name: must be 1-256 characters without control characters"));
+                problems.push(format!(
+                    "user[{i}].name: must be 1-256 characters without control characters"
+                ));
                 continue;
             }
             if !is_supported_hash(&u.password_hash) {
@@ -120,7 +134,12 @@ impl Users {
                 ));
                 continue;
             }
-            let user = User { name: u.name.trim().to_owned(), roles: u.roles, disabled: u.disabled, password_hash: u.password_hash };
+            let user = User {
+                name: u.name.trim().to_owned(),
+                roles: u.roles,
+                disabled: u.disabled,
+                password_hash: u.password_hash,
+            };
             if by_name.insert(canonical, user).is_some() {
                 problems.push(format!("user[{i}].name: {:?} is listed twice (names compare case- and width-insensitively)", u.name));
             }
@@ -143,7 +162,11 @@ impl Users {
         self.by_name
             .iter()
             .filter(|(_, u)| !u.disabled)
-            .filter(|(k, u)| next.by_name.get(*k).is_none_or(|n| n.disabled || n.name != u.name))
+            .filter(|(k, u)| {
+                next.by_name
+                    .get(*k)
+                    .is_none_or(|n| n.disabled || n.name != u.name)
+            })
             .map(|(_, u)| u.name.clone())
             .collect()
     }
@@ -176,7 +199,8 @@ fn is_supported_hash(h: &str) -> bool {
 }
 
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None).expect("OWASP parameters are valid");
+    let params =
+        Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None).expect("OWASP parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -213,7 +237,12 @@ pub fn dummy_hash() -> String {
 
 /// Check a login. Unknown and disabled users verify against `dummy` so the
 /// caller cannot tell them from a wrong password by time.
-pub fn check<'u>(users: &'u Users, dummy: &str, typed_name: &str, password: &[u8]) -> Option<&'u User> {
+pub fn check<'u>(
+    users: &'u Users,
+    dummy: &str,
+    typed_name: &str,
+    password: &[u8],
+) -> Option<&'u User> {
     match users.get(typed_name) {
         Some(u) if !u.disabled => verify_hash(&u.password_hash, password).then_some(u),
         _ => {
@@ -246,19 +275,30 @@ mod tests {
     #[test]
     fn bcrypt_hashes_from_htpasswd_verify() {
         let h = bcrypt::hash("secret", 4).unwrap();
-        let users = Users::parse(&file(&[("bob", &h.replacen("$2b$", "$2y$", 1), false)])).ok().unwrap();
+        let users = Users::parse(&file(&[("bob", &h.replacen("$2b$", "$2y$", 1), false)]))
+            .ok()
+            .unwrap();
         let dummy = dummy_hash();
-        assert_eq!(check(&users, &dummy, "bob", b"secret").map(|u| u.name.as_str()), Some("bob"));
+        assert_eq!(
+            check(&users, &dummy, "bob", b"secret").map(|u| u.name.as_str()),
+            Some("bob")
+        );
         assert!(check(&users, &dummy, "bob", b"nope").is_none());
     }
 
     #[test]
     fn names_are_canonical_and_disabled_users_fail() {
         let h = hash_password(b"pw").unwrap();
-        let users = Users::parse(&file(&[("Alice", &h, false), ("carol", &h, true)])).ok().unwrap();
+        let users = Users::parse(&file(&[("Alice", &h, false), ("carol", &h, true)]))
+            .ok()
+            .unwrap();
         let dummy = dummy_hash();
         for typed in ["alice", " ALICE ", "ａｌｉｃｅ"] {
-            assert_eq!(check(&users, &dummy, typed, b"pw").map(|u| u.name.as_str()), Some("Alice"), "{typed:?}");
+            assert_eq!(
+                check(&users, &dummy, typed, b"pw").map(|u| u.name.as_str()),
+                Some("Alice"),
+                "{typed:?}"
+            );
         }
         assert!(check(&users, &dummy, "carol", b"pw").is_none());
         assert!(check(&users, &dummy, "nobody", b"pw").is_none());
@@ -267,19 +307,48 @@ mod tests {
     #[test]
     fn invalid_files_name_each_entry() {
         let h = hash_password(b"pw").unwrap();
-        let text = file(&[("a", &h, false), ("A", &h, false), ("b", "plaintext", false), ("", &h, false)]);
-        let Err(ParseError::Invalid(p)) = Users::parse(&text) else { panic!("must fail") };
-        assert!(p[0].starts_with("user[1].name: \"A\" is listed twice"), "{p:?}");
-        assert!(p[1].starts_with("user[2].password_hash: not an argon2id"), "{p:?}");
+        let text = file(&[
+            ("a", &h, false),
+            ("A", &h, false),
+            ("b", "plaintext", false),
+            ("", &h, false),
+        ]);
+        let Err(ParseError::Invalid(p)) = Users::parse(&text) else {
+            panic!("must fail")
+        };
+        assert!(
+            p[0].starts_with("user[1].name: \"A\" is listed twice"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("user[2].password_hash: not an argon2id"),
+            "{p:?}"
+        );
         assert!(p[2].starts_with("user[3].name: must be"), "{p:?}");
-        assert!(matches!(Users::parse("[[user]]\nname = 1\n"), Err(ParseError::Syntax(_))));
+        assert!(matches!(
+            Users::parse("[[user]]\nname = 1\n"),
+            Err(ParseError::Syntax(_))
+        ));
     }
 
     #[test]
     fn revoked_lists_removed_and_newly_disabled_users() {
         let h = hash_password(b"pw").unwrap();
-        let before = Users::parse(&file(&[("a", &h, false), ("b", &h, false), ("c", &h, false), ("d", &h, true)])).ok().unwrap();
-        let after = Users::parse(&file(&[("a", &h, false), ("c", &h, true), ("d", &h, false)])).ok().unwrap();
+        let before = Users::parse(&file(&[
+            ("a", &h, false),
+            ("b", &h, false),
+            ("c", &h, false),
+            ("d", &h, true),
+        ]))
+        .ok()
+        .unwrap();
+        let after = Users::parse(&file(&[
+            ("a", &h, false),
+            ("c", &h, true),
+            ("d", &h, false),
+        ]))
+        .ok()
+        .unwrap();
         let mut revoked = before.revoked_in(&after);
         revoked.sort();
         assert_eq!(revoked, vec!["b", "c"]);

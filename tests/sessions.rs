@@ -161,7 +161,11 @@ fn backend_data_creates_an_anonymous_session_and_reaches_later_requests() {
         .get("/_test/data?json=%7B%22theme%22%3A%22dark%22%7D")
         .cookie(&cookie)
         .send();
-    assert_eq!(resp.session_cookie().as_deref(), Some(cookie.as_str()), "{resp:#?}");
+    assert_eq!(
+        resp.session_cookie().as_deref(),
+        Some(cookie.as_str()),
+        "{resp:#?}"
+    );
     gate.get("/public/y").cookie(&cookie).send();
     assert_eq!(
         backend.last().one("x-session-data"),

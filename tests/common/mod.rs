@@ -354,7 +354,15 @@ impl Gate {
     }
 
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Gate {
+        Gate::start_with(config, &[], env)
+    }
+
+    /// Start with extra files written next to the config (e.g. `users.toml`).
+    pub fn start_with(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Gate {
         let dir = scratch_dir();
+        for (name, content) in files {
+            std::fs::write(dir.join(name), content).unwrap();
+        }
         // Pick a free port, then let the proxy bind it (pingora has no port-0 getter).
         let addr = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -417,6 +425,29 @@ impl Gate {
             .unwrap_or_else(|| panic!("no session cookie: {resp:#?}"))
     }
 
+    /// The directory holding this gate's config and files.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// POST a form to the built-in login.
+    pub fn login_form(&self, username: &str, password: &str, next: &str) -> Resp {
+        let body = form(&[
+            ("username", username),
+            ("password", password),
+            ("next", next),
+        ]);
+        self.req("POST", "/.sessiongate/login")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(&body)
+            .send()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -435,6 +466,66 @@ impl Drop for Gate {
 }
 
 // ------------------------------------------------------------------ client
+
+/// `application/x-www-form-urlencoded` encoding of `pairs`.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A users file line set: `(name, password, roles, disabled)`, hashed by the
+/// real `sessiongate hash-password`.
+pub fn users_file(users: &[(&str, &str, &str, bool)]) -> String {
+    users
+        .iter()
+        .map(|(name, password, roles, disabled)| {
+            let roles: Vec<String> = roles.split(',').filter(|r| !r.is_empty()).map(|r| format!("{r:?}")).collect();
+            format!(
+                "[[user]]\nname = {name:?}\npassword_hash = {:?}\nroles = [{}]\ndisabled = {disabled}\n\n",
+                hash_password(password),
+                roles.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// Run `sessiongate hash-password` with `password` on stdin.
+pub fn hash_password(password: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "hash-password failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
 
 /// A raw HTTP/1.1 request, written byte for byte.
 pub struct Req {
