@@ -53,6 +53,8 @@ struct RawConfig {
     #[serde(default)]
     auth: RawAuth,
     #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
     log: RawLog,
     #[serde(default)]
     upstream: BTreeMap<String, RawUpstream>,
@@ -182,6 +184,23 @@ impl Default for RawAuth {
             ip_max_failures: default_ip_max_failures(),
             failure_window: default_failure_window(),
             max_concurrent_hashes: default_max_concurrent_hashes(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default = "default_admin_listen")]
+    listen: String,
+    token: Option<RawSecret>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: default_admin_listen(),
+            token: None,
         }
     }
 }
@@ -322,6 +341,10 @@ fn default_failure_window() -> String {
 fn default_max_concurrent_hashes() -> usize {
     4
 }
+/// Loopback only: the admin API can revoke every session.
+fn default_admin_listen() -> String {
+    "127.0.0.1:9091".into()
+}
 fn default_log_format() -> String {
     "text".into()
 }
@@ -407,6 +430,14 @@ pub struct AuthConfig {
     pub max_concurrent_hashes: usize,
 }
 
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// The bearer token; `None` leaves only `/healthz` and `/readyz` open.
+    pub token: Option<Secret>,
+}
+
 /// One named upstream.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
@@ -433,6 +464,7 @@ pub struct Config {
     pub client_idle_timeout: Duration,
     pub session: SessionConfig,
     pub auth: AuthConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
     pub upstreams: Vec<UpstreamConfig>,
     pub rules: Rules,
@@ -537,6 +569,7 @@ impl Validator {
         }
         let session = self.session(raw.session, base);
         let auth = self.auth(raw.auth, base);
+        let admin = self.admin(raw.admin, base);
         let log = self.log(raw.log);
         let upstreams = self.upstreams(raw.upstream);
         let rules = self.rules(raw.routes, raw.route, &upstreams);
@@ -549,6 +582,7 @@ impl Validator {
             client_idle_timeout: client_idle_timeout?,
             session: session?,
             auth: auth?,
+            admin: admin?,
             log: log?,
             upstreams,
             rules: rules?,
@@ -701,50 +735,83 @@ impl Validator {
         }
         let mut out = Vec::new();
         for (i, s) in raw.iter().enumerate() {
-            let key = format!("session.secrets[{i}]");
-            let bytes = match (&s.env, &s.file) {
-                (Some(var), None) => match std::env::var_os(var) {
-                    Some(v) => v.into_encoded_bytes(),
-                    None => {
-                        self.problem(&key, format!("environment variable {var} is not set"));
-                        continue;
-                    }
-                },
-                (None, Some(file)) => {
-                    let path = base.join(file);
-                    match std::fs::read(&path) {
-                        // A trailing newline from `echo` or an editor is not part of the secret.
-                        Ok(mut b) => {
-                            while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                                b.pop();
-                            }
-                            b
-                        }
-                        Err(e) => {
-                            self.problem(&key, format!("cannot read {}: {e}", path.display()));
-                            continue;
-                        }
-                    }
-                }
-                _ => {
-                    self.problem(&key, "give exactly one of env = \"VAR\" or file = \"path\"");
-                    continue;
-                }
-            };
-            if bytes.len() < MIN_SECRET_LEN {
-                // Never print the secret; its length is enough to act on.
-                self.problem(
-                    &key,
-                    format!(
-                        "must be at least {MIN_SECRET_LEN} bytes (got {} bytes)",
-                        bytes.len()
-                    ),
-                );
-                continue;
+            if let Some(secret) = self.secret(&format!("session.secrets[{i}]"), s, base) {
+                out.push(secret);
             }
-            out.push(Secret::new(bytes));
         }
         (out.len() == raw.len()).then_some(out)
+    }
+
+    /// Load one `{ env = "VAR" }` / `{ file = "path" }` secret of at least
+    /// MIN_SECRET_LEN bytes; problems are reported under `key`.
+    fn secret(&mut self, key: &str, s: &RawSecret, base: &Path) -> Option<Secret> {
+        let bytes = match (&s.env, &s.file) {
+            (Some(var), None) => match std::env::var_os(var) {
+                Some(v) => v.into_encoded_bytes(),
+                None => {
+                    self.problem(key, format!("environment variable {var} is not set"));
+                    return None;
+                }
+            },
+            (None, Some(file)) => {
+                let path = base.join(file);
+                match std::fs::read(&path) {
+                    // A trailing newline from `echo` or an editor is not part of the secret.
+                    Ok(mut b) => {
+                        while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                            b.pop();
+                        }
+                        b
+                    }
+                    Err(e) => {
+                        self.problem(key, format!("cannot read {}: {e}", path.display()));
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                self.problem(key, "give exactly one of env = \"VAR\" or file = \"path\"");
+                return None;
+            }
+        };
+        if bytes.len() < MIN_SECRET_LEN {
+            // Never print the secret; its length is enough to act on.
+            self.problem(
+                key,
+                format!(
+                    "must be at least {MIN_SECRET_LEN} bytes (got {} bytes)",
+                    bytes.len()
+                ),
+            );
+            return None;
+        }
+        Some(Secret::new(bytes))
+    }
+
+    fn admin(&mut self, raw: RawAdmin, base: &Path) -> Option<AdminConfig> {
+        let listen = match raw.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(
+                    "admin.listen",
+                    format!("not an ip:port (got {:?})", raw.listen),
+                );
+                None
+            }
+        };
+        let token = match &raw.token {
+            Some(t) => Some(self.secret("admin.token", t, base)?),
+            None => None,
+        };
+        let listen = listen?;
+        if token.is_none() && !listen.ip().is_loopback() {
+            self.problem(
+                "admin.listen",
+                format!("{listen} is not loopback: set admin.token, or the admin API would be open to the network"),
+            );
+            return None;
+        }
+        Some(AdminConfig { listen, token })
     }
 
     fn auth(&mut self, raw: RawAuth, base: &Path) -> Option<AuthConfig> {

@@ -81,6 +81,11 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The secret's bytes, for the few places that compare or key with them.
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -310,6 +315,11 @@ impl CookieAttrs {
         out.push_str("; SameSite=");
         out.push_str(self.same_site.as_str());
     }
+}
+
+/// [`httpdate`] of a unix time in milliseconds (the admin page shows times so).
+pub fn httpdate_ms(ms: u64) -> String {
+    httpdate(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// An IMF-fixdate (RFC 9110 §5.6.7) for the `Expires` attribute.

@@ -33,11 +33,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod cookie;
+pub mod html;
 pub mod identity;
 pub mod lifecycle;
 pub mod login;
+pub mod metrics;
+pub mod own_sessions;
 pub mod proxy;
 pub mod redirect;
 pub mod routes;

@@ -124,6 +124,9 @@ impl<S: SessionStore> Sessions<S> {
         }
         if saw_ours {
             self.bad_cookies.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::METRICS
+                .cookie_failures
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!("possibly suspicious activity: session cookie did not verify or names no live session");
         }
         Ok(Current::default())
@@ -273,8 +276,8 @@ impl<S: SessionStore> Sessions<S> {
     /// When the store fails.
     pub async fn destroy_user(&self, user: &str) -> Result<usize, StoreError> {
         let mut n = 0;
-        for s in self.store.list().await? {
-            if s.user.as_deref() == Some(user) && self.store.destroy(&s.key).await? {
+        for s in self.store.list_user(user).await? {
+            if self.store.destroy(&s.key).await? {
                 n += 1;
             }
         }

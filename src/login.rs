@@ -27,11 +27,14 @@ use pingora::http::RequestHeader;
 use tokio::sync::Semaphore;
 
 use crate::config::AuthConfig;
+use crate::html::{escape, page};
 use crate::lifecycle::{Client, Current, Sessions};
+use crate::metrics::METRICS;
 use crate::redirect::safe_next;
 use crate::session::SessionStore;
 use crate::throttle::Throttle;
 use crate::users::{self, Users, MAX_PASSWORD_LEN};
+use std::sync::atomic::Ordering;
 
 /// Largest login or logout form accepted (bytes).
 pub const MAX_FORM_LEN: usize = 8 * 1024;
@@ -48,6 +51,10 @@ pub enum Endpoint {
     LogoutPage,
     LogoutSubmit,
     Me,
+    /// The caller's own sessions (ASVS 5.0 7.5.2).
+    OwnSessions,
+    /// End one of the caller's own other sessions.
+    OwnSessionRevoke,
     NotFound,
     MethodNotAllowed,
 }
@@ -55,7 +62,10 @@ pub enum Endpoint {
 impl Endpoint {
     /// Whether the endpoint reads a form body.
     pub fn reads_form(self) -> bool {
-        matches!(self, Endpoint::LoginSubmit | Endpoint::LogoutSubmit)
+        matches!(
+            self,
+            Endpoint::LoginSubmit | Endpoint::LogoutSubmit | Endpoint::OwnSessionRevoke
+        )
     }
 }
 
@@ -74,7 +84,11 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
         ("/logout", true, _) => Endpoint::LogoutPage,
         ("/logout", _, true) => Endpoint::LogoutSubmit,
         ("/me", true, _) => Endpoint::Me,
-        ("/login" | "/logout" | "/me", _, _) => Endpoint::MethodNotAllowed,
+        ("/sessions", true, _) => Endpoint::OwnSessions,
+        ("/sessions/revoke", _, true) => Endpoint::OwnSessionRevoke,
+        ("/login" | "/logout" | "/me" | "/sessions" | "/sessions/revoke", _, _) => {
+            Endpoint::MethodNotAllowed
+        }
         _ => Endpoint::NotFound,
     })
 }
@@ -89,7 +103,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn html(status: StatusCode, body: String) -> Reply {
+    pub(crate) fn html(status: StatusCode, body: String) -> Reply {
         Reply {
             status,
             content_type: "text/html; charset=utf-8",
@@ -98,7 +112,7 @@ impl Reply {
         }
     }
 
-    fn json(status: StatusCode, body: String) -> Reply {
+    pub(crate) fn json(status: StatusCode, body: String) -> Reply {
         Reply {
             status,
             content_type: "application/json",
@@ -107,7 +121,7 @@ impl Reply {
         }
     }
 
-    fn see_other(location: &str) -> Reply {
+    pub(crate) fn see_other(location: &str) -> Reply {
         Reply {
             status: StatusCode::SEE_OTHER,
             content_type: "text/plain; charset=utf-8",
@@ -230,12 +244,24 @@ impl Login {
                     r#"{"error":"unauthenticated"}"#.into(),
                 ),
             },
+            Endpoint::OwnSessions => {
+                crate::own_sessions::list(req, cur, sessions, &self.config.prefix).await
+            }
+            Endpoint::OwnSessionRevoke => {
+                if !same_origin(req) {
+                    return forbidden();
+                }
+                crate::own_sessions::revoke(form, cur, sessions, &self.config.prefix).await
+            }
             Endpoint::NotFound => {
                 Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into())
             }
             Endpoint::MethodNotAllowed => {
-                let allow = if req.uri.path().ends_with("/me") {
+                let path = req.uri.path();
+                let allow = if path.ends_with("/me") || path.ends_with("/sessions") {
                     "GET, HEAD"
+                } else if path.ends_with("/revoke") {
+                    "POST"
                 } else {
                     "GET, HEAD, POST"
                 };
@@ -321,6 +347,7 @@ impl Login {
         .flatten();
         let Some((user, roles)) = checked else {
             // The slots stay taken: they are the failures the throttle counts.
+            METRICS.logins_failed.fetch_add(1, Ordering::Relaxed);
             tracing::info!(target: "auth", "login failed");
             return Reply::html(
                 StatusCode::UNAUTHORIZED,
@@ -334,12 +361,14 @@ impl Login {
         if let Err(e) = sessions.login(cur, user.clone(), roles, client).await {
             return unavailable(&e);
         }
+        METRICS.logins_succeeded.fetch_add(1, Ordering::Relaxed);
         tracing::info!(target: "auth", user = %user, "login succeeded");
         Reply::see_other(&next)
     }
 
     /// A lockout looks like a failure with a `Retry-After`, whatever the password.
     fn locked_out(&self, next: &str, retry: Duration) -> Reply {
+        METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(target: "auth", "login throttled");
         Reply::html(
             StatusCode::TOO_MANY_REQUESTS,
@@ -472,7 +501,7 @@ fn query_param(req: &RequestHeader, key: &str) -> Option<String> {
 /// `Referer`) must name the host the request was sent to. `Sec-Fetch-Site:
 /// cross-site` is refused outright. A request with neither header is not from a
 /// browser form and is allowed (OWASP CSRF Prevention Cheat Sheet).
-fn same_origin(req: &RequestHeader) -> bool {
+pub fn same_origin(req: &RequestHeader) -> bool {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     if header("sec-fetch-site").is_some_and(|s| s == "cross-site") {
         return false;
@@ -490,53 +519,6 @@ fn same_origin(req: &RequestHeader) -> bool {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     authority.eq_ignore_ascii_case(host)
-}
-
-/// Escape text for HTML element content and quoted attributes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A complete, small, accessible page: no scripts, readable on a phone.
-fn page(title: &str, main: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body{{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f4f5f7;color:#1d2330}}
-main{{max-width:22rem;margin:12vh auto;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08)}}
-h1{{font-size:1.4rem;margin:0 0 1.2rem}}
-label{{display:block;font-weight:600;margin:.9rem 0 .3rem}}
-input{{box-sizing:border-box;width:100%;padding:.6rem .7rem;font:inherit;border:1px solid #b8bfcc;border-radius:8px}}
-input:focus,button:focus{{outline:3px solid #7aa7ff;outline-offset:1px}}
-button{{margin-top:1.4rem;width:100%;padding:.7rem;font:inherit;font-weight:600;color:#fff;background:#2856d6;border:0;border-radius:8px;cursor:pointer}}
-.error{{color:#a1181d;background:#fdecec;padding:.6rem .8rem;border-radius:8px}}
-</style>
-</head>
-<body>
-<main>
-{main}
-</main>
-</body>
-</html>
-"#,
-        title = escape(title),
-    )
 }
 
 /// Headers every built-in page carries: never cached, never framed, no scripts.

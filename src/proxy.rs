@@ -29,6 +29,7 @@ use crate::config::{Config, UpstreamConfig};
 use crate::identity;
 use crate::lifecycle::{Client, Current, Sessions};
 use crate::login::{self, Endpoint, Login};
+use crate::metrics::{Outcome, UpstreamError, METRICS};
 use crate::routes::{self, Decision, Identity};
 use crate::session::{SessionStore, StoreError};
 
@@ -453,6 +454,18 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         e: &Error,
         _ctx: &mut Ctx,
     ) -> FailToProxy {
+        let kind = match e.etype() {
+            ConnectRefused => Some(UpstreamError::ConnectRefused),
+            ConnectTimedout => Some(UpstreamError::ConnectTimeout),
+            ReadTimedout => Some(UpstreamError::ReadTimeout),
+            WriteTimedout => Some(UpstreamError::WriteTimeout),
+            ConnectNoRoute => Some(UpstreamError::NoHealthyUpstream),
+            _ if e.esource() == &ErrorSource::Upstream => Some(UpstreamError::Other),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            METRICS.upstream_error(kind);
+        }
         let (code, body): (u16, &'static str) = match e.etype() {
             ConnectTimedout | ReadTimedout | WriteTimedout => {
                 (504, r#"{"error":"gateway timeout"}"#)
@@ -481,11 +494,21 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
 
     async fn logging(&self, session: &mut Session_, e: Option<&Error>, ctx: &mut Ctx) {
         self.sessions.finish(&ctx.cur).await;
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let outcome = match (ctx.endpoint, ctx.decision) {
+            (Some(_), _) => Outcome::Builtin,
+            (None, Some(Decision::Allow { .. })) => Outcome::Allowed,
+            (None, Some(Decision::Unauthenticated)) if status == 302 => Outcome::Redirected,
+            (None, Some(Decision::Unauthenticated)) => Outcome::Unauthorized,
+            (None, Some(Decision::Forbidden)) => Outcome::Forbidden,
+            (None, Some(Decision::NotFound)) => Outcome::NotFound,
+            (None, None) => Outcome::BadRequest,
+        };
+        METRICS.request(outcome, status, ctx.start.elapsed());
         if !self.config.log.access_log {
             return;
         }
         let req = session.req_header();
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let upstream = match ctx.decision {
             Some(Decision::Allow { upstream }) => self.upstreams[upstream].config.name.as_str(),
             _ => "-",

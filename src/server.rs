@@ -9,6 +9,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 
+use crate::admin::Admin;
 use crate::config::{Config, LogFormat};
 use crate::lifecycle::Sessions;
 use crate::login::{Login, UsersWatcher};
@@ -81,6 +82,11 @@ pub fn build(config: Config) -> Result<Server, Error> {
             sessions: sessions.clone(),
         },
     ));
+    let lbs = upstreams.iter().map(|u| u.lb.clone()).collect();
+    let admin = Admin::new(sessions.clone(), config.admin.token.as_ref(), lbs);
+    let mut admin = pingora::services::listening::Service::new("admin".to_owned(), admin);
+    admin.add_tcp(&config.admin.listen.to_string());
+    server.add_service(admin);
     let gate = Gate::new(config.clone(), sessions, login, upstreams);
     let mut service =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gate, "sessiongate");

@@ -16,13 +16,15 @@
 //!
 //! This module does not parse cookies or decide access.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 use moka::Expiry;
 use serde_json::{Map, Value};
@@ -209,13 +211,59 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
     /// Remove a session; true when one was there.
     fn destroy(&self, key: &SessionKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Every live session, in no particular order.
+    /// Every live session, in no particular order. Does not slide any expiry.
     fn list(&self) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send;
+    /// The live sessions of one user, without scanning the others. Does not slide any expiry.
+    fn list_user(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send;
+    /// Counts for `/stats` and `/metrics`.
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
 }
 
 /// The embedded store: a bounded moka cache with per-entry expiry.
 pub struct MemoryStore {
     cache: moka::sync::Cache<SessionKey, Arc<Session>>,
+    /// Authenticated sessions by user, for "this user's sessions" without a scan.
+    /// Kept in step by writes here and by moka's removal listener.
+    by_user: Arc<Mutex<UserIndex>>,
+    evictions: Arc<AtomicU64>,
+    capacity: u64,
+}
+
+type UserIndex = HashMap<String, HashMap<SessionKey, Arc<Session>>>;
+
+fn index_insert(index: &Mutex<UserIndex>, s: &Arc<Session>) {
+    if let Some(user) = &s.user {
+        let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+        index
+            .entry(user.clone())
+            .or_default()
+            .insert(s.key, s.clone());
+    }
+}
+
+fn index_remove(index: &Mutex<UserIndex>, s: &Session) {
+    if let Some(user) = &s.user {
+        let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(keys) = index.get_mut(user) {
+            keys.remove(&s.key);
+            if keys.is_empty() {
+                index.remove(user);
+            }
+        }
+    }
+}
+
+/// Figures about a store, for `/stats` and `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStats {
+    /// Sessions held (may briefly include expired ones awaiting clean-up).
+    pub entries: u64,
+    /// Sessions evicted because the store was full.
+    pub evictions: u64,
+    pub capacity: u64,
 }
 
 /// Per-entry expiry: the earlier of "idle after the last read or write" and the
@@ -257,12 +305,31 @@ impl Expiry<SessionKey, Arc<Session>> for SessionExpiry {
 impl MemoryStore {
     /// A store holding at most `capacity` sessions.
     pub fn new(capacity: u64) -> Self {
+        let by_user: Arc<Mutex<UserIndex>> = Arc::default();
+        let evictions = Arc::new(AtomicU64::new(0));
+        let (index, evicted) = (by_user.clone(), evictions.clone());
         let cache = moka::sync::Cache::builder()
             .max_capacity(capacity)
             .eviction_policy(EvictionPolicy::lru())
             .expire_after(SessionExpiry)
+            .eviction_listener(move |_key, s: Arc<Session>, cause| {
+                match cause {
+                    // An update: the index already holds the new value.
+                    RemovalCause::Replaced => return,
+                    RemovalCause::Size => {
+                        evicted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    RemovalCause::Expired | RemovalCause::Explicit => {}
+                }
+                index_remove(&index, &s);
+            })
             .build();
-        MemoryStore { cache }
+        MemoryStore {
+            cache,
+            by_user,
+            evictions,
+            capacity,
+        }
     }
 
     /// Sessions currently held (approximate until pending maintenance runs).
@@ -300,6 +367,7 @@ impl SessionStore for MemoryStore {
         session: Session,
     ) -> impl Future<Output = Result<Arc<Session>, StoreError>> + Send {
         let s = Arc::new(session);
+        index_insert(&self.by_user, &s);
         self.cache.insert(s.key, s.clone());
         std::future::ready(Ok(s))
     }
@@ -323,6 +391,7 @@ impl SessionStore for MemoryStore {
         let out = self.get_live(&session.key).map(|_| {
             let s = Arc::new(session);
             s.mark_seen(now_ms());
+            index_insert(&self.by_user, &s);
             self.cache.insert(s.key, s.clone());
             s
         });
@@ -330,7 +399,38 @@ impl SessionStore for MemoryStore {
     }
 
     fn destroy(&self, key: &SessionKey) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        std::future::ready(Ok(self.cache.remove(key).is_some()))
+        let removed = self.cache.remove(key);
+        if let Some(s) = &removed {
+            // The listener does this too, later; revocation must be visible now.
+            index_remove(&self.by_user, s);
+        }
+        std::future::ready(Ok(removed.is_some()))
+    }
+
+    fn list_user(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send {
+        let now = now_ms();
+        let index = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
+        let found = index
+            .get(user)
+            .map(|m| {
+                m.values()
+                    .filter(|s| s.is_live(now) && self.cache.contains_key(&s.key))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        std::future::ready(Ok(found))
+    }
+
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send {
+        std::future::ready(Ok(StoreStats {
+            entries: self.cache.entry_count(),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            capacity: self.capacity,
+        }))
     }
 
     fn list(&self) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send {
@@ -482,6 +582,36 @@ mod tests {
                 "fresh session admitted"
             );
         }
+    }
+
+    #[test]
+    fn sessions_are_listed_by_user_until_destroyed_or_evicted() {
+        let store = MemoryStore::new(3);
+        let mut alice = Vec::new();
+        for _ in 0..2 {
+            let (id, s) = session("alice", HOUR, HOUR);
+            alice.push(SessionKey::of(&id));
+            block(store.create(s)).unwrap();
+        }
+        let (_, bob) = session("bob", HOUR, HOUR);
+        block(store.create(bob)).unwrap();
+        assert_eq!(block(store.list_user("alice")).unwrap().len(), 2);
+        assert!(block(store.destroy(&alice[0])).unwrap());
+        assert_eq!(block(store.list_user("alice")).unwrap().len(), 1);
+        // Two more sessions into a store of three: the least recently used go.
+        for _ in 0..2 {
+            let (_, s) = session("carol", HOUR, HOUR);
+            block(store.create(s)).unwrap();
+            store.sync();
+        }
+        store.sync();
+        let stats = block(store.stats()).unwrap();
+        assert_eq!(stats.evictions, 1, "{stats:?}");
+        assert_eq!(stats.entries, 3);
+        let left = block(store.list_user("alice")).unwrap().len()
+            + block(store.list_user("bob")).unwrap().len();
+        assert_eq!(left, 1, "the evicted session left the index");
+        assert_eq!(block(store.list_user("nobody")).unwrap().len(), 0);
     }
 
     #[test]

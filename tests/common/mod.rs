@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The admin token of every test gate (at least 32 bytes).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
+
 /// The secret every test gate signs with (at least 32 bytes).
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 
@@ -342,6 +345,8 @@ path = "/ws"
 /// A running `sessiongate`, killed on drop.
 pub struct Gate {
     pub addr: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
     child: Child,
     dir: PathBuf,
 }
@@ -368,9 +373,18 @@ impl Gate {
             .unwrap()
             .local_addr()
             .unwrap();
-        let text = format!(
+        let admin = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut text = format!(
             "[server]\nlisten = [\"{addr}\"]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{config}"
         );
+        if !config.contains("[admin]") {
+            text.push_str(&format!(
+                "\n[admin]\nlisten = \"{admin}\"\ntoken = {{ env = \"TEST_ADMIN_TOKEN\" }}\n"
+            ));
+        }
         let path = dir.join("proxy.toml");
         std::fs::write(&path, text).unwrap();
         let out = std::fs::File::create(dir.join("output.log")).unwrap();
@@ -379,14 +393,22 @@ impl Gate {
             .arg(&path)
             .stdout(out.try_clone().unwrap())
             .stderr(out);
+        cmd.env("TEST_ADMIN_TOKEN", ADMIN_TOKEN);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start sessiongate");
-        let mut gate = Gate { addr, child, dir };
+        let mut gate = Gate {
+            addr,
+            admin,
+            child,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if TcpStream::connect(addr).is_ok() {
+            if TcpStream::connect(addr).is_ok()
+                && (config.contains("[admin]") || TcpStream::connect(admin).is_ok())
+            {
                 return gate;
             }
             if let Ok(Some(status)) = gate.child.try_wait() {
@@ -404,6 +426,17 @@ impl Gate {
     /// Everything the proxy printed.
     pub fn output(&self) -> String {
         std::fs::read_to_string(self.dir.join("output.log")).unwrap_or_default()
+    }
+
+    /// A request to the admin listener, with the admin token.
+    pub fn admin(&self, method: &str, target: &str) -> Req {
+        Req::new(self.admin, method, target)
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+    }
+
+    /// A request to the admin listener without any token.
+    pub fn admin_anonymous(&self, method: &str, target: &str) -> Req {
+        Req::new(self.admin, method, target)
     }
 
     /// A request to this gate.
