@@ -41,7 +41,8 @@ fn broken_configs_fail_naming_each_key() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml"),
     )
     .unwrap();
-    let cases: Vec<(String, Vec<&str>)> = vec![
+    let cases: Vec<(String, Vec<&str>)> =
+        vec![
         (
             base.replace("path = \"/static\"", "path = \"static\""),
             vec!["route[0].path: must start with '/' (got \"static\")"],
@@ -72,6 +73,10 @@ fn broken_configs_fail_naming_each_key() {
                 "session.cookie.same_site: must be strict, lax or none (got \"sometimes\")",
                 "upstream.app.read_timeout:",
             ],
+        ),
+        (
+            base.replace("[upstream.app]", "[admin]\nlisten = \"0.0.0.0:9091\"\n[upstream.app]"),
+            vec!["admin.listen: 0.0.0.0:9091 is not loopback: set admin.token"],
         ),
         (
             base.replace("secure = true", "secure = false"),

@@ -237,3 +237,59 @@ fn cookie_signed_with_an_older_secret_is_accepted_and_resigned_with_the_first() 
         .all("set-cookie")
         .is_empty());
 }
+
+fn admin_stats(gate: &Gate) -> serde_json::Value {
+    serde_json::from_str(&gate.admin("GET", "/stats").send().body).unwrap()
+}
+
+#[test]
+fn resave_false_only_touches_an_unchanged_session() {
+    let backend = Backend::app();
+    let gate = with_session(&backend, "resave = false");
+    let cookie = gate.login("alice", "");
+    let before = admin_stats(&gate)["store_writes"].as_u64().unwrap();
+    for _ in 0..5 {
+        assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
+    }
+    assert_eq!(
+        admin_stats(&gate)["store_writes"].as_u64().unwrap(),
+        before,
+        "no writes, only touches"
+    );
+}
+
+#[test]
+fn resave_true_writes_the_session_back_on_every_request() {
+    let backend = Backend::app();
+    let gate = with_session(&backend, "resave = true");
+    let cookie = gate.login("alice", "");
+    let before = admin_stats(&gate)["store_writes"].as_u64().unwrap();
+    for _ in 0..5 {
+        assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
+    }
+    assert_eq!(
+        admin_stats(&gate)["store_writes"].as_u64().unwrap(),
+        before + 5
+    );
+}
+
+#[test]
+fn save_uninitialized_decides_whether_anonymous_visitors_are_stored() {
+    let backend = Backend::app();
+    let off = with_session(&backend, "save_uninitialized = false");
+    let on = with_session(&backend, "save_uninitialized = true");
+    for _ in 0..3 {
+        off.get("/public/a").send();
+        on.get("/public/a").send();
+    }
+    assert_eq!(
+        admin_stats(&off)["sessions"]["live"],
+        0,
+        "anonymous visitors cost nothing"
+    );
+    assert_eq!(
+        admin_stats(&on)["sessions"]["live"],
+        3,
+        "one stored session per new visitor"
+    );
+}
