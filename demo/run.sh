@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Run the sessiongate demo: the demo application (examples/demo_backend.rs) on
+# 127.0.0.1:3000 behind sessiongate on 127.0.0.1:8080 (demo/proxy.toml), with
+# sessiongate's built-in login and its admin page on 127.0.0.1:9091.
+#
+#     bash demo/run.sh        then open http://127.0.0.1:8080/app
+#
+# SESSIONGATE_SECRET, SESSIONGATE_ADMIN_TOKEN and DEMO_PASSWORD are generated
+# unless already set. demo/users.toml (the user `demo`) is rewritten each run.
+# Ctrl-C stops both.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "install Rust (cargo): https://rustup.rs" >&2
+    exit 1
+fi
+if ! command -v cmake >/dev/null 2>&1; then
+    # pingora's build needs cmake.
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update && apt-get install -y cmake
+    else
+        echo "install cmake: sudo apt-get install -y cmake" >&2
+        exit 1
+    fi
+fi
+
+echo "building (the first release build takes a few minutes)..."
+cargo build --release --bin sessiongate --example demo_backend
+
+random() { # $1 random bytes, base64 without newlines
+    head -c "$1" /dev/urandom | base64 | tr -d '\n'
+}
+alnum() { # $1 random letters and digits: easy to type, paste and use in curl -d
+    random $(($1 * 2)) | tr -dc 'A-Za-z0-9' | cut -c1-"$1"
+}
+export SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-$(random 48)}"
+export SESSIONGATE_ADMIN_TOKEN="${SESSIONGATE_ADMIN_TOKEN:-$(alnum 40)}"
+DEMO_PASSWORD="${DEMO_PASSWORD:-$(alnum 16)}"
+
+# The users file of the built-in login (demo/proxy.toml: users_file).
+hash="$(printf '%s\n' "$DEMO_PASSWORD" | target/release/sessiongate hash-password)"
+(
+    umask 077
+    cat >demo/users.toml <<USERS
+# Written by demo/run.sh; rewritten on every run.
+[[user]]
+name = "demo"
+password_hash = "$hash"
+roles = ["user", "admin"]
+USERS
+)
+
+BACKEND_PID=""
+PROXY_PID=""
+cleanup() {
+    trap - EXIT INT TERM
+    for pid in $PROXY_PID $BACKEND_PID; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+target/release/examples/demo_backend 127.0.0.1:3000 &
+BACKEND_PID=$!
+# Wait until the backend accepts connections (or has died, e.g. port 3000 taken).
+for _ in $(seq 50); do
+    if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
+        echo "the demo backend did not start (is 127.0.0.1:3000 already in use?)" >&2
+        exit 1
+    fi
+    if (exec 3<>/dev/tcp/127.0.0.1/3000) 2>/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+
+cat <<BANNER
+
+================================================================
+  sessiongate demo
+
+  open      http://127.0.0.1:8080/app
+  user      demo
+  password  ${DEMO_PASSWORD}
+
+  admin     http://127.0.0.1:9091/
+            the browser asks for a login: any user name, and as the
+            password the admin token ${SESSIONGATE_ADMIN_TOKEN}
+
+  Ctrl-C stops the proxy and the demo backend.
+================================================================
+
+BANNER
+
+# In the background plus `wait`, so that a TERM sent to this script reaches the
+# trap at once (bash defers traps until a foreground command has finished).
+target/release/sessiongate --config demo/proxy.toml &
+PROXY_PID=$!
+status=0
+wait "$PROXY_PID" || status=$?
+PROXY_PID=""
+exit "$status"
