@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then runs every check CI runs.
 #   ./test.sh
-# Needs Rust (cargo with rustfmt and clippy). On Debian/Ubuntu it installs the
-# system packages it needs with apt-get when run as root (or with sudo);
-# otherwise it stops and names the package to install.
+# Needs Rust (cargo with rustfmt and clippy) and, for the browser test, Node.js
+# 20+ with npm. On Debian/Ubuntu it installs the system packages it needs with
+# apt-get when run as root (or with sudo); otherwise it stops and names the
+# package to install. npm packages come from the npm registry (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,6 +27,10 @@ need_pkg() { # need_pkg <command> <debian package>
 command -v cargo >/dev/null || { echo "missing cargo: install Rust from rustup" >&2; exit 1; }
 need_pkg cmake cmake   # pingora's zlib-ng build needs it
 need_pkg cc gcc
+# The browser test (tests/browser.rs): headless Chromium driven by playwright-core.
+need_pkg chromium chromium
+command -v npm >/dev/null || { echo "missing npm: install Node.js 20 or later" >&2; exit 1; }
+[ -d tests/browser/node_modules ] || npm ci --prefix tests/browser --no-audit --no-fund
 
 echo "== cargo fmt --check";        cargo fmt --all -- --check
 echo "== cargo clippy";             cargo clippy --all-targets --quiet -- -D warnings
