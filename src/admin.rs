@@ -95,10 +95,11 @@ impl<S: SessionStore> Admin<S> {
     }
 
     fn ready(&self) -> bool {
-        self.upstreams.iter().any(|lb| {
-            let backends = lb.backends();
-            backends.get_backend().iter().any(|b| backends.ready(b))
-        })
+        self.sessions.store().healthy()
+            && self.upstreams.iter().any(|lb| {
+                let backends = lb.backends();
+                backends.get_backend().iter().any(|b| backends.ready(b))
+            })
     }
 
     async fn route(
@@ -116,7 +117,7 @@ impl<S: SessionStore> Admin<S> {
                 } else {
                     text(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: no healthy upstream\n",
+                        "not ready: no healthy upstream or session store\n",
                     )
                 };
             }

@@ -55,6 +55,8 @@ struct RawConfig {
     #[serde(default)]
     admin: RawAdmin,
     #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
     log: RawLog,
     #[serde(default)]
     upstream: BTreeMap<String, RawUpstream>,
@@ -184,6 +186,37 @@ impl Default for RawAuth {
             ip_max_failures: default_ip_max_failures(),
             failure_window: default_failure_window(),
             max_concurrent_hashes: default_max_concurrent_hashes(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default = "default_store_kind")]
+    kind: String,
+    url: Option<String>,
+    password: Option<RawSecret>,
+    #[serde(default = "default_redis_prefix")]
+    prefix: String,
+    #[serde(default = "default_redis_timeout")]
+    timeout: String,
+    #[serde(default = "default_local_ttl")]
+    local_ttl: String,
+    #[serde(default = "default_local_capacity")]
+    local_capacity: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            kind: default_store_kind(),
+            url: None,
+            password: None,
+            prefix: default_redis_prefix(),
+            timeout: default_redis_timeout(),
+            local_ttl: default_local_ttl(),
+            local_capacity: default_local_capacity(),
         }
     }
 }
@@ -341,6 +374,24 @@ fn default_failure_window() -> String {
 fn default_max_concurrent_hashes() -> usize {
     4
 }
+/// The embedded store: nothing to run beside sessiongate.
+fn default_store_kind() -> String {
+    "memory".into()
+}
+fn default_redis_prefix() -> String {
+    "sessiongate:".into()
+}
+/// Every Redis call has a deadline; past it the request fails closed (503).
+fn default_redis_timeout() -> String {
+    "250ms".into()
+}
+/// The hard bound on how long another instance's revocation can go unseen.
+fn default_local_ttl() -> String {
+    "1s".into()
+}
+fn default_local_capacity() -> u64 {
+    100_000
+}
 /// Loopback only: the admin API can revoke every session.
 fn default_admin_listen() -> String {
     "127.0.0.1:9091".into()
@@ -430,6 +481,24 @@ pub struct AuthConfig {
     pub max_concurrent_hashes: usize,
 }
 
+/// Where sessions live.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Memory,
+    Redis(RedisConfig),
+}
+
+/// The shared store.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`, with the password (if any) filled in from `store.password`.
+    pub url: String,
+    pub prefix: String,
+    pub timeout: Duration,
+    pub local_ttl: Duration,
+    pub local_capacity: u64,
+}
+
 /// The admin listener.
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
@@ -465,6 +534,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub auth: AuthConfig,
     pub admin: AdminConfig,
+    pub store: StoreConfig,
     pub log: LogConfig,
     pub upstreams: Vec<UpstreamConfig>,
     pub rules: Rules,
@@ -570,6 +640,7 @@ impl Validator {
         let session = self.session(raw.session, base);
         let auth = self.auth(raw.auth, base);
         let admin = self.admin(raw.admin, base);
+        let store = self.store(raw.store, base);
         let log = self.log(raw.log);
         let upstreams = self.upstreams(raw.upstream);
         let rules = self.rules(raw.routes, raw.route, &upstreams);
@@ -583,6 +654,7 @@ impl Validator {
             session: session?,
             auth: auth?,
             admin: admin?,
+            store: store?,
             log: log?,
             upstreams,
             rules: rules?,
@@ -786,6 +858,76 @@ impl Validator {
             return None;
         }
         Some(Secret::new(bytes))
+    }
+
+    fn store(&mut self, raw: RawStore, base: &Path) -> Option<StoreConfig> {
+        let timeout = self.duration("store.timeout", &raw.timeout);
+        let local_ttl = self.duration("store.local_ttl", &raw.local_ttl);
+        match raw.kind.as_str() {
+            "memory" => return Some(StoreConfig::Memory),
+            "redis" => {}
+            other => {
+                self.problem(
+                    "store.kind",
+                    format!("must be memory or redis (got {other:?})"),
+                );
+                return None;
+            }
+        }
+        let Some(url) = raw.url else {
+            self.problem(
+                "store.url",
+                "required with kind = \"redis\" (e.g. \"redis://127.0.0.1:6379/0\")",
+            );
+            return None;
+        };
+        let Some(rest) = url.strip_prefix("redis://") else {
+            self.problem(
+                "store.url",
+                format!("must start with redis:// (got {url:?})"),
+            );
+            return None;
+        };
+        if rest.split('/').next().unwrap_or("").contains('@') {
+            // A password in the URL would sit in the config file and in logs.
+            self.problem(
+                "store.url",
+                "must not carry credentials; use store.password = { env = \"VAR\" }",
+            );
+            return None;
+        }
+        let url = match &raw.password {
+            Some(p) => {
+                let secret = self.secret("store.password", p, base)?;
+                let pass: String = form_urlencoded::byte_serialize(secret.expose()).collect();
+                format!("redis://:{pass}@{rest}")
+            }
+            None => url,
+        };
+        if raw.prefix.is_empty()
+            || raw
+                .prefix
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            self.problem(
+                "store.prefix",
+                format!("must be non-empty without spaces (got {:?})", raw.prefix),
+            );
+        }
+        if local_ttl.is_some_and(|t| t > Duration::from_secs(60)) {
+            self.problem(
+                "store.local_ttl",
+                "at most 60s: it bounds how long a revocation can go unseen",
+            );
+        }
+        Some(StoreConfig::Redis(RedisConfig {
+            url,
+            prefix: raw.prefix,
+            timeout: timeout?,
+            local_ttl: local_ttl?,
+            local_capacity: raw.local_capacity.max(1),
+        }))
     }
 
     fn admin(&mut self, raw: RawAdmin, base: &Path) -> Option<AdminConfig> {

@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod own_sessions;
 pub mod proxy;
 pub mod redirect;
+pub mod redis_store;
 pub mod routes;
 pub mod server;
 pub mod session;

@@ -282,12 +282,19 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 .is_some_and(|ip| self.config.trusted_proxies.iter().any(|c| c.contains(ip)));
         ctx.https = identity::is_https(session.req_header(), ctx.trusted_peer);
 
-        ctx.cur = self
-            .sessions
-            .resolve(&session.req_header().headers)
-            .await
-            .map_err(store_error)?;
-        if self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
+        // A store that cannot answer must not turn a signed-in user into an
+        // anonymous one: public routes go on without a session, the rest get 503.
+        let store_down = match self.sessions.resolve(&session.req_header().headers).await {
+            Ok(cur) => {
+                ctx.cur = cur;
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "session store unavailable");
+                true
+            }
+        };
+        if !store_down && self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
             let client = client_info(session);
             self.sessions
                 .ensure_uninitialized(&mut ctx.cur, &client)
@@ -299,6 +306,17 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
         if let Some(endpoint) = login::route(&self.config.auth.prefix, &req.method, path) {
             ctx.endpoint = Some(endpoint);
+            if store_down && !matches!(endpoint, Endpoint::LoginPage | Endpoint::LogoutPage) {
+                respond(
+                    session,
+                    503,
+                    "application/json",
+                    br#"{"error":"service unavailable"}"#,
+                    &[("Retry-After", "1".to_owned())],
+                )
+                .await?;
+                return Ok(true);
+            }
             self.builtin(session, ctx, endpoint).await?;
             return Ok(true);
         }
@@ -312,6 +330,17 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         ctx.decision = Some(decision);
         if let Decision::Allow { .. } = decision {
             return Ok(false);
+        }
+        if store_down {
+            respond(
+                session,
+                503,
+                "application/json",
+                br#"{"error":"service unavailable"}"#,
+                &[("Retry-After", "1".to_owned())],
+            )
+            .await?;
+            return Ok(true);
         }
         let path = path.to_owned();
         self.deny(session, ctx, decision, &path).await?;

@@ -10,11 +10,13 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 
 use crate::admin::Admin;
+use crate::config::StoreConfig;
 use crate::config::{Config, LogFormat};
 use crate::lifecycle::Sessions;
 use crate::login::{Login, UsersWatcher};
 use crate::proxy::{self, Gate, Upstream};
-use crate::session::MemoryStore;
+use crate::redis_store::{RedisStore, Watcher};
+use crate::session::{MemoryStore, SessionStore};
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum Error {
     },
     #[error("users file: {0}")]
     Users(#[from] crate::users::Error),
+    #[error("session store: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 /// Install the global tracing subscriber (text or JSON on stdout).
@@ -72,7 +76,30 @@ pub fn build(config: Config) -> Result<Server, Error> {
         server.add_service(hc);
     }
 
-    let store = Arc::new(MemoryStore::new(config.session.capacity));
+    match &config.store {
+        StoreConfig::Memory => {
+            let store = Arc::new(MemoryStore::new(config.session.capacity));
+            add_services(&mut server, &config, store, upstreams)?;
+        }
+        StoreConfig::Redis(redis) => {
+            let store = Arc::new(RedisStore::new(redis.clone())?);
+            server.add_service(background_service(
+                "redis invalidations",
+                Watcher(store.clone()),
+            ));
+            add_services(&mut server, &config, store, upstreams)?;
+        }
+    }
+    Ok(server)
+}
+
+/// The services that depend on the store: users watcher, admin, proxy.
+fn add_services<S: SessionStore>(
+    server: &mut Server,
+    config: &Arc<Config>,
+    store: Arc<S>,
+    upstreams: Vec<Upstream>,
+) -> Result<(), Error> {
     let sessions = Arc::new(Sessions::new(config.session.clone(), store));
     let login = Arc::new(Login::new(config.auth.clone())?);
     server.add_service(background_service(
@@ -94,5 +121,5 @@ pub fn build(config: Config) -> Result<Server, Error> {
         service.add_tcp(&addr.to_string());
     }
     server.add_service(service);
-    Ok(server)
+    Ok(())
 }

@@ -220,6 +220,10 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send;
     /// Counts for `/stats` and `/metrics`.
     fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+    /// Whether the store can serve requests now (for `/readyz`).
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 /// The embedded store: a bounded moka cache with per-entry expiry.

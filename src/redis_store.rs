@@ -1,0 +1,831 @@
+//! The shared session store: Redis (or Valkey), with moka as a short-lived
+//! local cache in front, so several instances behave as one and sessions
+//! survive restarts.
+//!
+//! Layout, under the configured prefix `p`:
+//! - `p sess:<hex sha256(id)>`: the session as JSON, written with its expiry,
+//!   which is always the smaller of the idle time left and the absolute time
+//!   left. No raw session id is ever stored.
+//! - `p user:<user>`: a sorted set of that user's session keys, scored by
+//!   absolute expiry (revoke-all and listing without a scan).
+//!
+//! Create, touch and destroy are Lua scripts, so each is atomic. With
+//! `resave = false` a session is touched (its idle expiry moved) at most once per
+//! [`TOUCH_INTERVAL`]-ish slice of its idle time; with `resave = true` the
+//! lifecycle writes it back in full.
+//!
+//! Local cache: entries live at most `local_ttl` (1 s by default): that is the
+//! hard bound on how long a revocation on another instance can go unnoticed. In
+//! the normal case it is near-instant: one dedicated connection per instance
+//! runs `CLIENT TRACKING ON BCAST PREFIX p sess:` and receives an invalidation
+//! for every change; the local cache is flushed (and bypassed) whenever that
+//! connection drops or its heartbeat (every 200 ms) fails. A read that raced an
+//! invalidation is re-checked after it is cached.
+//!
+//! Fail closed: every Redis call has a deadline and goes through a circuit
+//! breaker; failures surface as [`StoreError::Unavailable`], which the proxy
+//! turns into 503 on protected routes (never "anonymous", never a cleared
+//! cookie). The first connection is made lazily; until Redis answers, the store
+//! reports itself unhealthy (and `/readyz` says not ready). Recovery needs no
+//! restart.
+//!
+//! Limits: Sentinel is not supported (redis-rs does not re-query Sentinel on
+//! failover by itself); point `url` at a stable address (a proxy or the
+//! primary). A revocation acknowledged by a primary that fails over before
+//! replicating it is lost.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::OnceCell;
+
+use crate::config::RedisConfig;
+use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError, StoreStats};
+
+/// How often the invalidation connection proves it is alive.
+const HEARTBEAT: Duration = Duration::from_millis(200);
+/// Consecutive failures that open the circuit breaker.
+const BREAKER_THRESHOLD: u32 = 3;
+/// How long an open breaker refuses calls before trying again.
+const BREAKER_OPEN: Duration = Duration::from_millis(500);
+/// A session is touched in Redis at most this often (and at least every tenth
+/// of its idle time), so `resave = false` does not mean a write per request.
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The session as stored: roles and data are strings inside the JSON so the Lua
+/// scripts can decode and re-encode it without changing its shape.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    user: Option<String>,
+    roles: String,
+    data: String,
+    created_at: u64,
+    absolute_expires_at: u64,
+    last_seen: u64,
+    idle_ms: u64,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Record {
+    fn of(s: &Session) -> Record {
+        Record {
+            user: s.user.clone(),
+            roles: s.roles_header().to_owned(),
+            data: s.data_header().unwrap_or("{}").to_owned(),
+            created_at: s.created_at,
+            absolute_expires_at: s.absolute_expires_at,
+            last_seen: s.last_seen_at(),
+            idle_ms: s.idle.as_millis() as u64,
+            client_ip: s.client_ip.map(|i| i.to_string()),
+            user_agent: s.user_agent.clone(),
+        }
+    }
+
+    fn into_session(self, key: SessionKey) -> Option<Session> {
+        let roles = self
+            .roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(String::from)
+            .collect();
+        let data = match serde_json::from_str(&self.data).ok()? {
+            serde_json::Value::Object(m) => m,
+            // cjson may turn an empty object into an empty array.
+            serde_json::Value::Array(a) if a.is_empty() => serde_json::Map::new(),
+            _ => return None,
+        };
+        let mut s = Session::new(
+            key,
+            self.user,
+            roles,
+            data,
+            self.created_at,
+            self.absolute_expires_at,
+            Duration::from_millis(self.idle_ms),
+        );
+        s.mark_seen(self.last_seen);
+        s.client_ip = self.client_ip.and_then(|i| i.parse().ok());
+        s.user_agent = self.user_agent;
+        Some(s)
+    }
+}
+
+/// A locally cached session and when it was last touched in Redis.
+struct Local {
+    session: Arc<Session>,
+    touched_at: AtomicU64,
+}
+
+/// Counts consecutive failures; while open, calls fail at once.
+#[derive(Default)]
+struct Breaker {
+    failures: AtomicU32,
+    open_until: AtomicU64,
+}
+
+impl Breaker {
+    fn allow(&self) -> bool {
+        now_ms() >= self.open_until.load(Ordering::Relaxed)
+    }
+
+    fn success(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+    }
+
+    fn failure(&self) {
+        if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= BREAKER_THRESHOLD {
+            self.open_until.store(
+                now_ms() + BREAKER_OPEN.as_millis() as u64,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.failures.load(Ordering::Relaxed) >= BREAKER_THRESHOLD
+    }
+}
+
+/// The Redis store.
+pub struct RedisStore {
+    config: RedisConfig,
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    local: moka::sync::Cache<SessionKey, Arc<Local>>,
+    /// Bumped on every invalidation and flush; a read re-checks it after caching.
+    generation: AtomicU64,
+    /// The invalidation connection is up and its heartbeat answers.
+    tracking: AtomicBool,
+    breaker: Breaker,
+    create_script: Script,
+    touch_script: Script,
+    destroy_script: Script,
+}
+
+const CREATE: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if #KEYS > 1 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  if last[2] then redis.call('PEXPIREAT', KEYS[2], last[2]) end
+end
+return 1
+";
+
+const TOUCH: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local s = cjson.decode(v)
+local now = tonumber(ARGV[1])
+if now >= s.absolute_expires_at then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+s.last_seen = now
+local ttl = math.min(s.idle_ms, s.absolute_expires_at - now)
+redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ttl)
+return 1
+";
+
+const DESTROY: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+redis.call('DEL', KEYS[1])
+local s = cjson.decode(v)
+if type(s.user) == 'string' then
+  redis.call('ZREM', ARGV[1] .. 'user:' .. s.user, ARGV[2])
+end
+return 1
+";
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// A store for `config`; nothing is connected until first use.
+    ///
+    /// # Errors
+    /// If the URL cannot be parsed.
+    pub fn new(config: RedisConfig) -> Result<RedisStore, redis::RedisError> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let local = moka::sync::Cache::builder()
+            .max_capacity(config.local_capacity)
+            .time_to_live(config.local_ttl)
+            .build();
+        Ok(RedisStore {
+            client,
+            conn: OnceCell::new(),
+            local,
+            generation: AtomicU64::new(0),
+            tracking: AtomicBool::new(false),
+            breaker: Breaker::default(),
+            create_script: Script::new(CREATE),
+            touch_script: Script::new(TOUCH),
+            destroy_script: Script::new(DESTROY),
+            config,
+        })
+    }
+
+    fn sess_key(&self, key: &SessionKey) -> String {
+        format!("{}sess:{}", self.config.prefix, key.to_hex())
+    }
+
+    fn user_key(&self, user: &str) -> String {
+        format!("{}user:{}", self.config.prefix, user)
+    }
+
+    /// Run one Redis operation with the deadline and the breaker.
+    async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.breaker.allow() {
+            return Err(unavailable("circuit breaker open"));
+        }
+        let deadline = self.config.timeout;
+        let result = tokio::time::timeout(deadline, async {
+            let conn = self
+                .conn
+                .get_or_try_init(|| async {
+                    let cfg = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(deadline))
+                        .set_response_timeout(Some(deadline))
+                        .set_number_of_retries(1);
+                    ConnectionManager::new_with_config(self.client.clone(), cfg).await
+                })
+                .await?
+                .clone();
+            op(conn).await
+        })
+        .await;
+        match result {
+            Ok(Ok(v)) => {
+                self.breaker.success();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.breaker.failure();
+                Err(unavailable(e))
+            }
+            Err(_) => {
+                self.breaker.failure();
+                Err(unavailable("deadline exceeded"))
+            }
+        }
+    }
+
+    /// Whether Redis answers and the local cache can be trusted.
+    pub fn healthy(&self) -> bool {
+        self.tracking.load(Ordering::Relaxed) && !self.breaker.is_open()
+    }
+
+    fn flush_local(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.local.invalidate_all();
+    }
+
+    fn cache(&self, s: &Arc<Session>, generation: u64) {
+        if !self.tracking.load(Ordering::Relaxed) {
+            return;
+        }
+        let entry = Arc::new(Local {
+            session: s.clone(),
+            touched_at: AtomicU64::new(now_ms()),
+        });
+        self.local.insert(s.key, entry);
+        // An invalidation may have overtaken this read: then the cached copy is
+        // not to be trusted.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            self.local.invalidate(&s.key);
+        }
+    }
+
+    async fn fetch(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let k = self.sess_key(key);
+        let raw: Option<String> = self.call(|mut c| async move { c.get(k).await }).await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let Some(s) = serde_json::from_str::<Record>(&raw)
+            .ok()
+            .and_then(|r| r.into_session(*key))
+        else {
+            tracing::warn!("unreadable session record in Redis ignored");
+            return Ok(None);
+        };
+        let s = Arc::new(s);
+        self.cache(&s, generation);
+        Ok(Some(s))
+    }
+
+    async fn touch_remote(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let k = self.sess_key(key);
+        let now = now_ms();
+        let script = &self.touch_script;
+        let n: i64 = self
+            .call(|mut c| async move { script.key(k).arg(now).invoke_async(&mut c).await })
+            .await?;
+        Ok(n == 1)
+    }
+
+    fn ttl_ms(s: &Session, now: u64) -> u64 {
+        s.idle
+            .as_millis()
+            .min(u128::from(s.absolute_expires_at.saturating_sub(now))) as u64
+    }
+
+    async fn write(&self, s: &Session, only_if_exists: bool) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let ttl = Self::ttl_ms(s, now);
+        if ttl == 0 {
+            return Ok(false);
+        }
+        let json = serde_json::to_string(&Record::of(s)).map_err(unavailable)?;
+        let k = self.sess_key(&s.key);
+        if only_if_exists {
+            let ok: Option<String> = self
+                .call(|mut c| async move {
+                    redis::cmd("SET")
+                        .arg(k)
+                        .arg(json)
+                        .arg("PX")
+                        .arg(ttl)
+                        .arg("XX")
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            return Ok(ok.is_some());
+        }
+        let mut inv = self.create_script.prepare_invoke();
+        inv.key(k);
+        if let Some(user) = &s.user {
+            inv.key(self.user_key(user));
+        }
+        inv.arg(json)
+            .arg(ttl)
+            .arg(s.absolute_expires_at)
+            .arg(s.key.to_hex())
+            .arg(now);
+        let _: i64 = self
+            .call(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
+        Ok(true)
+    }
+
+    async fn mget(&self, keys: Vec<SessionKey>) -> Result<Vec<Arc<Session>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = keys.iter().map(|k| self.sess_key(k)).collect();
+        let values: Vec<Option<String>> = self
+            .call(|mut c| async move { c.mget(names).await })
+            .await?;
+        let now = now_ms();
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| serde_json::from_str::<Record>(&v?).ok()?.into_session(k))
+            .filter(|s| s.is_live(now))
+            .map(Arc::new)
+            .collect())
+    }
+
+    /// The invalidation listener: keeps one tracking connection, flushes the
+    /// local cache on every invalidation, drop or missed heartbeat. Runs until
+    /// `stop` resolves.
+    pub async fn watch(&self, mut stop: impl Future<Output = ()> + Unpin) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                result = self.track() => {
+                    self.tracking.store(false, Ordering::Relaxed);
+                    self.flush_local();
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "Redis invalidation connection lost; local cache flushed");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// One tracking connection's life (RESP2: `CLIENT TRACKING … REDIRECT` to
+    /// itself, then `SUBSCRIBE __redis__:invalidate`).
+    async fn track(&self) -> std::io::Result<()> {
+        use std::io::{Error, ErrorKind};
+        let info = self.client.get_connection_info();
+        let addr = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("unsupported Redis address {other:?}"),
+                ))
+            }
+        };
+        let stream =
+            tokio::time::timeout(self.config.timeout, tokio::net::TcpStream::connect(&addr))
+                .await
+                .map_err(|_| Error::new(ErrorKind::TimedOut, "connect"))??;
+        stream.set_nodelay(true)?;
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        let deadline = self.config.timeout;
+        let ask = |args: Vec<String>| resp_command(&args);
+        if let (Some(user), Some(pass)) = (
+            info.redis_settings().username(),
+            info.redis_settings().password(),
+        ) {
+            write
+                .write_all(&ask(vec!["AUTH".into(), user.into(), pass.into()]))
+                .await?;
+            expect_ok(&mut read, deadline).await?;
+        } else if let Some(pass) = info.redis_settings().password() {
+            write
+                .write_all(&ask(vec!["AUTH".into(), pass.into()]))
+                .await?;
+            expect_ok(&mut read, deadline).await?;
+        }
+        write
+            .write_all(&ask(vec!["CLIENT".into(), "ID".into()]))
+            .await?;
+        let id = match read_value(&mut read, deadline).await? {
+            Resp::Int(id) => id,
+            other => return Err(Error::other(format!("CLIENT ID answered {other:?}"))),
+        };
+        let prefix = format!("{}sess:", self.config.prefix);
+        write
+            .write_all(&ask(vec![
+                "CLIENT".into(),
+                "TRACKING".into(),
+                "ON".into(),
+                "REDIRECT".into(),
+                id.to_string(),
+                "BCAST".into(),
+                "PREFIX".into(),
+                prefix.clone(),
+            ]))
+            .await?;
+        expect_ok(&mut read, deadline).await?;
+        write
+            .write_all(&ask(vec![
+                "SUBSCRIBE".into(),
+                "__redis__:invalidate".into(),
+            ]))
+            .await?;
+        read_value(&mut read, deadline).await?;
+        // From here on, the local cache is kept honest by this connection.
+        self.flush_local();
+        self.tracking.store(true, Ordering::Relaxed);
+        tracing::info!("Redis invalidation tracking on");
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut awaiting_pong = false;
+        loop {
+            tokio::select! {
+                _ = heartbeat.tick() => {
+                    if awaiting_pong {
+                        return Err(Error::new(ErrorKind::TimedOut, "heartbeat missed"));
+                    }
+                    write.write_all(&ask(vec!["PING".into()])).await?;
+                    awaiting_pong = true;
+                }
+                v = read_value(&mut read, Duration::from_secs(3600)) => {
+                    match v? {
+                        Resp::Array(items) if matches!(items.first(), Some(Resp::Bulk(Some(b))) if b.eq_ignore_ascii_case(b"pong")) => {
+                            awaiting_pong = false;
+                        }
+                        Resp::Array(items) if matches!(items.first(), Some(Resp::Bulk(Some(b))) if b == b"message") => {
+                            match items.get(2) {
+                                Some(Resp::Array(keys)) => {
+                                    self.generation.fetch_add(1, Ordering::SeqCst);
+                                    for k in keys {
+                                        if let Resp::Bulk(Some(name)) = k {
+                                            let hex = name.strip_prefix(prefix.as_bytes()).and_then(|h| std::str::from_utf8(h).ok());
+                                            match hex.and_then(SessionKey::from_hex) {
+                                                Some(key) => self.local.invalidate(&key),
+                                                None => self.flush_local(),
+                                            }
+                                        }
+                                    }
+                                }
+                                // A null list: the whole database was flushed.
+                                _ => self.flush_local(),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A RESP2 value, as much as the invalidation connection needs.
+#[derive(Debug)]
+enum Resp {
+    Simple(String),
+    #[allow(dead_code)] // shown through Debug in error messages
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Resp>),
+    Nil,
+}
+
+fn resp_command(args: &[String]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+async fn expect_ok<R: AsyncBufReadExt + Unpin + Send>(
+    r: &mut R,
+    deadline: Duration,
+) -> std::io::Result<()> {
+    match read_value(r, deadline).await? {
+        Resp::Simple(s) if s == "OK" => Ok(()),
+        other => Err(std::io::Error::other(format!("Redis answered {other:?}"))),
+    }
+}
+
+async fn read_value<R: AsyncBufReadExt + Unpin + Send>(
+    r: &mut R,
+    deadline: Duration,
+) -> std::io::Result<Resp> {
+    tokio::time::timeout(deadline, read_resp(r))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer"))?
+}
+
+fn read_resp<'a, R: AsyncBufReadExt + Unpin + Send + 'a>(
+    r: &'a mut R,
+) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Resp>> + Send + 'a>> {
+    Box::pin(async move {
+        let mut line = String::new();
+        if r.read_line(&mut line).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "Redis closed the connection",
+            ));
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        let (kind, rest) = line.split_at(1.min(line.len()));
+        let num = || rest.parse::<i64>().map_err(std::io::Error::other);
+        Ok(match kind {
+            "+" => Resp::Simple(rest.to_owned()),
+            "-" => Resp::Error(rest.to_owned()),
+            ":" => Resp::Int(num()?),
+            "$" => {
+                let n = num()?;
+                if n < 0 {
+                    Resp::Bulk(None)
+                } else {
+                    let mut buf = vec![0; n as usize + 2];
+                    tokio::io::AsyncReadExt::read_exact(r, &mut buf).await?;
+                    buf.truncate(n as usize);
+                    Resp::Bulk(Some(buf))
+                }
+            }
+            "*" => {
+                let n = num()?;
+                if n < 0 {
+                    Resp::Nil
+                } else {
+                    let mut items = Vec::with_capacity(n as usize);
+                    for _ in 0..n {
+                        items.push(read_resp(r).await?);
+                    }
+                    Resp::Array(items)
+                }
+            }
+            _ => {
+                return Err(std::io::Error::other(format!(
+                    "unexpected RESP line {line:?}"
+                )))
+            }
+        })
+    })
+}
+
+impl SessionStore for RedisStore {
+    async fn create(&self, session: Session) -> Result<Arc<Session>, StoreError> {
+        self.write(&session, false).await?;
+        Ok(Arc::new(session))
+    }
+
+    async fn load(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        let key = *key;
+        let now = now_ms();
+        if let Some(local) = self.local.get(&key) {
+            if self.tracking.load(Ordering::Relaxed) && local.session.is_live(now) {
+                local.session.mark_seen(now);
+                // resave = false: move the idle expiry in Redis now and then, not per request.
+                let every = (local.session.idle / 10).min(TOUCH_INTERVAL).as_millis() as u64;
+                if now.saturating_sub(local.touched_at.load(Ordering::Relaxed)) >= every {
+                    local.touched_at.store(now, Ordering::Relaxed);
+                    if !self.touch_remote(&key).await? {
+                        self.local.invalidate(&key);
+                        return Ok(None);
+                    }
+                }
+                return Ok(Some(local.session.clone()));
+            }
+            self.local.invalidate(&key);
+        }
+        let Some(s) = self.fetch(&key).await? else {
+            return Ok(None);
+        };
+        if !s.is_live(now) {
+            return Ok(None);
+        }
+        // Loading is using: slide the idle expiry.
+        if !self.touch_remote(&key).await? {
+            self.local.invalidate(&key);
+            return Ok(None);
+        }
+        s.mark_seen(now);
+        Ok(Some(s))
+    }
+
+    async fn touch(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let key = *key;
+        self.touch_remote(&key).await?;
+        Ok(())
+    }
+
+    async fn update(&self, session: Session) -> Result<Option<Arc<Session>>, StoreError> {
+        session.mark_seen(now_ms());
+        if !self.write(&session, true).await? {
+            return Ok(None);
+        }
+        let key = session.key;
+        let s = Arc::new(session);
+        self.local.invalidate(&key);
+        Ok(Some(s))
+    }
+
+    async fn destroy(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let key = *key;
+        self.local.invalidate(&key);
+        let k = self.sess_key(&key);
+        let prefix = self.config.prefix.clone();
+        let script = &self.destroy_script;
+        let n: i64 = self
+            .call(|mut c| async move {
+                script
+                    .key(k)
+                    .arg(prefix)
+                    .arg(key.to_hex())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        self.local.invalidate(&key);
+        Ok(n == 1)
+    }
+
+    async fn list(&self) -> Result<Vec<Arc<Session>>, StoreError> {
+        let pattern = format!("{}sess:*", self.config.prefix);
+        let prefix_len = pattern.len() - 1;
+        let names: Vec<String> = self
+            .call(|mut c| async move {
+                let mut it = c.scan_match::<_, String>(pattern).await?;
+                let mut out = Vec::new();
+                while let Some(n) = futures_next(&mut it).await {
+                    out.push(n);
+                }
+                Ok(out)
+            })
+            .await?;
+        let keys = names
+            .iter()
+            .filter_map(|n| SessionKey::from_hex(&n[prefix_len..]))
+            .collect::<Vec<_>>();
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(500) {
+            out.extend(self.mget(chunk.to_vec()).await?);
+        }
+        Ok(out)
+    }
+
+    async fn list_user(&self, user: &str) -> Result<Vec<Arc<Session>>, StoreError> {
+        let index = self.user_key(user);
+        let now = now_ms();
+        let members: Vec<String> = self
+            .call(|mut c| async move { c.zrangebyscore(index, now, "+inf").await })
+            .await?;
+        let keys = members
+            .iter()
+            .filter_map(|m| SessionKey::from_hex(m))
+            .collect();
+        self.mget(keys).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let entries = self.list().await?.len() as u64;
+        Ok(StoreStats {
+            entries,
+            evictions: 0,
+            capacity: 0,
+        })
+    }
+
+    fn healthy(&self) -> bool {
+        RedisStore::healthy(self)
+    }
+}
+
+/// `AsyncIter::next_item` without pulling in the futures crate.
+async fn futures_next(it: &mut redis::AsyncIter<'_, String>) -> Option<String> {
+    match it.next_item().await {
+        Some(Ok(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// Runs [`RedisStore::watch`] as a pingora background service.
+pub struct Watcher(pub Arc<RedisStore>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for Watcher {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let stop = Box::pin(async move {
+            let _ = shutdown.changed().await;
+        });
+        self.0.watch(stop).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_and_survives_cjson_reencoding() {
+        let key = SessionKey::of(&crate::cookie::SessionId::generate());
+        let mut data = serde_json::Map::new();
+        data.insert("cart".into(), serde_json::json!([1, 2]));
+        let mut s = Session::new(
+            key,
+            Some("alice".into()),
+            vec!["a".into(), "b".into()],
+            data,
+            1_000,
+            9_000,
+            Duration::from_secs(60),
+        );
+        s.client_ip = Some("10.0.0.1".parse().unwrap());
+        s.mark_seen(2_000);
+        let json = serde_json::to_string(&Record::of(&s)).unwrap();
+        let back = serde_json::from_str::<Record>(&json)
+            .unwrap()
+            .into_session(key)
+            .unwrap();
+        assert_eq!(back.user.as_deref(), Some("alice"));
+        assert_eq!(back.roles, vec!["a", "b"]);
+        assert_eq!(back.data_header(), Some(r#"{"cart":[1,2]}"#));
+        assert_eq!(back.last_seen_at(), 2_000);
+        assert_eq!(back.client_ip, s.client_ip);
+        // Lua's cjson writes "/" as "\/" and an empty object as "{}".
+        let lua = json.replace('/', "\\/");
+        assert!(serde_json::from_str::<Record>(&lua)
+            .unwrap()
+            .into_session(key)
+            .is_some());
+        assert!(
+            !json.contains(&hex::encode(key.to_hex())),
+            "no raw id anywhere"
+        );
+    }
+
+    #[test]
+    fn breaker_opens_after_consecutive_failures_and_closes_on_success() {
+        let b = Breaker::default();
+        for _ in 0..BREAKER_THRESHOLD {
+            assert!(b.allow());
+            b.failure();
+        }
+        assert!(!b.allow() && b.is_open());
+        b.success();
+        assert!(!b.is_open());
+    }
+}
