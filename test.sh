@@ -31,10 +31,14 @@ need_pkg cc gcc
 need_pkg chromium chromium
 command -v npm >/dev/null || { echo "missing npm: install Node.js 20 or later" >&2; exit 1; }
 [ -d tests/browser/node_modules ] || npm ci --prefix tests/browser --no-audit --no-fund
+# The Redis store's tests start their own redis-server on ephemeral ports.
+need_pkg redis-server redis-server
 
 echo "== cargo fmt --check";        cargo fmt --all -- --check
 echo "== cargo clippy";             cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test";               cargo test --all-targets --quiet
+echo "== black-box tests again, against the Redis store"
+SESSIONGATE_TEST_STORE=redis cargo test --tests --quiet
 echo "== sessiongate check proxy.toml"
 SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-ci-only-secret-not-for-production-0123456789}" \
   cargo run --quiet --bin sessiongate -- check --config proxy.toml

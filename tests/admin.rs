@@ -290,12 +290,10 @@ fn stats_and_metrics_count_what_happened() {
     assert_eq!(stats["sessions"]["authenticated"], 1, "{stats}");
     assert_eq!(stats["sessions"]["anonymous"], 1, "{stats}");
     assert!(stats["capacity"].is_u64() && stats["evictions"].is_u64());
-    let metrics = gate.admin("GET", "/metrics").send();
-    assert!(metrics
-        .header("content-type")
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
-    for want in [
+    // Metrics are recorded in the logging phase, just after the response is
+    // written: give the last request a moment to be counted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let wants = [
         "sessiongate_requests_total{decision=\"allowed\",status=\"2xx\"}",
         "sessiongate_requests_total{decision=\"unauthorized\",status=\"4xx\"} 2",
         "sessiongate_requests_total{decision=\"redirected\",status=\"3xx\"} 1",
@@ -304,12 +302,26 @@ fn stats_and_metrics_count_what_happened() {
         "sessiongate_sessions ",
         "sessiongate_request_duration_seconds_bucket{le=\"+Inf\"}",
         "sessiongate_upstream_errors_total{kind=\"connect_refused\"} 0",
-    ] {
+    ];
+    loop {
+        let metrics = gate.admin("GET", "/metrics").send();
+        assert!(metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        let missing: Vec<_> = wants
+            .iter()
+            .filter(|w| !metrics.body.contains(*w))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            metrics.body.contains(want),
-            "{want} missing:\n{}",
+            std::time::Instant::now() < deadline,
+            "{missing:?} missing:\n{}",
             metrics.body
         );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

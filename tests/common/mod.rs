@@ -349,6 +349,8 @@ pub struct Gate {
     pub admin: SocketAddr,
     child: Child,
     dir: PathBuf,
+    /// A Redis of this gate's own, when the suite runs against the Redis store.
+    _redis: Option<Redis>,
 }
 
 impl Gate {
@@ -380,6 +382,15 @@ impl Gate {
         let mut text = format!(
             "[server]\nlisten = [\"{addr}\"]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{config}"
         );
+        // SESSIONGATE_TEST_STORE=redis runs every test against a Redis store.
+        let redis = (std::env::var("SESSIONGATE_TEST_STORE").as_deref() == Ok("redis")
+            && !config.contains("[store]"))
+        .then(Redis::start);
+        if let Some(r) = &redis {
+            // A looser deadline than production's: the whole suite shares two cores.
+            text.push_str(&r.store_section());
+            text.push_str("timeout = \"2s\"\n");
+        }
         if !config.contains("[admin]") {
             text.push_str(&format!(
                 "\n[admin]\nlisten = \"{admin}\"\ntoken = {{ env = \"TEST_ADMIN_TOKEN\" }}\n"
@@ -403,6 +414,7 @@ impl Gate {
             admin,
             child,
             dir,
+            _redis: redis,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
