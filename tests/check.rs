@@ -75,7 +75,7 @@ fn broken_configs_fail_naming_each_key() {
             ],
         ),
         (
-            base.replace("[upstream.app]", "[admin]\nlisten = \"0.0.0.0:9091\"\n[upstream.app]"),
+            base.replace("listen = \"127.0.0.1:9091\"", "listen = \"0.0.0.0:9091\""),
             vec!["admin.listen: 0.0.0.0:9091 is not loopback: set admin.token"],
         ),
         (
