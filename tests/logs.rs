@@ -1,0 +1,65 @@
+//! The access log through the real binary: one event per request, JSON when
+//! configured, and never a cookie value, a secret or a password.
+
+mod common;
+use common::*;
+
+#[test]
+fn json_access_log_has_one_event_per_request_without_secrets() {
+    let backend = Backend::app();
+    let users = users_file(&[("alice", "hunter2-password", "", false)]);
+    let config = standard_config(backend.addr, "").replace(
+        "[upstream.app]",
+        "[auth]\nusers_file = \"users.toml\"\n[log]\nformat = \"json\"\n[upstream.app]",
+    );
+    let gate = Gate::start_with(
+        &config,
+        &[("users.toml", &users)],
+        &[("TEST_SECRET", SECRET)],
+    );
+    let cookie = gate
+        .login_form("alice", "hunter2-password", "/")
+        .session_cookie()
+        .unwrap();
+    gate.get("/private/doc?token=abc123").cookie(&cookie).send();
+    gate.get("/public/x").send();
+    gate.get("/private").api().send();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let events = loop {
+        let events: Vec<serde_json::Value> = gate
+            .output()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["target"] == "access")
+            .collect();
+        if events.len() >= 4 || std::time::Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(events.len(), 4, "one event per request:\n{}", gate.output());
+    let private = events
+        .iter()
+        .find(|e| e["path"] == "/private/doc")
+        .expect("the private request");
+    assert_eq!(private["method"], "GET");
+    assert_eq!(private["status"], 200);
+    assert_eq!(private["user"], "alice");
+    assert_eq!(private["upstream"], "app");
+    assert_eq!(private["decision"], "allow");
+    assert!(private["duration_ms"].is_f64());
+    let denied = events.iter().find(|e| e["path"] == "/private").unwrap();
+    assert_eq!(
+        (
+            denied["status"].as_u64(),
+            denied["user"].as_str(),
+            denied["decision"].as_str()
+        ),
+        (Some(401), Some("-"), Some("unauthenticated"))
+    );
+    let out = gate.output();
+    let value = cookie.split_once('=').unwrap().1;
+    for secret in [value, &value[..64], SECRET, "hunter2-password", "abc123"] {
+        assert!(!out.contains(secret), "{secret:?} reached the log");
+    }
+}
