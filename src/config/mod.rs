@@ -1,0 +1,374 @@
+//! Configuration: `proxy.toml` → raw serde structs → a validated [`Config`].
+//!
+//! The raw layer mirrors the file exactly and rejects unknown keys
+//! (`deny_unknown_fields`), so a typo is an error rather than a silently ignored
+//! security setting. The typed layer holds parsed durations, resolved socket
+//! addresses, loaded secrets and the compiled rule table. Validation reports every
+//! problem at once, each naming its key: `route[2].path: must start with '/' (got "admin")`.
+//!
+//! Every default lives in one `default_*` function in `raw`, with its reason. Unsafe
+//! settings are refused rather than corrected. Secrets are never written in the
+//! config: it names an environment variable or a file that holds them.
+//!
+//! This module does not start anything; `main` and `proxy` consume a [`Config`].
+//!
+//! Submodules: `raw` (the serde structs mirroring the file, with their defaults)
+//! and `validate` (raw → typed, collecting every problem). This file holds the
+//! typed [`Config`], its parts, and the errors.
+
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cookie::{CookieAttrs, Secret};
+use crate::identity::Cidr;
+use crate::routes::Rules;
+
+use self::raw::RawConfig;
+use self::validate::Validator;
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// TOML syntax or shape; toml's message carries line and column.
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// Semantic problems, one line each, every one naming its key.
+    #[error("{path}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+// ---------------------------------------------------------------- typed layer
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive, e.g. `info`.
+    pub level: String,
+    /// One event per request on the `access` target.
+    pub access_log: bool,
+}
+
+/// Session and cookie settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub secrets: Vec<Secret>,
+    /// Store (and send a cookie for) a session nobody wrote to.
+    pub save_uninitialized: bool,
+    /// Write an unchanged session back on every request.
+    pub resave: bool,
+    /// Re-send the cookie on every response to a request with a live session.
+    pub rolling: bool,
+    /// Server-side idle lifetime (equals the cookie's `max_age` when that is set).
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    pub capacity: u64,
+    pub cookie: CookieAttrs,
+}
+
+/// The built-in endpoints' location and where anonymous browsers are sent.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub prefix: String,
+    /// Relative URL of the login page; `?next=` is appended.
+    pub login_url: String,
+    /// The users file of the built-in login; `None` = built-in login off.
+    pub users_file: Option<PathBuf>,
+    /// Where `POST <prefix>/logout` sends the browser.
+    pub logout_redirect: String,
+    /// Failed logins per user name within `failure_window` before lockout.
+    pub max_failures: u32,
+    /// Failed logins per client IP within `failure_window` before lockout.
+    pub ip_max_failures: u32,
+    pub failure_window: Duration,
+    /// Password verifications running at once.
+    pub max_concurrent_hashes: usize,
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Memory,
+    Redis(RedisConfig),
+}
+
+/// The shared store.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`, with the password (if any) filled in from `store.password`.
+    pub url: String,
+    pub prefix: String,
+    pub timeout: Duration,
+    pub local_ttl: Duration,
+    pub local_capacity: u64,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// The bearer token; `None` leaves only `/healthz` and `/readyz` open.
+    pub token: Option<Secret>,
+}
+
+/// One named upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+    /// Whether this upstream may issue session commands (`X-Session-Login`, …).
+    pub session_commands: bool,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub health_check_interval: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub shutdown_timeout: Duration,
+    pub client_idle_timeout: Duration,
+    pub session: SessionConfig,
+    pub auth: AuthConfig,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub rules: Rules,
+}
+
+impl Config {
+    /// Read, parse and validate a config file. Relative secret files are resolved
+    /// against the config file's directory.
+    ///
+    /// # Errors
+    /// An unreadable file, a TOML error (with line and column), or every semantic
+    /// problem found, each naming its key.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|e| match e {
+            ParseError::Syntax(message) => Error::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            ParseError::Invalid(problems) => Error::Invalid {
+                path: path.to_owned(),
+                problems,
+            },
+        })
+    }
+
+    /// Parse and validate config text; `base` anchors relative secret files.
+    ///
+    /// # Errors
+    /// See [`Config::load`].
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ParseError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
+        let mut v = Validator {
+            problems: Vec::new(),
+        };
+        let config = v.config(raw, base);
+        match config {
+            Some(c) if v.problems.is_empty() => Ok(c),
+            _ => Err(ParseError::Invalid(v.problems)),
+        }
+    }
+}
+
+/// [`Config::parse`]'s failure, before a file name is attached.
+#[derive(Debug)]
+pub enum ParseError {
+    Syntax(String),
+    Invalid(Vec<String>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cookie::{SameSite, Secure};
+    use crate::routes;
+    use http::Method;
+
+    const SECRET_VAR: &str = "SESSIONGATE_TEST_SECRET_CONFIG";
+
+    fn minimal(extra: &str) -> String {
+        format!(
+            r#"
+[server]
+listen = ["127.0.0.1:0"]
+[session]
+secrets = [{{ env = "{SECRET_VAR}" }}]
+[upstream.app]
+addrs = ["127.0.0.1:9"]
+{extra}
+"#
+        )
+    }
+
+    fn parse(text: &str) -> Result<Config, ParseError> {
+        // SAFETY of set_var: every test in this module sets the same value.
+        std::env::set_var(SECRET_VAR, "0123456789abcdef0123456789abcdef");
+        Config::parse(text, Path::new("."))
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text) {
+            Err(ParseError::Invalid(p)) => p,
+            Err(ParseError::Syntax(s)) => vec![format!("syntax: {s}")],
+            Ok(_) => vec![],
+        }
+    }
+
+    #[test]
+    fn minimal_config_has_safe_defaults() {
+        let c = parse(&minimal("")).expect("minimal config is valid");
+        assert_eq!(c.session.cookie.name, "__Host-sid");
+        assert!(c.session.cookie.secure == Secure::Always && c.session.cookie.http_only);
+        assert_eq!(c.session.cookie.same_site, SameSite::Lax);
+        assert_eq!(c.session.idle_timeout, Duration::from_secs(1800));
+        assert_eq!(c.auth.login_url, "/.sessiongate/login");
+        assert_eq!(
+            c.rules.decide(&Method::GET, "/x", None),
+            routes::Decision::Unauthenticated
+        );
+    }
+
+    #[test]
+    fn every_problem_names_its_key() {
+        let text = minimal(
+            r#"
+[[route]]
+path = "admin"
+access = "public"
+[[route]]
+path = "/a//b"
+[[route]]
+path = "/x"
+access = "everyone"
+upstream = "nope"
+[[route]]
+path = "/y"
+methods = ["get"]
+match = "glob"
+"#,
+        );
+        let p = problems(&text);
+        let want = [
+            "route[0].path: must start with '/' (got \"admin\")",
+            "route[1].path: not in normal form",
+            "route[2].access: must be public or authenticated",
+            "route[2].upstream: no [upstream.nope]",
+            "route[3].match: must be prefix or exact",
+            "route[3].methods[0]: not an upper-case HTTP method",
+        ];
+        for w in want {
+            assert!(
+                p.iter().any(|x| x.starts_with(w)),
+                "missing {w:?} in {p:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsafe_configs_are_refused() {
+        let cases = [
+            (
+                minimal("").replace(&format!("secrets = [{{ env = \"{SECRET_VAR}\" }}]"), ""),
+                "session.secrets: at least one secret",
+            ),
+            (
+                minimal("").replace(SECRET_VAR, "SESSIONGATE_TEST_UNSET_VAR"),
+                "session.secrets[0]: environment variable",
+            ),
+            (
+                minimal("").replace("addrs = [\"127.0.0.1:9\"]", "addrs = []"),
+                "upstream.app.addrs: needs at least one",
+            ),
+            (
+                minimal("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/a\"\n"),
+                "route[1]: same path",
+            ),
+            (
+                minimal("[routes]\ndefault_access = \"public\"\n"),
+                "routes.default_access: must be authenticated or deny",
+            ),
+            (
+                minimal("[session.cookie]\nsecure = false\n"),
+                "session.cookie.name: a __Host- cookie requires",
+            ),
+            (
+                minimal("[session.cookie]\nname = \"sid\"\nsecure = false\nsame_site = \"none\"\n"),
+                "session.cookie.same_site: none requires",
+            ),
+            (
+                minimal("[auth]\nlogin_url = \"https://evil.example/login\"\n"),
+                "auth.login_url: must be a same-origin path",
+            ),
+            (
+                minimal("[auth]\nlogin_url = \"//evil.example/login\"\n"),
+                "auth.login_url: must be a same-origin path",
+            ),
+            (minimal("[upstream.app.x]\n"), "syntax: "),
+        ];
+        for (text, want) in cases {
+            let p = problems(&text);
+            assert!(
+                p.iter().any(|x| x.starts_with(want)),
+                "missing {want:?} in {p:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_secret_is_refused_without_printing_it() {
+        std::env::set_var("SESSIONGATE_TEST_SHORT_SECRET", "tooshort-secret-value");
+        let p = problems(&minimal("").replace(SECRET_VAR, "SESSIONGATE_TEST_SHORT_SECRET"));
+        assert!(
+            p.iter()
+                .any(|x| x == "session.secrets[0]: must be at least 32 bytes (got 21 bytes)"),
+            "{p:#?}"
+        );
+        assert!(!p.iter().any(|x| x.contains("tooshort")));
+    }
+
+    #[test]
+    fn unknown_keys_are_syntax_errors_with_position() {
+        let p = problems(&minimal("[server.extra]\n").replace("listen =", "lisen ="));
+        assert!(p[0].starts_with("syntax: "), "{p:?}");
+        let p = problems(&minimal("").replace("[session]", "[session]\nsecure = true"));
+        assert!(
+            p[0].contains("unknown field `secure`") && p[0].contains("line"),
+            "{p:?}"
+        );
+    }
+}

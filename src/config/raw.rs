@@ -1,0 +1,394 @@
+//! The raw layer: serde structs that mirror `proxy.toml` key for key, and the
+//! `default_*` function behind every defaulted key, each with its reason.
+//!
+//! Every struct is `deny_unknown_fields`, so a misspelt key is a syntax error with
+//! a line and column, never a silently ignored setting. Nothing here checks a
+//! value: durations, addresses and secrets are still strings, turned into the
+//! typed [`Config`](super::Config) by [`validate`](super::validate).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+// ---------------------------------------------------------------- raw layer
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) server: RawServer,
+    pub(super) session: RawSession,
+    #[serde(default)]
+    pub(super) auth: RawAuth,
+    #[serde(default)]
+    pub(super) admin: RawAdmin,
+    #[serde(default)]
+    pub(super) store: RawStore,
+    #[serde(default)]
+    pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) upstream: BTreeMap<String, RawUpstream>,
+    #[serde(default)]
+    pub(super) routes: RawRoutes,
+    #[serde(default)]
+    pub(super) route: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) listen: Vec<String>,
+    #[serde(default = "default_threads")]
+    pub(super) threads: usize,
+    #[serde(default = "default_grace_period")]
+    pub(super) grace_period: String,
+    #[serde(default = "default_shutdown_timeout")]
+    pub(super) shutdown_timeout: String,
+    #[serde(default = "default_client_idle_timeout")]
+    pub(super) client_idle_timeout: String,
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSession {
+    #[serde(default)]
+    pub(super) secrets: Vec<RawSecret>,
+    #[serde(default = "default_idle_timeout")]
+    pub(super) idle_timeout: String,
+    #[serde(default = "default_absolute_timeout")]
+    pub(super) absolute_timeout: String,
+    #[serde(default = "default_capacity")]
+    pub(super) capacity: u64,
+    #[serde(default)]
+    pub(super) save_uninitialized: bool,
+    #[serde(default)]
+    pub(super) resave: bool,
+    #[serde(default)]
+    pub(super) rolling: bool,
+    #[serde(default)]
+    pub(super) cookie: RawCookie,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecret {
+    pub(super) env: Option<String>,
+    pub(super) file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCookie {
+    #[serde(default = "default_cookie_name")]
+    pub(super) name: String,
+    #[serde(default = "default_cookie_path")]
+    pub(super) path: String,
+    pub(super) domain: Option<String>,
+    #[serde(default = "default_true")]
+    pub(super) http_only: bool,
+    #[serde(default)]
+    pub(super) secure: RawSecure,
+    #[serde(default = "default_same_site")]
+    pub(super) same_site: String,
+    pub(super) max_age: Option<String>,
+}
+
+/// `secure = true | false | "auto"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSecure {
+    Bool(bool),
+    Word(String),
+}
+
+/// Secure by default: the session cookie must not travel over plain HTTP.
+impl Default for RawSecure {
+    fn default() -> Self {
+        RawSecure::Bool(true)
+    }
+}
+
+impl Default for RawCookie {
+    fn default() -> Self {
+        RawCookie {
+            name: default_cookie_name(),
+            path: default_cookie_path(),
+            domain: None,
+            http_only: true,
+            secure: RawSecure::default(),
+            same_site: default_same_site(),
+            max_age: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    #[serde(default = "default_auth_prefix")]
+    pub(super) prefix: String,
+    pub(super) login_url: Option<String>,
+    pub(super) users_file: Option<String>,
+    #[serde(default = "default_logout_redirect")]
+    pub(super) logout_redirect: String,
+    #[serde(default = "default_max_failures")]
+    pub(super) max_failures: u32,
+    #[serde(default = "default_ip_max_failures")]
+    pub(super) ip_max_failures: u32,
+    #[serde(default = "default_failure_window")]
+    pub(super) failure_window: String,
+    #[serde(default = "default_max_concurrent_hashes")]
+    pub(super) max_concurrent_hashes: usize,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth {
+            prefix: default_auth_prefix(),
+            login_url: None,
+            users_file: None,
+            logout_redirect: default_logout_redirect(),
+            max_failures: default_max_failures(),
+            ip_max_failures: default_ip_max_failures(),
+            failure_window: default_failure_window(),
+            max_concurrent_hashes: default_max_concurrent_hashes(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    #[serde(default = "default_store_kind")]
+    pub(super) kind: String,
+    pub(super) url: Option<String>,
+    pub(super) password: Option<RawSecret>,
+    #[serde(default = "default_redis_prefix")]
+    pub(super) prefix: String,
+    #[serde(default = "default_redis_timeout")]
+    pub(super) timeout: String,
+    #[serde(default = "default_local_ttl")]
+    pub(super) local_ttl: String,
+    #[serde(default = "default_local_capacity")]
+    pub(super) local_capacity: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            kind: default_store_kind(),
+            url: None,
+            password: None,
+            prefix: default_redis_prefix(),
+            timeout: default_redis_timeout(),
+            local_ttl: default_local_ttl(),
+            local_capacity: default_local_capacity(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    #[serde(default = "default_admin_listen")]
+    pub(super) listen: String,
+    pub(super) token: Option<RawSecret>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    #[serde(default = "default_log_format")]
+    pub(super) format: String,
+    #[serde(default = "default_log_level")]
+    pub(super) level: String,
+    #[serde(default = "default_true")]
+    pub(super) access_log: bool,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: default_log_format(),
+            level: default_log_level(),
+            access_log: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    #[serde(default)]
+    pub(super) addrs: Vec<String>,
+    #[serde(default)]
+    pub(super) session_commands: bool,
+    #[serde(default = "default_connect_timeout")]
+    pub(super) connect_timeout: String,
+    #[serde(default = "default_read_timeout")]
+    pub(super) read_timeout: String,
+    #[serde(default = "default_write_timeout")]
+    pub(super) write_timeout: String,
+    #[serde(default = "default_upstream_idle_timeout")]
+    pub(super) idle_timeout: String,
+    #[serde(default = "default_health_check_interval")]
+    pub(super) health_check_interval: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoutes {
+    pub(super) default_access: Option<String>,
+    pub(super) default_upstream: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) path: String,
+    #[serde(default = "default_match", rename = "match")]
+    pub(super) kind: String,
+    #[serde(default)]
+    pub(super) methods: Vec<String>,
+    pub(super) access: Option<String>,
+    #[serde(default)]
+    pub(super) roles: Vec<String>,
+    #[serde(default)]
+    pub(super) users: Vec<String>,
+    pub(super) upstream: Option<String>,
+}
+
+// ---------------------------------------------------------------- defaults, each with its reason
+
+/// Two worker threads: one per core on the reference machine.
+fn default_threads() -> usize {
+    2
+}
+/// Time in-flight requests get after SIGTERM; pingora's own default is 300 s,
+/// far longer than any orchestrator waits.
+fn default_grace_period() -> String {
+    "5s".into()
+}
+fn default_shutdown_timeout() -> String {
+    "5s".into()
+}
+/// Idle keep-alive connections from clients are closed after this; pingora keeps
+/// them forever by default (pingora#447).
+fn default_client_idle_timeout() -> String {
+    "60s".into()
+}
+/// OWASP Session Management Cheat Sheet: 15–30 minutes idle for most applications.
+fn default_idle_timeout() -> String {
+    "30m".into()
+}
+/// OWASP: an absolute timeout bounds a stolen session; 12 h covers a working day.
+fn default_absolute_timeout() -> String {
+    "12h".into()
+}
+/// One million sessions; at a few hundred bytes each, well under a gigabyte.
+fn default_capacity() -> u64 {
+    1_000_000
+}
+/// `__Host-` makes the browser refuse the cookie unless it is Secure, has
+/// `Path=/` and no Domain, so a sibling subdomain cannot plant one (RFC 6265bis
+/// §4.1.3.2); "sid" says nothing about the software behind it (OWASP: do not
+/// fingerprint).
+fn default_cookie_name() -> String {
+    "__Host-sid".into()
+}
+fn default_cookie_path() -> String {
+    "/".into()
+}
+/// Lax: sent on top-level navigations (so links into the app keep the session)
+/// but not on cross-site subrequests or POSTs.
+fn default_same_site() -> String {
+    "lax".into()
+}
+fn default_true() -> bool {
+    true
+}
+/// A prefix unlikely to collide with the application's own paths.
+fn default_auth_prefix() -> String {
+    "/.sessiongate".into()
+}
+/// After logout, the public home page.
+fn default_logout_redirect() -> String {
+    "/".into()
+}
+/// OWASP Authentication Cheat Sheet: lock out after a small number of failures.
+fn default_max_failures() -> u32 {
+    5
+}
+/// Per client IP, higher than per user: many people can share one NAT address.
+fn default_ip_max_failures() -> u32 {
+    50
+}
+fn default_failure_window() -> String {
+    "15m".into()
+}
+/// Each argon2id verification holds 19 MiB; a few at once bound memory and
+/// keep hashing from starving proxied traffic.
+fn default_max_concurrent_hashes() -> usize {
+    4
+}
+/// The embedded store: nothing to run beside sessiongate.
+fn default_store_kind() -> String {
+    "memory".into()
+}
+fn default_redis_prefix() -> String {
+    "sessiongate:".into()
+}
+/// Every Redis call has a deadline; past it the request fails closed (503).
+fn default_redis_timeout() -> String {
+    "250ms".into()
+}
+/// The hard bound on how long another instance's revocation can go unseen.
+fn default_local_ttl() -> String {
+    "1s".into()
+}
+fn default_local_capacity() -> u64 {
+    100_000
+}
+/// Loopback only: the admin API can revoke every session.
+fn default_admin_listen() -> String {
+    "127.0.0.1:9091".into()
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+/// Fail fast on a dead backend; loopback and LAN connects take milliseconds.
+fn default_connect_timeout() -> String {
+    "2s".into()
+}
+/// pingora leaves the read timeout unset (wait forever); 30 s per read matches
+/// common proxy defaults (nginx `proxy_read_timeout` is 60 s).
+fn default_read_timeout() -> String {
+    "30s".into()
+}
+fn default_write_timeout() -> String {
+    "30s".into()
+}
+/// Pooled upstream connections are closed after this long unused, below the
+/// usual 60–75 s keep-alive of application servers so we close first.
+fn default_upstream_idle_timeout() -> String {
+    "55s".into()
+}
+fn default_health_check_interval() -> String {
+    "5s".into()
+}
+fn default_match() -> String {
+    "prefix".into()
+}
