@@ -23,7 +23,8 @@
 //! unknown or expired cookie means "anonymous". Only proxy faults are errors.
 //!
 //! Modules, one noun each: [`config`] (proxy.toml → validated `Config`),
-//! [`cookie`] (the only crypto), [`session`] (sessions and the store),
+//! [`cookie`] (the only crypto), [`session`] (sessions and the store trait),
+//! [`memory_store`] (the embedded store), [`redis_store`] (the shared store),
 //! [`lifecycle`] (a session across one request: create, resave, rolling, login,
 //! logout), [`routes`] (path normalisation and rules), [`identity`] (identity
 //! headers and backend session commands), [`login`] (the built-in endpoints),
@@ -40,6 +41,7 @@ pub mod html;
 pub mod identity;
 pub mod lifecycle;
 pub mod login;
+pub mod memory_store;
 pub mod metrics;
 pub mod own_sessions;
 pub mod proxy;
