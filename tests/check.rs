@@ -41,8 +41,7 @@ fn broken_configs_fail_naming_each_key() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml"),
     )
     .unwrap();
-    let cases: Vec<(String, Vec<&str>)> =
-        vec![
+    let cases: Vec<(String, Vec<&str>)> = vec![
         (
             base.replace("path = \"/static\"", "path = \"static\""),
             vec!["route[0].path: must start with '/' (got \"static\")"],
