@@ -24,7 +24,8 @@
 //!
 //! Modules, one noun each: [`config`] (proxy.toml → validated `Config`),
 //! [`cookie`] (the only crypto), [`session`] (sessions and the store trait),
-//! [`memory_store`] (the embedded store), [`redis_store`] (the shared store),
+//! [`memory_store`] (the embedded store), [`redis_store`] (the shared store) and
+//! [`redis_tracking`] (its invalidation connection),
 //! [`lifecycle`] (a session across one request: create, resave, rolling, login,
 //! logout), [`routes`] (path normalisation and rules), [`identity`] (identity
 //! headers and backend session commands), [`login`] (the built-in endpoints),
@@ -47,6 +48,7 @@ pub mod own_sessions;
 pub mod proxy;
 pub mod redirect;
 pub mod redis_store;
+pub mod redis_tracking;
 pub mod routes;
 pub mod server;
 pub mod session;

@@ -42,14 +42,12 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::OnceCell;
 
 use crate::config::RedisConfig;
+use crate::redis_tracking::{self, Invalidated};
 use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError, StoreStats};
 
-/// How often the invalidation connection proves it is alive.
-const HEARTBEAT: Duration = Duration::from_millis(200);
 /// Consecutive failures that open the circuit breaker.
 const BREAKER_THRESHOLD: u32 = 3;
 /// How long an open breaker refuses calls before trying again.
@@ -424,206 +422,34 @@ impl RedisStore {
         }
     }
 
-    /// One tracking connection's life (RESP2: `CLIENT TRACKING … REDIRECT` to
-    /// itself, then `SUBSCRIBE __redis__:invalidate`).
+    /// One tracking connection's life: see [`redis_tracking::run`]. Every
+    /// invalidation bumps the generation, so a read that raced it is re-checked.
     async fn track(&self) -> std::io::Result<()> {
-        use std::io::{Error, ErrorKind};
-        let info = self.client.get_connection_info();
-        let addr = match info.addr() {
-            redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("unsupported Redis address {other:?}"),
-                ))
-            }
-        };
-        let stream =
-            tokio::time::timeout(self.config.timeout, tokio::net::TcpStream::connect(&addr))
-                .await
-                .map_err(|_| Error::new(ErrorKind::TimedOut, "connect"))??;
-        stream.set_nodelay(true)?;
-        let (read, mut write) = stream.into_split();
-        let mut read = BufReader::new(read);
-        let deadline = self.config.timeout;
-        let ask = |args: Vec<String>| resp_command(&args);
-        if let (Some(user), Some(pass)) = (
-            info.redis_settings().username(),
-            info.redis_settings().password(),
-        ) {
-            write
-                .write_all(&ask(vec!["AUTH".into(), user.into(), pass.into()]))
-                .await?;
-            expect_ok(&mut read, deadline).await?;
-        } else if let Some(pass) = info.redis_settings().password() {
-            write
-                .write_all(&ask(vec!["AUTH".into(), pass.into()]))
-                .await?;
-            expect_ok(&mut read, deadline).await?;
-        }
-        write
-            .write_all(&ask(vec!["CLIENT".into(), "ID".into()]))
-            .await?;
-        let id = match read_value(&mut read, deadline).await? {
-            Resp::Int(id) => id,
-            other => return Err(Error::other(format!("CLIENT ID answered {other:?}"))),
-        };
         let prefix = format!("{}sess:", self.config.prefix);
-        write
-            .write_all(&ask(vec![
-                "CLIENT".into(),
-                "TRACKING".into(),
-                "ON".into(),
-                "REDIRECT".into(),
-                id.to_string(),
-                "BCAST".into(),
-                "PREFIX".into(),
-                prefix.clone(),
-            ]))
-            .await?;
-        expect_ok(&mut read, deadline).await?;
-        write
-            .write_all(&ask(vec![
-                "SUBSCRIBE".into(),
-                "__redis__:invalidate".into(),
-            ]))
-            .await?;
-        read_value(&mut read, deadline).await?;
-        // From here on, the local cache is kept honest by this connection.
-        self.flush_local();
-        self.tracking.store(true, Ordering::Relaxed);
-        tracing::info!("Redis invalidation tracking on");
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        let mut awaiting_pong = false;
-        loop {
-            tokio::select! {
-                _ = heartbeat.tick() => {
-                    if awaiting_pong {
-                        return Err(Error::new(ErrorKind::TimedOut, "heartbeat missed"));
-                    }
-                    write.write_all(&ask(vec!["PING".into()])).await?;
-                    awaiting_pong = true;
-                }
-                v = read_value(&mut read, Duration::from_secs(3600)) => {
-                    match v? {
-                        Resp::Array(items) if matches!(items.first(), Some(Resp::Bulk(Some(b))) if b.eq_ignore_ascii_case(b"pong")) => {
-                            awaiting_pong = false;
+        redis_tracking::run(
+            self.client.get_connection_info(),
+            &prefix,
+            self.config.timeout,
+            || {
+                // From here on, the local cache is kept honest by this connection.
+                self.flush_local();
+                self.tracking.store(true, Ordering::Relaxed);
+            },
+            |invalidated| match invalidated {
+                Invalidated::Keys(keys) => {
+                    self.generation.fetch_add(1, Ordering::SeqCst);
+                    for key in keys {
+                        match key {
+                            Some(key) => self.local.invalidate(&key),
+                            None => self.flush_local(),
                         }
-                        Resp::Array(items) if matches!(items.first(), Some(Resp::Bulk(Some(b))) if b == b"message") => {
-                            match items.get(2) {
-                                Some(Resp::Array(keys)) => {
-                                    self.generation.fetch_add(1, Ordering::SeqCst);
-                                    for k in keys {
-                                        if let Resp::Bulk(Some(name)) = k {
-                                            let hex = name.strip_prefix(prefix.as_bytes()).and_then(|h| std::str::from_utf8(h).ok());
-                                            match hex.and_then(SessionKey::from_hex) {
-                                                Some(key) => self.local.invalidate(&key),
-                                                None => self.flush_local(),
-                                            }
-                                        }
-                                    }
-                                }
-                                // A null list: the whole database was flushed.
-                                _ => self.flush_local(),
-                            }
-                        }
-                        _ => {}
                     }
                 }
-            }
-        }
-    }
-}
-
-/// A RESP2 value, as much as the invalidation connection needs.
-#[derive(Debug)]
-enum Resp {
-    Simple(String),
-    #[allow(dead_code)] // shown through Debug in error messages
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Resp>),
-    Nil,
-}
-
-fn resp_command(args: &[String]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-async fn expect_ok<R: AsyncBufReadExt + Unpin + Send>(
-    r: &mut R,
-    deadline: Duration,
-) -> std::io::Result<()> {
-    match read_value(r, deadline).await? {
-        Resp::Simple(s) if s == "OK" => Ok(()),
-        other => Err(std::io::Error::other(format!("Redis answered {other:?}"))),
-    }
-}
-
-async fn read_value<R: AsyncBufReadExt + Unpin + Send>(
-    r: &mut R,
-    deadline: Duration,
-) -> std::io::Result<Resp> {
-    tokio::time::timeout(deadline, read_resp(r))
+                Invalidated::All => self.flush_local(),
+            },
+        )
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer"))?
-}
-
-fn read_resp<'a, R: AsyncBufReadExt + Unpin + Send + 'a>(
-    r: &'a mut R,
-) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Resp>> + Send + 'a>> {
-    Box::pin(async move {
-        let mut line = String::new();
-        if r.read_line(&mut line).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "Redis closed the connection",
-            ));
-        }
-        let line = line.trim_end_matches(['\r', '\n']);
-        let (kind, rest) = line.split_at(1.min(line.len()));
-        let num = || rest.parse::<i64>().map_err(std::io::Error::other);
-        Ok(match kind {
-            "+" => Resp::Simple(rest.to_owned()),
-            "-" => Resp::Error(rest.to_owned()),
-            ":" => Resp::Int(num()?),
-            "$" => {
-                let n = num()?;
-                if n < 0 {
-                    Resp::Bulk(None)
-                } else {
-                    let mut buf = vec![0; n as usize + 2];
-                    tokio::io::AsyncReadExt::read_exact(r, &mut buf).await?;
-                    buf.truncate(n as usize);
-                    Resp::Bulk(Some(buf))
-                }
-            }
-            "*" => {
-                let n = num()?;
-                if n < 0 {
-                    Resp::Nil
-                } else {
-                    let mut items = Vec::with_capacity(n as usize);
-                    for _ in 0..n {
-                        items.push(read_resp(r).await?);
-                    }
-                    Resp::Array(items)
-                }
-            }
-            _ => {
-                return Err(std::io::Error::other(format!(
-                    "unexpected RESP line {line:?}"
-                )))
-            }
-        })
-    })
+    }
 }
 
 impl SessionStore for RedisStore {
