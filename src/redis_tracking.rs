@@ -1,8 +1,9 @@
 //! The Redis store's invalidation-tracking connection: one raw RESP2 connection
-//! per instance that runs `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX
-//! <p>sess:`, subscribes to `__redis__:invalidate`, and reports every
-//! invalidation to its caller. A `PING` every [`HEARTBEAT`] proves the connection
-//! alive; a missed answer ends it.
+//! per instance that turns on broadcast tracking redirected to itself
+//! (`CLIENT TRACKING ON REDIRECT <id> BCAST PREFIX <prefix>sess:`), subscribes
+//! to `__redis__:invalidate`, and reports every invalidation to its caller. A
+//! `PING` every 200 ms (`HEARTBEAT`) proves the connection alive; a missed
+//! answer ends it.
 //!
 //! It holds the minimal RESP2 writer and reader that connection needs, nothing
 //! more. It does not own the local cache, decide what an invalidation does, or
