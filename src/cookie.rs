@@ -317,7 +317,7 @@ impl CookieAttrs {
     }
 }
 
-/// [`httpdate`] of a unix time in milliseconds (the admin page shows times so).
+/// An IMF-fixdate of a unix time in milliseconds (the admin page shows times so).
 pub fn httpdate_ms(ms: u64) -> String {
     httpdate(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }

@@ -6,7 +6,7 @@
 //! slides on use and an absolute expiry fixed at creation (OWASP Session
 //! Management: idle and absolute timeouts).
 //!
-//! [`SessionStore`] is the seam for other stores (Redis later): the proxy only
+//! [`SessionStore`] is the seam for other stores (`redis_store`): the proxy only
 //! talks to the trait. The embedded default, [`MemoryStore`], lives in
 //! [`crate::memory_store`] and is re-exported here; the shared store is
 //! [`crate::redis_store`].
