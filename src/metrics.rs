@@ -71,6 +71,9 @@ pub struct Metrics {
     pub logins_failed: AtomicU64,
     pub logins_throttled: AtomicU64,
     pub cookie_failures: AtomicU64,
+    /// Shared-store loads answered from the local cache, and those that went to the store.
+    pub store_local_hits: AtomicU64,
+    pub store_local_misses: AtomicU64,
 }
 
 /// The process's metrics.
@@ -93,6 +96,8 @@ impl Metrics {
             logins_failed: ZERO,
             logins_throttled: ZERO,
             cookie_failures: ZERO,
+            store_local_hits: ZERO,
+            store_local_misses: ZERO,
         }
     }
 
@@ -176,7 +181,7 @@ impl Metrics {
             get(&self.latency_sum_us) as f64 / 1e6
         );
         let _ = writeln!(out, "sessiongate_request_duration_seconds_count {count}");
-        let counters: [(&str, &str, u64); 5] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "sessiongate_logins_succeeded_total",
                 "Successful built-in logins.",
@@ -196,6 +201,16 @@ impl Metrics {
                 "sessiongate_cookie_verification_failures_total",
                 "Session cookies that did not verify or named no live session.",
                 get(&self.cookie_failures),
+            ),
+            (
+                "sessiongate_store_local_hits_total",
+                "Shared-store session loads answered from the local cache.",
+                get(&self.store_local_hits),
+            ),
+            (
+                "sessiongate_store_local_misses_total",
+                "Shared-store session loads that went to the store.",
+                get(&self.store_local_misses),
             ),
             (
                 "sessiongate_session_evictions_total",

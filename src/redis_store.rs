@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use crate::config::RedisConfig;
+use crate::metrics::METRICS;
 use crate::redis_tracking::{self, Invalidated};
 use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError, StoreStats};
 
@@ -164,6 +165,7 @@ pub struct RedisStore {
     breaker: Breaker,
     create_script: Script,
     touch_script: Script,
+    load_script: Script,
     destroy_script: Script,
 }
 
@@ -191,6 +193,25 @@ s.last_seen = now
 local ttl = math.min(s.idle_ms, s.absolute_expires_at - now)
 redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ttl)
 return 1
+";
+
+/// Read a session and, when its idle expiry was last moved more than ARGV[2]
+/// ms (or a tenth of its idle time) ago, move it: loading is using.
+const LOAD: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local s = cjson.decode(v)
+local now = tonumber(ARGV[1])
+if now >= s.absolute_expires_at then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+local every = math.min(tonumber(ARGV[2]), math.floor(s.idle_ms / 10))
+if now - s.last_seen < every then return v end
+s.last_seen = now
+v = cjson.encode(s)
+redis.call('SET', KEYS[1], v, 'PX', math.min(s.idle_ms, s.absolute_expires_at - now))
+return v
 ";
 
 const DESTROY: &str = r"
@@ -228,6 +249,7 @@ impl RedisStore {
             breaker: Breaker::default(),
             create_script: Script::new(CREATE),
             touch_script: Script::new(TOUCH),
+            load_script: Script::new(LOAD),
             destroy_script: Script::new(DESTROY),
             config,
         })
@@ -311,7 +333,16 @@ impl RedisStore {
     async fn fetch(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
         let generation = self.generation.load(Ordering::SeqCst);
         let k = self.sess_key(key);
-        let raw: Option<String> = self.call(|mut c| async move { c.get(k).await }).await?;
+        let (now, every) = (now_ms(), TOUCH_INTERVAL.as_millis() as u64);
+        let script = &self.load_script;
+        // One round trip: read, and slide the idle expiry if it was last moved
+        // more than a touch interval ago (a write invalidates every instance's
+        // cached copy, so it must not happen on every read).
+        let raw: Option<String> = self
+            .call(
+                |mut c| async move { script.key(k).arg(now).arg(every).invoke_async(&mut c).await },
+            )
+            .await?;
         let Some(raw) = raw else { return Ok(None) };
         let Some(s) = serde_json::from_str::<Record>(&raw)
             .ok()
@@ -473,19 +504,16 @@ impl SessionStore for RedisStore {
                         return Ok(None);
                     }
                 }
+                METRICS.store_local_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(local.session.clone()));
             }
             self.local.invalidate(&key);
         }
+        METRICS.store_local_misses.fetch_add(1, Ordering::Relaxed);
         let Some(s) = self.fetch(&key).await? else {
             return Ok(None);
         };
         if !s.is_live(now) {
-            return Ok(None);
-        }
-        // Loading is using: slide the idle expiry.
-        if !self.touch_remote(&key).await? {
-            self.local.invalidate(&key);
             return Ok(None);
         }
         s.mark_seen(now);

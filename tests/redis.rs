@@ -122,7 +122,9 @@ fn redis_paused_protected_routes_fail_closed_public_routes_work_and_service_resu
     let cookie = gate.login("alice", "");
     assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
     redis.signal("-STOP");
-    std::thread::sleep(Duration::from_millis(300));
+    // The tracking heartbeat notices within two beats (400 ms) and stops
+    // trusting the local cache; until then a cached session may still be served.
+    std::thread::sleep(Duration::from_millis(600));
     for _ in 0..3 {
         let start = Instant::now();
         let resp = gate.get("/private").api().cookie(&cookie).send();
@@ -277,4 +279,29 @@ impl TcpListenerPort {
             .unwrap()
             .port()
     }
+}
+
+#[test]
+fn repeated_requests_are_served_from_the_local_cache() {
+    let redis = Redis::start();
+    let backend = Backend::app();
+    let gate = Gate::start(&shared(&redis, &backend));
+    ready(&gate);
+    let cookie = gate.login("alice", "");
+    for _ in 0..20 {
+        assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
+    }
+    let metrics = gate.admin("GET", "/metrics").send().body;
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (hits, misses) = (
+        count("sessiongate_store_local_hits_total "),
+        count("sessiongate_store_local_misses_total "),
+    );
+    assert!(hits >= 15 && misses <= 5, "hits {hits}, misses {misses}");
 }
