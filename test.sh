@@ -36,6 +36,8 @@ need_pkg redis-server redis-server
 
 echo "== cargo fmt --check";        cargo fmt --all -- --check
 echo "== cargo clippy";             cargo clippy --all-targets --quiet -- -D warnings
+# The browser test runs the demo backend, an example: build it as a plain binary.
+echo "== cargo build --examples";   cargo build --examples --quiet
 echo "== cargo test";               cargo test --all-targets --quiet
 echo "== black-box tests again, against the Redis store"
 SESSIONGATE_TEST_STORE=redis cargo test --tests --quiet
