@@ -58,7 +58,6 @@ pub struct Sessions<S> {
     signer: Signer,
     config: SessionConfig,
     writes: AtomicU64,
-    bad_cookies: AtomicU64,
 }
 
 impl<S: SessionStore> Sessions<S> {
@@ -70,7 +69,6 @@ impl<S: SessionStore> Sessions<S> {
             signer,
             config,
             writes: AtomicU64::new(0),
-            bad_cookies: AtomicU64::new(0),
         }
     }
 
@@ -89,11 +87,6 @@ impl<S: SessionStore> Sessions<S> {
         self.writes.load(Ordering::Relaxed)
     }
 
-    /// Cookies that named our cookie but did not verify or had no live session.
-    pub fn bad_cookies(&self) -> u64 {
-        self.bad_cookies.load(Ordering::Relaxed)
-    }
-
     /// Find the session the request's cookie names. A cookie that does not
     /// verify, or names no live session, means anonymous; it is logged with a
     /// fixed message that says neither the value nor which check failed.
@@ -102,16 +95,17 @@ impl<S: SessionStore> Sessions<S> {
     /// Only when the store itself fails.
     pub async fn resolve(&self, headers: &HeaderMap) -> Result<Current, StoreError> {
         let name = self.config.cookie.name.as_str();
-        let mut saw_ours = false;
+        let (mut forged, mut stale) = (false, false);
         for value in headers.get_all(header::COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             // Every cookie of our name is tried, so a duplicate planted by a
             // sibling domain cannot shadow the real one.
             for candidate in cookie::find(value, name) {
-                saw_ours = true;
                 let Some(verified) = self.signer.verify(candidate) else {
+                    forged = true;
                     continue;
                 };
+                stale = true;
                 if let Some(session) = self.store.load(&SessionKey::of(&verified.id)).await? {
                     return Ok(Current {
                         session: Some(session),
@@ -122,12 +116,15 @@ impl<S: SessionStore> Sessions<S> {
                 }
             }
         }
-        if saw_ours {
-            self.bad_cookies.fetch_add(1, Ordering::Relaxed);
+        // Fixed messages: never the value, and the client is never told which.
+        if forged {
             crate::metrics::METRICS
                 .cookie_failures
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("possibly suspicious activity: session cookie did not verify or names no live session");
+            tracing::warn!("possibly suspicious activity: session cookie did not verify");
+        } else if stale {
+            // Expired, logged out or revoked: routine, not suspicious.
+            tracing::debug!("session cookie names no live session");
         }
         Ok(Current::default())
     }
