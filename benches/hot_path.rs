@@ -1,0 +1,196 @@
+//! Micro-benchmarks of what every request to a protected route pays before it is
+//! proxied, and of what a login pays (`cargo bench --bench hot_path`):
+//!
+//! - `cookie/verify`: `Signer::verify` of a valid `<id>.<sig>` value (hex decode,
+//!   HMAC-SHA256 with the pre-keyed state, constant-time compare);
+//! - `store/load/<n>`: `MemoryStore::load` (through the `SessionStore` trait) of
+//!   a random one of `n` live sessions;
+//! - `hot_path/verify+load/<n>`: the two together, from a random cookie value
+//!   (verify, `SessionKey::of` = SHA-256 of the id, load);
+//! - `hot_path/resolve/<n>`: `Sessions::resolve` on a `Cookie` header, which is
+//!   what the proxy calls (cookie parsing + the above);
+//! - `login/argon2id_hash`: `users::hash_password`, the cost of one password check.
+//!
+//! The memory store's futures are always ready, so they are polled once with a
+//! no-op waker (`block`), as in the unit tests of `src/session.rs`.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use http::header::{HeaderMap, HeaderValue, COOKIE};
+use serde_json::Map;
+use sessiongate::cookie::{Secret, SessionId, Signer};
+use sessiongate::lifecycle::Sessions;
+use sessiongate::session::{now_ms, MemoryStore, Session, SessionKey, SessionStore};
+
+const COOKIE_NAME: &str = "sid";
+const SECRET: &[u8] = b"bench-only-secret-0123456789abcdef-0123456789";
+
+fn block<F: Future>(f: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("memory store future was pending"),
+    }
+}
+
+/// A tiny xorshift: random picks without a dependency, ~1 ns each.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn signer() -> Signer {
+    Signer::new(COOKIE_NAME, &[Secret::new(SECRET.to_vec())])
+}
+
+/// A store with `n` live sessions (user `u<i>`, roles `user`, as `bench/run.sh`
+/// mints them) and the cookie value of each.
+fn populated(n: usize) -> (Arc<MemoryStore>, Vec<String>, Vec<SessionKey>) {
+    let signer = signer();
+    let store = Arc::new(MemoryStore::new(n as u64 + n as u64 / 10 + 16));
+    let now = now_ms();
+    let mut cookies = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = SessionId::generate();
+        let key = SessionKey::of(&id);
+        let s = Session::new(
+            key,
+            Some(format!("u{i}")),
+            vec!["user".into()],
+            Map::new(),
+            now,
+            now + 12 * 3600 * 1000,
+            Duration::from_secs(2 * 3600),
+        );
+        block(store.create(s)).expect("memory store cannot fail");
+        cookies.push(signer.sign(&id));
+        keys.push(key);
+    }
+    store.sync();
+    (store, cookies, keys)
+}
+
+fn session_config() -> sessiongate::config::SessionConfig {
+    // Config::parse resolves the secret from the environment, like the real thing.
+    std::env::set_var(
+        "HOT_PATH_BENCH_SECRET",
+        std::str::from_utf8(SECRET).unwrap(),
+    );
+    let text = r#"
+        [server]
+        listen = ["127.0.0.1:1"]
+        [session]
+        secrets = [{ env = "HOT_PATH_BENCH_SECRET" }]
+        idle_timeout = "2h"
+        [session.cookie]
+        name = "sid"
+        secure = false
+        [upstream.app]
+        addrs = ["127.0.0.1:2"]
+    "#;
+    sessiongate::config::Config::parse(text, std::path::Path::new("."))
+        .expect("bench config is valid")
+        .session
+}
+
+fn cookie_verify(c: &mut Criterion) {
+    let signer = signer();
+    let value = signer.sign(&SessionId::generate());
+    c.bench_function("cookie/verify", |b| {
+        b.iter(|| signer.verify(black_box(&value)).is_some())
+    });
+}
+
+fn store_and_hot_path(c: &mut Criterion) {
+    // Set HOT_PATH_SIZES=1000,100000 to try other sizes. `cargo test` runs this
+    // file once without `--bench` (test mode): a small store keeps that quick.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = std::env::var("HOT_PATH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| {
+            if benching {
+                vec![100_000, 1_000_000]
+            } else {
+                vec![1_000]
+            }
+        });
+    let signer = signer();
+    let config = session_config();
+    for n in sizes {
+        let (store, cookies, keys) = populated(n);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+
+        let mut g = c.benchmark_group("store/load");
+        g.bench_with_input(BenchmarkId::from_parameter(n), &keys, |b, keys| {
+            b.iter(|| {
+                let key = &keys[rng.below(keys.len())];
+                block(store.load(black_box(key)))
+                    .expect("memory store cannot fail")
+                    .is_some()
+            })
+        });
+        g.finish();
+
+        let mut g = c.benchmark_group("hot_path/verify+load");
+        g.bench_with_input(BenchmarkId::from_parameter(n), &cookies, |b, cookies| {
+            b.iter(|| {
+                let value = &cookies[rng.below(cookies.len())];
+                let verified = signer.verify(black_box(value)).expect("valid cookie");
+                block(store.load(&SessionKey::of(&verified.id)))
+                    .expect("memory store cannot fail")
+                    .is_some()
+            })
+        });
+        g.finish();
+
+        let sessions = Sessions::new(config.clone(), store.clone());
+        let headers: Vec<HeaderMap> = cookies
+            .iter()
+            .take(100_000)
+            .map(|v| {
+                let mut h = HeaderMap::new();
+                let value = format!("theme=dark; {COOKIE_NAME}={v}");
+                h.insert(COOKIE, HeaderValue::from_str(&value).expect("ascii"));
+                h
+            })
+            .collect();
+        let mut g = c.benchmark_group("hot_path/resolve");
+        g.bench_with_input(BenchmarkId::from_parameter(n), &headers, |b, headers| {
+            b.iter(|| {
+                let h = &headers[rng.below(headers.len())];
+                block(sessions.resolve(black_box(h)))
+                    .expect("memory store cannot fail")
+                    .user()
+                    .is_some()
+            })
+        });
+        g.finish();
+    }
+}
+
+fn login(c: &mut Criterion) {
+    let mut g = c.benchmark_group("login");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("argon2id_hash", |b| {
+        b.iter(|| sessiongate::users::hash_password(black_box(b"correct horse battery staple")))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, cookie_verify, store_and_hot_path, login);
+criterion_main!(benches);

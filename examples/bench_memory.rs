@@ -1,0 +1,95 @@
+//! Where a live session's bytes go, for the benchmark (`bench/run.sh`).
+//!
+//! ```text
+//! bench_memory <count> <distinct|one|anonymous>
+//! ```
+//!
+//! Fills a `MemoryStore` (the one the proxy uses) with `count` sessions shaped
+//! like the ones `bench/run.sh` mints through the proxy (user `u<32 hex>`, roles
+//! none, user agent and client IP recorded) and prints one JSON line with this
+//! process's RSS before and after and the bytes per session:
+//!
+//! - `distinct`: every session has its own user (as in the proxy benchmark);
+//! - `one`: every session belongs to the same user (the per-user index then
+//!   holds one map with `count` entries instead of `count` maps);
+//! - `anonymous`: no user at all (no per-user index entry: moka + the session).
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use serde_json::Map;
+use sessiongate::cookie::SessionId;
+use sessiongate::session::{now_ms, MemoryStore, Session, SessionKey, SessionStore};
+
+fn block<F: Future>(f: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("memory store future was pending"),
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmRSS")
+        * 1024
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(count), Some(mode)) = (args.next().and_then(|n| n.parse::<u64>().ok()), args.next())
+    else {
+        eprintln!("usage: bench_memory <count> <distinct|one|anonymous>");
+        std::process::exit(2)
+    };
+    if !matches!(mode.as_str(), "distinct" | "one" | "anonymous") {
+        eprintln!("bench_memory: mode must be distinct, one or anonymous");
+        std::process::exit(2)
+    }
+    // Capacity as in the benchmark's proxy config.
+    let store = MemoryStore::new(1_100_000.max(count + count / 10));
+    let rss_0 = rss_bytes();
+    let start = Instant::now();
+    let now = now_ms();
+    let mut user_id = [0u8; 16];
+    for i in 0..count {
+        let id = SessionId::generate();
+        let user = match mode.as_str() {
+            "distinct" => {
+                // 32 hex digits, like nginx's $request_id in the proxy benchmark.
+                user_id[..8].copy_from_slice(&i.to_le_bytes());
+                Some(format!("u{}", hex::encode(user_id)))
+            }
+            "one" => Some("u00000000000000000000000000000000".to_owned()),
+            _ => None,
+        };
+        let mut s = Session::new(
+            SessionKey::of(&id),
+            user,
+            Vec::new(),
+            Map::new(),
+            now,
+            now + 12 * 3600 * 1000,
+            Duration::from_secs(4 * 3600),
+        );
+        s.client_ip = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        s.user_agent = Some("bench_mint".to_owned());
+        block(store.create(s)).expect("memory store cannot fail");
+    }
+    store.sync();
+    let secs = start.elapsed().as_secs_f64();
+    let rss_n = rss_bytes();
+    println!(
+        "{{\"mode\":\"{mode}\",\"count\":{count},\"entries\":{},\"rss_0\":{rss_0},\"rss_n\":{rss_n},\"bytes_per_session\":{:.1},\"inserts_per_s\":{:.0}}}",
+        store.len(),
+        (rss_n.saturating_sub(rss_0)) as f64 / count.max(1) as f64,
+        count as f64 / secs
+    );
+}
