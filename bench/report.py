@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Turn the facts gathered by bench/run.sh into a table, report.md and plot.svg.
+
+    report.py FACTS.jsonl ENV.txt RESULTS_DIR   write RESULTS_DIR/report.md and plot.svg,
+                                                print the table
+    report.py --check FACTS.jsonl               exit 1 unless every scenario produced
+                                                numbers with the expected status
+
+Standard library only.
+"""
+
+import html
+import json
+import os
+import sys
+import time
+
+PROXY = "nginx-proxy"
+EXPRESS = "express"
+PROTECTED = ("sg-protected-small", "sg-protected-large")
+TARGETS = {
+    "throughput": 1.0,  # protected req/s >= 1.0 x nginx proxy
+    "p99": 1.2,  # protected p99 <= 1.2 x nginx proxy
+    "express": 12.0,  # protected req/s >= 12 x express
+    "bytes_per_session": 300,  # at SESSIONS_LARGE
+    "verify_lookup_ns": 2000,  # criterion hot_path/verify+load
+}
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def rps(run):
+    return run["requests"] / (run["duration_us"] / 1e6)
+
+
+def socket_errors(run):
+    return run["err_connect"] + run["err_read"] + run["err_write"] + run["err_timeout"]
+
+
+def summarise(s):
+    """The median run by req/s, and every run's req/s."""
+    runs = sorted(s["runs"], key=rps)
+    med = runs[len(runs) // 2]
+    secs = med["duration_us"] / 1e6
+    return {
+        "id": s["id"],
+        "title": s["title"],
+        "expect": s["expect"],
+        "rps": rps(med),
+        "p50": med["p50_us"] / 1e3,
+        "p90": med["p90_us"] / 1e3,
+        "p99": med["p99_us"] / 1e3,
+        "all_rps": [rps(r) for r in s["runs"]],
+        "proxy_cores": med.get("proxy_cpu_s", 0) / secs,
+        "proxy_us": med.get("proxy_cpu_s", 0) / max(1, med["requests"]) * 1e6,
+        "backend_us": med.get("backend_cpu_s", 0) / max(1, med["requests"]) * 1e6,
+        "other_cores": max(0.0, med.get("other_cpu_s", 0) / secs),
+        "max_other_cores": max(max(0.0, r.get("other_cpu_s", 0)) / (r["duration_us"] / 1e6) for r in s["runs"]),
+        "experiment": s["id"].endswith(("-threads1", "-jemalloc")),
+        "requests": sum(r["requests"] for r in s["runs"]),
+        "status_errors": sum(r["err_status"] for r in s["runs"]),
+        "socket_errors": sum(socket_errors(r) for r in s["runs"]),
+    }
+
+
+def problems(rows):
+    out = []
+    for r in rows:
+        if r["requests"] == 0 or r["rps"] <= 0:
+            out.append(f"{r['id']}: no requests completed")
+            continue
+        if r["expect"] < 400 and r["status_errors"]:
+            out.append(f"{r['id']}: {r['status_errors']} responses with status >= 400")
+        if r["expect"] >= 400 and r["status_errors"] != r["requests"]:
+            out.append(
+                f"{r['id']}: {r['requests'] - r['status_errors']} responses were not {r['expect']}"
+            )
+        if r["socket_errors"]:
+            out.append(f"{r['id']}: {r['socket_errors']} socket errors (connect/read/write/timeout)")
+    return out
+
+
+def noise(rows):
+    return [
+        f"{r['id']}: other processes used up to {r['max_other_cores']:.2f} cores during a run (noisy machine)"
+        for r in rows
+        if r.get("max_other_cores", 0) > 0.3
+    ]
+
+
+def fmt_ratio(x):
+    return "–" if x is None else f"{x:.2f}×"
+
+
+def ok(flag):
+    return "**yes**" if flag else "**no**"
+
+
+def svg_chart(rows, title):
+    """A horizontal bar chart of req/s per scenario."""
+    label_w, bar_w, row_h, top = 400, 420, 30, 50
+    width = label_w + bar_w + 110
+    height = top + row_h * len(rows) + 40
+    peak = max(r["rps"] for r in rows) or 1
+    colour = {
+        "sg-protected-small-threads1": "#90caf9",
+        "sg-protected-small-jemalloc": "#90caf9",
+        "direct": "#9e9e9e",
+        PROXY: "#4caf50",
+        EXPRESS: "#e57373",
+    }
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="28" text-anchor="middle" font-size="16" '
+        f'font-weight="bold">{html.escape(title)}</text>',
+    ]
+    for i, r in enumerate(rows):
+        y = top + i * row_h
+        w = max(1.0, bar_w * r["rps"] / peak)
+        fill = colour.get(r["id"], "#1e88e5")
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 19}" text-anchor="end">'
+            f"{html.escape(r['title'])}</text>"
+        )
+        parts.append(
+            f'<rect x="{label_w}" y="{y + 5}" width="{w:.1f}" height="{row_h - 10}" fill="{fill}"/>'
+        )
+        parts.append(
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 19}">{r["rps"]:,.0f}</text>'
+        )
+    base = top + row_h * len(rows) + 22
+    parts.append(
+        f'<text x="{label_w}" y="{base}" fill="#555">requests per second '
+        f"(median run; higher is better)</text>"
+    )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def main():
+    if sys.argv[1] == "--check":
+        facts = load(sys.argv[2])
+        rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
+        bad = problems(rows)
+        want = {"direct", PROXY, "sg-public", "sg-401", *PROTECTED, EXPRESS}
+        missing = want - {r["id"] for r in rows}
+        bad += [f"{m}: scenario missing" for m in sorted(missing)]
+        for b in bad:
+            print("bench check: " + b, file=sys.stderr)
+        print("bench check: " + ("FAILED" if bad else f"ok, {len(rows)} scenarios produced numbers"))
+        sys.exit(1 if bad else 0)
+
+    facts_path, env_path, out_dir = sys.argv[1:4]
+    facts = load(facts_path)
+    env = dict(
+        line.rstrip("\n").split("=", 1) for line in open(env_path) if "=" in line
+    )
+    param = next(f for f in facts if f["kind"] == "param")
+    rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
+    by_id = {r["id"]: r for r in rows}
+    proxy, express = by_id.get(PROXY), by_id.get(EXPRESS)
+
+    for r in rows:
+        r["x_proxy"] = r["rps"] / proxy["rps"] if proxy else None
+        r["x_proxy_p99"] = r["p99"] / proxy["p99"] if proxy and proxy["p99"] else None
+        r["x_express"] = r["rps"] / express["rps"] if express else None
+
+    # ------------------------------------------------------------ the table
+    table = [
+        "| scenario | req/s (median run) | p50 ms | p99 ms | req/s ÷ nginx proxy | p99 ÷ nginx proxy "
+        "| req/s ÷ express | proxy CPU (cores) | proxy CPU µs/req | backend CPU µs/req "
+        "| other load (cores) | every run (req/s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        proxy_cpu = (f"{r['proxy_cores']:.2f} | {r['proxy_us']:.1f}" if r["proxy_us"] > 0 else "– | –")
+        table.append(
+            f"| {r['title']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+            f"{fmt_ratio(r['x_proxy'])} | {fmt_ratio(r['x_proxy_p99'])} | "
+            f"{fmt_ratio(r['x_express'])} | {proxy_cpu} | {r['backend_us']:.1f} | "
+            f"{r['other_cores']:.2f} | {', '.join(f'{x:,.0f}' for x in r['all_rps'])} |"
+        )
+
+    # ------------------------------------------------------------ memory
+    mem = ["| process | live sessions | RSS (MiB) | bytes per session ((RSS_n − RSS_0) / n) |",
+           "|---|---:|---:|---:|"]
+    per_session = {}
+    for f in facts:
+        if f["kind"] != "rss":
+            continue
+        base = f["points"][0][1]
+        for n, kb in f["points"]:
+            b = (kb - base) * 1024 / n if n else None
+            if n:
+                per_session[(f["peer"], n)] = b
+            mem.append(
+                f"| {f['peer']} | {n:,} | {kb / 1024:.1f} | {'–' if b is None else f'{b:,.0f}'} |"
+            )
+    sg_rss = next((f for f in facts if f["kind"] == "rss" and f["peer"] == "sessiongate"), None)
+
+    store_mem = [f["result"] for f in facts if f["kind"] == "store_memory"]
+    mints = [f for f in facts if f["kind"] == "mint"]
+    login = next((f for f in facts if f["kind"] == "login"), None)
+    crit = sorted((f for f in facts if f["kind"] == "criterion"), key=lambda f: f["id"])
+
+    # ------------------------------------------------------------ targets
+    large = param["sessions_large"]
+    targets = []
+    for pid in PROTECTED:
+        r = by_id.get(pid)
+        if r and proxy:
+            targets.append(
+                f"| {r['title']}: throughput ≥ {TARGETS['throughput']}× nginx proxy | "
+                f"{r['x_proxy']:.2f}× | {ok(r['x_proxy'] >= TARGETS['throughput'])} |"
+            )
+            targets.append(
+                f"| {r['title']}: p99 ≤ {TARGETS['p99']}× nginx proxy | "
+                f"{r['x_proxy_p99']:.2f}× | {ok(r['x_proxy_p99'] <= TARGETS['p99'])} |"
+            )
+    small = by_id.get("sg-protected-small")
+    if small and express:
+        targets.append(
+            f"| protected route ({param['sessions']:,} sessions) ≥ {TARGETS['express']:.0f}× express "
+            f"({param['express_sessions']:,} sessions) | {small['x_express']:.2f}× | "
+            f"{ok(small['x_express'] >= TARGETS['express'])} |"
+        )
+    bps = per_session.get(("sessiongate", large))
+    if bps is not None:
+        targets.append(
+            f"| ≤ {TARGETS['bytes_per_session']} B RSS per session at {large:,} sessions | "
+            f"{bps:,.0f} B | {ok(bps <= TARGETS['bytes_per_session'])} |"
+        )
+    vl = [c for c in crit if c["id"].startswith("hot_path/verify+load")]
+    for c in vl:
+        targets.append(
+            f"| cookie verify + store lookup ≤ {TARGETS['verify_lookup_ns'] / 1000:.0f} µs "
+            f"(`{c['id']}`) | {c['median_ns'] / 1000:.2f} µs | "
+            f"{ok(c['median_ns'] <= TARGETS['verify_lookup_ns'])} |"
+        )
+
+    bad = problems(rows) + noise(rows)
+
+    # ------------------------------------------------------------ report.md
+    pin_note = (
+        f"servers (backend nginx, the proxy under test, node) pinned with "
+        f"`taskset -c {param['pin_servers']}`, wrk with `taskset -c {param['pin_wrk']}`"
+    )
+    md = []
+    md.append("# sessiongate benchmark results")
+    md.append("")
+    md.append(
+        f"Written by `bash bench/run.sh{' --smoke' if param['mode'] == 'smoke' else ''}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Everything on 127.0.0.1, one machine. "
+        "See [bench/README.md](../README.md) for what each scenario means."
+    )
+    md.append("")
+    if bad:
+        md.append("**Warnings:** " + "; ".join(bad))
+        md.append("")
+    md.append("## Throughput and latency")
+    md.append("")
+    md.extend(table)
+    md.append("")
+    md.append("![req/s per scenario](plot.svg)")
+    md.append("")
+    md.append("## Targets (issue 5)")
+    md.append("")
+    md.append("| target | measured | met |")
+    md.append("|---|---:|:---:|")
+    md.extend(targets)
+    md.append("")
+    md.append("## Memory")
+    md.append("")
+    md.extend(mem)
+    md.append("")
+    if sg_rss:
+        md.append(
+            f"sessiongate's RSS right after start-up was {sg_rss['start_kb'] / 1024:.1f} MiB; RSS_0 is taken "
+            "after the public-route and 401 runs (connections and buffers warmed up, no session yet), "
+            "the others right after minting (2 s pause), before measuring. Each session is a distinct "
+            "user `u<32 hex>` with no roles or data, created by the backend's `X-Session-Login`; the "
+            "figure includes moka's entry, the `Arc<Session>`, and the per-user index."
+        )
+        md.append("")
+    if store_mem:
+        md.append(
+            "The store alone (`examples/bench_memory`: a `MemoryStore` filled directly, no proxy, "
+            "RSS of that process before and after):"
+        )
+        md.append("")
+        md.append("| sessions | users | bytes per session |")
+        md.append("|---:|---|---:|")
+        what = {
+            "distinct": "one user each (as above)",
+            "one": "all the same user",
+            "anonymous": "no user (no per-user index entry)",
+        }
+        for m in store_mem:
+            md.append(f"| {m['count']:,} | {what.get(m['mode'], m['mode'])} | {m['bytes_per_session']:,.0f} |")
+        md.append("")
+    if mints:
+        md.append(
+            "Minting (`examples/bench_mint`, 64 keep-alive connections): "
+            + "; ".join(f"{m['peer']} {m['count']:,} sessions at {m['per_s']:,} logins/s" for m in mints)
+            + "."
+        )
+        md.append("")
+    md.append("## Login cost (argon2id)")
+    md.append("")
+    if login:
+        md.append(
+            f"`sessiongate hash-password`, {login['n']} runs: median {login['median_ms']:.1f} ms per run "
+            f"(fastest {login['min_ms']:.1f} ms), of which process start-up (`sessiongate --version`) "
+            f"is {login['startup_ms']:.1f} ms: one argon2id hash (the OWASP parameters the login uses, "
+            "19 MiB) costs about "
+            f"{login['median_ms'] - login['startup_ms']:.0f} ms of one core. A login verifies one hash, "
+            "so a core does roughly "
+            f"{1000 / max(1e-9, login['median_ms'] - login['startup_ms']):.0f} logins/s; "
+            "`auth.max_concurrent_hashes` bounds how many run at once."
+        )
+        md.append("")
+    if crit:
+        md.append("## Micro-benchmarks (criterion, `cargo bench --bench hot_path`)")
+        md.append("")
+        md.append("| benchmark | median | 95% interval |")
+        md.append("|---|---:|---:|")
+
+        def t(ns):
+            return f"{ns / 1e6:.2f} ms" if ns >= 1e6 else (f"{ns / 1e3:.2f} µs" if ns >= 1e3 else f"{ns:.0f} ns")
+
+        for c in crit:
+            md.append(f"| `{c['id']}` | {t(c['median_ns'])} | {t(c['lo_ns'])} – {t(c['hi_ns'])} |")
+        md.append("")
+    if os.path.exists(f"{out_dir}/perf.md"):
+        md.append("## Profile")
+        md.append("")
+        md.append(
+            "`bash bench/run.sh --perf` also profiles sessiongate on the protected route: "
+            "[perf.md](perf.md) (self time by component and the top symbols)."
+        )
+        md.append("")
+    md.append("## How it was run")
+    md.append("")
+    md.append(
+        f"- load: `wrk -t{param['wrk_threads']} -c{param['conns']} -d{param['duration']}` with "
+        f"`bench/cookies.lua`, after a {param['warmup']} warm-up, {param['repeats']} run(s) per scenario; "
+        "the table shows the median run by req/s (its own p50/p99), and every run's req/s."
+    )
+    md.append(
+        "- every request carries one `Cookie` header drawn at random per request from a file: "
+        "the scenario's session cookies, or (scenarios without sessions) 10,000 look-alike "
+        "cookies of the same length under another name, so wrk does the same work everywhere."
+    )
+    md.append(f"- CPU pinning: {pin_note}; the same for every scenario.")
+    md.append(
+        "- CPU accounting (`bench/measure.py`): CPU seconds of the proxy, the backend and wrk "
+        "during each run from `/proc`, and of the whole machine from `/proc/stat`; \"other load\" "
+        "is the rest, i.e. other processes on this shared machine (≈ 0 when it is quiet). Before "
+        "each run it waits (up to a limit) for the machine to be < 15% busy. Proxy CPU µs/req "
+        "is the most stable figure when the machine is noisy."
+    )
+    md.append(
+        "- rows marked \"experiment\" are not the product configuration: one knob changed from "
+        "outside the code (`threads = 1`; jemalloc through `LD_PRELOAD`) to show where time goes."
+    )
+    md.append(
+        "- backend: nginx `return 200 \"ok\\n\";`, 1 worker, access log off, keep-alive "
+        "1,000,000 requests per connection."
+    )
+    md.append(
+        f"- nginx proxy: {param['sg_threads']} workers (= sessiongate's threads), "
+        "`upstream { keepalive 64; }`, `proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, "
+        "access log off."
+    )
+    md.append(
+        f"- sessiongate: {param['sg_threads']} threads, `[log] access_log = false` in every row "
+        "except the one marked \"access log on\" (text format, stdout to a file), store capacity "
+        "1,100,000, idle timeout 4 h (no session expires during the run), cookie `sid`, "
+        "`secure = false`; the secret comes from an environment variable. Protected path `/app` "
+        "(default rule: authenticated), public path `/public/x`, 401 path `/api/x`."
+    )
+    md.append(
+        f"- express peer: one node process (express-session's MemoryStore is per process, so "
+        f"it cannot be clustered), {param['express_sessions']:,} sessions; http-proxy-middleware "
+        "with a keep-alive `http.Agent` (64 sockets) to the backend, `X-User` set from the session, "
+        "the cookie removed."
+    )
+    md.append("")
+    md.append("Versions:")
+    md.append("")
+    for k, v in env.items():
+        md.append(f"- {k}: {v}")
+    md.append("")
+
+    report = "\n".join(md)
+    with open(f"{out_dir}/report.md", "w") as f:
+        f.write(report)
+    with open(f"{out_dir}/plot.svg", "w") as f:
+        f.write(svg_chart(rows, f"sessiongate benchmark: wrk -c{param['conns']}, "
+                                f"{env.get('cpu', '').split(' (')[-1].rstrip(')')}"))
+
+    print()
+    print("\n".join(table))
+    print()
+    print("\n".join(["| target | measured | met |", "|---|---:|:---:|"] + targets))
+    print()
+    print("\n".join(mem))
+    if login:
+        print(f"\nlogin: one argon2id hash ~{login['median_ms'] - login['startup_ms']:.0f} ms")
+    for c in crit:
+        print(f"criterion {c['id']}: {c['median_ns']:.0f} ns")
+    for b in bad:
+        print("WARNING: " + b)
+    print(f"\nwrote {out_dir}/report.md and {out_dir}/plot.svg")
+
+
+if __name__ == "__main__":
+    main()

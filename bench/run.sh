@@ -1,0 +1,546 @@
+#!/usr/bin/env bash
+# The benchmark of issue 5: sessiongate against nginx and express-session, in one
+# run on this machine. See bench/README.md.
+#
+#     bash bench/run.sh            full run (~10 minutes): bench/results/report.md + plot.svg
+#     bash bench/run.sh --smoke    a few seconds per scenario, few sessions: only checks
+#                                  that every scenario produced numbers
+#                                  (bench/results/smoke/, not committed)
+#     bash bench/run.sh --perf     full run plus a perf profile of sessiongate on the
+#                                  protected route (bench/results/perf.md)
+#
+# Everything listens on 127.0.0.1 on ephemeral ports, runs from a temporary
+# directory, and is stopped at the end (or on Ctrl-C). Tunables (environment):
+#   BENCH_DURATION (10s) BENCH_WARMUP (2s) BENCH_REPEATS (3) BENCH_CONNS (64)
+#   BENCH_WRK_THREADS (1) BENCH_SESSIONS (100000) BENCH_SESSIONS_LARGE (1000000)
+#   BENCH_EXPRESS_SESSIONS (100000) BENCH_PIN_SERVERS (0,1) BENCH_PIN_WRK (0,1)
+#   BENCH_QUIET_WAIT (120 s; 0 in smoke) BENCH_EXPERIMENTS (1: also the rows that try
+#   threads = 1 and jemalloc, which are not the product configuration)
+#   BENCH_KEEP=1 keeps the temporary directory (configs, logs, cookie files).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+MODE=full
+PERF=0
+for arg in "$@"; do
+    case $arg in
+        --smoke) MODE=smoke ;;
+        --perf) PERF=1 ;;
+        -h | --help)
+            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "unknown argument: $arg (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+if [ "$MODE" = smoke ]; then
+    DURATION=${BENCH_DURATION:-2s}
+    WARMUP=${BENCH_WARMUP:-0s}
+    REPEATS=${BENCH_REPEATS:-1}
+    SESSIONS=${BENCH_SESSIONS:-1000}
+    SESSIONS_LARGE=${BENCH_SESSIONS_LARGE:-5000}
+    EXPRESS_SESSIONS=${BENCH_EXPRESS_SESSIONS:-1000}
+    RESULTS=$ROOT/bench/results/smoke
+else
+    DURATION=${BENCH_DURATION:-10s}
+    WARMUP=${BENCH_WARMUP:-2s}
+    REPEATS=${BENCH_REPEATS:-3}
+    SESSIONS=${BENCH_SESSIONS:-100000}
+    SESSIONS_LARGE=${BENCH_SESSIONS_LARGE:-1000000}
+    EXPRESS_SESSIONS=${BENCH_EXPRESS_SESSIONS:-100000}
+    RESULTS=$ROOT/bench/results
+fi
+CONNS=${BENCH_CONNS:-64}
+WRK_THREADS=${BENCH_WRK_THREADS:-1}
+PIN_SERVERS=${BENCH_PIN_SERVERS:-0,1}
+PIN_WRK=${BENCH_PIN_WRK:-0,1}
+SG_THREADS=2
+LOGIN_HASHES=${BENCH_LOGIN_HASHES:-10}
+# Before each measured run, wait up to this long for the machine to be < 15% busy.
+QUIET_WAIT=${BENCH_QUIET_WAIT:-$([ "$MODE" = smoke ] && echo 0 || echo 120)}
+EXPERIMENTS=${BENCH_EXPERIMENTS:-$([ "$MODE" = smoke ] && echo 0 || echo 1)}
+JEMALLOC=${BENCH_JEMALLOC:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}
+
+say() { printf '\n== %s\n' "$*" >&2; }
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------- prerequisites
+missing=()
+for c in nginx:nginx wrk:wrk node:nodejs npm:npm python3:python3 taskset:util-linux cargo:rustup; do
+    command -v "${c%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${c%%:*}" ] || missing+=("${c#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    die "missing: ${missing[*]} (Debian: sudo apt-get install -y ${missing[*]/rustup/})"
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ "$PERF" = 1 ] && ! command -v perf >/dev/null 2>&1; then
+    die "--perf needs perf (Debian: sudo apt-get install -y linux-perf)"
+fi
+[ "$(nproc)" -ge 2 ] || echo "bench: only $(nproc) CPU; the pinning assumes 2" >&2
+
+say "building (release; a cold build takes ~5 minutes)"
+cargo build --release --quiet --bin sessiongate --example bench_mint --example bench_memory
+SG=$ROOT/target/release/sessiongate
+MINT=$ROOT/target/release/examples/bench_mint
+MEMORY=$ROOT/target/release/examples/bench_memory
+if [ ! -d bench/peers/express/node_modules ]; then
+    say "installing the express peer (npm ci)"
+    (cd bench/peers/express && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# ---------------------------------------------------------------- helpers
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/sessiongate-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    trap - EXIT INT TERM
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        echo "bench: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+FACTS=$TMP/facts.jsonl
+: >"$FACTS"
+fact() { printf '%s\n' "$1" >>"$FACTS"; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start NAME CMD... : run a server pinned to PIN_SERVERS, log in $TMP/NAME.log
+start() {
+    local name=$1
+    shift
+    taskset -c "$PIN_SERVERS" "$@" >"$TMP/$name.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+stop() { # stop PID: TERM, then KILL after 5 s
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local kept=()
+    for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
+    PIDS=("${kept[@]}")
+}
+
+wait_port() { # wait_port PORT PID NAME
+    local i
+    for i in $(seq 100); do
+        kill -0 "$2" 2>/dev/null || {
+            cat "$TMP/$3.log" >&2
+            die "$3 exited during start-up"
+        }
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    die "$3 did not listen on 127.0.0.1:$1 within 10 s"
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# expect URL STATUS [COOKIE] [BODY]: a sanity check before measuring
+expect() {
+    local url=$1 want=$2 cookie=${3:-} body=${4:-} out got
+    out=$(curl -s -o "$TMP/curl.body" -w '%{http_code}' ${cookie:+-H "Cookie: $cookie"} "$url") || true
+    got=$(cat "$TMP/curl.body" 2>/dev/null || true)
+    [ "$out" = "$want" ] || die "sanity: $url gave $out, expected $want (body: ${got:0:200})"
+    if [ -n "$body" ]; then
+        [[ $got == $body ]] || die "sanity: $url body was '${got:0:200}', expected '$body'"
+    fi
+}
+
+# measure ID TITLE URL COOKIE_FILE EXPECT_STATUS PROXY_PIDS BACKEND_PIDS
+# A warm-up run, then REPEATS runs of wrk at fixed concurrency, each through
+# bench/measure.py, which also accounts the CPU time of the proxy, the backend,
+# wrk and everything else on the machine, and first waits for a quiet machine.
+# Every run's numbers are kept (the report uses the median run by req/s).
+measure() {
+    local id=$1 title=$2 url=$3 cookies=$4 expect_status=$5 proxy=$6 backend=$7 i runs="" line
+    say "$id: $title"
+    local wrk=(taskset -c "$PIN_WRK" wrk -t"$WRK_THREADS" -c"$CONNS" --timeout 5s -s "$ROOT/bench/cookies.lua")
+    if [ "$WARMUP" != 0s ]; then
+        "${wrk[@]}" -d"$WARMUP" "$url" -- "$cookies" >"$TMP/wrk-$id-warmup.txt" 2>&1 ||
+            die "wrk failed: $(cat "$TMP/wrk-$id-warmup.txt")"
+    fi
+    for i in $(seq "$REPEATS"); do
+        line=$(python3 "$ROOT/bench/measure.py" --proxy "$proxy" --backend "$backend" \
+            --quiet-wait "$QUIET_WAIT" -- "${wrk[@]}" -d"$DURATION" "$url" -- "$cookies") ||
+            die "measuring $id failed"
+        runs+="${runs:+,}$line"
+    done
+    fact "{\"kind\":\"scenario\",\"id\":\"$id\",\"title\":\"$title\",\"expect\":$expect_status,\"runs\":[$runs]}"
+}
+
+# ---------------------------------------------------------------- environment
+fact "{\"kind\":\"param\",\"mode\":\"$MODE\",\"duration\":\"$DURATION\",\"warmup\":\"$WARMUP\",\"repeats\":$REPEATS,\"conns\":$CONNS,\"wrk_threads\":$WRK_THREADS,\"pin_servers\":\"$PIN_SERVERS\",\"pin_wrk\":\"$PIN_WRK\",\"sg_threads\":$SG_THREADS,\"sessions\":$SESSIONS,\"sessions_large\":$SESSIONS_LARGE,\"express_sessions\":$EXPRESS_SESSIONS}"
+{
+    echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) CPUs)"
+    echo "kernel=$(uname -sr)"
+    echo "memory=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "sessiongate=$("$SG" --version) (commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ', with uncommitted changes in src/ or Cargo.*'))"
+    echo "rustc=$(rustc --version)"
+    echo "pingora=$(cargo tree -p pingora --depth 0 --quiet 2>/dev/null | head -1 | awk '{ print $2 }')"
+    echo "nginx=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+    echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{ print $2 }')"
+    echo "node=$(node --version)"
+    for p in express express-session http-proxy-middleware; do
+        echo "$p=$(node -p "require('./bench/peers/express/node_modules/$p/package.json').version")"
+    done
+} >"$TMP/env.txt"
+
+SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+export BENCH_SG_SECRET=$SECRET
+export BENCH_SG_ADMIN_TOKEN=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+export SESSION_SECRET=$SECRET
+
+# Look-alike cookies (the same length as sessiongate's, under another name) for
+# the scenarios that need no session, so wrk sends the same bytes everywhere.
+python3 - "$TMP/anon_cookies.txt" <<'PY'
+import os, sys
+with open(sys.argv[1], "w") as f:
+    for _ in range(10000):
+        f.write("xid=%s.%s\n" % (os.urandom(32).hex(), os.urandom(32).hex()))
+PY
+
+# ---------------------------------------------------------------- the backend
+BACKEND_PORT=$(free_port)
+mkdir -p "$TMP/backend/logs"
+cat >"$TMP/backend/nginx.conf" <<EOF
+# The backend: a static responder, one worker.
+worker_processes 1;
+pid $TMP/backend/nginx.pid;
+error_log $TMP/backend/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    server {
+        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
+        location / { return 200 "ok\n"; }
+        # sessiongate's /mint route (session_commands = true): log a new user in.
+        location = /mint { add_header X-Session-Login "u\$request_id"; return 200 "minted\n"; }
+        # Sanity check: who the proxy says the user is.
+        location = /whoami { return 200 "\$http_x_user\n"; }
+    }
+}
+EOF
+start backend "$NGINX" -p "$TMP/backend" -e "$TMP/backend/logs/error.log" -c "$TMP/backend/nginx.conf" -g 'daemon off;'
+BACKEND_PID=$LAST_PID
+wait_port "$BACKEND_PORT" "$BACKEND_PID" backend
+expect "http://127.0.0.1:$BACKEND_PORT/app" 200 "" "ok"
+
+# 1. direct
+measure direct "direct to the backend (nginx return 200, 1 worker)" \
+    "http://127.0.0.1:$BACKEND_PORT/app" "$TMP/anon_cookies.txt" 200 "" "$BACKEND_PID"
+
+# ---------------------------------------------------------------- 2. nginx proxy
+NGX_PORT=$(free_port)
+mkdir -p "$TMP/nginx-proxy/logs"
+cat >"$TMP/nginx-proxy/nginx.conf" <<EOF
+# nginx as a plain reverse proxy: no auth, upstream keep-alive, as many
+# workers as sessiongate has threads.
+worker_processes $SG_THREADS;
+pid $TMP/nginx-proxy/nginx.pid;
+error_log $TMP/nginx-proxy/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGX_PORT backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+start nginx-proxy "$NGINX" -p "$TMP/nginx-proxy" -e "$TMP/nginx-proxy/logs/error.log" -c "$TMP/nginx-proxy/nginx.conf" -g 'daemon off;'
+NGX_PID=$LAST_PID
+wait_port "$NGX_PORT" "$NGX_PID" nginx-proxy
+expect "http://127.0.0.1:$NGX_PORT/app" 200 "" "ok"
+measure nginx-proxy "nginx plain reverse proxy ($SG_THREADS workers, upstream keepalive 64)" \
+    "http://127.0.0.1:$NGX_PORT/app" "$TMP/anon_cookies.txt" 200 "$NGX_PID" "$BACKEND_PID"
+stop "$NGX_PID"
+
+# ---------------------------------------------------------------- sessiongate
+# write_sg_config DIR PORT ADMIN_PORT ACCESS_LOG THREADS
+write_sg_config() {
+    mkdir -p "$1"
+    cat >"$1/proxy.toml" <<EOF
+# sessiongate for the benchmark (written by bench/run.sh).
+[server]
+listen = ["127.0.0.1:$2"]
+threads = $5
+grace_period = "1s"
+shutdown_timeout = "1s"
+
+[session]
+secrets = [{ env = "BENCH_SG_SECRET" }]
+# Long enough that no session expires during the run.
+idle_timeout = "4h"
+absolute_timeout = "12h"
+capacity = 1100000
+
+[session.cookie]
+name = "sid"
+secure = false
+
+[admin]
+listen = "127.0.0.1:$3"
+token = { env = "BENCH_SG_ADMIN_TOKEN" }
+
+[log]
+level = "info"
+access_log = $4
+
+[upstream.backend]
+addrs = ["127.0.0.1:$BACKEND_PORT"]
+
+# Only for minting sessions: the backend answers /mint with X-Session-Login.
+[upstream.mint]
+addrs = ["127.0.0.1:$BACKEND_PORT"]
+session_commands = true
+
+[routes]
+default_access = "authenticated"
+default_upstream = "backend"
+
+[[route]]
+path = "/public"
+access = "public"
+
+[[route]]
+path = "/mint"
+match = "exact"
+access = "public"
+upstream = "mint"
+EOF
+}
+
+# start_sg NAME ACCESS_LOG [THREADS] [LD_PRELOAD]: sets SG_PORT, SG_PID
+start_sg() {
+    SG_PORT=$(free_port)
+    local admin_port
+    admin_port=$(free_port)
+    write_sg_config "$TMP/$1" "$SG_PORT" "$admin_port" "$2" "${3:-$SG_THREADS}"
+    "$SG" check --config "$TMP/$1/proxy.toml" >/dev/null
+    start "$1" env ${4:+LD_PRELOAD="$4"} "$SG" --config "$TMP/$1/proxy.toml"
+    SG_PID=$LAST_PID
+    wait_port "$SG_PORT" "$SG_PID" "$1"
+}
+
+# mint URL_BASE COUNT OUT PATH COOKIE_NAME
+mint() {
+    local start end
+    start=$(date +%s.%N)
+    "$MINT" "$1" "$2" "$3" --path "$4" --cookie "$5" --conns 64 2>"$TMP/mint.err" ||
+        die "minting failed: $(cat "$TMP/mint.err")"
+    end=$(date +%s.%N)
+    cat "$TMP/mint.err" >&2
+    [ "$(wc -l <"$3")" -eq "$2" ] || die "minted $(wc -l <"$3") cookies, wanted $2"
+    python3 -c 'import sys; print("%.0f" % (int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))' "$2" "$start" "$end"
+}
+
+say "sessiongate ($SG_THREADS threads, access log off)"
+start_sg sg false
+SG_BASE=127.0.0.1:$SG_PORT
+expect "http://$SG_BASE/public/x" 200 "" "ok"
+expect "http://$SG_BASE/api/x" 401
+RSS_START=$(rss_kb "$SG_PID")
+
+# 3. public route, 6. the 401 path (no session exists yet)
+measure sg-public "sessiongate, public route" \
+    "http://$SG_BASE/public/x" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+measure sg-401 "sessiongate, anonymous API request (401)" \
+    "http://$SG_BASE/api/x" "$TMP/anon_cookies.txt" 401 "$SG_PID" "$BACKEND_PID"
+sleep 1
+RSS_0=$(rss_kb "$SG_PID")
+
+# 4. protected route with SESSIONS, then SESSIONS_LARGE live sessions
+say "minting $SESSIONS sessions"
+RATE=$(mint "$SG_BASE" "$SESSIONS" "$TMP/sg_cookies_small.txt" /mint sid)
+fact "{\"kind\":\"mint\",\"peer\":\"sessiongate\",\"count\":$SESSIONS,\"per_s\":$RATE}"
+sleep 2
+RSS_SMALL=$(rss_kb "$SG_PID")
+ONE=$(head -1 "$TMP/sg_cookies_small.txt")
+expect "http://$SG_BASE/whoami" 200 "$ONE" "u*"
+expect "http://$SG_BASE/app" 200 "$ONE" "ok"
+measure sg-protected-small "sessiongate, protected route, $SESSIONS sessions" \
+    "http://$SG_BASE/app" "$TMP/sg_cookies_small.txt" 200 "$SG_PID" "$BACKEND_PID"
+
+say "minting $((SESSIONS_LARGE - SESSIONS)) more sessions"
+RATE=$(mint "$SG_BASE" "$((SESSIONS_LARGE - SESSIONS))" "$TMP/sg_cookies_more.txt" /mint sid)
+fact "{\"kind\":\"mint\",\"peer\":\"sessiongate\",\"count\":$((SESSIONS_LARGE - SESSIONS)),\"per_s\":$RATE}"
+cat "$TMP/sg_cookies_small.txt" "$TMP/sg_cookies_more.txt" >"$TMP/sg_cookies_large.txt"
+sleep 2
+RSS_LARGE=$(rss_kb "$SG_PID")
+measure sg-protected-large "sessiongate, protected route, $SESSIONS_LARGE sessions" \
+    "http://$SG_BASE/app" "$TMP/sg_cookies_large.txt" 200 "$SG_PID" "$BACKEND_PID"
+fact "{\"kind\":\"rss\",\"peer\":\"sessiongate\",\"start_kb\":$RSS_START,\"points\":[[0,$RSS_0],[$SESSIONS,$RSS_SMALL],[$SESSIONS_LARGE,$RSS_LARGE]]}"
+
+if [ "$PERF" = 1 ]; then
+    say "perf: profiling sessiongate on the protected route ($SESSIONS_LARGE sessions)"
+    taskset -c "$PIN_WRK" wrk -t"$WRK_THREADS" -c"$CONNS" -d8s -s bench/cookies.lua \
+        "http://$SG_BASE/app" -- "$TMP/sg_cookies_large.txt" >"$TMP/wrk-perf.txt" 2>&1 &
+    WRK_PID=$!
+    sleep 1
+    perf record -F 999 -g -p "$SG_PID" -o "$TMP/perf.data" -- sleep 5 >"$TMP/perf.log" 2>&1 || true
+    wait "$WRK_PID" || true
+    {
+        echo "# Where sessiongate's CPU time goes"
+        echo
+        echo "\`perf record -F 999 -g -p <sessiongate> -- sleep 5\` during the protected route with"
+        echo "$SESSIONS_LARGE live sessions (wrk as in the benchmark; $(sed -n 's/^Requests\/sec: *//p' "$TMP/wrk-perf.txt") req/s while profiled)."
+        echo
+        python3 bench/perf_summary.py "$TMP/perf.data"
+    } >"$TMP/perf.md" 2>&1 || true
+    mkdir -p "$RESULTS"
+    cp "$TMP/perf.md" "$RESULTS/perf.md"
+fi
+stop "$SG_PID"
+
+# ---------------------------------------------------------------- 5. express
+say "express-session peer (node, one process, same pinning)"
+EX_PORT=$(free_port)
+start express env NODE_ENV=production node bench/peers/express/server.js "$EX_PORT" "127.0.0.1:$BACKEND_PORT"
+EX_PID=$LAST_PID
+wait_port "$EX_PORT" "$EX_PID" express
+expect "http://127.0.0.1:$EX_PORT/app" 401
+EX_RSS_0=$(rss_kb "$EX_PID")
+say "minting $EXPRESS_SESSIONS express sessions"
+RATE=$(mint "127.0.0.1:$EX_PORT" "$EXPRESS_SESSIONS" "$TMP/ex_cookies.txt" /login connect.sid)
+fact "{\"kind\":\"mint\",\"peer\":\"express\",\"count\":$EXPRESS_SESSIONS,\"per_s\":$RATE}"
+sleep 2
+EX_RSS_N=$(rss_kb "$EX_PID")
+ONE=$(head -1 "$TMP/ex_cookies.txt")
+expect "http://127.0.0.1:$EX_PORT/whoami" 200 "$ONE" "u*"
+measure express "express + express-session + http-proxy-middleware, $EXPRESS_SESSIONS sessions" \
+    "http://127.0.0.1:$EX_PORT/app" "$TMP/ex_cookies.txt" 200 "$EX_PID" "$BACKEND_PID"
+fact "{\"kind\":\"rss\",\"peer\":\"express\",\"start_kb\":$EX_RSS_0,\"points\":[[0,$EX_RSS_0],[$EXPRESS_SESSIONS,$EX_RSS_N]]}"
+stop "$EX_PID"
+
+# ---------------------------------------------------------------- access log on
+say "sessiongate with the access log on (stdout to a file)"
+start_sg sg-log true
+SG_BASE=127.0.0.1:$SG_PORT
+RATE=$(mint "$SG_BASE" "$SESSIONS" "$TMP/sg_log_cookies.txt" /mint sid)
+measure sg-protected-small-log "sessiongate, protected route, $SESSIONS sessions, access log on" \
+    "http://$SG_BASE/app" "$TMP/sg_log_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+stop "$SG_PID"
+
+# ---------------------------------------------------------------- experiments
+# Not the product configuration: the same protected-route scenario with one
+# knob changed from outside the code, to show where time goes (bench/README.md).
+if [ "$EXPERIMENTS" = 1 ]; then
+    say "experiment: sessiongate with threads = 1"
+    start_sg sg-threads1 false 1
+    SG_BASE=127.0.0.1:$SG_PORT
+    mint "$SG_BASE" "$SESSIONS" "$TMP/sg_t1_cookies.txt" /mint sid >/dev/null
+    measure sg-protected-small-threads1 "experiment: protected route, $SESSIONS sessions, threads = 1" \
+        "http://$SG_BASE/app" "$TMP/sg_t1_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+    stop "$SG_PID"
+    if [ -f "$JEMALLOC" ]; then
+        say "experiment: sessiongate with jemalloc (LD_PRELOAD=$JEMALLOC)"
+        start_sg sg-jemalloc false "$SG_THREADS" "$JEMALLOC"
+        SG_BASE=127.0.0.1:$SG_PORT
+        mint "$SG_BASE" "$SESSIONS" "$TMP/sg_je_cookies.txt" /mint sid >/dev/null
+        measure sg-protected-small-jemalloc "experiment: protected route, $SESSIONS sessions, jemalloc (LD_PRELOAD)" \
+            "http://$SG_BASE/app" "$TMP/sg_je_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+        stop "$SG_PID"
+    else
+        echo "bench: $JEMALLOC not found (Debian: libjemalloc2); skipping the jemalloc experiment" >&2
+    fi
+fi
+stop "$BACKEND_PID"
+
+# ---------------------------------------------------------------- memory of the store alone
+say "memory of the session store alone (examples/bench_memory, $SESSIONS_LARGE sessions)"
+for m in distinct one anonymous; do
+    line=$("$MEMORY" "$SESSIONS_LARGE" "$m") || die "bench_memory $m failed"
+    fact "{\"kind\":\"store_memory\",\"result\":$line}"
+    echo "   $line" >&2
+done
+
+# ---------------------------------------------------------------- login cost
+say "login cost: $LOGIN_HASHES x sessiongate hash-password (argon2id)"
+python3 - "$SG" "$LOGIN_HASHES" >>"$FACTS" <<'PY'
+import json, subprocess, sys, time
+sg, n = sys.argv[1], int(sys.argv[2])
+def timed(args, stdin):
+    t = time.perf_counter()
+    subprocess.run(args, input=stdin, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+startup = sorted(timed([sg, "--version"], b"") for _ in range(n))[n // 2]
+hashes = sorted(timed([sg, "hash-password"], b"correct horse battery staple\n") for _ in range(n))
+print(json.dumps({"kind": "login", "n": n, "median_ms": hashes[n // 2] * 1e3,
+                  "min_ms": hashes[0] * 1e3, "startup_ms": startup * 1e3}))
+PY
+
+# ---------------------------------------------------------------- criterion
+if [ "$MODE" = full ]; then
+    say "criterion micro-benchmarks (cargo bench --bench hot_path)"
+    CRIT_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/criterion
+    touch "$TMP/criterion.start"
+    sleep 1
+    cargo bench --quiet --bench hot_path >"$TMP/criterion.txt" 2>&1 ||
+        die "cargo bench failed: $(tail -20 "$TMP/criterion.txt")"
+    python3 - "$CRIT_DIR" "$TMP/criterion.start" >>"$FACTS" <<'PY'
+import json, os, sys
+root, marker = sys.argv[1], os.path.getmtime(sys.argv[2])
+for dirpath, _, files in os.walk(root):
+    if os.path.basename(dirpath) != "new" or "estimates.json" not in files:
+        continue
+    est = os.path.join(dirpath, "estimates.json")
+    if os.path.getmtime(est) < marker:
+        continue
+    meta = json.load(open(os.path.join(dirpath, "benchmark.json")))
+    e = json.load(open(est))
+    print(json.dumps({"kind": "criterion", "id": meta["full_id"],
+                      "median_ns": e["median"]["point_estimate"],
+                      "lo_ns": e["median"]["confidence_interval"]["lower_bound"],
+                      "hi_ns": e["median"]["confidence_interval"]["upper_bound"]}))
+PY
+fi
+
+# ---------------------------------------------------------------- report
+mkdir -p "$RESULTS"
+python3 bench/report.py "$FACTS" "$TMP/env.txt" "$RESULTS"
+# Fails (exit 1) unless every scenario produced numbers with the expected status.
+python3 bench/report.py --check "$FACTS"
