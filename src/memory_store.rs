@@ -32,25 +32,28 @@ pub struct MemoryStore {
     capacity: u64,
 }
 
-type UserIndex = HashMap<String, HashMap<SessionKey, Arc<Session>>>;
+/// A user's sessions are few, so a `Vec` per user: at a million users with one
+/// session each, a map per user would cost more than the sessions themselves.
+type UserIndex = HashMap<Box<str>, Vec<Arc<Session>>>;
 
 fn index_insert(index: &Mutex<UserIndex>, s: &Arc<Session>) {
     if let Some(user) = &s.user {
         let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
-        index
-            .entry(user.clone())
-            .or_default()
-            .insert(s.key, s.clone());
+        let sessions = index.entry(user.as_str().into()).or_default();
+        match sessions.iter_mut().find(|o| o.key == s.key) {
+            Some(old) => *old = s.clone(),
+            None => sessions.push(s.clone()),
+        }
     }
 }
 
 fn index_remove(index: &Mutex<UserIndex>, s: &Session) {
     if let Some(user) = &s.user {
         let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(keys) = index.get_mut(user) {
-            keys.remove(&s.key);
-            if keys.is_empty() {
-                index.remove(user);
+        if let Some(sessions) = index.get_mut(user.as_str()) {
+            sessions.retain(|o| o.key != s.key);
+            if sessions.is_empty() {
+                index.remove(user.as_str());
             }
         }
     }
@@ -206,7 +209,7 @@ impl SessionStore for MemoryStore {
         let found = index
             .get(user)
             .map(|m| {
-                m.values()
+                m.iter()
                     .filter(|s| s.is_live(now) && self.cache.contains_key(&s.key))
                     .cloned()
                     .collect()
