@@ -4,6 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc instead of glibc malloc: the request path allocates many small,
+/// short-lived buffers (headers, bytes), and glibc's malloc/free was 16% of the
+/// proxy's CPU time in the benchmark's profile (bench/results/perf.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sessiongate::config::Config;
 
 /// An authenticating reverse proxy: signed session cookies, route rules, a trusted X-User header.
