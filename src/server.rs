@@ -55,6 +55,7 @@ pub fn build(config: Config) -> Result<Server, Error> {
     let config = Arc::new(config);
     let conf = ServerConf {
         threads: config.threads,
+        work_stealing: config.work_stealing,
         // pingora waits 300 s after SIGTERM by default; orchestrators do not.
         grace_period_seconds: Some(config.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.shutdown_timeout.as_secs()),

@@ -39,6 +39,8 @@ pub(super) struct RawServer {
     pub(super) listen: Vec<String>,
     #[serde(default = "default_threads")]
     pub(super) threads: usize,
+    #[serde(default = "default_work_stealing")]
+    pub(super) work_stealing: bool,
     #[serde(default = "default_grace_period")]
     pub(super) grace_period: String,
     #[serde(default = "default_shutdown_timeout")]
@@ -270,6 +272,10 @@ pub(super) struct RawRoute {
 
 // ---------------------------------------------------------------- defaults, each with its reason
 
+/// pingora's default: idle threads take work from busy ones.
+fn default_work_stealing() -> bool {
+    true
+}
 /// Two worker threads: one per core on the reference machine.
 fn default_threads() -> usize {
     2
