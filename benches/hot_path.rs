@@ -9,14 +9,17 @@
 //!   (verify, `SessionKey::of` = SHA-256 of the id, load);
 //! - `hot_path/resolve/<n>`: `Sessions::resolve` on a `Cookie` header, which is
 //!   what the proxy calls (cookie parsing + the above);
+//! - `baseline/rwlock_hashmap_get/<n>`: for scale, the same lookup in a std
+//!   `HashMap` behind an `RwLock` (no expiry, no LRU);
 //! - `login/argon2id_hash`: `users::hash_password`, the cost of one password check.
 //!
 //! The memory store's futures are always ready, so they are polled once with a
 //! no-op waker (`block`), as in the unit tests of `src/session.rs`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -156,6 +159,30 @@ fn store_and_hot_path(c: &mut Criterion) {
             })
         });
         g.finish();
+
+        // For scale: the same lookup in a plain std HashMap behind an RwLock (no
+        // expiry, no LRU, no eviction): what the moka store's bookkeeping costs.
+        let map: RwLock<HashMap<SessionKey, Arc<Session>>> = RwLock::new(
+            keys.iter()
+                .map(|k| {
+                    let s = block(store.load(k)).expect("memory store cannot fail");
+                    (*k, s.expect("live session"))
+                })
+                .collect(),
+        );
+        let mut g = c.benchmark_group("baseline/rwlock_hashmap_get");
+        g.bench_with_input(BenchmarkId::from_parameter(n), &keys, |b, keys| {
+            b.iter(|| {
+                let key = &keys[rng.below(keys.len())];
+                map.read()
+                    .expect("not poisoned")
+                    .get(black_box(key))
+                    .cloned()
+                    .is_some()
+            })
+        });
+        g.finish();
+        drop(map);
 
         let sessions = Sessions::new(config.clone(), store.clone());
         let headers: Vec<HeaderMap> = cookies
