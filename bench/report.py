@@ -59,7 +59,7 @@ def summarise(s):
         "backend_us": med.get("backend_cpu_s", 0) / max(1, med["requests"]) * 1e6,
         "other_cores": max(0.0, med.get("other_cpu_s", 0) / secs),
         "max_other_cores": max(max(0.0, r.get("other_cpu_s", 0)) / (r["duration_us"] / 1e6) for r in s["runs"]),
-        "experiment": s["id"].endswith(("-threads1", "-jemalloc")),
+        "experiment": s["id"].endswith(("-threads1", "-jemalloc", "-nosteal")),
         "discarded": s.get("discarded", 0),
         "requests": sum(r["requests"] for r in s["runs"]),
         "status_errors": sum(r["err_status"] for r in s["runs"]),
@@ -108,7 +108,7 @@ def svg_chart(rows, title):
     peak = max(r["rps"] for r in rows) or 1
     colour = {
         "sg-protected-small-threads1": "#90caf9",
-        "sg-protected-small-jemalloc": "#90caf9",
+        "sg-protected-small-nosteal": "#90caf9",
         "direct": "#9e9e9e",
         PROXY: "#4caf50",
         EXPRESS: "#e57373",
@@ -291,13 +291,14 @@ def main():
     if store_mem:
         md.append(
             "The store alone (`examples/bench_memory`: a `MemoryStore` filled directly, no proxy, "
-            "RSS of that process before and after):"
+            "the system allocator; RSS of that process before and after):"
         )
         md.append("")
         md.append("| sessions | users | bytes per session |")
         md.append("|---:|---|---:|")
         what = {
             "distinct": "one user each (as above)",
+            "shared": "100 sessions per user",
             "one": "all the same user",
             "anonymous": "no user (no per-user index entry)",
         }
@@ -327,6 +328,11 @@ def main():
         md.append("")
     if crit:
         md.append("## Micro-benchmarks (criterion, `cargo bench --bench hot_path`)")
+        md.append("")
+        md.append(
+            "One thread, the system allocator (the `sessiongate` binary's global allocator is not "
+            "used by benches); lookups pick a random one of the n sessions each iteration."
+        )
         md.append("")
         md.append("| benchmark | median | 95% interval |")
         md.append("|---|---:|---:|")
@@ -372,8 +378,8 @@ def main():
         f"{', '.join(discarded) if discarded else 'none'}."
     )
     md.append(
-        "- rows marked \"experiment\" are not the product configuration: one knob changed from "
-        "outside the code (`threads = 1`; jemalloc through `LD_PRELOAD`) to show where time goes."
+        "- rows marked \"experiment\" are not the default configuration: one setting changed "
+        "(`server.threads = 1`; `server.work_stealing = false`) to show where time goes."
     )
     md.append(
         "- backend: nginx `return 200 \"ok\\n\";`, 1 worker, access log off, keep-alive "

@@ -1,7 +1,7 @@
 //! Where a live session's bytes go, for the benchmark (`bench/run.sh`).
 //!
 //! ```text
-//! bench_memory <count> <distinct|one|anonymous>
+//! bench_memory <count> <distinct|shared|one|anonymous>
 //! ```
 //!
 //! Fills a `MemoryStore` (the one the proxy uses) with `count` sessions shaped
@@ -10,8 +10,10 @@
 //! process's RSS before and after and the bytes per session:
 //!
 //! - `distinct`: every session has its own user (as in the proxy benchmark);
+//! - `shared`: 100 sessions per user (`count / 100` users);
 //! - `one`: every session belongs to the same user (the per-user index then
-//!   holds one map with `count` entries instead of `count` maps);
+//!   holds one entry with `count` sessions; mind the time this takes if the
+//!   index scans a user's sessions on every insert);
 //! - `anonymous`: no user at all (no per-user index entry: moka + the session).
 
 use std::future::Future;
@@ -46,11 +48,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(count), Some(mode)) = (args.next().and_then(|n| n.parse::<u64>().ok()), args.next())
     else {
-        eprintln!("usage: bench_memory <count> <distinct|one|anonymous>");
+        eprintln!("usage: bench_memory <count> <distinct|shared|one|anonymous>");
         std::process::exit(2)
     };
-    if !matches!(mode.as_str(), "distinct" | "one" | "anonymous") {
-        eprintln!("bench_memory: mode must be distinct, one or anonymous");
+    if !matches!(mode.as_str(), "distinct" | "shared" | "one" | "anonymous") {
+        eprintln!("bench_memory: mode must be distinct, shared, one or anonymous");
         std::process::exit(2)
     }
     // Capacity as in the benchmark's proxy config.
@@ -65,6 +67,10 @@ fn main() {
             "distinct" => {
                 // 32 hex digits, like nginx's $request_id in the proxy benchmark.
                 user_id[..8].copy_from_slice(&i.to_le_bytes());
+                Some(format!("u{}", hex::encode(user_id)))
+            }
+            "shared" => {
+                user_id[..8].copy_from_slice(&(i / 100).to_le_bytes());
                 Some(format!("u{}", hex::encode(user_id)))
             }
             "one" => Some("u00000000000000000000000000000000".to_owned()),
