@@ -108,19 +108,35 @@ pub async fn run(
     read_value(&mut read, deadline).await?;
     on_ready();
     tracing::info!("Redis invalidation tracking on");
+    // From here on, reading has a task of its own: a half-read RESP value must
+    // never be dropped because the heartbeat tick won a `select!` (its bytes
+    // would be lost and an invalidation silently skipped). The task parses
+    // whole values and hands them over a channel, whose `recv` is cancel-safe;
+    // it ends when the socket ends or fails (after sending the error), and is
+    // aborted when this function returns.
+    let (values, mut received) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let _reader = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            let value = read_resp(&mut read).await;
+            let failed = value.is_err();
+            if values.send(value).await.is_err() || failed {
+                return;
+            }
+        }
+    }));
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    // After a stall, wait a whole beat again rather than firing the missed
+    // ticks back to back (which would report a pong as missed before it could
+    // arrive).
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
     loop {
         tokio::select! {
-            _ = heartbeat.tick() => {
-                if awaiting_pong {
-                    return Err(Error::new(ErrorKind::TimedOut, "heartbeat missed"));
-                }
-                write.write_all(&ask(vec!["PING".into()])).await?;
-                awaiting_pong = true;
-            }
-            v = read_value(&mut read, Duration::from_secs(3600)) => {
-                match v? {
+            // What has arrived is handled before a tick can call a pong missed.
+            biased;
+            v = received.recv() => {
+                let v = v.ok_or_else(|| Error::new(ErrorKind::UnexpectedEof, "Redis reader ended"))??;
+                match v {
                     Resp::Array(items) if matches!(items.first(), Some(Resp::Bulk(Some(b))) if b.eq_ignore_ascii_case(b"pong")) => {
                         awaiting_pong = false;
                     }
@@ -143,7 +159,27 @@ pub async fn run(
                     _ => {}
                 }
             }
+            _ = heartbeat.tick() => {
+                if awaiting_pong {
+                    return Err(Error::new(ErrorKind::TimedOut, "heartbeat missed"));
+                }
+                write.write_all(&ask(vec!["PING".into()])).await?;
+                awaiting_pong = true;
+            }
         }
+    }
+}
+
+/// How many parsed values the reader task may hold before it stops reading
+/// the socket (back-pressure instead of unbounded memory).
+const READ_AHEAD: usize = 256;
+
+/// Aborts the reader task when [`run`] returns or is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -236,4 +272,116 @@ fn read_resp<'a, R: AsyncBufReadExt + Unpin + Send + 'a>(
             }
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A fake Redis that completes the tracking handshake and answers every
+    /// `PING`; after the second one it sends an invalidation in two halves, the
+    /// cut inside the key and the gap spanning a heartbeat tick. With
+    /// `close_after_handshake`, it hangs up after `SUBSCRIBE` instead.
+    async fn fake_redis(key: String, close_after_handshake: bool) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut read = BufReader::new(read);
+            let mut pings = 0;
+            while let Ok(Resp::Array(args)) = read_resp(&mut read).await {
+                let word = |i: usize| match args.get(i) {
+                    Some(Resp::Bulk(Some(b))) => String::from_utf8_lossy(b).to_uppercase(),
+                    _ => String::new(),
+                };
+                match (word(0).as_str(), word(1).as_str()) {
+                    ("CLIENT", "ID") => write.write_all(b":7\r\n").await.unwrap(),
+                    ("CLIENT", "TRACKING") => write.write_all(b"+OK\r\n").await.unwrap(),
+                    ("SUBSCRIBE", _) => {
+                        write
+                            .write_all(
+                                b"*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n",
+                            )
+                            .await
+                            .unwrap();
+                        if close_after_handshake {
+                            return;
+                        }
+                    }
+                    ("PING", _) => {
+                        write
+                            .write_all(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+                            .await
+                            .unwrap();
+                        pings += 1;
+                        if pings == 2 {
+                            let message = format!(
+                                "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n${}\r\n{key}\r\n",
+                                key.len()
+                            );
+                            let (first, second) = message.split_at(message.len() - 20);
+                            write.write_all(first.as_bytes()).await.unwrap();
+                            // The next PING (and tick) comes 200 ms after this
+                            // one; it is answered right after the second half,
+                            // well within its beat.
+                            tokio::time::sleep(HEARTBEAT + HEARTBEAT / 2).await;
+                            write.write_all(second.as_bytes()).await.unwrap();
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        });
+        format!("redis://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_split_across_a_heartbeat_tick_is_not_lost() {
+        let key = SessionKey::of(&crate::cookie::SessionId::generate());
+        let url = fake_redis(format!("p:sess:{}", key.to_hex()), false).await;
+        let client = redis::Client::open(url).unwrap();
+        let (seen, mut invalidations) = tokio::sync::mpsc::unbounded_channel();
+        let tracking = run(
+            client.get_connection_info(),
+            "p:sess:",
+            Duration::from_secs(1),
+            || {},
+            |i| {
+                let _ = seen.send(i);
+            },
+        );
+        let got = tokio::time::timeout(Duration::from_secs(3), async {
+            tokio::select! {
+                result = tracking => panic!("tracking ended: {result:?}"),
+                got = invalidations.recv() => got,
+            }
+        })
+        .await
+        .expect("no invalidation within 3 s");
+        match got {
+            Some(Invalidated::Keys(keys)) => assert_eq!(keys, vec![Some(key)]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_ends_tracking_with_an_error() {
+        let url = fake_redis(String::new(), true).await;
+        let client = redis::Client::open(url).unwrap();
+        let result = tokio::time::timeout(
+            Duration::from_secs(3),
+            run(
+                client.get_connection_info(),
+                "p:sess:",
+                Duration::from_secs(1),
+                || {},
+                |_| {},
+            ),
+        )
+        .await
+        .expect("tracking outlived its connection");
+        assert!(result.is_err());
+    }
 }
