@@ -26,6 +26,8 @@ pub enum PathError {
     EncodedSeparator,
     #[error("backslash in path")]
     Backslash,
+    #[error("';' in path")]
+    Semicolon,
     #[error("NUL or control character in path")]
     Control,
 }
@@ -55,6 +57,10 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'\\' => return Err(PathError::Backslash),
+            // Servlet containers strip `;params` from each segment before they
+            // resolve it, so `/static/..;/admin` would be `/admin` to them while
+            // it is under `/static` here. Refused rather than guessed at.
+            b';' => return Err(PathError::Semicolon),
             0..=0x1f | 0x7f => return Err(PathError::Control),
             b'%' => needs_work = true,
             b'/' if prev == b'/' => needs_work = true,
@@ -127,6 +133,7 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
         .map_err(|_| PathError::BadEscape)?;
         match byte {
             b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+            b';' => return Err(PathError::Semicolon),
             0..=0x1f | 0x7f => return Err(PathError::Control),
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                 out.push(byte as char)
@@ -201,8 +208,12 @@ impl Rule {
         }
     }
 
+    /// A rule naming GET also covers HEAD: servers answer HEAD with the GET
+    /// handler, so a HEAD must not slip past a GET rule to a weaker one.
     fn matches_method(&self, method: &Method) -> bool {
-        self.methods.is_empty() || self.methods.contains(method)
+        self.methods.is_empty()
+            || self.methods.contains(method)
+            || (method == Method::HEAD && self.methods.contains(&Method::GET))
     }
 
     /// Larger is more specific: exact beats prefix, longer beats shorter, a rule
@@ -379,6 +390,9 @@ mod tests {
             ("/private%2Fx", PathError::EncodedSeparator),
             ("/public/..%5cprivate", PathError::EncodedSeparator),
             ("/a\\b", PathError::Backslash),
+            ("/static/..;/admin", PathError::Semicolon),
+            ("/admin;x=1", PathError::Semicolon),
+            ("/a%3b", PathError::Semicolon),
             ("/a%00", PathError::Control),
             ("/a%0d%0a", PathError::Control),
             ("/a\tb", PathError::Control),
@@ -458,6 +472,11 @@ mod tests {
             Some(5)
         );
         assert_eq!(t.find(&Method::PUT, "/api/items").map(|r| r.index), Some(0));
+        // HEAD is served by GET handlers: a GET rule covers it.
+        assert_eq!(
+            t.find(&Method::HEAD, "/api/items").map(|r| r.index),
+            Some(4)
+        );
     }
 
     #[test]

@@ -114,6 +114,9 @@ fn encoded_separators_backslash_and_control_characters_get_400() {
         "/public/a%00",
         "/public/%0d%0aX-User:%20root",
         "/public/a\\b",
+        "/public/..;/private",
+        "/private;x=1",
+        "/public/%3b",
     ] {
         let resp = gate.get(path).cookie(&cookie).send();
         assert_eq!(resp.status, 400, "{path}: {resp:#?}");
