@@ -46,19 +46,33 @@ fn starts_with_name(name: &[u8], canonical_prefix: &[u8]) -> bool {
         && same_name(&name[..canonical_prefix.len()], canonical_prefix)
 }
 
-/// Whether a client may not send this header: it is one the proxy sets (or a
-/// spelling a backend may read as one), or `Forwarded` (RFC 7239), which the
-/// proxy does not vouch for.
+/// Whether a client may not send this header: one the proxy sets (or a
+/// spelling a backend may read as one), any other `X-Forwarded-*` or
+/// `Forwarded` (RFC 7239), which the proxy does not vouch for, or a header that
+/// frameworks use to override the client address, the path or the method.
 pub fn is_reserved(name: &[u8]) -> bool {
-    const EXACT: [&[u8]; 6] = [
+    const EXACT: [&[u8]; 11] = [
         b"x-user",
         b"x-user-roles",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
         b"forwarded",
+        // Client addresses some frameworks believe.
+        b"x-real-ip",
+        b"true-client-ip",
+        b"x-client-ip",
+        // Path overrides (IIS, older Symfony): they would bypass the rules.
+        b"x-original-url",
+        b"x-rewrite-url",
+        // Method overrides (Express method-override and friends): they would
+        // turn an allowed method into one the rules never saw.
+        b"x-http-method-override",
+        b"x-http-method",
+        b"x-method-override",
     ];
-    EXACT.iter().any(|c| same_name(name, c)) || starts_with_name(name, b"x-session-")
+    EXACT.iter().any(|c| same_name(name, c))
+        || starts_with_name(name, b"x-session-")
+        // Every X-Forwarded-* (User, Email, Prefix, Port, ...): only the proxy
+        // sets the three it vouches for.
+        || starts_with_name(name, b"x-forwarded-")
 }
 
 /// Remove every reserved header a client sent. Allocates only when there is one.
@@ -281,6 +295,30 @@ impl std::str::FromStr for Cidr {
     }
 }
 
+/// The client's address: the peer's, unless the peer is a trusted proxy, then
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy
+/// (entries further left were written by the client and prove nothing).
+pub fn client_address<'a>(
+    peer: IpAddr,
+    xff: impl Iterator<Item = &'a str>,
+    trusted: &[Cidr],
+) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let entries: Vec<&str> = xff.flat_map(|v| v.split(',')).map(str::trim).collect();
+    for entry in entries.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return ip,
+            // Garbage where an address should be: stop believing the chain.
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
 /// Whether a request reached us over HTTPS: only a trusted proxy can say so
 /// (`X-Forwarded-Proto: https`); our own listener is plain HTTP.
 pub fn is_https(req: &RequestHeader, peer_trusted: bool) -> bool {
@@ -293,6 +331,28 @@ pub fn is_https(req: &RequestHeader, peer_trusted: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn client_address_walks_x_forwarded_for_from_the_right() {
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let lb: IpAddr = "10.0.0.2".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let cases = [
+            (lb, vec!["203.0.113.9"], "203.0.113.9"),
+            (lb, vec!["1.1.1.1, 203.0.113.9, 10.0.0.7"], "203.0.113.9"),
+            (lb, vec!["1.1.1.1", "203.0.113.9"], "203.0.113.9"),
+            (lb, vec![], "10.0.0.2"),
+            (lb, vec!["nonsense"], "10.0.0.2"),
+            (ip("198.51.100.1"), vec!["203.0.113.9"], "198.51.100.1"),
+        ];
+        for (peer, xff, want) in cases {
+            assert_eq!(
+                client_address(peer, xff.iter().copied(), &trusted),
+                ip(want),
+                "{xff:?}"
+            );
+        }
+    }
 
     #[test]
     fn cidr_contains() {
@@ -327,6 +387,11 @@ mod tests {
             "x-forwarded-for",
             "X_Forwarded_Host",
             "forwarded",
+            "X-Forwarded-User",
+            "x-forwarded-prefix",
+            "X-Real-IP",
+            "x_original_url",
+            "X-HTTP-Method-Override",
         ] {
             assert!(is_reserved(name.as_bytes()), "{name}");
         }

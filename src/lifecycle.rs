@@ -21,6 +21,9 @@ use crate::config::SessionConfig;
 use crate::cookie::{self, SessionId, Signer};
 use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError};
 
+/// Cookies of our name tried per request; the rest are ignored.
+const MAX_CANDIDATES: usize = 3;
+
 /// The session state of one request.
 #[derive(Debug, Default)]
 pub struct Current {
@@ -96,11 +99,19 @@ impl<S: SessionStore> Sessions<S> {
     pub async fn resolve(&self, headers: &HeaderMap) -> Result<Current, StoreError> {
         let name = self.config.cookie.name.as_str();
         let (mut forged, mut stale) = (false, false);
+        // A request may carry a few cookies of our name (one planted by a sibling
+        // domain, say), never thousands: each costs a MAC and a store lookup.
+        let mut tried = 0;
         for value in headers.get_all(header::COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             // Every cookie of our name is tried, so a duplicate planted by a
             // sibling domain cannot shadow the real one.
             for candidate in cookie::find(value, name) {
+                tried += 1;
+                if tried > MAX_CANDIDATES {
+                    forged = true;
+                    break;
+                }
                 let Some(verified) = self.signer.verify(candidate) else {
                     forged = true;
                     continue;

@@ -61,6 +61,10 @@ pub struct Ctx {
     endpoint: Option<Endpoint>,
     /// The peer is a trusted proxy (its X-Forwarded-* are believed).
     trusted_peer: bool,
+    /// The client's address (through trusted proxies), for throttling and sessions.
+    client_ip: Option<IpAddr>,
+    /// The session store failed this request: no session command may run.
+    store_down: bool,
     /// The client reached us over HTTPS (as a trusted proxy says).
     https: bool,
 }
@@ -134,7 +138,7 @@ impl<S: SessionStore> Gate<S> {
         } else {
             Vec::new()
         };
-        let client = client_info(session);
+        let client = client_info(session, ctx.client_ip);
         let reply = self
             .login
             .handle(
@@ -178,9 +182,9 @@ fn client_ip(session: &Session_) -> Option<IpAddr> {
 }
 
 /// What a new session records about its client.
-fn client_info(session: &Session_) -> Client {
+fn client_info(session: &Session_, ip: Option<IpAddr>) -> Client {
     Client {
-        ip: client_ip(session),
+        ip,
         user_agent: session
             .req_header()
             .headers
@@ -249,6 +253,8 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             decision: None,
             endpoint: None,
             trusted_peer: false,
+            client_ip: None,
+            store_down: false,
             https: false,
         }
     }
@@ -281,6 +287,20 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             && client_ip(session)
                 .is_some_and(|ip| self.config.trusted_proxies.iter().any(|c| c.contains(ip)));
         ctx.https = identity::is_https(session.req_header(), ctx.trusted_peer);
+        ctx.client_ip = client_ip(session).map(|peer| {
+            if !ctx.trusted_peer {
+                return peer;
+            }
+            let xff = session
+                .req_header()
+                .headers
+                .get_all(identity::X_FORWARDED_FOR);
+            identity::client_address(
+                peer,
+                xff.iter().filter_map(|v| v.to_str().ok()),
+                &self.config.trusted_proxies,
+            )
+        });
 
         // A store that cannot answer must not turn a signed-in user into an
         // anonymous one: public routes go on without a session, the rest get 503.
@@ -294,8 +314,9 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 true
             }
         };
+        ctx.store_down = store_down;
         if !store_down && self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
-            let client = client_info(session);
+            let client = client_info(session, ctx.client_ip);
             self.sessions
                 .ensure_uninitialized(&mut ctx.cur, &client)
                 .await
@@ -402,7 +423,10 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 req.insert_header(identity::X_USER, user.as_str())?;
                 req.insert_header(identity::X_USER_ROLES, s.roles_header())?;
             }
-            if let Some(data) = s.data_header() {
+            // Session data is the opted-in application's, not every upstream's.
+            let upstream_may_see_data = matches!(ctx.decision,
+                Some(Decision::Allow { upstream }) if self.upstreams[upstream].config.session_commands);
+            if let Some(data) = s.data_header().filter(|_| upstream_may_see_data) {
                 req.insert_header(identity::X_SESSION_DATA, data)?;
             }
         }
@@ -445,8 +469,16 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 }
                 _ => false,
             };
+            if allowed && ctx.store_down {
+                // The session could not be read: a logout would clear the cookie
+                // of a session that lives on, a login could replace it. Neither.
+                return Error::e_explain(
+                    HTTPStatus(503),
+                    "session command while the store is down",
+                );
+            }
             if allowed {
-                let client = client_info(session);
+                let client = client_info(session, ctx.client_ip);
                 let cur = &mut ctx.cur;
                 if commands.logout {
                     self.sessions.logout(cur).await.map_err(store_error)?;
@@ -475,6 +507,17 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             resp.insert_header(header::CACHE_CONTROL, "no-store")?;
         }
         Ok(())
+    }
+
+    /// What pingora prints with its own error logs: the method and the
+    /// normalised path, never the query (it can carry tokens).
+    fn request_summary(&self, session: &Session_, ctx: &Ctx) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}",
+            req.method,
+            ctx.normalized.as_deref().unwrap_or(req.uri.path())
+        )
     }
 
     async fn fail_to_proxy(

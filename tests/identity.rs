@@ -36,6 +36,10 @@ fn client_x_user_is_stripped_in_every_spelling() {
         ],
         &[
             ("Forwarded", "for=1.2.3.4"),
+            ("X-Forwarded-User", "root"),
+            ("X-Real-IP", "1.2.3.4"),
+            ("X-Original-URL", "/admin"),
+            ("X-HTTP-Method-Override", "evil-DELETE"),
             ("X-Forwarded-For", "1.2.3.4"),
             ("X_Forwarded_Host", "evil"),
         ],

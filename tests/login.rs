@@ -443,3 +443,44 @@ fn hash_password_prints_an_owasp_argon2id_hash() {
     );
     assert!(!hash.contains("correct horse"));
 }
+
+#[test]
+fn behind_a_trusted_proxy_the_throttle_counts_the_client_not_the_proxy() {
+    let backend = Backend::app();
+    let config = format!(
+        "trusted_proxies = [\"127.0.0.1\"]\n{}",
+        login_config(
+            backend.addr,
+            "ip_max_failures = 2\nmax_failures = 100\nfailure_window = \"1h\""
+        )
+    );
+    let gate = Gate::start_with(
+        &config,
+        &[("users.toml", &users_file(USERS))],
+        &[("TEST_SECRET", SECRET)],
+    );
+    let attempt = |xff: &str, user: &str| {
+        let body = form(&[("username", user), ("password", "wrong")]);
+        gate.req("POST", "/.sessiongate/login")
+            .header("X-Forwarded-For", xff)
+            .body(&body)
+            .send()
+            .status
+    };
+    assert_eq!(attempt("203.0.113.1", "a"), 401);
+    assert_eq!(
+        attempt("198.51.100.7, 203.0.113.1", "b"),
+        401,
+        "left entries are the client's own claims"
+    );
+    assert_eq!(
+        attempt("203.0.113.1", "c"),
+        429,
+        "the client behind the proxy is locked out"
+    );
+    assert_eq!(
+        attempt("203.0.113.2", "d"),
+        401,
+        "another client through the same proxy is not"
+    );
+}

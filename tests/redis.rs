@@ -142,6 +142,10 @@ fn redis_paused_protected_routes_fail_closed_public_routes_work_and_service_resu
     let resp = gate.get("/public/x").cookie(&cookie).send();
     assert_eq!(resp.status, 200, "public routes keep working: {resp:#?}");
     assert_eq!(gate.get("/public/y").send().status, 200);
+    // A backend logout cannot be carried out: refused, and the cookie is kept.
+    let resp = gate.get("/_test/logout").cookie(&cookie).send();
+    assert_eq!(resp.status, 503, "{resp:#?}");
+    assert!(resp.all("set-cookie").is_empty(), "{resp:#?}");
     assert_eq!(
         gate.admin_anonymous("GET", "/readyz").send().status,
         503,

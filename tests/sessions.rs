@@ -29,7 +29,15 @@ fn tampered_and_unknown_cookies_are_anonymous() {
         mac.update(format!("{name}={id}").as_bytes());
         format!("{name}={id}.{}", hex::encode(mac.finalize().into_bytes()))
     };
-    let other_name = cookie.replacen("__Host-sid", "sid", 1);
+    // The live session's own id, signed with the right secret but for another
+    // cookie name, sent under ours: the name is part of the MAC, so it fails.
+    let other_name = {
+        use hmac::Mac;
+        let id = &value[..64];
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(format!("sid={id}").as_bytes());
+        format!("{name}={id}.{}", hex::encode(mac.finalize().into_bytes()))
+    };
     for bad in [
         flip(0),
         flip(value.len() - 1),
@@ -230,5 +238,55 @@ fn upstream_without_opt_in_cannot_issue_session_commands() {
             .iter()
             .all(|(k, _)| !k.to_ascii_lowercase().starts_with("x-session")),
         "{resp:#?}"
+    );
+}
+
+#[test]
+fn session_data_reaches_only_upstreams_that_issue_session_commands() {
+    let trusted = Backend::app();
+    let other = Backend::app();
+    let extra = format!(
+        "[upstream.other]\naddrs = [\"{}\"]\nhealth_check_interval = \"1h\"\n[[route]]\npath = \"/other\"\naccess = \"public\"\nupstream = \"other\"\n[routes]\ndefault_upstream = \"app\"\n",
+        other.addr
+    );
+    let gate = Gate::start(&standard_config(trusted.addr, &extra));
+    let cookie = gate
+        .get("/_test/data?json=%7B%22cart%22%3A1%7D")
+        .send()
+        .session_cookie()
+        .unwrap();
+    gate.get("/public/x").cookie(&cookie).send();
+    assert_eq!(trusted.last().one("x-session-data"), Some(r#"{"cart":1}"#));
+    gate.get("/other/x").cookie(&cookie).send();
+    assert_eq!(
+        other.last().one("x-session-data"),
+        None,
+        "{:#?}",
+        other.last()
+    );
+}
+
+#[test]
+fn only_the_first_few_cookies_of_our_name_are_tried() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = gate.login("alice", "");
+    let junk = "__Host-sid=x; ".repeat(3);
+    assert_eq!(
+        gate.get("/private")
+            .cookie(&format!("{junk}{cookie}"))
+            .api()
+            .send()
+            .status,
+        401,
+        "the real one comes too late"
+    );
+    let two = "__Host-sid=x; ".repeat(2);
+    assert_eq!(
+        gate.get("/private")
+            .cookie(&format!("{two}{cookie}"))
+            .send()
+            .status,
+        200
     );
 }
