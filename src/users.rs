@@ -29,6 +29,8 @@ use unicode_normalization::UnicodeNormalization;
 pub const ARGON2_M_KIB: u32 = 19 * 1024;
 pub const ARGON2_T: u32 = 2;
 pub const ARGON2_P: u32 = 1;
+/// How every hash made with the default parameters begins.
+const DEFAULT_PHC_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
 /// Passwords longer than this are refused before hashing (a 1 MB password would
 /// cost a hash of 1 MB of input on every attempt).
 pub const MAX_PASSWORD_LEN: usize = 1024;
@@ -156,16 +158,20 @@ impl Users {
         self.by_name.get(&canonical_name(typed))
     }
 
-    /// Canonical names of accounts that can log in now but not in `next`
-    /// (removed or disabled): their sessions must end.
+    /// Names of accounts whose sessions must end when `next` replaces this
+    /// file: removed, disabled or renamed; or with a new password (a stolen
+    /// session must not outlive a reset) or other roles (no stale privileges).
     pub fn revoked_in(&self, next: &Users) -> Vec<String> {
         self.by_name
             .iter()
             .filter(|(_, u)| !u.disabled)
             .filter(|(k, u)| {
-                next.by_name
-                    .get(*k)
-                    .is_none_or(|n| n.disabled || n.name != u.name)
+                next.by_name.get(*k).is_none_or(|n| {
+                    n.disabled
+                        || n.name != u.name
+                        || n.password_hash != u.password_hash
+                        || n.roles != u.roles
+                })
             })
             .map(|(_, u)| u.name.clone())
             .collect()
@@ -244,7 +250,18 @@ pub fn check<'u>(
     password: &[u8],
 ) -> Option<&'u User> {
     match users.get(typed_name) {
-        Some(u) if !u.disabled => verify_hash(&u.password_hash, password).then_some(u),
+        Some(u) if !u.disabled => {
+            if verify_hash(&u.password_hash, password) {
+                return Some(u);
+            }
+            // A migrated hash (bcrypt, other argon2 parameters) takes a different
+            // time than the dummy: add the dummy's cost, so a failure for this
+            // user takes at least as long as one for an unknown user.
+            if !u.password_hash.starts_with(DEFAULT_PHC_PREFIX) {
+                let _ = verify_hash(dummy, password);
+            }
+            None
+        }
         _ => {
             let _ = verify_hash(dummy, password);
             None
@@ -352,5 +369,18 @@ mod tests {
         let mut revoked = before.revoked_in(&after);
         revoked.sort();
         assert_eq!(revoked, vec!["b", "c"]);
+        let other = hash_password(b"other").unwrap();
+        let reset = Users::parse(&file(&[
+            ("a", &other, false),
+            ("b", &h, false),
+            ("c", &h, false),
+        ]))
+        .ok()
+        .unwrap();
+        assert_eq!(
+            before.revoked_in(&reset),
+            vec!["a"],
+            "a password reset ends the sessions"
+        );
     }
 }

@@ -341,6 +341,14 @@ match = "glob"
                 "auth.login_url: must be a same-origin path",
             ),
             (minimal("[upstream.app.x]\n"), "syntax: "),
+            (
+                minimal("").replace("[session]", "client_idle_timeout = \"500ms\"\n[session]"),
+                "server.client_idle_timeout: must be at least 1s",
+            ),
+            (
+                minimal("[auth]\nlogout_redirect = \"/\\\\evil\"\n"),
+                "auth.logout_redirect: must be a same-origin path",
+            ),
         ];
         for (text, want) in cases {
             let p = problems(&text);

@@ -35,6 +35,17 @@ impl Validator {
         self.problems.push(format!("{key}: {msg}"));
     }
 
+    /// A duration pingora takes in whole seconds: at least one, or `500ms`
+    /// would silently become 0, which pingora reads as "forever".
+    fn whole_seconds(&mut self, key: &str, value: &str) -> Option<Duration> {
+        let d = self.duration(key, value)?;
+        if d < Duration::from_secs(1) {
+            self.problem(key, format!("must be at least 1s (got {value:?})"));
+            return None;
+        }
+        Some(d)
+    }
+
     fn duration(&mut self, key: &str, value: &str) -> Option<Duration> {
         match humantime::parse_duration(value) {
             Ok(d) if !d.is_zero() => Some(d),
@@ -57,10 +68,10 @@ impl Validator {
         if raw.server.threads == 0 {
             self.problem("server.threads", "must be at least 1 (got 0)");
         }
-        let grace_period = self.duration("server.grace_period", &raw.server.grace_period);
+        let grace_period = self.whole_seconds("server.grace_period", &raw.server.grace_period);
         let shutdown_timeout =
-            self.duration("server.shutdown_timeout", &raw.server.shutdown_timeout);
-        let client_idle_timeout = self.duration(
+            self.whole_seconds("server.shutdown_timeout", &raw.server.shutdown_timeout);
+        let client_idle_timeout = self.whole_seconds(
             "server.client_idle_timeout",
             &raw.server.client_idle_timeout,
         );
