@@ -22,10 +22,13 @@
 //! connection drops or its heartbeat (every 200 ms) fails. A read that raced an
 //! invalidation is re-checked after it is cached.
 //!
-//! Fail closed: every Redis call has a deadline and goes through a circuit
-//! breaker; failures surface as [`StoreError::Unavailable`], which the proxy
-//! turns into 503 on protected routes (never "anonymous", never a cleared
-//! cookie). The first connection is made lazily; until Redis answers, the store
+//! Fail closed: every Redis call has a deadline and the request path's calls
+//! (load, create, update, destroy, touch) go through a circuit breaker;
+//! failures surface as [`StoreError::Unavailable`], which the proxy turns into
+//! 503 on protected routes (never "anonymous", never a cleared cookie). Bulk
+//! and admin reads (listing, stats) use a connection of their own with a longer
+//! deadline and never count towards the breaker, so a slow scan of a large
+//! store cannot make protected routes 503. The first connection is made lazily; until Redis answers, the store
 //! reports itself unhealthy (and `/readyz` says not ready). Recovery needs no
 //! restart.
 //!
@@ -40,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, ScanOptions, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -53,6 +56,12 @@ use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError, Stor
 const BREAKER_THRESHOLD: u32 = 3;
 /// How long an open breaker refuses calls before trying again.
 const BREAKER_OPEN: Duration = Duration::from_millis(500);
+/// How many keys one `SCAN` step asks Redis to look at (its `COUNT`).
+const SCAN_COUNT: usize = 1000;
+/// The admin/bulk deadline is this many request deadlines…
+const ADMIN_DEADLINE_FACTOR: u32 = 10;
+/// …and at least this long.
+const ADMIN_DEADLINE_MIN: Duration = Duration::from_secs(2);
 /// A session is touched in Redis at most this often (and at least every tenth
 /// of its idle time), so `resave = false` does not mean a write per request.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
@@ -156,7 +165,11 @@ impl Breaker {
 pub struct RedisStore {
     config: RedisConfig,
     client: redis::Client,
+    /// The request path's connection (deadline `config.timeout`).
     conn: OnceCell<ConnectionManager>,
+    /// Listing and stats: a connection of their own, so bulk replies neither
+    /// queue ahead of request-path commands nor hit their response timeout.
+    admin_conn: OnceCell<ConnectionManager>,
     local: moka::sync::Cache<SessionKey, Arc<Local>>,
     /// Bumped on every invalidation and flush; a read re-checks it after caching.
     generation: AtomicU64,
@@ -243,6 +256,7 @@ impl RedisStore {
         Ok(RedisStore {
             client,
             conn: OnceCell::new(),
+            admin_conn: OnceCell::new(),
             local,
             generation: AtomicU64::new(0),
             tracking: AtomicBool::new(false),
@@ -263,7 +277,7 @@ impl RedisStore {
         format!("{}user:{}", self.config.prefix, user)
     }
 
-    /// Run one Redis operation with the deadline and the breaker.
+    /// Run one request-path Redis operation with the deadline and the breaker.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
@@ -272,16 +286,54 @@ impl RedisStore {
         if !self.breaker.allow() {
             return Err(unavailable("circuit breaker open"));
         }
-        let deadline = self.config.timeout;
+        let result = Self::within(&self.client, &self.conn, self.config.timeout, op).await;
+        match &result {
+            Ok(_) => self.breaker.success(),
+            Err(_) => self.breaker.failure(),
+        }
+        result
+    }
+
+    /// The deadline of admin and bulk operations: [`ADMIN_DEADLINE_FACTOR`]
+    /// request deadlines, at least [`ADMIN_DEADLINE_MIN`].
+    fn admin_deadline(&self) -> Duration {
+        (self.config.timeout * ADMIN_DEADLINE_FACTOR).max(ADMIN_DEADLINE_MIN)
+    }
+
+    /// Run one admin or bulk Redis operation (listing, stats) on the admin
+    /// connection with the admin deadline. It fails fast while the breaker is
+    /// open (Redis is known to be failing) but never counts towards it: a slow
+    /// scan of a large store must not make the request path fail closed.
+    async fn call_admin<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.breaker.allow() {
+            return Err(unavailable("circuit breaker open"));
+        }
+        Self::within(&self.client, &self.admin_conn, self.admin_deadline(), op).await
+    }
+
+    /// Run `op` on `conn` (connecting it first if need be) within `deadline`.
+    async fn within<T, F, Fut>(
+        client: &redis::Client,
+        conn: &OnceCell<ConnectionManager>,
+        deadline: Duration,
+        op: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let result = tokio::time::timeout(deadline, async {
-            let conn = self
-                .conn
+            let conn = conn
                 .get_or_try_init(|| async {
                     let cfg = redis::aio::ConnectionManagerConfig::new()
                         .set_connection_timeout(Some(deadline))
                         .set_response_timeout(Some(deadline))
                         .set_number_of_retries(1);
-                    ConnectionManager::new_with_config(self.client.clone(), cfg).await
+                    ConnectionManager::new_with_config(client.clone(), cfg).await
                 })
                 .await?
                 .clone();
@@ -289,19 +341,31 @@ impl RedisStore {
         })
         .await;
         match result {
-            Ok(Ok(v)) => {
-                self.breaker.success();
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                self.breaker.failure();
-                Err(unavailable(e))
-            }
-            Err(_) => {
-                self.breaker.failure();
-                Err(unavailable("deadline exceeded"))
-            }
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(unavailable("deadline exceeded")),
         }
+    }
+
+    /// Every session key in Redis (`SCAN` over `<prefix>sess:*`, on the admin
+    /// path), each passed to `each`; names that are not session keys are
+    /// skipped. A failing `SCAN` step fails the whole scan.
+    async fn scan_keys(&self, mut each: impl FnMut(SessionKey)) -> Result<(), StoreError> {
+        let pattern = format!("{}sess:*", self.config.prefix);
+        let prefix_len = pattern.len() - 1;
+        self.call_admin(|mut c| async move {
+            let opts = ScanOptions::default()
+                .with_pattern(pattern)
+                .with_count(SCAN_COUNT);
+            let mut it = c.scan_options::<String>(opts).await?;
+            while let Some(name) = it.next_item().await {
+                if let Some(key) = name?.get(prefix_len..).and_then(SessionKey::from_hex) {
+                    each(key);
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Whether Redis answers and the local cache can be trusted.
@@ -417,7 +481,7 @@ impl RedisStore {
         }
         let names: Vec<String> = keys.iter().map(|k| self.sess_key(k)).collect();
         let values: Vec<Option<String>> = self
-            .call(|mut c| async move { c.mget(names).await })
+            .call_admin(|mut c| async move { c.mget(names).await })
             .await?;
         let now = now_ms();
         Ok(keys
@@ -558,22 +622,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn list(&self) -> Result<Vec<Arc<Session>>, StoreError> {
-        let pattern = format!("{}sess:*", self.config.prefix);
-        let prefix_len = pattern.len() - 1;
-        let names: Vec<String> = self
-            .call(|mut c| async move {
-                let mut it = c.scan_match::<_, String>(pattern).await?;
-                let mut out = Vec::new();
-                while let Some(n) = futures_next(&mut it).await {
-                    out.push(n);
-                }
-                Ok(out)
-            })
-            .await?;
-        let keys = names
-            .iter()
-            .filter_map(|n| SessionKey::from_hex(&n[prefix_len..]))
-            .collect::<Vec<_>>();
+        let mut keys = Vec::new();
+        self.scan_keys(|k| keys.push(k)).await?;
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(500) {
             out.extend(self.mget(chunk.to_vec()).await?);
@@ -585,7 +635,7 @@ impl SessionStore for RedisStore {
         let index = self.user_key(user);
         let now = now_ms();
         let members: Vec<String> = self
-            .call(|mut c| async move { c.zrangebyscore(index, now, "+inf").await })
+            .call_admin(|mut c| async move { c.zrangebyscore(index, now, "+inf").await })
             .await?;
         let keys = members
             .iter()
@@ -594,8 +644,12 @@ impl SessionStore for RedisStore {
         self.mget(keys).await
     }
 
+    /// `entries` is the number of session keys in Redis, counted by `SCAN`
+    /// alone (no value is read); Redis expires sessions itself, so that is the
+    /// number of live sessions.
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let entries = self.list().await?.len() as u64;
+        let mut entries = 0u64;
+        self.scan_keys(|_| entries += 1).await?;
         Ok(StoreStats {
             entries,
             evictions: 0,
@@ -605,14 +659,6 @@ impl SessionStore for RedisStore {
 
     fn healthy(&self) -> bool {
         RedisStore::healthy(self)
-    }
-}
-
-/// `AsyncIter::next_item` without pulling in the futures crate.
-async fn futures_next(it: &mut redis::AsyncIter<'_, String>) -> Option<String> {
-    match it.next_item().await {
-        Some(Ok(v)) => Some(v),
-        _ => None,
     }
 }
 
@@ -669,6 +715,58 @@ mod tests {
             !json.contains(&hex::encode(key.to_hex())),
             "no raw id anywhere"
         );
+    }
+
+    fn store_with_timeout(url: String, timeout: Duration) -> RedisStore {
+        RedisStore::new(RedisConfig {
+            url,
+            prefix: "t:".into(),
+            timeout,
+            local_ttl: Duration::from_secs(1),
+            local_capacity: 100,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_admin_deadline_is_ten_request_deadlines_and_at_least_two_seconds() {
+        let url = "redis://127.0.0.1:1/".to_owned();
+        let d = |ms| store_with_timeout(url.clone(), Duration::from_millis(ms)).admin_deadline();
+        assert_eq!(d(250), Duration::from_millis(2_500));
+        assert_eq!(d(50), Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn failing_admin_scans_do_not_open_the_breaker_request_path_failures_do() {
+        // A port nobody listens on: every call fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = store_with_timeout(
+            format!("redis://127.0.0.1:{port}/"),
+            Duration::from_millis(250),
+        );
+        for _ in 0..BREAKER_THRESHOLD {
+            assert!(store.list().await.is_err());
+            assert!(store.stats().await.is_err());
+            assert!(store.list_user("alice").await.is_err());
+        }
+        assert!(
+            !store.breaker.is_open(),
+            "admin failures opened the breaker"
+        );
+        let key = SessionKey::of(&crate::cookie::SessionId::generate());
+        for _ in 0..BREAKER_THRESHOLD {
+            assert!(store.load(&key).await.is_err());
+        }
+        assert!(store.breaker.is_open());
+        // While open, admin calls fail fast without waiting for Redis.
+        match store.stats().await {
+            Err(StoreError::Unavailable(e)) => assert!(e.contains("breaker"), "{e}"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
