@@ -681,7 +681,8 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_survives_cjson_reencoding() {
-        let key = SessionKey::of(&crate::cookie::SessionId::generate());
+        let id = crate::cookie::SessionId::generate();
+        let key = SessionKey::of(&id);
         let mut data = serde_json::Map::new();
         data.insert("cart".into(), serde_json::json!([1, 2]));
         let mut s = Session::new(
@@ -711,9 +712,15 @@ mod tests {
             .unwrap()
             .into_session(key)
             .is_some());
+        // The record holds no identifier at all: neither the raw id nor the
+        // key (which is only ever the Redis key's name).
         assert!(
-            !json.contains(&hex::encode(key.to_hex())),
-            "no raw id anywhere"
+            !json.contains(&hex::encode(id.as_bytes())),
+            "raw session id in the record: {json}"
+        );
+        assert!(
+            !json.contains(&key.to_hex()),
+            "session key in the record: {json}"
         );
     }
 
