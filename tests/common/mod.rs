@@ -366,6 +366,17 @@ impl Gate {
 
     /// Start with extra files written next to the config (e.g. `users.toml`).
     pub fn start_with(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Gate {
+        // The ports are picked by binding port 0 and letting go; a parallel test
+        // can take one before the proxy binds it. Then start again on new ones.
+        for _ in 0..4 {
+            if let Some(gate) = Gate::try_start_with(config, files, env) {
+                return gate;
+            }
+        }
+        panic!("sessiongate could not bind free ports four times in a row");
+    }
+
+    fn try_start_with(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Option<Gate> {
         let dir = scratch_dir();
         for (name, content) in files {
             std::fs::write(dir.join(name), content).unwrap();
@@ -421,9 +432,12 @@ impl Gate {
             if TcpStream::connect(addr).is_ok()
                 && (config.contains("[admin]") || TcpStream::connect(admin).is_ok())
             {
-                return gate;
+                return Some(gate);
             }
             if let Ok(Some(status)) = gate.child.try_wait() {
+                if gate.output().contains("Address already in use") {
+                    return None;
+                }
                 panic!("sessiongate exited with {status}:\n{}", gate.output());
             }
             assert!(
@@ -744,17 +758,28 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
-        Redis::start_on(
-            TcpListener::bind("127.0.0.1:0")
+        // A port picked by binding port 0 can be taken by a parallel test before
+        // redis-server binds it: then try another one.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
                 .unwrap()
-                .port(),
-        )
+                .port();
+            if let Some(r) = Redis::try_start_on(port) {
+                return r;
+            }
+        }
+        panic!("could not start redis-server on a free port");
     }
 
     /// Start on a given port (for tests that start the proxy first).
     pub fn start_on(port: u16) -> Redis {
+        Redis::try_start_on(port).unwrap_or_else(|| panic!("redis-server did not start on {port}"))
+    }
+
+    /// Start, and wait until *this* server answers PING on the port.
+    fn try_start_on(port: u16) -> Option<Redis> {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -769,12 +794,28 @@ impl Redis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (install it: apt-get install -y redis-server, or run ./test.sh)");
+        let mut redis = Redis { port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
+        while Instant::now() < deadline {
+            if !matches!(redis.child.try_wait(), Ok(None)) {
+                return None; // it exited: most likely the port was taken
+            }
+            let pong = TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+                    s.write_all(b"PING\r\n").ok()?;
+                    let mut buf = [0u8; 7];
+                    s.read_exact(&mut buf).ok()?;
+                    Some(&buf == b"+PONG\r\n")
+                });
+            if pong == Some(true) {
+                return Some(redis);
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Redis { port, child }
+        let _ = redis.child.kill();
+        None
     }
 
     /// The `[store]` section pointing at this server.
