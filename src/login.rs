@@ -7,6 +7,7 @@
 //! | `GET  <p>/logout`   | a one-button confirmation page; changes nothing             |
 //! | `POST <p>/logout`   | destroys the session, clears the cookie, 303 to a set page  |
 //! | `GET  <p>/me`       | `{user, roles, expires_at, absolute_expires_at}` or 401     |
+//! | `GET  <p>/check`    | 204 with `X-User`/`X-User-Roles`, or 401 (for `auth_request`) |
 //!
 //! Failures have one shape: an unknown user, a disabled user and a wrong
 //! password get the same status, body and cookies, in the same time (unknown
@@ -51,6 +52,9 @@ pub enum Endpoint {
     LogoutPage,
     LogoutSubmit,
     Me,
+    /// For `auth_request`-style callers: 204 with `X-User`/`X-User-Roles` for a
+    /// live authenticated session, 401 otherwise.
+    Check,
     /// The caller's own sessions (ASVS 5.0 7.5.2).
     OwnSessions,
     /// End one of the caller's own other sessions.
@@ -84,9 +88,10 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
         ("/logout", true, _) => Endpoint::LogoutPage,
         ("/logout", _, true) => Endpoint::LogoutSubmit,
         ("/me", true, _) => Endpoint::Me,
+        ("/check", true, _) => Endpoint::Check,
         ("/sessions", true, _) => Endpoint::OwnSessions,
         ("/sessions/revoke", _, true) => Endpoint::OwnSessionRevoke,
-        ("/login" | "/logout" | "/me" | "/sessions" | "/sessions/revoke", _, _) => {
+        ("/login" | "/logout" | "/me" | "/check" | "/sessions" | "/sessions/revoke", _, _) => {
             Endpoint::MethodNotAllowed
         }
         _ => Endpoint::NotFound,
@@ -228,6 +233,21 @@ impl Login {
                     Err(e) => unavailable(&e),
                 }
             }
+            Endpoint::Check => match cur.session.as_deref() {
+                Some(s) if s.user.is_some() => Reply {
+                    status: StatusCode::NO_CONTENT,
+                    content_type: "text/plain; charset=utf-8",
+                    headers: vec![
+                        (crate::identity::X_USER, s.user.clone().unwrap_or_default()),
+                        (crate::identity::X_USER_ROLES, s.roles_header().to_owned()),
+                    ],
+                    body: Vec::new(),
+                },
+                _ => Reply::json(
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"error":"unauthenticated"}"#.into(),
+                ),
+            },
             Endpoint::Me => match cur.session.as_deref().filter(|s| s.user.is_some()) {
                 Some(s) => Reply::json(
                     StatusCode::OK,
@@ -258,7 +278,10 @@ impl Login {
             }
             Endpoint::MethodNotAllowed => {
                 let path = req.uri.path();
-                let allow = if path.ends_with("/me") || path.ends_with("/sessions") {
+                let allow = if path.ends_with("/me")
+                    || path.ends_with("/check")
+                    || path.ends_with("/sessions")
+                {
                     "GET, HEAD"
                 } else if path.ends_with("/revoke") {
                     "POST"

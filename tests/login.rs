@@ -484,3 +484,19 @@ fn behind_a_trusted_proxy_the_throttle_counts_the_client_not_the_proxy() {
         "another client through the same proxy is not"
     );
 }
+
+#[test]
+fn check_endpoint_answers_for_auth_request_callers() {
+    let backend = Backend::app();
+    let gate = start(&backend, "");
+    assert_eq!(gate.get("/.sessiongate/check").send().status, 401);
+    let cookie = gate
+        .login_form("alice", "alice-password", "/")
+        .session_cookie()
+        .unwrap();
+    let resp = gate.get("/.sessiongate/check").cookie(&cookie).send();
+    assert_eq!(resp.status, 204, "{resp:#?}");
+    assert_eq!(resp.header("x-user"), Some("alice"));
+    assert_eq!(resp.header("x-user-roles"), Some("user,admin"));
+    assert_eq!(backend.count(), 0, "answered by the proxy itself");
+}
