@@ -336,9 +336,10 @@ fn removing_or_disabling_a_user_ends_their_sessions_and_bad_files_are_ignored() 
         ("alice", "alice-password", "user", false),
         ("bob", "bob-password", "user", false),
     ];
+    let original = users_file(&users);
     let gate = Gate::start_with(
         &login_config(backend.addr, ""),
-        &[("users.toml", &users_file(&users))],
+        &[("users.toml", &original)],
         &[("TEST_SECRET", SECRET)],
     );
     let alice = gate
@@ -365,11 +366,9 @@ fn removing_or_disabling_a_user_ends_their_sessions_and_bad_files_are_ignored() 
     assert_eq!(gate.get("/private").cookie(&alice).send().status, 200);
     assert_eq!(gate.login_form("bob", "bob-password", "/").status, 303);
     // Bob disabled: his sessions end within the polling interval.
-    std::fs::write(
-        &path,
-        users_file(&[users[0], ("bob", "bob-password", "user", true)]),
-    )
-    .unwrap();
+    // (Alice's entry stays byte for byte: a new hash would end her sessions too.)
+    let (head, tail) = original.rsplit_once("disabled = false").unwrap();
+    std::fs::write(&path, format!("{head}disabled = true{tail}")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while gate.get("/private").api().cookie(&bob).send().status != 401 {
         assert!(
