@@ -60,6 +60,10 @@ def main():
                 key = "libc other"
         elif dso == "[vdso]":
             key = "vdso (clock_gettime)"
+        elif re.match(r"_?mi_|mi_", sym) or "mimalloc" in sym:
+            key = "allocator (mimalloc)"
+        elif re.search(r"__rust_alloc|__rust_dealloc|__rust_realloc|__rdl_", sym):
+            key = "allocator (mimalloc)"
         else:
             key = next((name for pre, name in COMPONENTS if pre in sym), "other Rust code (std, alloc, core, ...)")
         agg[key] += pct

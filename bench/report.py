@@ -102,7 +102,9 @@ def ok(flag):
 
 def svg_chart(rows, title):
     """A horizontal bar chart of req/s per scenario."""
-    label_w, bar_w, row_h, top = 400, 420, 30, 50
+    # ~7 px per character of a 13 px sans-serif label, so long titles are not cut.
+    label_w = max(300, int(7 * max(len(r["title"]) for r in rows)) + 16)
+    bar_w, row_h, top = 420, 30, 50
     width = label_w + bar_w + 110
     height = top + row_h * len(rows) + 40
     peak = max(r["rps"] for r in rows) or 1

@@ -2,7 +2,7 @@
 # The benchmark of issue 5: sessiongate against nginx and express-session, in one
 # run on this machine. See bench/README.md.
 #
-#     bash bench/run.sh            full run (~20 minutes): bench/results/report.md + plot.svg
+#     bash bench/run.sh            full run (30-40 minutes): bench/results/report.md + plot.svg
 #     bash bench/run.sh --smoke    a few seconds per scenario, few sessions: only checks
 #                                  that every scenario produced numbers
 #                                  (bench/results/smoke/, not committed)
@@ -559,6 +559,10 @@ fi
 
 # ---------------------------------------------------------------- report
 mkdir -p "$RESULTS"
+# The raw numbers too, so the report can be re-rendered:
+#   python3 bench/report.py bench/results/facts.jsonl bench/results/env.txt bench/results
+cp "$FACTS" "$RESULTS/facts.jsonl"
+cp "$TMP/env.txt" "$RESULTS/env.txt"
 python3 bench/report.py "$FACTS" "$TMP/env.txt" "$RESULTS"
 # Fails (exit 1) unless every scenario produced numbers with the expected status.
 python3 bench/report.py --check "$FACTS"
