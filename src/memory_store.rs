@@ -32,30 +32,54 @@ pub struct MemoryStore {
     capacity: u64,
 }
 
-/// A user's sessions are few, so a `Vec` per user: at a million users with one
-/// session each, a map per user would cost more than the sessions themselves.
-type UserIndex = HashMap<Box<str>, Vec<Arc<Session>>>;
+/// Most users have one session, some have thousands (a shared account): one
+/// `Arc` inline for the first, a map keyed by session for the second, so a
+/// million single-session users cost little and a busy account stays O(1).
+enum UserSessions {
+    One(Arc<Session>),
+    Many(HashMap<SessionKey, Arc<Session>>),
+}
+
+type UserIndex = HashMap<Box<str>, UserSessions>;
 
 fn index_insert(index: &Mutex<UserIndex>, s: &Arc<Session>) {
-    if let Some(user) = &s.user {
-        let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
-        let sessions = index.entry(user.as_str().into()).or_default();
-        match sessions.iter_mut().find(|o| o.key == s.key) {
-            Some(old) => *old = s.clone(),
-            None => sessions.push(s.clone()),
+    let Some(user) = &s.user else { return };
+    let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+    match index.get_mut(user.as_str()) {
+        None => {
+            index.insert(user.as_str().into(), UserSessions::One(s.clone()));
+        }
+        Some(UserSessions::One(old)) if old.key == s.key => *old = s.clone(),
+        Some(entry @ UserSessions::One(_)) => {
+            let UserSessions::One(old) =
+                std::mem::replace(entry, UserSessions::Many(HashMap::new()))
+            else {
+                unreachable!("matched One above")
+            };
+            if let UserSessions::Many(map) = entry {
+                map.insert(old.key, old);
+                map.insert(s.key, s.clone());
+            }
+        }
+        Some(UserSessions::Many(map)) => {
+            map.insert(s.key, s.clone());
         }
     }
 }
 
 fn index_remove(index: &Mutex<UserIndex>, s: &Session) {
-    if let Some(user) = &s.user {
-        let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sessions) = index.get_mut(user.as_str()) {
-            sessions.retain(|o| o.key != s.key);
-            if sessions.is_empty() {
-                index.remove(user.as_str());
-            }
+    let Some(user) = &s.user else { return };
+    let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+    let empty = match index.get_mut(user.as_str()) {
+        Some(UserSessions::One(old)) => old.key == s.key,
+        Some(UserSessions::Many(map)) => {
+            map.remove(&s.key);
+            map.is_empty()
         }
+        None => false,
+    };
+    if empty {
+        index.remove(user.as_str());
     }
 }
 
@@ -208,8 +232,12 @@ impl SessionStore for MemoryStore {
         let index = self.by_user.lock().unwrap_or_else(|e| e.into_inner());
         let found = index
             .get(user)
-            .map(|m| {
-                m.iter()
+            .map(|entry| {
+                let all: Vec<&Arc<Session>> = match entry {
+                    UserSessions::One(s) => vec![s],
+                    UserSessions::Many(map) => map.values().collect(),
+                };
+                all.into_iter()
                     .filter(|s| s.is_live(now) && self.cache.contains_key(&s.key))
                     .cloned()
                     .collect()

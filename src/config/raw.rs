@@ -272,9 +272,11 @@ pub(super) struct RawRoute {
 
 // ---------------------------------------------------------------- defaults, each with its reason
 
-/// pingora's default: idle threads take work from busy ones.
+/// One single-threaded runtime per thread: fewer cross-thread wake-ups. In the
+/// benchmark (bench/results/report.md) it gave 1.14x the requests per second of
+/// pingora's work-stealing default on the protected route, same p99.
 fn default_work_stealing() -> bool {
-    true
+    false
 }
 /// Two worker threads: one per core on the reference machine.
 fn default_threads() -> usize {
