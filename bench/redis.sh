@@ -25,7 +25,7 @@ DURATION=${BENCH_DURATION:-$([ $SMOKE = 1 ] && echo 2s || echo 10s)}
 REPEATS=${BENCH_REPEATS:-$([ $SMOKE = 1 ] && echo 1 || echo 3)}
 CONNS=${BENCH_CONNS:-8}
 HOT=${BENCH_HOT_SESSIONS:-100}
-OUT=$ROOT/bench/results/$([ $SMOKE = 1 ] && echo smoke/)redis.md
+OUT=$ROOT/bench/results/$([ $SMOKE = 1 ] && echo smoke/ || true)redis.md
 
 for tool in nginx redis-server wrk python3; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
