@@ -241,6 +241,19 @@ async fn respond(
     Ok(())
 }
 
+/// 503 while the session store cannot answer: never "anonymous".
+async fn respond_store_down(session: &mut Session_) -> Result<()> {
+    let retry = [("Retry-After", "1".to_owned())];
+    respond(
+        session,
+        503,
+        "application/json",
+        br#"{"error":"service unavailable"}"#,
+        &retry,
+    )
+    .await
+}
+
 #[async_trait]
 impl<S: SessionStore> ProxyHttp for Gate<S> {
     type CTX = Ctx;
@@ -328,14 +341,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         if let Some(endpoint) = login::route(&self.config.auth.prefix, &req.method, path) {
             ctx.endpoint = Some(endpoint);
             if store_down && !matches!(endpoint, Endpoint::LoginPage | Endpoint::LogoutPage) {
-                respond(
-                    session,
-                    503,
-                    "application/json",
-                    br#"{"error":"service unavailable"}"#,
-                    &[("Retry-After", "1".to_owned())],
-                )
-                .await?;
+                respond_store_down(session).await?;
                 return Ok(true);
             }
             self.builtin(session, ctx, endpoint).await?;
@@ -353,14 +359,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             return Ok(false);
         }
         if store_down {
-            respond(
-                session,
-                503,
-                "application/json",
-                br#"{"error":"service unavailable"}"#,
-                &[("Retry-After", "1".to_owned())],
-            )
-            .await?;
+            respond_store_down(session).await?;
             return Ok(true);
         }
         let path = path.to_owned();

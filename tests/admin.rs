@@ -3,13 +3,6 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use sha2::Digest;
-
-/// The session key (SHA-256 of the raw id) of a `name=<id>.<sig>` cookie pair.
-fn key_of(cookie: &str) -> String {
-    let id = &cookie.split_once('=').unwrap().1[..64];
-    hex::encode(sha2::Sha256::digest(hex::decode(id).unwrap()))
-}
 
 /// The raw id inside a cookie pair.
 fn id_of(cookie: &str) -> String {

@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use sha2::Digest;
 use std::time::{Duration, Instant};
 
 fn shared(redis: &Redis, backend: &Backend) -> String {
@@ -12,11 +11,6 @@ fn shared(redis: &Redis, backend: &Backend) -> String {
         standard_config(backend.addr, ""),
         redis.store_section()
     )
-}
-
-fn key_of(cookie: &str) -> String {
-    let id = &cookie.split_once('=').unwrap().1[..64];
-    hex::encode(sha2::Sha256::digest(hex::decode(id).unwrap()))
 }
 
 /// Wait until the instance reports ready (its Redis tracking is up).

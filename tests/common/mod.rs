@@ -526,6 +526,13 @@ impl Drop for Gate {
 
 // ------------------------------------------------------------------ client
 
+/// The session key (SHA-256 of the raw id) of a `name=<id>.<sig>` cookie pair.
+pub fn key_of(cookie: &str) -> String {
+    use sha2::Digest;
+    let id = &cookie.split_once('=').unwrap().1[..64];
+    hex::encode(sha2::Sha256::digest(hex::decode(id).unwrap()))
+}
+
 /// `application/x-www-form-urlencoded` encoding of `pairs`.
 pub fn form(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
