@@ -21,6 +21,9 @@ use crate::config::SessionConfig;
 use crate::cookie::{self, SessionId, Signer};
 use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError};
 
+/// Most bytes of session data (as JSON) a session may hold.
+pub const MAX_DATA_BYTES: usize = 8 * 1024;
+
 /// Cookies of our name tried per request; the rest are ignored.
 const MAX_CANDIDATES: usize = 3;
 
@@ -209,6 +212,14 @@ impl<S: SessionStore> Sessions<S> {
         let mut merged = changed.data.clone();
         merged.extend(data);
         changed.set_data(merged);
+        // The whole of it goes upstream with every request: bound the total,
+        // not only each command.
+        if changed.data_header().map_or(0, str::len) > MAX_DATA_BYTES {
+            tracing::warn!(
+                "session data past {MAX_DATA_BYTES} bytes refused; the session keeps its data"
+            );
+            return Ok(());
+        }
         self.writes.fetch_add(1, Ordering::Relaxed);
         cur.session = self.store.update(changed).await?;
         cur.dirty = cur.session.is_some();

@@ -290,3 +290,30 @@ fn only_the_first_few_cookies_of_our_name_are_tried() {
         200
     );
 }
+
+#[test]
+fn session_data_is_bounded_in_total_not_only_per_command() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let chunk = |k: usize| format!("%7B%22k{k}%22%3A%22{}%22%7D", "x".repeat(3000));
+    let cookie = gate
+        .get(&format!("/_test/data?json={}", chunk(0)))
+        .send()
+        .session_cookie()
+        .unwrap();
+    for k in 1..5 {
+        assert_eq!(
+            gate.get(&format!("/_test/data?json={}", chunk(k)))
+                .cookie(&cookie)
+                .send()
+                .status,
+            200
+        );
+    }
+    gate.get("/public/x").cookie(&cookie).send();
+    let data = backend.last().one("x-session-data").unwrap().len();
+    assert!(
+        data <= 8 * 1024 && data > 6000,
+        "kept what fits: {data} bytes"
+    );
+}
