@@ -22,16 +22,22 @@ fn ready(gate: &Gate) {
     }
 }
 
+/// Two instances sharing one Redis, both ready.
+fn two_instances(redis: &Redis, backend: &Backend) -> (Gate, Gate) {
+    let (a, b) = (
+        Gate::start(&shared(redis, backend)),
+        Gate::start(&shared(redis, backend)),
+    );
+    ready(&a);
+    ready(&b);
+    (a, b)
+}
+
 #[test]
 fn a_login_on_one_instance_is_authenticated_on_another() {
     let redis = Redis::start();
     let backend = Backend::app();
-    let (a, b) = (
-        Gate::start(&shared(&redis, &backend)),
-        Gate::start(&shared(&redis, &backend)),
-    );
-    ready(&a);
-    ready(&b);
+    let (a, b) = two_instances(&redis, &backend);
     let cookie = a.login("alice", "ops");
     let resp = b.get("/private").cookie(&cookie).send();
     assert_eq!(resp.status, 200, "{resp:#?}");
@@ -43,12 +49,7 @@ fn a_login_on_one_instance_is_authenticated_on_another() {
 fn a_revocation_on_one_instance_is_honoured_by_another_within_a_second() {
     let redis = Redis::start();
     let backend = Backend::app();
-    let (a, b) = (
-        Gate::start(&shared(&redis, &backend)),
-        Gate::start(&shared(&redis, &backend)),
-    );
-    ready(&a);
-    ready(&b);
+    let (a, b) = two_instances(&redis, &backend);
     let mut delays = Vec::new();
     for _ in 0..20 {
         let cookie = a.login("alice", "");
@@ -85,12 +86,7 @@ fn a_revocation_on_one_instance_is_honoured_by_another_within_a_second() {
 fn logout_on_one_instance_ends_the_session_on_the_other() {
     let redis = Redis::start();
     let backend = Backend::app();
-    let (a, b) = (
-        Gate::start(&shared(&redis, &backend)),
-        Gate::start(&shared(&redis, &backend)),
-    );
-    ready(&a);
-    ready(&b);
+    let (a, b) = two_instances(&redis, &backend);
     let cookie = a.login("alice", "");
     assert_eq!(a.get("/private").cookie(&cookie).send().status, 200);
     let resp = b.get("/_test/logout").cookie(&cookie).send();
@@ -237,12 +233,7 @@ fn nothing_in_redis_contains_a_raw_session_id() {
 fn revoking_all_of_a_users_sessions_works_across_instances() {
     let redis = Redis::start();
     let backend = Backend::app();
-    let (a, b) = (
-        Gate::start(&shared(&redis, &backend)),
-        Gate::start(&shared(&redis, &backend)),
-    );
-    ready(&a);
-    ready(&b);
+    let (a, b) = two_instances(&redis, &backend);
     let on_a = a.login("alice", "");
     let on_b = b.login("alice", "");
     let bob = b.login("bob", "");
