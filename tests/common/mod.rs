@@ -204,25 +204,10 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Recorded>>, handler: &Handler) {
             parts.next().unwrap_or("").to_owned(),
             parts.next().unwrap_or("").to_owned(),
         );
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.to_owned(), v.trim().to_owned()));
-            }
-        }
-        let len = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(0);
+        let Some(headers) = read_headers(&mut reader) else {
+            return;
+        };
+        let len = content_length(&headers).unwrap_or(0);
         let mut body = vec![0; len];
         if reader.read_exact(&mut body).is_err() {
             return;
@@ -269,6 +254,32 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Recorded>>, handler: &Handler) {
             return;
         }
     }
+}
+
+/// Header lines up to the blank line, name case kept; `None` if the
+/// connection ended first.
+fn read_headers(reader: &mut impl BufRead) -> Option<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            return Some(headers);
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.to_owned(), v.trim().to_owned()));
+        }
+    }
+}
+
+fn content_length(headers: &[(String, String)]) -> Option<usize> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 /// A backend that accepts connections and never answers.
@@ -685,24 +696,8 @@ pub fn read_response(s: &mut TcpStream, request: &str) -> Resp {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad status line {status_line:?} for\n{request}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-            break;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.to_owned(), v.trim().to_owned()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let headers = read_headers(&mut reader).unwrap_or_default();
+    let len = content_length(&headers);
     let mut body = Vec::new();
     match len {
         Some(n) => {
