@@ -76,7 +76,7 @@ fn main() {
             "one" => Some("u00000000000000000000000000000000".to_owned()),
             _ => None,
         };
-        let mut s = Session::new(
+        let s = Session::new(
             SessionKey::of(&id),
             user,
             Vec::new(),
@@ -84,9 +84,8 @@ fn main() {
             now,
             now + 12 * 3600 * 1000,
             Duration::from_secs(4 * 3600),
-        );
-        s.client_ip = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        s.user_agent = Some("bench_mint".to_owned());
+        )
+        .with_client(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), Some("bench_mint"));
         block(store.create(s)).expect("memory store cannot fail");
     }
     store.sync();

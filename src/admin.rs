@@ -278,7 +278,7 @@ impl<S: SessionStore> Admin<S> {
     async fn stats(&self) -> Result<serde_json::Value, crate::session::StoreError> {
         let store = self.sessions.store();
         let all = store.list().await?;
-        let authenticated = all.iter().filter(|s| s.user.is_some()).count();
+        let authenticated = all.iter().filter(|s| s.user().is_some()).count();
         let st = store.stats().await?;
         let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         Ok(json!({
@@ -315,10 +315,10 @@ impl<S: SessionStore> Admin<S> {
                  <form method=\"post\" action=\"/sessions/{key}/revoke{suffix}\"><button type=\"submit\">Revoke</button></form></td></tr>\n",
                 key = s.key.to_hex(),
                 short = &s.key.to_hex()[..12],
-                user = escape(s.user.as_deref().unwrap_or("(anonymous)")),
-                roles = escape(&s.roles.join(", ")),
+                user = escape(s.user().unwrap_or("(anonymous)")),
+                roles = escape(&s.roles().collect::<Vec<_>>().join(", ")),
                 ip = s.client_ip.map(|i| i.to_string()).unwrap_or_default(),
-                ua = escape(s.user_agent.as_deref().unwrap_or("")),
+                ua = escape(s.user_agent().unwrap_or("")),
                 seen = crate::cookie::httpdate_ms(s.last_seen_at()),
                 expires = crate::cookie::httpdate_ms(s.expires_at()),
                 suffix = escape(&revoke_suffix),
@@ -415,14 +415,14 @@ impl ListQuery {
 fn item(s: &Session) -> serde_json::Value {
     json!({
         "key": s.key.to_hex(),
-        "user": s.user,
-        "roles": s.roles,
+        "user": s.user(),
+        "roles": s.roles().collect::<Vec<_>>(),
         "created_at": s.created_at / 1000,
         "last_seen_at": s.last_seen_at() / 1000,
         "expires_at": s.expires_at() / 1000,
         "absolute_expires_at": s.absolute_expires_at / 1000,
         "client_ip": s.client_ip.map(|i| i.to_string()),
-        "user_agent": s.user_agent,
+        "user_agent": s.user_agent(),
         "data_bytes": s.data_header().map_or(0, str::len),
     })
 }

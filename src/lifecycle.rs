@@ -47,7 +47,7 @@ pub struct Current {
 impl Current {
     /// The user of an authenticated session.
     pub fn user(&self) -> Option<&str> {
-        self.session.as_deref().and_then(|s| s.user.as_deref())
+        self.session.as_deref().and_then(|s| s.user())
     }
 }
 
@@ -209,7 +209,7 @@ impl<S: SessionStore> Sessions<S> {
             return self.create(cur, None, Vec::new(), data, client).await;
         };
         let mut changed = s.clone();
-        let mut merged = changed.data.clone();
+        let mut merged = changed.data();
         merged.extend(data);
         changed.set_data(merged);
         // The whole of it goes upstream with every request: bound the total,
@@ -237,7 +237,7 @@ impl<S: SessionStore> Sessions<S> {
     ) -> Result<(), StoreError> {
         let id = SessionId::generate();
         let now = now_ms();
-        let mut s = Session::new(
+        let s = Session::new(
             SessionKey::of(&id),
             user,
             roles,
@@ -245,9 +245,8 @@ impl<S: SessionStore> Sessions<S> {
             now,
             now + self.config.absolute_timeout.as_millis() as u64,
             self.config.idle_timeout,
-        );
-        s.client_ip = client.ip;
-        s.user_agent = client.user_agent.clone();
+        )
+        .with_client(client.ip, client.user_agent.as_deref());
         self.writes.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.create(s).await?;
         *cur = Current {

@@ -234,11 +234,14 @@ impl Login {
                 }
             }
             Endpoint::Check => match cur.session.as_deref() {
-                Some(s) if s.user.is_some() => Reply {
+                Some(s) if s.user().is_some() => Reply {
                     status: StatusCode::NO_CONTENT,
                     content_type: "text/plain; charset=utf-8",
                     headers: vec![
-                        (crate::identity::X_USER, s.user.clone().unwrap_or_default()),
+                        (
+                            crate::identity::X_USER,
+                            s.user().unwrap_or_default().to_owned(),
+                        ),
                         (crate::identity::X_USER_ROLES, s.roles_header().to_owned()),
                     ],
                     body: Vec::new(),
@@ -248,12 +251,12 @@ impl Login {
                     r#"{"error":"unauthenticated"}"#.into(),
                 ),
             },
-            Endpoint::Me => match cur.session.as_deref().filter(|s| s.user.is_some()) {
+            Endpoint::Me => match cur.session.as_deref().filter(|s| s.user().is_some()) {
                 Some(s) => Reply::json(
                     StatusCode::OK,
                     serde_json::json!({
-                        "user": s.user,
-                        "roles": s.roles,
+                        "user": s.user(),
+                        "roles": s.roles().collect::<Vec<_>>(),
                         "expires_at": s.expires_at() / 1000,
                         "absolute_expires_at": s.absolute_expires_at / 1000,
                     })

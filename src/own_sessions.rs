@@ -24,7 +24,7 @@ pub async fn list<S: SessionStore>(
     let Some((user, current)) = cur
         .session
         .as_deref()
-        .and_then(|s| Some((s.user.as_deref()?, s.key)))
+        .and_then(|s| Some((s.user()?, s.key)))
     else {
         return Reply::json(
             StatusCode::UNAUTHORIZED,
@@ -56,7 +56,7 @@ pub async fn list<S: SessionStore>(
                     "created_at": s.created_at / 1000,
                     "last_seen_at": s.last_seen_at() / 1000,
                     "client_ip": s.client_ip.map(|i| i.to_string()),
-                    "user_agent": s.user_agent,
+                    "user_agent": s.user_agent(),
                 })
             })
             .collect();
@@ -79,7 +79,7 @@ pub async fn list<S: SessionStore>(
         };
         rows.push_str(&format!(
             "<tr><td>{ua}</td><td>{ip}</td><td>{seen}</td><td>{action}</td></tr>\n",
-            ua = escape(s.user_agent.as_deref().unwrap_or("unknown device")),
+            ua = escape(s.user_agent().unwrap_or("unknown device")),
             ip = s.client_ip.map(|i| i.to_string()).unwrap_or_default(),
             seen = crate::cookie::httpdate_ms(s.last_seen_at()),
         ));

@@ -348,9 +348,9 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             return Ok(true);
         }
         let who = ctx.cur.session.as_deref().and_then(|s| {
-            s.user.as_deref().map(|user| Identity {
+            s.user().map(|user| Identity {
                 user,
-                roles: &s.roles,
+                roles: s.roles_header(),
             })
         });
         let decision = self.config.rules.decide(&req.method, path, who);
@@ -418,8 +418,8 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         identity::strip_session_cookie(req, &self.sessions.config().cookie.name)?;
 
         if let Some(s) = ctx.cur.session.as_deref() {
-            if let Some(user) = &s.user {
-                req.insert_header(identity::X_USER, user.as_str())?;
+            if let Some(user) = s.user() {
+                req.insert_header(identity::X_USER, user)?;
                 req.insert_header(identity::X_USER_ROLES, s.roles_header())?;
             }
             // Session data is the opted-in application's, not every upstream's.

@@ -84,15 +84,15 @@ struct Record {
 impl Record {
     fn of(s: &Session) -> Record {
         Record {
-            user: s.user.clone(),
+            user: s.user().map(str::to_owned),
             roles: s.roles_header().to_owned(),
             data: s.data_header().unwrap_or("{}").to_owned(),
             created_at: s.created_at,
             absolute_expires_at: s.absolute_expires_at,
             last_seen: s.last_seen_at(),
-            idle_ms: s.idle.as_millis() as u64,
+            idle_ms: s.idle().as_millis() as u64,
             client_ip: s.client_ip.map(|i| i.to_string()),
-            user_agent: s.user_agent.clone(),
+            user_agent: s.user_agent().map(str::to_owned),
         }
     }
 
@@ -109,7 +109,7 @@ impl Record {
             serde_json::Value::Array(a) if a.is_empty() => serde_json::Map::new(),
             _ => return None,
         };
-        let mut s = Session::new(
+        let s = Session::new(
             key,
             self.user,
             roles,
@@ -117,10 +117,12 @@ impl Record {
             self.created_at,
             self.absolute_expires_at,
             Duration::from_millis(self.idle_ms),
+        )
+        .with_client(
+            self.client_ip.and_then(|i| i.parse().ok()),
+            self.user_agent.as_deref(),
         );
         s.mark_seen(self.last_seen);
-        s.client_ip = self.client_ip.and_then(|i| i.parse().ok());
-        s.user_agent = self.user_agent;
         Some(s)
     }
 }
@@ -431,7 +433,7 @@ impl RedisStore {
     }
 
     fn ttl_ms(s: &Session, now: u64) -> u64 {
-        s.idle
+        s.idle()
             .as_millis()
             .min(u128::from(s.absolute_expires_at.saturating_sub(now))) as u64
     }
@@ -461,7 +463,7 @@ impl RedisStore {
         }
         let mut inv = self.create_script.prepare_invoke();
         inv.key(k);
-        if let Some(user) = &s.user {
+        if let Some(user) = s.user() {
             inv.key(self.user_key(user));
         }
         inv.arg(json)
@@ -560,7 +562,7 @@ impl SessionStore for RedisStore {
             if self.tracking.load(Ordering::Relaxed) && local.session.is_live(now) {
                 local.session.mark_seen(now);
                 // resave = false: move the idle expiry in Redis now and then, not per request.
-                let every = (local.session.idle / 10).min(TOUCH_INTERVAL).as_millis() as u64;
+                let every = (local.session.idle() / 10).min(TOUCH_INTERVAL).as_millis() as u64;
                 if now.saturating_sub(local.touched_at.load(Ordering::Relaxed)) >= every {
                     local.touched_at.store(now, Ordering::Relaxed);
                     if !self.touch_remote(&key).await? {
@@ -701,8 +703,8 @@ mod tests {
             .unwrap()
             .into_session(key)
             .unwrap();
-        assert_eq!(back.user.as_deref(), Some("alice"));
-        assert_eq!(back.roles, vec!["a", "b"]);
+        assert_eq!(back.user(), Some("alice"));
+        assert_eq!(back.roles().collect::<Vec<_>>(), vec!["a", "b"]);
         assert_eq!(back.data_header(), Some(r#"{"cart":[1,2]}"#));
         assert_eq!(back.last_seen_at(), 2_000);
         assert_eq!(back.client_ip, s.client_ip);

@@ -152,7 +152,8 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
 #[derive(Debug, Clone, Copy)]
 pub struct Identity<'a> {
     pub user: &'a str,
-    pub roles: &'a [String],
+    /// The roles as sent upstream: joined with `,` (no role contains one).
+    pub roles: &'a str,
 }
 
 /// Who may use a route.
@@ -328,7 +329,10 @@ fn decide_access(access: &Access, upstream: usize, who: Option<Identity<'_>>) ->
         (Access::Authenticated, Some(_)) => Decision::Allow { upstream },
         (Access::Restricted { roles, users }, Some(id)) => {
             let by_user = users.iter().any(|u| u == id.user);
-            let by_role = roles.iter().any(|r| id.roles.contains(r));
+            let by_role = id
+                .roles
+                .split(',')
+                .any(|r| roles.iter().any(|want| want == r));
             if by_user || by_role {
                 Decision::Allow { upstream }
             } else {
@@ -482,18 +486,17 @@ mod tests {
     #[test]
     fn decisions_follow_access() {
         let t = table();
-        let roles_admin = vec!["admin".to_string()];
         let alice = Identity {
             user: "alice",
-            roles: &[],
+            roles: "",
         };
         let boss = Identity {
             user: "bob",
-            roles: &roles_admin,
+            roles: "ops,admin",
         };
         let root = Identity {
             user: "root",
-            roles: &[],
+            roles: "",
         };
         let g = Method::GET;
         assert_eq!(

@@ -45,6 +45,11 @@ impl SessionKey {
         SessionKey(Sha256::digest(id.as_bytes()).into())
     }
 
+    /// The raw digest (the memory store's hash and shard come from it).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Lower-case hex, as shown in logs and the admin API.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -64,46 +69,78 @@ impl fmt::Debug for SessionKey {
     }
 }
 
-/// One session. Fields derived for the request path (`roles_header`,
-/// `data_header`) are computed once when the session is written, not per request.
-#[derive(Debug)]
+/// One session, laid out to be small: a million of them must fit in a few
+/// hundred MiB (issue 5: at most 300 bytes each, store included). The strings
+/// (user, roles as sent upstream, user agent, data as sent upstream) share one
+/// allocation; roles and data are kept in their header form, the only form the
+/// request path needs, and parsed back only for the rare views that want them.
 pub struct Session {
     pub key: SessionKey,
-    /// `None` for an anonymous session (one that only carries data).
-    pub user: Option<String>,
-    pub roles: Vec<String>,
-    pub data: Map<String, Value>,
+    /// `user | roles_header | user_agent | data_header`, split by the lengths below.
+    text: Box<str>,
+    user_len: u32,
+    roles_len: u32,
+    agent_len: u32,
+    has_user: bool,
+    has_agent: bool,
+    pub client_ip: Option<IpAddr>,
     pub created_at: u64,
     pub absolute_expires_at: u64,
-    pub client_ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-    /// Idle lifetime; the session dies `idle` after its last use.
-    pub idle: Duration,
+    idle_ms: u64,
     last_seen: AtomicU64,
-    roles_header: String,
-    data_header: Option<String>,
 }
+
+/// The longest user agent kept with a session; the rest is cut off so a client
+/// cannot make its session record arbitrarily large.
+pub const MAX_USER_AGENT: usize = 256;
 
 impl Clone for Session {
     fn clone(&self) -> Self {
-        let mut s = Session::new(
-            self.key,
-            self.user.clone(),
-            self.roles.clone(),
-            self.data.clone(),
-            self.created_at,
-            self.absolute_expires_at,
-            self.idle,
-        );
-        s.client_ip = self.client_ip;
-        s.user_agent = self.user_agent.clone();
-        s.last_seen = AtomicU64::new(self.last_seen_at());
-        s
+        Session {
+            key: self.key,
+            text: self.text.clone(),
+            user_len: self.user_len,
+            roles_len: self.roles_len,
+            agent_len: self.agent_len,
+            has_user: self.has_user,
+            has_agent: self.has_agent,
+            client_ip: self.client_ip,
+            created_at: self.created_at,
+            absolute_expires_at: self.absolute_expires_at,
+            idle_ms: self.idle_ms,
+            last_seen: AtomicU64::new(self.last_seen_at()),
+        }
     }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("key", &self.key)
+            .field("user", &self.user())
+            .field("roles", &self.roles_header())
+            .field("created_at", &self.created_at)
+            .field("absolute_expires_at", &self.absolute_expires_at)
+            .field("last_seen", &self.last_seen_at())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cut `s` to at most `max` bytes on a character boundary.
+fn truncated(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl Session {
     /// A session created at `created_at` (unix ms), alive until `absolute_expires_at`.
+    /// Roles must not contain `,` (the users file and `X-Session-Roles` ensure it).
     pub fn new(
         key: SessionKey,
         user: Option<String>,
@@ -114,27 +151,104 @@ impl Session {
         idle: Duration,
     ) -> Self {
         let roles_header = roles.join(",");
-        let data_header = (!data.is_empty()).then(|| Value::Object(data.clone()).to_string());
-        Session {
+        let data_header = data_json(&data);
+        let mut s = Session {
             key,
-            user,
-            roles,
-            data,
+            text: Box::default(),
+            user_len: 0,
+            roles_len: 0,
+            agent_len: 0,
+            has_user: user.is_some(),
+            has_agent: false,
+            client_ip: None,
             created_at,
             absolute_expires_at,
-            client_ip: None,
-            user_agent: None,
-            idle,
+            idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             last_seen: AtomicU64::new(created_at),
-            roles_header,
-            data_header,
+        };
+        s.pack(
+            user.as_deref().unwrap_or(""),
+            &roles_header,
+            None,
+            data_header.as_deref(),
+        );
+        s
+    }
+
+    /// Lay the strings out in `text`. Lengths fit in `u32`: user names, roles,
+    /// agents and data are all bounded far below that before they get here.
+    fn pack(&mut self, user: &str, roles: &str, agent: Option<&str>, data: Option<&str>) {
+        let agent = agent.map(|a| truncated(a, MAX_USER_AGENT));
+        let data = data.unwrap_or("");
+        let agent_s = agent.unwrap_or("");
+        let mut text = String::with_capacity(user.len() + roles.len() + agent_s.len() + data.len());
+        text.push_str(user);
+        text.push_str(roles);
+        text.push_str(agent_s);
+        text.push_str(data);
+        self.user_len = user.len() as u32;
+        self.roles_len = roles.len() as u32;
+        self.agent_len = agent_s.len() as u32;
+        self.has_agent = agent.is_some();
+        self.text = text.into_boxed_str();
+    }
+
+    fn parts(&self) -> (&str, &str, &str, &str) {
+        let (user, rest) = self.text.split_at(self.user_len as usize);
+        let (roles, rest) = rest.split_at(self.roles_len as usize);
+        let (agent, data) = rest.split_at(self.agent_len as usize);
+        (user, roles, agent, data)
+    }
+
+    /// Record where the session was created from (kept for the session views).
+    pub fn with_client(mut self, ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        self.client_ip = ip;
+        let (user, roles, _, data) = self.parts();
+        let (user, roles, data) = (user.to_owned(), roles.to_owned(), data.to_owned());
+        self.pack(
+            &user,
+            &roles,
+            user_agent,
+            (!data.is_empty()).then_some(&*data),
+        );
+        self
+    }
+
+    /// Replace the data.
+    pub fn set_data(&mut self, data: Map<String, Value>) {
+        let json = data_json(&data);
+        let (user, roles, agent, _) = self.parts();
+        let (user, roles) = (user.to_owned(), roles.to_owned());
+        let agent = self.has_agent.then(|| agent.to_owned());
+        self.pack(&user, &roles, agent.as_deref(), json.as_deref());
+    }
+
+    /// The user, or `None` for an anonymous session (one that only carries data).
+    pub fn user(&self) -> Option<&str> {
+        self.has_user.then(|| self.parts().0)
+    }
+
+    /// The roles, in order.
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.roles_header().split(',').filter(|r| !r.is_empty())
+    }
+
+    /// The user agent the session was created from (at most [`MAX_USER_AGENT`] bytes).
+    pub fn user_agent(&self) -> Option<&str> {
+        self.has_agent.then(|| self.parts().2)
+    }
+
+    /// The session's data (parsed from its stored JSON form).
+    pub fn data(&self) -> Map<String, Value> {
+        match self.data_header().map(serde_json::from_str::<Value>) {
+            Some(Ok(Value::Object(map))) => map,
+            _ => Map::new(),
         }
     }
 
-    /// Replace the data (recomputing what the request path sends upstream).
-    pub fn set_data(&mut self, data: Map<String, Value>) {
-        self.data_header = (!data.is_empty()).then(|| Value::Object(data.clone()).to_string());
-        self.data = data;
+    /// Idle lifetime; the session dies `idle` after its last use.
+    pub fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms)
     }
 
     /// When the session was last used (unix ms).
@@ -149,7 +263,9 @@ impl Session {
 
     /// When the session dies if it is not used again: the earlier of idle and absolute.
     pub fn expires_at(&self) -> u64 {
-        (self.last_seen_at() + self.idle.as_millis() as u64).min(self.absolute_expires_at)
+        self.last_seen_at()
+            .saturating_add(self.idle_ms)
+            .min(self.absolute_expires_at)
     }
 
     /// Whether the session is alive at `now` (unix ms).
@@ -159,18 +275,22 @@ impl Session {
 
     /// `X-User-Roles` as sent upstream: roles joined with `,`.
     pub fn roles_header(&self) -> &str {
-        &self.roles_header
+        self.parts().1
     }
 
     /// `X-Session-Data` as sent upstream: the data as compact JSON, if any.
     pub fn data_header(&self) -> Option<&str> {
-        self.data_header.as_deref()
+        let data = self.parts().3;
+        (!data.is_empty()).then_some(data)
     }
+}
 
-    /// Time left until the absolute expiry, from `now` (unix ms).
-    pub(crate) fn absolute_left(&self, now: u64) -> Duration {
-        Duration::from_millis(self.absolute_expires_at.saturating_sub(now))
+/// The data as sent upstream: compact JSON, or nothing when there is none.
+fn data_json(data: &Map<String, Value>) -> Option<String> {
+    if data.is_empty() {
+        return None;
     }
+    serde_json::to_string(data).ok()
 }
 
 /// A store failure. The memory store cannot fail; a networked store can, and

@@ -130,6 +130,17 @@ impl Users {
                 ));
                 continue;
             }
+            if let Some(bad) = u
+                .roles
+                .iter()
+                .find(|r| r.trim().is_empty() || r.contains(',') || r.chars().any(char::is_control))
+            {
+                // Roles travel upstream joined with `,` in X-User-Roles.
+                problems.push(format!(
+                    "user[{i}].roles: {bad:?} must be non-empty, without `,` or control characters"
+                ));
+                continue;
+            }
             if !is_supported_hash(&u.password_hash) {
                 problems.push(format!(
                     "user[{i}].password_hash: not an argon2id PHC string or bcrypt $2b$/$2y$ hash (make one with `sessiongate hash-password`)"
@@ -342,6 +353,11 @@ mod tests {
             "{p:?}"
         );
         assert!(p[2].starts_with("user[3].name: must be"), "{p:?}");
+        let comma = format!("[[user]]\nname = \"c\"\npassword_hash = '{h}'\nroles = [\"a,b\"]\n");
+        let Err(ParseError::Invalid(p)) = Users::parse(&comma) else {
+            panic!("a role with a comma must fail")
+        };
+        assert!(p[0].starts_with("user[0].roles: \"a,b\""), "{p:?}");
         assert!(matches!(
             Users::parse("[[user]]\nname = 1\n"),
             Err(ParseError::Syntax(_))
