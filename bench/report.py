@@ -59,7 +59,7 @@ def summarise(s):
         "backend_us": med.get("backend_cpu_s", 0) / max(1, med["requests"]) * 1e6,
         "other_cores": max(0.0, med.get("other_cpu_s", 0) / secs),
         "max_other_cores": max(max(0.0, r.get("other_cpu_s", 0)) / (r["duration_us"] / 1e6) for r in s["runs"]),
-        "experiment": s["id"].endswith(("-threads1", "-jemalloc", "-nosteal")),
+        "experiment": s["id"].endswith(("-threads1", "-jemalloc", "-nosteal", "-steal")),
         "discarded": s.get("discarded", 0),
         "requests": sum(r["requests"] for r in s["runs"]),
         "status_errors": sum(r["err_status"] for r in s["runs"]),
@@ -111,6 +111,7 @@ def svg_chart(rows, title):
     colour = {
         "sg-protected-small-threads1": "#90caf9",
         "sg-protected-small-nosteal": "#90caf9",
+        "sg-protected-small-steal": "#90caf9",
         "direct": "#9e9e9e",
         PROXY: "#4caf50",
         EXPRESS: "#e57373",
@@ -381,7 +382,7 @@ def main():
     )
     md.append(
         "- rows marked \"experiment\" are not the default configuration: one setting changed "
-        "(`server.threads = 1`; `server.work_stealing = false`) to show where time goes."
+        "(`server.threads = 1`; `server.work_stealing = true`) to show where time goes."
     )
     md.append(
         "- backend: nginx `return 200 \"ok\\n\";`, 1 worker, access log off, keep-alive "

@@ -16,7 +16,7 @@
 #   BENCH_EXPRESS_SESSIONS (100000) BENCH_PIN_SERVERS (0,1) BENCH_PIN_WRK (0,1)
 #   BENCH_QUIET_WAIT (120 s; 0 in smoke) BENCH_NOISE_LIMIT (0.15 cores)
 #   BENCH_MAX_DISCARDS (6; 0 in smoke) BENCH_EXPERIMENTS (1: also the rows that try
-#   threads = 1 and work_stealing = false, which are not the default configuration)
+#   threads = 1 and work_stealing = true, which are not the default configuration)
 #   BENCH_KEEP=1 keeps the temporary directory (configs, logs, cookie files).
 set -euo pipefail
 
@@ -375,7 +375,7 @@ start_sg() {
     SG_PORT=$(free_port)
     local admin_port
     admin_port=$(free_port)
-    write_sg_config "$TMP/$1" "$SG_PORT" "$admin_port" "$2" "${3:-$SG_THREADS}" "${5:-true}"
+    write_sg_config "$TMP/$1" "$SG_PORT" "$admin_port" "$2" "${3:-$SG_THREADS}" "${5:-false}"
     "$SG" check --config "$TMP/$1/proxy.toml" >/dev/null
     start "$1" env ${4:+LD_PRELOAD="$4"} "$SG" --config "$TMP/$1/proxy.toml"
     SG_PID=$LAST_PID
@@ -496,11 +496,11 @@ if [ "$EXPERIMENTS" = 1 ]; then
     measure sg-protected-small-threads1 "experiment: protected route, $SESSIONS sessions, threads = 1" \
         "http://$SG_BASE/app" "$TMP/sg_t1_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
     stop "$SG_PID"
-    say "experiment: sessiongate with work_stealing = false"
-    start_sg sg-nosteal false "$SG_THREADS" "" false
+    say "experiment: sessiongate with work_stealing = true"
+    start_sg sg-steal false "$SG_THREADS" "" true
     SG_BASE=127.0.0.1:$SG_PORT
     mint "$SG_BASE" "$SESSIONS" "$TMP/sg_ns_cookies.txt" /mint sid >/dev/null
-    measure sg-protected-small-nosteal "experiment: protected route, $SESSIONS sessions, work_stealing = false" \
+    measure sg-protected-small-steal "experiment: protected route, $SESSIONS sessions, work_stealing = true" \
         "http://$SG_BASE/app" "$TMP/sg_ns_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
     stop "$SG_PID"
 fi
