@@ -161,7 +161,7 @@ fn store_and_hot_path(c: &mut Criterion) {
         g.finish();
 
         // For scale: the same lookup in a plain std HashMap behind an RwLock (no
-        // expiry, no LRU, no eviction): what the moka store's bookkeeping costs.
+        // expiry, no LRU, no eviction): what the store's own bookkeeping costs.
         let map: RwLock<HashMap<SessionKey, Arc<Session>>> = RwLock::new(
             keys.iter()
                 .map(|k| {

@@ -14,7 +14,7 @@
 //! - `one`: every session belongs to the same user (the per-user index then
 //!   holds one entry with `count` sessions; mind the time this takes if the
 //!   index scans a user's sessions on every insert);
-//! - `anonymous`: no user at all (no per-user index entry: moka + the session).
+//! - `anonymous`: no user at all (no per-user index entry: the store's slot + the session).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
