@@ -382,7 +382,7 @@ def main():
     )
     md.append(
         "- rows marked \"experiment\" are not the default configuration: one setting changed "
-        "(`server.threads = 1`; `server.work_stealing = true`) to show where time goes."
+        "(`server.threads = 1`) to show where time goes."
     )
     md.append(
         "- backend: nginx `return 200 \"ok\\n\";`, 1 worker, access log off, keep-alive "

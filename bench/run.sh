@@ -16,7 +16,7 @@
 #   BENCH_EXPRESS_SESSIONS (100000) BENCH_PIN_SERVERS (0,1) BENCH_PIN_WRK (0,1)
 #   BENCH_QUIET_WAIT (120 s; 0 in smoke) BENCH_NOISE_LIMIT (0.15 cores)
 #   BENCH_MAX_DISCARDS (6; 0 in smoke) BENCH_EXPERIMENTS (1: also the rows that try
-#   threads = 1 and work_stealing = true, which are not the default configuration)
+#   threads = 1, which is not the default configuration)
 #   BENCH_KEEP=1 keeps the temporary directory (configs, logs, cookie files).
 set -euo pipefail
 
@@ -315,7 +315,7 @@ measure nginx-proxy "nginx plain reverse proxy ($SG_THREADS workers, upstream ke
 stop "$NGX_PID"
 
 # ---------------------------------------------------------------- sessiongate
-# write_sg_config DIR PORT ADMIN_PORT ACCESS_LOG THREADS WORK_STEALING
+# write_sg_config DIR PORT ADMIN_PORT ACCESS_LOG THREADS
 write_sg_config() {
     mkdir -p "$1"
     cat >"$1/proxy.toml" <<EOF
@@ -323,7 +323,6 @@ write_sg_config() {
 [server]
 listen = ["127.0.0.1:$2"]
 threads = $5
-work_stealing = $6
 grace_period = "1s"
 shutdown_timeout = "1s"
 
@@ -370,12 +369,12 @@ upstream = "mint"
 EOF
 }
 
-# start_sg NAME ACCESS_LOG [THREADS] [LD_PRELOAD] [WORK_STEALING]: sets SG_PORT, SG_PID
+# start_sg NAME ACCESS_LOG [THREADS] [LD_PRELOAD]: sets SG_PORT, SG_PID
 start_sg() {
     SG_PORT=$(free_port)
     local admin_port
     admin_port=$(free_port)
-    write_sg_config "$TMP/$1" "$SG_PORT" "$admin_port" "$2" "${3:-$SG_THREADS}" "${5:-false}"
+    write_sg_config "$TMP/$1" "$SG_PORT" "$admin_port" "$2" "${3:-$SG_THREADS}"
     "$SG" check --config "$TMP/$1/proxy.toml" >/dev/null
     start "$1" env ${4:+LD_PRELOAD="$4"} "$SG" --config "$TMP/$1/proxy.toml"
     SG_PID=$LAST_PID
@@ -495,13 +494,6 @@ if [ "$EXPERIMENTS" = 1 ]; then
     mint "$SG_BASE" "$SESSIONS" "$TMP/sg_t1_cookies.txt" /mint sid >/dev/null
     measure sg-protected-small-threads1 "experiment: protected route, $SESSIONS sessions, threads = 1" \
         "http://$SG_BASE/app" "$TMP/sg_t1_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
-    stop "$SG_PID"
-    say "experiment: sessiongate with work_stealing = true"
-    start_sg sg-steal false "$SG_THREADS" "" true
-    SG_BASE=127.0.0.1:$SG_PORT
-    mint "$SG_BASE" "$SESSIONS" "$TMP/sg_ns_cookies.txt" /mint sid >/dev/null
-    measure sg-protected-small-steal "experiment: protected route, $SESSIONS sessions, work_stealing = true" \
-        "http://$SG_BASE/app" "$TMP/sg_ns_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
     stop "$SG_PID"
 fi
 stop "$BACKEND_PID"

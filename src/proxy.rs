@@ -36,6 +36,7 @@ use crate::session::{SessionStore, StoreError};
 type Session_ = pingora::proxy::Session;
 
 /// One upstream, ready for the request path.
+#[derive(Clone)]
 pub struct Upstream {
     pub config: UpstreamConfig,
     pub lb: Arc<LoadBalancer<RoundRobin>>,

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -30,6 +31,11 @@ pub enum Error {
     Users(#[from] crate::users::Error),
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("listen {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Install the global tracing subscriber (text or JSON on stdout).
@@ -55,7 +61,10 @@ pub fn build(config: Config) -> Result<Server, Error> {
     let config = Arc::new(config);
     let conf = ServerConf {
         threads: config.threads,
-        work_stealing: config.work_stealing,
+        // The proxy runs one single-threaded service per worker (see
+        // `add_proxy_services`); the admin listener and background tasks
+        // do not need a shared work-stealing runtime either.
+        work_stealing: false,
         // pingora waits 300 s after SIGTERM by default; orchestrators do not.
         grace_period_seconds: Some(config.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.shutdown_timeout.as_secs()),
@@ -115,12 +124,65 @@ fn add_services<S: SessionStore>(
     let mut admin = pingora::services::listening::Service::new("admin".to_owned(), admin);
     admin.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin);
-    let gate = Gate::new(config.clone(), sessions, login, upstreams);
-    let mut service =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gate, "sessiongate");
-    for addr in &config.listen {
-        service.add_tcp(&addr.to_string());
+    add_proxy_services(server, config, &sessions, &login, &upstreams)?;
+    Ok(())
+}
+
+/// The proxy itself: one single-threaded pingora service per configured
+/// thread, each with its own listening socket on every address
+/// (`SO_REUSEPORT`, the kernel spreads connections) and its own upstream
+/// connection pool, as nginx runs one worker per core.
+///
+/// Why not one service with `threads` threads: pingora returns every upstream
+/// connection to its pool through a task spawned on a *random* thread of the
+/// service, so with two threads about every other proxied request wakes the
+/// other thread (a futex wake and a context switch each way). With one thread
+/// per service that task stays where the request ran: measured in
+/// `bench/README.md`. The session store, rules and login are shared.
+fn add_proxy_services<S: SessionStore>(
+    server: &mut Server,
+    config: &Arc<Config>,
+    sessions: &Arc<Sessions<S>>,
+    login: &Arc<Login>,
+    upstreams: &[Upstream],
+) -> Result<(), Error> {
+    let workers = config.threads.max(1);
+    if workers > 1 {
+        // SO_REUSEPORT would let a second process share our port without an
+        // error. Bind each address once without it first, so a port in use
+        // (by anyone, another sessiongate included) fails start-up as usual.
+        for addr in &config.listen {
+            std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
+                addr: *addr,
+                source,
+            })?;
+        }
     }
-    server.add_service(service);
+    for worker in 0..workers {
+        let gate = Gate::new(
+            config.clone(),
+            sessions.clone(),
+            login.clone(),
+            upstreams.to_vec(),
+        );
+        let name = if workers == 1 {
+            "sessiongate".to_owned()
+        } else {
+            format!("sessiongate {worker}")
+        };
+        let mut service =
+            pingora::proxy::http_proxy_service_with_name(&server.configuration, gate, &name);
+        service.threads = Some(1);
+        for addr in &config.listen {
+            if workers == 1 {
+                service.add_tcp(&addr.to_string());
+            } else {
+                let mut opt = TcpSocketOptions::default();
+                opt.so_reuseport = Some(true);
+                service.add_tcp_with_settings(&addr.to_string(), opt);
+            }
+        }
+        server.add_service(service);
+    }
     Ok(())
 }

@@ -63,7 +63,7 @@ fn broken_configs_fail_naming_each_key() {
         ),
         (
             base.replace("threads = 2", "threads = 2\ncolour = \"blue\""),
-            vec!["unknown field `colour`", "line 16"],
+            vec!["unknown field `colour`", "line 18"],
         ),
         (
             base.replace("same_site = \"lax\"", "same_site = \"sometimes\"")

@@ -154,8 +154,6 @@ pub struct Config {
     pub grace_period: Duration,
     pub shutdown_timeout: Duration,
     pub client_idle_timeout: Duration,
-    /// One multi-threaded runtime (true) or one single-threaded runtime per thread.
-    pub work_stealing: bool,
     pub session: SessionConfig,
     pub auth: AuthConfig,
     pub admin: AdminConfig,

@@ -39,8 +39,6 @@ pub(super) struct RawServer {
     pub(super) listen: Vec<String>,
     #[serde(default = "default_threads")]
     pub(super) threads: usize,
-    #[serde(default = "default_work_stealing")]
-    pub(super) work_stealing: bool,
     #[serde(default = "default_grace_period")]
     pub(super) grace_period: String,
     #[serde(default = "default_shutdown_timeout")]
@@ -272,12 +270,6 @@ pub(super) struct RawRoute {
 
 // ---------------------------------------------------------------- defaults, each with its reason
 
-/// One single-threaded runtime per thread: fewer cross-thread wake-ups. In the
-/// benchmark (bench/results/report.md) it gave 1.14x the requests per second of
-/// pingora's work-stealing default on the protected route, same p99.
-fn default_work_stealing() -> bool {
-    false
-}
 /// Two worker threads: one per core on the reference machine.
 fn default_threads() -> usize {
     2

@@ -99,7 +99,6 @@ impl Validator {
             grace_period: grace_period?,
             shutdown_timeout: shutdown_timeout?,
             client_idle_timeout: client_idle_timeout?,
-            work_stealing: raw.server.work_stealing,
             session: session?,
             auth: auth?,
             admin: admin?,

@@ -1,0 +1,76 @@
+//! Start-up and workers through the real binary: each worker thread has its own
+//! listening socket (SO_REUSEPORT) yet the port is not shared with anyone else,
+//! and every worker sees the same sessions.
+
+mod common;
+use common::*;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_second_instance_on_a_port_in_use_fails_to_start() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let admin = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = scratch_dir();
+    let path = dir.join("proxy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"{}\"]\nthreads = 2\n[admin]\nlisten = \"{admin}\"\n{}",
+            gate.addr,
+            standard_config(backend.addr, "")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .arg("--config")
+        .arg(&path)
+        .env("TEST_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!(
+                "a second sessiongate started on {} (port shared)",
+                gate.addr
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains(&gate.addr.to_string()) && err.contains("in use"),
+        "{err}"
+    );
+    // The first one is unaffected.
+    assert_eq!(gate.get("/public/x").send().status, 200);
+}
+
+#[test]
+fn every_worker_sees_the_same_sessions() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = gate.login("alice", "");
+    // Each request is a new connection; the kernel spreads them over the two
+    // workers' sockets by source port, so 24 of them land on both (all on one:
+    // 1 chance in 8 million).
+    for i in 0..24 {
+        let resp = gate.get("/private").cookie(&cookie).send();
+        assert_eq!(resp.status, 200, "request {i}: {resp:#?}");
+        assert_eq!(backend.last().one("x-user"), Some("alice"), "request {i}");
+    }
+}
