@@ -17,8 +17,10 @@
 //!   returned, whatever the sweeper's schedule.
 //! - **Eviction is approximately LRU** (as Redis's `allkeys-lru`): when a shard
 //!   is full, the least recently used of a few random samples goes, preferring
-//!   dead ones. A new session is always admitted, so a fresh login always
-//!   sticks (a frequency-based admission policy could refuse it).
+//!   dead ones, then anonymous ones (so a flood of new anonymous sessions
+//!   mostly evicts its own kind, not logged-in users). A new session is always
+//!   admitted, so a fresh login always sticks (a frequency-based admission
+//!   policy could refuse it).
 //! - **A per-user index** for "this user's sessions" without a scan, kept in
 //!   step under the shard's lock.
 //!
@@ -39,6 +41,9 @@ use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError, Stor
 
 /// Random candidates looked at per eviction (Redis's default is 5).
 const EVICTION_SAMPLES: usize = 5;
+/// More samples looked at, at most, to find an anonymous session to evict
+/// rather than a logged-in one.
+const ANONYMOUS_SEARCH: usize = 64;
 /// Below this many sessions a shard evicts exactly the least recently used.
 const EXACT_EVICTION_BELOW: usize = 16;
 /// Entries checked per lock hold by the sweeper, so a sweep never stalls requests.
@@ -68,6 +73,8 @@ struct Shard {
     slots: Vec<Arc<Session>>,
     /// Positions in `slots`, hashed by [`key_hash`].
     positions: HashTable<u32>,
+    /// Sessions without a user in `slots`.
+    anonymous: usize,
     /// xorshift state for eviction samples.
     rng: u64,
     /// Where the sweeper goes on next.
@@ -197,7 +204,17 @@ impl Shard {
                 *p = pos as u32;
             }
         }
-        self.slots.swap_remove(pos)
+        let gone = self.slots.swap_remove(pos);
+        self.anonymous -= usize::from(gone.user().is_none());
+        gone
+    }
+
+    /// Put `s` in place of the session at `pos`; returns that one.
+    fn replace_at(&mut self, pos: usize, s: Arc<Session>) -> Arc<Session> {
+        self.anonymous += usize::from(s.user().is_none());
+        let old = std::mem::replace(&mut self.slots[pos], s);
+        self.anonymous -= usize::from(old.user().is_none());
+        old
     }
 
     fn push(&mut self, s: Arc<Session>) {
@@ -205,6 +222,7 @@ impl Shard {
         let slots = &self.slots;
         self.positions
             .insert_unique(key_hash(&s.key), pos, |&i| key_hash(&slots[i as usize].key));
+        self.anonymous += usize::from(s.user().is_none());
         self.slots.push(s);
     }
 
@@ -218,20 +236,17 @@ impl Shard {
         x
     }
 
-    /// The position of the session to evict: a dead one if a sample finds one,
-    /// else the least recently used of the samples.
+    /// The position of the session to evict: among the samples, a dead one,
+    /// else an anonymous one, else the least recently used.
     fn eviction_candidate(&mut self, now: u64) -> Option<usize> {
         let n = self.slots.len();
         if n == 0 {
             return None;
         }
-        let worse = |a: &Session, b: &Session| -> bool {
-            match (a.is_live(now), b.is_live(now)) {
-                (false, true) => true,
-                (true, false) => false,
-                _ => a.last_seen_at() < b.last_seen_at(),
-            }
-        };
+        // Dead before live, anonymous before logged in, then least recently
+        // used: a flood of anonymous sessions mostly evicts its own kind.
+        let rank = |s: &Session| (s.is_live(now), s.user().is_some(), s.last_seen_at());
+        let worse = |a: &Session, b: &Session| rank(a) < rank(b);
         let exact = n < EXACT_EVICTION_BELOW;
         let mut best = None;
         for k in 0..if exact { n } else { EVICTION_SAMPLES } {
@@ -243,6 +258,21 @@ impl Shard {
             if best.is_none_or(|b: usize| worse(&self.slots[i], &self.slots[b])) {
                 best = Some(i);
             }
+        }
+        // Only logged-in sessions in the sample, but anonymous ones exist:
+        // look further before evicting a user. Five samples alone would let a
+        // sustained flood of anonymous sessions evict half the users of a full
+        // store by the time it has inserted five times the capacity.
+        let mut extra = 0;
+        while self.anonymous > 0
+            && extra < ANONYMOUS_SEARCH
+            && best.is_some_and(|b| rank(&self.slots[b]) > (true, false, u64::MAX))
+        {
+            let i = (self.next_random() % n as u64) as usize;
+            if worse(&self.slots[i], &self.slots[best.unwrap_or(i)]) {
+                best = Some(i);
+            }
+            extra += 1;
         }
         best
     }
@@ -403,7 +433,7 @@ impl Inner {
         let mut sh = lock(self.shard(&s.key));
         let mut users = lock(&self.users);
         if let Some(pos) = sh.position(&s.key) {
-            let old = std::mem::replace(&mut sh.slots[pos], s.clone());
+            let old = sh.replace_at(pos, s.clone());
             if old.user() != s.user() {
                 users.remove(&old);
             }
@@ -435,7 +465,7 @@ impl Inner {
         }
         let s = Arc::new(session);
         s.mark_seen(now);
-        let old = std::mem::replace(&mut sh.slots[pos], s.clone());
+        let old = sh.replace_at(pos, s.clone());
         if old.user() != s.user() {
             users.remove(&old);
         }
@@ -705,6 +735,39 @@ mod tests {
             + block(store.list_user("bob")).unwrap().len();
         assert_eq!(left, 1, "the evicted session left the index");
         assert_eq!(block(store.list_user("nobody")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_flood_of_anonymous_sessions_mostly_evicts_anonymous_ones() {
+        let store = MemoryStore::new(1000);
+        let mut users = Vec::new();
+        for i in 0..1000 {
+            let (id, s) = session(&format!("u{i}"), HOUR, HOUR);
+            users.push(SessionKey::of(&id));
+            block(store.create(s)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        let now = now_ms();
+        for _ in 0..5000 {
+            let id = SessionId::generate();
+            let anon = Session::new(
+                SessionKey::of(&id),
+                None,
+                Vec::new(),
+                Map::new(),
+                now,
+                now + HOUR.as_millis() as u64,
+                HOUR,
+            );
+            block(store.create(anon)).unwrap();
+        }
+        let kept = users
+            .iter()
+            .filter(|k| block(store.load(k)).unwrap().is_some())
+            .count();
+        // Plain LRU would keep none; five samples alone about half. While
+        // anonymous sessions are still rare, a few users go (about 8% here).
+        assert!(kept >= 850, "only {kept} of 1000 logged-in sessions kept");
     }
 
     #[test]
