@@ -6,6 +6,7 @@
 Prints one JSON object on stdout: wrk's `RESULT` line (bench/cookies.lua) plus
   proxy_cpu_s / backend_cpu_s  CPU seconds used by those processes and their
                                children (nginx workers) during the run,
+  proxy_user_s / proxy_sys_s   the proxy's split into user space and kernel,
   wrk_cpu_s                    CPU seconds wrk used,
   machine_busy_s               CPU seconds the whole machine was busy (/proc/stat),
   other_cpu_s                  what is left: other processes on the machine (the
@@ -58,16 +59,22 @@ def children_of(pids):
     return out
 
 
-def cpu_of(pids):
-    total = 0.0
+def cpu_split(pids):
+    """(user, system) CPU seconds of these processes (all their threads)."""
+    user = system = 0.0
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+            user += int(fields[11]) / TICK  # utime
+            system += int(fields[12]) / TICK  # stime
         except OSError:
             pass
-    return total
+    return user, system
+
+
+def cpu_of(pids):
+    return sum(cpu_split(pids))
 
 
 def wait_quiet(limit):
@@ -98,13 +105,15 @@ def main():
     waited = wait_quiet(quiet) if quiet > 0 else 0.0
 
     proxy_set, backend_set = children_of(proxy), children_of(backend)
-    p0, k0 = cpu_of(proxy_set), cpu_of(backend_set)
+    (pu0, ps0), k0 = cpu_split(proxy_set), cpu_of(backend_set)
+    p0 = pu0 + ps0
     busy0, _, irq0 = machine_busy()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy1, _, irq1 = machine_busy()
-    p1, k1 = cpu_of(proxy_set), cpu_of(backend_set)
+    (pu1, ps1), k1 = cpu_split(proxy_set), cpu_of(backend_set)
+    p1 = pu1 + ps1
 
     line = next((l for l in run.stdout.splitlines() if l.startswith("RESULT ")), None)
     if run.returncode != 0 or line is None:
@@ -114,6 +123,8 @@ def main():
     wrk_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     r.update(
         proxy_cpu_s=round(p1 - p0, 3),
+        proxy_user_s=round(pu1 - pu0, 3),
+        proxy_sys_s=round(ps1 - ps0, 3),
         backend_cpu_s=round(k1 - k0, 3),
         wrk_cpu_s=round(wrk_cpu, 3),
         machine_busy_s=round(busy1 - busy0, 3),

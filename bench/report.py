@@ -56,6 +56,9 @@ def summarise(s):
         "all_rps": [rps(r) for r in s["runs"]],
         "proxy_cores": med.get("proxy_cpu_s", 0) / secs,
         "proxy_us": med.get("proxy_cpu_s", 0) / max(1, med["requests"]) * 1e6,
+        "proxy_user_us": med.get("proxy_user_s", 0) / max(1, med["requests"]) * 1e6,
+        "proxy_sys_us": med.get("proxy_sys_s", 0) / max(1, med["requests"]) * 1e6,
+        "has_split": "proxy_user_s" in med,
         "backend_us": med.get("backend_cpu_s", 0) / max(1, med["requests"]) * 1e6,
         "other_cores": max(0.0, med.get("other_cpu_s", 0) / secs),
         "max_other_cores": max(max(0.0, r.get("other_cpu_s", 0)) / (r["duration_us"] / 1e6) for r in s["runs"]),
@@ -177,12 +180,15 @@ def main():
     # ------------------------------------------------------------ the table
     table = [
         "| scenario | req/s (median run) | p50 ms | p99 ms | req/s ÷ nginx proxy | p99 ÷ nginx proxy "
-        "| req/s ÷ express | proxy CPU (cores) | proxy CPU µs/req | backend CPU µs/req "
+        "| req/s ÷ express | proxy CPU (cores) | proxy CPU µs/req | of which user / kernel µs | backend CPU µs/req "
         "| other load (cores) | every run (req/s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         proxy_cpu = (f"{r['proxy_cores']:.2f} | {r['proxy_us']:.1f}" if r["proxy_us"] > 0 else "– | –")
+        split = (f"{r['proxy_user_us']:.1f} / {r['proxy_sys_us']:.1f}"
+                 if r["proxy_us"] > 0 and r["has_split"] else "–")
+        proxy_cpu += f" | {split}"
         table.append(
             f"| {r['title']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
             f"{fmt_ratio(r['x_proxy'])} | {fmt_ratio(r['x_proxy_p99'])} | "
@@ -288,7 +294,7 @@ def main():
             "after the public-route and 401 runs (connections and buffers warmed up, no session yet), "
             "the others right after minting (2 s pause), before measuring. Each session is a distinct "
             "user `u<32 hex>` with no roles or data, created by the backend's `X-Session-Login`; the "
-            "figure includes moka's entry, the `Arc<Session>`, and the per-user index."
+            "figure includes the store's slot and hash-table entry, the `Arc<Session>` with its strings, and the per-user index."
         )
         md.append("")
     if store_mem:
@@ -372,7 +378,8 @@ def main():
         "during each run from `/proc`, and of the whole machine from `/proc/stat`; \"other load\" "
         "is the rest, i.e. other processes on this shared machine (≈ 0 when it is quiet). Before "
         "each run it waits (up to a limit) for the machine to be < 15% busy. Proxy CPU µs/req "
-        "is the most stable figure when the machine is noisy."
+        "is the most stable figure when the machine is noisy; its split into user space and kernel "
+        "(`utime` / `stime`) shows which side a difference is on (loopback TCP is kernel time)."
     )
     discarded = [f"{r['id']} {r['discarded']}" for r in rows if r["discarded"]]
     md.append(
