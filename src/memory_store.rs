@@ -373,7 +373,15 @@ impl Inner {
     /// dead sessions, a chunk per lock hold, `pause` between chunks.
     fn sweep(&self, runs: usize, pause: Duration) {
         for shard in self.shards.iter() {
-            let len = lock(shard).slots.len();
+            let len = {
+                let mut sh = lock(shard);
+                if runs == usize::MAX {
+                    // A full pass from the start: every removal moves a later,
+                    // not yet checked, entry into the gap.
+                    sh.sweep_cursor = 0;
+                }
+                sh.slots.len()
+            };
             let budget = if runs == usize::MAX {
                 len
             } else {
@@ -429,25 +437,40 @@ impl Inner {
         let now = now_ms();
         if !sh.slots[pos].is_live(now) {
             let dead = sh.remove_at(pos);
-            lock(&self.users).remove(&dead);
+            self.index_remove(&dead);
             return None;
         }
         let s = sh.slots[pos].clone();
-        drop(sh);
+        // Under the lock, so a sweep cannot free it between the check and the use.
         s.mark_seen(now);
+        drop(sh);
         Some(s)
+    }
+
+    /// Add `s` to the user index (under its shard's lock; anonymous sessions
+    /// are not indexed, so they never touch the index's lock).
+    fn index_insert(&self, s: &Arc<Session>) {
+        if s.user().is_some() {
+            lock(&self.users).insert(s);
+        }
+    }
+
+    /// Remove `s` from the user index (under its shard's lock).
+    fn index_remove(&self, s: &Session) {
+        if s.user().is_some() {
+            lock(&self.users).remove(s);
+        }
     }
 
     fn insert(&self, s: Arc<Session>) {
         let now = now_ms();
         let mut sh = lock(self.shard(&s.key));
-        let mut users = lock(&self.users);
         if let Some(pos) = sh.position(&s.key) {
             let old = sh.replace_at(pos, s.clone());
             if old.user() != s.user() {
-                users.remove(&old);
+                self.index_remove(&old);
             }
-            users.insert(&s);
+            self.index_insert(&s);
             return;
         }
         if sh.slots.len() >= self.shard_capacity {
@@ -456,10 +479,10 @@ impl Inner {
                 if gone.is_live(now) {
                     self.evictions.fetch_add(1, Ordering::Relaxed);
                 }
-                users.remove(&gone);
+                self.index_remove(&gone);
             }
         }
-        users.insert(&s);
+        self.index_insert(&s);
         sh.push(s);
     }
 
@@ -467,19 +490,18 @@ impl Inner {
         let now = now_ms();
         let mut sh = lock(self.shard(&session.key));
         let pos = sh.position(&session.key)?;
-        let mut users = lock(&self.users);
         if !sh.slots[pos].is_live(now) {
             let dead = sh.remove_at(pos);
-            users.remove(&dead);
+            self.index_remove(&dead);
             return None;
         }
         let s = Arc::new(session);
         s.mark_seen(now);
         let old = sh.replace_at(pos, s.clone());
         if old.user() != s.user() {
-            users.remove(&old);
+            self.index_remove(&old);
         }
-        users.insert(&s);
+        self.index_insert(&s);
         Some(s)
     }
 
@@ -489,7 +511,7 @@ impl Inner {
             return false;
         };
         let gone = sh.remove_at(pos);
-        lock(&self.users).remove(&gone);
+        self.index_remove(&gone);
         true
     }
 }
@@ -778,6 +800,25 @@ mod tests {
         // Plain LRU would keep none; five samples alone about half. While
         // anonymous sessions are still rare, a few users go (about 8% here).
         assert!(kept >= 850, "only {kept} of 1000 logged-in sessions kept");
+    }
+
+    #[test]
+    fn a_full_sweep_frees_every_dead_session_wherever_the_cursor_was() {
+        let store = MemoryStore::new(10);
+        for (user, idle) in [
+            ("a", Duration::from_millis(50)),
+            ("b", Duration::from_millis(50)),
+            ("c", HOUR),
+            ("d", HOUR),
+        ] {
+            let (_, s) = session(user, idle, HOUR);
+            block(store.create(s)).unwrap();
+        }
+        // A partial sweep while all are alive leaves the cursor mid-shard.
+        store.inner.sweep(2, Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(100));
+        store.sync();
+        assert_eq!(store.len(), 2);
     }
 
     #[test]

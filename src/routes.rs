@@ -329,9 +329,12 @@ fn decide_access(access: &Access, upstream: usize, who: Option<Identity<'_>>) ->
         (Access::Authenticated, Some(_)) => Decision::Allow { upstream },
         (Access::Restricted { roles, users }, Some(id)) => {
             let by_user = users.iter().any(|u| u == id.user);
+            // An empty piece is no role (a user with none has roles ""), so it
+            // can never match, whatever the rule lists.
             let by_role = id
                 .roles
                 .split(',')
+                .filter(|r| !r.is_empty())
                 .any(|r| roles.iter().any(|want| want == r));
             if by_user || by_role {
                 Decision::Allow { upstream }
@@ -523,6 +526,28 @@ mod tests {
         assert_eq!(
             t.decide(&g, "/public/admin/x", Some(root)),
             Decision::Allow { upstream: 2 }
+        );
+    }
+
+    #[test]
+    fn a_user_without_roles_never_matches_a_role_even_an_empty_one() {
+        let empty_role = Access::Restricted {
+            roles: vec![String::new()],
+            users: vec![],
+        };
+        let t = Rules::new(
+            vec![rule(0, "/r", PathMatch::Prefix, &[], empty_role)],
+            Access::Authenticated,
+            0,
+        )
+        .unwrap();
+        let nobody = Identity {
+            user: "n",
+            roles: "",
+        };
+        assert_eq!(
+            t.decide(&Method::GET, "/r", Some(nobody)),
+            Decision::Forbidden
         );
     }
 

@@ -152,6 +152,16 @@ fn add_proxy_services<S: SessionStore>(
         // error. Bind each address once without it first, so a port in use
         // (by anyone, another sessiongate included) fails start-up as usual.
         for addr in &config.listen {
+            if addr.port() == 0 {
+                // Each worker would get a different ephemeral port.
+                return Err(Error::Listen {
+                    addr: *addr,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "port 0 needs server.threads = 1 (each worker binds its own socket)",
+                    ),
+                });
+            }
             std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
                 addr: *addr,
                 source,

@@ -8,10 +8,9 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn a_second_instance_on_a_port_in_use_fails_to_start() {
-    let backend = Backend::app();
-    let gate = Gate::start(&standard_config(backend.addr, ""));
+/// Run the binary with `server` (a `[server]` section) and the standard config;
+/// it must exit non-zero within 10 s. Returns what it printed on stderr.
+fn fails_to_start(server: &str, backend: &Backend) -> String {
     let admin = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,8 +20,7 @@ fn a_second_instance_on_a_port_in_use_fails_to_start() {
     std::fs::write(
         &path,
         format!(
-            "[server]\nlisten = [\"{}\"]\nthreads = 2\n[admin]\nlisten = \"{admin}\"\n{}",
-            gate.addr,
+            "{server}\n[admin]\nlisten = \"{admin}\"\n{}",
             standard_config(backend.addr, "")
         ),
     )
@@ -42,22 +40,41 @@ fn a_second_instance_on_a_port_in_use_fails_to_start() {
         }
         if Instant::now() > deadline {
             child.kill().unwrap();
-            panic!(
-                "a second sessiongate started on {} (port shared)",
-                gate.addr
-            );
+            panic!("sessiongate started with {server:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(!status.success());
+    assert!(!status.success(), "{err}");
+    err
+}
+
+#[test]
+fn a_second_instance_on_a_port_in_use_fails_to_start() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let err = fails_to_start(
+        &format!("[server]\nlisten = [\"{}\"]\nthreads = 2", gate.addr),
+        &backend,
+    );
     assert!(
         err.contains(&gate.addr.to_string()) && err.contains("in use"),
         "{err}"
     );
     // The first one is unaffected.
     assert_eq!(gate.get("/public/x").send().status, 200);
+}
+
+#[test]
+fn port_0_with_several_workers_is_refused() {
+    // Each worker would bind a different ephemeral port.
+    let backend = Backend::app();
+    let err = fails_to_start(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nthreads = 2",
+        &backend,
+    );
+    assert!(err.contains("port 0 needs server.threads = 1"), "{err}");
 }
 
 #[test]

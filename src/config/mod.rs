@@ -280,6 +280,9 @@ upstream = "nope"
 path = "/y"
 methods = ["get"]
 match = "glob"
+[[route]]
+path = "/z"
+roles = ["", "a,b"]
 "#,
         );
         let p = problems(&text);
@@ -290,6 +293,8 @@ match = "glob"
             "route[2].upstream: no [upstream.nope]",
             "route[3].match: must be prefix or exact",
             "route[3].methods[0]: not an upper-case HTTP method",
+            "route[4].roles[0]: must be non-empty",
+            "route[4].roles[1]: must be non-empty and without `,` (got \"a,b\")",
         ];
         for w in want {
             assert!(

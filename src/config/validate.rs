@@ -620,6 +620,15 @@ impl Validator {
                     ),
                 }
             }
+            for (j, role) in r.roles.iter().enumerate() {
+                // Roles travel joined with `,` in X-User-Roles.
+                if role.trim().is_empty() || role.contains(',') {
+                    self.problem(
+                        &format!("route[{i}].roles[{j}]"),
+                        format!("must be non-empty and without `,` (got {role:?})"),
+                    );
+                }
+            }
             let restricted = !r.roles.is_empty() || !r.users.is_empty();
             let access = match (r.access.as_deref().unwrap_or("authenticated"), restricted) {
                 ("public", false) => Some(Access::Public),
