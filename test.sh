@@ -10,6 +10,7 @@ cd "$(dirname "$0")"
 
 need_pkg() { # need_pkg <command> <debian package>
   command -v "$1" >/dev/null 2>&1 && return 0
+  [ -x "/usr/sbin/$1" ] && return 0   # nginx lives there, outside a user's PATH
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
@@ -33,6 +34,9 @@ command -v npm >/dev/null || { echo "missing npm: install Node.js 20 or later" >
 [ -d tests/browser/node_modules ] || npm ci --prefix tests/browser --no-audit --no-fund
 # The Redis store's tests start their own redis-server on ephemeral ports.
 need_pkg redis-server redis-server
+# The benchmark's smoke run (bench/run.sh --smoke): nginx as backend and peer, wrk as load.
+need_pkg nginx nginx
+need_pkg wrk wrk
 
 echo "== cargo fmt --check";        cargo fmt --all -- --check
 echo "== cargo clippy";             cargo clippy --all-targets --quiet -- -D warnings
@@ -44,4 +48,6 @@ SESSIONGATE_TEST_STORE=redis cargo test --tests --quiet
 echo "== sessiongate check proxy.toml"
 SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-ci-only-secret-not-for-production-0123456789}" \
   cargo run --quiet --bin sessiongate -- check --config proxy.toml
+echo "== benchmark smoke run (every scenario produces numbers; not a measurement)"
+bash bench/run.sh --smoke
 echo "all checks passed"

@@ -18,6 +18,7 @@
 #   BENCH_MAX_DISCARDS (6; 0 in smoke) BENCH_EXPERIMENTS (1: also the rows that try
 #   threads = 1, which is not the default configuration)
 #   BENCH_KEEP=1 keeps the temporary directory (configs, logs, cookie files).
+#   BENCH_PROFILE (release; dev in smoke): the cargo profile of the binaries.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -90,11 +91,15 @@ if [ "$PERF" = 1 ] && ! command -v perf >/dev/null 2>&1; then
 fi
 [ "$(nproc)" -ge 2 ] || echo "bench: only $(nproc) CPU; the pinning assumes 2" >&2
 
-say "building (release; a cold build takes ~5 minutes)"
-cargo build --release --quiet --bin sessiongate --example bench_mint --example bench_memory
-SG=$ROOT/target/release/sessiongate
-MINT=$ROOT/target/release/examples/bench_mint
-MEMORY=$ROOT/target/release/examples/bench_memory
+# The smoke run only checks that every scenario produces numbers, so it uses the
+# debug build CI already has; measurements use the release build.
+PROFILE=${BENCH_PROFILE:-$([ "$MODE" = smoke ] && echo dev || echo release)}
+say "building ($PROFILE profile; a cold release build takes ~5 minutes)"
+cargo build --profile "$PROFILE" --quiet --bin sessiongate --example bench_mint --example bench_memory
+BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+SG=$BIN_DIR/sessiongate
+MINT=$BIN_DIR/examples/bench_mint
+MEMORY=$BIN_DIR/examples/bench_memory
 if [ ! -d bench/peers/express/node_modules ]; then
     say "installing the express peer (npm ci)"
     (cd bench/peers/express && npm ci --no-audit --no-fund --loglevel=error)
