@@ -1,5 +1,6 @@
 //! Wiring: turn a validated [`Config`] into a pingora `Server` with the proxy
-//! service, one health-check service per upstream, and logging.
+//! services (one single-threaded service per worker), the admin listener, one
+//! health-check service per upstream, and logging.
 //!
 //! This module holds no request logic; it only assembles services.
 
