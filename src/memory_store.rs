@@ -410,11 +410,8 @@ impl Inner {
                         }
                         checked += 1;
                     }
-                    if !dead.is_empty() {
-                        let mut users = lock(&self.users);
-                        for s in &dead {
-                            users.remove(s);
-                        }
+                    for s in &dead {
+                        self.index_remove(s);
                     }
                     done += checked.max(1);
                     if sh.slots.is_empty() {

@@ -138,6 +138,35 @@ fn truncated(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// A session's strings laid out in one allocation, with the lengths that split them.
+struct Packed {
+    text: Box<str>,
+    user_len: u32,
+    roles_len: u32,
+    agent_len: u32,
+    has_agent: bool,
+}
+
+impl Packed {
+    /// Lengths fit in `u32`: user names, roles, agents and data are all bounded
+    /// far below that before they get here.
+    fn new(user: &str, roles: &str, agent: Option<&str>, data: Option<&str>) -> Packed {
+        let agent = agent.map(|a| truncated(a, MAX_USER_AGENT));
+        let (agent_s, data) = (agent.unwrap_or(""), data.unwrap_or(""));
+        let mut text = String::with_capacity(user.len() + roles.len() + agent_s.len() + data.len());
+        for part in [user, roles, agent_s, data] {
+            text.push_str(part);
+        }
+        Packed {
+            text: text.into_boxed_str(),
+            user_len: user.len() as u32,
+            roles_len: roles.len() as u32,
+            agent_len: agent_s.len() as u32,
+            has_agent: agent.is_some(),
+        }
+    }
+}
+
 impl Session {
     /// A session created at `created_at` (unix ms), alive until `absolute_expires_at`.
     /// Roles must not contain `,` (the users file and `X-Session-Roles` ensure it).
@@ -166,31 +195,21 @@ impl Session {
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             last_seen: AtomicU64::new(created_at),
         };
-        s.pack(
+        s.set_text(Packed::new(
             user.as_deref().unwrap_or(""),
             &roles_header,
             None,
             data_header.as_deref(),
-        );
+        ));
         s
     }
 
-    /// Lay the strings out in `text`. Lengths fit in `u32`: user names, roles,
-    /// agents and data are all bounded far below that before they get here.
-    fn pack(&mut self, user: &str, roles: &str, agent: Option<&str>, data: Option<&str>) {
-        let agent = agent.map(|a| truncated(a, MAX_USER_AGENT));
-        let data = data.unwrap_or("");
-        let agent_s = agent.unwrap_or("");
-        let mut text = String::with_capacity(user.len() + roles.len() + agent_s.len() + data.len());
-        text.push_str(user);
-        text.push_str(roles);
-        text.push_str(agent_s);
-        text.push_str(data);
-        self.user_len = user.len() as u32;
-        self.roles_len = roles.len() as u32;
-        self.agent_len = agent_s.len() as u32;
-        self.has_agent = agent.is_some();
-        self.text = text.into_boxed_str();
+    fn set_text(&mut self, p: Packed) {
+        self.text = p.text;
+        self.user_len = p.user_len;
+        self.roles_len = p.roles_len;
+        self.agent_len = p.agent_len;
+        self.has_agent = p.has_agent;
     }
 
     fn parts(&self) -> (&str, &str, &str, &str) {
@@ -203,24 +222,18 @@ impl Session {
     /// Record where the session was created from (kept for the session views).
     pub fn with_client(mut self, ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
         self.client_ip = ip;
-        let (user, roles, _, data) = self.parts();
-        let (user, roles, data) = (user.to_owned(), roles.to_owned(), data.to_owned());
-        self.pack(
-            &user,
-            &roles,
-            user_agent,
-            (!data.is_empty()).then_some(&*data),
-        );
+        let (user, roles, _, _) = self.parts();
+        let packed = Packed::new(user, roles, user_agent, self.data_header());
+        self.set_text(packed);
         self
     }
 
     /// Replace the data.
     pub fn set_data(&mut self, data: Map<String, Value>) {
         let json = data_json(&data);
-        let (user, roles, agent, _) = self.parts();
-        let (user, roles) = (user.to_owned(), roles.to_owned());
-        let agent = self.has_agent.then(|| agent.to_owned());
-        self.pack(&user, &roles, agent.as_deref(), json.as_deref());
+        let (user, roles, _, _) = self.parts();
+        let packed = Packed::new(user, roles, self.user_agent(), json.as_deref());
+        self.set_text(packed);
     }
 
     /// The user, or `None` for an anonymous session (one that only carries data).
@@ -354,6 +367,32 @@ pub struct StoreStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_strings_survive_each_change_and_the_agent_is_capped() {
+        let mut data = Map::new();
+        data.insert("cart".into(), Value::from(2));
+        let id = SessionId::generate();
+        let s = Session::new(
+            SessionKey::of(&id),
+            Some("ålice".into()),
+            vec!["a".into(), "b".into()],
+            data,
+            1,
+            2,
+            Duration::from_secs(1),
+        );
+        let agent = "é".repeat(200); // 400 bytes, two per character
+        let mut s = s.with_client(None, Some(&agent));
+        assert_eq!(s.user(), Some("ålice"));
+        assert_eq!(s.roles().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(s.data_header(), Some(r#"{"cart":2}"#));
+        assert_eq!(s.user_agent(), Some("é".repeat(128).as_str()));
+        s.set_data(Map::new());
+        assert_eq!(s.data_header(), None);
+        assert_eq!(s.user_agent().map(str::len), Some(MAX_USER_AGENT));
+        assert_eq!(s.roles_header(), "a,b");
+    }
 
     #[test]
     fn key_is_sha256_of_id_and_round_trips_hex() {
