@@ -27,7 +27,7 @@ use http::header::{HeaderMap, HeaderValue, COOKIE};
 use serde_json::Map;
 use sessiongate::cookie::{Secret, SessionId, Signer};
 use sessiongate::lifecycle::Sessions;
-use sessiongate::session::{now_ms, MemoryStore, Session, SessionKey, SessionStore};
+use sessiongate::session::{now_ms, MemoryOptions, MemoryStore, Session, SessionKey, SessionStore};
 
 const COOKIE_NAME: &str = "sid";
 const SECRET: &[u8] = b"bench-only-secret-0123456789abcdef-0123456789";
@@ -62,7 +62,13 @@ fn signer() -> Signer {
 /// mints them) and the cookie value of each.
 fn populated(n: usize) -> (Arc<MemoryStore>, Vec<String>, Vec<SessionKey>) {
     let signer = signer();
-    let store = Arc::new(MemoryStore::new(n as u64 + n as u64 / 10 + 16));
+    let store = Arc::new(MemoryStore::new(MemoryOptions {
+        capacity: n as u64 + n as u64 / 10 + 16,
+        anonymous_capacity: n as u64 + n as u64 / 10 + 16,
+        idle_timeout: Duration::from_secs(4 * 3600),
+        absolute_timeout: Duration::from_secs(12 * 3600),
+        max_per_user: usize::MAX,
+    }));
     let now = now_ms();
     let mut cookies = Vec::with_capacity(n);
     let mut keys = Vec::with_capacity(n);

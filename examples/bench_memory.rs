@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Map;
 use sessiongate::cookie::SessionId;
-use sessiongate::session::{now_ms, MemoryStore, Session, SessionKey, SessionStore};
+use sessiongate::session::{now_ms, MemoryOptions, MemoryStore, Session, SessionKey, SessionStore};
 
 fn block<F: Future>(f: F) -> F::Output {
     let waker = std::task::Waker::noop();
@@ -56,7 +56,13 @@ fn main() {
         std::process::exit(2)
     }
     // Capacity as in the benchmark's proxy config.
-    let store = MemoryStore::new(1_100_000.max(count + count / 10));
+    let store = MemoryStore::new(MemoryOptions {
+        capacity: 1_100_000.max(count + count / 10),
+        anonymous_capacity: 1_100_000.max(count + count / 10),
+        idle_timeout: Duration::from_secs(4 * 3600),
+        absolute_timeout: Duration::from_secs(12 * 3600),
+        max_per_user: usize::MAX,
+    });
     let rss_0 = rss_bytes();
     let start = Instant::now();
     let now = now_ms();

@@ -208,6 +208,8 @@ impl<S: SessionStore> Admin<S> {
                     Ok(s) => StoreGauges {
                         sessions: s.entries,
                         evictions: s.evictions,
+                        expirations: s.expirations,
+                        displaced: s.displaced,
                         capacity: s.capacity,
                     },
                     Err(_) => StoreGauges::default(),
@@ -294,7 +296,10 @@ impl<S: SessionStore> Admin<S> {
                 "throttled": get(&METRICS.logins_throttled),
             },
             "evictions": st.evictions,
+            "expirations": st.expirations,
+            "displaced": st.displaced,
             "capacity": st.capacity,
+            "anonymous_capacity": st.anonymous_capacity,
             "store_writes": self.sessions.writes(),
         }))
     }

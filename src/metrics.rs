@@ -181,7 +181,7 @@ impl Metrics {
             get(&self.latency_sum_us) as f64 / 1e6
         );
         let _ = writeln!(out, "sessiongate_request_duration_seconds_count {count}");
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 6] = [
             (
                 "sessiongate_logins_succeeded_total",
                 "Successful built-in logins.",
@@ -212,17 +212,20 @@ impl Metrics {
                 "Shared-store session loads that went to the store.",
                 get(&self.store_local_misses),
             ),
-            (
-                "sessiongate_session_evictions_total",
-                "Sessions evicted because the store was full.",
-                live.evictions,
-            ),
         ];
         for (name, help, n) in counters {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
             );
+        }
+        out.push_str("# HELP sessiongate_session_removals_total Sessions the store ended by itself, by cause: evicted (the store was full), expired (idle or absolute timeout), displaced (their user logged in past session.max_per_user).\n# TYPE sessiongate_session_removals_total counter\n");
+        for (cause, n) in [
+            ("evicted", live.evictions),
+            ("expired", live.expirations),
+            ("displaced", live.displaced),
+        ] {
+            let _ = writeln!(out, "sessiongate_session_removals_total{{cause=\"{cause}\"}} {n}");
         }
         let _ = writeln!(
             out,
@@ -243,6 +246,8 @@ impl Metrics {
 pub struct StoreGauges {
     pub sessions: u64,
     pub evictions: u64,
+    pub expirations: u64,
+    pub displaced: u64,
     pub capacity: u64,
 }
 
@@ -260,6 +265,8 @@ mod tests {
         let text = m.render(StoreGauges {
             sessions: 7,
             evictions: 2,
+            expirations: 3,
+            displaced: 4,
             capacity: 10,
         });
         for want in [
@@ -271,7 +278,9 @@ mod tests {
             "sessiongate_request_duration_seconds_bucket{le=\"+Inf\"} 3",
             "sessiongate_request_duration_seconds_count 3",
             "sessiongate_sessions 7",
-            "sessiongate_session_evictions_total 2",
+            "sessiongate_session_removals_total{cause=\"evicted\"} 2",
+            "sessiongate_session_removals_total{cause=\"expired\"} 3",
+            "sessiongate_session_removals_total{cause=\"displaced\"} 4",
         ] {
             assert!(text.contains(want), "{want} missing:\n{text}");
         }

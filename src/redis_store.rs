@@ -166,6 +166,10 @@ impl Breaker {
 /// The Redis store.
 pub struct RedisStore {
     config: RedisConfig,
+    /// Most sessions one user holds; a login past it ends the oldest.
+    max_per_user: usize,
+    /// Sessions this instance ended for `max_per_user`.
+    displaced: AtomicU64,
     client: redis::Client,
     /// The request path's connection (deadline `config.timeout`).
     conn: OnceCell<ConnectionManager>,
@@ -184,15 +188,31 @@ pub struct RedisStore {
     destroy_script: Script,
 }
 
+/// Store a session and, for a user's session, index it under the user and end
+/// that user's oldest sessions past ARGV[6] (`max_per_user`). The index is
+/// scored by absolute expiry, which is creation + `absolute_timeout`, so the
+/// lowest scores are the oldest sessions; the new one is never among those
+/// ended. Returns how many were ended.
 const CREATE: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local ended = 0
 if #KEYS > 1 then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+  local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
+  if over > 0 then
+    for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, over)) do
+      if ended < over and m ~= ARGV[4] then
+        redis.call('ZREM', KEYS[2], m)
+        redis.call('DEL', ARGV[7] .. m)
+        ended = ended + 1
+      end
+    end
+  end
   local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
   if last[2] then redis.call('PEXPIREAT', KEYS[2], last[2]) end
 end
-return 1
+return ended
 ";
 
 const TOUCH: &str = r"
@@ -249,7 +269,7 @@ impl RedisStore {
     ///
     /// # Errors
     /// If the URL cannot be parsed.
-    pub fn new(config: RedisConfig) -> Result<RedisStore, redis::RedisError> {
+    pub fn new(config: RedisConfig, max_per_user: usize) -> Result<RedisStore, redis::RedisError> {
         let client = redis::Client::open(config.url.as_str())?;
         let local = moka::sync::Cache::builder()
             .max_capacity(config.local_capacity)
@@ -268,6 +288,8 @@ impl RedisStore {
             load_script: Script::new(LOAD),
             destroy_script: Script::new(DESTROY),
             config,
+            max_per_user,
+            displaced: AtomicU64::new(0),
         })
     }
 
@@ -470,10 +492,13 @@ impl RedisStore {
             .arg(ttl)
             .arg(s.absolute_expires_at)
             .arg(s.key.to_hex())
-            .arg(now);
-        let _: i64 = self
+            .arg(now)
+            .arg(self.max_per_user)
+            .arg(format!("{}sess:", self.config.prefix));
+        let ended: u64 = self
             .call(|mut c| async move { inv.invoke_async(&mut c).await })
             .await?;
+        self.displaced.fetch_add(ended, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -654,8 +679,9 @@ impl SessionStore for RedisStore {
         self.scan_keys(|_| entries += 1).await?;
         Ok(StoreStats {
             entries,
-            evictions: 0,
-            capacity: 0,
+            displaced: self.displaced.load(Ordering::Relaxed),
+            // Redis expires and evicts by itself (its own maxmemory policy).
+            ..StoreStats::default()
         })
     }
 
@@ -733,7 +759,7 @@ mod tests {
             timeout,
             local_ttl: Duration::from_secs(1),
             local_capacity: 100,
-        })
+        }, 10)
         .unwrap()
     }
 

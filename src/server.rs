@@ -18,7 +18,7 @@ use crate::lifecycle::Sessions;
 use crate::login::{Login, UsersWatcher};
 use crate::proxy::{self, Gate, Upstream};
 use crate::redis_store::{RedisStore, Watcher};
-use crate::session::{MemoryStore, SessionStore};
+use crate::session::{MemoryOptions, MemoryStore, SessionStore};
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +89,21 @@ pub fn build(config: Config) -> Result<Server, Error> {
 
     match &config.store {
         StoreConfig::Memory => {
-            let store = Arc::new(MemoryStore::new(config.session.capacity));
+            let s = &config.session;
+            let store = Arc::new(MemoryStore::new(MemoryOptions {
+                capacity: s.capacity,
+                anonymous_capacity: s.anonymous_capacity,
+                idle_timeout: s.idle_timeout,
+                absolute_timeout: s.absolute_timeout,
+                max_per_user: s.max_per_user,
+            }));
             add_services(&mut server, &config, store, upstreams)?;
         }
         StoreConfig::Redis(redis) => {
-            let store = Arc::new(RedisStore::new(redis.clone())?);
+            let store = Arc::new(RedisStore::new(
+                redis.clone(),
+                config.session.max_per_user,
+            )?);
             server.add_service(background_service(
                 "redis invalidations",
                 Watcher(store.clone()),

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cookie::SessionId;
 
-pub use crate::memory_store::MemoryStore;
+pub use crate::memory_store::{MemoryOptions, MemoryStore};
 
 /// Milliseconds since the Unix epoch: the one clock sessions are stamped with.
 pub fn now_ms() -> u64 {
@@ -359,9 +359,16 @@ pub trait SessionStore: Send + Sync + 'static {
 pub struct StoreStats {
     /// Sessions held (may briefly include expired ones awaiting clean-up).
     pub entries: u64,
-    /// Sessions evicted because the store was full.
+    /// Live sessions evicted because their cache was full (least recently used).
     pub evictions: u64,
+    /// Sessions that died of idleness or age and were removed.
+    pub expirations: u64,
+    /// Sessions ended because their user logged in past `session.max_per_user`.
+    pub displaced: u64,
+    /// Most logged-in sessions kept (0: the store has no bound of its own).
     pub capacity: u64,
+    /// Most anonymous sessions kept (0: the store has no bound of its own).
+    pub anonymous_capacity: u64,
 }
 
 #[cfg(test)]

@@ -81,7 +81,12 @@ pub struct SessionConfig {
     /// Server-side idle lifetime (equals the cookie's `max_age` when that is set).
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
+    /// Most logged-in sessions the memory store keeps.
     pub capacity: u64,
+    /// Most anonymous sessions the memory store keeps, in a cache of their own.
+    pub anonymous_capacity: u64,
+    /// Most sessions one user holds (both stores); a login past it ends the oldest.
+    pub max_per_user: usize,
     pub cookie: CookieAttrs,
 }
 

@@ -60,6 +60,10 @@ pub(super) struct RawSession {
     pub(super) absolute_timeout: String,
     #[serde(default = "default_capacity")]
     pub(super) capacity: u64,
+    #[serde(default = "default_anonymous_capacity")]
+    pub(super) anonymous_capacity: u64,
+    #[serde(default = "default_max_per_user")]
+    pub(super) max_per_user: u64,
     #[serde(default)]
     pub(super) save_uninitialized: bool,
     #[serde(default)]
@@ -298,6 +302,19 @@ fn default_absolute_timeout() -> String {
 /// One million sessions; at a few hundred bytes each, well under a gigabyte.
 fn default_capacity() -> u64 {
     1_000_000
+}
+/// Anonymous sessions cost an attacker nothing to make when
+/// `save_uninitialized = true`: they get a cache of their own, a tenth of the
+/// logged-in one's default (~50 MB at ~500 B each), so a flood evicts only
+/// other anonymous sessions.
+fn default_anonymous_capacity() -> u64 {
+    100_000
+}
+/// Concurrent sessions per user (ASVS 5.0 7.1.2 asks that the cap be documented):
+/// enough for a person's browsers and devices; a login past it ends that user's
+/// oldest session, so one account cannot push every other user out of the store.
+fn default_max_per_user() -> u64 {
+    10
 }
 /// `__Host-` makes the browser refuse the cookie unless it is Secure, has
 /// `Path=/` and no Domain, so a sibling subdomain cannot plant one (RFC 6265bis

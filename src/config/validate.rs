@@ -145,8 +145,14 @@ impl Validator {
             Some(m) => Some(m),
             None => self.duration("session.idle_timeout", &raw.idle_timeout),
         };
-        if raw.capacity == 0 {
-            self.problem("session.capacity", "must be at least 1 (got 0)");
+        for (key, n) in [
+            ("session.capacity", raw.capacity),
+            ("session.anonymous_capacity", raw.anonymous_capacity),
+            ("session.max_per_user", raw.max_per_user),
+        ] {
+            if n == 0 {
+                self.problem(key, "must be at least 1 (got 0)");
+            }
         }
         let same_site = match c.same_site.to_ascii_lowercase().as_str() {
             "strict" => Some(SameSite::Strict),
@@ -233,6 +239,8 @@ impl Validator {
             idle_timeout,
             absolute_timeout,
             capacity: raw.capacity,
+            anonymous_capacity: raw.anonymous_capacity,
+            max_per_user: usize::try_from(raw.max_per_user).unwrap_or(usize::MAX),
             cookie: CookieAttrs {
                 name: c.name,
                 path: c.path,
