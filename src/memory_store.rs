@@ -359,15 +359,21 @@ impl MemoryStore {
         Some(s)
     }
 
+    /// Store a new session. moka's pending work runs right after the insert,
+    /// so the bound is exact (the least recently used session is gone before
+    /// the response) and the listener has updated the index. It costs a
+    /// create, not a request: reads never wait for it.
     fn insert(&self, s: Arc<Session>) {
         if s.user().is_none() {
             self.anonymous.insert(s.key, s);
+            self.anonymous.run_pending_tasks();
             return;
         }
         // Index first: the listener can only ever remove what is there, and a
         // session evicted the moment it is inserted must leave the index too.
         let displaced = lock(&self.shared.users).insert(&s, self.options.max_per_user);
         self.logged_in.insert(s.key, s);
+        self.logged_in.run_pending_tasks();
         for key in displaced {
             if self.logged_in.remove(&key).is_some() {
                 self.shared.displaced.fetch_add(1, Ordering::Relaxed);
@@ -500,6 +506,7 @@ impl SessionStore for MemoryStore {
 
     fn list(&self) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send {
         // moka's iterators neither slide idle timers nor count as reads.
+        self.sync();
         let now = self.shared.now();
         let all = self
             .logged_in
@@ -542,7 +549,11 @@ mod tests {
         }
     }
 
-    fn new_session(user: Option<&str>, idle: Duration, absolute: Duration) -> (SessionKey, Session) {
+    fn new_session(
+        user: Option<&str>,
+        idle: Duration,
+        absolute: Duration,
+    ) -> (SessionKey, Session) {
         let id = SessionId::generate();
         let now = now_ms();
         let key = SessionKey::of(&id);
@@ -593,7 +604,11 @@ mod tests {
         assert_eq!(got.data_header(), Some(r#"{"cart":3}"#));
         assert_eq!(block(store.list()).unwrap().len(), 1);
         let listed = block(store.list_user("alice")).unwrap();
-        assert_eq!(listed[0].data_header(), Some(r#"{"cart":3}"#), "index refreshed");
+        assert_eq!(
+            listed[0].data_header(),
+            Some(r#"{"cart":3}"#),
+            "index refreshed"
+        );
 
         assert!(block(store.destroy(&key)).unwrap());
         assert!(!live(&store, &key));
@@ -638,7 +653,10 @@ mod tests {
         create(&store, s);
         store.advance_clock(Duration::from_secs(101));
         let stale = Session::new(key2, Some("bob".into()), vec![], Map::new(), 0, 1, HOUR);
-        assert!(block(store.update(stale)).unwrap().is_none(), "no update revives it");
+        assert!(
+            block(store.update(stale)).unwrap().is_none(),
+            "no update revives it"
+        );
     }
 
     #[test]
@@ -657,7 +675,7 @@ mod tests {
         // Wait for the condition, not a fixed time: moka frees them once
         // their idle time has passed and its pending work has run.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while store.len() > 0 {
+        while !store.is_empty() {
             assert!(std::time::Instant::now() < deadline, "{} left", store.len());
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -773,7 +791,11 @@ mod tests {
         store.sync();
         assert!(others.iter().all(|k| live(&store, k)), "others untouched");
         let left: Vec<_> = mine.iter().filter(|k| live(&store, k)).collect();
-        assert_eq!(left, mine[1997..].iter().collect::<Vec<_>>(), "the newest three");
+        assert_eq!(
+            left,
+            mine[1997..].iter().collect::<Vec<_>>(),
+            "the newest three"
+        );
         assert_eq!(block(store.list_user("shared")).unwrap().len(), 3);
         let stats = block(store.stats()).unwrap();
         assert_eq!((stats.displaced, stats.evictions), (1997, 0), "{stats:?}");

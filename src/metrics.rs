@@ -225,7 +225,10 @@ impl Metrics {
             ("expired", live.expirations),
             ("displaced", live.displaced),
         ] {
-            let _ = writeln!(out, "sessiongate_session_removals_total{{cause=\"{cause}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "sessiongate_session_removals_total{{cause=\"{cause}\"}} {n}"
+            );
         }
         let _ = writeln!(
             out,

@@ -753,13 +753,16 @@ mod tests {
     }
 
     fn store_with_timeout(url: String, timeout: Duration) -> RedisStore {
-        RedisStore::new(RedisConfig {
-            url,
-            prefix: "t:".into(),
-            timeout,
-            local_ttl: Duration::from_secs(1),
-            local_capacity: 100,
-        }, 10)
+        RedisStore::new(
+            RedisConfig {
+                url,
+                prefix: "t:".into(),
+                timeout,
+                local_ttl: Duration::from_secs(1),
+                local_capacity: 100,
+            },
+            10,
+        )
         .unwrap()
     }
 

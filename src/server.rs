@@ -100,10 +100,7 @@ pub fn build(config: Config) -> Result<Server, Error> {
             add_services(&mut server, &config, store, upstreams)?;
         }
         StoreConfig::Redis(redis) => {
-            let store = Arc::new(RedisStore::new(
-                redis.clone(),
-                config.session.max_per_user,
-            )?);
+            let store = Arc::new(RedisStore::new(redis.clone(), config.session.max_per_user)?);
             server.add_service(background_service(
                 "redis invalidations",
                 Watcher(store.clone()),

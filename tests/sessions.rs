@@ -317,3 +317,112 @@ fn session_data_is_bounded_in_total_not_only_per_command() {
         "kept what fits: {data} bytes"
     );
 }
+
+/// `standard_config` with more `[session]` keys.
+fn with_session_keys(backend: &Backend, keys: &str) -> Gate {
+    Gate::start(
+        &standard_config(backend.addr, "").replace("[session]", &format!("[session]\n{keys}")),
+    )
+}
+
+fn stats(gate: &Gate) -> serde_json::Value {
+    let resp = gate.admin("GET", "/stats").send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    serde_json::from_str(&resp.body).unwrap()
+}
+
+#[test]
+fn one_account_logging_in_past_its_cap_ends_only_its_own_oldest_sessions() {
+    // Guards against one account flushing everyone: with capacity 100 and no
+    // per-user cap, 500 logins of one account evicted all ten other users.
+    let backend = Backend::app();
+    let gate = with_session_keys(&backend, "capacity = 100\nmax_per_user = 3");
+    let others: Vec<String> = (0..10)
+        .map(|i| gate.login(&format!("user{i}"), ""))
+        .collect();
+    let burst: Vec<String> = (0..500).map(|_| gate.login("shared", "")).collect();
+    // "Oldest" is by creation time in milliseconds: the last three logins
+    // each start on a later millisecond than every one before them.
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(3));
+        last.push(gate.login("shared", ""));
+    }
+    for (i, c) in others.iter().enumerate() {
+        assert_eq!(private_status(&gate, c), 200, "user{i} was logged out");
+    }
+    for (i, c) in burst.iter().enumerate() {
+        assert_eq!(private_status(&gate, c), 401, "burst login {i} still live");
+    }
+    for c in &last {
+        assert_eq!(private_status(&gate, c), 200, "a newest session was ended");
+    }
+    let listed = gate.admin("GET", "/sessions?user=shared").send();
+    let listed: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(stats(&gate)["displaced"], 500, "counted in /stats");
+    let metrics = gate.admin("GET", "/metrics").send().body;
+    assert!(
+        metrics.contains("sessiongate_session_removals_total{cause=\"displaced\"} 500"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_fresh_login_into_a_full_store_sticks() {
+    let backend = Backend::app();
+    let gate = with_session_keys(&backend, "capacity = 5");
+    let cookies: Vec<String> = (0..5).map(|i| gate.login(&format!("u{i}"), "")).collect();
+    // u0 is the least recently used; the others are read often.
+    for _ in 0..3 {
+        for c in &cookies[1..] {
+            assert_eq!(private_status(&gate, c), 200);
+        }
+    }
+    let fresh = gate.login("newcomer", "");
+    assert_eq!(private_status(&gate, &fresh), 200, "logged in, then 401");
+    for c in &cookies[1..] {
+        assert_eq!(
+            private_status(&gate, c),
+            200,
+            "a recently used session went"
+        );
+    }
+    if !redis_run() {
+        assert_eq!(private_status(&gate, &cookies[0]), 401, "the LRU one goes");
+        let st = stats(&gate);
+        assert_eq!(
+            (st["evictions"].as_u64(), st["capacity"].as_u64()),
+            (Some(1), Some(5)),
+            "{st}"
+        );
+    }
+}
+
+#[test]
+fn an_anonymous_flood_evicts_no_logged_in_user() {
+    let backend = Backend::app();
+    let gate = with_session_keys(
+        &backend,
+        "capacity = 50\nanonymous_capacity = 20\nsave_uninitialized = true",
+    );
+    let users: Vec<String> = (0..50).map(|i| gate.login(&format!("u{i}"), "")).collect();
+    // Well past both capacities: every cookie-less visitor gets a stored session.
+    for i in 0..300 {
+        let resp = gate.get("/public").send();
+        assert!(resp.session_cookie().is_some(), "visitor {i}: {resp:#?}");
+    }
+    for (i, c) in users.iter().enumerate() {
+        assert_eq!(
+            private_status(&gate, c),
+            200,
+            "u{i} was evicted by anonymous visitors"
+        );
+    }
+    if !redis_run() {
+        let st = stats(&gate);
+        assert_eq!(st["sessions"]["authenticated"], 50, "{st}");
+        assert_eq!(st["sessions"]["anonymous"], 20, "{st}");
+        assert_eq!(st["evictions"], 280, "{st}");
+    }
+}

@@ -353,6 +353,13 @@ path = "/ws"
     )
 }
 
+/// Whether this run of the suite is against the Redis store
+/// (`SESSIONGATE_TEST_STORE=redis`); only bounds that are the memory store's
+/// own (its capacities) are asserted in the memory run alone.
+pub fn redis_run() -> bool {
+    std::env::var("SESSIONGATE_TEST_STORE").as_deref() == Ok("redis")
+}
+
 /// A running `sessiongate`, killed on drop.
 pub struct Gate {
     pub addr: SocketAddr,
@@ -405,9 +412,7 @@ impl Gate {
             "[server]\nlisten = [\"{addr}\"]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{config}"
         );
         // SESSIONGATE_TEST_STORE=redis runs every test against a Redis store.
-        let redis = (std::env::var("SESSIONGATE_TEST_STORE").as_deref() == Ok("redis")
-            && !config.contains("[store]"))
-        .then(Redis::start);
+        let redis = (redis_run() && !config.contains("[store]")).then(Redis::start);
         if let Some(r) = &redis {
             // A looser deadline than production's: the whole suite shares two cores.
             text.push_str(&r.store_section());
