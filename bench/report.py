@@ -5,6 +5,7 @@
                                                 print the table
     report.py --check FACTS.jsonl               exit 1 unless every scenario produced
                                                 numbers with the expected status
+    report.py --ab FACTS.jsonl BASELINE         the A/B table of `run.sh --ab` (markdown)
 
 Standard library only.
 """
@@ -149,7 +150,60 @@ def svg_chart(rows, title):
     return "\n".join(parts) + "\n"
 
 
+def ab_report(facts, baseline):
+    """Per pair: CPU per request of a and b on each route; then the ratios of
+    the medians (a / b) and the protected route against the public one."""
+    rows = {f["id"]: summarise(f) for f in facts if f["kind"] == "scenario"}
+    bad = problems(list(rows.values()))
+    pairs = sorted({int(i.rsplit("-", 1)[1]) for i in rows})
+    out = [
+        "# A/B: this build (a) against a baseline (b)",
+        "",
+        f"Baseline: `{baseline}`. Both gates ran side by side with the same sessions count;",
+        "every pair measured both, the order swapped each pair. Proxy CPU µs per request",
+        "(user + kernel, from /proc), and req/s.",
+        "",
+        "| pair | a protected | b protected | a public | b public |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    med = {}
+    for p in pairs:
+        cells = []
+        for side, route in (("a", "protected"), ("b", "protected"), ("a", "public"), ("b", "public")):
+            r = rows[f"ab-{side}-{route}-{p}"]
+            med.setdefault((side, route), []).append(r)
+            cells.append(f"{r['proxy_us']:.1f} µs, {r['rps']:,.0f}/s")
+        out.append(f"| {p} | " + " | ".join(cells) + " |")
+
+    def median(side, route, key):
+        v = sorted(r[key] for r in med[(side, route)])
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    us = {k: median(*k, "proxy_us") for k in med}
+    out += [
+        "",
+        "Medians over the pairs:",
+        "",
+        f"- protected, a ÷ b CPU per request: **{us[('a', 'protected')] / us[('b', 'protected')]:.3f}**"
+        f" ({us[('a', 'protected')]:.1f} vs {us[('b', 'protected')]:.1f} µs)",
+        f"- public, a ÷ b CPU per request: {us[('a', 'public')] / us[('b', 'public')]:.3f}"
+        f" ({us[('a', 'public')]:.1f} vs {us[('b', 'public')]:.1f} µs)",
+        f"- protected ÷ public CPU per request: a **{us[('a', 'protected')] / us[('a', 'public')]:.3f}**,"
+        f" b {us[('b', 'protected')] / us[('b', 'public')]:.3f}",
+    ]
+    for f in facts:
+        if f["kind"] == "rss" and f["peer"] in ("sg-a", "sg-b"):
+            (n0, r0), (n, rn) = f["points"][0], f["points"][-1]
+            out.append(f"- RSS per session, {f['peer'][3:]}: {(rn - r0) * 1024 / max(1, n - n0):.0f} B at {n:,} sessions")
+    if bad:
+        out += ["", "Problems:"] + [f"- {b}" for b in bad]
+    return "\n".join(out) + "\n"
+
+
 def main():
+    if sys.argv[1] == "--ab":
+        print(ab_report(load(sys.argv[2]), sys.argv[3]), end="")
+        return
     if sys.argv[1] == "--check":
         facts = load(sys.argv[2])
         rows = [summarise(f) for f in facts if f["kind"] == "scenario"]

@@ -8,6 +8,11 @@
 #                                  (bench/results/smoke/, not committed)
 #     bash bench/run.sh --perf     full run plus a perf profile of sessiongate on the
 #                                  protected route (bench/results/perf.md)
+#     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
+#                                  A/B of this build against another sessiongate binary,
+#                                  both with BENCH_SESSIONS_LARGE sessions, alternating
+#                                  runs (BENCH_AB_PAIRS, 4) of the protected and the public
+#                                  route: bench/results/ab.md
 #
 # Everything listens on 127.0.0.1 on ephemeral ports, runs from a temporary
 # directory, and is stopped at the end (or on Ctrl-C). Tunables (environment):
@@ -30,6 +35,7 @@ for arg in "$@"; do
     case $arg in
         --smoke) MODE=smoke ;;
         --perf) PERF=1 ;;
+        --ab) MODE=ab ;;
         -h | --help)
             sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
@@ -57,6 +63,16 @@ else
     SESSIONS_LARGE=${BENCH_SESSIONS_LARGE:-1000000}
     EXPRESS_SESSIONS=${BENCH_EXPRESS_SESSIONS:-100000}
     RESULTS=$ROOT/bench/results
+fi
+if [ "$MODE" = ab ]; then
+    [ -x "${BENCH_BASELINE:-}" ] || {
+        echo "bench: --ab needs BENCH_BASELINE=<path of the other sessiongate binary>" >&2
+        exit 2
+    }
+    DURATION=${BENCH_DURATION:-5s}
+    REPEATS=${BENCH_REPEATS:-1}
+    WARMUP=${BENCH_WARMUP:-1s}
+    AB_PAIRS=${BENCH_AB_PAIRS:-4}
 fi
 CONNS=${BENCH_CONNS:-64}
 WRK_THREADS=${BENCH_WRK_THREADS:-1}
@@ -278,6 +294,7 @@ BACKEND_PID=$LAST_PID
 wait_port "$BACKEND_PORT" "$BACKEND_PID" backend
 expect "http://127.0.0.1:$BACKEND_PORT/app" 200 "" "ok"
 
+if [ "$MODE" != ab ]; then
 # 1. direct
 measure direct "direct to the backend (nginx return 200, 1 worker)" \
     "http://127.0.0.1:$BACKEND_PORT/app" "$TMP/anon_cookies.txt" 200 "" "$BACKEND_PID"
@@ -318,6 +335,7 @@ expect "http://127.0.0.1:$NGX_PORT/app" 200 "" "ok"
 measure nginx-proxy "nginx plain reverse proxy ($SG_THREADS workers, upstream keepalive 64)" \
     "http://127.0.0.1:$NGX_PORT/app" "$TMP/anon_cookies.txt" 200 "$NGX_PID" "$BACKEND_PID"
 stop "$NGX_PID"
+fi
 
 # ---------------------------------------------------------------- sessiongate
 # write_sg_config DIR PORT ADMIN_PORT ACCESS_LOG THREADS
@@ -374,14 +392,14 @@ upstream = "mint"
 EOF
 }
 
-# start_sg NAME ACCESS_LOG [THREADS] [LD_PRELOAD]: sets SG_PORT, SG_PID
+# start_sg NAME ACCESS_LOG [THREADS] [LD_PRELOAD] [BINARY]: sets SG_PORT, SG_PID
 start_sg() {
     SG_PORT=$(free_port)
-    local admin_port
+    local admin_port bin=${5:-$SG}
     admin_port=$(free_port)
     write_sg_config "$TMP/$1" "$SG_PORT" "$admin_port" "$2" "${3:-$SG_THREADS}"
-    "$SG" check --config "$TMP/$1/proxy.toml" >/dev/null
-    start "$1" env ${4:+LD_PRELOAD="$4"} "$SG" --config "$TMP/$1/proxy.toml"
+    "$bin" check --config "$TMP/$1/proxy.toml" >/dev/null
+    start "$1" env ${4:+LD_PRELOAD="$4"} "$bin" --config "$TMP/$1/proxy.toml"
     SG_PID=$LAST_PID
     wait_port "$SG_PORT" "$SG_PID" "$1"
 }
@@ -397,6 +415,41 @@ mint() {
     [ "$(wc -l <"$3")" -eq "$2" ] || die "minted $(wc -l <"$3") cookies, wanted $2"
     python3 -c 'import sys; print("%.0f" % (int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))' "$2" "$start" "$end"
 }
+
+# ---------------------------------------------------------------- A/B of two builds
+if [ "$MODE" = ab ]; then
+    # Both gates hold the same number of sessions and run side by side; each
+    # pair measures A then B (the order swaps every pair), so a change in the
+    # machine's load lands on both.
+    say "A/B: this build (a) against $BENCH_BASELINE (b), $SESSIONS_LARGE sessions each"
+    declare -A AB_BASE AB_PID
+    for side in a b; do
+        start_sg "sg-$side" false "$SG_THREADS" "" "$([ $side = a ] && echo "$SG" || echo "$BENCH_BASELINE")"
+        AB_BASE[$side]=127.0.0.1:$SG_PORT
+        AB_PID[$side]=$SG_PID
+        sleep 1
+        rss0=$(rss_kb "$SG_PID")
+        mint "${AB_BASE[$side]}" "$SESSIONS_LARGE" "$TMP/ab_cookies_$side.txt" /mint sid >/dev/null
+        sleep 2
+        expect "http://${AB_BASE[$side]}/app" 200 "$(head -1 "$TMP/ab_cookies_$side.txt")" "ok"
+        fact "{\"kind\":\"rss\",\"peer\":\"sg-$side\",\"start_kb\":$rss0,\"points\":[[0,$rss0],[$SESSIONS_LARGE,$(rss_kb "$SG_PID")]]}"
+    done
+    for pair in $(seq "$AB_PAIRS"); do
+        order="a b"
+        [ $((pair % 2)) = 0 ] && order="b a"
+        for side in $order; do
+            measure "ab-$side-protected-$pair" "$side: protected route, $SESSIONS_LARGE sessions" \
+                "http://${AB_BASE[$side]}/app" "$TMP/ab_cookies_$side.txt" 200 "${AB_PID[$side]}" "$BACKEND_PID"
+            measure "ab-$side-public-$pair" "$side: public route, $SESSIONS_LARGE sessions in the store" \
+                "http://${AB_BASE[$side]}/public/x" "$TMP/anon_cookies.txt" 200 "${AB_PID[$side]}" "$BACKEND_PID"
+        done
+    done
+    mkdir -p "$RESULTS"
+    cp "$FACTS" "$RESULTS/ab.jsonl"
+    python3 bench/report.py --ab "$FACTS" "$BENCH_BASELINE" >"$RESULTS/ab.md"
+    cat "$RESULTS/ab.md"
+    exit 0
+fi
 
 say "sessiongate ($SG_THREADS threads, access log off)"
 start_sg sg false
