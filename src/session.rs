@@ -70,7 +70,7 @@ impl fmt::Debug for SessionKey {
 }
 
 /// One session, laid out to be small: a million of them must fit in a few
-/// hundred MiB (issue 5: at most 300 bytes each, store included). The strings
+/// hundred MiB (bench/README.md: at most 500 bytes each, store included). The strings
 /// (user, roles as sent upstream, user agent, data as sent upstream) share one
 /// allocation; roles and data are kept in their header form, the only form the
 /// request path needs, and parsed back only for the rare views that want them.
