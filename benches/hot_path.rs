@@ -7,7 +7,7 @@
 //!   a random one of `n` live sessions;
 //! - `hot_path/verify+load/<n>`: the two together, from a random cookie value
 //!   (verify, `SessionKey::of` = SHA-256 of the id, load);
-//! - `hot_path/resolve/<n>`: `Sessions::resolve` on a `Cookie` header, which is
+//! - `hot_path/resolve/<n>`: `SessionManager::resolve` on a `Cookie` header, which is
 //!   what the proxy calls (cookie parsing + the above);
 //! - `baseline/rwlock_hashmap_get/<n>`: for scale, the same lookup in a std
 //!   `HashMap` behind an `RwLock` (no expiry, no LRU);
@@ -25,9 +25,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::header::{HeaderMap, HeaderValue, COOKIE};
 use serde_json::Map;
-use sessiongate::cookie::{Secret, SessionId, Signer};
-use sessiongate::lifecycle::Sessions;
-use sessiongate::session::{now_ms, MemoryOptions, MemoryStore, Session, SessionKey, SessionStore};
+use sessiongate::{
+    now_ms, MemoryOptions, MemoryStore, Secret, Session, SessionId, SessionKey, SessionManager,
+    SessionStore, Signer,
+};
 
 const COOKIE_NAME: &str = "sid";
 const SECRET: &[u8] = b"bench-only-secret-0123456789abcdef-0123456789";
@@ -92,7 +93,7 @@ fn populated(n: usize) -> (Arc<MemoryStore>, Vec<String>, Vec<SessionKey>) {
     (store, cookies, keys)
 }
 
-fn session_config() -> sessiongate::config::SessionConfig {
+fn session_config() -> sessiongate::SessionOptions {
     // Config::parse resolves the secret from the environment, like the real thing.
     std::env::set_var(
         "HOT_PATH_BENCH_SECRET",
@@ -110,7 +111,7 @@ fn session_config() -> sessiongate::config::SessionConfig {
         [upstream.app]
         addrs = ["127.0.0.1:2"]
     "#;
-    sessiongate::config::Config::parse(text, std::path::Path::new("."))
+    sessiongate::Config::parse(text, std::path::Path::new("."))
         .expect("bench config is valid")
         .session
 }
@@ -190,7 +191,7 @@ fn store_and_hot_path(c: &mut Criterion) {
         g.finish();
         drop(map);
 
-        let sessions = Sessions::new(config.clone(), store.clone());
+        let sessions = SessionManager::new(config.clone(), store.clone());
         let headers: Vec<HeaderMap> = cookies
             .iter()
             .take(100_000)
@@ -220,7 +221,7 @@ fn login(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("argon2id_hash", |b| {
-        b.iter(|| sessiongate::users::hash_password(black_box(b"correct horse battery staple")))
+        b.iter(|| sessiongate::hash_password(black_box(b"correct horse battery staple")))
     });
     g.finish();
 }

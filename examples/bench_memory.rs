@@ -21,8 +21,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use serde_json::Map;
-use sessiongate::cookie::SessionId;
-use sessiongate::session::{now_ms, MemoryOptions, MemoryStore, Session, SessionKey, SessionStore};
+use sessiongate::{
+    now_ms, MemoryOptions, MemoryStore, Session, SessionId, SessionKey, SessionStore,
+};
 
 fn block<F: Future>(f: F) -> F::Output {
     let waker = std::task::Waker::noop();

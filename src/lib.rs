@@ -22,35 +22,28 @@
 //! Bad client input is an outcome, not an error: a missing, malformed, tampered,
 //! unknown or expired cookie means "anonymous". Only proxy faults are errors.
 //!
-//! Modules, one noun each: [`config`] (proxy.toml → validated `Config`),
-//! [`cookie`] (the only crypto), [`session`] (sessions and the store trait),
-//! [`memory_store`] (the embedded store), [`redis_store`] (the shared store) and
-//! [`redis_tracking`] (its invalidation connection),
-//! [`lifecycle`] (a session across one request: create, resave, rolling, login,
-//! logout), [`routes`] (path normalisation and rules), [`identity`] (identity
-//! headers and backend session commands), [`login`] (the built-in endpoints),
-//! [`users`] (the users file and password hashes), [`throttle`] (login
-//! throttling), [`redirect`] (safe `next` targets), [`proxy`] (the pingora
-//! glue), [`server`] (wiring the services together).
+//! The code is in folders by layer; dependencies point one way:
+//! `server` → `config` → `proxy`, `admin` → `auth` → `session` → `http`,
+//! `metrics`. See the README's layout section for one line per file.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod admin;
-pub mod config;
-pub mod cookie;
-pub mod html;
-pub mod identity;
-pub mod lifecycle;
-pub mod login;
-pub mod memory_store;
-pub mod metrics;
-pub mod own_sessions;
-pub mod proxy;
-pub mod redirect;
-pub mod redis_store;
-pub mod redis_tracking;
-pub mod routes;
-pub mod server;
-pub mod session;
-pub mod throttle;
-pub mod users;
+mod admin;
+mod auth;
+mod config;
+mod http;
+mod metrics;
+mod proxy;
+mod server;
+mod session;
+
+// What `main.rs` needs: the config, the server, the password hasher.
+pub use crate::auth::users::{hash_password, MAX_PASSWORD_LEN};
+pub use crate::config::Config;
+pub use crate::server::{build, init_logging};
+// What the benchmarks and examples drive directly: the session layer of the
+// request path.
+pub use crate::session::manager::{SessionManager, SessionOptions};
+pub use crate::session::signing::{Secret, SessionId, Signer};
+pub use crate::session::{now_ms, MemoryOptions, MemoryStore, Session, SessionKey, SessionStore};

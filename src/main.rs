@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 /// proxy's CPU time in the benchmark's profile (bench/results/perf.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use sessiongate::config::Config;
+use sessiongate::Config;
 
 /// An authenticating reverse proxy: signed session cookies, route rules, a trusted X-User header.
 #[derive(Parser)]
@@ -56,13 +56,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => {
-            sessiongate::server::init_logging(&config);
+            sessiongate::init_logging(&config);
             tracing::info!(
                 listen = ?config.listen,
                 upstreams = config.upstreams.len(),
                 "sessiongate starting"
             );
-            let server = sessiongate::server::build(config)?;
+            let server = sessiongate::build(config)?;
             server.run_forever()
         }
         Command::HashPassword => unreachable!("handled before loading the config"),
@@ -83,11 +83,11 @@ fn hash_password() -> anyhow::Result<()> {
     };
     anyhow::ensure!(!password.is_empty(), "empty password");
     anyhow::ensure!(
-        password.len() <= sessiongate::users::MAX_PASSWORD_LEN,
+        password.len() <= sessiongate::MAX_PASSWORD_LEN,
         "password longer than {} bytes",
-        sessiongate::users::MAX_PASSWORD_LEN
+        sessiongate::MAX_PASSWORD_LEN
     );
-    let hash = sessiongate::users::hash_password(password.as_bytes())
+    let hash = sessiongate::hash_password(password.as_bytes())
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
     println!("{hash}");
     Ok(())

@@ -123,6 +123,7 @@ impl Metrics {
     }
 
     /// Requests counted for an outcome, all status classes.
+    #[cfg(test)]
     pub fn requests_for(&self, outcome: Outcome) -> u64 {
         self.requests[outcome as usize]
             .iter()

@@ -12,12 +12,13 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 
 use crate::admin::Admin;
+use crate::auth::endpoints::Login;
+use crate::auth::watcher::UsersWatcher;
 use crate::config::StoreConfig;
 use crate::config::{Config, LogFormat};
-use crate::lifecycle::Sessions;
-use crate::login::{Login, UsersWatcher};
-use crate::proxy::{self, Gate, Upstream};
-use crate::redis_store::{RedisStore, Watcher};
+use crate::proxy::{self, Gate, ProxyOptions, Upstream};
+use crate::session::manager::SessionManager;
+use crate::session::redis::{RedisStore, Watcher};
 use crate::session::{MemoryOptions, MemoryStore, SessionStore};
 
 /// Why the server could not be assembled.
@@ -29,7 +30,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("users file: {0}")]
-    Users(#[from] crate::users::Error),
+    Users(#[from] crate::auth::users::Error),
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("listen {addr}: {source}")]
@@ -118,7 +119,7 @@ fn add_services<S: SessionStore>(
     store: Arc<S>,
     upstreams: Vec<Upstream>,
 ) -> Result<(), Error> {
-    let sessions = Arc::new(Sessions::new(config.session.clone(), store));
+    let sessions = Arc::new(SessionManager::new(config.session.clone(), store));
     let login = Arc::new(Login::new(config.auth.clone())?);
     server.add_service(background_service(
         "users file watcher",
@@ -150,7 +151,7 @@ fn add_services<S: SessionStore>(
 fn add_proxy_services<S: SessionStore>(
     server: &mut Server,
     config: &Arc<Config>,
-    sessions: &Arc<Sessions<S>>,
+    sessions: &Arc<SessionManager<S>>,
     login: &Arc<Login>,
     upstreams: &[Upstream],
 ) -> Result<(), Error> {
@@ -176,9 +177,17 @@ fn add_proxy_services<S: SessionStore>(
             })?;
         }
     }
+    let options = Arc::new(ProxyOptions {
+        trusted_proxies: config.trusted_proxies.clone(),
+        client_idle_timeout: config.client_idle_timeout,
+        auth_prefix: config.auth.prefix.clone(),
+        login_url: config.auth.login_url.clone(),
+        rules: config.rules.clone(),
+        access_log: config.log.access_log,
+    });
     for worker in 0..workers {
         let gate = Gate::new(
-            config.clone(),
+            options.clone(),
             sessions.clone(),
             login.clone(),
             upstreams.to_vec(),

@@ -23,9 +23,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cookie::{CookieAttrs, Secret};
-use crate::identity::Cidr;
-use crate::routes::Rules;
+use crate::auth::endpoints::AuthOptions;
+use crate::proxy::forwarded::TrustedProxies;
+use crate::proxy::routes::Rules;
+use crate::proxy::UpstreamOptions;
+use crate::session::manager::SessionOptions;
+use crate::session::redis::RedisOptions;
+use crate::session::signing::Secret;
 
 use self::raw::RawConfig;
 use self::validate::Validator;
@@ -68,63 +72,11 @@ pub struct LogConfig {
     pub access_log: bool,
 }
 
-/// Session and cookie settings.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub secrets: Vec<Secret>,
-    /// Store (and send a cookie for) a session nobody wrote to.
-    pub save_uninitialized: bool,
-    /// Write an unchanged session back on every request.
-    pub resave: bool,
-    /// Re-send the cookie on every response to a request with a live session.
-    pub rolling: bool,
-    /// Server-side idle lifetime (equals the cookie's `max_age` when that is set).
-    pub idle_timeout: Duration,
-    pub absolute_timeout: Duration,
-    /// Most logged-in sessions the memory store keeps.
-    pub capacity: u64,
-    /// Most anonymous sessions the memory store keeps, in a cache of their own.
-    pub anonymous_capacity: u64,
-    /// Most sessions one user holds (both stores); a login past it ends the oldest.
-    pub max_per_user: usize,
-    pub cookie: CookieAttrs,
-}
-
-/// The built-in endpoints' location and where anonymous browsers are sent.
-#[derive(Debug, Clone)]
-pub struct AuthConfig {
-    pub prefix: String,
-    /// Relative URL of the login page; `?next=` is appended.
-    pub login_url: String,
-    /// The users file of the built-in login; `None` = built-in login off.
-    pub users_file: Option<PathBuf>,
-    /// Where `POST <prefix>/logout` sends the browser.
-    pub logout_redirect: String,
-    /// Failed logins per user name within `failure_window` before lockout.
-    pub max_failures: u32,
-    /// Failed logins per client IP within `failure_window` before lockout.
-    pub ip_max_failures: u32,
-    pub failure_window: Duration,
-    /// Password verifications running at once.
-    pub max_concurrent_hashes: usize,
-}
-
 /// Where sessions live.
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Memory,
-    Redis(RedisConfig),
-}
-
-/// The shared store.
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    /// `redis://host:port/db`, with the password (if any) filled in from `store.password`.
-    pub url: String,
-    pub prefix: String,
-    pub timeout: Duration,
-    pub local_ttl: Duration,
-    pub local_capacity: u64,
+    Redis(RedisOptions),
 }
 
 /// The admin listener.
@@ -135,36 +87,34 @@ pub struct AdminConfig {
     pub token: Option<Secret>,
 }
 
-/// One named upstream.
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    pub name: String,
-    pub addrs: Vec<SocketAddr>,
-    /// Whether this upstream may issue session commands (`X-Session-Login`, …).
-    pub session_commands: bool,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub write_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub health_check_interval: Duration,
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The proxy's listening addresses.
     pub listen: Vec<SocketAddr>,
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
-    pub trusted_proxies: Vec<Cidr>,
+    pub trusted_proxies: TrustedProxies,
+    /// Proxy workers, one single-threaded service each.
     pub threads: usize,
+    /// How long after SIGTERM new connections are still accepted.
     pub grace_period: Duration,
+    /// How long in-flight requests get after the grace period.
     pub shutdown_timeout: Duration,
+    /// How long an idle client connection is kept open.
     pub client_idle_timeout: Duration,
-    pub session: SessionConfig,
-    pub auth: AuthConfig,
+    /// `[session]`.
+    pub session: SessionOptions,
+    /// `[auth]`.
+    pub auth: AuthOptions,
+    /// `[admin]`.
     pub admin: AdminConfig,
+    /// `[store]`.
     pub store: StoreConfig,
+    /// `[log]`.
     pub log: LogConfig,
-    pub upstreams: Vec<UpstreamConfig>,
+    /// `[upstream.<name>]`, in name order.
+    pub upstreams: Vec<UpstreamOptions>,
+    /// `[routes]` and `[[route]]`, compiled.
     pub rules: Rules,
 }
 
@@ -220,8 +170,8 @@ pub enum ParseError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cookie::{SameSite, Secure};
-    use crate::routes;
+    use crate::proxy::routes;
+    use crate::session::cookie::{SameSite, Secure};
     use http::Method;
 
     const SECRET_VAR: &str = "SESSIONGATE_TEST_SECRET_CONFIG";

@@ -19,12 +19,13 @@ use super::raw::{
     RawStore, RawUpstream,
 };
 use super::{
-    AdminConfig, AuthConfig, Config, LogConfig, LogFormat, RedisConfig, SessionConfig, StoreConfig,
-    UpstreamConfig,
+    AdminConfig, AuthOptions, Config, LogConfig, LogFormat, RedisOptions, SessionOptions,
+    StoreConfig, UpstreamOptions,
 };
-use crate::cookie::{CookieAttrs, SameSite, Secret, Secure, MIN_SECRET_LEN};
-use crate::identity::Cidr;
-use crate::routes::{self, Access, PathMatch, Rule, Rules};
+use crate::proxy::forwarded::{self, TrustedProxies};
+use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
+use crate::session::cookie::{CookieAttrs, SameSite, Secure};
+use crate::session::signing::{Secret, MIN_SECRET_LEN};
 
 pub(super) struct Validator {
     pub(super) problems: Vec<String>,
@@ -77,9 +78,9 @@ impl Validator {
         );
         let mut trusted_proxies = Vec::new();
         for (i, c) in raw.server.trusted_proxies.iter().enumerate() {
-            match c.parse::<Cidr>() {
-                Ok(c) => trusted_proxies.push(c),
-                Err(()) => self.problem(
+            match forwarded::parse_range(c) {
+                Some(c) => trusted_proxies.push(c),
+                None => self.problem(
                     &format!("server.trusted_proxies[{i}]"),
                     format!("not an address or CIDR like \"10.0.0.0/8\" (got {c:?})"),
                 ),
@@ -94,7 +95,7 @@ impl Validator {
         let rules = self.rules(raw.routes, raw.route, &upstreams);
         Some(Config {
             listen,
-            trusted_proxies,
+            trusted_proxies: TrustedProxies::new(trusted_proxies),
             threads: raw.server.threads,
             grace_period: grace_period?,
             shutdown_timeout: shutdown_timeout?,
@@ -131,7 +132,7 @@ impl Validator {
             .collect()
     }
 
-    fn session(&mut self, raw: RawSession, base: &Path) -> Option<SessionConfig> {
+    fn session(&mut self, raw: RawSession, base: &Path) -> Option<SessionOptions> {
         let secrets = self.secrets(&raw.secrets, base);
         let absolute_timeout = self.duration("session.absolute_timeout", &raw.absolute_timeout);
         let c = raw.cookie;
@@ -231,7 +232,7 @@ impl Validator {
                 ),
             );
         }
-        Some(SessionConfig {
+        Some(SessionOptions {
             secrets: secrets?,
             save_uninitialized: raw.save_uninitialized,
             resave: raw.resave,
@@ -377,7 +378,7 @@ impl Validator {
                 "at most 60s: it bounds how long a revocation can go unseen",
             );
         }
-        Some(StoreConfig::Redis(RedisConfig {
+        Some(StoreConfig::Redis(RedisOptions {
             url,
             prefix: raw.prefix,
             timeout: timeout?,
@@ -412,7 +413,7 @@ impl Validator {
         Some(AdminConfig { listen, token })
     }
 
-    fn auth(&mut self, raw: RawAuth, base: &Path) -> Option<AuthConfig> {
+    fn auth(&mut self, raw: RawAuth, base: &Path) -> Option<AuthOptions> {
         let prefix_ok = raw.prefix.len() > 1
             && !raw.prefix.ends_with('/')
             && routes::normalize(&raw.prefix).is_ok_and(|n| n == raw.prefix.as_str());
@@ -451,11 +452,11 @@ impl Validator {
         let failure_window = self.duration("auth.failure_window", &raw.failure_window);
         let users_file = raw.users_file.map(|f| base.join(f));
         if let Some(path) = &users_file {
-            if let Err(e) = crate::users::Users::load(path) {
+            if let Err(e) = crate::auth::users::Users::load(path) {
                 self.problem("auth.users_file", e);
             }
         }
-        (prefix_ok && paths_ok).then_some(AuthConfig {
+        (prefix_ok && paths_ok).then_some(AuthOptions {
             prefix: raw.prefix,
             login_url,
             users_file,
@@ -493,7 +494,7 @@ impl Validator {
         })
     }
 
-    fn upstreams(&mut self, raw: BTreeMap<String, RawUpstream>) -> Vec<UpstreamConfig> {
+    fn upstreams(&mut self, raw: BTreeMap<String, RawUpstream>) -> Vec<UpstreamOptions> {
         if raw.is_empty() {
             self.problem("upstream", "at least one [upstream.<name>] is required");
         }
@@ -530,7 +531,7 @@ impl Validator {
                 idle_timeout,
                 health,
             ) {
-                out.push(UpstreamConfig {
+                out.push(UpstreamOptions {
                     name,
                     addrs,
                     session_commands: u.session_commands,
@@ -549,7 +550,7 @@ impl Validator {
         &mut self,
         defaults: RawRoutes,
         raw: Vec<RawRoute>,
-        ups: &[UpstreamConfig],
+        ups: &[UpstreamOptions],
     ) -> Option<Rules> {
         let find_upstream = |name: &str| ups.iter().position(|u| u.name == name);
         let default_upstream = match defaults.default_upstream.as_deref() {

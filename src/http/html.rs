@@ -65,6 +65,12 @@ code{{font-size:.85em}}
     )
 }
 
+/// A unix time in milliseconds as an IMF-fixdate (RFC 9110 §5.6.7), the way
+/// the pages show times.
+pub fn date(ms: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

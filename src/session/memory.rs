@@ -465,11 +465,6 @@ impl SessionStore for MemoryStore {
         std::future::ready(Ok(self.get_live(key)))
     }
 
-    fn touch(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.get_live(key);
-        std::future::ready(Ok(()))
-    }
-
     fn update(
         &self,
         session: Session,
@@ -523,7 +518,7 @@ impl SessionStore for MemoryStore {
 mod tests {
     use super::*;
 
-    use crate::cookie::SessionId;
+    use crate::session::signing::SessionId;
     use serde_json::{Map, Value};
 
     fn block<F: Future>(f: F) -> F::Output {

@@ -1,5 +1,5 @@
-//! The only cryptography in sessiongate: session ids, the signed cookie value, and
-//! the `Set-Cookie` strings that carry it.
+//! The only cryptography in sessiongate: session ids, secrets, and the signed
+//! cookie value.
 //!
 //! A cookie value is `<id>.<sig>` where `id` is 32 bytes from the OS CSPRNG in
 //! lower-case hex and `sig = hex(HMAC-SHA256(secret, name "=" id))` (DESIGN.md §2).
@@ -8,12 +8,12 @@
 //! only) and verification tries every configured secret in constant time, so
 //! secrets can be rotated: the first signs, all verify.
 //!
-//! This module does not know about sessions or the store: a valid signature only
-//! says "we minted this id"; whether the session is alive is `session`'s call.
+//! This module does not know about sessions, the store or cookie headers (that
+//! is [`super::cookie`]): a valid signature only says "we minted this id";
+//! whether the session is alive is the store's call.
 //! Failures are a plain `None`: callers must not be able to tell a client *why*.
 
 use std::fmt;
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -70,16 +70,6 @@ impl Secret {
     /// Wrap secret bytes; the caller (config) has checked the length.
     pub fn new(bytes: Vec<u8>) -> Self {
         Secret(bytes)
-    }
-
-    /// Number of bytes in the secret (never the bytes themselves).
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the secret is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// The secret's bytes, for the few places that compare or key with them.
@@ -201,161 +191,6 @@ fn decode_lower_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// Find the value of cookie `name` in a `Cookie` header value (RFC 6265 §5.4:
-/// `name=value` pairs separated by `; `). Returns every match, in order, so the
-/// caller can skip a tossed duplicate that does not verify.
-pub fn find<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    header.split(';').filter_map(move |pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
-}
-
-/// Remove every `name=…` pair from a `Cookie` header value; `None` when nothing
-/// else is left. Other cookies pass through byte for byte.
-pub fn strip(header: &str, name: &str) -> Option<String> {
-    let mut out = String::with_capacity(header.len());
-    for pair in header.split(';') {
-        let trimmed = pair.trim();
-        let is_ours = trimmed.split_once('=').is_some_and(|(k, _)| k == name);
-        if is_ours || trimmed.is_empty() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str("; ");
-        }
-        out.push_str(trimmed);
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// The `SameSite` attribute (RFC 6265bis §4.1.2.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    Strict,
-    Lax,
-    None,
-}
-
-impl SameSite {
-    fn as_str(self) -> &'static str {
-        match self {
-            SameSite::Strict => "Strict",
-            SameSite::Lax => "Lax",
-            SameSite::None => "None",
-        }
-    }
-}
-
-/// When the cookie carries `Secure`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Secure {
-    Always,
-    Never,
-    /// Only when the request came over HTTPS (as told by a trusted proxy).
-    Auto,
-}
-
-/// Everything that goes into `Set-Cookie` besides the value.
-#[derive(Debug, Clone)]
-pub struct CookieAttrs {
-    pub name: String,
-    pub path: String,
-    pub domain: Option<String>,
-    pub http_only: bool,
-    pub secure: Secure,
-    pub same_site: SameSite,
-    /// `Max-Age` for a persistent cookie; `None` for a browser-session cookie.
-    pub max_age: Option<Duration>,
-}
-
-impl CookieAttrs {
-    /// `Set-Cookie` for a new or refreshed session cookie; `https` says whether
-    /// the request came over HTTPS (it matters for [`Secure::Auto`]).
-    pub fn set_cookie(&self, value: &str, https: bool) -> String {
-        let mut out = format!("{}={}", self.name, value);
-        if let Some(age) = self.max_age {
-            let secs = age.as_secs();
-            let expires = std::time::SystemTime::now() + Duration::from_secs(secs);
-            out.push_str(&format!("; Max-Age={secs}; Expires={}", httpdate(expires)));
-        }
-        self.push_common(&mut out, https);
-        out
-    }
-
-    /// `Set-Cookie` that makes the browser forget the cookie: same name, path,
-    /// domain, secure and samesite as when it was set, or the browser keeps it.
-    pub fn clear_cookie(&self, https: bool) -> String {
-        let mut out = format!(
-            "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
-            self.name
-        );
-        self.push_common(&mut out, https);
-        out
-    }
-
-    fn push_common(&self, out: &mut String, https: bool) {
-        out.push_str("; Path=");
-        out.push_str(&self.path);
-        if let Some(domain) = &self.domain {
-            out.push_str("; Domain=");
-            out.push_str(domain);
-        }
-        if self.http_only {
-            out.push_str("; HttpOnly");
-        }
-        let secure = match self.secure {
-            Secure::Always => true,
-            Secure::Never => false,
-            Secure::Auto => https,
-        };
-        if secure {
-            out.push_str("; Secure");
-        }
-        out.push_str("; SameSite=");
-        out.push_str(self.same_site.as_str());
-    }
-}
-
-/// An IMF-fixdate of a unix time in milliseconds (the admin page shows times so).
-pub fn httpdate_ms(ms: u64) -> String {
-    httpdate(std::time::UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-/// An IMF-fixdate (RFC 9110 §5.6.7) for the `Expires` attribute.
-fn httpdate(t: std::time::SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), valid for all dates after 1970.
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,60 +283,5 @@ mod tests {
         assert_ne!(a, SessionId::generate());
         assert_eq!(format!("{a:?}"), "SessionId([redacted])");
         assert!(!format!("{:?}", secret(b'x')).contains('x'));
-    }
-
-    #[test]
-    fn find_and_strip_cookie_pairs() {
-        let h = "a=1; sid=xyz;b=2 ; sid=second";
-        assert_eq!(find(h, "sid").collect::<Vec<_>>(), vec!["xyz", "second"]);
-        assert_eq!(find(h, "si").count(), 0);
-        assert_eq!(strip(h, "sid").as_deref(), Some("a=1; b=2"));
-        assert_eq!(strip("sid=1", "sid"), None);
-        assert_eq!(
-            strip("xsid=1; sidx=2", "sid").as_deref(),
-            Some("xsid=1; sidx=2")
-        );
-    }
-
-    #[test]
-    fn set_and_clear_cookie_carry_the_same_scope() {
-        let attrs = CookieAttrs {
-            name: "sid".into(),
-            path: "/app".into(),
-            domain: Some("example.com".into()),
-            http_only: true,
-            secure: Secure::Always,
-            same_site: SameSite::Strict,
-            max_age: Some(Duration::from_secs(60)),
-        };
-        let set = attrs.set_cookie("v", false);
-        assert!(set.starts_with("sid=v; Max-Age=60; Expires="), "{set}");
-        assert!(set.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict"));
-        let clear = attrs.clear_cookie(false);
-        assert!(clear.starts_with("sid=; Max-Age=0; "), "{clear}");
-        assert!(
-            clear.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict")
-        );
-        let session_cookie = CookieAttrs {
-            max_age: None,
-            ..attrs.clone()
-        }
-        .set_cookie("v", false);
-        assert!(!session_cookie.contains("Max-Age") && !session_cookie.contains("Expires"));
-        let auto = CookieAttrs {
-            secure: Secure::Auto,
-            ..attrs
-        };
-        assert!(auto.set_cookie("v", true).contains("; Secure"));
-        assert!(!auto.set_cookie("v", false).contains("; Secure"));
-        assert!(!auto.clear_cookie(false).contains("; Secure"));
-    }
-
-    #[test]
-    fn httpdate_formats_known_instants() {
-        let t = |s| std::time::UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(httpdate(t(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(httpdate(t(784_111_777)), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(httpdate(t(1_709_164_800)), "Thu, 29 Feb 2024 00:00:00 GMT");
     }
 }

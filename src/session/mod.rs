@@ -23,9 +23,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::cookie::SessionId;
+pub mod cookie;
+pub mod manager;
+pub mod memory;
+pub mod redis;
+pub mod signing;
 
-pub use crate::memory_store::{MemoryOptions, MemoryStore};
+use self::signing::SessionId;
+
+pub use self::memory::{MemoryOptions, MemoryStore};
 
 /// Milliseconds since the Unix epoch: the one clock sessions are stamped with.
 pub fn now_ms() -> u64 {
@@ -75,6 +81,7 @@ impl fmt::Debug for SessionKey {
 /// allocation; roles and data are kept in their header form, the only form the
 /// request path needs, and parsed back only for the rare views that want them.
 pub struct Session {
+    /// Its store key (SHA-256 of the id).
     pub key: SessionKey,
     /// `user | roles_header | user_agent | data_header`, split by the lengths below.
     text: Box<str>,
@@ -83,8 +90,11 @@ pub struct Session {
     agent_len: u32,
     has_user: bool,
     has_agent: bool,
+    /// The client address it was created from.
     pub client_ip: Option<IpAddr>,
+    /// When it was created (unix ms).
     pub created_at: u64,
+    /// When it dies however busy it is (unix ms).
     pub absolute_expires_at: u64,
     idle_ms: u64,
     last_seen: AtomicU64,
@@ -330,8 +340,6 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         key: &SessionKey,
     ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
-    /// Slide the idle expiry without reading the session back.
-    fn touch(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Replace a session that already exists (e.g. new data); a no-op if it died meanwhile.
     fn update(
         &self,

@@ -7,7 +7,7 @@
 //!
 //! It holds the minimal RESP2 writer and reader that connection needs, nothing
 //! more. It does not own the local cache, decide what an invalidation does, or
-//! reconnect: [`RedisStore::watch`](crate::redis_store::RedisStore::watch) does
+//! reconnect: [`RedisStore::watch`](crate::session::redis::RedisStore::watch) does
 //! those, through the callbacks of [`run`].
 
 use std::future::Future;
@@ -339,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_invalidation_split_across_a_heartbeat_tick_is_not_lost() {
-        let key = SessionKey::of(&crate::cookie::SessionId::generate());
+        let key = SessionKey::of(&crate::session::signing::SessionId::generate());
         let url = fake_redis(format!("p:sess:{}", key.to_hex()), false).await;
         let client = redis::Client::open(url).unwrap();
         let (seen, mut invalidations) = tokio::sync::mpsc::unbounded_channel();

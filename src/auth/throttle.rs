@@ -86,6 +86,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
     }
 
     /// Failures counted for `key` in its current window.
+    #[cfg(test)]
     pub fn failures(&self, key: &K) -> u32 {
         self.slots
             .get(key)

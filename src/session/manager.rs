@@ -3,9 +3,9 @@
 //! write it back only when changed (`resave`), re-send the cookie when asked
 //! (`rolling`), regenerate the id at every login and destroy it at logout.
 //!
-//! [`Sessions`] owns the signer, the store and the session settings; the proxy
+//! [`SessionManager`] owns the signer, the store and the session settings; the proxy
 //! and the login endpoints both go through it, so there is one place that
-//! decides when a `Set-Cookie` goes out. [`Current`] is the per-request state.
+//! decides when a `Set-Cookie` goes out. [`RequestSession`] is the per-request state.
 //!
 //! This module does not parse requests beyond the `Cookie` header, and it does
 //! not decide access.
@@ -13,13 +13,39 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{self, HeaderMap};
 use serde_json::{Map, Value};
 
-use crate::config::SessionConfig;
-use crate::cookie::{self, SessionId, Signer};
+use crate::session::cookie::{self, CookieAttrs};
+use crate::session::signing::{Secret, SessionId, Signer};
 use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError};
+
+/// Session and cookie settings.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The first signs; all verify (rotation).
+    pub secrets: Vec<Secret>,
+    /// Store (and send a cookie for) a session nobody wrote to.
+    pub save_uninitialized: bool,
+    /// Write an unchanged session back on every request.
+    pub resave: bool,
+    /// Re-send the cookie on every response to a request with a live session.
+    pub rolling: bool,
+    /// Server-side idle lifetime (equals the cookie's `max_age` when that is set).
+    pub idle_timeout: Duration,
+    /// Hard cap from creation, however busy the session (OWASP).
+    pub absolute_timeout: Duration,
+    /// Most logged-in sessions the memory store keeps.
+    pub capacity: u64,
+    /// Most anonymous sessions the memory store keeps, in a cache of their own.
+    pub anonymous_capacity: u64,
+    /// Most sessions one user holds (both stores); a login past it ends the oldest.
+    pub max_per_user: usize,
+    /// Name and attributes of the session cookie.
+    pub cookie: CookieAttrs,
+}
 
 /// Most bytes of session data (as JSON) a session may hold.
 pub const MAX_DATA_BYTES: usize = 8 * 1024;
@@ -29,7 +55,7 @@ const MAX_CANDIDATES: usize = 3;
 
 /// The session state of one request.
 #[derive(Debug, Default)]
-pub struct Current {
+pub struct RequestSession {
     /// The live session, if any.
     pub session: Option<Arc<Session>>,
     /// Its raw id (needed to re-sign the cookie); never logged.
@@ -44,7 +70,7 @@ pub struct Current {
     written: bool,
 }
 
-impl Current {
+impl RequestSession {
     /// The user of an authenticated session.
     pub fn user(&self) -> Option<&str> {
         self.session.as_deref().and_then(|s| s.user())
@@ -59,18 +85,18 @@ pub struct Client {
 }
 
 /// The session lifecycle over one store.
-pub struct Sessions<S> {
+pub struct SessionManager<S> {
     store: Arc<S>,
     signer: Signer,
-    config: SessionConfig,
+    config: SessionOptions,
     writes: AtomicU64,
 }
 
-impl<S: SessionStore> Sessions<S> {
+impl<S: SessionStore> SessionManager<S> {
     /// The lifecycle for `config` over `store`.
-    pub fn new(config: SessionConfig, store: Arc<S>) -> Self {
+    pub fn new(config: SessionOptions, store: Arc<S>) -> Self {
         let signer = Signer::new(&config.cookie.name, &config.secrets);
-        Sessions {
+        SessionManager {
             store,
             signer,
             config,
@@ -84,7 +110,7 @@ impl<S: SessionStore> Sessions<S> {
     }
 
     /// The session settings.
-    pub fn config(&self) -> &SessionConfig {
+    pub fn config(&self) -> &SessionOptions {
         &self.config
     }
 
@@ -99,7 +125,7 @@ impl<S: SessionStore> Sessions<S> {
     ///
     /// # Errors
     /// Only when the store itself fails.
-    pub async fn resolve(&self, headers: &HeaderMap) -> Result<Current, StoreError> {
+    pub async fn resolve(&self, headers: &HeaderMap) -> Result<RequestSession, StoreError> {
         let name = self.config.cookie.name.as_str();
         let (mut forged, mut stale) = (false, false);
         // A request may carry a few cookies of our name (one planted by a sibling
@@ -121,11 +147,11 @@ impl<S: SessionStore> Sessions<S> {
                 };
                 stale = true;
                 if let Some(session) = self.store.load(&SessionKey::of(&verified.id)).await? {
-                    return Ok(Current {
+                    return Ok(RequestSession {
                         session: Some(session),
                         id: Some(verified.id),
                         resign: verified.resign,
-                        ..Current::default()
+                        ..RequestSession::default()
                     });
                 }
             }
@@ -140,7 +166,7 @@ impl<S: SessionStore> Sessions<S> {
             // Expired, logged out or revoked: routine, not suspicious.
             tracing::debug!("session cookie names no live session");
         }
-        Ok(Current::default())
+        Ok(RequestSession::default())
     }
 
     /// `save_uninitialized = true`: give a visitor without a session a stored,
@@ -150,7 +176,7 @@ impl<S: SessionStore> Sessions<S> {
     /// When the store fails.
     pub async fn ensure_uninitialized(
         &self,
-        cur: &mut Current,
+        cur: &mut RequestSession,
         client: &Client,
     ) -> Result<(), StoreError> {
         if self.config.save_uninitialized && cur.session.is_none() {
@@ -168,7 +194,7 @@ impl<S: SessionStore> Sessions<S> {
     /// When the store fails.
     pub async fn login(
         &self,
-        cur: &mut Current,
+        cur: &mut RequestSession,
         user: String,
         roles: Vec<String>,
         client: &Client,
@@ -184,13 +210,13 @@ impl<S: SessionStore> Sessions<S> {
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn logout(&self, cur: &mut Current) -> Result<(), StoreError> {
+    pub async fn logout(&self, cur: &mut RequestSession) -> Result<(), StoreError> {
         if let Some(old) = cur.session.take() {
             self.store.destroy(&old.key).await?;
         }
-        *cur = Current {
+        *cur = RequestSession {
             clear: true,
-            ..Current::default()
+            ..RequestSession::default()
         };
         Ok(())
     }
@@ -201,7 +227,7 @@ impl<S: SessionStore> Sessions<S> {
     /// When the store fails.
     pub async fn merge_data(
         &self,
-        cur: &mut Current,
+        cur: &mut RequestSession,
         data: Map<String, Value>,
         client: &Client,
     ) -> Result<(), StoreError> {
@@ -229,7 +255,7 @@ impl<S: SessionStore> Sessions<S> {
 
     async fn create(
         &self,
-        cur: &mut Current,
+        cur: &mut RequestSession,
         user: Option<String>,
         roles: Vec<String>,
         data: Map<String, Value>,
@@ -249,12 +275,12 @@ impl<S: SessionStore> Sessions<S> {
         .with_client(client.ip, client.user_agent.as_deref());
         self.writes.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.create(s).await?;
-        *cur = Current {
+        *cur = RequestSession {
             session: Some(stored),
             id: Some(id),
             dirty: true,
             written: true,
-            ..Current::default()
+            ..RequestSession::default()
         };
         Ok(())
     }
@@ -262,7 +288,7 @@ impl<S: SessionStore> Sessions<S> {
     /// The one `Set-Cookie` this response needs, if any: a clearing cookie after
     /// logout; the session cookie when the session was created or changed, was
     /// signed with an older secret (rotation), or `rolling` is on.
-    pub fn set_cookie(&self, cur: &Current, https: bool) -> Option<String> {
+    pub fn set_cookie(&self, cur: &RequestSession, https: bool) -> Option<String> {
         if cur.clear {
             return Some(self.config.cookie.clear_cookie(https));
         }
@@ -275,7 +301,7 @@ impl<S: SessionStore> Sessions<S> {
     /// End of request: with `resave`, write an unchanged session back in full
     /// (express-session's `resave: true`); otherwise loading it already moved
     /// its idle expiry.
-    pub async fn finish(&self, cur: &Current) {
+    pub async fn finish(&self, cur: &RequestSession) {
         if !self.config.resave || cur.written {
             return;
         }

@@ -21,31 +21,49 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use pingora::lb::{selection::RoundRobin, LoadBalancer};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
-use crate::config::{Config, UpstreamConfig};
-use crate::identity;
-use crate::lifecycle::{Client, Current, Sessions};
-use crate::login::{self, Endpoint, Login};
+pub mod commands;
+pub mod forwarded;
+pub mod identity;
+pub mod routes;
+pub mod upstream;
+
+use self::forwarded::TrustedProxies;
+use self::routes::{Decision, Identity, Rules};
+use crate::auth::endpoints::{self, Endpoint, Login};
+use crate::http::reply::PAGE_HEADERS;
+use crate::http::{headers, redirect};
 use crate::metrics::{Outcome, UpstreamError, METRICS};
-use crate::routes::{self, Decision, Identity};
+use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::{SessionStore, StoreError};
 
-type Session_ = pingora::proxy::Session;
+type Downstream = pingora::proxy::Session;
 
-/// One upstream, ready for the request path.
-#[derive(Clone)]
-pub struct Upstream {
-    pub config: UpstreamConfig,
-    pub lb: Arc<LoadBalancer<RoundRobin>>,
+pub use self::upstream::{load_balancer, Upstream, UpstreamOptions};
+
+/// What the request path needs to know, built once by `config`.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// How long an idle client connection is kept open.
+    pub client_idle_timeout: Duration,
+    /// Where sessiongate's own endpoints live (`auth.prefix`).
+    pub auth_prefix: String,
+    /// Where anonymous browsers are sent (`auth.login_url`).
+    pub login_url: String,
+    /// The compiled route rules.
+    pub rules: Rules,
+    /// One event per request on the `access` target.
+    pub access_log: bool,
 }
 
 /// The proxy: everything built once at start-up.
 pub struct Gate<S> {
-    config: Arc<Config>,
-    sessions: Arc<Sessions<S>>,
+    config: Arc<ProxyOptions>,
+    sessions: Arc<SessionManager<S>>,
     login: Arc<Login>,
     upstreams: Vec<Upstream>,
     /// `login_url?next=`, prepared once.
@@ -57,7 +75,7 @@ pub struct Ctx {
     start: Instant,
     /// The normalised path when it differs from the request's; `None` = unchanged.
     normalized: Option<String>,
-    cur: Current,
+    cur: RequestSession,
     decision: Option<Decision>,
     endpoint: Option<Endpoint>,
     /// The peer is a trusted proxy (its X-Forwarded-* are believed).
@@ -73,12 +91,12 @@ pub struct Ctx {
 impl<S: SessionStore> Gate<S> {
     /// Assemble the proxy.
     pub fn new(
-        config: Arc<Config>,
-        sessions: Arc<Sessions<S>>,
+        config: Arc<ProxyOptions>,
+        sessions: Arc<SessionManager<S>>,
         login: Arc<Login>,
         upstreams: Vec<Upstream>,
     ) -> Self {
-        let login_prefix = format!("{}?next=", config.auth.login_url);
+        let login_prefix = format!("{}?next=", config.login_url);
         Gate {
             config,
             sessions,
@@ -91,7 +109,7 @@ impl<S: SessionStore> Gate<S> {
     /// Answer a denied request here; the backend never sees it.
     async fn deny(
         &self,
-        session: &mut Session_,
+        session: &mut Downstream,
         ctx: &Ctx,
         decision: Decision,
         path: &str,
@@ -103,7 +121,7 @@ impl<S: SessionStore> Gate<S> {
             Decision::Unauthenticated if is_navigation(session.req_header()) => {
                 let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
                 location.push_str(&self.login_prefix);
-                identity::encode_next(&mut location, path, session.req_header().uri.query());
+                redirect::encode_next(&mut location, path, session.req_header().uri.query());
                 extra.push(("Location", location));
                 return respond(session, 302, "text/plain; charset=utf-8", b"", &extra).await;
             }
@@ -118,12 +136,12 @@ impl<S: SessionStore> Gate<S> {
     /// Answer a built-in endpoint (login, logout, me).
     async fn builtin(
         &self,
-        session: &mut Session_,
+        session: &mut Downstream,
         ctx: &mut Ctx,
         endpoint: Endpoint,
     ) -> Result<()> {
         let form = if endpoint.reads_form() {
-            match read_body(session, login::MAX_FORM_LEN).await? {
+            match read_body(session, endpoints::MAX_FORM_LEN).await? {
                 Some(b) => b,
                 None => {
                     return respond(
@@ -154,7 +172,7 @@ impl<S: SessionStore> Gate<S> {
         let mut resp = ResponseHeader::build(reply.status, Some(8 + reply.headers.len()))?;
         resp.insert_header(header::CONTENT_TYPE, reply.content_type)?;
         resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
-        for (k, v) in login::PAGE_HEADERS {
+        for (k, v) in PAGE_HEADERS {
             resp.insert_header(k, v)?;
         }
         for (k, v) in reply.headers {
@@ -175,7 +193,7 @@ fn store_error(e: StoreError) -> Box<Error> {
     Error::because(HTTPStatus(503), "session store", e)
 }
 
-fn client_ip(session: &Session_) -> Option<IpAddr> {
+fn client_ip(session: &Downstream) -> Option<IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
@@ -183,7 +201,7 @@ fn client_ip(session: &Session_) -> Option<IpAddr> {
 }
 
 /// What a new session records about its client.
-fn client_info(session: &Session_, ip: Option<IpAddr>) -> Client {
+fn client_info(session: &Downstream, ip: Option<IpAddr>) -> Client {
     Client {
         ip,
         user_agent: session
@@ -210,7 +228,7 @@ fn is_navigation(req: &RequestHeader) -> bool {
 }
 
 /// Read a request body of at most `limit` bytes; `None` when it is larger.
-async fn read_body(session: &mut Session_, limit: usize) -> Result<Option<Vec<u8>>> {
+async fn read_body(session: &mut Downstream, limit: usize) -> Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > limit {
@@ -222,7 +240,7 @@ async fn read_body(session: &mut Session_, limit: usize) -> Result<Option<Vec<u8
 }
 
 async fn respond(
-    session: &mut Session_,
+    session: &mut Downstream,
     status: u16,
     content_type: &'static str,
     body: &'static [u8],
@@ -243,7 +261,7 @@ async fn respond(
 }
 
 /// 503 while the session store cannot answer: never "anonymous".
-async fn respond_store_down(session: &mut Session_) -> Result<()> {
+async fn respond_store_down(session: &mut Downstream) -> Result<()> {
     let retry = [("Retry-After", "1".to_owned())];
     respond(
         session,
@@ -263,7 +281,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         Ctx {
             start: Instant::now(),
             normalized: None,
-            cur: Current::default(),
+            cur: RequestSession::default(),
             decision: None,
             endpoint: None,
             trusted_peer: false,
@@ -273,7 +291,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         }
     }
 
-    async fn request_filter(&self, session: &mut Session_, ctx: &mut Ctx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Downstream, ctx: &mut Ctx) -> Result<bool> {
         session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
         let req = session.req_header();
         // A target pingora had to decode lossily cannot be forwarded faithfully.
@@ -298,9 +316,8 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             ctx.normalized = Some(p);
         }
         ctx.trusted_peer = !self.config.trusted_proxies.is_empty()
-            && client_ip(session)
-                .is_some_and(|ip| self.config.trusted_proxies.iter().any(|c| c.contains(ip)));
-        ctx.https = identity::is_https(session.req_header(), ctx.trusted_peer);
+            && client_ip(session).is_some_and(|ip| self.config.trusted_proxies.contains(ip));
+        ctx.https = forwarded::is_https(session.req_header(), ctx.trusted_peer);
         ctx.client_ip = client_ip(session).map(|peer| {
             if !ctx.trusted_peer {
                 return peer;
@@ -308,8 +325,8 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             let xff = session
                 .req_header()
                 .headers
-                .get_all(identity::X_FORWARDED_FOR);
-            identity::client_address(
+                .get_all(headers::X_FORWARDED_FOR);
+            forwarded::client_address(
                 peer,
                 xff.iter().filter_map(|v| v.to_str().ok()),
                 &self.config.trusted_proxies,
@@ -339,7 +356,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
 
         let req = session.req_header();
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
-        if let Some(endpoint) = login::route(&self.config.auth.prefix, &req.method, path) {
+        if let Some(endpoint) = endpoints::route(&self.config.auth_prefix, &req.method, path) {
             ctx.endpoint = Some(endpoint);
             if store_down && !matches!(endpoint, Endpoint::LoginPage | Endpoint::LogoutPage) {
                 respond_store_down(session).await?;
@@ -368,7 +385,11 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         Ok(true)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session_, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Downstream,
+        ctx: &mut Ctx,
+    ) -> Result<Box<HttpPeer>> {
         let Some(Decision::Allow { upstream }) = ctx.decision else {
             return Error::e_explain(InternalError, "upstream_peer without an allow decision");
         };
@@ -389,7 +410,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session_,
+        session: &mut Downstream,
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -411,7 +432,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
 
         // A trusted proxy's X-Forwarded-For is extended; anyone else's is replaced.
         let prior_xff = if ctx.trusted_peer {
-            req.headers.get(identity::X_FORWARDED_FOR).cloned()
+            req.headers.get(headers::X_FORWARDED_FOR).cloned()
         } else {
             None
         };
@@ -420,26 +441,26 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
 
         if let Some(s) = ctx.cur.session.as_deref() {
             if let Some(user) = s.user() {
-                req.insert_header(identity::X_USER, user)?;
-                req.insert_header(identity::X_USER_ROLES, s.roles_header())?;
+                req.insert_header(headers::X_USER, user)?;
+                req.insert_header(headers::X_USER_ROLES, s.roles_header())?;
             }
             // Session data is the opted-in application's, not every upstream's.
             let upstream_may_see_data = matches!(ctx.decision,
                 Some(Decision::Allow { upstream }) if self.upstreams[upstream].config.session_commands);
             if let Some(data) = s.data_header().filter(|_| upstream_may_see_data) {
-                req.insert_header(identity::X_SESSION_DATA, data)?;
+                req.insert_header(headers::X_SESSION_DATA, data)?;
             }
         }
         if let Some(ip) = client_ip(session) {
             match prior_xff.as_ref().and_then(|v| v.to_str().ok()) {
                 Some(prior) => {
-                    req.insert_header(identity::X_FORWARDED_FOR, format!("{prior}, {ip}"))?
+                    req.insert_header(headers::X_FORWARDED_FOR, format!("{prior}, {ip}"))?
                 }
-                None => req.insert_header(identity::X_FORWARDED_FOR, ip.to_string())?,
+                None => req.insert_header(headers::X_FORWARDED_FOR, ip.to_string())?,
             }
         }
         req.insert_header(
-            identity::X_FORWARDED_PROTO,
+            headers::X_FORWARDED_PROTO,
             if ctx.https { "https" } else { "http" },
         )?;
         let req_in = session.req_header();
@@ -450,18 +471,18 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         if let Some(host) = host {
-            req.insert_header(identity::X_FORWARDED_HOST, host)?;
+            req.insert_header(headers::X_FORWARDED_HOST, host)?;
         }
         Ok(())
     }
 
     async fn response_filter(
         &self,
-        session: &mut Session_,
+        session: &mut Downstream,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let commands = identity::take_commands(resp, &self.sessions.config().cookie.name);
+        let commands = commands::take_commands(resp, &self.sessions.config().cookie.name);
         if let Some(commands) = commands {
             let allowed = match ctx.decision {
                 Some(Decision::Allow { upstream }) => {
@@ -511,7 +532,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
 
     /// What pingora prints with its own error logs: the method and the
     /// normalised path, never the query (it can carry tokens).
-    fn request_summary(&self, session: &Session_, ctx: &Ctx) -> String {
+    fn request_summary(&self, session: &Downstream, ctx: &Ctx) -> String {
         let req = session.req_header();
         format!(
             "{} {}",
@@ -522,7 +543,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
 
     async fn fail_to_proxy(
         &self,
-        session: &mut Session_,
+        session: &mut Downstream,
         e: &Error,
         _ctx: &mut Ctx,
     ) -> FailToProxy {
@@ -564,7 +585,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         }
     }
 
-    async fn logging(&self, session: &mut Session_, e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Downstream, e: Option<&Error>, ctx: &mut Ctx) {
         self.sessions.finish(&ctx.cur).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let outcome = match (ctx.endpoint, ctx.decision) {
@@ -577,7 +598,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             (None, None) => Outcome::BadRequest,
         };
         METRICS.request(outcome, status, ctx.start.elapsed());
-        if !self.config.log.access_log {
+        if !self.config.access_log {
             return;
         }
         let req = session.req_header();
@@ -604,17 +625,4 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             error = e.map(|e| e.etype().as_str()),
         );
     }
-}
-
-/// Health-check and build the load balancer for one upstream.
-///
-/// # Errors
-/// If pingora rejects the addresses (it parses them again).
-pub fn load_balancer(config: &UpstreamConfig) -> std::io::Result<LoadBalancer<RoundRobin>> {
-    let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(config.addrs.iter().copied())?;
-    let mut hc = pingora::lb::health_check::TcpHealthCheck::new();
-    hc.peer_template.options.connection_timeout = Some(config.connect_timeout);
-    lb.set_health_check(hc);
-    lb.health_check_frequency = Some(config.health_check_interval.max(Duration::from_millis(100)));
-    Ok(lb)
 }

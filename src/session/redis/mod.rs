@@ -47,10 +47,22 @@ use redis::{AsyncCommands, ScanOptions, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::config::RedisConfig;
 use crate::metrics::METRICS;
-use crate::redis_tracking::{self, Invalidated};
+mod tracking;
+
+use self::tracking::Invalidated;
 use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError, StoreStats};
+
+/// The shared store.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://host:port/db`, with the password (if any) filled in from `store.password`.
+    pub url: String,
+    pub prefix: String,
+    pub timeout: Duration,
+    pub local_ttl: Duration,
+    pub local_capacity: u64,
+}
 
 /// Consecutive failures that open the circuit breaker.
 const BREAKER_THRESHOLD: u32 = 3;
@@ -165,7 +177,7 @@ impl Breaker {
 
 /// The Redis store.
 pub struct RedisStore {
-    config: RedisConfig,
+    config: RedisOptions,
     /// Most sessions one user holds; a login past it ends the oldest.
     max_per_user: usize,
     /// Sessions this instance ended for `max_per_user`.
@@ -269,7 +281,7 @@ impl RedisStore {
     ///
     /// # Errors
     /// If the URL cannot be parsed.
-    pub fn new(config: RedisConfig, max_per_user: usize) -> Result<RedisStore, redis::RedisError> {
+    pub fn new(config: RedisOptions, max_per_user: usize) -> Result<RedisStore, redis::RedisError> {
         let client = redis::Client::open(config.url.as_str())?;
         let local = moka::sync::Cache::builder()
             .max_capacity(config.local_capacity)
@@ -548,7 +560,7 @@ impl RedisStore {
     /// invalidation bumps the generation, so a read that raced it is re-checked.
     async fn track(&self) -> std::io::Result<()> {
         let prefix = format!("{}sess:", self.config.prefix);
-        redis_tracking::run(
+        tracking::run(
             self.client.get_connection_info(),
             &prefix,
             self.config.timeout,
@@ -609,12 +621,6 @@ impl SessionStore for RedisStore {
         }
         s.mark_seen(now);
         Ok(Some(s))
-    }
-
-    async fn touch(&self, key: &SessionKey) -> Result<(), StoreError> {
-        let key = *key;
-        self.touch_remote(&key).await?;
-        Ok(())
     }
 
     async fn update(&self, session: Session) -> Result<Option<Arc<Session>>, StoreError> {
@@ -709,7 +715,7 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_survives_cjson_reencoding() {
-        let id = crate::cookie::SessionId::generate();
+        let id = crate::session::signing::SessionId::generate();
         let key = SessionKey::of(&id);
         let mut data = serde_json::Map::new();
         data.insert("cart".into(), serde_json::json!([1, 2]));
@@ -754,7 +760,7 @@ mod tests {
 
     fn store_with_timeout(url: String, timeout: Duration) -> RedisStore {
         RedisStore::new(
-            RedisConfig {
+            RedisOptions {
                 url,
                 prefix: "t:".into(),
                 timeout,
@@ -795,7 +801,7 @@ mod tests {
             !store.breaker.is_open(),
             "admin failures opened the breaker"
         );
-        let key = SessionKey::of(&crate::cookie::SessionId::generate());
+        let key = SessionKey::of(&crate::session::signing::SessionId::generate());
         for _ in 0..BREAKER_THRESHOLD {
             assert!(store.load(&key).await.is_err());
         }

@@ -33,10 +33,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::cookie::Secret;
-use crate::html::{escape, wide_page};
-use crate::lifecycle::Sessions;
+use crate::http::html::{escape, wide_page};
 use crate::metrics::{StoreGauges, METRICS};
+use crate::session::manager::SessionManager;
+use crate::session::signing::Secret;
 use crate::session::{Session, SessionKey, SessionStore};
 
 /// Most sessions in one page of `GET /sessions`.
@@ -45,7 +45,7 @@ const DEFAULT_LIMIT: usize = 100;
 
 /// The admin application.
 pub struct Admin<S> {
-    sessions: Arc<Sessions<S>>,
+    sessions: Arc<SessionManager<S>>,
     token_digest: Option<[u8; 32]>,
     upstreams: Vec<Arc<LoadBalancer<RoundRobin>>>,
 }
@@ -53,7 +53,7 @@ pub struct Admin<S> {
 impl<S: SessionStore> Admin<S> {
     /// The admin app over `sessions`; `token` `None` leaves only health endpoints.
     pub fn new(
-        sessions: Arc<Sessions<S>>,
+        sessions: Arc<SessionManager<S>>,
         token: Option<&Secret>,
         upstreams: Vec<Arc<LoadBalancer<RoundRobin>>>,
     ) -> Self {
@@ -166,7 +166,7 @@ impl<S: SessionStore> Admin<S> {
                 None => not_found(),
             },
             (&Method::POST, ["sessions", key, "revoke"]) => {
-                if !crate::login::same_origin(req) {
+                if !crate::http::origin::same_origin(req) {
                     return json_resp(
                         StatusCode::FORBIDDEN,
                         json!({"error": "cross-origin request"}),
@@ -329,8 +329,8 @@ impl<S: SessionStore> Admin<S> {
                 roles = escape(&s.roles().collect::<Vec<_>>().join(", ")),
                 ip = s.client_ip.map(|i| i.to_string()).unwrap_or_default(),
                 ua = escape(s.user_agent().unwrap_or("")),
-                seen = crate::cookie::httpdate_ms(s.last_seen_at()),
-                expires = crate::cookie::httpdate_ms(s.expires_at()),
+                seen = crate::http::html::date(s.last_seen_at()),
+                expires = crate::http::html::date(s.expires_at()),
                 suffix = escape(&revoke_suffix),
             ));
         }
@@ -349,7 +349,7 @@ impl<S: SessionStore> Admin<S> {
             None => String::new(),
         };
         let body = format!(
-            "<h1>Sessions</h1>\n<form class=\"inline\" method=\"get\" action=\"/\"><div><label for=\"user\">User</label>\
+            "<h1>SessionManager</h1>\n<form class=\"inline\" method=\"get\" action=\"/\"><div><label for=\"user\">User</label>\
              <input id=\"user\" name=\"user\" value=\"{uq}\"></div><button type=\"submit\">Filter</button></form>\n\
              <div class=\"scroll\"><table><thead><tr><th>Key</th><th>User</th><th>Roles</th><th>Client IP</th><th>User agent</th>\
              <th>Last seen</th><th>Expires</th><th></th></tr></thead><tbody>\n{rows}</tbody></table></div>\n{more}",
@@ -361,7 +361,7 @@ impl<S: SessionStore> Admin<S> {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/html; charset=utf-8"),
         );
-        for (k, v) in crate::login::PAGE_HEADERS {
+        for (k, v) in crate::http::reply::PAGE_HEADERS {
             h.insert(k, http::HeaderValue::from_static(v));
         }
         resp

@@ -9,9 +9,16 @@
 //! falls back to `/`. What comes out is percent-encoded so the `Location`
 //! header never carries CR, LF, spaces or non-ASCII.
 //!
+//! The way there is encoded here too: [`encode_next`] writes the `next` of the
+//! login redirect the proxy sends an anonymous browser to.
+//!
 //! Pure functions; the login endpoints call [`safe_next`].
 
 use std::borrow::Cow;
+
+use percent_encoding::{
+    percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC,
+};
 
 /// The redirect target for a `next` parameter (already form-decoded once).
 pub fn safe_next(next: Option<&str>) -> Cow<'_, str> {
@@ -49,48 +56,51 @@ fn is_plain_local(s: &str) -> bool {
             .any(|c| c.is_control() || c.is_whitespace() && c != ' ')
 }
 
-/// Decode `%XX` once; `None` when the result is not UTF-8.
+/// Decode `%XX` once; `None` when the result is not UTF-8. Invalid escapes
+/// stay as they are.
 fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(Cow::into_owned)
 }
+
+/// What may not appear raw in a `Location` header: controls, space and the
+/// characters RFC 3986 leaves out of a URI (non-ASCII is always encoded).
+const LOCATION: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'^');
 
 /// Percent-encode what may not appear raw in a `Location` header.
 fn encode(s: &str) -> Cow<'_, str> {
-    let needs = |c: u8| {
-        !(c.is_ascii_graphic())
-            || matches!(c, b'"' | b'<' | b'>' | b'`' | b'{' | b'}' | b'|' | b'^')
-    };
-    if !s.bytes().any(needs) {
-        return Cow::Borrowed(s);
+    utf8_percent_encode(s, LOCATION).into()
+}
+
+/// What `next` keeps raw: RFC 3986's unreserved characters and `/`. Everything
+/// else, `?`, `%` and `:` included, is encoded, so the value can only ever be
+/// read back as a path on this origin.
+const NEXT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Append the login redirect's `next` value: the normalised path and the query,
+/// percent-encoded (the query's `?` too).
+pub fn encode_next(out: &mut String, path: &str, query: Option<&str>) {
+    out.extend(utf8_percent_encode(path, NEXT));
+    if let Some(q) = query {
+        out.push_str("%3F");
+        out.extend(utf8_percent_encode(q, NEXT));
     }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.bytes() {
-        if needs(c) {
-            out.push_str(&format!("%{c:02X}"));
-        } else {
-            out.push(c as char);
-        }
-    }
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -136,7 +146,7 @@ mod tests {
     /// oauth2-proxy's open-redirect corpus: every payload must stay on our origin.
     #[test]
     fn open_redirect_corpus_stays_same_origin() {
-        let corpus = include_str!("../tests/data/openredirects.txt");
+        let corpus = include_str!("../../tests/data/openredirects.txt");
         let base = "http://127.0.0.1:8080/.sessiongate/login";
         for line in corpus.lines() {
             let got = safe_next(Some(line));
@@ -152,5 +162,12 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{line:?} -> {got:?}: {e}"));
             assert_eq!(resolved.origin(), base.origin(), "{line:?} -> {got:?}");
         }
+    }
+
+    #[test]
+    fn next_is_encoded_as_a_relative_path() {
+        let mut s = String::new();
+        encode_next(&mut s, "/a b/c", Some("x=1&y=//evil"));
+        assert_eq!(s, "/a%20b/c%3Fx%3D1%26y%3D//evil");
     }
 }

@@ -187,14 +187,6 @@ impl Users {
             .map(|(_, u)| u.name.clone())
             .collect()
     }
-
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
 }
 
 enum ParseError {

@@ -27,15 +27,35 @@ use http::{Method, StatusCode};
 use pingora::http::RequestHeader;
 use tokio::sync::Semaphore;
 
-use crate::config::AuthConfig;
-use crate::html::{escape, page};
-use crate::lifecycle::{Client, Current, Sessions};
+use crate::auth::throttle::Throttle;
+use crate::auth::users::{self, Users, MAX_PASSWORD_LEN};
+use crate::http::html::{escape, page};
+use crate::http::origin::same_origin;
+use crate::http::redirect::safe_next;
+use crate::http::reply::Reply;
 use crate::metrics::METRICS;
-use crate::redirect::safe_next;
+use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::SessionStore;
-use crate::throttle::Throttle;
-use crate::users::{self, Users, MAX_PASSWORD_LEN};
 use std::sync::atomic::Ordering;
+
+/// The built-in endpoints' location and where anonymous browsers are sent.
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    pub prefix: String,
+    /// Relative URL of the login page; `?next=` is appended.
+    pub login_url: String,
+    /// The users file of the built-in login; `None` = built-in login off.
+    pub users_file: Option<PathBuf>,
+    /// Where `POST <prefix>/logout` sends the browser.
+    pub logout_redirect: String,
+    /// Failed logins per user name within `failure_window` before lockout.
+    pub max_failures: u32,
+    /// Failed logins per client IP within `failure_window` before lockout.
+    pub ip_max_failures: u32,
+    pub failure_window: Duration,
+    /// Password verifications running at once.
+    pub max_concurrent_hashes: usize,
+}
 
 /// Largest login or logout form accepted (bytes).
 pub const MAX_FORM_LEN: usize = 8 * 1024;
@@ -98,52 +118,9 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
     })
 }
 
-/// A response built here, written by the proxy (which adds the session cookie).
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub(crate) fn html(status: StatusCode, body: String) -> Reply {
-        Reply {
-            status,
-            content_type: "text/html; charset=utf-8",
-            headers: Vec::new(),
-            body: body.into_bytes(),
-        }
-    }
-
-    pub(crate) fn json(status: StatusCode, body: String) -> Reply {
-        Reply {
-            status,
-            content_type: "application/json",
-            headers: Vec::new(),
-            body: body.into_bytes(),
-        }
-    }
-
-    pub(crate) fn see_other(location: &str) -> Reply {
-        Reply {
-            status: StatusCode::SEE_OTHER,
-            content_type: "text/plain; charset=utf-8",
-            headers: vec![("Location", location.to_owned())],
-            body: Vec::new(),
-        }
-    }
-
-    fn with(mut self, name: &'static str, value: String) -> Reply {
-        self.headers.push((name, value));
-        self
-    }
-}
-
 /// The built-in login: users, throttles, the hashing limit.
 pub struct Login {
-    config: AuthConfig,
+    config: AuthOptions,
     users: RwLock<Arc<Users>>,
     users_mtime: RwLock<Option<SystemTime>>,
     dummy_hash: String,
@@ -157,7 +134,7 @@ impl Login {
     ///
     /// # Errors
     /// If the users file cannot be loaded.
-    pub fn new(config: AuthConfig) -> Result<Login, users::Error> {
+    pub fn new(config: AuthOptions) -> Result<Login, users::Error> {
         let (users, mtime) = match &config.users_file {
             Some(path) => (Users::load(path)?, mtime(path)),
             None => (Users::default(), None),
@@ -211,8 +188,8 @@ impl Login {
         req: &RequestHeader,
         form: &[u8],
         client: &Client,
-        cur: &mut Current,
-        sessions: &Sessions<S>,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
     ) -> Reply {
         let reply = match endpoint {
             Endpoint::LoginPage => {
@@ -239,10 +216,13 @@ impl Login {
                     content_type: "text/plain; charset=utf-8",
                     headers: vec![
                         (
-                            crate::identity::X_USER,
+                            crate::http::headers::X_USER,
                             s.user().unwrap_or_default().to_owned(),
                         ),
-                        (crate::identity::X_USER_ROLES, s.roles_header().to_owned()),
+                        (
+                            crate::http::headers::X_USER_ROLES,
+                            s.roles_header().to_owned(),
+                        ),
                     ],
                     body: Vec::new(),
                 },
@@ -268,13 +248,13 @@ impl Login {
                 ),
             },
             Endpoint::OwnSessions => {
-                crate::own_sessions::list(req, cur, sessions, &self.config.prefix).await
+                crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix).await
             }
             Endpoint::OwnSessionRevoke => {
                 if !same_origin(req) {
                     return forbidden();
                 }
-                crate::own_sessions::revoke(form, cur, sessions, &self.config.prefix).await
+                crate::auth::own_sessions::revoke(form, cur, sessions, &self.config.prefix).await
             }
             Endpoint::NotFound => {
                 Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into())
@@ -306,8 +286,8 @@ impl Login {
         req: &RequestHeader,
         form: &[u8],
         client: &Client,
-        cur: &mut Current,
-        sessions: &Sessions<S>,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
     ) -> Reply {
         if !same_origin(req) {
             return forbidden();
@@ -439,63 +419,6 @@ impl Login {
     }
 }
 
-/// Reloads the users file when it changes (polled every second) or on SIGHUP,
-/// and ends the sessions of users who were removed or disabled. A broken file
-/// is logged and the last good version stays in force.
-pub struct UsersWatcher<S> {
-    pub login: Arc<Login>,
-    pub sessions: Arc<Sessions<S>>,
-}
-
-impl<S: SessionStore> UsersWatcher<S> {
-    async fn reload(&self, force: bool) {
-        match self.login.reload(force) {
-            Ok(revoked) => {
-                for user in revoked {
-                    match self.sessions.destroy_user(&user).await {
-                        Ok(n) => {
-                            tracing::info!(target: "auth", user = %user, sessions = n, "user removed or disabled: sessions ended")
-                        }
-                        Err(e) => {
-                            tracing::error!(target: "auth", user = %user, error = %e, "could not end the sessions of a removed user")
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(target: "auth", error = %e, "users file not reloaded; keeping the last good version")
-            }
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl<S: SessionStore> pingora::services::background::BackgroundService for UsersWatcher<S> {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        if self.login.users_file().is_none() {
-            return;
-        }
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "no SIGHUP handler; the users file is still polled");
-                None
-            }
-        };
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => self.reload(false).await,
-                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    tracing::info!(target: "auth", "SIGHUP: reloading the users file");
-                    self.reload(true).await;
-                }
-            }
-        }
-    }
-}
-
 fn forbidden() -> Reply {
     tracing::warn!(target: "auth", "cross-origin POST to a built-in endpoint refused");
     Reply::json(
@@ -522,38 +445,6 @@ fn query_param(req: &RequestHeader, key: &str) -> Option<String> {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
 }
-
-/// Whether a POST comes from our own origin: `Origin` (or, failing that,
-/// `Referer`) must name the host the request was sent to. `Sec-Fetch-Site:
-/// cross-site` is refused outright. A request with neither header is not from a
-/// browser form and is allowed (OWASP CSRF Prevention Cheat Sheet).
-pub fn same_origin(req: &RequestHeader) -> bool {
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    if header("sec-fetch-site").is_some_and(|s| s == "cross-site") {
-        return false;
-    }
-    let Some(host) = header("host") else {
-        return false;
-    };
-    let source = header("origin").or_else(|| header("referer"));
-    let Some(source) = source else { return true };
-    let Some(rest) = source
-        .strip_prefix("https://")
-        .or_else(|| source.strip_prefix("http://"))
-    else {
-        return false; // includes `Origin: null`
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    authority.eq_ignore_ascii_case(host)
-}
-
-/// Headers every built-in page carries: never cached, never framed, no scripts.
-pub const PAGE_HEADERS: [(&str, &str); 4] = [
-    ("Cache-Control", "no-store"),
-    ("X-Frame-Options", "DENY"),
-    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    ("Referrer-Policy", "same-origin"),
-];
 
 #[cfg(test)]
 mod tests {
@@ -596,41 +487,6 @@ mod tests {
         );
         assert_eq!(route(p, &Method::GET, "/.sessiongatex/login"), None);
         assert_eq!(route(p, &Method::GET, "/app"), None);
-    }
-
-    fn req(headers: &[(&str, &str)]) -> RequestHeader {
-        let mut r = RequestHeader::build("POST", b"/.sessiongate/login", None).unwrap();
-        r.insert_header("Host", "app.test:8080").unwrap();
-        for (k, v) in headers {
-            r.insert_header(k.to_string(), *v).unwrap();
-        }
-        r
-    }
-
-    #[test]
-    fn same_origin_checks_origin_then_referer() {
-        assert!(same_origin(&req(&[])));
-        assert!(same_origin(&req(&[("Origin", "http://app.test:8080")])));
-        assert!(same_origin(&req(&[("Origin", "https://APP.test:8080")])));
-        assert!(same_origin(&req(&[(
-            "Referer",
-            "http://app.test:8080/.sessiongate/login?next=/"
-        )])));
-        assert!(!same_origin(&req(&[("Origin", "http://evil.test")])));
-        assert!(!same_origin(&req(&[(
-            "Origin",
-            "http://app.test:8080.evil.test"
-        )])));
-        assert!(!same_origin(&req(&[("Origin", "null")])));
-        assert!(!same_origin(&req(&[(
-            "Referer",
-            "http://evil.test/app.test:8080"
-        )])));
-        assert!(!same_origin(&req(&[
-            ("Origin", "http://evil.test"),
-            ("Referer", "http://app.test:8080/")
-        ])));
-        assert!(!same_origin(&req(&[("Sec-Fetch-Site", "cross-site")])));
     }
 
     #[test]

@@ -9,16 +9,16 @@ use http::StatusCode;
 use pingora::http::RequestHeader;
 use serde_json::json;
 
-use crate::html::{escape, wide_page};
-use crate::lifecycle::{Current, Sessions};
-use crate::login::Reply;
+use crate::http::html::{escape, wide_page};
+use crate::http::reply::Reply;
+use crate::session::manager::{RequestSession, SessionManager};
 use crate::session::{SessionKey, SessionStore};
 
 /// The caller's sessions: HTML, or JSON when the client accepts only that.
 pub async fn list<S: SessionStore>(
     req: &RequestHeader,
-    cur: &Current,
-    sessions: &Sessions<S>,
+    cur: &RequestSession,
+    sessions: &SessionManager<S>,
     prefix: &str,
 ) -> Reply {
     let Some((user, current)) = cur
@@ -81,7 +81,7 @@ pub async fn list<S: SessionStore>(
             "<tr><td>{ua}</td><td>{ip}</td><td>{seen}</td><td>{action}</td></tr>\n",
             ua = escape(s.user_agent().unwrap_or("unknown device")),
             ip = s.client_ip.map(|i| i.to_string()).unwrap_or_default(),
-            seen = crate::cookie::httpdate_ms(s.last_seen_at()),
+            seen = crate::http::html::date(s.last_seen_at()),
         ));
     }
     let body = format!(
@@ -95,8 +95,8 @@ pub async fn list<S: SessionStore>(
 /// End one of the caller's other sessions; 303 back to the list.
 pub async fn revoke<S: SessionStore>(
     form: &[u8],
-    cur: &Current,
-    sessions: &Sessions<S>,
+    cur: &RequestSession,
+    sessions: &SessionManager<S>,
     prefix: &str,
 ) -> Reply {
     let Some(user) = cur.user() else {

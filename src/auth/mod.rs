@@ -1,0 +1,12 @@
+//! Who the user is: the built-in endpoints under the auth prefix (login,
+//! logout, me, check, a user's own sessions), the users file and its
+//! watcher, and login throttling.
+//!
+//! It builds replies ([`crate::http::reply::Reply`]); the proxy writes them.
+//! It reaches sessions only through the session manager.
+
+pub mod endpoints;
+pub mod own_sessions;
+pub mod throttle;
+pub mod users;
+pub mod watcher;

@@ -1,0 +1,165 @@
+//! The backend's session commands: response headers an upstream with
+//! `session_commands = true` sends to log a session in, store data in it, or
+//! end it. They are always removed from the response, and a backend
+//! `Set-Cookie` for the session cookie is dropped, so only the proxy ever sets
+//! it.
+//!
+//! This module parses; `proxy` applies the [`Commands`] through the session
+//! manager.
+
+use http::header::{self, HeaderName, HeaderValue};
+use pingora::http::ResponseHeader;
+use serde_json::{Map, Value};
+
+use super::identity::{same_name, starts_with_name};
+
+/// Longest user name a backend may log in (bytes).
+const MAX_USER_LEN: usize = 256;
+/// Largest `X-Session-Data` accepted from a backend (bytes).
+const MAX_DATA_LEN: usize = 8 * 1024;
+
+/// A login the backend asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub user: String,
+    pub roles: Vec<String>,
+}
+
+/// The session commands in one backend response.
+#[derive(Debug, Default, PartialEq)]
+pub struct Commands {
+    /// `X-Session-Logout: 1`: destroy the session, clear the cookie.
+    pub logout: bool,
+    /// `X-Session-Login: <user>` (+ `X-Session-Roles: a,b`): a new authenticated session.
+    pub login: Option<Command>,
+    /// `X-Session-Data: <json object>`: merged into the session.
+    pub data: Option<Map<String, Value>>,
+}
+
+/// Remove every `X-Session-*` header and any backend `Set-Cookie` for the
+/// session cookie from a response, and return the commands they carried.
+/// `None` when the response carried no `X-Session-*` header at all (the common
+/// case, which allocates nothing). Malformed commands are dropped with a warning:
+/// a backend bug must not log anyone in.
+pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Commands> {
+    drop_backend_session_cookie(resp, cookie_name);
+    if !resp
+        .headers
+        .keys()
+        .any(|n| starts_with_name(n.as_str().as_bytes(), b"x-session-"))
+    {
+        return None;
+    }
+    let names: Vec<HeaderName> = resp
+        .headers
+        .keys()
+        .filter(|n| starts_with_name(n.as_str().as_bytes(), b"x-session-"))
+        .cloned()
+        .collect();
+    let mut out = Commands::default();
+    let mut login_user = None;
+    let mut roles = Vec::new();
+    for name in names {
+        let Some(value) = resp.remove_header(&name) else {
+            continue;
+        };
+        let n = name.as_str().as_bytes();
+        let Ok(v) = value.to_str() else {
+            tracing::warn!(header = name.as_str(), "non-ASCII session command ignored");
+            continue;
+        };
+        let v = v.trim();
+        if same_name(n, b"x-session-logout") {
+            out.logout = v == "1" || v.eq_ignore_ascii_case("true");
+        } else if same_name(n, b"x-session-login") {
+            if v.is_empty() || v.len() > MAX_USER_LEN || v.chars().any(char::is_control) {
+                tracing::warn!(
+                    "X-Session-Login with an empty, long or control-character user ignored"
+                );
+            } else {
+                login_user = Some(v.to_owned());
+            }
+        } else if same_name(n, b"x-session-roles") {
+            roles = v
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(String::from)
+                .collect();
+        } else if same_name(n, b"x-session-data") {
+            match (v.len() <= MAX_DATA_LEN).then(|| serde_json::from_str::<Value>(v)) {
+                Some(Ok(Value::Object(map))) => out.data = Some(map),
+                _ => tracing::warn!(
+                    "X-Session-Data that is not a JSON object of at most 8 KiB ignored"
+                ),
+            }
+        }
+    }
+    out.login = login_user.map(|user| Command { user, roles });
+    Some(out)
+}
+
+fn drop_backend_session_cookie(resp: &mut ResponseHeader, cookie_name: &str) {
+    let is_ours = |v: &HeaderValue| {
+        let v = v.as_bytes();
+        let end = v.iter().position(|&b| b == b'=').unwrap_or(v.len());
+        v[..end].trim_ascii() == cookie_name.as_bytes()
+    };
+    let all = resp.headers.get_all(header::SET_COOKIE);
+    if !all.iter().any(is_ours) {
+        return;
+    }
+    let keep: Vec<HeaderValue> = all.iter().filter(|v| !is_ours(v)).cloned().collect();
+    tracing::warn!("backend Set-Cookie for the session cookie dropped");
+    resp.remove_header(&header::SET_COOKIE);
+    for v in keep {
+        // append_header only fails on invalid names; SET_COOKIE is valid.
+        let _ = resp.append_header(header::SET_COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_parsed_and_removed() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("X-Session-Login", " alice ").unwrap();
+        resp.append_header("X_Session_Roles", "admin, ops,,")
+            .unwrap();
+        resp.append_header("X-Session-Data", r#"{"cart":1}"#)
+            .unwrap();
+        resp.append_header("X-Session-Other", "x").unwrap();
+        resp.append_header("Set-Cookie", "sid=evil; Path=/")
+            .unwrap();
+        resp.append_header("Set-Cookie", "theme=dark").unwrap();
+        let c = take_commands(&mut resp, "sid").unwrap();
+        assert_eq!(
+            c.login,
+            Some(Command {
+                user: "alice".into(),
+                roles: vec!["admin".into(), "ops".into()]
+            })
+        );
+        assert_eq!(c.data.unwrap().get("cart"), Some(&Value::from(1)));
+        assert!(!c.logout);
+        let left: Vec<_> = resp
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        assert_eq!(left, vec!["set-cookie: theme=dark"]);
+    }
+
+    #[test]
+    fn malformed_commands_are_ignored() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("X-Session-Login", "").unwrap();
+        resp.append_header("X-Session-Data", "[1,2]").unwrap();
+        resp.append_header("X-Session-Logout", "yes").unwrap();
+        assert_eq!(take_commands(&mut resp, "sid"), Some(Commands::default()));
+        let mut plain = ResponseHeader::build(200, None).unwrap();
+        assert_eq!(take_commands(&mut plain, "sid"), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! Identity headers: the ones sessiongate vouches for, and how client copies
+//! of them are removed.
+//!
+//! The backend trusts `X-User` only because nothing but the proxy can set it. So
+//! on every request, public routes included, every client header that a backend
+//! framework might read as one of ours is removed: any letter case, and with `_`
+//! for `-` (CGI-style servers map both to `HTTP_X_USER`). pingora 0.9 already drops
+//! headers a client names in `Connection:` before our filter runs, and ours are
+//! inserted after that, so `Connection: X-User` cannot remove them.
+//!
+//! The session cookie is removed from what goes upstream as well. The backend's
+//! answers (`X-Session-*`) are [`super::commands`]'.
+
+use http::header::{self, HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+
+use crate::session::cookie;
+
+/// Compare a header name to a lower-case, `-`-separated name, treating `_` as `-`.
+pub(super) fn same_name(name: &[u8], canonical: &[u8]) -> bool {
+    name.len() == canonical.len()
+        && name
+            .iter()
+            .zip(canonical)
+            .all(|(&a, &b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+}
+
+pub(super) fn starts_with_name(name: &[u8], canonical_prefix: &[u8]) -> bool {
+    name.len() >= canonical_prefix.len()
+        && same_name(&name[..canonical_prefix.len()], canonical_prefix)
+}
+
+/// Whether a client may not send this header: one the proxy sets (or a
+/// spelling a backend may read as one), any other `X-Forwarded-*` or
+/// `Forwarded` (RFC 7239), which the proxy does not vouch for, or a header that
+/// frameworks use to override the client address, the path or the method.
+pub fn is_reserved(name: &[u8]) -> bool {
+    const EXACT: [&[u8]; 11] = [
+        b"x-user",
+        b"x-user-roles",
+        b"forwarded",
+        // Client addresses some frameworks believe.
+        b"x-real-ip",
+        b"true-client-ip",
+        b"x-client-ip",
+        // Path overrides (IIS, older Symfony): they would bypass the rules.
+        b"x-original-url",
+        b"x-rewrite-url",
+        // Method overrides (Express method-override and friends): they would
+        // turn an allowed method into one the rules never saw.
+        b"x-http-method-override",
+        b"x-http-method",
+        b"x-method-override",
+    ];
+    EXACT.iter().any(|c| same_name(name, c))
+        || starts_with_name(name, b"x-session-")
+        // Every X-Forwarded-* (User, Email, Prefix, Port, ...): only the proxy
+        // sets the three it vouches for.
+        || starts_with_name(name, b"x-forwarded-")
+}
+
+/// Remove every reserved header a client sent. Allocates only when there is one.
+pub fn strip_client_identity(req: &mut RequestHeader) {
+    let spoofed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| is_reserved(n.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        req.remove_header(&name);
+    }
+}
+
+/// Remove the session cookie from the `Cookie` header(s) sent upstream, leaving
+/// every other cookie as it was. Several `Cookie` headers (HTTP/2) are joined
+/// into one, as RFC 6265 §5.4 requires for HTTP/1.1.
+///
+/// # Errors
+/// Only if the rebuilt header is not a valid header value, which cannot happen
+/// for input that was one.
+pub fn strip_session_cookie(req: &mut RequestHeader, name: &str) -> pingora::Result<()> {
+    let ours = |v: &HeaderValue| {
+        v.to_str()
+            .is_ok_and(|v| cookie::find(v, name).next().is_some())
+    };
+    let cookies = req.headers.get_all(header::COOKIE);
+    if !cookies.iter().any(ours) {
+        return Ok(());
+    }
+    let mut kept = String::new();
+    for v in cookies {
+        let Ok(v) = v.to_str() else { continue };
+        if let Some(rest) = cookie::strip(v, name) {
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(&rest);
+        }
+    }
+    req.remove_header(&header::COOKIE);
+    if !kept.is_empty() {
+        req.insert_header(header::COOKIE, kept)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_names_in_every_spelling() {
+        for name in [
+            "x-user",
+            "X-User",
+            "X_USER",
+            "x_user",
+            "X-USER-ROLES",
+            "x_user_roles",
+            "x-session-data",
+            "X_Session_Login",
+            "x-session-anything",
+            "x-forwarded-for",
+            "X_Forwarded_Host",
+            "forwarded",
+            "X-Forwarded-User",
+            "x-forwarded-prefix",
+            "X-Real-IP",
+            "x_original_url",
+            "X-HTTP-Method-Override",
+        ] {
+            assert!(is_reserved(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "x-users",
+            "x-user-role",
+            "x-sessions",
+            "user",
+            "x-forwarded",
+            "accept",
+        ] {
+            assert!(!is_reserved(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn client_identity_headers_are_stripped() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in [
+            ("X-User", "root"),
+            ("x_user", "root"),
+            ("X-Session-Data", "{}"),
+            ("Accept", "*/*"),
+        ] {
+            req.append_header(k.to_string(), v).unwrap();
+        }
+        strip_client_identity(&mut req);
+        let names: Vec<_> = req.headers.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(names, vec!["accept"]);
+    }
+
+    #[test]
+    fn session_cookie_is_removed_other_cookies_kept() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Cookie", "a=1; sid=x").unwrap();
+        req.append_header("Cookie", "b=2").unwrap();
+        strip_session_cookie(&mut req, "sid").unwrap();
+        let got: Vec<_> = req
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(got, vec!["a=1; b=2"]);
+
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Cookie", "sid=x").unwrap();
+        strip_session_cookie(&mut req, "sid").unwrap();
+        assert!(req.headers.get("cookie").is_none());
+    }
+}
