@@ -1,6 +1,6 @@
 //! The pingora glue: each `ProxyHttp` phase translates between pingora and the
-//! modules that decide (`routes`, `lifecycle`, `login`, `identity`), and does
-//! nothing else.
+//! modules that decide ([`routes`], the session manager, the auth endpoints,
+//! [`identity`], [`commands`], [`forwarded`]), and does nothing else.
 //!
 //! - `request_filter`: normalise the path, resolve the session from its cookie,
 //!   answer the built-in endpoints, decide the route; denied requests are
@@ -10,7 +10,7 @@
 //! - `upstream_request_filter`: the normalised path, identity headers rebuilt
 //!   from the session only, the session cookie removed.
 //! - `response_filter`: the backend's session commands applied and removed, and
-//!   the session `Set-Cookie` added when the lifecycle says so.
+//!   the session `Set-Cookie` added when the session manager says so.
 //! - `fail_to_proxy`: 502 / 504 with a generic body that names no address.
 //! - `logging`: `resave`, then one access event per request.
 

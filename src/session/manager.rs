@@ -84,7 +84,7 @@ pub struct Client {
     pub user_agent: Option<String>,
 }
 
-/// The session lifecycle over one store.
+/// The express-session life cycle over one store.
 pub struct SessionManager<S> {
     store: Arc<S>,
     signer: Signer,

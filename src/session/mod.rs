@@ -6,12 +6,13 @@
 //! slides on use and an absolute expiry fixed at creation (OWASP Session
 //! Management: idle and absolute timeouts).
 //!
-//! [`SessionStore`] is the seam for other stores (`redis_store`): the proxy only
-//! talks to the trait. The embedded default, [`MemoryStore`], lives in
-//! [`crate::memory_store`] and is re-exported here; the shared store is
-//! [`crate::redis_store`].
+//! [`SessionStore`] is the store contract: the manager only talks to the
+//! trait. The embedded default, [`MemoryStore`], is in [`memory`]; the shared
+//! store in [`redis`].
 //!
-//! This module does not parse cookies or decide access.
+//! Submodules: [`signing`] (ids, secrets, the signed value: the only crypto),
+//! [`cookie`] (our cookie in headers), [`manager`] (a session's life across one
+//! request), [`memory`] and [`redis`] (the stores). Nothing here decides access.
 
 use std::fmt;
 use std::future::Future;

@@ -12,7 +12,7 @@
 //! Create, touch and destroy are Lua scripts, so each is atomic. With
 //! `resave = false` a session is touched (its idle expiry moved) at most once per
 //! [`TOUCH_INTERVAL`]-ish slice of its idle time; with `resave = true` the
-//! lifecycle writes it back in full.
+//! session manager writes it back in full.
 //!
 //! Local cache: entries live at most `local_ttl` (1 s by default): that is the
 //! hard bound on how long a revocation on another instance can go unnoticed. In
@@ -205,72 +205,15 @@ pub struct RedisStore {
 /// scored by absolute expiry, which is creation + `absolute_timeout`, so the
 /// lowest scores are the oldest sessions; the new one is never among those
 /// ended. Returns how many were ended.
-const CREATE: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local ended = 0
-if #KEYS > 1 then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-  local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
-  if over > 0 then
-    for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, over)) do
-      if ended < over and m ~= ARGV[4] then
-        redis.call('ZREM', KEYS[2], m)
-        redis.call('DEL', ARGV[7] .. m)
-        ended = ended + 1
-      end
-    end
-  end
-  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-  if last[2] then redis.call('PEXPIREAT', KEYS[2], last[2]) end
-end
-return ended
-";
+const CREATE: &str = include_str!("scripts/create.lua");
 
-const TOUCH: &str = r"
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local s = cjson.decode(v)
-local now = tonumber(ARGV[1])
-if now >= s.absolute_expires_at then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-s.last_seen = now
-local ttl = math.min(s.idle_ms, s.absolute_expires_at - now)
-redis.call('SET', KEYS[1], cjson.encode(s), 'PX', ttl)
-return 1
-";
+const TOUCH: &str = include_str!("scripts/touch.lua");
 
 /// Read a session and, when its idle expiry was last moved more than ARGV[2]
 /// ms (or a tenth of its idle time) ago, move it: loading is using.
-const LOAD: &str = r"
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local s = cjson.decode(v)
-local now = tonumber(ARGV[1])
-if now >= s.absolute_expires_at then
-  redis.call('DEL', KEYS[1])
-  return false
-end
-local every = math.min(tonumber(ARGV[2]), math.floor(s.idle_ms / 10))
-if now - s.last_seen < every then return v end
-s.last_seen = now
-v = cjson.encode(s)
-redis.call('SET', KEYS[1], v, 'PX', math.min(s.idle_ms, s.absolute_expires_at - now))
-return v
-";
+const LOAD: &str = include_str!("scripts/load.lua");
 
-const DESTROY: &str = r"
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-redis.call('DEL', KEYS[1])
-local s = cjson.decode(v)
-if type(s.user) == 'string' then
-  redis.call('ZREM', ARGV[1] .. 'user:' .. s.user, ARGV[2])
-end
-return 1
-";
+const DESTROY: &str = include_str!("scripts/destroy.lua");
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -556,7 +499,7 @@ impl RedisStore {
         }
     }
 
-    /// One tracking connection's life: see [`redis_tracking::run`]. Every
+    /// One tracking connection's life: see [`tracking::run`]. Every
     /// invalidation bumps the generation, so a read that raced it is re-checked.
     async fn track(&self) -> std::io::Result<()> {
         let prefix = format!("{}sess:", self.config.prefix);
