@@ -1,8 +1,7 @@
 //! Several instances, one set of sessions: the Redis store through the real
 //! binaries and a real redis-server.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 fn shared(redis: &Redis, backend: &Backend) -> String {
@@ -237,8 +236,7 @@ fn revoking_all_of_a_users_sessions_works_across_instances() {
     let on_a = a.login("alice", "");
     let on_b = b.login("alice", "");
     let bob = b.login("bob", "");
-    let listed: serde_json::Value =
-        serde_json::from_str(&a.admin("GET", "/sessions?user=alice").send().body).unwrap();
+    let listed: serde_json::Value = a.admin("GET", "/sessions?user=alice").send().json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
     let resp = a.admin("DELETE", "/users/alice/sessions").send();
     assert_eq!(
@@ -252,8 +250,7 @@ fn revoking_all_of_a_users_sessions_works_across_instances() {
         assert!(start.elapsed() < Duration::from_secs(1));
     }
     assert_eq!(b.get("/private").cookie(&bob).send().status, 200);
-    let stats: serde_json::Value =
-        serde_json::from_str(&b.admin("GET", "/stats").send().body).unwrap();
+    let stats: serde_json::Value = b.stats();
     assert_eq!(stats["sessions"]["live"], 1, "{stats}");
 }
 

@@ -1,8 +1,7 @@
 //! The built-in login through the real binary: pages, form logins, failures of
 //! one shape, throttling, CSRF refusal, logout, `/me`, users-file reloads.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 const USERS: &[(&str, &str, &str, bool)] = &[
@@ -123,7 +122,7 @@ fn unknown_user_wrong_password_and_disabled_user_fail_the_same_way() {
 fn next_from_the_open_redirect_corpus_never_leaves_the_origin() {
     let backend = Backend::app();
     let gate = start(&backend, "");
-    let corpus = include_str!("data/openredirects.txt");
+    let corpus = include_str!("../data/openredirects.txt");
     let base = url::Url::parse(&format!("http://{}/.sessiongate/login", gate.addr)).unwrap();
     for line in corpus.lines() {
         let target = format!("/.sessiongate/login?{}", form(&[("next", line)]));
@@ -309,7 +308,7 @@ fn me_describes_the_live_session_or_401() {
         .unwrap();
     let resp = gate.get("/.sessiongate/me").cookie(&cookie).send();
     assert_eq!(resp.status, 200, "{resp:#?}");
-    let me: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+    let me = resp.json();
     assert_eq!(me["user"], "alice");
     assert_eq!(me["roles"], serde_json::json!(["user", "admin"]));
     let now = std::time::SystemTime::now()

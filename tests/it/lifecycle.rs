@@ -1,18 +1,7 @@
 //! The express-session options through the real binary: save_uninitialized,
 //! rolling, max_age, cookie attributes, secure = "auto", secret rotation.
 
-mod common;
-use common::*;
-
-fn with_session(backend: &Backend, session_keys: &str) -> Gate {
-    Gate::start(&with_keys(standard_config(backend.addr, ""), session_keys))
-}
-
-/// Add keys after the `[session]` secrets line (a `[session.cookie]` table may follow).
-fn with_keys(config: String, keys: &str) -> String {
-    let secrets = "secrets = [{ env = \"TEST_SECRET\" }]";
-    config.replace(secrets, &format!("{secrets}\n{keys}\n"))
-}
+use crate::common::*;
 
 #[test]
 fn save_uninitialized_false_anonymous_browsing_sets_no_cookie() {
@@ -238,8 +227,14 @@ fn cookie_signed_with_an_older_secret_is_accepted_and_resigned_with_the_first() 
         .is_empty());
 }
 
-fn admin_stats(gate: &Gate) -> serde_json::Value {
-    serde_json::from_str(&gate.admin("GET", "/stats").send().body).unwrap()
+/// Full session writes after five requests with `cookie`, less those before.
+fn writes_during_five_requests(gate: &Gate, cookie: &str) -> u64 {
+    let writes = || gate.stats()["store_writes"].as_u64().unwrap();
+    let before = writes();
+    for _ in 0..5 {
+        assert_eq!(gate.get("/private").cookie(cookie).send().status, 200);
+    }
+    writes() - before
 }
 
 #[test]
@@ -247,13 +242,9 @@ fn resave_false_only_touches_an_unchanged_session() {
     let backend = Backend::app();
     let gate = with_session(&backend, "resave = false");
     let cookie = gate.login("alice", "");
-    let before = admin_stats(&gate)["store_writes"].as_u64().unwrap();
-    for _ in 0..5 {
-        assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
-    }
     assert_eq!(
-        admin_stats(&gate)["store_writes"].as_u64().unwrap(),
-        before,
+        writes_during_five_requests(&gate, &cookie),
+        0,
         "no writes, only touches"
     );
 }
@@ -263,14 +254,7 @@ fn resave_true_writes_the_session_back_on_every_request() {
     let backend = Backend::app();
     let gate = with_session(&backend, "resave = true");
     let cookie = gate.login("alice", "");
-    let before = admin_stats(&gate)["store_writes"].as_u64().unwrap();
-    for _ in 0..5 {
-        assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
-    }
-    assert_eq!(
-        admin_stats(&gate)["store_writes"].as_u64().unwrap(),
-        before + 5
-    );
+    assert_eq!(writes_during_five_requests(&gate, &cookie), 5);
 }
 
 #[test]
@@ -283,12 +267,12 @@ fn save_uninitialized_decides_whether_anonymous_visitors_are_stored() {
         on.get("/public/a").send();
     }
     assert_eq!(
-        admin_stats(&off)["sessions"]["live"],
+        off.stats()["sessions"]["live"],
         0,
         "anonymous visitors cost nothing"
     );
     assert_eq!(
-        admin_stats(&on)["sessions"]["live"],
+        on.stats()["sessions"]["live"],
         3,
         "one stored session per new visitor"
     );

@@ -2,8 +2,7 @@
 //! listening socket (SO_REUSEPORT) yet the port is not shared with anyone else,
 //! and every worker sees the same sessions.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

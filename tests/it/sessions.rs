@@ -1,8 +1,7 @@
 //! Cookies and sessions through the real binary: what counts as a live session,
 //! and the session commands a backend may issue.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 fn private_status(gate: &Gate, cookie: &str) -> u16 {
@@ -318,25 +317,12 @@ fn session_data_is_bounded_in_total_not_only_per_command() {
     );
 }
 
-/// `standard_config` with more `[session]` keys.
-fn with_session_keys(backend: &Backend, keys: &str) -> Gate {
-    Gate::start(
-        &standard_config(backend.addr, "").replace("[session]", &format!("[session]\n{keys}")),
-    )
-}
-
-fn stats(gate: &Gate) -> serde_json::Value {
-    let resp = gate.admin("GET", "/stats").send();
-    assert_eq!(resp.status, 200, "{resp:#?}");
-    serde_json::from_str(&resp.body).unwrap()
-}
-
 #[test]
 fn one_account_logging_in_past_its_cap_ends_only_its_own_oldest_sessions() {
     // Guards against one account flushing everyone: with capacity 100 and no
     // per-user cap, 500 logins of one account evicted all ten other users.
     let backend = Backend::app();
-    let gate = with_session_keys(&backend, "capacity = 100\nmax_per_user = 3");
+    let gate = with_session(&backend, "capacity = 100\nmax_per_user = 3");
     let others: Vec<String> = (0..10)
         .map(|i| gate.login(&format!("user{i}"), ""))
         .collect();
@@ -357,10 +343,9 @@ fn one_account_logging_in_past_its_cap_ends_only_its_own_oldest_sessions() {
     for c in &last {
         assert_eq!(private_status(&gate, c), 200, "a newest session was ended");
     }
-    let listed = gate.admin("GET", "/sessions?user=shared").send();
-    let listed: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
+    let listed = gate.admin("GET", "/sessions?user=shared").send().json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 3, "{listed}");
-    assert_eq!(stats(&gate)["displaced"], 500, "counted in /stats");
+    assert_eq!(gate.stats()["displaced"], 500, "counted in /stats");
     let metrics = gate.admin("GET", "/metrics").send().body;
     assert!(
         metrics.contains("sessiongate_session_removals_total{cause=\"displaced\"} 500"),
@@ -371,7 +356,7 @@ fn one_account_logging_in_past_its_cap_ends_only_its_own_oldest_sessions() {
 #[test]
 fn a_fresh_login_into_a_full_store_sticks() {
     let backend = Backend::app();
-    let gate = with_session_keys(&backend, "capacity = 5");
+    let gate = with_session(&backend, "capacity = 5");
     let cookies: Vec<String> = (0..5).map(|i| gate.login(&format!("u{i}"), "")).collect();
     // u0 is the least recently used; the others are read often.
     for _ in 0..3 {
@@ -390,7 +375,7 @@ fn a_fresh_login_into_a_full_store_sticks() {
     }
     if !redis_run() {
         assert_eq!(private_status(&gate, &cookies[0]), 401, "the LRU one goes");
-        let st = stats(&gate);
+        let st = gate.stats();
         assert_eq!(
             (st["evictions"].as_u64(), st["capacity"].as_u64()),
             (Some(1), Some(5)),
@@ -402,7 +387,7 @@ fn a_fresh_login_into_a_full_store_sticks() {
 #[test]
 fn an_anonymous_flood_evicts_no_logged_in_user() {
     let backend = Backend::app();
-    let gate = with_session_keys(
+    let gate = with_session(
         &backend,
         "capacity = 50\nanonymous_capacity = 20\nsave_uninitialized = true",
     );
@@ -420,7 +405,7 @@ fn an_anonymous_flood_evicts_no_logged_in_user() {
         );
     }
     if !redis_run() {
-        let st = stats(&gate);
+        let st = gate.stats();
         assert_eq!(st["sessions"]["authenticated"], 50, "{st}");
         assert_eq!(st["sessions"]["anonymous"], 20, "{st}");
         assert_eq!(st["evictions"], 280, "{st}");

@@ -1,6 +1,6 @@
 //! `sessiongate check`: the shipped config passes; broken configs fail, naming each key.
 
-mod common;
+use crate::common;
 use std::process::Command;
 
 fn check(path: &std::path::Path, secret: Option<&str>) -> (bool, String) {

@@ -1,7 +1,6 @@
 //! The admin service and the users' own sessions page, through the real binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The raw id inside a cookie pair.
@@ -10,7 +9,7 @@ fn id_of(cookie: &str) -> String {
 }
 
 fn json(resp: &Resp) -> Value {
-    serde_json::from_str(&resp.body).unwrap_or_else(|e| panic!("not JSON ({e}): {resp:#?}"))
+    resp.json()
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! Upstream failures and protocol pass-through through the real binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 

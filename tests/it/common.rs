@@ -34,14 +34,19 @@ pub struct Recorded {
     pub body: Vec<u8>,
 }
 
+/// Every value of header `name` (case-insensitive) among `headers`.
+fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
 impl Recorded {
     /// Every value of header `name` (case-insensitive).
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        values(&self.headers, name)
     }
 
     /// The one value of header `name`, if any; panics if there are several.
@@ -360,6 +365,17 @@ pub fn redis_run() -> bool {
     std::env::var("SESSIONGATE_TEST_STORE").as_deref() == Ok("redis")
 }
 
+/// A gate with `standard_config` and more `[session]` keys.
+pub fn with_session(backend: &Backend, session_keys: &str) -> Gate {
+    Gate::start(&with_keys(standard_config(backend.addr, ""), session_keys))
+}
+
+/// Add keys after the `[session]` secrets line (a `[session.cookie]` table may follow).
+pub fn with_keys(config: String, keys: &str) -> String {
+    let secrets = "secrets = [{ env = \"TEST_SECRET\" }]";
+    config.replace(secrets, &format!("{secrets}\n{keys}\n"))
+}
+
 /// A running `sessiongate`, killed on drop.
 pub struct Gate {
     pub addr: SocketAddr,
@@ -498,6 +514,11 @@ impl Gate {
         assert_eq!(resp.status, 200, "{resp:#?}");
         resp.session_cookie()
             .unwrap_or_else(|| panic!("no session cookie: {resp:#?}"))
+    }
+
+    /// The admin API's `/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        self.admin("GET", "/stats").send().json()
     }
 
     /// The directory holding this gate's config and files.
@@ -732,12 +753,14 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Every value of header `name` (case-insensitive).
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        values(&self.headers, name)
+    }
+
+    /// The body as JSON; panics with the whole response if it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

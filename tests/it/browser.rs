@@ -8,11 +8,13 @@
 //! installs both. Without them the test fails rather than skips.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common::hash_password;
 
 const INSTALL_HINT: &str = "run ./test.sh to install chromium and playwright-core";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -100,27 +102,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Run `sessiongate hash-password` with `password` on stdin.
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sessiongate hash-password");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "hash-password failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// `demo/proxy.toml` with its three addresses replaced by `proxy`, `admin`, `backend`.

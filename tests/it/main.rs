@@ -1,0 +1,21 @@
+//! The black-box tests: one integration-test crate with a module per area, so
+//! the harness (`common`) compiles once. Every test runs the real
+//! `sessiongate` binary on ephemeral loopback ports in front of a real
+//! recording backend, and talks to it with real clients.
+//!
+//! `SESSIONGATE_TEST_STORE=redis` runs them all against a Redis store of
+//! their own (`common::Gate`).
+
+mod access;
+mod admin;
+mod browser;
+mod check;
+mod common;
+mod identity;
+mod lifecycle;
+mod login;
+mod logs;
+mod redis;
+mod server;
+mod sessions;
+mod upstreams;
