@@ -16,7 +16,7 @@ use std::time::Duration;
 pub enum Outcome {
     Allowed,
     Redirected,
-    Unauthorized,
+    Unauthenticated,
     Forbidden,
     NotFound,
     BadRequest,
@@ -26,7 +26,7 @@ pub enum Outcome {
 const OUTCOMES: [&str; 7] = [
     "allowed",
     "redirected",
-    "unauthorized",
+    "unauthenticated",
     "forbidden",
     "not_found",
     "bad_request",
@@ -200,7 +200,7 @@ impl Metrics {
             ),
             (
                 "sessiongate_cookie_verification_failures_total",
-                "Session cookies that did not verify or named no live session.",
+                "Session cookies that did not verify (tampered, forged, or signed with an unknown secret); a valid cookie of a session that has ended is not counted.",
                 get(&self.cookie_failures),
             ),
             (
@@ -264,7 +264,7 @@ mod tests {
         let m = Metrics::new();
         m.request(Outcome::Allowed, 200, Duration::from_micros(700));
         m.request(Outcome::Allowed, 204, Duration::from_millis(3));
-        m.request(Outcome::Unauthorized, 401, Duration::from_millis(30));
+        m.request(Outcome::Unauthenticated, 401, Duration::from_millis(30));
         m.upstream_error(UpstreamError::ReadTimeout);
         let text = m.render(StoreGauges {
             sessions: 7,
@@ -275,7 +275,7 @@ mod tests {
         });
         for want in [
             "sessiongate_requests_total{decision=\"allowed\",status=\"2xx\"} 2",
-            "sessiongate_requests_total{decision=\"unauthorized\",status=\"4xx\"} 1",
+            "sessiongate_requests_total{decision=\"unauthenticated\",status=\"4xx\"} 1",
             "sessiongate_upstream_errors_total{kind=\"read_timeout\"} 1",
             "sessiongate_request_duration_seconds_bucket{le=\"0.001\"} 1",
             "sessiongate_request_duration_seconds_bucket{le=\"0.005\"} 2",

@@ -31,6 +31,7 @@ use crate::auth::throttle::Throttle;
 use crate::auth::users::{self, Users, MAX_PASSWORD_LEN};
 use crate::http::html::{escape, page};
 use crate::http::origin::same_origin;
+use crate::http::problem::Problem;
 use crate::http::redirect::safe_next;
 use crate::http::reply::Reply;
 use crate::metrics::METRICS;
@@ -226,10 +227,7 @@ impl Login {
                     ],
                     body: Vec::new(),
                 },
-                _ => Reply::json(
-                    StatusCode::UNAUTHORIZED,
-                    r#"{"error":"unauthenticated"}"#.into(),
-                ),
+                _ => Reply::problem(Problem::Unauthenticated),
             },
             Endpoint::Me => match cur.session.as_deref().filter(|s| s.user().is_some()) {
                 Some(s) => Reply::json(
@@ -242,10 +240,7 @@ impl Login {
                     })
                     .to_string(),
                 ),
-                None => Reply::json(
-                    StatusCode::UNAUTHORIZED,
-                    r#"{"error":"unauthenticated"}"#.into(),
-                ),
+                None => Reply::problem(Problem::Unauthenticated),
             },
             Endpoint::OwnSessions => {
                 crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix).await
@@ -256,9 +251,7 @@ impl Login {
                 }
                 crate::auth::own_sessions::revoke(form, cur, sessions, &self.config.prefix).await
             }
-            Endpoint::NotFound => {
-                Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into())
-            }
+            Endpoint::NotFound => Reply::problem(Problem::NotFound),
             Endpoint::MethodNotAllowed => {
                 let path = req.uri.path();
                 let allow = if path.ends_with("/me")
@@ -271,11 +264,7 @@ impl Login {
                 } else {
                     "GET, HEAD, POST"
                 };
-                Reply::json(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    r#"{"error":"method not allowed"}"#.into(),
-                )
-                .with("Allow", allow.into())
+                Reply::problem(Problem::MethodNotAllowed).with("Allow", allow.into())
             }
         };
         reply
@@ -309,7 +298,7 @@ impl Login {
             );
         };
         if self.config.users_file.is_none() {
-            return Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into());
+            return Reply::problem(Problem::NotFound);
         }
         if password.len() > MAX_PASSWORD_LEN {
             // Refused before hashing: a huge password must not buy a huge hash.
@@ -336,11 +325,7 @@ impl Login {
             if let Some(a) = ip_slot {
                 self.by_ip.succeeded(a);
             }
-            return Reply::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"error":"busy"}"#.into(),
-            )
-            .with("Retry-After", "1".into());
+            return Reply::problem(Problem::Unavailable).with("Retry-After", "1".into());
         };
         let users = self.users();
         let dummy = self.dummy_hash.clone();
@@ -421,18 +406,12 @@ impl Login {
 
 fn forbidden() -> Reply {
     tracing::warn!(target: "auth", "cross-origin POST to a built-in endpoint refused");
-    Reply::json(
-        StatusCode::FORBIDDEN,
-        r#"{"error":"cross-origin request"}"#.into(),
-    )
+    Reply::problem(Problem::CrossOrigin)
 }
 
 fn unavailable(e: &crate::session::StoreError) -> Reply {
     tracing::error!(error = %e, "session store unavailable");
-    Reply::json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        r#"{"error":"service unavailable"}"#.into(),
-    )
+    Reply::problem(Problem::Unavailable)
 }
 
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {

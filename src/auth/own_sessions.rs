@@ -10,6 +10,7 @@ use pingora::http::RequestHeader;
 use serde_json::json;
 
 use crate::http::html::{escape, wide_page};
+use crate::http::problem::Problem;
 use crate::http::reply::Reply;
 use crate::session::manager::{RequestSession, SessionManager};
 use crate::session::{SessionKey, SessionStore};
@@ -26,19 +27,11 @@ pub async fn list<S: SessionStore>(
         .as_deref()
         .and_then(|s| Some((s.user()?, s.key)))
     else {
-        return Reply::json(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"unauthenticated"}"#.into(),
-        );
+        return Reply::problem(Problem::Unauthenticated);
     };
     let mut mine = match sessions.store().list_user(user).await {
         Ok(v) => v,
-        Err(_) => {
-            return Reply::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"error":"service unavailable"}"#.into(),
-            )
-        }
+        Err(_) => return Reply::problem(Problem::Unavailable),
     };
     mine.sort_by_key(|s| std::cmp::Reverse(s.last_seen_at()));
     let wants_json = req
@@ -100,34 +93,23 @@ pub async fn revoke<S: SessionStore>(
     prefix: &str,
 ) -> Reply {
     let Some(user) = cur.user() else {
-        return Reply::json(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"unauthenticated"}"#.into(),
-        );
+        return Reply::problem(Problem::Unauthenticated);
     };
     let key = form_urlencoded::parse(form)
         .find(|(k, _)| k == "key")
         .and_then(|(_, v)| SessionKey::from_hex(&v));
     let Some(key) = key else {
-        return Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into());
+        return Reply::problem(Problem::NotFound);
     };
     let owned = match sessions.store().list_user(user).await {
         Ok(v) => v.iter().any(|s| s.key == key),
-        Err(_) => {
-            return Reply::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"error":"service unavailable"}"#.into(),
-            )
-        }
+        Err(_) => return Reply::problem(Problem::Unavailable),
     };
     if !owned {
-        return Reply::json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into());
+        return Reply::problem(Problem::NotFound);
     }
     if sessions.store().destroy(&key).await.is_err() {
-        return Reply::json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            r#"{"error":"service unavailable"}"#.into(),
-        );
+        return Reply::problem(Problem::Unavailable);
     }
     Reply::see_other(&format!("{prefix}/sessions"))
 }

@@ -5,5 +5,6 @@
 pub mod headers;
 pub mod html;
 pub mod origin;
+pub mod problem;
 pub mod redirect;
 pub mod reply;

@@ -4,6 +4,8 @@
 
 use http::StatusCode;
 
+use super::problem::Problem;
+
 /// A response built here, written by the proxy (which adds the session cookie).
 #[derive(Debug)]
 pub struct Reply {
@@ -29,6 +31,17 @@ impl Reply {
             content_type: "application/json",
             headers: Vec::new(),
             body: body.into_bytes(),
+        }
+    }
+
+    /// The JSON error body for `problem`, with its status.
+    pub fn problem(problem: Problem) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(problem.status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: problem.body().as_bytes().to_vec(),
         }
     }
 

@@ -33,6 +33,7 @@ pub mod upstream;
 use self::forwarded::TrustedProxies;
 use self::routes::{Decision, Identity, Rules};
 use crate::auth::endpoints::{self, Endpoint, Login};
+use crate::http::problem::Problem;
 use crate::http::reply::PAGE_HEADERS;
 use crate::http::{headers, redirect};
 use crate::metrics::{Outcome, UpstreamError, METRICS};
@@ -117,7 +118,7 @@ impl<S: SessionStore> Gate<S> {
         let cookie = self.sessions.set_cookie(&ctx.cur, ctx.https);
         let mut extra: Vec<(&'static str, String)> =
             cookie.into_iter().map(|c| ("Set-Cookie", c)).collect();
-        let (status, body): (u16, &'static str) = match decision {
+        let problem = match decision {
             Decision::Unauthenticated if is_navigation(session.req_header()) => {
                 let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
                 location.push_str(&self.login_prefix);
@@ -125,12 +126,12 @@ impl<S: SessionStore> Gate<S> {
                 extra.push(("Location", location));
                 return respond(session, 302, "text/plain; charset=utf-8", b"", &extra).await;
             }
-            Decision::Unauthenticated => (401, r#"{"error":"unauthenticated"}"#),
-            Decision::Forbidden => (403, r#"{"error":"forbidden"}"#),
-            Decision::NotFound => (404, r#"{"error":"not found"}"#),
+            Decision::Unauthenticated => Problem::Unauthenticated,
+            Decision::Forbidden => Problem::Forbidden,
+            Decision::NotFound => Problem::NotFound,
             Decision::Allow { .. } => return Ok(()),
         };
-        respond(session, status, "application/json", body.as_bytes(), &extra).await
+        respond_problem(session, problem, &extra).await
     }
 
     /// Answer a built-in endpoint (login, logout, me).
@@ -144,14 +145,7 @@ impl<S: SessionStore> Gate<S> {
             match read_body(session, endpoints::MAX_FORM_LEN).await? {
                 Some(b) => b,
                 None => {
-                    return respond(
-                        session,
-                        413,
-                        "application/json",
-                        br#"{"error":"form too large"}"#,
-                        &[],
-                    )
-                    .await;
+                    return respond_problem(session, Problem::FormTooLarge, &[]).await;
                 }
             }
         } else {
@@ -260,17 +254,26 @@ async fn respond(
     Ok(())
 }
 
+/// The JSON error body for `problem`, with its status.
+async fn respond_problem(
+    session: &mut Downstream,
+    problem: Problem,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
+    respond(
+        session,
+        problem.status(),
+        "application/json",
+        problem.body().as_bytes(),
+        extra,
+    )
+    .await
+}
+
 /// 503 while the session store cannot answer: never "anonymous".
 async fn respond_store_down(session: &mut Downstream) -> Result<()> {
     let retry = [("Retry-After", "1".to_owned())];
-    respond(
-        session,
-        503,
-        "application/json",
-        br#"{"error":"service unavailable"}"#,
-        &retry,
-    )
-    .await
+    respond_problem(session, Problem::Unavailable, &retry).await
 }
 
 #[async_trait]
@@ -301,14 +304,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         {
             Some(Ok(p)) => p,
             _ => {
-                respond(
-                    session,
-                    400,
-                    "application/json",
-                    br#"{"error":"bad request"}"#,
-                    &[],
-                )
-                .await?;
+                respond_problem(session, Problem::BadRequest, &[]).await?;
                 return Ok(true);
             }
         };
@@ -559,25 +555,20 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         if let Some(kind) = kind {
             METRICS.upstream_error(kind);
         }
-        let (code, body): (u16, &'static str) = match e.etype() {
-            ConnectTimedout | ReadTimedout | WriteTimedout => {
-                (504, r#"{"error":"gateway timeout"}"#)
-            }
-            ConnectRefused | ConnectNoRoute | ConnectError => (502, r#"{"error":"bad gateway"}"#),
-            HTTPStatus(400) => (400, r#"{"error":"bad request"}"#),
-            HTTPStatus(503) => (503, r#"{"error":"service unavailable"}"#),
-            HTTPStatus(c) if (400..600).contains(c) => (*c, r#"{"error":"error"}"#),
+        let problem = match e.etype() {
+            ConnectTimedout | ReadTimedout | WriteTimedout => Problem::GatewayTimeout,
+            ConnectRefused | ConnectNoRoute | ConnectError => Problem::BadGateway,
+            HTTPStatus(c) if (400..600).contains(c) => Problem::of_status(*c),
             _ => match e.esource() {
-                ErrorSource::Downstream => (400, r#"{"error":"bad request"}"#),
-                ErrorSource::Internal | ErrorSource::Unset => {
-                    (500, r#"{"error":"internal error"}"#)
-                }
-                ErrorSource::Upstream => (502, r#"{"error":"bad gateway"}"#),
+                ErrorSource::Downstream => Problem::BadRequest,
+                ErrorSource::Internal | ErrorSource::Unset => Problem::Internal,
+                ErrorSource::Upstream => Problem::BadGateway,
             },
         };
+        let code = problem.status();
         // The body is generic on purpose: no upstream address, no error detail.
         if session.response_written().is_none() {
-            let _ = respond(session, code, "application/json", body.as_bytes(), &[]).await;
+            let _ = respond_problem(session, problem, &[]).await;
         }
         FailToProxy {
             error_code: code,
@@ -592,7 +583,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             (Some(_), _) => Outcome::Builtin,
             (None, Some(Decision::Allow { .. })) => Outcome::Allowed,
             (None, Some(Decision::Unauthenticated)) if status == 302 => Outcome::Redirected,
-            (None, Some(Decision::Unauthenticated)) => Outcome::Unauthorized,
+            (None, Some(Decision::Unauthenticated)) => Outcome::Unauthenticated,
             (None, Some(Decision::Forbidden)) => Outcome::Forbidden,
             (None, Some(Decision::NotFound)) => Outcome::NotFound,
             (None, None) => Outcome::BadRequest,

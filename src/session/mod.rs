@@ -348,6 +348,14 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
     /// Remove a session; true when one was there.
     fn destroy(&self, key: &SessionKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The live session for `key` without using it: its idle expiry does not
+    /// slide (the admin API's view of one session).
+    fn peek(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
+    /// How many sessions there are, without reading them out.
+    fn count(&self) -> impl Future<Output = Result<SessionCount, StoreError>> + Send;
     /// Every live session, in no particular order. Does not slide any expiry.
     fn list(&self) -> impl Future<Output = Result<Vec<Arc<Session>>, StoreError>> + Send;
     /// The live sessions of one user, without scanning the others. Does not slide any expiry.
@@ -363,11 +371,18 @@ pub trait SessionStore: Send + Sync + 'static {
     }
 }
 
+/// How many sessions a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCount {
+    /// Live sessions, logged in or not.
+    pub live: u64,
+    /// Of those, the ones without a user.
+    pub anonymous: u64,
+}
+
 /// Figures about a store, for `/stats` and `/metrics`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StoreStats {
-    /// Sessions held (may briefly include expired ones awaiting clean-up).
-    pub entries: u64,
     /// Live sessions evicted because their cache was full (least recently used).
     pub evictions: u64,
     /// Sessions that died of idleness or age and were removed.

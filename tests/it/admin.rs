@@ -287,7 +287,7 @@ fn stats_and_metrics_count_what_happened() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     let wants = [
         "sessiongate_requests_total{decision=\"allowed\",status=\"2xx\"}",
-        "sessiongate_requests_total{decision=\"unauthorized\",status=\"4xx\"} 2",
+        "sessiongate_requests_total{decision=\"unauthenticated\",status=\"4xx\"} 2",
         "sessiongate_requests_total{decision=\"redirected\",status=\"3xx\"} 1",
         "sessiongate_requests_total{decision=\"forbidden\",status=\"4xx\"} 1",
         "sessiongate_cookie_verification_failures_total 1",

@@ -51,7 +51,9 @@ use crate::metrics::METRICS;
 mod tracking;
 
 use self::tracking::Invalidated;
-use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError, StoreStats};
+use crate::session::{
+    now_ms, Session, SessionCount, SessionKey, SessionStore, StoreError, StoreStats,
+};
 
 /// The shared store.
 #[derive(Debug, Clone)]
@@ -198,6 +200,7 @@ pub struct RedisStore {
     touch_script: Script,
     load_script: Script,
     destroy_script: Script,
+    count_script: Script,
 }
 
 /// Store a session and, for a user's session, index it under the user and end
@@ -214,6 +217,11 @@ const TOUCH: &str = include_str!("scripts/touch.lua");
 const LOAD: &str = include_str!("scripts/load.lua");
 
 const DESTROY: &str = include_str!("scripts/destroy.lua");
+
+const COUNT: &str = include_str!("scripts/count.lua");
+
+/// Session keys counted per `COUNT` script call.
+const COUNT_BATCH: usize = 500;
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -242,6 +250,7 @@ impl RedisStore {
             touch_script: Script::new(TOUCH),
             load_script: Script::new(LOAD),
             destroy_script: Script::new(DESTROY),
+            count_script: Script::new(COUNT),
             config,
             max_per_user,
             displaced: AtomicU64::new(0),
@@ -620,14 +629,33 @@ impl SessionStore for RedisStore {
         self.mget(keys).await
     }
 
-    /// `entries` is the number of session keys in Redis, counted by `SCAN`
-    /// alone (no value is read); Redis expires sessions itself, so that is the
-    /// number of live sessions.
+    async fn peek(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        Ok(self.mget(vec![*key]).await?.pop())
+    }
+
+    /// `SCAN` for the keys, then a script per batch that counts them where
+    /// they are: no record crosses the network. Redis expires sessions by
+    /// itself, so every key found is a live session.
+    async fn count(&self) -> Result<SessionCount, StoreError> {
+        let mut keys = Vec::new();
+        self.scan_keys(|k| keys.push(k)).await?;
+        let mut count = SessionCount::default();
+        for batch in keys.chunks(COUNT_BATCH) {
+            let mut inv = self.count_script.prepare_invoke();
+            for k in batch {
+                inv.key(self.sess_key(k));
+            }
+            let (live, anonymous): (u64, u64) = self
+                .call_admin(|mut c| async move { inv.invoke_async(&mut c).await })
+                .await?;
+            count.live += live;
+            count.anonymous += anonymous;
+        }
+        Ok(count)
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let mut entries = 0u64;
-        self.scan_keys(|_| entries += 1).await?;
         Ok(StoreStats {
-            entries,
             displaced: self.displaced.load(Ordering::Relaxed),
             // Redis expires and evicts by itself (its own maxmemory policy).
             ..StoreStats::default()
@@ -737,7 +765,13 @@ mod tests {
         );
         for _ in 0..BREAKER_THRESHOLD {
             assert!(store.list().await.is_err());
-            assert!(store.stats().await.is_err());
+            assert!(store.count().await.is_err());
+            assert!(store
+                .peek(&SessionKey::of(
+                    &crate::session::signing::SessionId::generate()
+                ))
+                .await
+                .is_err());
             assert!(store.list_user("alice").await.is_err());
         }
         assert!(
@@ -750,7 +784,7 @@ mod tests {
         }
         assert!(store.breaker.is_open());
         // While open, admin calls fail fast without waiting for Redis.
-        match store.stats().await {
+        match store.count().await {
             Err(StoreError::Unavailable(e)) => assert!(e.contains("breaker"), "{e}"),
             other => panic!("unexpected {other:?}"),
         }
