@@ -67,7 +67,6 @@ fn populated(n: usize) -> (Arc<MemoryStore>, Vec<String>, Vec<SessionKey>) {
         capacity: n as u64 + n as u64 / 10 + 16,
         anonymous_capacity: n as u64 + n as u64 / 10 + 16,
         idle_timeout: Duration::from_secs(4 * 3600),
-        absolute_timeout: Duration::from_secs(12 * 3600),
         max_per_user: usize::MAX,
     }));
     let now = now_ms();

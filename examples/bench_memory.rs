@@ -61,7 +61,6 @@ fn main() {
         capacity: 1_100_000.max(count + count / 10),
         anonymous_capacity: 1_100_000.max(count + count / 10),
         idle_timeout: Duration::from_secs(4 * 3600),
-        absolute_timeout: Duration::from_secs(12 * 3600),
         max_per_user: usize::MAX,
     });
     let rss_0 = rss_bytes();

@@ -95,7 +95,6 @@ pub fn build(config: Config) -> Result<Server, Error> {
                 capacity: s.capacity,
                 anonymous_capacity: s.anonymous_capacity,
                 idle_timeout: s.idle_timeout,
-                absolute_timeout: s.absolute_timeout,
                 max_per_user: s.max_per_user,
             }));
             add_services(&mut server, &config, store, upstreams)?;
