@@ -20,9 +20,10 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use http::{Method, StatusCode};
 use pingora::http::RequestHeader;
 use tokio::sync::Semaphore;
@@ -122,8 +123,10 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
 /// The built-in login: users, throttles, the hashing limit.
 pub struct Login {
     config: AuthOptions,
-    users: RwLock<Arc<Users>>,
-    users_mtime: RwLock<Option<SystemTime>>,
+    /// Swapped whole on reload: a login sees the old file or the new one.
+    users: ArcSwap<Users>,
+    /// The users file's modification time at the last (attempted) load.
+    users_mtime: ArcSwap<Option<SystemTime>>,
     dummy_hash: String,
     by_user: Throttle<String>,
     by_ip: Throttle<IpAddr>,
@@ -146,8 +149,8 @@ impl Login {
             by_ip: Throttle::new(config.ip_max_failures, window, THROTTLE_CAPACITY),
             hashing: Semaphore::new(config.max_concurrent_hashes),
             dummy_hash: users::dummy_hash(),
-            users: RwLock::new(Arc::new(users)),
-            users_mtime: RwLock::new(mtime),
+            users: ArcSwap::from_pointee(users),
+            users_mtime: ArcSwap::from_pointee(mtime),
             config,
         })
     }
@@ -158,7 +161,7 @@ impl Login {
     }
 
     fn users(&self) -> Arc<Users> {
-        self.users.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.users.load_full()
     }
 
     /// Reload the users file if it changed (or `force`). On success returns the
@@ -172,13 +175,13 @@ impl Login {
             return Ok(Vec::new());
         };
         let now = mtime(path);
-        if !force && now == *self.users_mtime.read().unwrap_or_else(|e| e.into_inner()) {
+        if !force && now == **self.users_mtime.load() {
             return Ok(Vec::new());
         }
-        *self.users_mtime.write().unwrap_or_else(|e| e.into_inner()) = now;
+        self.users_mtime.store(Arc::new(now));
         let next = Users::load(path)?;
         let revoked = self.users().revoked_in(&next);
-        *self.users.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        self.users.store(Arc::new(next));
         Ok(revoked)
     }
 
@@ -312,19 +315,13 @@ impl Login {
             Ok(a) => a,
             Err(retry) => return self.locked_out(&next, retry),
         };
+        // Each slot is given back when dropped, unless the password failed.
         let ip_slot = match client.ip.map(|ip| self.by_ip.begin(ip)).transpose() {
             Ok(a) => a,
-            Err(retry) => {
-                self.by_user.succeeded(user_slot);
-                return self.locked_out(&next, retry);
-            }
+            Err(retry) => return self.locked_out(&next, retry),
         };
         let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
         else {
-            self.by_user.succeeded(user_slot);
-            if let Some(a) = ip_slot {
-                self.by_ip.succeeded(a);
-            }
             return Reply::problem(Problem::Unavailable).with("Retry-After", "1".into());
         };
         let users = self.users();
@@ -338,6 +335,10 @@ impl Login {
         .flatten();
         let Some((user, roles)) = checked else {
             // The slots stay taken: they are the failures the throttle counts.
+            user_slot.failed();
+            if let Some(a) = ip_slot {
+                a.failed();
+            }
             METRICS.logins_failed.fetch_add(1, Ordering::Relaxed);
             tracing::info!(target: "auth", "login failed");
             return Reply::html(
@@ -345,10 +346,7 @@ impl Login {
                 self.login_page(&next, Some("Invalid username or password.")),
             );
         };
-        self.by_user.succeeded(user_slot);
-        if let Some(a) = ip_slot {
-            self.by_ip.succeeded(a);
-        }
+        drop((user_slot, ip_slot));
         if let Err(e) = sessions.login(cur, user.clone(), roles, client).await {
             return unavailable(&e);
         }

@@ -2,8 +2,10 @@
 //! or a client IP) in a fixed window, then refusal with `Retry-After` until the
 //! window ends (OWASP Authentication Cheat Sheet: account lockout / throttling).
 //!
-//! An attempt takes a slot *before* the password is checked and gives it back
-//! only on success, so concurrent attempts are counted exactly: N parallel
+//! An attempt takes a slot *before* the password is checked and keeps it only
+//! when it fails ([`Attempt::failed`]); dropped any other way (success, or
+//! refused before the check) it gives the slot back. So concurrent attempts
+//! are counted exactly: N parallel
 //! guesses cannot all slip through on a stale count. During a lockout even the
 //! right password is refused the same way, so a lockout leaks nothing.
 //!
@@ -27,11 +29,29 @@ struct Window {
     failures: u32,
 }
 
-/// A taken slot; give it back with [`Throttle::succeeded`] or keep it as a failure.
+/// A taken slot: kept as a failure by [`Attempt::failed`], given back when
+/// dropped otherwise.
 #[must_use]
-pub struct Attempt<K> {
-    key: K,
+pub struct Attempt<'a, K: Hash + Eq + Clone + Send + Sync + 'static> {
+    throttle: &'a Throttle<K>,
+    /// `None` once it counts as a failure.
+    key: Option<K>,
     started: Instant,
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> Attempt<'_, K> {
+    /// The attempt failed: its slot stays taken until the window ends.
+    pub fn failed(mut self) {
+        self.key = None;
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> Drop for Attempt<'_, K> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.give_back(&key, self.started);
+        }
+    }
 }
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
@@ -49,7 +69,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
     }
 
     /// Take a slot for an attempt, or `Err(retry_after)` while locked out.
-    pub fn begin(&self, key: K) -> Result<Attempt<K>, Duration> {
+    pub fn begin(&self, key: K) -> Result<Attempt<'_, K>, Duration> {
         let now = Instant::now();
         let cell = self.slots.get_with(key.clone(), || {
             Arc::new(Mutex::new(Window {
@@ -70,16 +90,18 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
         }
         w.failures += 1;
         Ok(Attempt {
-            key,
+            throttle: self,
+            key: Some(key),
             started: w.started,
         })
     }
 
-    /// The attempt succeeded: its slot is given back.
-    pub fn succeeded(&self, attempt: Attempt<K>) {
-        if let Some(cell) = self.slots.get(&attempt.key) {
+    /// An attempt that did not fail: its slot is free again (unless its
+    /// window has ended and a new one started meanwhile).
+    fn give_back(&self, key: &K, started: Instant) {
+        if let Some(cell) = self.slots.get(key) {
             let mut w = cell.lock().unwrap_or_else(|e| e.into_inner());
-            if w.started == attempt.started {
+            if w.started == started {
                 w.failures = w.failures.saturating_sub(1);
             }
         }
@@ -102,7 +124,7 @@ mod tests {
     fn locks_after_limit_and_reopens_after_window() {
         let t = Throttle::new(3, Duration::from_millis(300), 100);
         for _ in 0..3 {
-            let _failed = t.begin("a").unwrap();
+            t.begin("a").unwrap().failed();
         }
         let retry = t.begin("a").err().expect("locked");
         assert!(
@@ -115,13 +137,14 @@ mod tests {
     }
 
     #[test]
-    fn success_gives_the_slot_back() {
+    fn an_attempt_that_did_not_fail_gives_the_slot_back() {
         let t = Throttle::new(2, Duration::from_secs(60), 100);
         for _ in 0..10 {
-            let a = t.begin("a").unwrap();
-            t.succeeded(a);
+            let _succeeded = t.begin("a").unwrap();
         }
         assert_eq!(t.failures(&"a"), 0);
+        t.begin("a").unwrap().failed();
+        assert_eq!(t.failures(&"a"), 1);
     }
 
     #[test]
@@ -133,7 +156,8 @@ mod tests {
                 let (t, admitted) = (t.clone(), admitted.clone());
                 std::thread::spawn(move || {
                     for _ in 0..20 {
-                        if t.begin("k").is_ok() {
+                        if let Ok(attempt) = t.begin("k") {
+                            attempt.failed();
                             admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
