@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::throttle::Throttle;
 use crate::auth::users::{self, Users, MAX_PASSWORD_LEN};
+use crate::http::headers::{X_USER, X_USER_ROLES};
 use crate::http::html::{escape, page};
 use crate::http::origin::same_origin;
 use crate::http::problem::Problem;
@@ -214,37 +215,8 @@ impl Login {
                     Err(e) => unavailable(&e),
                 }
             }
-            Endpoint::Check => match cur.session.as_deref() {
-                Some(s) if s.user().is_some() => Reply {
-                    status: StatusCode::NO_CONTENT,
-                    content_type: "text/plain; charset=utf-8",
-                    headers: vec![
-                        (
-                            crate::http::headers::X_USER,
-                            s.user().unwrap_or_default().to_owned(),
-                        ),
-                        (
-                            crate::http::headers::X_USER_ROLES,
-                            s.roles_header().to_owned(),
-                        ),
-                    ],
-                    body: Vec::new(),
-                },
-                _ => Reply::problem(Problem::Unauthenticated),
-            },
-            Endpoint::Me => match cur.session.as_deref().filter(|s| s.user().is_some()) {
-                Some(s) => Reply::json(
-                    StatusCode::OK,
-                    serde_json::json!({
-                        "user": s.user(),
-                        "roles": s.roles().collect::<Vec<_>>(),
-                        "expires_at": s.expires_at() / 1000,
-                        "absolute_expires_at": s.absolute_expires_at / 1000,
-                    })
-                    .to_string(),
-                ),
-                None => Reply::problem(Problem::Unauthenticated),
-            },
+            Endpoint::Check => check(cur),
+            Endpoint::Me => me(cur),
             Endpoint::OwnSessions => {
                 crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix).await
             }
@@ -255,20 +227,7 @@ impl Login {
                 crate::auth::own_sessions::revoke(form, cur, sessions, &self.config.prefix).await
             }
             Endpoint::NotFound => Reply::problem(Problem::NotFound),
-            Endpoint::MethodNotAllowed => {
-                let path = req.uri.path();
-                let allow = if path.ends_with("/me")
-                    || path.ends_with("/check")
-                    || path.ends_with("/sessions")
-                {
-                    "GET, HEAD"
-                } else if path.ends_with("/revoke") {
-                    "POST"
-                } else {
-                    "GET, HEAD, POST"
-                };
-                Reply::problem(Problem::MethodNotAllowed).with("Allow", allow.into())
-            }
+            Endpoint::MethodNotAllowed => method_not_allowed(req.uri.path()),
         };
         reply
     }
@@ -400,6 +359,52 @@ impl Login {
             ),
         )
     }
+}
+
+/// `GET <p>/check`: 204 with the identity headers, or 401 (for `auth_request`).
+fn check(cur: &RequestSession) -> Reply {
+    match cur.session.as_deref() {
+        Some(s) if s.user().is_some() => Reply {
+            status: StatusCode::NO_CONTENT,
+            content_type: "text/plain; charset=utf-8",
+            headers: vec![
+                (X_USER, s.user().unwrap_or_default().to_owned()),
+                (X_USER_ROLES, s.roles_header().to_owned()),
+            ],
+            body: Vec::new(),
+        },
+        _ => Reply::problem(Problem::Unauthenticated),
+    }
+}
+
+/// `GET <p>/me`: who this is, and until when.
+fn me(cur: &RequestSession) -> Reply {
+    match cur.session.as_deref().filter(|s| s.user().is_some()) {
+        Some(s) => Reply::json(
+            StatusCode::OK,
+            serde_json::json!({
+                "user": s.user(),
+                "roles": s.roles().collect::<Vec<_>>(),
+                "expires_at": s.expires_at() / 1000,
+                "absolute_expires_at": s.absolute_expires_at / 1000,
+            })
+            .to_string(),
+        ),
+        None => Reply::problem(Problem::Unauthenticated),
+    }
+}
+
+/// 405 with the methods the endpoint at `path` does take.
+fn method_not_allowed(path: &str) -> Reply {
+    let allow = if path.ends_with("/me") || path.ends_with("/check") || path.ends_with("/sessions")
+    {
+        "GET, HEAD"
+    } else if path.ends_with("/revoke") {
+        "POST"
+    } else {
+        "GET, HEAD, POST"
+    };
+    Reply::problem(Problem::MethodNotAllowed).with("Allow", allow.into())
 }
 
 fn forbidden() -> Reply {

@@ -15,8 +15,8 @@ use std::time::Duration;
 use http::Method;
 
 use super::raw::{
-    RawAdmin, RawAuth, RawConfig, RawLog, RawRoute, RawRoutes, RawSecret, RawSecure, RawSession,
-    RawStore, RawUpstream,
+    RawAdmin, RawAuth, RawConfig, RawCookie, RawLog, RawRoute, RawRoutes, RawSecret, RawSecure,
+    RawSession, RawStore, RawUpstream,
 };
 use super::{
     AdminConfig, AuthOptions, Config, LogConfig, LogFormat, RedisOptions, SessionOptions,
@@ -155,6 +155,34 @@ impl Validator {
                 self.problem(key, "must be at least 1 (got 0)");
             }
         }
+        let cookie = self.cookie(c, max_age);
+        let (idle_timeout, absolute_timeout) = (idle_timeout?, absolute_timeout?);
+        if idle_timeout > absolute_timeout {
+            self.problem(
+                "session.absolute_timeout",
+                format!(
+                    "must not be shorter than the idle timeout ({} < {})",
+                    humantime::format_duration(absolute_timeout),
+                    humantime::format_duration(idle_timeout)
+                ),
+            );
+        }
+        Some(SessionOptions {
+            secrets: secrets?,
+            save_uninitialized: raw.save_uninitialized,
+            resave: raw.resave,
+            rolling: raw.rolling,
+            idle_timeout,
+            absolute_timeout,
+            capacity: raw.capacity,
+            anonymous_capacity: raw.anonymous_capacity,
+            max_per_user: usize::try_from(raw.max_per_user).unwrap_or(usize::MAX),
+            cookie: cookie?,
+        })
+    }
+
+    /// `[session.cookie]`: the attributes, and the combinations browsers refuse.
+    fn cookie(&mut self, c: RawCookie, max_age: Option<Duration>) -> Option<CookieAttrs> {
         let same_site = match c.same_site.to_ascii_lowercase().as_str() {
             "strict" => Some(SameSite::Strict),
             "lax" => Some(SameSite::Lax),
@@ -221,36 +249,14 @@ impl Validator {
                 "a __Secure- cookie requires secure = true",
             );
         }
-        let (idle_timeout, absolute_timeout) = (idle_timeout?, absolute_timeout?);
-        if idle_timeout > absolute_timeout {
-            self.problem(
-                "session.absolute_timeout",
-                format!(
-                    "must not be shorter than the idle timeout ({} < {})",
-                    humantime::format_duration(absolute_timeout),
-                    humantime::format_duration(idle_timeout)
-                ),
-            );
-        }
-        Some(SessionOptions {
-            secrets: secrets?,
-            save_uninitialized: raw.save_uninitialized,
-            resave: raw.resave,
-            rolling: raw.rolling,
-            idle_timeout,
-            absolute_timeout,
-            capacity: raw.capacity,
-            anonymous_capacity: raw.anonymous_capacity,
-            max_per_user: usize::try_from(raw.max_per_user).unwrap_or(usize::MAX),
-            cookie: CookieAttrs {
-                name: c.name,
-                path: c.path,
-                domain: c.domain,
-                http_only: c.http_only,
-                secure: secure?,
-                same_site: same_site?,
-                max_age,
-            },
+        Some(CookieAttrs {
+            name: c.name,
+            path: c.path,
+            domain: c.domain,
+            http_only: c.http_only,
+            secure: secure?,
+            same_site: same_site?,
+            max_age,
         })
     }
 
@@ -590,98 +596,11 @@ impl Validator {
                 None
             }
         };
-        let mut rules = Vec::new();
-        for (i, r) in raw.into_iter().enumerate() {
-            let key = |field: &str| format!("route[{i}].{field}");
-            if !r.path.starts_with('/') {
-                self.problem(
-                    &key("path"),
-                    format!("must start with '/' (got {:?})", r.path),
-                );
-            } else {
-                match routes::normalize(&r.path) {
-                    Ok(n) if n == r.path.as_str() => {}
-                    Ok(n) => self.problem(
-                        &key("path"),
-                        format!("not in normal form (got {:?}, normal form {n:?})", r.path),
-                    ),
-                    Err(e) => self.problem(&key("path"), format!("{e} (got {:?})", r.path)),
-                }
-            }
-            let kind = match r.kind.as_str() {
-                "prefix" => Some(PathMatch::Prefix),
-                "exact" => Some(PathMatch::Exact),
-                other => {
-                    self.problem(
-                        &key("match"),
-                        format!("must be prefix or exact (got {other:?})"),
-                    );
-                    None
-                }
-            };
-            let mut methods = Vec::new();
-            for (j, m) in r.methods.iter().enumerate() {
-                match Method::from_bytes(m.as_bytes()) {
-                    Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => methods.push(method),
-                    _ => self.problem(
-                        &format!("route[{i}].methods[{j}]"),
-                        format!("not an upper-case HTTP method (got {m:?})"),
-                    ),
-                }
-            }
-            for (j, role) in r.roles.iter().enumerate() {
-                // Roles travel joined with `,` in X-User-Roles.
-                if role.trim().is_empty() || role.contains(',') {
-                    self.problem(
-                        &format!("route[{i}].roles[{j}]"),
-                        format!("must be non-empty and without `,` (got {role:?})"),
-                    );
-                }
-            }
-            let restricted = !r.roles.is_empty() || !r.users.is_empty();
-            let access = match (r.access.as_deref().unwrap_or("authenticated"), restricted) {
-                ("public", false) => Some(Access::Public),
-                ("authenticated", false) => Some(Access::Authenticated),
-                ("authenticated", true) => Some(Access::Restricted {
-                    roles: r.roles,
-                    users: r.users,
-                }),
-                ("public", true) => {
-                    self.problem(
-                        &key("access"),
-                        "a public route cannot require roles or users",
-                    );
-                    None
-                }
-                (other, _) => {
-                    self.problem(
-                        &key("access"),
-                        format!("must be public or authenticated (got {other:?})"),
-                    );
-                    None
-                }
-            };
-            let upstream = match r.upstream.as_deref() {
-                Some(name) => find_upstream(name).or_else(|| {
-                    self.problem(
-                        &key("upstream"),
-                        format!("no [upstream.{name}] (got {name:?})"),
-                    );
-                    None
-                }),
-                None => default_upstream,
-            };
-            if let (Some(kind), Some(access), Some(upstream)) = (kind, access, upstream) {
-                rules.push(Rule {
-                    path: r.path,
-                    kind,
-                    methods,
-                    access,
-                    upstream,
-                    index: i,
-                });
-            }
-        }
+        let rules = raw
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.route(i, r, ups, default_upstream))
+            .collect();
         let (default_access, default_upstream) = (default_access?, default_upstream?);
         match Rules::new(rules, default_access, default_upstream) {
             Ok(r) => Some(r),
@@ -698,6 +617,103 @@ impl Validator {
                 None
             }
         }
+    }
+
+    /// One `[[route]]`; `None` if any part of it is wrong (each problem noted).
+    fn route(
+        &mut self,
+        i: usize,
+        r: RawRoute,
+        ups: &[UpstreamOptions],
+        default_upstream: Option<usize>,
+    ) -> Option<Rule> {
+        let key = |field: &str| format!("route[{i}].{field}");
+        if !r.path.starts_with('/') {
+            self.problem(
+                &key("path"),
+                format!("must start with '/' (got {:?})", r.path),
+            );
+        } else {
+            match routes::normalize(&r.path) {
+                Ok(n) if n == r.path.as_str() => {}
+                Ok(n) => self.problem(
+                    &key("path"),
+                    format!("not in normal form (got {:?}, normal form {n:?})", r.path),
+                ),
+                Err(e) => self.problem(&key("path"), format!("{e} (got {:?})", r.path)),
+            }
+        }
+        let kind = match r.kind.as_str() {
+            "prefix" => Some(PathMatch::Prefix),
+            "exact" => Some(PathMatch::Exact),
+            other => {
+                self.problem(
+                    &key("match"),
+                    format!("must be prefix or exact (got {other:?})"),
+                );
+                None
+            }
+        };
+        let mut methods = Vec::new();
+        for (j, m) in r.methods.iter().enumerate() {
+            match Method::from_bytes(m.as_bytes()) {
+                Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => methods.push(method),
+                _ => self.problem(
+                    &format!("route[{i}].methods[{j}]"),
+                    format!("not an upper-case HTTP method (got {m:?})"),
+                ),
+            }
+        }
+        for (j, role) in r.roles.iter().enumerate() {
+            // Roles travel joined with `,` in X-User-Roles.
+            if role.trim().is_empty() || role.contains(',') {
+                self.problem(
+                    &format!("route[{i}].roles[{j}]"),
+                    format!("must be non-empty and without `,` (got {role:?})"),
+                );
+            }
+        }
+        let restricted = !r.roles.is_empty() || !r.users.is_empty();
+        let access = match (r.access.as_deref().unwrap_or("authenticated"), restricted) {
+            ("public", false) => Some(Access::Public),
+            ("authenticated", false) => Some(Access::Authenticated),
+            ("authenticated", true) => Some(Access::Restricted {
+                roles: r.roles,
+                users: r.users,
+            }),
+            ("public", true) => {
+                self.problem(
+                    &key("access"),
+                    "a public route cannot require roles or users",
+                );
+                None
+            }
+            (other, _) => {
+                self.problem(
+                    &key("access"),
+                    format!("must be public or authenticated (got {other:?})"),
+                );
+                None
+            }
+        };
+        let upstream = match r.upstream.as_deref() {
+            Some(name) => ups.iter().position(|u| u.name == name).or_else(|| {
+                self.problem(
+                    &key("upstream"),
+                    format!("no [upstream.{name}] (got {name:?})"),
+                );
+                None
+            }),
+            None => default_upstream,
+        };
+        Some(Rule {
+            path: r.path,
+            kind: kind?,
+            methods,
+            access: access?,
+            upstream: upstream?,
+            index: i,
+        })
     }
 }
 

@@ -134,6 +134,54 @@ impl<S: SessionStore> Gate<S> {
         respond_problem(session, problem, &extra).await
     }
 
+    /// Who is on the other end: whether the peer is a trusted proxy, whether
+    /// the request came over HTTPS, and the client's address.
+    fn note_peer(&self, session: &Downstream, ctx: &mut Ctx) {
+        ctx.trusted_peer = !self.config.trusted_proxies.is_empty()
+            && client_ip(session).is_some_and(|ip| self.config.trusted_proxies.contains(ip));
+        ctx.https = forwarded::is_https(session.req_header(), ctx.trusted_peer);
+        ctx.client_ip = client_ip(session).map(|peer| {
+            if !ctx.trusted_peer {
+                return peer;
+            }
+            let xff = session
+                .req_header()
+                .headers
+                .get_all(headers::X_FORWARDED_FOR);
+            forwarded::client_address(
+                peer,
+                xff.iter().filter_map(|v| v.to_str().ok()),
+                &self.config.trusted_proxies,
+            )
+        });
+    }
+
+    /// The request's session from its cookie (and a new anonymous one with
+    /// `save_uninitialized`). `Ok(true)` when the store cannot answer.
+    async fn load_session(&self, session: &Downstream, ctx: &mut Ctx) -> Result<bool> {
+        // A store that cannot answer must not turn a signed-in user into an
+        // anonymous one: public routes go on without a session, the rest get 503.
+        let store_down = match self.sessions.resolve(&session.req_header().headers).await {
+            Ok(cur) => {
+                ctx.cur = cur;
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "session store unavailable");
+                true
+            }
+        };
+        ctx.store_down = store_down;
+        if !store_down && self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
+            let client = client_info(session, ctx.client_ip);
+            self.sessions
+                .ensure_uninitialized(&mut ctx.cur, &client)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(store_down)
+    }
+
     /// Answer a built-in endpoint (login, logout, me).
     async fn builtin(
         &self,
@@ -311,44 +359,8 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         if let std::borrow::Cow::Owned(p) = path {
             ctx.normalized = Some(p);
         }
-        ctx.trusted_peer = !self.config.trusted_proxies.is_empty()
-            && client_ip(session).is_some_and(|ip| self.config.trusted_proxies.contains(ip));
-        ctx.https = forwarded::is_https(session.req_header(), ctx.trusted_peer);
-        ctx.client_ip = client_ip(session).map(|peer| {
-            if !ctx.trusted_peer {
-                return peer;
-            }
-            let xff = session
-                .req_header()
-                .headers
-                .get_all(headers::X_FORWARDED_FOR);
-            forwarded::client_address(
-                peer,
-                xff.iter().filter_map(|v| v.to_str().ok()),
-                &self.config.trusted_proxies,
-            )
-        });
-
-        // A store that cannot answer must not turn a signed-in user into an
-        // anonymous one: public routes go on without a session, the rest get 503.
-        let store_down = match self.sessions.resolve(&session.req_header().headers).await {
-            Ok(cur) => {
-                ctx.cur = cur;
-                false
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "session store unavailable");
-                true
-            }
-        };
-        ctx.store_down = store_down;
-        if !store_down && self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
-            let client = client_info(session, ctx.client_ip);
-            self.sessions
-                .ensure_uninitialized(&mut ctx.cur, &client)
-                .await
-                .map_err(store_error)?;
-        }
+        self.note_peer(session, ctx);
+        let store_down = self.load_session(session, ctx).await?;
 
         let req = session.req_header();
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
