@@ -6,7 +6,10 @@
 //! Gauges that describe the store (live sessions, evictions) are read from the
 //! store when `/metrics` is scraped.
 
-use std::fmt::Write;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -131,117 +134,154 @@ impl Metrics {
             .sum()
     }
 
-    /// The Prometheus text exposition, with the store's gauges.
+    /// The Prometheus text exposition (format 0.0.4, by `prometheus-client`),
+    /// with the store's gauges.
     pub fn render(&self, live: StoreGauges) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Snapshot::of(self, live)));
         let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// The counters as read at one scrape. The request path keeps plain relaxed
+/// atomics (no registry, label hashing or lock per request: prometheus-client's
+/// own `Family` and `Histogram` take a lock per update); `prometheus-client`
+/// only encodes this copy.
+#[derive(Debug)]
+struct Snapshot {
+    requests: [[u64; CLASSES.len()]; OUTCOMES.len()],
+    upstream_errors: [u64; UPSTREAM_ERRORS.len()],
+    latency_buckets: [u64; BUCKETS.len()],
+    latency_count: u64,
+    latency_sum_us: u64,
+    counters: [(&'static str, &'static str, u64); 6],
+    removals: [(&'static str, u64); 3],
+    gauges: [(&'static str, &'static str, u64); 2],
+}
+
+impl Snapshot {
+    fn of(m: &Metrics, live: StoreGauges) -> Snapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        out.push_str(
-            "# HELP sessiongate_requests_total Requests by decision and response status class.\n",
-        );
-        out.push_str("# TYPE sessiongate_requests_total counter\n");
+        Snapshot {
+            requests: m.requests.each_ref().map(|row| row.each_ref().map(get)),
+            upstream_errors: m.upstream_errors.each_ref().map(get),
+            latency_buckets: m.latency_buckets.each_ref().map(get),
+            latency_count: get(&m.latency_count),
+            latency_sum_us: get(&m.latency_sum_us),
+            counters: [
+                (
+                    "sessiongate_logins_succeeded",
+                    "Successful built-in logins.",
+                    get(&m.logins_succeeded),
+                ),
+                (
+                    "sessiongate_logins_failed",
+                    "Failed built-in logins (wrong password, unknown or disabled user).",
+                    get(&m.logins_failed),
+                ),
+                (
+                    "sessiongate_logins_throttled",
+                    "Logins refused by throttling.",
+                    get(&m.logins_throttled),
+                ),
+                (
+                    "sessiongate_cookie_verification_failures",
+                    "Session cookies that did not verify (tampered, forged, or signed with an unknown secret); a valid cookie of a session that has ended is not counted.",
+                    get(&m.cookie_failures),
+                ),
+                (
+                    "sessiongate_store_local_hits",
+                    "Shared-store session loads answered from the local cache.",
+                    get(&m.store_local_hits),
+                ),
+                (
+                    "sessiongate_store_local_misses",
+                    "Shared-store session loads that went to the store.",
+                    get(&m.store_local_misses),
+                ),
+            ],
+            removals: [
+                ("evicted", live.evictions),
+                ("expired", live.expirations),
+                ("displaced", live.displaced),
+            ],
+            gauges: [
+                ("sessiongate_sessions", "Live sessions.", live.sessions),
+                (
+                    "sessiongate_session_capacity",
+                    "Most logged-in sessions the store keeps.",
+                    live.capacity,
+                ),
+            ],
+        }
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let mut m = enc.encode_descriptor(
+            "sessiongate_requests",
+            "Requests by decision and response status class.",
+            None,
+            MetricType::Counter,
+        )?;
         for (o, row) in OUTCOMES.iter().zip(&self.requests) {
             for (c, n) in CLASSES.iter().zip(row) {
-                let n = get(n);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "sessiongate_requests_total{{decision=\"{o}\",status=\"{c}\"}} {n}"
-                    );
+                if *n > 0 {
+                    m.encode_family(&[("decision", *o), ("status", *c)])?
+                        .encode_counter::<NoLabelSet, _, u64>(n, None)?;
                 }
             }
         }
-        out.push_str(
-            "# HELP sessiongate_upstream_errors_total Failed upstream requests by kind.\n",
-        );
-        out.push_str("# TYPE sessiongate_upstream_errors_total counter\n");
+        let mut m = enc.encode_descriptor(
+            "sessiongate_upstream_errors",
+            "Failed upstream requests by kind.",
+            None,
+            MetricType::Counter,
+        )?;
         for (k, n) in UPSTREAM_ERRORS.iter().zip(&self.upstream_errors) {
-            let _ = writeln!(
-                out,
-                "sessiongate_upstream_errors_total{{kind=\"{k}\"}} {}",
-                get(n)
-            );
+            m.encode_family(&[("kind", *k)])?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }
-        out.push_str("# HELP sessiongate_request_duration_seconds Time from request start to the access log.\n");
-        out.push_str("# TYPE sessiongate_request_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (b, n) in BUCKETS.iter().zip(&self.latency_buckets) {
-            cumulative += get(n);
-            let _ = writeln!(
-                out,
-                "sessiongate_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}"
-            );
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .copied()
+            .zip(self.latency_buckets.iter().copied())
+            .collect();
+        enc.encode_descriptor(
+            "sessiongate_request_duration_seconds",
+            "Time from request start to the access log.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            self.latency_sum_us as f64 / 1e6,
+            self.latency_count,
+            &buckets,
+            None,
+        )?;
+        for (name, help, n) in &self.counters {
+            enc.encode_descriptor(name, help, None, MetricType::Counter)?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }
-        let count = get(&self.latency_count);
-        let _ = writeln!(
-            out,
-            "sessiongate_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "sessiongate_request_duration_seconds_sum {}",
-            get(&self.latency_sum_us) as f64 / 1e6
-        );
-        let _ = writeln!(out, "sessiongate_request_duration_seconds_count {count}");
-        let counters: [(&str, &str, u64); 6] = [
-            (
-                "sessiongate_logins_succeeded_total",
-                "Successful built-in logins.",
-                get(&self.logins_succeeded),
-            ),
-            (
-                "sessiongate_logins_failed_total",
-                "Failed built-in logins (wrong password, unknown or disabled user).",
-                get(&self.logins_failed),
-            ),
-            (
-                "sessiongate_logins_throttled_total",
-                "Logins refused by throttling.",
-                get(&self.logins_throttled),
-            ),
-            (
-                "sessiongate_cookie_verification_failures_total",
-                "Session cookies that did not verify (tampered, forged, or signed with an unknown secret); a valid cookie of a session that has ended is not counted.",
-                get(&self.cookie_failures),
-            ),
-            (
-                "sessiongate_store_local_hits_total",
-                "Shared-store session loads answered from the local cache.",
-                get(&self.store_local_hits),
-            ),
-            (
-                "sessiongate_store_local_misses_total",
-                "Shared-store session loads that went to the store.",
-                get(&self.store_local_misses),
-            ),
-        ];
-        for (name, help, n) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}"
-            );
+        let mut m = enc.encode_descriptor(
+            "sessiongate_session_removals",
+            "Sessions the store ended by itself, by cause: evicted (the store was full), expired (idle or absolute timeout), displaced (their user logged in past session.max_per_user).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (cause, n) in &self.removals {
+            m.encode_family(&[("cause", *cause)])?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }
-        out.push_str("# HELP sessiongate_session_removals_total Sessions the store ended by itself, by cause: evicted (the store was full), expired (idle or absolute timeout), displaced (their user logged in past session.max_per_user).\n# TYPE sessiongate_session_removals_total counter\n");
-        for (cause, n) in [
-            ("evicted", live.evictions),
-            ("expired", live.expirations),
-            ("displaced", live.displaced),
-        ] {
-            let _ = writeln!(
-                out,
-                "sessiongate_session_removals_total{{cause=\"{cause}\"}} {n}"
-            );
+        for (name, help, n) in &self.gauges {
+            enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(n)?;
         }
-        let _ = writeln!(
-            out,
-            "# HELP sessiongate_sessions Live sessions.\n# TYPE sessiongate_sessions gauge\nsessiongate_sessions {}",
-            live.sessions
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sessiongate_session_capacity Most sessions the store keeps.\n# TYPE sessiongate_session_capacity gauge\nsessiongate_session_capacity {}",
-            live.capacity
-        );
-        out
+        Ok(())
     }
 }
 
