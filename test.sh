@@ -39,7 +39,7 @@ need_pkg nginx nginx
 need_pkg wrk wrk
 
 echo "== cargo fmt --check";        cargo fmt --all -- --check
-echo "== cargo clippy";             cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo clippy";             cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The browser test runs the demo backend, an example: build it as a plain binary.
 echo "== cargo build --examples";   cargo build --examples --quiet
 echo "== cargo test";               cargo test --all-targets --quiet

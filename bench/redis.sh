@@ -33,9 +33,10 @@ for tool in nginx redis-server wrk python3; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --quiet --bin sessiongate --example bench_mint
+cargo build --release --quiet --bin sessiongate
+cargo build --release --quiet -p sessiongate-bench --bin bench_mint
 SG=$ROOT/target/release/sessiongate
-MINT=$ROOT/target/release/examples/bench_mint
+MINT=${CARGO_TARGET_DIR:-$ROOT/target}/release/bench_mint
 
 TMP=$(mktemp -d /tmp/sessiongate-redis-bench.XXXXXX)
 PIDS=()

@@ -353,7 +353,7 @@ def main():
         md.append("")
     if store_mem:
         md.append(
-            "The store alone (`examples/bench_memory`: a `MemoryStore` filled directly, no proxy, "
+            "The store alone (`bench/tools/src/bin/bench_memory.rs`: a `MemoryStore` filled directly, no proxy, "
             "the system allocator; RSS of that process before and after):"
         )
         md.append("")
@@ -370,7 +370,7 @@ def main():
         md.append("")
     if mints:
         md.append(
-            "Minting (`examples/bench_mint`, 64 keep-alive connections): "
+            "Minting (`bench/tools/src/bin/bench_mint.rs`, 64 keep-alive connections): "
             + "; ".join(f"{m['peer']} {m['count']:,} sessions at {m['per_s']:,} logins/s" for m in mints)
             + "."
         )

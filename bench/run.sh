@@ -37,7 +37,7 @@ for arg in "$@"; do
         --perf) PERF=1 ;;
         --ab) MODE=ab ;;
         -h | --help)
-            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -111,11 +111,12 @@ fi
 # debug build CI already has; measurements use the release build.
 PROFILE=${BENCH_PROFILE:-$([ "$MODE" = smoke ] && echo dev || echo release)}
 say "building ($PROFILE profile; a cold release build takes ~5 minutes)"
-cargo build --profile "$PROFILE" --quiet --bin sessiongate --example bench_mint --example bench_memory
+cargo build --profile "$PROFILE" --quiet --bin sessiongate
+cargo build --profile "$PROFILE" --quiet -p sessiongate-bench
 BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 SG=$BIN_DIR/sessiongate
-MINT=$BIN_DIR/examples/bench_mint
-MEMORY=$BIN_DIR/examples/bench_memory
+MINT=$BIN_DIR/bench_mint
+MEMORY=$BIN_DIR/bench_memory
 if [ ! -d bench/peers/express/node_modules ]; then
     say "installing the express peer (npm ci)"
     (cd bench/peers/express && npm ci --no-audit --no-fund --loglevel=error)
@@ -557,10 +558,8 @@ fi
 stop "$BACKEND_PID"
 
 # ---------------------------------------------------------------- memory of the store alone
-say "memory of the session store alone (examples/bench_memory, $SESSIONS_LARGE sessions)"
-# (not `one`: every session of a single user; the per-user index is a Vec that is
-# scanned on every insert, so that mode is quadratic, see bench/README.md)
-for m in distinct shared anonymous; do
+say "memory of the session store alone (bench_memory, $SESSIONS_LARGE sessions)"
+for m in distinct shared one anonymous; do
     line=$("$MEMORY" "$SESSIONS_LARGE" "$m") || die "bench_memory $m failed"
     fact "{\"kind\":\"store_memory\",\"result\":$line}"
     echo "   $line" >&2

@@ -182,7 +182,7 @@ impl<S: SessionStore> Gate<S> {
         Ok(store_down)
     }
 
-    /// Answer a built-in endpoint (login, logout, me).
+    /// Answer a built-in endpoint (the table in `auth::endpoints`).
     async fn builtin(
         &self,
         session: &mut Downstream,

@@ -2,7 +2,7 @@
 //!
 //! A [`Session`] is keyed by its [`SessionKey`], the SHA-256 of the raw id: the
 //! store, logs and admin views only ever see the key, so a leaked listing cannot
-//! be replayed as a cookie (DESIGN.md §2). Every session has an idle expiry that
+//! be replayed as a cookie. Every session has an idle expiry that
 //! slides on use and an absolute expiry fixed at creation (OWASP Session
 //! Management: idle and absolute timeouts).
 //!

@@ -2,7 +2,7 @@
 //! cookie value.
 //!
 //! A cookie value is `<id>.<sig>` where `id` is 32 bytes from the OS CSPRNG in
-//! lower-case hex and `sig = hex(HMAC-SHA256(secret, name "=" id))` (DESIGN.md §2).
+//! lower-case hex and `sig = hex(HMAC-SHA256(secret, name "=" id))`.
 //! Binding the cookie name into the MAC stops a value minted for one cookie from
 //! being replayed under another. Parsing is strict (exact lengths, lower-case hex
 //! only) and verification tries every configured secret in constant time, so

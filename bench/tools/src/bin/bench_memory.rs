@@ -12,8 +12,7 @@
 //! - `distinct`: every session has its own user (as in the proxy benchmark);
 //! - `shared`: 100 sessions per user (`count / 100` users);
 //! - `one`: every session belongs to the same user (the per-user index then
-//!   holds one entry with `count` sessions; mind the time this takes if the
-//!   index scans a user's sessions on every insert);
+//!   holds one entry with `count` sessions; `max_per_user` is lifted for it);
 //! - `anonymous`: no user at all (no per-user index entry: the store's slot + the session).
 
 use std::future::Future;
