@@ -435,40 +435,41 @@ mod tests {
     #[test]
     fn routes_under_the_prefix_only() {
         let p = "/.sessiongate";
-        assert_eq!(
-            route(p, &Method::GET, "/.sessiongate/login"),
-            Some(Endpoint::LoginPage)
-        );
-        assert_eq!(
-            route(p, &Method::POST, "/.sessiongate/login"),
-            Some(Endpoint::LoginSubmit)
-        );
-        assert_eq!(
-            route(p, &Method::GET, "/.sessiongate/logout"),
-            Some(Endpoint::LogoutPage)
-        );
-        assert_eq!(
-            route(p, &Method::POST, "/.sessiongate/logout"),
-            Some(Endpoint::LogoutSubmit)
-        );
-        assert_eq!(
-            route(p, &Method::GET, "/.sessiongate/me"),
-            Some(Endpoint::Me)
-        );
-        assert_eq!(
-            route(p, &Method::DELETE, "/.sessiongate/me"),
-            Some(Endpoint::MethodNotAllowed)
-        );
-        assert_eq!(
-            route(p, &Method::GET, "/.sessiongate/x"),
-            Some(Endpoint::NotFound)
-        );
-        assert_eq!(
-            route(p, &Method::GET, "/.sessiongate"),
-            Some(Endpoint::NotFound)
-        );
-        assert_eq!(route(p, &Method::GET, "/.sessiongatex/login"), None);
-        assert_eq!(route(p, &Method::GET, "/app"), None);
+        let cases = [
+            (
+                Method::GET,
+                "/.sessiongate/login",
+                Some(Endpoint::LoginPage),
+            ),
+            (
+                Method::POST,
+                "/.sessiongate/login",
+                Some(Endpoint::LoginSubmit),
+            ),
+            (
+                Method::GET,
+                "/.sessiongate/logout",
+                Some(Endpoint::LogoutPage),
+            ),
+            (
+                Method::POST,
+                "/.sessiongate/logout",
+                Some(Endpoint::LogoutSubmit),
+            ),
+            (Method::GET, "/.sessiongate/me", Some(Endpoint::Me)),
+            (
+                Method::DELETE,
+                "/.sessiongate/me",
+                Some(Endpoint::MethodNotAllowed),
+            ),
+            (Method::GET, "/.sessiongate/x", Some(Endpoint::NotFound)),
+            (Method::GET, "/.sessiongate", Some(Endpoint::NotFound)),
+            (Method::GET, "/.sessiongatex/login", None),
+            (Method::GET, "/app", None),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(route(p, &method, path), want, "{method} {path}");
+        }
     }
 
     #[test]

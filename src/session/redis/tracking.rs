@@ -1,19 +1,22 @@
-//! The Redis store's invalidation-tracking connection: one raw RESP2 connection
-//! per instance that turns on broadcast tracking redirected to itself
-//! (`CLIENT TRACKING ON REDIRECT <id> BCAST PREFIX <prefix>sess:`), subscribes
-//! to `__redis__:invalidate`, and reports every invalidation to its caller. A
-//! `PING` every 200 ms (`HEARTBEAT`) proves the connection alive; a missed
-//! answer ends it.
+//! The Redis store's invalidation-tracking connection: one RESP3 connection
+//! per instance (redis-rs, with a push sender) that turns on broadcast
+//! tracking (`CLIENT TRACKING ON BCAST PREFIX <prefix>sess:`) and reports every
+//! invalidation Redis pushes on it to its caller. A `PING` every 200 ms
+//! (`HEARTBEAT`) that must be answered within the beat proves the connection
+//! alive; a missed answer, or redis-rs reporting the connection gone, ends it.
 //!
-//! It holds the minimal RESP2 writer and reader that connection needs, nothing
-//! more. It does not own the local cache, decide what an invalidation does, or
+//! RESP3 carries the invalidations as push messages on the tracking
+//! connection itself, so there is no `REDIRECT` to a second connection and no
+//! `SUBSCRIBE`. Needs Redis 6 or later (or Valkey).
+//!
+//! It does not own the local cache, decide what an invalidation does, or
 //! reconnect: [`RedisStore::watch`](crate::session::redis::RedisStore::watch) does
 //! those, through the callbacks of [`run`].
 
-use std::future::Future;
+use std::io::{Error, ErrorKind};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 
 use crate::session::SessionKey;
 
@@ -21,7 +24,7 @@ use crate::session::SessionKey;
 const HEARTBEAT: Duration = Duration::from_millis(200);
 
 /// What one invalidation message said.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Invalidated {
     /// These keys changed, in message order; `None` for a key under the prefix
     /// that is not a session key (the caller should then trust nothing).
@@ -30,17 +33,16 @@ pub enum Invalidated {
     All,
 }
 
-/// One tracking connection's life (RESP2: `CLIENT TRACKING … REDIRECT` to
-/// itself, then `SUBSCRIBE __redis__:invalidate`).
+/// One tracking connection's life.
 ///
-/// Connects to `info`'s address (authenticating as it says), tracks every key
-/// under `key_prefix`, calls `on_ready` once tracking is on, then
-/// `on_invalidate` for every invalidation message, until the connection
-/// fails; it never returns `Ok`.
+/// Connects to `info`'s server over RESP3 (authenticating as it says), tracks
+/// every key under `key_prefix`, calls `on_ready` once tracking is on, then
+/// `on_invalidate` for every invalidation, until the connection fails; it
+/// never returns `Ok`.
 ///
 /// # Errors
-/// A non-TCP address, a connect or answer slower than `deadline`, an
-/// unexpected answer, a dropped connection or a missed heartbeat.
+/// A connect or answer slower than `deadline`, a refused command, a dropped
+/// connection or a missed heartbeat.
 pub async fn run(
     info: &redis::ConnectionInfo,
     key_prefix: &str,
@@ -48,338 +50,254 @@ pub async fn run(
     on_ready: impl Fn(),
     on_invalidate: impl Fn(Invalidated),
 ) -> std::io::Result<()> {
-    use std::io::{Error, ErrorKind};
-    let addr = match info.addr() {
-        redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-        other => {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("unsupported Redis address {other:?}"),
-            ))
-        }
-    };
-    let stream = tokio::time::timeout(deadline, tokio::net::TcpStream::connect(&addr))
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.clone().set_redis_settings(settings)).map_err(other)?;
+    let (pushes, mut pushed) = tokio::sync::mpsc::unbounded_channel::<PushInfo>();
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(deadline))
+        .set_response_timeout(Some(deadline))
+        .set_push_sender(pushes);
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
         .await
-        .map_err(|_| Error::new(ErrorKind::TimedOut, "connect"))??;
-    stream.set_nodelay(true)?;
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
-    let ask = |args: Vec<String>| resp_command(&args);
-    if let (Some(user), Some(pass)) = (
-        info.redis_settings().username(),
-        info.redis_settings().password(),
-    ) {
-        write
-            .write_all(&ask(vec!["AUTH".into(), user.into(), pass.into()]))
-            .await?;
-        expect_ok(&mut read, deadline).await?;
-    } else if let Some(pass) = info.redis_settings().password() {
-        write
-            .write_all(&ask(vec!["AUTH".into(), pass.into()]))
-            .await?;
-        expect_ok(&mut read, deadline).await?;
-    }
-    write
-        .write_all(&ask(vec!["CLIENT".into(), "ID".into()]))
-        .await?;
-    let id = match read_value(&mut read, deadline).await? {
-        Resp::Int(id) => id,
-        other => return Err(Error::other(format!("CLIENT ID answered {other:?}"))),
-    };
-    write
-        .write_all(&ask(vec![
-            "CLIENT".into(),
-            "TRACKING".into(),
-            "ON".into(),
-            "REDIRECT".into(),
-            id.to_string(),
-            "BCAST".into(),
-            "PREFIX".into(),
-            key_prefix.into(),
-        ]))
-        .await?;
-    expect_ok(&mut read, deadline).await?;
-    write
-        .write_all(&ask(vec![
-            "SUBSCRIBE".into(),
-            "__redis__:invalidate".into(),
-        ]))
-        .await?;
-    read_value(&mut read, deadline).await?;
+        .map_err(other)?;
+    redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .arg("BCAST")
+        .arg("PREFIX")
+        .arg(key_prefix)
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(other)?;
     on_ready();
     tracing::info!("Redis invalidation tracking on");
-    // From here on, reading has a task of its own: a half-read RESP value must
-    // never be dropped because the heartbeat tick won a `select!` (its bytes
-    // would be lost and an invalidation silently skipped). The task parses
-    // whole values and hands them over a channel, whose `recv` is cancel-safe;
-    // it ends when the socket ends or fails (after sending the error), and is
-    // aborted when this function returns.
-    let (values, mut received) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let _reader = AbortOnDrop(tokio::spawn(async move {
-        loop {
-            let value = read_resp(&mut read).await;
-            let failed = value.is_err();
-            if values.send(value).await.is_err() || failed {
-                return;
-            }
-        }
-    }));
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     // After a stall, wait a whole beat again rather than firing the missed
-    // ticks back to back (which would report a pong as missed before it could
-    // arrive).
+    // ticks back to back.
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut awaiting_pong = false;
     loop {
         tokio::select! {
-            // What has arrived is handled before a tick can call a pong missed.
+            // What has arrived is handled before the next heartbeat.
             biased;
-            v = received.recv() => {
-                let v = v.ok_or_else(|| Error::new(ErrorKind::UnexpectedEof, "Redis reader ended"))??;
-                match v {
-                    Resp::Array(items) if matches!(items.first(), Some(Resp::Bulk(Some(b))) if b.eq_ignore_ascii_case(b"pong")) => {
-                        awaiting_pong = false;
-                    }
-                    Resp::Array(items) if matches!(items.first(), Some(Resp::Bulk(Some(b))) if b == b"message") => {
-                        match items.get(2) {
-                            Some(Resp::Array(keys)) => {
-                                let keys = keys.iter().filter_map(|k| match k {
-                                    Resp::Bulk(Some(name)) => {
-                                        let hex = name.strip_prefix(key_prefix.as_bytes()).and_then(|h| std::str::from_utf8(h).ok());
-                                        Some(hex.and_then(SessionKey::from_hex))
-                                    }
-                                    _ => None,
-                                });
-                                on_invalidate(Invalidated::Keys(keys.collect()));
-                            }
-                            // A null list: the whole database was flushed.
-                            _ => on_invalidate(Invalidated::All),
-                        }
+            push = pushed.recv() => {
+                let push = push.ok_or_else(|| Error::new(ErrorKind::UnexpectedEof, "Redis connection closed"))?;
+                match push.kind {
+                    PushKind::Invalidate => on_invalidate(invalidated(&push.data, key_prefix)),
+                    PushKind::Disconnection => {
+                        return Err(Error::new(ErrorKind::ConnectionReset, "Redis connection closed"));
                     }
                     _ => {}
                 }
             }
             _ = heartbeat.tick() => {
-                if awaiting_pong {
-                    return Err(Error::new(ErrorKind::TimedOut, "heartbeat missed"));
+                // Pushes keep queueing in the channel meanwhile: none is lost.
+                let pong = tokio::time::timeout(
+                    HEARTBEAT,
+                    redis::cmd("PING").query_async::<String>(&mut conn),
+                )
+                .await;
+                match pong {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(other(e)),
+                    Err(_) => return Err(Error::new(ErrorKind::TimedOut, "heartbeat missed")),
                 }
-                write.write_all(&ask(vec!["PING".into()])).await?;
-                awaiting_pong = true;
             }
         }
     }
 }
 
-/// How many parsed values the reader task may hold before it stops reading
-/// the socket (back-pressure instead of unbounded memory).
-const READ_AHEAD: usize = 256;
-
-/// Aborts the reader task when [`run`] returns or is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+fn other(e: redis::RedisError) -> Error {
+    Error::other(e.to_string())
 }
 
-/// A RESP2 value, as much as the invalidation connection needs.
-#[derive(Debug)]
-enum Resp {
-    Simple(String),
-    #[allow(dead_code)] // shown through Debug in error messages
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Resp>),
-    Nil,
-}
-
-fn resp_command(args: &[String]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-async fn expect_ok<R: AsyncBufReadExt + Unpin + Send>(
-    r: &mut R,
-    deadline: Duration,
-) -> std::io::Result<()> {
-    match read_value(r, deadline).await? {
-        Resp::Simple(s) if s == "OK" => Ok(()),
-        other => Err(std::io::Error::other(format!("Redis answered {other:?}"))),
-    }
-}
-
-async fn read_value<R: AsyncBufReadExt + Unpin + Send>(
-    r: &mut R,
-    deadline: Duration,
-) -> std::io::Result<Resp> {
-    tokio::time::timeout(deadline, read_resp(r))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "Redis did not answer"))?
-}
-
-fn read_resp<'a, R: AsyncBufReadExt + Unpin + Send + 'a>(
-    r: &'a mut R,
-) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Resp>> + Send + 'a>> {
-    Box::pin(async move {
-        let mut line = String::new();
-        if r.read_line(&mut line).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "Redis closed the connection",
-            ));
-        }
-        let line = line.trim_end_matches(['\r', '\n']);
-        let (kind, rest) = line.split_at(1.min(line.len()));
-        let num = || rest.parse::<i64>().map_err(std::io::Error::other);
-        Ok(match kind {
-            "+" => Resp::Simple(rest.to_owned()),
-            "-" => Resp::Error(rest.to_owned()),
-            ":" => Resp::Int(num()?),
-            "$" => {
-                let n = num()?;
-                if n < 0 {
-                    Resp::Bulk(None)
-                } else {
-                    let mut buf = vec![0; n as usize + 2];
-                    tokio::io::AsyncReadExt::read_exact(r, &mut buf).await?;
-                    buf.truncate(n as usize);
-                    Resp::Bulk(Some(buf))
-                }
-            }
-            "*" => {
-                let n = num()?;
-                if n < 0 {
-                    Resp::Nil
-                } else {
-                    let mut items = Vec::with_capacity(n as usize);
-                    for _ in 0..n {
-                        items.push(read_resp(r).await?);
-                    }
-                    Resp::Array(items)
-                }
-            }
-            _ => {
-                return Err(std::io::Error::other(format!(
-                    "unexpected RESP line {line:?}"
-                )))
-            }
-        })
-    })
+/// An `invalidate` push's data: the list of keys, or null for a flush.
+fn invalidated(data: &[Value], key_prefix: &str) -> Invalidated {
+    let Some(Value::Array(keys)) = data.first() else {
+        return Invalidated::All;
+    };
+    let key = |v: &Value| match v {
+        Value::BulkString(name) => name
+            .strip_prefix(key_prefix.as_bytes())
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(SessionKey::from_hex),
+        _ => None,
+    };
+    Invalidated::Keys(keys.iter().map(key).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
 
-    /// A fake Redis that completes the tracking handshake and answers every
-    /// `PING`; after the second one it sends an invalidation in two halves, the
-    /// cut inside the key and the gap spanning a heartbeat tick. With
-    /// `close_after_handshake`, it hangs up after `SUBSCRIBE` instead.
-    async fn fake_redis(key: String, close_after_handshake: bool) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            let (read, mut write) = stream.into_split();
-            let mut read = BufReader::new(read);
-            let mut pings = 0;
-            while let Ok(Resp::Array(args)) = read_resp(&mut read).await {
-                let word = |i: usize| match args.get(i) {
-                    Some(Resp::Bulk(Some(b))) => String::from_utf8_lossy(b).to_uppercase(),
-                    _ => String::new(),
-                };
-                match (word(0).as_str(), word(1).as_str()) {
-                    ("CLIENT", "ID") => write.write_all(b":7\r\n").await.unwrap(),
-                    ("CLIENT", "TRACKING") => write.write_all(b"+OK\r\n").await.unwrap(),
-                    ("SUBSCRIBE", _) => {
-                        write
-                            .write_all(
-                                b"*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n",
-                            )
-                            .await
-                            .unwrap();
-                        if close_after_handshake {
-                            return;
-                        }
-                    }
-                    ("PING", _) => {
-                        write
-                            .write_all(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
-                            .await
-                            .unwrap();
-                        pings += 1;
-                        if pings == 2 {
-                            let message = format!(
-                                "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n${}\r\n{key}\r\n",
-                                key.len()
-                            );
-                            let (first, second) = message.split_at(message.len() - 20);
-                            write.write_all(first.as_bytes()).await.unwrap();
-                            // The next PING (and tick) comes 200 ms after this
-                            // one; it is answered right after the second half,
-                            // well within its beat.
-                            tokio::time::sleep(HEARTBEAT + HEARTBEAT / 2).await;
-                            write.write_all(second.as_bytes()).await.unwrap();
-                        }
-                    }
-                    _ => return,
-                }
+    use std::process::{Child, Command, Stdio};
+    use std::time::Instant;
+
+    use crate::session::signing::SessionId;
+
+    /// A throwaway redis-server on an ephemeral port, killed on drop.
+    struct Server {
+        port: u16,
+        child: Child,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server (apt-get install -y redis-server, or ./test.sh)");
+            let server = Server { port, child };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not listen");
+                std::thread::sleep(Duration::from_millis(20));
             }
-        });
-        format!("redis://{addr}/")
+            server
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/", self.port)
+        }
+
+        fn signal(&self, sig: &str) {
+            let pid = self.child.id().to_string();
+            assert!(Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success());
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-CONT", &pid]).status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Run tracking against `server`; the invalidations it reports, and a
+    /// signal once it is on.
+    fn track(
+        server: &Server,
+    ) -> (
+        impl std::future::Future<Output = std::io::Result<()>>,
+        tokio::sync::mpsc::UnboundedReceiver<Invalidated>,
+        tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let client = redis::Client::open(server.url()).unwrap();
+        let (seen, invalidations) = tokio::sync::mpsc::unbounded_channel();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let ready_tx = std::sync::Mutex::new(Some(ready_tx));
+        let info = client.get_connection_info().clone();
+        let tracking = async move {
+            run(
+                &info,
+                "p:sess:",
+                Duration::from_secs(1),
+                || {
+                    if let Some(tx) = ready_tx.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                },
+                |i| {
+                    let _ = seen.send(i);
+                },
+            )
+            .await
+        };
+        (tracking, invalidations, ready)
     }
 
     #[tokio::test]
-    async fn an_invalidation_split_across_a_heartbeat_tick_is_not_lost() {
-        let key = SessionKey::of(&crate::session::signing::SessionId::generate());
-        let url = fake_redis(format!("p:sess:{}", key.to_hex()), false).await;
-        let client = redis::Client::open(url).unwrap();
-        let (seen, mut invalidations) = tokio::sync::mpsc::unbounded_channel();
-        let tracking = run(
-            client.get_connection_info(),
-            "p:sess:",
-            Duration::from_secs(1),
-            || {},
-            |i| {
-                let _ = seen.send(i);
-            },
-        );
-        let got = tokio::time::timeout(Duration::from_secs(3), async {
+    async fn changed_session_keys_and_flushes_are_reported() {
+        let server = Server::start();
+        let (tracking, mut invalidations, ready) = track(&server);
+        let key = SessionKey::of(&SessionId::generate());
+        let writer = async {
+            ready.await.unwrap();
+            let client = redis::Client::open(server.url()).unwrap();
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let name = format!("p:sess:{}", key.to_hex());
+            let _: () = redis::cmd("SET")
+                .arg(&name)
+                .arg("x")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let first = invalidations.recv().await;
+            let _: () = redis::cmd("SET")
+                .arg("other:key")
+                .arg("x")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+            (first, invalidations.recv().await)
+        };
+        let (first, second) = tokio::time::timeout(Duration::from_secs(5), async {
             tokio::select! {
                 result = tracking => panic!("tracking ended: {result:?}"),
-                got = invalidations.recv() => got,
+                got = writer => got,
             }
         })
         .await
-        .expect("no invalidation within 3 s");
-        match got {
-            Some(Invalidated::Keys(keys)) => assert_eq!(keys, vec![Some(key)]),
-            other => panic!("unexpected {other:?}"),
-        }
+        .expect("no invalidations within 5 s");
+        assert_eq!(first, Some(Invalidated::Keys(vec![Some(key)])));
+        // A key outside the prefix is not tracked; the flush is.
+        assert_eq!(second, Some(Invalidated::All));
+    }
+
+    #[tokio::test]
+    async fn a_paused_server_misses_the_heartbeat_and_ends_tracking() {
+        let server = Server::start();
+        let (tracking, _invalidations, ready) = track(&server);
+        let result = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::pin!(tracking);
+            tokio::select! {
+                result = &mut tracking => panic!("tracking ended early: {result:?}"),
+                _ = ready => {}
+            }
+            server.signal("-STOP");
+            let paused = Instant::now();
+            let result = tracking.await;
+            (result, paused.elapsed())
+        })
+        .await
+        .expect("tracking outlived a paused server");
+        let (result, took) = result;
+        assert!(result.is_err());
+        // One beat to send the PING, one to give up on its answer.
+        assert!(took < 3 * HEARTBEAT, "heartbeat missed only after {took:?}");
     }
 
     #[tokio::test]
     async fn a_closed_connection_ends_tracking_with_an_error() {
-        let url = fake_redis(String::new(), true).await;
-        let client = redis::Client::open(url).unwrap();
-        let result = tokio::time::timeout(
-            Duration::from_secs(3),
-            run(
-                client.get_connection_info(),
-                "p:sess:",
-                Duration::from_secs(1),
-                || {},
-                |_| {},
-            ),
-        )
+        let mut server = Server::start();
+        let (tracking, _invalidations, ready) = track(&server);
+        let result = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::pin!(tracking);
+            tokio::select! {
+                result = &mut tracking => panic!("tracking ended early: {result:?}"),
+                _ = ready => {}
+            }
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            tracking.await
+        })
         .await
         .expect("tracking outlived its connection");
         assert!(result.is_err());
