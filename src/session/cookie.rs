@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use cookie::time;
+
 /// Find the value of cookie `name` in a `Cookie` header value (RFC 6265 §5.4:
 /// `name=value` pairs separated by `; `). Returns every match, in order, so the
 /// caller can skip a tossed duplicate that does not verify.
@@ -43,11 +45,11 @@ pub enum SameSite {
 }
 
 impl SameSite {
-    fn as_str(self) -> &'static str {
+    fn attribute(self) -> cookie::SameSite {
         match self {
-            SameSite::Strict => "Strict",
-            SameSite::Lax => "Lax",
-            SameSite::None => "None",
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::None => cookie::SameSite::None,
         }
     }
 }
@@ -78,50 +80,42 @@ impl CookieAttrs {
     /// `Set-Cookie` for a new or refreshed session cookie; `https` says whether
     /// the request came over HTTPS (it matters for [`Secure::Auto`]).
     pub fn set_cookie(&self, value: &str, https: bool) -> String {
-        let mut out = format!("{}={}", self.name, value);
+        let mut c = self.build(value.to_owned(), https);
         if let Some(age) = self.max_age {
-            let secs = age.as_secs();
-            let expires = std::time::SystemTime::now() + Duration::from_secs(secs);
-            out.push_str(&format!(
-                "; Max-Age={secs}; Expires={}",
-                httpdate::fmt_http_date(expires)
-            ));
+            let age = time::Duration::seconds(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+            c = c
+                .max_age(age)
+                .expires(time::OffsetDateTime::now_utc().saturating_add(age));
         }
-        self.push_common(&mut out, https);
-        out
+        c.to_string()
     }
 
     /// `Set-Cookie` that makes the browser forget the cookie: same name, path,
     /// domain, secure and samesite as when it was set, or the browser keeps it.
     pub fn clear_cookie(&self, https: bool) -> String {
-        let mut out = format!(
-            "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
-            self.name
-        );
-        self.push_common(&mut out, https);
-        out
+        self.build(String::new(), https)
+            .max_age(time::Duration::ZERO)
+            .expires(time::OffsetDateTime::UNIX_EPOCH)
+            .to_string()
     }
 
-    fn push_common(&self, out: &mut String, https: bool) {
-        out.push_str("; Path=");
-        out.push_str(&self.path);
-        if let Some(domain) = &self.domain {
-            out.push_str("; Domain=");
-            out.push_str(domain);
-        }
-        if self.http_only {
-            out.push_str("; HttpOnly");
-        }
+    /// The attributes both cookies share. The value is ours (`<id>.<sig>`,
+    /// [`super::signing`]): the `cookie` crate only renders it.
+    fn build(&self, value: String, https: bool) -> cookie::CookieBuilder<'static> {
         let secure = match self.secure {
             Secure::Always => true,
             Secure::Never => false,
             Secure::Auto => https,
         };
-        if secure {
-            out.push_str("; Secure");
+        let mut c = cookie::Cookie::build((self.name.clone(), value))
+            .path(self.path.clone())
+            .http_only(self.http_only)
+            .secure(secure)
+            .same_site(self.same_site.attribute());
+        if let Some(domain) = &self.domain {
+            c = c.domain(domain.clone());
         }
-        out.push_str("; SameSite=");
-        out.push_str(self.same_site.as_str());
+        c
     }
 }
 
@@ -154,12 +148,16 @@ mod tests {
             max_age: Some(Duration::from_secs(60)),
         };
         let set = attrs.set_cookie("v", false);
-        assert!(set.starts_with("sid=v; Max-Age=60; Expires="), "{set}");
-        assert!(set.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict"));
-        let clear = attrs.clear_cookie(false);
-        assert!(clear.starts_with("sid=; Max-Age=0; "), "{clear}");
+        let scope = "; HttpOnly; SameSite=Strict; Secure; Path=/app; Domain=example.com";
         assert!(
-            clear.ends_with("; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Strict")
+            set.starts_with(&format!("sid=v{scope}; Max-Age=60; Expires=")),
+            "{set}"
+        );
+        assert!(set.ends_with(" GMT"), "{set}");
+        let clear = attrs.clear_cookie(false);
+        assert_eq!(
+            clear,
+            format!("sid={scope}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT")
         );
         let session_cookie = CookieAttrs {
             max_age: None,

@@ -288,7 +288,7 @@ fn logout_destroys_the_session_and_clears_the_cookie_get_only_asks() {
     assert_eq!(resp.header("location"), Some("/public/bye"));
     let clear = resp.all("set-cookie");
     assert_eq!(clear.len(), 1);
-    assert!(clear[0].starts_with("__Host-sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax"), "{}", clear[0]);
+    assert!(clear[0].starts_with("__Host-sid=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{}", clear[0]);
     assert_eq!(
         gate.get("/private").api().cookie(&cookie).send().status,
         401,

@@ -120,7 +120,7 @@ fn backend_login_issues_a_new_session_and_commands_never_reach_the_client() {
     let set = resp.all("set-cookie");
     assert_eq!(set.len(), 1, "{resp:#?}");
     assert!(
-        set[0].ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"),
+        set[0].ends_with("; HttpOnly; SameSite=Lax; Secure; Path=/"),
         "{}",
         set[0]
     );
@@ -191,8 +191,7 @@ fn backend_logout_destroys_the_session_and_clears_the_cookie() {
     let clear = resp.all("set-cookie");
     assert_eq!(clear.len(), 1, "{resp:#?}");
     assert!(
-        clear[0].starts_with("__Host-sid=; Max-Age=0;")
-            && clear[0].ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"),
+        clear[0].starts_with("__Host-sid=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0;"),
         "{}",
         clear[0]
     );
