@@ -261,24 +261,32 @@ mod tests {
         assert_eq!(second, Some(Invalidated::All));
     }
 
-    #[tokio::test]
-    async fn a_paused_server_misses_the_heartbeat_and_ends_tracking() {
-        let server = Server::start();
-        let (tracking, _invalidations, ready) = track(&server);
-        let result = tokio::time::timeout(Duration::from_secs(5), async {
-            tokio::pin!(tracking);
+    /// Start tracking, wait until it is on, do `act` to the server, and return
+    /// how tracking ended and how long after `act` it did (at most 5 s).
+    async fn end_of_tracking_after(
+        server: &mut Server,
+        act: impl FnOnce(&mut Server),
+    ) -> (std::io::Result<()>, Duration) {
+        let (tracking, _invalidations, ready) = track(server);
+        tokio::pin!(tracking);
+        tokio::time::timeout(Duration::from_secs(5), async {
             tokio::select! {
                 result = &mut tracking => panic!("tracking ended early: {result:?}"),
                 _ = ready => {}
             }
-            server.signal("-STOP");
-            let paused = Instant::now();
+            act(server);
+            let acted = Instant::now();
             let result = tracking.await;
-            (result, paused.elapsed())
+            (result, acted.elapsed())
         })
         .await
-        .expect("tracking outlived a paused server");
-        let (result, took) = result;
+        .expect("tracking outlived what was done to its server")
+    }
+
+    #[tokio::test]
+    async fn a_paused_server_misses_the_heartbeat_and_ends_tracking() {
+        let mut server = Server::start();
+        let (result, took) = end_of_tracking_after(&mut server, |s| s.signal("-STOP")).await;
         assert!(result.is_err());
         // One beat to send the PING, one to give up on its answer.
         assert!(took < 3 * HEARTBEAT, "heartbeat missed only after {took:?}");
@@ -287,19 +295,11 @@ mod tests {
     #[tokio::test]
     async fn a_closed_connection_ends_tracking_with_an_error() {
         let mut server = Server::start();
-        let (tracking, _invalidations, ready) = track(&server);
-        let result = tokio::time::timeout(Duration::from_secs(5), async {
-            tokio::pin!(tracking);
-            tokio::select! {
-                result = &mut tracking => panic!("tracking ended early: {result:?}"),
-                _ = ready => {}
-            }
-            let _ = server.child.kill();
-            let _ = server.child.wait();
-            tracking.await
+        let (result, _) = end_of_tracking_after(&mut server, |s| {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
         })
-        .await
-        .expect("tracking outlived its connection");
+        .await;
         assert!(result.is_err());
     }
 }
