@@ -628,21 +628,7 @@ impl Validator {
         default_upstream: Option<usize>,
     ) -> Option<Rule> {
         let key = |field: &str| format!("route[{i}].{field}");
-        if !r.path.starts_with('/') {
-            self.problem(
-                &key("path"),
-                format!("must start with '/' (got {:?})", r.path),
-            );
-        } else {
-            match routes::normalize(&r.path) {
-                Ok(n) if n == r.path.as_str() => {}
-                Ok(n) => self.problem(
-                    &key("path"),
-                    format!("not in normal form (got {:?}, normal form {n:?})", r.path),
-                ),
-                Err(e) => self.problem(&key("path"), format!("{e} (got {:?})", r.path)),
-            }
-        }
+        self.route_path(&key("path"), &r.path);
         let kind = match r.kind.as_str() {
             "prefix" => Some(PathMatch::Prefix),
             "exact" => Some(PathMatch::Exact),
@@ -673,29 +659,7 @@ impl Validator {
                 );
             }
         }
-        let restricted = !r.roles.is_empty() || !r.users.is_empty();
-        let access = match (r.access.as_deref().unwrap_or("authenticated"), restricted) {
-            ("public", false) => Some(Access::Public),
-            ("authenticated", false) => Some(Access::Authenticated),
-            ("authenticated", true) => Some(Access::Restricted {
-                roles: r.roles,
-                users: r.users,
-            }),
-            ("public", true) => {
-                self.problem(
-                    &key("access"),
-                    "a public route cannot require roles or users",
-                );
-                None
-            }
-            (other, _) => {
-                self.problem(
-                    &key("access"),
-                    format!("must be public or authenticated (got {other:?})"),
-                );
-                None
-            }
-        };
+        let access = self.route_access(&key("access"), r.access.as_deref(), r.roles, r.users);
         let upstream = match r.upstream.as_deref() {
             Some(name) => ups.iter().position(|u| u.name == name).or_else(|| {
                 self.problem(
@@ -714,6 +678,50 @@ impl Validator {
             upstream: upstream?,
             index: i,
         })
+    }
+
+    /// A rule's path: absolute and already in the normal form requests are
+    /// compared in, so what the rule says is what it matches.
+    fn route_path(&mut self, key: &str, path: &str) {
+        if !path.starts_with('/') {
+            self.problem(key, format!("must start with '/' (got {path:?})"));
+            return;
+        }
+        match routes::normalize(path) {
+            Ok(n) if n == path => {}
+            Ok(n) => self.problem(
+                key,
+                format!("not in normal form (got {path:?}, normal form {n:?})"),
+            ),
+            Err(e) => self.problem(key, format!("{e} (got {path:?})")),
+        }
+    }
+
+    /// A rule's access: public, authenticated, or restricted to roles or users.
+    fn route_access(
+        &mut self,
+        key: &str,
+        access: Option<&str>,
+        roles: Vec<String>,
+        users: Vec<String>,
+    ) -> Option<Access> {
+        let restricted = !roles.is_empty() || !users.is_empty();
+        match (access.unwrap_or("authenticated"), restricted) {
+            ("public", false) => Some(Access::Public),
+            ("authenticated", false) => Some(Access::Authenticated),
+            ("authenticated", true) => Some(Access::Restricted { roles, users }),
+            ("public", true) => {
+                self.problem(key, "a public route cannot require roles or users");
+                None
+            }
+            (other, _) => {
+                self.problem(
+                    key,
+                    format!("must be public or authenticated (got {other:?})"),
+                );
+                None
+            }
+        }
     }
 }
 
