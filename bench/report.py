@@ -5,7 +5,7 @@
                                                 print the table
     report.py --check FACTS.jsonl               exit 1 unless every scenario produced
                                                 numbers with the expected status
-    report.py --ab FACTS.jsonl BASELINE         the A/B table of `run.sh --ab` (markdown)
+    report.py --ab FACTS.jsonl A B              the A/B table of `run.sh --ab` (markdown)
 
 Standard library only.
 """
@@ -150,16 +150,16 @@ def svg_chart(rows, title):
     return "\n".join(parts) + "\n"
 
 
-def ab_report(facts, baseline):
+def ab_report(facts, a, baseline):
     """Per pair: CPU per request of a and b on each route; then the ratios of
     the medians (a / b) and the protected route against the public one."""
     rows = {f["id"]: summarise(f) for f in facts if f["kind"] == "scenario"}
     bad = problems(list(rows.values()))
     pairs = sorted({int(i.rsplit("-", 1)[1]) for i in rows})
     out = [
-        "# A/B: this build (a) against a baseline (b)",
+        "# A/B of two sessiongate builds",
         "",
-        f"Baseline: `{baseline}`. Both gates ran side by side with the same sessions count;",
+        f"a: `{a}`; b: `{baseline}`. Both gates ran side by side with the same sessions count;",
         "every pair measured both, the order swapped each pair. Proxy CPU µs per request",
         "(user + kernel, from /proc), and req/s.",
         "",
@@ -202,7 +202,7 @@ def ab_report(facts, baseline):
 
 def main():
     if sys.argv[1] == "--ab":
-        print(ab_report(load(sys.argv[2]), sys.argv[3]), end="")
+        print(ab_report(load(sys.argv[2]), sys.argv[3], sys.argv[4]), end="")
         return
     if sys.argv[1] == "--check":
         facts = load(sys.argv[2])

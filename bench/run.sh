@@ -9,10 +9,12 @@
 #     bash bench/run.sh --perf     full run plus a perf profile of sessiongate on the
 #                                  protected route (bench/results/perf.md)
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
-#                                  A/B of this build against another sessiongate binary,
-#                                  both with BENCH_SESSIONS_LARGE sessions, alternating
-#                                  runs (BENCH_AB_PAIRS, 4) of the protected and the public
-#                                  route: bench/results/ab.md
+#                                  A/B of this build (or BENCH_SG) against another
+#                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
+#                                  sessions, alternating runs (BENCH_AB_PAIRS, 4) of the
+#                                  protected and the public route: bench/results/ab.md.
+#                                  Side a starts and is filled first, which costs it a few
+#                                  % on the protected route: run it both ways round.
 #
 # Everything listens on 127.0.0.1 on ephemeral ports, runs from a temporary
 # directory, and is stopped at the end (or on Ctrl-C). Tunables (environment):
@@ -37,7 +39,7 @@ for arg in "$@"; do
         --perf) PERF=1 ;;
         --ab) MODE=ab ;;
         -h | --help)
-            sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -114,7 +116,7 @@ say "building ($PROFILE profile; a cold release build takes ~5 minutes)"
 cargo build --profile "$PROFILE" --quiet --bin sessiongate
 cargo build --profile "$PROFILE" --quiet -p sessiongate-bench
 BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-SG=$BIN_DIR/sessiongate
+SG=${BENCH_SG:-$BIN_DIR/sessiongate}
 MINT=$BIN_DIR/bench_mint
 MEMORY=$BIN_DIR/bench_memory
 if [ ! -d bench/peers/express/node_modules ]; then
@@ -447,7 +449,7 @@ if [ "$MODE" = ab ]; then
     done
     mkdir -p "$RESULTS"
     cp "$FACTS" "$RESULTS/ab.jsonl"
-    python3 bench/report.py --ab "$FACTS" "$BENCH_BASELINE" >"$RESULTS/ab.md"
+    python3 bench/report.py --ab "$FACTS" "$SG" "$BENCH_BASELINE" >"$RESULTS/ab.md"
     cat "$RESULTS/ab.md"
     exit 0
 fi
