@@ -196,6 +196,9 @@ fn browser_login_flow_reaches_the_app_and_logs_out() {
         Command::new(&backend_bin).arg(backend_addr.to_string()),
         &dir.0,
     );
+    // The backend listens before the proxy starts: the proxy's first health
+    // check must not find it down (the next one is seconds later).
+    backend.wait_for(backend_addr);
     let mut proxy = Proc::spawn(
         "sessiongate",
         Command::new(env!("CARGO_BIN_EXE_sessiongate"))
@@ -205,7 +208,6 @@ fn browser_login_flow_reaches_the_app_and_logs_out() {
             .env("SESSIONGATE_ADMIN_TOKEN", ADMIN_TOKEN),
         &dir.0,
     );
-    backend.wait_for(backend_addr);
     proxy.wait_for(proxy_addr);
     proxy.wait_for(admin_addr);
 
