@@ -123,6 +123,28 @@ fn cookie_verify(c: &mut Criterion) {
     });
 }
 
+/// The request path's `Cookie` header parser against the cookie crate's: a
+/// header as browsers send it, with our cookie among others.
+fn cookie_header(c: &mut Criterion) {
+    let ours = signer().sign(&SessionId::generate());
+    let header = format!(
+        "_ga=GA1.1.123456789.1700000000; theme=dark; {COOKIE_NAME}={ours}; csrftoken=abcdef0123456789; lang=en"
+    );
+    let mut g = c.benchmark_group("cookie/find_in_header");
+    g.bench_function("sessiongate", |b| {
+        b.iter(|| sessiongate::cookie_values(black_box(&header), COOKIE_NAME).next())
+    });
+    g.bench_function("cookie_crate_split_parse", |b| {
+        b.iter(|| {
+            cookie::Cookie::split_parse(black_box(header.as_str()))
+                .filter_map(Result::ok)
+                .find(|c| c.name() == COOKIE_NAME)
+                .map(|c| c.value().len())
+        })
+    });
+    g.finish();
+}
+
 fn store_and_hot_path(c: &mut Criterion) {
     // Set HOT_PATH_SIZES=1000,100000 to try other sizes. `cargo test` runs this
     // file once without `--bench` (test mode): a small store keeps that quick.
@@ -225,5 +247,11 @@ fn login(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cookie_verify, store_and_hot_path, login);
+criterion_group!(
+    benches,
+    cookie_verify,
+    cookie_header,
+    store_and_hot_path,
+    login
+);
 criterion_main!(benches);

@@ -44,6 +44,7 @@ pub use crate::config::Config;
 pub use crate::server::{build, init_logging};
 // What the benchmarks and examples drive directly: the session layer of the
 // request path.
+pub use crate::session::cookie::find as cookie_values;
 pub use crate::session::manager::{SessionManager, SessionOptions};
 pub use crate::session::signing::{Secret, SessionId, Signer};
 pub use crate::session::{now_ms, MemoryOptions, MemoryStore, Session, SessionKey, SessionStore};

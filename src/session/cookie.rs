@@ -11,6 +11,10 @@ use cookie::time;
 /// Find the value of cookie `name` in a `Cookie` header value (RFC 6265 §5.4:
 /// `name=value` pairs separated by `; `). Returns every match, in order, so the
 /// caller can skip a tossed duplicate that does not verify.
+///
+/// Hand-written on purpose: it runs on every request, and on a five-cookie
+/// header it takes 79 ns against 410 ns for the cookie crate's `split_parse`
+/// (criterion `cookie/find_in_header`, one run). Rendering uses the crate.
 pub fn find<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     header.split(';').filter_map(move |pair| {
         let (k, v) = pair.trim().split_once('=')?;
