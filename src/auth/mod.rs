@@ -6,6 +6,7 @@
 //! It reaches sessions only through the session manager.
 
 pub mod endpoints;
+pub mod names;
 pub mod own_sessions;
 pub mod throttle;
 pub mod users;

@@ -25,6 +25,8 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
+use super::names;
+
 /// OWASP Password Storage Cheat Sheet, argon2id: m = 19 MiB, t = 2, p = 1.
 pub const ARGON2_M_KIB: u32 = 19 * 1024;
 pub const ARGON2_T: u32 = 2;
@@ -124,20 +126,26 @@ impl Users {
         let mut by_name = HashMap::new();
         for (i, u) in raw.user.into_iter().enumerate() {
             let canonical = canonical_name(&u.name);
-            if canonical.is_empty() || u.name.chars().any(char::is_control) || u.name.len() > 256 {
+            if let Err(rule) = names::check_user(&u.name) {
+                problems.push(format!("user[{i}].name: {rule} (got {:?})", u.name));
+                continue;
+            }
+            if canonical.is_empty() {
                 problems.push(format!(
-                    "user[{i}].name: must be 1-256 characters without control characters"
+                    "user[{i}].name: nothing left once normalised (got {:?})",
+                    u.name
                 ));
                 continue;
             }
-            if let Some(bad) = u
+            if let Some((j, bad)) = u
                 .roles
                 .iter()
-                .find(|r| r.trim().is_empty() || r.contains(',') || r.chars().any(char::is_control))
+                .enumerate()
+                .find(|(_, r)| names::check_role(r).is_err())
             {
-                // Roles travel upstream joined with `,` in X-User-Roles.
                 problems.push(format!(
-                    "user[{i}].roles: {bad:?} must be non-empty, without `,` or control characters"
+                    "user[{i}].roles[{j}]: {} (got {bad:?})",
+                    names::RULE
                 ));
                 continue;
             }
@@ -349,7 +357,16 @@ mod tests {
         let Err(ParseError::Invalid(p)) = Users::parse(&comma) else {
             panic!("a role with a comma must fail")
         };
-        assert!(p[0].starts_with("user[0].roles: \"a,b\""), "{p:?}");
+        assert!(
+            p[0].starts_with("user[0].roles[0]: must be") && p[0].ends_with("(got \"a,b\")"),
+            "{p:?}"
+        );
+        // A name with a comma would reach a backend as a list identity.
+        let listed = format!("[[user]]\nname = \"root, alice\"\npassword_hash = '{h}'\n");
+        let Err(ParseError::Invalid(p)) = Users::parse(&listed) else {
+            panic!("a name with a comma must fail")
+        };
+        assert!(p[0].starts_with("user[0].name: must be"), "{p:?}");
         assert!(matches!(
             Users::parse("[[user]]\nname = 1\n"),
             Err(ParseError::Syntax(_))

@@ -248,8 +248,8 @@ roles = ["", "a,b"]
             "route[2].upstream: no [upstream.nope]",
             "route[3].match: must be prefix or exact",
             "route[3].methods[0]: not an upper-case HTTP method",
-            "route[4].roles[0]: must be non-empty",
-            "route[4].roles[1]: must be non-empty and without `,` (got \"a,b\")",
+            "route[4].roles[0]: must be 1-256 bytes without `,`, control characters or surrounding spaces (got \"\")",
+            "route[4].roles[1]: must be 1-256 bytes without `,`, control characters or surrounding spaces (got \"a,b\")",
         ];
         for w in want {
             assert!(

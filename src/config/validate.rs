@@ -22,6 +22,7 @@ use super::{
     AdminConfig, AuthOptions, Config, LogConfig, LogFormat, RedisOptions, SessionOptions,
     StoreConfig, UpstreamOptions,
 };
+use crate::auth::names;
 use crate::proxy::forwarded::{self, TrustedProxies};
 use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
 use crate::session::cookie::{CookieAttrs, SameSite, Secure};
@@ -650,12 +651,21 @@ impl Validator {
                 ),
             }
         }
+        // Rules name roles and users in the one identity alphabet: a rule for a
+        // name no login can carry would never match.
         for (j, role) in r.roles.iter().enumerate() {
-            // Roles travel joined with `,` in X-User-Roles.
-            if role.trim().is_empty() || role.contains(',') {
+            if let Err(rule) = names::check_role(role) {
                 self.problem(
                     &format!("route[{i}].roles[{j}]"),
-                    format!("must be non-empty and without `,` (got {role:?})"),
+                    format!("{rule} (got {role:?})"),
+                );
+            }
+        }
+        for (j, user) in r.users.iter().enumerate() {
+            if let Err(rule) = names::check_user(user) {
+                self.problem(
+                    &format!("route[{i}].users[{j}]"),
+                    format!("{rule} (got {user:?})"),
                 );
             }
         }

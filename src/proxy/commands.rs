@@ -12,9 +12,8 @@ use pingora::http::ResponseHeader;
 use serde_json::{Map, Value};
 
 use super::identity::{same_name, starts_with_name};
+use crate::auth::names;
 
-/// Longest user name a backend may log in (bytes).
-const MAX_USER_LEN: usize = 256;
 /// Largest `X-Session-Data` accepted from a backend (bytes).
 const MAX_DATA_LEN: usize = 8 * 1024;
 
@@ -59,6 +58,7 @@ pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Com
     let mut out = Commands::default();
     let mut login_user = None;
     let mut roles = Vec::new();
+    let mut roles_refused = false;
     for name in names {
         let Some(value) = resp.remove_header(&name) else {
             continue;
@@ -72,12 +72,10 @@ pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Com
         if same_name(n, b"x-session-logout") {
             out.logout = v == "1" || v.eq_ignore_ascii_case("true");
         } else if same_name(n, b"x-session-login") {
-            if v.is_empty() || v.len() > MAX_USER_LEN || v.chars().any(char::is_control) {
-                tracing::warn!(
-                    "X-Session-Login with an empty, long or control-character user ignored"
-                );
-            } else {
-                login_user = Some(v.to_owned());
+            match names::check_user(v) {
+                Ok(()) => login_user = Some(v.to_owned()),
+                // The name itself is not logged: it is what failed the check.
+                Err(rule) => tracing::warn!("X-Session-Login refused: the user name {rule}"),
             }
         } else if same_name(n, b"x-session-roles") {
             roles = v
@@ -86,6 +84,10 @@ pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Com
                 .filter(|r| !r.is_empty())
                 .map(String::from)
                 .collect();
+            if let Some(rule) = roles.iter().find_map(|r| names::check_role(r).err()) {
+                tracing::warn!("X-Session-Roles refused with its login: a role {rule}");
+                roles_refused = true;
+            }
         } else if same_name(n, b"x-session-data") {
             match (v.len() <= MAX_DATA_LEN).then(|| serde_json::from_str::<Value>(v)) {
                 Some(Ok(Value::Object(map))) => out.data = Some(map),
@@ -95,7 +97,10 @@ pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Com
             }
         }
     }
-    out.login = login_user.map(|user| Command { user, roles });
+    // A login with a refused role is refused whole: no session change.
+    out.login = login_user
+        .filter(|_| !roles_refused)
+        .map(|user| Command { user, roles });
     Some(out)
 }
 
@@ -161,5 +166,26 @@ mod tests {
         assert_eq!(take_commands(&mut resp, "sid"), Some(Commands::default()));
         let mut plain = ResponseHeader::build(200, None).unwrap();
         assert_eq!(take_commands(&mut plain, "sid"), None);
+    }
+
+    #[test]
+    fn logins_outside_the_identity_alphabet_are_refused_whole() {
+        let long_role = format!("admin, {}", "o".repeat(300));
+        for (user, roles) in [
+            ("root, alice", "admin"),
+            ("root\talice", "admin"),
+            ("alice", long_role.as_str()),
+        ] {
+            let mut resp = ResponseHeader::build(200, None).unwrap();
+            resp.append_header("X-Session-Login", user).unwrap();
+            resp.append_header("X-Session-Roles", roles.to_owned())
+                .unwrap();
+            let got = take_commands(&mut resp, "sid").expect("commands seen");
+            assert_eq!(got.login, None, "{user:?} / {roles:?}");
+            assert!(
+                resp.headers.get("x-session-login").is_none(),
+                "still removed"
+            );
+        }
     }
 }

@@ -113,3 +113,38 @@ fn broken_configs_fail_naming_each_key() {
         "the secret is never printed"
     );
 }
+
+#[test]
+fn a_user_name_with_a_comma_fails_check_naming_the_entry() {
+    // Guards against a list identity: `X-User: root, alice` reads as `root` to
+    // a backend that splits on commas.
+    let dir = common::scratch_dir();
+    std::fs::write(
+        dir.join("users.toml"),
+        common::users_file(&[
+            ("alice", "alice-password", "", false),
+            ("root, alice", "x-password", "", false),
+        ]),
+    )
+    .unwrap();
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml"),
+    )
+    .unwrap();
+    let text = base.replace(
+        "# users_file = \"users.toml\"",
+        "users_file = \"users.toml\"",
+    );
+    assert_ne!(text, base, "proxy.toml documents users_file");
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, text).unwrap();
+    let (ok, out) = check(&path, Some(common::SECRET));
+    assert!(
+        !ok && out.contains("user[1].name: must be 1-256 bytes without `,`"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("user[0]"),
+        "only the bad entry is named: {out}"
+    );
+}

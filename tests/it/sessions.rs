@@ -410,3 +410,30 @@ fn an_anonymous_flood_evicts_no_logged_in_user() {
         assert_eq!(st["evictions"], 280, "{st}");
     }
 }
+
+#[test]
+fn a_backend_login_outside_the_identity_alphabet_is_refused() {
+    // Guards against a list identity from a backend: `X-Session-Login: root, alice`.
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let long_role = format!("admin,%20{}", "o".repeat(300));
+    for (user, roles) in [("root,%20alice", ""), ("alice", long_role.as_str())] {
+        let resp = gate
+            .get(&format!("/_test/login?user={user}&roles={roles}"))
+            .send();
+        assert_eq!(resp.status, 200, "{resp:#?}");
+        assert!(resp.session_cookie().is_none(), "no session: {resp:#?}");
+        assert!(resp.header("x-session-login").is_none(), "{resp:#?}");
+    }
+    assert!(
+        gate.output().contains("X-Session-Login refused")
+            && gate.output().contains("X-Session-Roles refused"),
+        "refusals are logged:\n{}",
+        gate.output()
+    );
+    assert!(
+        !gate.output().contains("root, alice"),
+        "the refused name is not logged"
+    );
+    assert_eq!(gate.stats()["sessions"]["live"], 0);
+}
