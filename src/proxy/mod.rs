@@ -26,6 +26,7 @@ use pingora::proxy::FailToProxy;
 
 pub mod commands;
 pub mod forwarded;
+pub mod framing;
 pub mod identity;
 pub mod routes;
 pub mod upstream;
@@ -422,6 +423,9 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if framing::single_content_length(req).is_err() {
+            return Error::e_explain(HTTPStatus(400), "conflicting Content-Length");
+        }
         // The path the rule was decided on is the path the backend gets, and the
         // target is always origin-form (an absolute-form target is not passed on).
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
