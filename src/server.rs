@@ -61,6 +61,7 @@ pub fn init_logging(config: &Config) {
 /// If an upstream's addresses are rejected by pingora.
 pub fn build(config: Config) -> Result<Server, Error> {
     let config = Arc::new(config);
+    check_free(config.listen.iter().chain([&config.admin.listen]))?;
     let conf = ServerConf {
         threads: config.threads,
         // The proxy runs one single-threaded service per worker (see
@@ -111,6 +112,25 @@ pub fn build(config: Config) -> Result<Server, Error> {
     Ok(server)
 }
 
+/// Bind every listening address once, and let go, before pingora does.
+///
+/// pingora itself retries a busy address for about 30 s and then panics in
+/// that service's thread while the process serves on with the others; and
+/// with `SO_REUSEPORT` (several workers) a second process could even share our
+/// port without an error. So a port in use (by anyone, another sessiongate
+/// included) stops start-up here, at once, naming the address. A process that
+/// takes the port in the instant between this probe and pingora's bind is not
+/// caught (pingora's retry then applies).
+fn check_free<'a>(addrs: impl Iterator<Item = &'a std::net::SocketAddr>) -> Result<(), Error> {
+    for addr in addrs {
+        std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
+            addr: *addr,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// The services that depend on the store: users watcher, admin, proxy.
 fn add_services<S: SessionStore>(
     server: &mut Server,
@@ -156,24 +176,15 @@ fn add_proxy_services<S: SessionStore>(
 ) -> Result<(), Error> {
     let workers = config.threads.max(1);
     if workers > 1 {
-        // SO_REUSEPORT would let a second process share our port without an
-        // error. Bind each address once without it first, so a port in use
-        // (by anyone, another sessiongate included) fails start-up as usual.
-        for addr in &config.listen {
-            if addr.port() == 0 {
-                // Each worker would get a different ephemeral port.
-                return Err(Error::Listen {
-                    addr: *addr,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        "port 0 needs server.threads = 1 (each worker binds its own socket)",
-                    ),
-                });
-            }
-            std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
+        if let Some(addr) = config.listen.iter().find(|a| a.port() == 0) {
+            // Each worker would get a different ephemeral port.
+            return Err(Error::Listen {
                 addr: *addr,
-                source,
-            })?;
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "port 0 needs server.threads = 1 (each worker binds its own socket)",
+                ),
+            });
         }
     }
     let options = Arc::new(ProxyOptions {

@@ -14,6 +14,11 @@ fn fails_to_start(server: &str, backend: &Backend) -> String {
         .unwrap()
         .local_addr()
         .unwrap();
+    fails_to_start_with_admin(server, &admin.to_string(), backend)
+}
+
+/// [`fails_to_start`] with the admin listener on `admin`.
+fn fails_to_start_with_admin(server: &str, admin: &str, backend: &Backend) -> String {
     let dir = scratch_dir();
     let path = dir.join("proxy.toml");
     std::fs::write(
@@ -63,6 +68,51 @@ fn a_second_instance_on_a_port_in_use_fails_to_start() {
     );
     // The first one is unaffected.
     assert_eq!(gate.get("/public/x").send().status, 200);
+}
+
+#[test]
+fn a_port_in_use_stops_a_single_worker_at_once() {
+    // Guards against pingora's 30 s of retries and then a panicked service
+    // thread, with the process still up.
+    let backend = Backend::app();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let start = Instant::now();
+    let err = fails_to_start(
+        &format!("[server]\nlisten = [\"{addr}\"]\nthreads = 1"),
+        &backend,
+    );
+    assert!(
+        err.contains(&addr.to_string()) && err.contains("in use"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn an_admin_address_in_use_stops_start_up() {
+    let backend = Backend::app();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = taken.local_addr().unwrap();
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for threads in [1, 2] {
+        let err = fails_to_start_with_admin(
+            &format!("[server]\nlisten = [\"{free}\"]\nthreads = {threads}"),
+            &admin.to_string(),
+            &backend,
+        );
+        assert!(
+            err.contains(&admin.to_string()) && err.contains("in use"),
+            "threads = {threads}: {err}"
+        );
+    }
 }
 
 #[test]
