@@ -6,9 +6,15 @@
 //! (and refuses lists that disagree), yet forwards the header lines as they
 //! came; a backend that reads the list differently would frame the body
 //! differently from us (request smuggling). So exactly one value goes on.
+//!
+//! A `101 Switching Protocols` ends HTTP framing on the connection: whatever
+//! follows is relayed raw, past the response filter (so past our `Set-Cookie`
+//! and `X-Session-*` handling). RFC 9110 §15.2.2: a server must not switch to
+//! a protocol the client did not ask for. So a 101 is relayed only when the
+//! request asked to upgrade to the protocol the response names.
 
-use http::header::CONTENT_LENGTH;
-use pingora::http::RequestHeader;
+use http::header::{CONTENT_LENGTH, UPGRADE};
+use pingora::http::{RequestHeader, ResponseHeader};
 
 /// Replace a `Content-Length` list with its one value. Untouched when there is
 /// a single plain value (the common case: nothing is allocated).
@@ -39,6 +45,24 @@ pub fn single_content_length(req: &mut RequestHeader) -> Result<(), ()> {
     }
     let n = length.ok_or(())?;
     req.insert_header(CONTENT_LENGTH, n).map_err(|_| ())
+}
+
+/// Whether a backend's `101` switches to a protocol the client asked for: the
+/// response's `Upgrade` names one of the request's `Upgrade` tokens.
+pub fn upgrade_was_asked(req: &RequestHeader, resp: &ResponseHeader) -> bool {
+    let tokens = |v: Option<&http::HeaderValue>| -> Vec<String> {
+        v.and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let asked = tokens(req.headers.get(UPGRADE));
+    let switched = tokens(resp.headers.get(UPGRADE));
+    !switched.is_empty() && switched.iter().all(|p| asked.contains(p))
 }
 
 #[cfg(test)]
@@ -88,5 +112,37 @@ mod tests {
             let mut r = req(values);
             assert_eq!(single_content_length(&mut r), Err(()), "{values:?}");
         }
+    }
+
+    #[test]
+    fn a_101_is_relayed_only_to_the_protocol_asked_for() {
+        let req = |upgrade: Option<&str>| {
+            let mut r = RequestHeader::build("GET", b"/ws", None).unwrap();
+            if let Some(u) = upgrade {
+                r.insert_header("Upgrade", u.to_owned()).unwrap();
+            }
+            r
+        };
+        let resp = |upgrade: Option<&str>| {
+            let mut r = ResponseHeader::build(101, None).unwrap();
+            if let Some(u) = upgrade {
+                r.insert_header("Upgrade", u.to_owned()).unwrap();
+            }
+            r
+        };
+        assert!(upgrade_was_asked(
+            &req(Some("websocket")),
+            &resp(Some("WebSocket"))
+        ));
+        assert!(upgrade_was_asked(
+            &req(Some("h2c, websocket")),
+            &resp(Some("websocket"))
+        ));
+        assert!(!upgrade_was_asked(&req(None), &resp(Some("websocket"))));
+        assert!(!upgrade_was_asked(
+            &req(Some("websocket")),
+            &resp(Some("h2c"))
+        ));
+        assert!(!upgrade_was_asked(&req(Some("websocket")), &resp(None)));
     }
 }

@@ -494,6 +494,12 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS
+            && !framing::upgrade_was_asked(session.req_header(), resp)
+        {
+            tracing::warn!("backend switched protocols the client did not ask for: 502");
+            return Error::e_explain(HTTPStatus(502), "unrequested 101 from the backend");
+        }
         let commands = commands::take_commands(resp, &self.sessions.config().cookie.name);
         if let Some(commands) = commands {
             let allowed = match ctx.decision {

@@ -31,3 +31,36 @@ fn a_content_length_list_is_forwarded_as_one_value() {
         "disagreeing lengths are refused: {resp:#?}"
     );
 }
+
+#[test]
+fn an_unasked_for_101_from_the_backend_is_a_502() {
+    // Guards against relaying a 101 the client never asked for: the raw bytes
+    // after it could carry a second response (our cookie, X-Session-*) that
+    // the response filter never sees.
+    let backend = Backend::start(|r| {
+        if r.path() == "/public/sneaky" {
+            Reply {
+                status: 101,
+                upgrade: true,
+                ..Reply::default()
+            }
+        } else {
+            app_reply(r)
+        }
+    });
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let resp = gate.get("/public/sneaky").send();
+    assert_eq!(resp.status, 502, "{resp:#?}");
+    // Asked for another protocol than the one the backend switches to.
+    let resp = gate
+        .get("/public/sneaky")
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "h2c")
+        .send();
+    assert_eq!(resp.status, 502, "{resp:#?}");
+    assert!(
+        gate.output().contains("did not ask for"),
+        "logged:\n{}",
+        gate.output()
+    );
+}
