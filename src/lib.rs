@@ -6,16 +6,17 @@
 //!
 //! ```text
 //! client ──► request_filter
-//!              1. normalise the path (one canonical form for the rule AND the upstream)   routes
-//!              2. session cookie → verify HMAC (constant time, every secret) → load     cookie, session
-//!              3. route rule for path + method → allow | 302 login | 401 | 403 | 404     routes
-//!        ──► upstream_peer            the route's upstream, round robin, explicit timeouts
-//!        ──► upstream_request_filter  strip client identity headers in every spelling,  identity
+//!              1. normalise the path (one canonical form for the rule AND the upstream)   proxy/routes
+//!              2. session cookie → verify HMAC (constant time, every secret) → load     session/{cookie,signing,manager}
+//!              3. route rule for path + method → allow | 302 login | 401 | 403 | 404     proxy/routes
+//!        ──► upstream_peer            the route's upstream, round robin, explicit timeouts  proxy/upstream
+//!        ──► upstream_request_filter  strip client identity headers in every spelling,  proxy/identity
 //!                                     drop the session cookie, set X-User, X-User-Roles,
-//!                                     X-Forwarded-For/-Proto/-Host
+//!                                     X-Forwarded-For/-Proto/-Host, one Content-Length  proxy/framing
 //!        ──► backend
-//! client ◄── response_filter          apply and remove the backend's X-Session-* commands, identity
-//!                                     drop its Set-Cookie for our cookie, add ours
+//! client ◄── response_filter          a 101 only if asked for; apply and remove the     proxy/{framing,commands}
+//!                                     backend's X-Session-* commands, drop its
+//!                                     Set-Cookie for our cookie, add ours
 //!        ◄── logging                  one access event
 //! ```
 //!

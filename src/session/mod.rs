@@ -257,7 +257,7 @@ impl Session {
         self.roles_header().split(',').filter(|r| !r.is_empty())
     }
 
-    /// The user agent the session was created from (at most [`MAX_USER_AGENT`] bytes).
+    /// The user agent the session was created from (at most `MAX_USER_AGENT`, 256, bytes).
     pub fn user_agent(&self) -> Option<&str> {
         self.has_agent.then(|| self.parts().2)
     }
