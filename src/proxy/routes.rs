@@ -598,4 +598,108 @@ mod tests {
             ]
         );
     }
+
+    mod properties {
+        //! Route decisions as properties (proptest): rule order never matters,
+        //! the most specific rule always wins, and the query string and a second
+        //! normalisation change nothing.
+
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Paths over a small alphabet, so that rules and requests overlap often.
+        fn path() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(vec!["a", "b", "ab", "c"]), 0..4)
+                .prop_map(|segs| format!("/{}", segs.join("/")))
+        }
+
+        fn rule() -> impl Strategy<Value = (String, bool, Vec<Method>)> {
+            // (path, exact, methods)
+            let methods = prop::sample::subsequence(vec![Method::GET, Method::POST], 0..=2);
+            (path(), any::<bool>(), methods)
+        }
+
+        /// The rules, each sending to its own upstream (its index), or `None`
+        /// when two of them conflict (the config refuses those).
+        fn compile(raw: &[(String, bool, Vec<Method>)], order: &[usize]) -> Option<Rules> {
+            let rules = order
+                .iter()
+                .map(|&i| {
+                    let (path, exact, methods) = &raw[i];
+                    Rule {
+                        path: path.clone(),
+                        kind: if *exact {
+                            PathMatch::Exact
+                        } else {
+                            PathMatch::Prefix
+                        },
+                        methods: methods.clone(),
+                        access: Access::Public,
+                        upstream: i,
+                        index: i,
+                    }
+                })
+                .collect();
+            Rules::new(rules, Access::Authenticated, usize::MAX).ok()
+        }
+
+        proptest! {
+            #[test]
+            fn the_most_specific_rule_wins_whatever_the_order(
+                raw in prop::collection::vec(rule(), 1..8),
+                seed in any::<u64>(),
+                req in path(),
+                post in any::<bool>(),
+            ) {
+                let forward: Vec<usize> = (0..raw.len()).collect();
+                let mut shuffled = forward.clone();
+                // A seeded Fisher-Yates shuffle: proptest shrinks the seed.
+                let mut x = seed | 1;
+                for i in (1..shuffled.len()).rev() {
+                    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                    shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+                let (a, b) = (compile(&raw, &forward), compile(&raw, &shuffled));
+                // Conflicting rules are refused by the config, in any order.
+                prop_assert_eq!(a.is_some(), b.is_some());
+                prop_assume!(a.is_some());
+                let (a, b) = (a.unwrap(), b.unwrap());
+                let method = if post { Method::POST } else { Method::GET };
+                let da = a.decide(&method, &req, None);
+                prop_assert_eq!(da, b.decide(&method, &req, None));
+                // The winner is the most specific matching rule, found by brute force.
+                let best = a
+                    .rules
+                    .iter()
+                    .filter(|r| r.matches_path(&req) && r.matches_method(&method))
+                    .max_by_key(|r| r.specificity())
+                    .map(|r| r.upstream);
+                match best {
+                    Some(upstream) => prop_assert_eq!(da, Decision::Allow { upstream }),
+                    None => prop_assert_eq!(da, Decision::Unauthenticated),
+                }
+            }
+
+            #[test]
+            fn the_query_and_a_second_normalisation_change_nothing(
+                raw in prop::collection::vec(rule(), 1..8),
+                req in "(/(a|b|\\.|\\.\\.|%61|)){0,5}",
+                query in "[a-z=&/.%]{0,12}",
+            ) {
+                let rules = compile(&raw, &(0..raw.len()).collect::<Vec<_>>());
+                prop_assume!(rules.is_some());
+                let rules = rules.unwrap();
+                let target = format!("{}?{query}", if req.is_empty() { "/" } else { &req });
+                let Ok(uri) = target.parse::<http::Uri>() else { return Ok(()) };
+                let Ok(once) = normalize(uri.path()) else { return Ok(()) };
+                let twice = normalize(&once).expect("a normalised path normalises");
+                prop_assert_eq!(&once, &twice);
+                let plain = normalize(if req.is_empty() { "/" } else { &req }).expect("same path");
+                prop_assert_eq!(
+                    rules.decide(&Method::GET, &once, None),
+                    rules.decide(&Method::GET, &plain, None)
+                );
+            }
+        }
+    }
 }
