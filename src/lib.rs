@@ -49,3 +49,21 @@ pub use crate::session::cookie::find as cookie_values;
 pub use crate::session::manager::{SessionManager, SessionOptions};
 pub use crate::session::signing::{Secret, SessionId, Signer};
 pub use crate::session::{now_ms, MemoryOptions, MemoryStore, Session, SessionKey, SessionStore};
+
+/// The parsers the fuzz targets in `fuzz/` drive (feature `fuzzing` only):
+/// not an API, and not built otherwise.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod fuzzing {
+    pub use crate::auth::names::{check_role, check_user};
+    pub use crate::http::redirect::safe_next;
+    pub use crate::proxy::commands::take_commands;
+    pub use crate::proxy::routes::normalize;
+    pub use crate::session::cookie::find as cookie_values;
+
+    /// Whether a users file parses (it must never panic, whatever the bytes).
+    pub fn users_file(text: &str) -> bool {
+        crate::auth::users::Users::parse(text).is_ok()
+    }
+}

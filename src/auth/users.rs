@@ -120,7 +120,7 @@ impl Users {
         })
     }
 
-    fn parse(text: &str) -> Result<Users, ParseError> {
+    pub(crate) fn parse(text: &str) -> Result<Users, ParseError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
         let mut problems = Vec::new();
         let mut by_name = HashMap::new();
@@ -197,7 +197,7 @@ impl Users {
     }
 }
 
-enum ParseError {
+pub(crate) enum ParseError {
     Syntax(String),
     Invalid(Vec<String>),
 }

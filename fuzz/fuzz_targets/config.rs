@@ -1,0 +1,10 @@
+//! The config parser and validator: never panic, whatever the bytes.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = sessiongate::Config::parse(text, std::path::Path::new("/nonexistent"));
+});
