@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -115,12 +114,11 @@ pub fn build(config: Config) -> Result<Server, Error> {
 /// Bind every listening address once, and let go, before pingora does.
 ///
 /// pingora itself retries a busy address for about 30 s and then panics in
-/// that service's thread while the process serves on with the others; and
-/// with `SO_REUSEPORT` (several workers) a second process could even share our
-/// port without an error. So a port in use (by anyone, another sessiongate
-/// included) stops start-up here, at once, naming the address. A process that
-/// takes the port in the instant between this probe and pingora's bind is not
-/// caught (pingora's retry then applies).
+/// that service's thread while the process serves on with the others. So a
+/// port in use (by anyone, another sessiongate included) stops start-up here,
+/// at once, naming the address. A process that takes the port in the instant
+/// between this probe and pingora's bind is not caught (pingora's retry then
+/// applies); it cannot share the port, since no listener sets `SO_REUSEPORT`.
 fn check_free<'a>(addrs: impl Iterator<Item = &'a std::net::SocketAddr>) -> Result<(), Error> {
     for addr in addrs {
         std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
@@ -157,9 +155,15 @@ fn add_services<S: SessionStore>(
 }
 
 /// The proxy itself: one single-threaded pingora service per configured
-/// thread, each with its own listening socket on every address
-/// (`SO_REUSEPORT`, the kernel spreads connections) and its own upstream
-/// connection pool, as nginx runs one worker per core.
+/// thread, each accepting on the same listening socket per address and each
+/// with its own upstream connection pool, as nginx runs one worker per core.
+///
+/// pingora keeps one socket per address string in its fd table and hands it
+/// to every service that listens there, so the workers share it without
+/// `SO_REUSEPORT`. Setting that option would add no socket of ours; it would
+/// only let another process of the same user bind our port and take a share
+/// of our connections (two instances started in the same instant both pass
+/// [`check_free`], and did: 10 starts in 10 shared the port).
 ///
 /// Why not one service with `threads` threads: pingora returns every upstream
 /// connection to its pool through a task spawned on a *random* thread of the
@@ -182,7 +186,7 @@ fn add_proxy_services<S: SessionStore>(
                 addr: *addr,
                 source: std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    "port 0 needs server.threads = 1 (each worker binds its own socket)",
+                    "port 0 needs server.threads = 1 (the port it gets is not reported)",
                 ),
             });
         }
@@ -211,13 +215,7 @@ fn add_proxy_services<S: SessionStore>(
             pingora::proxy::http_proxy_service_with_name(&server.configuration, gate, &name);
         service.threads = Some(1);
         for addr in &config.listen {
-            if workers == 1 {
-                service.add_tcp(&addr.to_string());
-            } else {
-                let mut opt = TcpSocketOptions::default();
-                opt.so_reuseport = Some(true);
-                service.add_tcp_with_settings(&addr.to_string(), opt);
-            }
+            service.add_tcp(&addr.to_string());
         }
         server.add_service(service);
     }

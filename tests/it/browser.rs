@@ -7,9 +7,10 @@
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules`: `./test.sh`
 //! installs both. Without them the test fails rather than skips.
 
+use crate::common::free_addr;
 use std::fs::File;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -26,14 +27,6 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A free loopback port; the listener is dropped so a child can bind it.
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// A scratch directory, removed on drop.

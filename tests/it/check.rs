@@ -41,6 +41,11 @@ fn broken_configs_fail_naming_each_key() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml"),
     )
     .unwrap();
+    // The line the inserted key lands on: the one after `threads = 2`.
+    let colour_line = format!(
+        "line {}",
+        base.lines().position(|l| l == "threads = 2").unwrap() + 2
+    );
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
             base.replace("path = \"/static\"", "path = \"static\""),
@@ -63,7 +68,7 @@ fn broken_configs_fail_naming_each_key() {
         ),
         (
             base.replace("threads = 2", "threads = 2\ncolour = \"blue\""),
-            vec!["unknown field `colour`", "line 18"],
+            vec!["unknown field `colour`", &colour_line],
         ),
         (
             base.replace("same_site = \"lax\"", "same_site = \"sometimes\"")

@@ -306,10 +306,32 @@ impl Silent {
     }
 }
 
+/// Ports this test process has handed out, so it never hands one out twice.
+static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A loopback address nothing listens on now, for a child process to bind.
+///
+/// Picked by binding port 0 and letting go, so the kernel can hand the same
+/// port to the next caller. Two gates of this process on one port would both
+/// bind it (their workers set `SO_REUSEPORT`) and share its connections: a
+/// login on one, a 401 from the other. So a port is never handed out twice.
+pub fn free_addr() -> SocketAddr {
+    let mut seen = HANDED_OUT.lock().unwrap();
+    loop {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        if !seen.contains(&addr.port()) {
+            seen.push(addr.port());
+            return addr;
+        }
+    }
+}
+
 /// An address where nothing listens.
 pub fn dead_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    free_addr()
 }
 
 // ------------------------------------------------------------------ the proxy
@@ -415,15 +437,9 @@ impl Gate {
         for (name, content) in files {
             std::fs::write(dir.join(name), content).unwrap();
         }
-        // Pick a free port, then let the proxy bind it (pingora has no port-0 getter).
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        // Free ports for the proxy to bind (pingora has no port-0 getter).
+        let addr = free_addr();
+        let admin = free_addr();
         let mut text = format!(
             "[server]\nlisten = [\"{addr}\"]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{config}"
         );
@@ -791,11 +807,7 @@ impl Redis {
         // A port picked by binding port 0 can be taken by a parallel test before
         // redis-server binds it: then try another one.
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_addr().port();
             if let Some(r) = Redis::try_start_on(port) {
                 return r;
             }

@@ -155,7 +155,7 @@ fn redis_paused_protected_routes_fail_closed_public_routes_work_and_service_resu
 
 #[test]
 fn an_instance_started_before_redis_is_not_ready_until_redis_answers() {
-    let port = TcpListenerPort::free();
+    let port = free_addr().port();
     let backend = Backend::app();
     let gate = Gate::start(&format!(
         "{}\n[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{port}/0\"\n",
@@ -252,19 +252,6 @@ fn revoking_all_of_a_users_sessions_works_across_instances() {
     assert_eq!(b.get("/private").cookie(&bob).send().status, 200);
     let stats: serde_json::Value = b.stats();
     assert_eq!(stats["sessions"]["live"], 1, "{stats}");
-}
-
-/// A port nothing listens on yet.
-struct TcpListenerPort;
-
-impl TcpListenerPort {
-    fn free() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! Start-up and workers through the real binary: each worker thread has its own
-//! listening socket (SO_REUSEPORT) yet the port is not shared with anyone else,
-//! and every worker sees the same sessions.
+//! Start-up and workers through the real binary: the workers share one
+//! listening socket per address, the port is not shared with anyone else, and
+//! every worker sees the same sessions.
 
 use crate::common::*;
 use std::net::TcpListener;
@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 /// Run the binary with `server` (a `[server]` section) and the standard config;
 /// it must exit non-zero within 10 s. Returns what it printed on stderr.
 fn fails_to_start(server: &str, backend: &Backend) -> String {
-    let admin = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let admin = free_addr();
     fails_to_start_with_admin(server, &admin.to_string(), backend)
 }
 
@@ -70,6 +67,68 @@ fn a_second_instance_on_a_port_in_use_fails_to_start() {
     assert_eq!(gate.get("/public/x").send().status, 200);
 }
 
+/// Listening sockets on loopback `port`, from `/proc/net/tcp` (state 0A).
+fn listeners_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A")
+        })
+        .count()
+}
+
+#[test]
+fn two_instances_started_at_once_never_share_the_port() {
+    // Both pass the start-up check that the port is free when they start in the
+    // same instant. With SO_REUSEPORT both then bound it, and the kernel split
+    // the connections between two processes (10 starts in 10).
+    let backend = Backend::app();
+    let addr = free_addr();
+    let dir = scratch_dir();
+    let spawn = |n: usize| {
+        let path = dir.join(format!("proxy-{n}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = [\"{addr}\"]\nthreads = 2\n[admin]\nlisten = \"{}\"\n{}",
+                free_addr(),
+                standard_config(backend.addr, "")
+            ),
+        )
+        .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+            .arg("--config")
+            .arg(&path)
+            .env("TEST_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = [spawn(0), spawn(1)];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "neither instance listens");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Watch for a second listener while both start their workers.
+    let watch = Instant::now() + Duration::from_secs(2);
+    let mut most = 0;
+    while Instant::now() < watch {
+        most = most.max(listeners_on(addr.port()));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert_eq!(most, 1, "listening sockets on {addr}");
+}
+
 #[test]
 fn a_port_in_use_stops_a_single_worker_at_once() {
     // Guards against pingora's 30 s of retries and then a panicked service
@@ -86,6 +145,7 @@ fn a_port_in_use_stops_a_single_worker_at_once() {
         err.contains(&addr.to_string()) && err.contains("in use"),
         "{err}"
     );
+    assert_eq!(err.matches("in use").count(), 1, "the cause once: {err}");
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "took {:?}",
@@ -98,10 +158,7 @@ fn an_admin_address_in_use_stops_start_up() {
     let backend = Backend::app();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let admin = taken.local_addr().unwrap();
-    let free = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let free = free_addr();
     for threads in [1, 2] {
         let err = fails_to_start_with_admin(
             &format!("[server]\nlisten = [\"{free}\"]\nthreads = {threads}"),
@@ -131,9 +188,8 @@ fn every_worker_sees_the_same_sessions() {
     let backend = Backend::app();
     let gate = Gate::start(&standard_config(backend.addr, ""));
     let cookie = gate.login("alice", "");
-    // Each request is a new connection; the kernel spreads them over the two
-    // workers' sockets by source port, so 24 of them land on both (all on one:
-    // 1 chance in 8 million).
+    // Each request is a new connection; both workers accept on the one socket,
+    // so 24 of them are very likely to land on both.
     for i in 0..24 {
         let resp = gate.get("/private").cookie(&cookie).send();
         assert_eq!(resp.status, 200, "request {i}: {resp:#?}");
