@@ -77,6 +77,12 @@ pub struct Metrics {
     /// Shared-store loads answered from the local cache, and those that went to the store.
     pub store_local_hits: AtomicU64,
     pub store_local_misses: AtomicU64,
+    /// Client connections open now (the `server.max_connections` count).
+    pub connections_open: AtomicU64,
+    /// Client connections closed at accept because the cap was reached.
+    pub connections_refused: AtomicU64,
+    /// Client connections closed because a request head was overdue.
+    pub head_timeouts: AtomicU64,
 }
 
 /// The process's metrics.
@@ -101,6 +107,9 @@ impl Metrics {
             cookie_failures: ZERO,
             store_local_hits: ZERO,
             store_local_misses: ZERO,
+            connections_open: ZERO,
+            connections_refused: ZERO,
+            head_timeouts: ZERO,
         }
     }
 
@@ -157,9 +166,9 @@ struct Snapshot {
     latency_buckets: [u64; BUCKETS.len()],
     latency_count: u64,
     latency_sum_us: u64,
-    counters: [(&'static str, &'static str, u64); 6],
+    counters: [(&'static str, &'static str, u64); 8],
     removals: [(&'static str, u64); 3],
-    gauges: [(&'static str, &'static str, u64); 2],
+    gauges: [(&'static str, &'static str, u64); 3],
 }
 
 impl Snapshot {
@@ -202,6 +211,16 @@ impl Snapshot {
                     "Shared-store session loads that went to the store.",
                     get(&m.store_local_misses),
                 ),
+                (
+                    "sessiongate_connections_refused",
+                    "Client connections closed at accept because server.max_connections were open.",
+                    get(&m.connections_refused),
+                ),
+                (
+                    "sessiongate_request_head_timeouts",
+                    "Client connections closed because a request head took longer than server.request_head_timeout.",
+                    get(&m.head_timeouts),
+                ),
             ],
             removals: [
                 ("evicted", live.evictions),
@@ -214,6 +233,11 @@ impl Snapshot {
                     "sessiongate_session_capacity",
                     "Most logged-in sessions the store keeps.",
                     live.capacity,
+                ),
+                (
+                    "sessiongate_connections_open",
+                    "Client connections open now (capped by server.max_connections).",
+                    get(&m.connections_open),
                 ),
             ],
         }

@@ -15,7 +15,7 @@ use crate::auth::endpoints::Login;
 use crate::auth::watcher::UsersWatcher;
 use crate::config::StoreConfig;
 use crate::config::{Config, LogFormat};
-use crate::proxy::{self, Gate, ProxyOptions, Upstream};
+use crate::proxy::{self, connections, Gate, ProxyOptions, Upstream};
 use crate::session::manager::SessionManager;
 use crate::session::redis::{RedisStore, Watcher};
 use crate::session::{MemoryOptions, MemoryStore, SessionStore};
@@ -211,8 +211,9 @@ fn add_proxy_services<S: SessionStore>(
         } else {
             format!("sessiongate {worker}")
         };
-        let mut service =
-            pingora::proxy::http_proxy_service_with_name(&server.configuration, gate, &name);
+        let proxy = pingora::proxy::http_proxy(&server.configuration, gate);
+        let guarded = connections::Guarded::new(proxy, config.connections);
+        let mut service = pingora::services::listening::Service::new(name, guarded);
         service.threads = Some(1);
         for addr in &config.listen {
             service.add_tcp(&addr.to_string());

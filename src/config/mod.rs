@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::auth::endpoints::AuthOptions;
+use crate::proxy::connections::Limits;
 use crate::proxy::forwarded::TrustedProxies;
 use crate::proxy::routes::Rules;
 use crate::proxy::UpstreamOptions;
@@ -102,6 +103,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long an idle client connection is kept open.
     pub client_idle_timeout: Duration,
+    /// `server.max_connections` and `server.request_head_timeout`.
+    pub connections: Limits,
     /// `[session]`.
     pub session: SessionOptions,
     /// `[auth]`.
@@ -302,6 +305,14 @@ roles = ["", "a,b"]
             (
                 minimal("").replace("[session]", "client_idle_timeout = \"500ms\"\n[session]"),
                 "server.client_idle_timeout: must be at least 1s",
+            ),
+            (
+                minimal("").replace("[session]", "request_head_timeout = \"0s\"\n[session]"),
+                "server.request_head_timeout: must be greater than zero",
+            ),
+            (
+                minimal("").replace("[session]", "max_connections = 0\n[session]"),
+                "server.max_connections: must be at least 1 (got 0)",
             ),
             (
                 minimal("[auth]\nlogout_redirect = \"/\\\\evil\"\n"),

@@ -45,6 +45,10 @@ pub(super) struct RawServer {
     pub(super) shutdown_timeout: String,
     #[serde(default = "default_client_idle_timeout")]
     pub(super) client_idle_timeout: String,
+    #[serde(default = "default_request_head_timeout")]
+    pub(super) request_head_timeout: String,
+    #[serde(default = "default_max_connections")]
+    pub(super) max_connections: u64,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<String>,
 }
@@ -290,6 +294,15 @@ fn default_shutdown_timeout() -> String {
 /// them forever by default (pingora#447).
 fn default_client_idle_timeout() -> String {
     "60s".into()
+}
+/// nginx's `client_header_timeout` is 60 s per read; a deadline for the whole
+/// head can be shorter: a browser sends its head in one packet.
+fn default_request_head_timeout() -> String {
+    "10s".into()
+}
+/// Below a typical `ulimit -n` of 65536 with room for upstream connections.
+fn default_max_connections() -> u64 {
+    10_000
 }
 /// OWASP Session Management Cheat Sheet: 15–30 minutes idle for most applications.
 fn default_idle_timeout() -> String {

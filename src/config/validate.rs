@@ -23,6 +23,7 @@ use super::{
     StoreConfig, UpstreamOptions,
 };
 use crate::auth::names;
+use crate::proxy::connections::Limits;
 use crate::proxy::forwarded::{self, TrustedProxies};
 use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
 use crate::session::cookie::{CookieAttrs, SameSite, Secure};
@@ -77,6 +78,13 @@ impl Validator {
             "server.client_idle_timeout",
             &raw.server.client_idle_timeout,
         );
+        let head_timeout = self.whole_seconds(
+            "server.request_head_timeout",
+            &raw.server.request_head_timeout,
+        );
+        if raw.server.max_connections == 0 {
+            self.problem("server.max_connections", "must be at least 1 (got 0)");
+        }
         let mut trusted_proxies = Vec::new();
         for (i, c) in raw.server.trusted_proxies.iter().enumerate() {
             match forwarded::parse_range(c) {
@@ -101,6 +109,10 @@ impl Validator {
             grace_period: grace_period?,
             shutdown_timeout: shutdown_timeout?,
             client_idle_timeout: client_idle_timeout?,
+            connections: Limits {
+                max_connections: raw.server.max_connections,
+                head_timeout: head_timeout?,
+            },
             session: session?,
             auth: auth?,
             admin: admin?,

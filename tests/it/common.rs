@@ -724,6 +724,18 @@ impl Req {
         s.write_all(raw.as_bytes()).unwrap();
         read_response(&mut s, &raw)
     }
+
+    /// [`Req::send`], or `None` when the server closes without answering.
+    pub fn try_send(self) -> Option<Resp> {
+        let raw = self.raw();
+        let mut s = TcpStream::connect(self.addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s.write_all(raw.as_bytes()).ok()?;
+        match s.peek(&mut [0u8; 1]) {
+            Ok(n) if n > 0 => Some(read_response(&mut s, &raw)),
+            _ => None,
+        }
+    }
 }
 
 /// Read one response (Content-Length framed, or to EOF).

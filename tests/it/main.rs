@@ -11,6 +11,7 @@ mod admin;
 mod browser;
 mod check;
 mod common;
+mod connections;
 mod framing;
 mod identity;
 mod lifecycle;

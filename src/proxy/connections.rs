@@ -1,0 +1,308 @@
+//! Client connections: a cap on how many are open at once, and a deadline for
+//! each request head as a whole.
+//!
+//! pingora 0.9 times out each *read* of a request head (60 s for a first
+//! request, the keep-alive timeout after one), never the head as a whole, and
+//! it has no connection cap: a client that sends one header line every few
+//! seconds holds its connection for ever, and enough of them hold every file
+//! descriptor (slowloris). pingora has no hook between accept and the head, so
+//! [`Guarded`] wraps its HTTP app:
+//!
+//! - a new connection past `server.max_connections` is closed before a byte
+//!   is read, with a metric and a rate-limited `warn`;
+//! - every other one is handed on as a [`Clocked`] stream, whose reads fail
+//!   once a request head has taken longer than `server.request_head_timeout`.
+//!   The clock starts at accept for the first request and at the first byte
+//!   of each later one (the keep-alive wait in between is the idle timeout's),
+//!   and the gate stops it as soon as pingora has parsed the head
+//!   ([`head_read`]), so a slow body or a long response is never cut.
+//!
+//! The cost for a normal request is one downcast and one relaxed store; the
+//! timer is only armed when a read of the head would block.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
+    UniqueIDType, ALPN,
+};
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::metrics::METRICS;
+
+/// The limits, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most client connections open at once, all workers together.
+    pub max_connections: u64,
+    /// Longest a request head may take to arrive.
+    pub head_timeout: Duration,
+}
+
+/// pingora's HTTP app behind the connection cap and the head deadline.
+pub struct Guarded<A> {
+    app: Arc<A>,
+    limits: Limits,
+}
+
+impl<A> Guarded<A> {
+    /// Wrap `app` (pingora's `HttpProxy`).
+    pub fn new(app: A, limits: Limits) -> Self {
+        Guarded {
+            app: Arc::new(app),
+            limits,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // pingora hands a kept-alive connection back here for its next request.
+        // `(*stream)`: the concrete stream's `as_any`, not the box's.
+        let stream: Stream = if (*stream).as_any().is::<Clocked>() {
+            let mut clocked = stream.into_any().downcast::<Clocked>().ok()?;
+            clocked.next_request();
+            clocked
+        } else {
+            let open = METRICS.connections_open.fetch_add(1, Ordering::Relaxed) + 1;
+            if open > self.limits.max_connections {
+                METRICS.connections_open.fetch_sub(1, Ordering::Relaxed);
+                refused(self.limits.max_connections);
+                return None; // dropping the stream closes it
+            }
+            Box::new(Clocked::new(stream, self.limits.head_timeout))
+        };
+        self.app.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.app.cleanup().await;
+    }
+}
+
+/// Count a refused connection; `warn` at most every 10 s, with the count.
+fn refused(max: u64) {
+    static LAST_WARN: AtomicU64 = AtomicU64::new(0);
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    let total = METRICS.connections_refused.fetch_add(1, Ordering::Relaxed) + 1;
+    // Seconds since the first refusal, plus 10 so that the first one warns.
+    let now = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+        + 10;
+    let last = LAST_WARN.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST_WARN
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            max_connections = max,
+            refused_total = total,
+            "client connections at server.max_connections: new ones are closed at once"
+        );
+    }
+}
+
+/// Tell the connection's clock that its request head has been read.
+pub fn head_read(session: &pingora::proxy::Session) {
+    if let Some(stream) = session.stream() {
+        if let Some(clocked) = (**stream).as_any().downcast_ref::<Clocked>() {
+            clocked.head_done.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A client stream whose reads fail once a request head is overdue.
+#[derive(Debug)]
+pub struct Clocked {
+    inner: Stream,
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+    /// The head of the current request is being read, against the deadline.
+    running: bool,
+    /// Set by the gate once pingora has parsed the head (through `&self`).
+    head_done: AtomicBool,
+}
+
+impl Clocked {
+    fn new(inner: Stream, timeout: Duration) -> Self {
+        // HTTP/2 multiplexes many heads on one connection and has its own
+        // flow control; the clock is for HTTP/1 heads only.
+        let h2 = inner.selected_alpn_proto() == Some(ALPN::H2);
+        Clocked {
+            inner,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            running: !h2,
+            head_done: AtomicBool::new(h2),
+        }
+    }
+
+    /// A kept-alive connection waits for its next request: the clock starts
+    /// again at that request's first byte.
+    fn next_request(&mut self) {
+        if self.inner.selected_alpn_proto() != Some(ALPN::H2) {
+            self.running = false;
+            self.head_done.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Every `Clocked` was counted in `connections_open` when it was accepted.
+impl Drop for Clocked {
+    fn drop(&mut self) {
+        METRICS.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Clocked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if this.head_done.load(Ordering::Relaxed) {
+            return poll;
+        }
+        match poll {
+            Poll::Ready(Ok(())) if !this.running && buf.filled().len() > before => {
+                this.running = true;
+                let at = Instant::now() + this.timeout;
+                this.deadline.as_mut().reset(at);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.running => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    METRICS.head_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(timeout = ?this.timeout, "request head too slow: connection closed");
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request head not complete within server.request_head_timeout",
+                    )))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Clocked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+// The rest of pingora's `IO` is the inner stream's.
+
+#[async_trait]
+impl Shutdown for Clocked {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await;
+    }
+}
+
+impl UniqueID for Clocked {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Clocked {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Clocked {
+    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Clocked {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
+        self.inner.set_proxy_digest(digest);
+    }
+}
+
+impl GetSocketDigest for Clocked {
+    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: pingora::protocols::SocketDigest) {
+        self.inner.set_socket_digest(digest);
+    }
+}
+
+#[async_trait]
+impl Peek for Clocked {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
