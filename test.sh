@@ -37,6 +37,7 @@ need_pkg redis-server redis-server
 # The benchmark's smoke run (bench/run.sh --smoke): nginx as backend and peer, wrk as load.
 need_pkg nginx nginx
 need_pkg wrk wrk
+need_pkg curl curl   # bench/soak.sh samples the admin API
 
 echo "== cargo fmt --check";        cargo fmt --all -- --check
 echo "== cargo clippy";             cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -50,4 +51,6 @@ SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-ci-only-secret-not-for-production-0123
   cargo run --quiet --bin sessiongate -- check --config proxy.toml
 echo "== benchmark smoke run (every scenario produces numbers; not a measurement)"
 bash bench/run.sh --smoke
+echo "== soak, 30 s (no request may fail)"
+bash bench/soak.sh --ci
 echo "all checks passed"

@@ -200,7 +200,59 @@ def ab_report(facts, a, baseline):
     return "\n".join(out) + "\n"
 
 
+def slow_report(facts, env_path):
+    """Per pair: the public route without and with the slowloris connections;
+    then the ratios of the medians (with / without)."""
+    rows = {f["id"]: summarise(f) for f in facts if f["kind"] == "scenario"}
+    clients = {f["pair"]: f["client"] for f in facts if f["kind"] == "slowloris"}
+    bad = problems(list(rows.values()))
+    pairs = sorted(clients)
+    env = [line.rstrip("\n") for line in open(env_path)] if env_path else []
+    n = clients[pairs[0]]["conns"] if pairs else 0
+    out = [
+        "# The public route while slowloris connections are held open",
+        "",
+        f"`bash bench/run.sh --slow`: sessiongate's public route (wrk, closed loop), alternately",
+        f"alone and while `bench/slowloris.py` holds {n:,} connections that each send one header",
+        "line a second and never finish their head. sessiongate cuts each at",
+        "`server.request_head_timeout` (10 s, the default) and the client opens it again at once.",
+        "",
+        "| pair | req/s alone | p99 alone | req/s with slow | p99 with slow | slow connections opened / cut by sessiongate |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    alone, slow = [], []
+    for p in pairs:
+        a, s_ = rows[f"sg-public-{p}"], rows[f"sg-public-slow-{p}"]
+        alone.append(a)
+        slow.append(s_)
+        c = clients[p]
+        out.append(
+            f"| {p} | {a['rps']:,.0f} | {a['p99']:.2f} ms | {s_['rps']:,.0f} | {s_['p99']:.2f} ms "
+            f"| {c['opened']:,} / {c['cut_by_server']:,} |"
+        )
+
+    def median(rs, key):
+        v = sorted(r[key] for r in rs)
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    if pairs:
+        out += [
+            "",
+            f"- p99 with ÷ without (medians): **{median(slow, 'p99') / median(alone, 'p99'):.2f}×**",
+            f"- req/s with ÷ without (medians): **{median(slow, 'rps') / median(alone, 'rps'):.2f}×**",
+            f"- status or socket errors on the public route: {sum(r['status_errors'] + r['socket_errors'] for r in alone + slow)}",
+        ]
+    if env:
+        out += ["", "Machine: " + "; ".join(env)]
+    if bad:
+        out += ["", "Problems:"] + [f"- {b}" for b in bad]
+    return "\n".join(out) + "\n"
+
+
 def main():
+    if sys.argv[1] == "--slow":
+        print(slow_report(load(sys.argv[2]), sys.argv[3]), end="")
+        return
     if sys.argv[1] == "--ab":
         print(ab_report(load(sys.argv[2]), sys.argv[3], sys.argv[4]), end="")
         return

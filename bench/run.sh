@@ -8,6 +8,9 @@
 #                                  (bench/results/smoke/, not committed)
 #     bash bench/run.sh --perf     full run plus a perf profile of sessiongate on the
 #                                  protected route (bench/results/perf.md)
+#     bash bench/run.sh --slow     the public route with and without BENCH_SLOW_CONNS
+#                                  slowloris connections held open, alternating runs
+#                                  (BENCH_AB_PAIRS, 3): bench/results/slowloris.md
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
 #                                  A/B of this build (or BENCH_SG) against another
 #                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
@@ -24,6 +27,7 @@
 #   BENCH_QUIET_WAIT (120 s; 0 in smoke) BENCH_NOISE_LIMIT (0.15 cores)
 #   BENCH_MAX_DISCARDS (6; 0 in smoke) BENCH_EXPERIMENTS (1: also the rows that try
 #   threads = 1, which is not the default configuration)
+#   BENCH_SLOW_CONNS (1000; 50 in smoke): slowloris connections for the sg-public-slow rows
 #   BENCH_KEEP=1 keeps the temporary directory (configs, logs, cookie files).
 #   BENCH_PROFILE (release; dev in smoke): the cargo profile of the binaries.
 set -euo pipefail
@@ -38,8 +42,9 @@ for arg in "$@"; do
         --smoke) MODE=smoke ;;
         --perf) PERF=1 ;;
         --ab) MODE=ab ;;
+        --slow) MODE=slow ;;
         -h | --help)
-            sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -66,6 +71,13 @@ else
     EXPRESS_SESSIONS=${BENCH_EXPRESS_SESSIONS:-100000}
     RESULTS=$ROOT/bench/results
 fi
+if [ "$MODE" = slow ]; then
+    DURATION=${BENCH_DURATION:-5s}
+    REPEATS=${BENCH_REPEATS:-1}
+    WARMUP=${BENCH_WARMUP:-1s}
+    AB_PAIRS=${BENCH_AB_PAIRS:-3}
+fi
+SLOW_CONNS=${BENCH_SLOW_CONNS:-$([ "$MODE" = smoke ] && echo 50 || echo 1000)}
 if [ "$MODE" = ab ]; then
     [ -x "${BENCH_BASELINE:-}" ] || {
         echo "bench: --ab needs BENCH_BASELINE=<path of the other sessiongate binary>" >&2
@@ -89,11 +101,10 @@ NOISE_LIMIT=${BENCH_NOISE_LIMIT:-0.15}
 MAX_DISCARDS=${BENCH_MAX_DISCARDS:-$([ "$MODE" = smoke ] && echo 0 || echo 6)}
 EXPERIMENTS=${BENCH_EXPERIMENTS:-$([ "$MODE" = smoke ] && echo 0 || echo 1)}
 
-say() { printf '\n== %s\n' "$*" >&2; }
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+# The slowloris rows hold BENCH_SLOW_CONNS connections on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- prerequisites
 missing=()
@@ -124,84 +135,10 @@ if [ ! -d bench/peers/express/node_modules ]; then
     (cd bench/peers/express && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# ---------------------------------------------------------------- helpers
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sessiongate-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        echo "bench: kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
-
+# ---------------------------------------------------------------- facts
 FACTS=$TMP/facts.jsonl
 : >"$FACTS"
 fact() { printf '%s\n' "$1" >>"$FACTS"; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start NAME CMD... : run a server pinned to PIN_SERVERS, log in $TMP/NAME.log
-start() {
-    local name=$1
-    shift
-    taskset -c "$PIN_SERVERS" "$@" >"$TMP/$name.log" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-stop() { # stop PID: TERM, then KILL after 5 s
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local kept=()
-    for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
-    PIDS=("${kept[@]}")
-}
-
-wait_port() { # wait_port PORT PID NAME
-    local i
-    for i in $(seq 100); do
-        kill -0 "$2" 2>/dev/null || {
-            cat "$TMP/$3.log" >&2
-            die "$3 exited during start-up"
-        }
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    die "$3 did not listen on 127.0.0.1:$1 within 10 s"
-}
-
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-
-# expect URL STATUS [COOKIE] [BODY]: a sanity check before measuring
-expect() {
-    local url=$1 want=$2 cookie=${3:-} body=${4:-} out got
-    out=$(curl -s -o "$TMP/curl.body" -w '%{http_code}' ${cookie:+-H "Cookie: $cookie"} "$url") || true
-    got=$(cat "$TMP/curl.body" 2>/dev/null || true)
-    [ "$out" = "$want" ] || die "sanity: $url gave $out, expected $want (body: ${got:0:200})"
-    if [ -n "$body" ]; then
-        [[ $got == $body ]] || die "sanity: $url body was '${got:0:200}', expected '$body'"
-    fi
-}
 
 # measure ID TITLE URL COOKIE_FILE EXPECT_STATUS PROXY_PIDS BACKEND_PIDS
 # A warm-up run, then REPEATS runs of wrk at fixed concurrency, each through
@@ -269,35 +206,9 @@ with open(sys.argv[1], "w") as f:
 PY
 
 # ---------------------------------------------------------------- the backend
-BACKEND_PORT=$(free_port)
-mkdir -p "$TMP/backend/logs"
-cat >"$TMP/backend/nginx.conf" <<EOF
-# The backend: a static responder, one worker.
-worker_processes 1;
-pid $TMP/backend/nginx.pid;
-error_log $TMP/backend/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    server {
-        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
-        location / { return 200 "ok\n"; }
-        # sessiongate's /mint route (session_commands = true): log a new user in.
-        location = /mint { add_header X-Session-Login "u\$request_id"; return 200 "minted\n"; }
-        # Sanity check: who the proxy says the user is.
-        location = /whoami { return 200 "\$http_x_user\n"; }
-    }
-}
-EOF
-start backend "$NGINX" -p "$TMP/backend" -e "$TMP/backend/logs/error.log" -c "$TMP/backend/nginx.conf" -g 'daemon off;'
-BACKEND_PID=$LAST_PID
-wait_port "$BACKEND_PORT" "$BACKEND_PID" backend
-expect "http://127.0.0.1:$BACKEND_PORT/app" 200 "" "ok"
+start_backend
 
-if [ "$MODE" != ab ]; then
+if [ "$MODE" != ab ] && [ "$MODE" != slow ]; then
 # 1. direct
 measure direct "direct to the backend (nginx return 200, 1 worker)" \
     "http://127.0.0.1:$BACKEND_PORT/app" "$TMP/anon_cookies.txt" 200 "" "$BACKEND_PID"
@@ -341,83 +252,44 @@ stop "$NGX_PID"
 fi
 
 # ---------------------------------------------------------------- sessiongate
-# write_sg_config DIR PORT ADMIN_PORT ACCESS_LOG THREADS
-write_sg_config() {
-    mkdir -p "$1"
-    cat >"$1/proxy.toml" <<EOF
-# sessiongate for the benchmark (written by bench/run.sh).
-[server]
-listen = ["127.0.0.1:$2"]
-threads = $5
-grace_period = "1s"
-shutdown_timeout = "1s"
-
-[session]
-secrets = [{ env = "BENCH_SG_SECRET" }]
-# Long enough that no session expires during the run.
-idle_timeout = "4h"
-absolute_timeout = "12h"
-capacity = 1100000
-
-[session.cookie]
-name = "sid"
-secure = false
-
-[admin]
-listen = "127.0.0.1:$3"
-token = { env = "BENCH_SG_ADMIN_TOKEN" }
-
-[log]
-level = "info"
-access_log = $4
-
-[upstream.backend]
-addrs = ["127.0.0.1:$BACKEND_PORT"]
-
-# Only for minting sessions: the backend answers /mint with X-Session-Login.
-[upstream.mint]
-addrs = ["127.0.0.1:$BACKEND_PORT"]
-session_commands = true
-
-[routes]
-default_access = "authenticated"
-default_upstream = "backend"
-
-[[route]]
-path = "/public"
-access = "public"
-
-[[route]]
-path = "/mint"
-match = "exact"
-access = "public"
-upstream = "mint"
-EOF
+# slow_start URL_BASE: hold SLOW_CONNS slowloris connections; sets SLOW_PID
+slow_start() {
+    rm -f "$TMP/slow.ready"
+    python3 "$ROOT/bench/slowloris.py" "$1" "$SLOW_CONNS" "$TMP/slow.ready" >"$TMP/slow.json" &
+    SLOW_PID=$!
+    PIDS+=("$SLOW_PID")
+    local i
+    for i in $(seq 300); do
+        [ -f "$TMP/slow.ready" ] && return 0
+        sleep 0.1
+    done
+    die "the slowloris client did not open $SLOW_CONNS connections within 30 s"
+}
+slow_stop() { # prints the client's counts
+    stop "$SLOW_PID"
+    cat "$TMP/slow.json"
 }
 
-# start_sg NAME ACCESS_LOG [THREADS] [LD_PRELOAD] [BINARY]: sets SG_PORT, SG_PID
-start_sg() {
-    SG_PORT=$(free_port)
-    local admin_port bin=${5:-$SG}
-    admin_port=$(free_port)
-    write_sg_config "$TMP/$1" "$SG_PORT" "$admin_port" "$2" "${3:-$SG_THREADS}"
-    "$bin" check --config "$TMP/$1/proxy.toml" >/dev/null
-    start "$1" env ${4:+LD_PRELOAD="$4"} "$bin" --config "$TMP/$1/proxy.toml"
-    SG_PID=$LAST_PID
-    wait_port "$SG_PORT" "$SG_PID" "$1"
-}
-
-# mint URL_BASE COUNT OUT PATH COOKIE_NAME
-mint() {
-    local start end
-    start=$(date +%s.%N)
-    "$MINT" "$1" "$2" "$3" --path "$4" --cookie "$5" --conns 64 2>"$TMP/mint.err" ||
-        die "minting failed: $(cat "$TMP/mint.err")"
-    end=$(date +%s.%N)
-    cat "$TMP/mint.err" >&2
-    [ "$(wc -l <"$3")" -eq "$2" ] || die "minted $(wc -l <"$3") cookies, wanted $2"
-    python3 -c 'import sys; print("%.0f" % (int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))' "$2" "$start" "$end"
-}
+# ---------------------------------------------------------------- slowloris, paired
+if [ "$MODE" = slow ]; then
+    say "slowloris: the public route without and with $SLOW_CONNS slow connections, $AB_PAIRS pairs"
+    start_sg sg false
+    SG_BASE=127.0.0.1:$SG_PORT
+    expect "http://$SG_BASE/public/x" 200 "" "ok"
+    for pair in $(seq "$AB_PAIRS"); do
+        measure "sg-public-$pair" "public route" \
+            "http://$SG_BASE/public/x" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+        slow_start "$SG_BASE"
+        measure "sg-public-slow-$pair" "public route, $SLOW_CONNS slowloris connections held" \
+            "http://$SG_BASE/public/x" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+        fact "{\"kind\":\"slowloris\",\"pair\":$pair,\"client\":$(slow_stop)}"
+    done
+    mkdir -p "$RESULTS"
+    cp "$FACTS" "$RESULTS/slowloris.jsonl"
+    python3 bench/report.py --slow "$FACTS" "$TMP/env.txt" >"$RESULTS/slowloris.md"
+    cat "$RESULTS/slowloris.md"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- A/B of two builds
 if [ "$MODE" = ab ]; then
@@ -464,6 +336,10 @@ RSS_START=$(rss_kb "$SG_PID")
 # 3. public route, 6. the 401 path (no session exists yet)
 measure sg-public "sessiongate, public route" \
     "http://$SG_BASE/public/x" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+slow_start "$SG_BASE"
+measure sg-public-slow "sessiongate, public route, while $SLOW_CONNS slowloris connections are held open" \
+    "http://$SG_BASE/public/x" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+fact "{\"kind\":\"slowloris\",\"pair\":0,\"client\":$(slow_stop)}"
 measure sg-401 "sessiongate, anonymous API request (401)" \
     "http://$SG_BASE/api/x" "$TMP/anon_cookies.txt" 401 "$SG_PID" "$BACKEND_PID"
 sleep 1

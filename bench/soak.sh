@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The soak: sessiongate under a steady mixed load for a long while, to show that
+# nothing leaks or drifts. See bench/README.md ("The soak").
+#
+#     bash bench/soak.sh         10 minutes at half the measured peak, 100k live
+#                                sessions: bench/results/soak.md + soak.svg
+#     bash bench/soak.sh --ci    30 s, 10k sessions, the debug build; fails on any
+#                                error (what CI runs; writes nothing to bench/results)
+#
+# The load (bench/tools bench_soak) is a fixed rate of protected, public and
+# anonymous requests, backend logins and logouts (live sessions stay level) and
+# one built-in password login a second. Every few seconds the script samples
+# sessiongate's RSS, open file descriptors and live sessions. Tunables
+# (environment): SOAK_SECONDS, SOAK_SESSIONS, SOAK_RATE (default: half of a
+# 10 s (CI: 3 s) closed-loop peak on the protected route), SOAK_CONNS (32).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+MODE=full
+for arg in "$@"; do
+    case $arg in
+        --ci) MODE=ci ;;
+        -h | --help)
+            sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "unknown argument: $arg (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+if [ "$MODE" = ci ]; then
+    SECONDS_=${SOAK_SECONDS:-30}
+    SESSIONS=${SOAK_SESSIONS:-10000}
+    INTERVAL=5
+    SAMPLE=1
+    PEAK_SECONDS=3
+    PROFILE=dev
+else
+    SECONDS_=${SOAK_SECONDS:-600}
+    SESSIONS=${SOAK_SESSIONS:-100000}
+    INTERVAL=60
+    SAMPLE=5
+    PEAK_SECONDS=10
+    PROFILE=release
+fi
+CONNS=${SOAK_CONNS:-32}
+PIN_SERVERS=0,1
+SG_THREADS=2
+
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+for c in nginx:nginx wrk:wrk python3:python3 taskset:util-linux curl:curl; do
+    command -v "${c%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${c%%:*}" ] ||
+        die "missing ${c%%:*} (Debian: sudo apt-get install -y ${c#*:})"
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+say "building ($PROFILE profile)"
+cargo build --profile "$PROFILE" --quiet --bin sessiongate
+cargo build --profile "$PROFILE" --quiet -p sessiongate-bench
+BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+SG=$BIN_DIR/sessiongate
+MINT=$BIN_DIR/bench_mint
+LOAD=$BIN_DIR/bench_soak
+
+export BENCH_SG_SECRET BENCH_SG_ADMIN_TOKEN
+BENCH_SG_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+BENCH_SG_ADMIN_TOKEN=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+
+start_backend
+PASSWORD=soak-password-$RANDOM
+mkdir -p "$TMP/sg"
+printf '[[user]]\nname = "soak"\npassword_hash = "%s"\n' \
+    "$(printf '%s\n' "$PASSWORD" | "$SG" hash-password)" >"$TMP/sg/users.toml"
+SG_EXTRA_CONFIG=$'[auth]\nusers_file = "users.toml"'
+start_sg sg false
+BASE=127.0.0.1:$SG_PORT
+
+say "minting $SESSIONS sessions"
+"$MINT" "$BASE" "$SESSIONS" "$TMP/cookies.txt" --path /mint --cookie sid --conns 32 2>/dev/null ||
+    die "minting failed"
+expect "http://$BASE/app" 200 "$(head -1 "$TMP/cookies.txt")" "ok"
+
+if [ -z "${SOAK_RATE:-}" ]; then
+    say "peak: ${PEAK_SECONDS} s closed loop on the protected route"
+    wrk -t1 -c64 -d"${PEAK_SECONDS}s" -s bench/cookies.lua "http://$BASE/app" -- "$TMP/cookies.txt" >"$TMP/peak.txt" 2>&1 ||
+        die "wrk failed: $(cat "$TMP/peak.txt")"
+    PEAK=$(sed -n 's/^Requests\/sec: *//p' "$TMP/peak.txt")
+    SOAK_RATE=$(python3 -c "print(int(float('$PEAK') / 2))")
+else
+    PEAK=unmeasured
+fi
+
+# sample: every SAMPLE s, elapsed seconds, RSS kB, open fds, live sessions.
+sample() {
+    local t0 now live
+    t0=$(date +%s.%N)
+    while kill -0 "$SG_PID" 2>/dev/null; do
+        now=$(date +%s.%N)
+        live=$(curl -s -H "Authorization: Bearer $BENCH_SG_ADMIN_TOKEN" \
+            "http://127.0.0.1:$SG_ADMIN_PORT/stats" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"]["live"])' 2>/dev/null || echo null)
+        printf '{"t_s":%s,"rss_kb":%s,"fds":%s,"live":%s}\n' \
+            "$(python3 -c "print(round($now - $t0, 1))")" "$(rss_kb "$SG_PID")" \
+            "$(ls "/proc/$SG_PID/fd" | wc -l)" "$live"
+        sleep "$SAMPLE"
+    done
+}
+sample >"$TMP/samples.jsonl" &
+SAMPLER=$!
+PIDS+=("$SAMPLER")
+
+say "soak: ${SECONDS_} s at $SOAK_RATE req/s (peak $PEAK), $SESSIONS live sessions, $CONNS connections"
+STATUS=0
+"$LOAD" "$BASE" "$TMP/cookies.txt" --seconds "$SECONDS_" --rate "$SOAK_RATE" --conns "$CONNS" \
+    --interval "$INTERVAL" --password "soak:$PASSWORD" >"$TMP/load.jsonl" || STATUS=$?
+kill "$SAMPLER" 2>/dev/null || true
+wait "$SAMPLER" 2>/dev/null || true
+kill -0 "$SG_PID" 2>/dev/null || die "sessiongate died during the soak: $(tail -5 "$TMP/sg.log")"
+
+OUT=$TMP/report
+[ "$MODE" = full ] && OUT=$ROOT/bench/results
+mkdir -p "$OUT"
+python3 bench/soak_report.py "$TMP/load.jsonl" "$TMP/samples.jsonl" "$OUT" \
+    "$MODE" "$SOAK_RATE" "$PEAK" "$SESSIONS" "$SECONDS_" "$(git rev-parse --short HEAD)"
+[ "$STATUS" = 0 ] || die "the load saw errors (see above)"

@@ -1,0 +1,306 @@
+//! The soak's load (`bench/soak.sh`): a fixed request rate with a mix of
+//! logins, logouts, protected, public and anonymous requests, for a while,
+//! with errors and latency reported per interval.
+//!
+//! ```text
+//! bench_soak <host:port> <cookies-file> --seconds 600 --rate 4000 [--conns 32]
+//!            [--interval 60] [--password user:pass]
+//! ```
+//!
+//! `conns` threads each keep one keep-alive connection and send on a fixed
+//! schedule (rate / conns per second each). Latency is measured from the time
+//! a request was *due*, not sent, so a stall shows up in the p99 instead of
+//! silently lowering the rate (coordinated omission). Every 20 requests of a
+//! thread are:
+//!
+//! | share | request | expected |
+//! |---|---|---|
+//! | 10 | `GET /app` with a cookie from the file (the live sessions) | 200 |
+//! | 4 | `GET /public/x`, no cookie | 200 |
+//! | 2 | `GET /app`, no cookie | 401 |
+//! | 2 | `GET /mint`: the backend logs a new user in | 200 and a new cookie |
+//! | 2 | `POST /.sessiongate/logout` with one of those new cookies | 303 |
+//!
+//! so the number of live sessions stays where it started. With `--password`,
+//! thread 0 also logs in with the built-in login once a second (argon2id is
+//! slow on purpose; more would measure the hash). One JSON line per interval
+//! on stdout; exits 1 if any request failed.
+
+use sessiongate_bench::read_response;
+use std::collections::VecDeque;
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Args {
+    addr: String,
+    cookies: Vec<String>,
+    seconds: u64,
+    rate: f64,
+    conns: usize,
+    interval: u64,
+    password: Option<(String, String)>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: bench_soak <host:port> <cookies-file> --seconds N --rate R [--conns 32] [--interval 60] [--password user:pass]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut it = std::env::args().skip(1);
+    let addr = it.next().unwrap_or_else(|| usage());
+    let file = it.next().unwrap_or_else(|| usage());
+    let cookies: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| {
+            eprintln!("bench_soak: {file}: {e}");
+            std::process::exit(2)
+        })
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut a = Args {
+        addr,
+        cookies,
+        seconds: 0,
+        rate: 0.0,
+        conns: 32,
+        interval: 60,
+        password: None,
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| usage());
+        let num = || value.parse::<f64>().unwrap_or_else(|_| usage());
+        match flag.as_str() {
+            "--seconds" => a.seconds = num() as u64,
+            "--rate" => a.rate = num(),
+            "--conns" => a.conns = num() as usize,
+            "--interval" => a.interval = num() as u64,
+            "--password" => {
+                let (u, p) = value.split_once(':').unwrap_or_else(|| usage());
+                a.password = Some((u.to_owned(), p.to_owned()));
+            }
+            _ => usage(),
+        }
+    }
+    if a.seconds == 0 || a.rate <= 0.0 || a.conns == 0 || a.cookies.is_empty() {
+        usage();
+    }
+    a
+}
+
+/// What one interval saw, all threads together.
+#[derive(Default)]
+struct Interval {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    samples: Vec<String>,
+    /// protected, public, anonymous, login, logout, password login
+    kinds: [u64; 6],
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Protected,
+    Public,
+    Anonymous,
+    Login,
+    Logout,
+    Password,
+}
+
+struct Conn {
+    addr: String,
+    io: Option<(TcpStream, BufReader<TcpStream>)>,
+}
+
+impl Conn {
+    /// Send `req`; `(status, new cookie)`. Reconnects once if the kept-alive
+    /// connection was closed under it.
+    fn send(&mut self, req: &str) -> std::io::Result<(u16, Option<String>)> {
+        for attempt in 0..2 {
+            if self.io.is_none() {
+                let s = TcpStream::connect(&self.addr)?;
+                s.set_nodelay(true)?;
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                self.io = Some((s.try_clone()?, BufReader::new(s)));
+            }
+            let (w, r) = self.io.as_mut().expect("connected above");
+            match w
+                .write_all(req.as_bytes())
+                .and_then(|()| read_response(r, "sid"))
+            {
+                Ok(resp) => return Ok((resp.status, resp.cookie)),
+                Err(e) if attempt == 1 => return Err(e),
+                Err(_) => self.io = None,
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+}
+
+fn get(path: &str, cookie: Option<&str>) -> String {
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    format!("GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench_soak\r\n{cookie}\r\n")
+}
+
+fn post(path: &str, cookie: Option<&str>, body: &str) -> String {
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nOrigin: http://bench\r\nUser-Agent: bench_soak\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{cookie}\r\n{body}",
+        body.len()
+    )
+}
+
+fn worker(id: usize, args: &Args, end: Instant, stats: &Mutex<Interval>, stop: &AtomicBool) {
+    let mut conn = Conn {
+        addr: args.addr.clone(),
+        io: None,
+    };
+    let mut own: VecDeque<String> = VecDeque::new();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (id as u64 + 1);
+    let gap = Duration::from_secs_f64(args.conns as f64 / args.rate);
+    // Spread the threads' schedules over one gap.
+    let mut due = Instant::now() + gap.mul_f64(id as f64 / args.conns as f64);
+    let mut next_password = Instant::now() + Duration::from_secs(1);
+    let mut k = 0u64;
+    while !stop.load(Ordering::Relaxed) && due < end {
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let kind = if id == 0 && args.password.is_some() && Instant::now() >= next_password {
+            next_password += Duration::from_secs(1);
+            Kind::Password
+        } else {
+            k += 1;
+            match k % 20 {
+                0..=9 => Kind::Protected,
+                10..=13 => Kind::Public,
+                14 | 15 => Kind::Anonymous,
+                16 | 17 => Kind::Login,
+                _ if own.is_empty() => Kind::Protected,
+                _ => Kind::Logout,
+            }
+        };
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let pooled = &args.cookies[(rng % args.cookies.len() as u64) as usize];
+        let logout_cookie = matches!(kind, Kind::Logout)
+            .then(|| own.pop_front())
+            .flatten();
+        let (req, want) = match kind {
+            Kind::Protected => (get("/app", Some(pooled)), 200),
+            Kind::Public => (get("/public/x", None), 200),
+            Kind::Anonymous => (get("/app", None), 401),
+            Kind::Login => (get("/mint", None), 200),
+            Kind::Logout => (
+                post("/.sessiongate/logout", logout_cookie.as_deref(), ""),
+                303,
+            ),
+            Kind::Password => {
+                let (u, p) = args.password.as_ref().expect("checked above");
+                (
+                    post(
+                        "/.sessiongate/login",
+                        None,
+                        &format!("username={u}&password={p}&next=%2Fapp"),
+                    ),
+                    303,
+                )
+            }
+        };
+        let result = conn.send(&req);
+        let took = due.elapsed();
+        let failure = match (&result, kind) {
+            (Ok((s, _)), _) if *s != want => Some(format!("{req:.40?}: status {s}, wanted {want}")),
+            (Ok((_, None)), Kind::Login | Kind::Password) => Some("login without a cookie".into()),
+            (Ok(_), _) => None,
+            (Err(e), _) => Some(format!("{req:.40?}: {e}")),
+        };
+        if let Ok((_, Some(c))) = result {
+            if matches!(kind, Kind::Login | Kind::Password) {
+                own.push_back(c);
+            }
+        }
+        let mut s = stats.lock().expect("not poisoned");
+        s.latencies_us
+            .push(took.as_micros().min(u32::MAX as u128) as u32);
+        s.kinds[kind as usize] += 1;
+        if let Some(f) = failure {
+            s.errors += 1;
+            if s.samples.len() < 5 {
+                s.samples.push(f);
+            }
+        }
+        drop(s);
+        due += gap;
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[i]) / 1e3
+}
+
+fn main() {
+    let args = Arc::new(parse_args());
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.seconds);
+    let stats = Arc::new(Mutex::new(Interval::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..args.conns)
+        .map(|id| {
+            let (args, stats, stop) = (args.clone(), stats.clone(), stop.clone());
+            std::thread::spawn(move || worker(id, &args, end, &stats, &stop))
+        })
+        .collect();
+    let mut workers = Some(workers);
+    let mut total_errors = 0;
+    let mut t = 0;
+    while t < args.seconds {
+        let step = args.interval.min(args.seconds - t);
+        let wake = start + Duration::from_secs(t + step);
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+        t += step;
+        if t >= args.seconds {
+            // The last interval includes every request still in flight.
+            stop.store(true, Ordering::Relaxed);
+            for w in workers.take().into_iter().flatten() {
+                let _ = w.join();
+            }
+        }
+        let mut s = std::mem::take(&mut *stats.lock().expect("not poisoned"));
+        s.latencies_us.sort_unstable();
+        total_errors += s.errors;
+        let line = serde_json::json!({
+            "t_s": t,
+            "requests": s.latencies_us.len(),
+            "rate": s.latencies_us.len() as f64 / step as f64,
+            "errors": s.errors,
+            "error_samples": s.samples,
+            "p50_ms": percentile(&s.latencies_us, 0.50),
+            "p99_ms": percentile(&s.latencies_us, 0.99),
+            "max_ms": percentile(&s.latencies_us, 1.0),
+            "kinds": {
+                "protected": s.kinds[0], "public": s.kinds[1], "anonymous": s.kinds[2],
+                "login": s.kinds[3], "logout": s.kinds[4], "password_login": s.kinds[5],
+            },
+        });
+        println!("{line}");
+    }
+    std::process::exit(i32::from(total_errors > 0));
+}
