@@ -217,7 +217,7 @@ def slow_report(facts, env_path):
         "line a second and never finish their head. sessiongate cuts each at",
         "`server.request_head_timeout` (10 s, the default) and the client opens it again at once.",
         "",
-        "| pair | req/s alone | p99 alone | req/s with slow | p99 with slow | slow connections opened / cut by sessiongate |",
+        "| pair | req/s alone | p99 alone | req/s with slow | p99 with slow | slow connections opened / cut by sessiongate while held ¹ |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     alone, slow = [], []
@@ -242,6 +242,13 @@ def slow_report(facts, env_path):
             f"- req/s with ÷ without (medians): **{median(slow, 'rps') / median(alone, 'rps'):.2f}×**",
             f"- status or socket errors on the public route: {sum(r['status_errors'] + r['socket_errors'] for r in alone + slow)}",
         ]
+    out += [
+        "",
+        "¹ Counted over the whole time the slow connections were held: measure.py first waits for",
+        "a quiet machine (the slow client's own CPU counts against that), so a row can span several",
+        "deadlines. The slow client is Python on the same two cores; its CPU shows as `other` load",
+        "and is part of what the with-slow rows pay.",
+    ]
     if env:
         out += ["", "Machine: " + "; ".join(env)]
     if bad:

@@ -10,7 +10,7 @@
 #                                  protected route (bench/results/perf.md)
 #     bash bench/run.sh --slow     the public route with and without BENCH_SLOW_CONNS
 #                                  slowloris connections held open, alternating runs
-#                                  (BENCH_AB_PAIRS, 3): bench/results/slowloris.md
+#                                  (BENCH_AB_PAIRS, 5; 15 s runs): bench/results/slowloris.md
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
 #                                  A/B of this build (or BENCH_SG) against another
 #                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
@@ -72,10 +72,12 @@ else
     RESULTS=$ROOT/bench/results
 fi
 if [ "$MODE" = slow ]; then
-    DURATION=${BENCH_DURATION:-5s}
+    # Longer than the 10 s head deadline, so every run sees each slow
+    # connection cut and opened again.
+    DURATION=${BENCH_DURATION:-15s}
     REPEATS=${BENCH_REPEATS:-1}
-    WARMUP=${BENCH_WARMUP:-1s}
-    AB_PAIRS=${BENCH_AB_PAIRS:-3}
+    WARMUP=${BENCH_WARMUP:-2s}
+    AB_PAIRS=${BENCH_AB_PAIRS:-5}
 fi
 SLOW_CONNS=${BENCH_SLOW_CONNS:-$([ "$MODE" = smoke ] && echo 50 || echo 1000)}
 if [ "$MODE" = ab ]; then

@@ -11,8 +11,8 @@
 # anonymous requests, backend logins and logouts (live sessions stay level) and
 # one built-in password login a second. Every few seconds the script samples
 # sessiongate's RSS, open file descriptors and live sessions. Tunables
-# (environment): SOAK_SECONDS, SOAK_SESSIONS, SOAK_RATE (default: half of a
-# 10 s (CI: 3 s) closed-loop peak on the protected route), SOAK_CONNS (32).
+# (environment): SOAK_SECONDS, SOAK_SESSIONS, SOAK_RATE (default: half of the
+# peak of the same mix and client over 10 s, 3 s in CI), SOAK_CONNS (32).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,7 +52,7 @@ SG_THREADS=2
 
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-for c in nginx:nginx wrk:wrk python3:python3 taskset:util-linux curl:curl; do
+for c in nginx:nginx python3:python3 taskset:util-linux curl:curl; do
     command -v "${c%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${c%%:*}" ] ||
         die "missing ${c%%:*} (Debian: sudo apt-get install -y ${c#*:})"
 done
@@ -85,11 +85,14 @@ say "minting $SESSIONS sessions"
 expect "http://$BASE/app" 200 "$(head -1 "$TMP/cookies.txt")" "ok"
 
 if [ -z "${SOAK_RATE:-}" ]; then
-    say "peak: ${PEAK_SECONDS} s closed loop on the protected route"
-    wrk -t1 -c64 -d"${PEAK_SECONDS}s" -s bench/cookies.lua "http://$BASE/app" -- "$TMP/cookies.txt" >"$TMP/peak.txt" 2>&1 ||
-        die "wrk failed: $(cat "$TMP/peak.txt")"
-    PEAK=$(sed -n 's/^Requests\/sec: *//p' "$TMP/peak.txt")
-    SOAK_RATE=$(python3 -c "print(int(float('$PEAK') / 2))")
+    # The peak of this very mix and client: bench_soak asked for more than the
+    # machine can do reports what it achieved.
+    say "peak: ${PEAK_SECONDS} s of the soak's mix, as fast as it goes"
+    "$LOAD" "$BASE" "$TMP/cookies.txt" --seconds "$PEAK_SECONDS" --rate 1000000 --conns "$CONNS" \
+        --interval "$PEAK_SECONDS" --password "soak:$PASSWORD" >"$TMP/peak.jsonl" ||
+        die "the peak run saw errors: $(cat "$TMP/peak.jsonl")"
+    PEAK=$(python3 -c 'import json,sys; print(int(json.loads(open(sys.argv[1]).readline())["rate"]))' "$TMP/peak.jsonl")
+    SOAK_RATE=$((PEAK / 2))
 else
     PEAK=unmeasured
 fi
@@ -109,7 +112,7 @@ sample() {
         sleep "$SAMPLE"
     done
 }
-sample >"$TMP/samples.jsonl" &
+sample >"$TMP/samples.jsonl" 2>/dev/null &
 SAMPLER=$!
 PIDS+=("$SAMPLER")
 

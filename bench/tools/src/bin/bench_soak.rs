@@ -30,8 +30,7 @@ use sessiongate_bench::read_response;
 use std::collections::VecDeque;
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -161,7 +160,11 @@ fn post(path: &str, cookie: Option<&str>, body: &str) -> String {
     )
 }
 
-fn worker(id: usize, args: &Args, end: Instant, stats: &Mutex<Interval>, stop: &AtomicBool) {
+/// One thread's run: its own stats per interval (no lock per request).
+fn worker(id: usize, args: &Args, start: Instant) -> Vec<Interval> {
+    let end = start + Duration::from_secs(args.seconds);
+    let intervals = args.seconds.div_ceil(args.interval) as usize;
+    let mut stats: Vec<Interval> = (0..intervals).map(|_| Interval::default()).collect();
     let mut conn = Conn {
         addr: args.addr.clone(),
         io: None,
@@ -173,7 +176,8 @@ fn worker(id: usize, args: &Args, end: Instant, stats: &Mutex<Interval>, stop: &
     let mut due = Instant::now() + gap.mul_f64(id as f64 / args.conns as f64);
     let mut next_password = Instant::now() + Duration::from_secs(1);
     let mut k = 0u64;
-    while !stop.load(Ordering::Relaxed) && due < end {
+    // Stop at the end of the run even when behind schedule (a peak run is).
+    while due < end && Instant::now() < end {
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);
@@ -233,7 +237,8 @@ fn worker(id: usize, args: &Args, end: Instant, stats: &Mutex<Interval>, stop: &
                 own.push_back(c);
             }
         }
-        let mut s = stats.lock().expect("not poisoned");
+        let i = ((due - start).as_secs() / args.interval) as usize;
+        let s = &mut stats[i.min(intervals - 1)];
         s.latencies_us
             .push(took.as_micros().min(u32::MAX as u128) as u32);
         s.kinds[kind as usize] += 1;
@@ -243,9 +248,9 @@ fn worker(id: usize, args: &Args, end: Instant, stats: &Mutex<Interval>, stop: &
                 s.samples.push(f);
             }
         }
-        drop(s);
         due += gap;
     }
+    stats
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -259,35 +264,36 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 fn main() {
     let args = Arc::new(parse_args());
     let start = Instant::now();
-    let end = start + Duration::from_secs(args.seconds);
-    let stats = Arc::new(Mutex::new(Interval::default()));
-    let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..args.conns)
         .map(|id| {
-            let (args, stats, stop) = (args.clone(), stats.clone(), stop.clone());
-            std::thread::spawn(move || worker(id, &args, end, &stats, &stop))
+            let args = args.clone();
+            std::thread::spawn(move || worker(id, &args, start))
         })
         .collect();
-    let mut workers = Some(workers);
-    let mut total_errors = 0;
-    let mut t = 0;
-    while t < args.seconds {
-        let step = args.interval.min(args.seconds - t);
-        let wake = start + Duration::from_secs(t + step);
-        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
-        t += step;
-        if t >= args.seconds {
-            // The last interval includes every request still in flight.
-            stop.store(true, Ordering::Relaxed);
-            for w in workers.take().into_iter().flatten() {
-                let _ = w.join();
+    let mut merged: Vec<Interval> = Vec::new();
+    for w in workers {
+        for (i, s) in w.join().expect("a worker panicked").into_iter().enumerate() {
+            if merged.len() <= i {
+                merged.push(Interval::default());
+            }
+            let m = &mut merged[i];
+            m.latencies_us.extend(s.latencies_us);
+            m.errors += s.errors;
+            m.samples.extend(s.samples);
+            for (k, v) in m.kinds.iter_mut().zip(s.kinds) {
+                *k += v;
             }
         }
-        let mut s = std::mem::take(&mut *stats.lock().expect("not poisoned"));
+    }
+    let mut total_errors = 0;
+    for (i, mut s) in merged.into_iter().enumerate() {
+        let from = i as u64 * args.interval;
+        let step = args.interval.min(args.seconds - from);
         s.latencies_us.sort_unstable();
+        s.samples.truncate(5);
         total_errors += s.errors;
         let line = serde_json::json!({
-            "t_s": t,
+            "t_s": from + step,
             "requests": s.latencies_us.len(),
             "rate": s.latencies_us.len() as f64 / step as f64,
             "errors": s.errors,
