@@ -38,6 +38,7 @@ need_pkg redis-server redis-server
 need_pkg nginx nginx
 need_pkg wrk wrk
 need_pkg curl curl   # bench/soak.sh samples the admin API
+need_pkg systemd-analyze systemd   # deploy/check.sh verifies the unit
 
 echo "== cargo fmt --check";        cargo fmt --all -- --check
 echo "== cargo clippy";             cargo clippy --workspace --all-targets --quiet -- -D warnings
@@ -49,6 +50,8 @@ SESSIONGATE_TEST_STORE=redis cargo test --tests --quiet
 echo "== sessiongate check proxy.toml"
 SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-ci-only-secret-not-for-production-0123456789}" \
   cargo run --quiet --bin sessiongate -- check --config proxy.toml
+echo "== deploy files, checked offline"
+bash deploy/check.sh
 echo "== benchmark smoke run (every scenario produces numbers; not a measurement)"
 bash bench/run.sh --smoke
 echo "== soak, 30 s (no request may fail)"

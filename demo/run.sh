@@ -56,9 +56,10 @@ BACKEND_PID=""
 PROXY_PID=""
 cleanup() {
     trap - EXIT INT TERM
-    for pid in $PROXY_PID $BACKEND_PID; do
-        kill "$pid" 2>/dev/null || true
-    done
+    # SIGINT is pingora's fast exit (SIGTERM would first let requests finish
+    # for server.grace_period); the demo has nothing in flight worth waiting for.
+    [ -n "$PROXY_PID" ] && kill -INT "$PROXY_PID" 2>/dev/null || true
+    [ -n "$BACKEND_PID" ] && kill "$BACKEND_PID" 2>/dev/null || true
     wait 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -40,6 +40,7 @@ mod server;
 mod session;
 
 // What `main.rs` needs: the config, the server, the password hasher.
+pub use crate::admin::healthcheck;
 pub use crate::auth::users::{hash_password, MAX_PASSWORD_LEN};
 pub use crate::config::Config;
 pub use crate::server::{build, init_logging};

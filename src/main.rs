@@ -32,6 +32,9 @@ enum Command {
     /// Read a password from stdin (no echo on a terminal) and print its argon2id
     /// hash for the users file.
     HashPassword,
+    /// Exit 0 when the running instance's admin listener answers `GET /healthz`
+    /// with 200 within 2 s, 1 otherwise (a container HEALTHCHECK).
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => {
             println!("{}: ok", cli.config.display());
             Ok(())
+        }
+        Command::Healthcheck => {
+            sessiongate::healthcheck(config.admin.listen).map_err(anyhow::Error::msg)
         }
         Command::Run => {
             sessiongate::init_logging(&config);

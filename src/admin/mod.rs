@@ -21,11 +21,15 @@
 //! raw id or cookie.
 //!
 //! Files: this one routes (one function per endpoint, in [`api`] and
-//! [`page`]) and holds the response helpers; [`guard`] checks the token.
+//! [`page`]) and holds the response helpers; [`guard`] checks the token;
+//! [`probe`] is the `sessiongate healthcheck` client of `/healthz`.
 
 mod api;
 mod guard;
 mod page;
+mod probe;
+
+pub use self::probe::healthcheck;
 
 use std::sync::Arc;
 

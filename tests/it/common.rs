@@ -560,6 +560,12 @@ impl Gate {
             .send()
     }
 
+    /// Kill the process and wait for it (its files stay until drop).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -196,3 +196,35 @@ fn every_worker_sees_the_same_sessions() {
         assert_eq!(backend.last().one("x-user"), Some("alice"), "request {i}");
     }
 }
+
+/// `sessiongate healthcheck --config <gate's file>`: (exit code, stderr).
+fn healthcheck(config: &std::path::Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .arg("healthcheck")
+        .arg("--config")
+        .arg(config)
+        .env("TEST_SECRET", SECRET)
+        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn healthcheck_exits_0_while_the_instance_is_up_and_1_once_it_is_gone() {
+    // A distroless image has no curl: its HEALTHCHECK runs this.
+    let backend = Backend::app();
+    let mut gate = Gate::start(&standard_config(backend.addr, ""));
+    let config = gate.dir().join("proxy.toml");
+    assert_eq!(healthcheck(&config), (true, String::new()));
+    gate.stop();
+    let (ok, err) = healthcheck(&config);
+    assert!(!ok);
+    assert!(
+        err.contains(&gate.admin.to_string()) && err.contains("cannot connect"),
+        "{err}"
+    );
+}
