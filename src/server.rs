@@ -19,6 +19,7 @@ use crate::proxy::{self, connections, Gate, ProxyOptions, Upstream};
 use crate::session::manager::SessionManager;
 use crate::session::redis::{RedisStore, Watcher};
 use crate::session::{MemoryOptions, MemoryStore, SessionStore};
+use pingora::listeners::TcpSocketOptions;
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,7 @@ pub fn init_logging(config: &Config) {
 /// If an upstream's addresses are rejected by pingora.
 pub fn build(config: Config) -> Result<Server, Error> {
     let config = Arc::new(config);
+    claim(&config.listen)?;
     check_free(config.listen.iter().chain([&config.admin.listen]))?;
     let conf = ServerConf {
         threads: config.threads,
@@ -111,6 +113,42 @@ pub fn build(config: Config) -> Result<Server, Error> {
     Ok(server)
 }
 
+/// The instance locks of [`claim`], held until the process exits.
+static CLAIMS: std::sync::Mutex<Vec<std::os::unix::net::UnixListener>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Take this host's lock on each client listening address: an abstract Unix
+/// socket named after it, which the kernel frees when the process exits.
+///
+/// The workers' sockets set `SO_REUSEPORT` (see [`add_proxy_services`]), so
+/// two instances started in the same instant would both pass [`check_free`]
+/// and then share the port, the kernel splitting connections between them
+/// (measured: 10 starts in 10). The lock makes the second one stop at once
+/// instead, naming the address. It cannot stop another program that sets
+/// `SO_REUSEPORT` under the same user: run sessiongate under its own user
+/// (`DynamicUser=yes` in deploy/sessiongate.service).
+fn claim(addrs: &[std::net::SocketAddr]) -> Result<(), Error> {
+    use std::os::linux::net::SocketAddrExt;
+    for addr in addrs {
+        let name = format!("sessiongate listen {addr}");
+        let held = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .and_then(|a| std::os::unix::net::UnixListener::bind_addr(&a))
+            .map_err(|e| Error::Listen {
+                addr: *addr,
+                source: if e.kind() == std::io::ErrorKind::AddrInUse {
+                    std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "Address already in use by another sessiongate on this host",
+                    )
+                } else {
+                    e
+                },
+            })?;
+        CLAIMS.lock().unwrap_or_else(|p| p.into_inner()).push(held);
+    }
+    Ok(())
+}
+
 /// Bind every listening address once, and let go, before pingora does.
 ///
 /// pingora itself retries a busy address for about 30 s and then panics in
@@ -118,7 +156,7 @@ pub fn build(config: Config) -> Result<Server, Error> {
 /// port in use (by anyone, another sessiongate included) stops start-up here,
 /// at once, naming the address. A process that takes the port in the instant
 /// between this probe and pingora's bind is not caught (pingora's retry then
-/// applies); it cannot share the port, since no listener sets `SO_REUSEPORT`.
+/// applies), except another sessiongate, which [`claim`] stops.
 fn check_free<'a>(addrs: impl Iterator<Item = &'a std::net::SocketAddr>) -> Result<(), Error> {
     for addr in addrs {
         std::net::TcpListener::bind(addr).map_err(|source| Error::Listen {
@@ -127,6 +165,15 @@ fn check_free<'a>(addrs: impl Iterator<Item = &'a std::net::SocketAddr>) -> Resu
         })?;
     }
     Ok(())
+}
+
+/// `addr` with `worker` leading zeros before its port (see [`add_proxy_services`]).
+fn worker_spelling(addr: &std::net::SocketAddr, worker: usize) -> String {
+    let zeros = "0".repeat(worker);
+    match addr {
+        std::net::SocketAddr::V4(a) => format!("{}:{zeros}{}", a.ip(), a.port()),
+        std::net::SocketAddr::V6(a) => format!("[{}]:{zeros}{}", a.ip(), a.port()),
+    }
 }
 
 /// The services that depend on the store: users watcher, admin, proxy.
@@ -155,15 +202,17 @@ fn add_services<S: SessionStore>(
 }
 
 /// The proxy itself: one single-threaded pingora service per configured
-/// thread, each accepting on the same listening socket per address and each
-/// with its own upstream connection pool, as nginx runs one worker per core.
+/// thread, each with its own listening socket on every address
+/// (`SO_REUSEPORT`, the kernel spreads connections) and its own upstream
+/// connection pool, as nginx runs one worker per core.
 ///
-/// pingora keeps one socket per address string in its fd table and hands it
-/// to every service that listens there, so the workers share it without
-/// `SO_REUSEPORT`. Setting that option would add no socket of ours; it would
-/// only let another process of the same user bind our port and take a share
-/// of our connections (two instances started in the same instant both pass
-/// [`check_free`], and did: 10 starts in 10 shared the port).
+/// pingora keeps one socket per address *string* in its fd table and hands an
+/// address it has seen to the next service as the same descriptor, which each
+/// service then owns and closes: a double close at shutdown (an abort in a
+/// debug build, and in a release build the second close can hit a descriptor
+/// reused in between). So each worker spells the port with its own number of
+/// leading zeros (`127.0.0.1:8080`, `127.0.0.1:08080`, …): the same address to
+/// the kernel, a key of its own in the table, a socket of its own.
 ///
 /// Why not one service with `threads` threads: pingora returns every upstream
 /// connection to its pool through a task spawned on a *random* thread of the
@@ -186,7 +235,7 @@ fn add_proxy_services<S: SessionStore>(
                 addr: *addr,
                 source: std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    "port 0 needs server.threads = 1 (the port it gets is not reported)",
+                    "port 0 needs server.threads = 1 (each worker binds its own socket)",
                 ),
             });
         }
@@ -216,9 +265,37 @@ fn add_proxy_services<S: SessionStore>(
         let mut service = pingora::services::listening::Service::new(name, guarded);
         service.threads = Some(1);
         for addr in &config.listen {
-            service.add_tcp(&addr.to_string());
+            if workers == 1 {
+                service.add_tcp(&addr.to_string());
+            } else {
+                let mut opt = TcpSocketOptions::default();
+                opt.so_reuseport = Some(true);
+                service.add_tcp_with_settings(&worker_spelling(addr, worker), opt);
+            }
         }
         server.add_service(service);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_spelling;
+    use std::net::{SocketAddr, ToSocketAddrs};
+
+    #[test]
+    fn each_worker_spells_the_same_address_its_own_way() {
+        for addr in ["127.0.0.1:8080", "[::1]:443"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let spellings: Vec<String> = (0..4).map(|w| worker_spelling(&addr, w)).collect();
+            assert_eq!(spellings[0], addr.to_string());
+            for s in &spellings {
+                // What pingora does with it: to_socket_addrs.
+                assert_eq!(s.to_socket_addrs().unwrap().next(), Some(addr), "{s}");
+            }
+            let mut unique = spellings.clone();
+            unique.dedup();
+            assert_eq!(unique.len(), 4, "{spellings:?}");
+        }
+    }
 }

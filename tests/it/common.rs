@@ -560,6 +560,26 @@ impl Gate {
             .send()
     }
 
+    /// Send SIGTERM and wait for the exit, at most `within`.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running {within:?} after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kill the process and wait for it (its files stay until drop).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
