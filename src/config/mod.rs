@@ -315,6 +315,11 @@ roles = ["", "a,b"]
                 "server.max_connections: must be at least 1 (got 0)",
             ),
             (
+                // tracing-subscriber's filter parser panicked on this (fuzz/config).
+                minimal(&format!("[log]\nlevel = \"{}\"\n", "ii^^^^^^^^^^^^^^^^^^^^^^^^^^^h^^^^^^^^^^^^,,,,8,,,,,,,,,,\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\u{7c2}\u{644}\t/.sessmongates \u{244} e= 4{ n?e = [= [{ e= [{ ecrets =GGGGGGGGGGGGGG\t\t,,,,,,,,,,,,,,R|||||x||fo")),
+                "log.level: not a level or filter directive",
+            ),
+            (
                 minimal("[auth]\nlogout_redirect = \"/\\\\evil\"\n"),
                 "auth.logout_redirect: must be a same-origin path",
             ),
