@@ -52,6 +52,8 @@ SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-ci-only-secret-not-for-production-0123
   cargo run --quiet --bin sessiongate -- check --config proxy.toml
 echo "== deploy files, checked offline"
 bash deploy/check.sh
+echo "== fuzz targets, 20 s each from the seeds"
+bash fuzz/smoke.sh 20
 echo "== benchmark smoke run (every scenario produces numbers; not a measurement)"
 bash bench/run.sh --smoke
 echo "== soak, 30 s (no request may fail)"
