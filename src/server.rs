@@ -15,7 +15,8 @@ use crate::auth::endpoints::Login;
 use crate::auth::watcher::UsersWatcher;
 use crate::config::StoreConfig;
 use crate::config::{Config, LogFormat};
-use crate::proxy::{self, connections, Gate, ProxyOptions, Upstream};
+use crate::http::connections;
+use crate::proxy::{self, Gate, ProxyOptions, Upstream};
 use crate::session::manager::SessionManager;
 use crate::session::redis::{RedisStore, Watcher};
 use crate::session::{MemoryOptions, MemoryStore, SessionStore};
@@ -194,6 +195,7 @@ fn add_services<S: SessionStore>(
     ));
     let lbs = upstreams.iter().map(|u| u.lb.clone()).collect();
     let admin = Admin::new(sessions.clone(), config.admin.token.as_ref(), lbs);
+    let admin = connections::Guarded::admin(admin, config.connections.head_timeout);
     let mut admin = pingora::services::listening::Service::new("admin".to_owned(), admin);
     admin.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin);

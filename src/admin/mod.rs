@@ -130,6 +130,7 @@ impl<S: SessionStore> Admin<S> {
 #[async_trait]
 impl<S: SessionStore> ServeHttp for Admin<S> {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        crate::http::connections::head_read(session);
         // Bodies are not used; drain them so the connection can be reused.
         let _ = session.drain_request_body().await;
         let req = session.req_header();

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::auth::endpoints::AuthOptions;
-use crate::proxy::connections::Limits;
+use crate::http::connections::Limits;
 use crate::proxy::forwarded::TrustedProxies;
 use crate::proxy::routes::Rules;
 use crate::proxy::UpstreamOptions;

@@ -23,7 +23,7 @@ use super::{
     StoreConfig, UpstreamOptions,
 };
 use crate::auth::names;
-use crate::proxy::connections::Limits;
+use crate::http::connections::Limits;
 use crate::proxy::forwarded::{self, TrustedProxies};
 use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
 use crate::session::cookie::{CookieAttrs, SameSite, Secure};

@@ -1,7 +1,9 @@
 //! Small HTTP helpers shared by the auth endpoints, the admin page and the
-//! proxy: replies, the same-origin check, safe redirects, HTML pages. They know
+//! proxy: replies, the same-origin check, safe redirects, HTML pages, and the
+//! connection cap and head deadline both listeners sit behind. They know
 //! nothing about sessions.
 
+pub mod connections;
 pub mod headers;
 pub mod html;
 pub mod origin;

@@ -25,7 +25,6 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
 pub mod commands;
-pub mod connections;
 pub mod forwarded;
 pub mod framing;
 pub mod identity;
@@ -345,7 +344,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
     }
 
     async fn request_filter(&self, session: &mut Downstream, ctx: &mut Ctx) -> Result<bool> {
-        connections::head_read(session);
+        crate::http::connections::head_read(session);
         session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
         let req = session.req_header();
         // A target pingora had to decode lossily cannot be forwarded faithfully.

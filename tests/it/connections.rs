@@ -36,8 +36,12 @@ fn closed(s: &mut TcpStream) -> bool {
 /// the connection; returns how long it stayed open and whether the head got
 /// through.
 fn trickle_head(gate: &Gate, gap: Duration, lines: usize) -> (Duration, bool) {
+    trickle_head_to(gate.addr, gap, lines)
+}
+
+fn trickle_head_to(addr: std::net::SocketAddr, gap: Duration, lines: usize) -> (Duration, bool) {
     let start = Instant::now();
-    let mut s = TcpStream::connect(gate.addr).unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(b"GET /public/slow HTTP/1.1\r\nHost: app.test\r\n")
         .unwrap();
     for i in 0..lines {
@@ -196,4 +200,18 @@ fn connections_past_max_connections_are_closed_at_once_and_counted() {
             .try_send()
             .is_some_and(|r| r.status == 200)
     });
+}
+
+#[test]
+fn the_admin_listener_cuts_slow_heads_too() {
+    // Its flood would spend the same process's file descriptors.
+    let backend = Backend::app();
+    let gate = Gate::start(&config("request_head_timeout = \"1s\"", &backend));
+    let (open_for, got_through) = trickle_head_to(gate.admin, Duration::from_millis(300), 30);
+    assert!(!got_through, "a 9 s head was let through");
+    assert!(
+        open_for < Duration::from_secs(4),
+        "closed after {open_for:?}"
+    );
+    assert_eq!(gate.admin("GET", "/healthz").send().status, 200);
 }

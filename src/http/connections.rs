@@ -53,14 +53,42 @@ pub struct Limits {
 pub struct Guarded<A> {
     app: Arc<A>,
     limits: Limits,
+    /// The connections open now, all services of this listener kind together.
+    open: &'static AtomicU64,
+    /// The setting a refusal names in its log line.
+    cap_name: &'static str,
 }
 
+/// Most admin connections open at once: operators and probes need few, and
+/// without a cap of its own a flood on the admin port could spend the file
+/// descriptors client traffic needs.
+pub const ADMIN_MAX_CONNECTIONS: u64 = 64;
+
+/// Admin connections open now (not a metric: the admin API is not traffic).
+static ADMIN_OPEN: AtomicU64 = AtomicU64::new(0);
+
 impl<A> Guarded<A> {
-    /// Wrap `app` (pingora's `HttpProxy`).
+    /// Wrap a proxy worker's app (pingora's `HttpProxy`): `server.*` limits,
+    /// counted in the connection metrics.
     pub fn new(app: A, limits: Limits) -> Self {
         Guarded {
             app: Arc::new(app),
             limits,
+            open: &METRICS.connections_open,
+            cap_name: "server.max_connections",
+        }
+    }
+
+    /// Wrap the admin service: the same head deadline, its own small cap.
+    pub fn admin(app: A, head_timeout: Duration) -> Self {
+        Guarded {
+            app: Arc::new(app),
+            limits: Limits {
+                max_connections: ADMIN_MAX_CONNECTIONS,
+                head_timeout,
+            },
+            open: &ADMIN_OPEN,
+            cap_name: "the admin listener's cap",
         }
     }
 }
@@ -79,13 +107,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             clocked.next_request();
             clocked
         } else {
-            let open = METRICS.connections_open.fetch_add(1, Ordering::Relaxed) + 1;
+            let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
             if open > self.limits.max_connections {
-                METRICS.connections_open.fetch_sub(1, Ordering::Relaxed);
-                refused(self.limits.max_connections);
+                self.open.fetch_sub(1, Ordering::Relaxed);
+                if std::ptr::eq(self.open, &METRICS.connections_open) {
+                    METRICS.connections_refused.fetch_add(1, Ordering::Relaxed);
+                }
+                refused(self.cap_name, self.limits.max_connections);
                 return None; // dropping the stream closes it
             }
-            Box::new(Clocked::new(stream, self.limits.head_timeout))
+            Box::new(Clocked::new(stream, self.limits.head_timeout, self.open))
         };
         self.app.process_new(stream, shutdown).await
     }
@@ -95,11 +126,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
     }
 }
 
-/// Count a refused connection; `warn` at most every 10 s, with the count.
-fn refused(max: u64) {
+/// A refused connection: `warn` at most every 10 s (all listeners together).
+fn refused(cap_name: &str, max: u64) {
     static LAST_WARN: AtomicU64 = AtomicU64::new(0);
     static START: OnceLock<std::time::Instant> = OnceLock::new();
-    let total = METRICS.connections_refused.fetch_add(1, Ordering::Relaxed) + 1;
     // Seconds since the first refusal, plus 10 so that the first one warns.
     let now = START
         .get_or_init(std::time::Instant::now)
@@ -114,14 +144,14 @@ fn refused(max: u64) {
     {
         tracing::warn!(
             max_connections = max,
-            refused_total = total,
-            "client connections at server.max_connections: new ones are closed at once"
+            refused_total = METRICS.connections_refused.load(Ordering::Relaxed),
+            "connections at {cap_name}: new ones are closed at once"
         );
     }
 }
 
 /// Tell the connection's clock that its request head has been read.
-pub fn head_read(session: &pingora::proxy::Session) {
+pub fn head_read(session: &pingora::protocols::http::ServerSession) {
     if let Some(stream) = session.stream() {
         if let Some(clocked) = (**stream).as_any().downcast_ref::<Clocked>() {
             clocked.head_done.store(true, Ordering::Relaxed);
@@ -139,10 +169,12 @@ pub struct Clocked {
     running: bool,
     /// Set by the gate once pingora has parsed the head (through `&self`).
     head_done: AtomicBool,
+    /// The open-connections count this one is in.
+    open: &'static AtomicU64,
 }
 
 impl Clocked {
-    fn new(inner: Stream, timeout: Duration) -> Self {
+    fn new(inner: Stream, timeout: Duration, open: &'static AtomicU64) -> Self {
         // HTTP/2 multiplexes many heads on one connection and has its own
         // flow control; the clock is for HTTP/1 heads only.
         let h2 = inner.selected_alpn_proto() == Some(ALPN::H2);
@@ -152,6 +184,7 @@ impl Clocked {
             deadline: Box::pin(tokio::time::sleep(timeout)),
             running: !h2,
             head_done: AtomicBool::new(h2),
+            open,
         }
     }
 
@@ -165,10 +198,10 @@ impl Clocked {
     }
 }
 
-/// Every `Clocked` was counted in `connections_open` when it was accepted.
+/// Every `Clocked` was counted in its open-connections count at accept.
 impl Drop for Clocked {
     fn drop(&mut self) {
-        METRICS.connections_open.fetch_sub(1, Ordering::Relaxed);
+        self.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
