@@ -53,19 +53,43 @@ pub struct Limits {
 pub struct Guarded<A> {
     app: Arc<A>,
     limits: Limits,
-    /// The connections open now, all services of this listener kind together.
+    counts: &'static Counts,
+}
+
+/// The counters of one kind of listener, all its services together.
+#[derive(Debug)]
+struct Counts {
+    /// Connections open now.
     open: &'static AtomicU64,
+    /// Connections closed at accept because `open` was at the cap.
+    refused: &'static AtomicU64,
+    /// Connections closed because a request head was overdue.
+    head_timeouts: &'static AtomicU64,
     /// The setting a refusal names in its log line.
     cap_name: &'static str,
 }
+
+/// Client listeners: the connection metrics.
+static CLIENT: Counts = Counts {
+    open: &METRICS.connections_open,
+    refused: &METRICS.connections_refused,
+    head_timeouts: &METRICS.head_timeouts,
+    cap_name: "server.max_connections",
+};
+
+/// The admin listener: counted apart (not metrics: the admin API is not traffic).
+static ADMIN: Counts = Counts {
+    open: &ADMIN_COUNTERS[0],
+    refused: &ADMIN_COUNTERS[1],
+    head_timeouts: &ADMIN_COUNTERS[2],
+    cap_name: "the admin listener's cap",
+};
+static ADMIN_COUNTERS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
 /// Most admin connections open at once: operators and probes need few, and
 /// without a cap of its own a flood on the admin port could spend the file
 /// descriptors client traffic needs.
 pub const ADMIN_MAX_CONNECTIONS: u64 = 64;
-
-/// Admin connections open now (not a metric: the admin API is not traffic).
-static ADMIN_OPEN: AtomicU64 = AtomicU64::new(0);
 
 impl<A> Guarded<A> {
     /// Wrap a proxy worker's app (pingora's `HttpProxy`): `server.*` limits,
@@ -74,8 +98,7 @@ impl<A> Guarded<A> {
         Guarded {
             app: Arc::new(app),
             limits,
-            open: &METRICS.connections_open,
-            cap_name: "server.max_connections",
+            counts: &CLIENT,
         }
     }
 
@@ -87,8 +110,7 @@ impl<A> Guarded<A> {
                 max_connections: ADMIN_MAX_CONNECTIONS,
                 head_timeout,
             },
-            open: &ADMIN_OPEN,
-            cap_name: "the admin listener's cap",
+            counts: &ADMIN,
         }
     }
 }
@@ -107,16 +129,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             clocked.next_request();
             clocked
         } else {
-            let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+            let open = self.counts.open.fetch_add(1, Ordering::Relaxed) + 1;
             if open > self.limits.max_connections {
-                self.open.fetch_sub(1, Ordering::Relaxed);
-                if std::ptr::eq(self.open, &METRICS.connections_open) {
-                    METRICS.connections_refused.fetch_add(1, Ordering::Relaxed);
-                }
-                refused(self.cap_name, self.limits.max_connections);
+                self.counts.open.fetch_sub(1, Ordering::Relaxed);
+                refused(self.counts, self.limits.max_connections);
                 return None; // dropping the stream closes it
             }
-            Box::new(Clocked::new(stream, self.limits.head_timeout, self.open))
+            Box::new(Clocked::new(stream, self.limits.head_timeout, self.counts))
         };
         self.app.process_new(stream, shutdown).await
     }
@@ -126,8 +145,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
     }
 }
 
-/// A refused connection: `warn` at most every 10 s (all listeners together).
-fn refused(cap_name: &str, max: u64) {
+/// Count a refused connection; `warn` at most every 10 s (all listeners together).
+fn refused(counts: &Counts, max: u64) {
+    let total = counts.refused.fetch_add(1, Ordering::Relaxed) + 1;
     static LAST_WARN: AtomicU64 = AtomicU64::new(0);
     static START: OnceLock<std::time::Instant> = OnceLock::new();
     // Seconds since the first refusal, plus 10 so that the first one warns.
@@ -144,8 +164,9 @@ fn refused(cap_name: &str, max: u64) {
     {
         tracing::warn!(
             max_connections = max,
-            refused_total = METRICS.connections_refused.load(Ordering::Relaxed),
-            "connections at {cap_name}: new ones are closed at once"
+            refused_total = total,
+            "connections at {}: new ones are closed at once",
+            counts.cap_name
         );
     }
 }
@@ -169,12 +190,12 @@ pub struct Clocked {
     running: bool,
     /// Set by the gate once pingora has parsed the head (through `&self`).
     head_done: AtomicBool,
-    /// The open-connections count this one is in.
-    open: &'static AtomicU64,
+    /// The counters of its listener (it is in `open`).
+    counts: &'static Counts,
 }
 
 impl Clocked {
-    fn new(inner: Stream, timeout: Duration, open: &'static AtomicU64) -> Self {
+    fn new(inner: Stream, timeout: Duration, counts: &'static Counts) -> Self {
         // HTTP/2 multiplexes many heads on one connection and has its own
         // flow control; the clock is for HTTP/1 heads only.
         let h2 = inner.selected_alpn_proto() == Some(ALPN::H2);
@@ -184,7 +205,7 @@ impl Clocked {
             deadline: Box::pin(tokio::time::sleep(timeout)),
             running: !h2,
             head_done: AtomicBool::new(h2),
-            open,
+            counts,
         }
     }
 
@@ -198,10 +219,10 @@ impl Clocked {
     }
 }
 
-/// Every `Clocked` was counted in its open-connections count at accept.
+/// Every `Clocked` was counted in its listener's `open` at accept.
 impl Drop for Clocked {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.counts.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -226,7 +247,7 @@ impl AsyncRead for Clocked {
             }
             Poll::Pending if this.running => match this.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => {
-                    METRICS.head_timeouts.fetch_add(1, Ordering::Relaxed);
+                    this.counts.head_timeouts.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(timeout = ?this.timeout, "request head too slow: connection closed");
                     Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
