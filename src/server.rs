@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -20,7 +21,6 @@ use crate::proxy::{self, Gate, ProxyOptions, Upstream};
 use crate::session::manager::SessionManager;
 use crate::session::redis::{RedisStore, Watcher};
 use crate::session::{MemoryOptions, MemoryStore, SessionStore};
-use pingora::listeners::TcpSocketOptions;
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -170,11 +170,10 @@ fn check_free<'a>(addrs: impl Iterator<Item = &'a std::net::SocketAddr>) -> Resu
 
 /// `addr` with `worker` leading zeros before its port (see [`add_proxy_services`]).
 fn worker_spelling(addr: &std::net::SocketAddr, worker: usize) -> String {
-    let zeros = "0".repeat(worker);
-    match addr {
-        std::net::SocketAddr::V4(a) => format!("{}:{zeros}{}", a.ip(), a.port()),
-        std::net::SocketAddr::V6(a) => format!("[{}]:{zeros}{}", a.ip(), a.port()),
-    }
+    // The address as it prints (an IPv6 scope id included), zeros before the port.
+    let text = addr.to_string();
+    let (host, port) = text.rsplit_once(':').expect("a socket address has a port");
+    format!("{host}:{}{port}", "0".repeat(worker))
 }
 
 /// The services that depend on the store: users watcher, admin, proxy.
@@ -287,7 +286,7 @@ mod tests {
 
     #[test]
     fn each_worker_spells_the_same_address_its_own_way() {
-        for addr in ["127.0.0.1:8080", "[::1]:443"] {
+        for addr in ["127.0.0.1:8080", "[::1]:443", "[fe80::1%2]:8443"] {
             let addr: SocketAddr = addr.parse().unwrap();
             let spellings: Vec<String> = (0..4).map(|w| worker_spelling(&addr, w)).collect();
             assert_eq!(spellings[0], addr.to_string());
