@@ -26,7 +26,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy (the default).
-    Run,
+    Run {
+        /// Take the listening sockets over from the running instance (which
+        /// hands them over on SIGQUIT) instead of binding them: a restart
+        /// without a refused connection. Needs server.upgrade_socket.
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate the configuration and exit: 0 when valid, 1 with every problem printed.
     Check,
     /// Read a password from stdin (no echo on a terminal) and print its argon2id
@@ -68,7 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return hash_password();
     }
     let config = Config::load(&cli.config)?;
-    match cli.command.unwrap_or(Command::Run) {
+    match cli.command.unwrap_or(Command::Run { upgrade: false }) {
         Command::Check => {
             println!("{}: ok", cli.config.display());
             Ok(())
@@ -76,14 +82,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Healthcheck => {
             sessiongate::healthcheck(config.admin.listen).map_err(anyhow::Error::msg)
         }
-        Command::Run => {
-            sessiongate::init_logging(&config);
+        Command::Run { upgrade } => {
+            sessiongate::init_logging(&config.log);
             tracing::info!(
                 listen = ?config.listen,
+                tls = config.tls.iter().map(|t| t.listen.len()).sum::<usize>(),
                 upstreams = config.upstreams.len(),
+                upgrade,
                 "sessiongate starting"
             );
-            let server = sessiongate::build(config)?;
+            let server = sessiongate::build(config, &cli.config, upgrade)?;
             server.run_forever()
         }
         Command::HashPassword => unreachable!("handled before loading the config"),

@@ -58,6 +58,20 @@ const UPSTREAM_ERRORS: [&str; 6] = [
     "other",
 ];
 
+/// How a config reload ended, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Reload {
+    /// Validated and swapped in.
+    Applied,
+    /// The file failed validation (or a file it names could not be used).
+    Invalid,
+    /// Valid, but it changes something only a restart can (listen addresses, …).
+    Refused,
+}
+
+const RELOADS: [&str; 3] = ["applied", "invalid", "refused"];
+
 /// Latency bucket upper bounds in seconds (Prometheus' defaults, finer at the low end).
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -83,6 +97,11 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// Client connections closed because a request head was overdue.
     pub head_timeouts: AtomicU64,
+    reloads: [AtomicU64; RELOADS.len()],
+    /// The config generation serving now: 1 at start, +1 per applied reload.
+    pub config_generation: AtomicU64,
+    /// When that generation was loaded, in Unix seconds.
+    pub config_loaded_at: AtomicU64,
 }
 
 /// The process's metrics.
@@ -110,7 +129,24 @@ impl Metrics {
             connections_open: ZERO,
             connections_refused: ZERO,
             head_timeouts: ZERO,
+            reloads: [ZERO; RELOADS.len()],
+            config_generation: ZERO,
+            config_loaded_at: ZERO,
         }
+    }
+
+    /// Count one config reload.
+    pub fn reload(&self, how: Reload) {
+        self.reloads[how as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Config reloads so far, by result.
+    pub fn reloads(&self) -> [(&'static str, u64); RELOADS.len()] {
+        let mut out = [("", 0); RELOADS.len()];
+        for (i, name) in RELOADS.iter().enumerate() {
+            out[i] = (name, self.reloads[i].load(Ordering::Relaxed));
+        }
+        out
     }
 
     /// Count one finished request.
@@ -167,6 +203,8 @@ struct Snapshot {
     latency_count: u64,
     latency_sum_us: u64,
     counters: [(&'static str, &'static str, u64); 8],
+    reloads: [(&'static str, u64); RELOADS.len()],
+    generation: u64,
     removals: [(&'static str, u64); 3],
     gauges: [(&'static str, &'static str, u64); 3],
 }
@@ -222,6 +260,8 @@ impl Snapshot {
                     get(&m.head_timeouts),
                 ),
             ],
+            reloads: m.reloads(),
+            generation: get(&m.config_generation),
             removals: [
                 ("evicted", live.evictions),
                 ("expired", live.expirations),
@@ -291,6 +331,23 @@ impl Collector for Snapshot {
             enc.encode_descriptor(name, help, None, MetricType::Counter)?
                 .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }
+        let mut m = enc.encode_descriptor(
+            "sessiongate_config_reloads",
+            "Config reloads (SIGHUP or a changed file) by result: applied, invalid (the last good config keeps serving), refused (a change that needs a restart).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in &self.reloads {
+            m.encode_family(&[("result", *result)])?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        }
+        enc.encode_descriptor(
+            "sessiongate_config_generation",
+            "The config generation serving: 1 at start, one more per applied reload.",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&self.generation)?;
         let mut m = enc.encode_descriptor(
             "sessiongate_session_removals",
             "Sessions the store ended by itself, by cause: evicted (the store was full), expired (idle or absolute timeout), displaced (their user logged in past session.max_per_user).",

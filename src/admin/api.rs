@@ -169,6 +169,11 @@ impl<S: SessionStore> Admin<S> {
                 "capacity": st.capacity,
                 "anonymous_capacity": st.anonymous_capacity,
                 "store_writes": self.sessions.writes(),
+                "config": {
+                    "generation": get(&METRICS.config_generation),
+                    "loaded_at": get(&METRICS.config_loaded_at),
+                    "reloads": METRICS.reloads().iter().map(|(k, n)| (k.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                },
             }),
         )
     }

@@ -33,6 +33,7 @@ pub use self::probe::healthcheck;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -147,6 +148,27 @@ impl<S: SessionStore> ServeHttp for Admin<S> {
             .entry(http::header::CACHE_CONTROL)
             .or_insert(http::HeaderValue::from_static("no-store"));
         resp
+    }
+}
+
+/// The admin app of the current config generation (its token and upstreams
+/// change on reload), taken once per request.
+pub struct Live<S> {
+    current: Arc<ArcSwap<Admin<S>>>,
+}
+
+impl<S> Live<S> {
+    /// Serve whatever admin app `current` holds.
+    pub fn new(current: Arc<ArcSwap<Admin<S>>>) -> Self {
+        Live { current }
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> ServeHttp for Live<S> {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let admin = self.current.load_full();
+        admin.response(session).await
     }
 }
 

@@ -21,9 +21,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::{Method, StatusCode};
 use pingora::http::RequestHeader;
 use tokio::sync::Semaphore;
@@ -124,14 +123,16 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
 /// The built-in login: users, throttles, the hashing limit.
 pub struct Login {
     config: AuthOptions,
-    /// Swapped whole on reload: a login sees the old file or the new one.
-    users: ArcSwap<Users>,
-    /// The users file's modification time at the last (attempted) load.
-    users_mtime: ArcSwap<Option<SystemTime>>,
-    dummy_hash: String,
-    by_user: Throttle<String>,
-    by_ip: Throttle<IpAddr>,
-    hashing: Semaphore,
+    /// The users file as this login's config generation read it.
+    users: Arc<Users>,
+    /// Checked when the user is unknown, so that an unknown name costs as
+    /// much as a wrong password. Made once per process (an argon2 hash).
+    dummy_hash: Arc<String>,
+    /// The throttles and the hashing slots outlive a reload whose settings
+    /// for them are unchanged: a reload must not forgive failed attempts.
+    by_user: Arc<Throttle<String>>,
+    by_ip: Arc<Throttle<IpAddr>>,
+    hashing: Arc<Semaphore>,
 }
 
 impl Login {
@@ -140,50 +141,74 @@ impl Login {
     /// # Errors
     /// If the users file cannot be loaded.
     pub fn new(config: AuthOptions) -> Result<Login, users::Error> {
-        let (users, mtime) = match &config.users_file {
-            Some(path) => (Users::load(path)?, mtime(path)),
-            None => (Users::default(), None),
-        };
+        let users = load_users(&config)?;
         let window = config.failure_window;
         Ok(Login {
-            by_user: Throttle::new(config.max_failures, window, THROTTLE_CAPACITY),
-            by_ip: Throttle::new(config.ip_max_failures, window, THROTTLE_CAPACITY),
-            hashing: Semaphore::new(config.max_concurrent_hashes),
-            dummy_hash: users::dummy_hash(),
-            users: ArcSwap::from_pointee(users),
-            users_mtime: ArcSwap::from_pointee(mtime),
+            by_user: Arc::new(Throttle::new(
+                config.max_failures,
+                window,
+                THROTTLE_CAPACITY,
+            )),
+            by_ip: Arc::new(Throttle::new(
+                config.ip_max_failures,
+                window,
+                THROTTLE_CAPACITY,
+            )),
+            hashing: Arc::new(Semaphore::new(config.max_concurrent_hashes)),
+            dummy_hash: Arc::new(users::dummy_hash()),
+            users: Arc::new(users),
             config,
         })
     }
 
-    /// The users file path, when the built-in login is on.
-    pub fn users_file(&self) -> Option<&PathBuf> {
-        self.config.users_file.as_ref()
+    /// The login of a reloaded config: the users file read again, and the
+    /// throttles kept where their settings did not change. Returns it with
+    /// the users who can no longer log in, whose sessions the caller ends.
+    ///
+    /// # Errors
+    /// The users file is unreadable or invalid; `self` stays as it was.
+    pub fn next(&self, config: AuthOptions) -> Result<(Login, Vec<String>), users::Error> {
+        let users = load_users(&config)?;
+        let revoked = self.users.revoked_in(&users);
+        let old = &self.config;
+        let window = config.failure_window;
+        let same_window = window == old.failure_window;
+        let by_user = if same_window && config.max_failures == old.max_failures {
+            self.by_user.clone()
+        } else {
+            Arc::new(Throttle::new(
+                config.max_failures,
+                window,
+                THROTTLE_CAPACITY,
+            ))
+        };
+        let by_ip = if same_window && config.ip_max_failures == old.ip_max_failures {
+            self.by_ip.clone()
+        } else {
+            Arc::new(Throttle::new(
+                config.ip_max_failures,
+                window,
+                THROTTLE_CAPACITY,
+            ))
+        };
+        let hashing = if config.max_concurrent_hashes == old.max_concurrent_hashes {
+            self.hashing.clone()
+        } else {
+            Arc::new(Semaphore::new(config.max_concurrent_hashes))
+        };
+        let login = Login {
+            config,
+            users: Arc::new(users),
+            dummy_hash: self.dummy_hash.clone(),
+            by_user,
+            by_ip,
+            hashing,
+        };
+        Ok((login, revoked))
     }
 
     fn users(&self) -> Arc<Users> {
-        self.users.load_full()
-    }
-
-    /// Reload the users file if it changed (or `force`). On success returns the
-    /// users who can no longer log in, whose sessions the caller ends; on error
-    /// the last good version stays.
-    ///
-    /// # Errors
-    /// The new file is unreadable or invalid.
-    pub fn reload(&self, force: bool) -> Result<Vec<String>, users::Error> {
-        let Some(path) = &self.config.users_file else {
-            return Ok(Vec::new());
-        };
-        let now = mtime(path);
-        if !force && now == **self.users_mtime.load() {
-            return Ok(Vec::new());
-        }
-        self.users_mtime.store(Arc::new(now));
-        let next = Users::load(path)?;
-        let revoked = self.users().revoked_in(&next);
-        self.users.store(Arc::new(next));
-        Ok(revoked)
+        self.users.clone()
     }
 
     /// Answer a built-in endpoint. `form` is the request body for the POST endpoints.
@@ -417,8 +442,11 @@ fn unavailable(e: &crate::session::StoreError) -> Reply {
     Reply::problem(Problem::Unavailable)
 }
 
-fn mtime(path: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+fn load_users(config: &AuthOptions) -> Result<Users, users::Error> {
+    match &config.users_file {
+        Some(path) => Users::load(path),
+        None => Ok(Users::default()),
+    }
 }
 
 fn query_param(req: &RequestHeader, key: &str) -> Option<String> {

@@ -1,6 +1,6 @@
 //! Who the user is: the built-in endpoints under the auth prefix (login,
-//! logout, me, check, a user's own sessions), the users file and its
-//! watcher, and login throttling.
+//! logout, me, check, a user's own sessions), the users file (read again
+//! at every config reload, `server::reload`), and login throttling.
 //!
 //! It builds replies ([`crate::http::reply::Reply`]); the proxy writes them.
 //! It reaches sessions only through the session manager.
@@ -10,4 +10,3 @@ pub mod names;
 pub mod own_sessions;
 pub mod throttle;
 pub mod users;
-pub mod watcher;

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::auth::endpoints::AuthOptions;
 use crate::http::connections::Limits;
+use crate::http::tls::TlsListener;
 use crate::proxy::forwarded::TrustedProxies;
 use crate::proxy::routes::Rules;
 use crate::proxy::UpstreamOptions;
@@ -91,8 +92,15 @@ pub struct AdminConfig {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The proxy's listening addresses.
+    /// The proxy's plain-HTTP listening addresses.
     pub listen: Vec<SocketAddr>,
+    /// `[[server.tls]]`: TLS listening addresses and their certificates.
+    pub tls: Vec<TlsListener>,
+    /// `server.upgrade_socket`: where `--upgrade` receives the listening sockets.
+    pub upgrade_socket: Option<PathBuf>,
+    /// Every file the config names (secrets, users file, certificates),
+    /// which a reload watches besides the config file itself.
+    pub files: Vec<PathBuf>,
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
     pub trusted_proxies: TrustedProxies,
     /// Proxy workers, one single-threaded service each.
@@ -154,6 +162,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
         let mut v = Validator {
             problems: Vec::new(),
+            files: Vec::new(),
         };
         let config = v.config(raw, base);
         match config {

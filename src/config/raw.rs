@@ -36,6 +36,7 @@ pub(super) struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
+    #[serde(default)]
     pub(super) listen: Vec<String>,
     #[serde(default = "default_threads")]
     pub(super) threads: usize,
@@ -51,6 +52,17 @@ pub(super) struct RawServer {
     pub(super) max_connections: u64,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub(super) tls: Vec<RawTls>,
+    pub(super) upgrade_socket: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) listen: Vec<String>,
+    pub(super) cert_file: String,
+    pub(super) key_file: String,
 }
 
 #[derive(Debug, Deserialize)]

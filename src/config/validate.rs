@@ -9,14 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::Method;
 
 use super::raw::{
     RawAdmin, RawAuth, RawConfig, RawCookie, RawLog, RawRoute, RawRoutes, RawSecret, RawSecure,
-    RawSession, RawStore, RawUpstream,
+    RawSession, RawStore, RawTls, RawUpstream,
 };
 use super::{
     AdminConfig, AuthOptions, Config, LogConfig, LogFormat, RedisOptions, SessionOptions,
@@ -24,6 +24,7 @@ use super::{
 };
 use crate::auth::names;
 use crate::http::connections::Limits;
+use crate::http::tls::{self, TlsListener};
 use crate::proxy::forwarded::{self, TrustedProxies};
 use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
 use crate::session::cookie::{CookieAttrs, SameSite, Secure};
@@ -31,6 +32,9 @@ use crate::session::signing::{Secret, MIN_SECRET_LEN};
 
 pub(super) struct Validator {
     pub(super) problems: Vec<String>,
+    /// Every file the config names (secrets, users, certificates): a reload
+    /// follows their changes.
+    pub(super) files: Vec<PathBuf>,
 }
 
 impl Validator {
@@ -67,7 +71,28 @@ impl Validator {
     }
 
     pub(super) fn config(&mut self, raw: RawConfig, base: &Path) -> Option<Config> {
-        let listen = self.listen(&raw.server.listen);
+        let listen = self.addresses("server.listen", &raw.server.listen);
+        let tls = self.tls(&raw.server.tls, base);
+        if raw.server.listen.is_empty() && raw.server.tls.is_empty() {
+            self.problem(
+                "server.listen",
+                "needs at least one address (e.g. \"127.0.0.1:8080\"), or a [[server.tls]]",
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for addr in listen.iter().chain(tls.iter().flat_map(|t| &t.listen)) {
+            if !seen.insert(*addr) {
+                self.problem(
+                    "server",
+                    format!("{addr} is listed twice (server.listen and server.tls[].listen)"),
+                );
+            }
+        }
+        let upgrade_socket = raw
+            .server
+            .upgrade_socket
+            .as_deref()
+            .and_then(|p| self.upgrade_socket(p));
         if raw.server.threads == 0 {
             self.problem("server.threads", "must be at least 1 (got 0)");
         }
@@ -104,6 +129,9 @@ impl Validator {
         let rules = self.rules(raw.routes, raw.route, &upstreams);
         Some(Config {
             listen,
+            tls,
+            upgrade_socket,
+            files: std::mem::take(&mut self.files),
             trusted_proxies: TrustedProxies::new(trusted_proxies),
             threads: raw.server.threads,
             grace_period: grace_period?,
@@ -123,26 +151,80 @@ impl Validator {
         })
     }
 
-    fn listen(&mut self, raw: &[String]) -> Vec<SocketAddr> {
-        if raw.is_empty() {
-            self.problem(
-                "server.listen",
-                "needs at least one address (e.g. \"127.0.0.1:8080\")",
-            );
-        }
+    fn addresses(&mut self, key: &str, raw: &[String]) -> Vec<SocketAddr> {
         raw.iter()
             .enumerate()
             .filter_map(|(i, a)| match a.parse::<SocketAddr>() {
                 Ok(addr) => Some(addr),
                 Err(_) => {
                     self.problem(
-                        &format!("server.listen[{i}]"),
+                        &format!("{key}[{i}]"),
                         format!("not an ip:port (got {a:?})"),
                     );
                     None
                 }
             })
             .collect()
+    }
+
+    /// `[[server.tls]]`: each block's addresses and its certificate pair,
+    /// loaded and checked now, so `sessiongate check` and a reload catch a
+    /// bad pair before it is served.
+    fn tls(&mut self, raw: &[RawTls], base: &Path) -> Vec<TlsListener> {
+        let mut out = Vec::new();
+        for (i, t) in raw.iter().enumerate() {
+            let key = format!("server.tls[{i}]");
+            let listen = self.addresses(&format!("{key}.listen"), &t.listen);
+            if t.listen.is_empty() {
+                self.problem(&format!("{key}.listen"), "needs at least one address");
+            }
+            let (cert, key_file) = (base.join(&t.cert_file), base.join(&t.key_file));
+            self.files.push(cert.clone());
+            self.files.push(key_file.clone());
+            match tls::Pair::load(&cert, &key_file) {
+                Ok(pair) => out.push(TlsListener { listen, pair }),
+                Err(e) => self.problem(&key, e),
+            }
+        }
+        out
+    }
+
+    /// `server.upgrade_socket`: the new process listens there and the old one
+    /// sends it the listening sockets, so whoever can create that path could
+    /// receive them. It must be absolute and in a directory that exists and
+    /// that other users cannot write (not /tmp).
+    fn upgrade_socket(&mut self, raw: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let key = "server.upgrade_socket";
+        let path = PathBuf::from(raw);
+        let parent = path
+            .parent()
+            .filter(|p| path.is_absolute() && !p.as_os_str().is_empty());
+        let Some(parent) = parent else {
+            self.problem(key, format!("must be an absolute path (got {raw:?})"));
+            return None;
+        };
+        match std::fs::metadata(parent) {
+            Ok(m) if m.is_dir() && m.permissions().mode() & 0o002 == 0 => Some(path),
+            Ok(m) if m.is_dir() => {
+                self.problem(
+                    key,
+                    format!(
+                        "{} is writable by every user: use a directory of sessiongate's own, e.g. /run/sessiongate",
+                        parent.display()
+                    ),
+                );
+                None
+            }
+            Ok(_) => {
+                self.problem(key, format!("{} is not a directory", parent.display()));
+                None
+            }
+            Err(e) => {
+                self.problem(key, format!("cannot use {}: {e}", parent.display()));
+                None
+            }
+        }
     }
 
     fn session(&mut self, raw: RawSession, base: &Path) -> Option<SessionOptions> {
@@ -221,6 +303,9 @@ impl Validator {
             }
         };
         let always_secure = secure == Some(Secure::Always);
+        // "auto" sets Secure on every name with a __Host-/__Secure- prefix
+        // (see `Secure::Auto`), so those names accept it.
+        let prefix_secure = always_secure || secure == Some(Secure::Auto);
         if !is_cookie_token(&c.name) {
             self.problem(
                 "session.cookie.name",
@@ -248,18 +333,18 @@ impl Validator {
                 "none requires session.cookie.secure = true",
             );
         }
-        if c.name.starts_with("__Host-") && (!always_secure || c.path != "/" || c.domain.is_some())
+        if c.name.starts_with("__Host-") && (!prefix_secure || c.path != "/" || c.domain.is_some())
         {
             // RFC 6265bis §4.1.3.2: browsers reject such a cookie outright.
             self.problem(
                 "session.cookie.name",
-                "a __Host- cookie requires secure = true, path = \"/\" and no domain",
+                "a __Host- cookie requires secure = true or \"auto\", path = \"/\" and no domain",
             );
         }
-        if c.name.starts_with("__Secure-") && !always_secure {
+        if c.name.starts_with("__Secure-") && !prefix_secure {
             self.problem(
                 "session.cookie.name",
-                "a __Secure- cookie requires secure = true",
+                "a __Secure- cookie requires secure = true or \"auto\"",
             );
         }
         Some(CookieAttrs {
@@ -303,6 +388,7 @@ impl Validator {
             },
             (None, Some(file)) => {
                 let path = base.join(file);
+                self.files.push(path.clone());
                 match std::fs::read(&path) {
                     // A trailing newline from `echo` or an editor is not part of the secret.
                     Ok(mut b) => {
@@ -470,6 +556,7 @@ impl Validator {
         }
         let failure_window = self.duration("auth.failure_window", &raw.failure_window);
         let users_file = raw.users_file.map(|f| base.join(f));
+        self.files.extend(users_file.clone());
         if let Some(path) = &users_file {
             if let Err(e) = crate::auth::users::Users::load(path) {
                 self.problem("auth.users_file", e);

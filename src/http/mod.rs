@@ -1,6 +1,7 @@
 //! Small HTTP helpers shared by the auth endpoints, the admin page and the
 //! proxy: replies, the same-origin check, safe redirects, HTML pages, and the
-//! connection cap and head deadline both listeners sit behind. They know
+//! connection cap and head deadline both listeners sit behind, and the TLS
+//! certificates of the client listeners. They know
 //! nothing about sessions.
 
 pub mod connections;
@@ -10,3 +11,4 @@ pub mod origin;
 pub mod problem;
 pub mod redirect;
 pub mod reply;
+pub mod tls;

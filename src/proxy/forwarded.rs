@@ -69,8 +69,9 @@ pub fn client_address<'a>(
     peer
 }
 
-/// Whether a request reached us over HTTPS: only a trusted proxy can say so
-/// (`X-Forwarded-Proto: https`); our own listener is plain HTTP.
+/// Whether a trusted proxy says the request reached it over HTTPS
+/// (`X-Forwarded-Proto: https`); from anyone else the header means nothing.
+/// (A request on our own TLS listener is HTTPS whatever its headers say.)
 pub fn is_https(req: &RequestHeader, peer_trusted: bool) -> bool {
     peer_trusted
         && req

@@ -28,6 +28,7 @@ pub mod commands;
 pub mod forwarded;
 pub mod framing;
 pub mod identity;
+pub mod live;
 pub mod routes;
 pub mod upstream;
 
@@ -43,6 +44,7 @@ use crate::session::{SessionStore, StoreError};
 
 type Downstream = pingora::proxy::Session;
 
+pub use self::live::Live;
 pub use self::upstream::{load_balancer, Upstream, UpstreamOptions};
 
 /// What the request path needs to know, built once by `config`.
@@ -86,7 +88,7 @@ pub struct Ctx {
     client_ip: Option<IpAddr>,
     /// The session store failed this request: no session command may run.
     store_down: bool,
-    /// The client reached us over HTTPS (as a trusted proxy says).
+    /// The client reached us over HTTPS (our TLS listener, or a trusted proxy says so).
     https: bool,
 }
 
@@ -140,7 +142,9 @@ impl<S: SessionStore> Gate<S> {
     fn note_peer(&self, session: &Downstream, ctx: &mut Ctx) {
         ctx.trusted_peer = !self.config.trusted_proxies.is_empty()
             && client_ip(session).is_some_and(|ip| self.config.trusted_proxies.contains(ip));
-        ctx.https = forwarded::is_https(session.req_header(), ctx.trusted_peer);
+        // Our own TLS listener, or a trusted proxy that terminated TLS.
+        ctx.https = session.digest().is_some_and(|d| d.ssl_digest.is_some())
+            || forwarded::is_https(session.req_header(), ctx.trusted_peer);
         ctx.client_ip = client_ip(session).map(|peer| {
             if !ctx.trusted_peer {
                 return peer;

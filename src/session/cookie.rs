@@ -63,7 +63,9 @@ impl SameSite {
 pub enum Secure {
     Always,
     Never,
-    /// Only when the request came over HTTPS (as told by a trusted proxy).
+    /// When the request came over HTTPS: on a TLS listener, or through a
+    /// trusted proxy that says so. A `__Host-`/`__Secure-` name is always
+    /// Secure, since browsers refuse such a cookie without it.
     Auto,
 }
 
@@ -109,7 +111,9 @@ impl CookieAttrs {
         let secure = match self.secure {
             Secure::Always => true,
             Secure::Never => false,
-            Secure::Auto => https,
+            Secure::Auto => {
+                https || self.name.starts_with("__Host-") || self.name.starts_with("__Secure-")
+            }
         };
         let mut c = cookie::Cookie::build((self.name.clone(), value))
             .path(self.path.clone())
@@ -176,5 +180,12 @@ mod tests {
         assert!(auto.set_cookie("v", true).contains("; Secure"));
         assert!(!auto.set_cookie("v", false).contains("; Secure"));
         assert!(!auto.clear_cookie(false).contains("; Secure"));
+        let host = CookieAttrs {
+            name: "__Host-sid".to_owned(),
+            domain: None,
+            ..auto
+        };
+        assert!(host.set_cookie("v", false).contains("; Secure"));
+        assert!(host.clear_cookie(false).contains("; Secure"));
     }
 }

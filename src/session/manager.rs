@@ -89,7 +89,8 @@ pub struct SessionManager<S> {
     store: Arc<S>,
     signer: Signer,
     config: SessionOptions,
-    writes: AtomicU64,
+    /// Shared by every config generation's manager over the same store.
+    writes: Arc<AtomicU64>,
 }
 
 impl<S: SessionStore> SessionManager<S> {
@@ -100,7 +101,18 @@ impl<S: SessionStore> SessionManager<S> {
             store,
             signer,
             config,
-            writes: AtomicU64::new(0),
+            writes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The manager of a reloaded config: new options and secrets over the
+    /// same store, so every session lives on.
+    pub fn next(&self, config: SessionOptions) -> Self {
+        SessionManager {
+            signer: Signer::new(&config.cookie.name, &config.secrets),
+            store: self.store.clone(),
+            config,
+            writes: self.writes.clone(),
         }
     }
 

@@ -356,9 +356,14 @@ fn removing_or_disabling_a_user_ends_their_sessions_and_bad_files_are_ignored() 
         "[[user]]\nname = \"alice\"\npassword_hash = \"plain\"\n",
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // A reload of the whole config; the error names the key, as `check` does.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gate.output().contains("the last good config keeps serving") {
+        assert!(Instant::now() < deadline, "{}", gate.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
-        gate.output().contains("keeping the last good version"),
+        gate.output().contains("auth.users_file"),
         "{}",
         gate.output()
     );
@@ -393,12 +398,20 @@ fn sighup_reloads_the_users_file() {
         &[("TEST_SECRET", SECRET)],
     );
     let path = gate.dir().join("users.toml");
+    let next = users_file(&[USERS[0], ("dave", "dave-password", "", false)]);
+    // The same length, inode and mtime as the new file, so that only the
+    // signal can trigger the reload (the poll looks at all three).
+    let first = std::fs::read_to_string(&path).unwrap();
+    assert!(first.len() < next.len());
+    let padded = format!("{first}#{}\n", "x".repeat(next.len() - first.len() - 2));
+    std::fs::write(&path, &padded).unwrap();
+    let ready = Instant::now() + Duration::from_secs(5);
+    while !gate.output().contains("config reloaded") {
+        assert!(Instant::now() < ready, "{}", gate.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-    std::fs::write(
-        &path,
-        users_file(&[USERS[0], ("dave", "dave-password", "", false)]),
-    )
-    .unwrap();
+    std::fs::write(&path, &next).unwrap();
     // Keep the old mtime so only the signal can trigger the reload.
     std::fs::File::options()
         .write(true)

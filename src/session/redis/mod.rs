@@ -56,7 +56,7 @@ use crate::session::{
 };
 
 /// The shared store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisOptions {
     /// `redis://host:port/db`, with the password (if any) filled in from `store.password`.
     pub url: String,

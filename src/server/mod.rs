@@ -1,22 +1,35 @@
 //! Wiring: turn a validated [`Config`] into a pingora `Server` with the proxy
-//! services (one single-threaded service per worker), the admin listener, one
-//! health-check service per upstream, and logging.
+//! services (one single-threaded service per worker, plain and TLS
+//! listeners), the admin listener, the reloader (which also runs the
+//! upstreams' health checks), and logging.
 //!
-//! This module holds no request logic; it only assembles services.
+//! This module holds no request logic; it only assembles services. Its
+//! files: [`reload`] (SIGHUP and changed files → the next config
+//! generation), [`logging`] (the subscriber a reload can change) and
+//! [`signals`] (what SIGINT, SIGTERM and SIGQUIT do).
 
+mod logging;
+mod reload;
+mod signals;
+
+use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TcpSocketOptions;
-use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 
-use crate::admin::Admin;
+pub use self::logging::init as init_logging;
+use self::reload::{First, Reloader};
+use crate::admin::{self, Admin};
 use crate::auth::endpoints::Login;
-use crate::auth::watcher::UsersWatcher;
+use crate::config::Config;
 use crate::config::StoreConfig;
-use crate::config::{Config, LogFormat};
 use crate::http::connections;
+use crate::http::tls::Certificates;
 use crate::proxy::{self, Gate, ProxyOptions, Upstream};
 use crate::session::manager::SessionManager;
 use crate::session::redis::{RedisStore, Watcher};
@@ -39,31 +52,53 @@ pub enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("upgrade: {0}")]
+    Upgrade(String),
 }
 
-/// Install the global tracing subscriber (text or JSON on stdout).
-pub fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    // try_init: a second call (tests) keeps the first subscriber.
-    let _ = match config.log.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+/// A built server, and how it reacts to signals.
+pub struct Built {
+    server: Server,
+    signals: signals::Signals,
 }
 
-/// Build the pingora server for `config`.
+impl Built {
+    /// Serve until a signal says stop, then exit the process.
+    pub fn run_forever(self) -> ! {
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(self.signals),
+        });
+        std::process::exit(0)
+    }
+}
+
+/// Build the pingora server for `config`, read from `path` (which the
+/// reloader watches). With `upgrade`, the listening sockets are taken over
+/// from the running instance (`sessiongate run --upgrade`, then SIGQUIT to
+/// the old process) instead of bound.
 ///
 /// # Errors
-/// If an upstream's addresses are rejected by pingora.
-pub fn build(config: Config) -> Result<Server, Error> {
+/// An address in use, an upstream pingora rejects, a store that cannot be set up.
+pub fn build(config: Config, path: &Path, upgrade: bool) -> Result<Built, Error> {
     let config = Arc::new(config);
-    claim(&config.listen)?;
-    check_free(config.listen.iter().chain([&config.admin.listen]))?;
+    let all_listen: Vec<std::net::SocketAddr> = config
+        .listen
+        .iter()
+        .chain(config.tls.iter().flat_map(|t| &t.listen))
+        .copied()
+        .collect();
+    if upgrade {
+        if config.upgrade_socket.is_none() {
+            return Err(Error::Upgrade(
+                "--upgrade needs server.upgrade_socket in the config".to_owned(),
+            ));
+        }
+        // The old instance holds the locks until it exits.
+        claim_when_free(all_listen);
+    } else {
+        claim(&all_listen)?;
+        check_free(all_listen.iter().chain([&config.admin.listen]))?;
+    }
     let conf = ServerConf {
         threads: config.threads,
         // The proxy runs one single-threaded service per worker (see
@@ -73,9 +108,20 @@ pub fn build(config: Config) -> Result<Server, Error> {
         // pingora waits 300 s after SIGTERM by default; orchestrators do not.
         grace_period_seconds: Some(config.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.shutdown_timeout.as_secs()),
+        // Never pingora's default in /tmp, where another user could listen
+        // first and receive our sockets: without a configured path SIGQUIT
+        // is a plain graceful stop (see `signals`).
+        upgrade_sock: config
+            .upgrade_socket
+            .as_ref()
+            .map_or_else(String::new, |p| p.display().to_string()),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
 
     let mut upstreams = Vec::with_capacity(config.upstreams.len());
     for u in &config.upstreams {
@@ -83,12 +129,10 @@ pub fn build(config: Config) -> Result<Server, Error> {
             name: u.name.clone(),
             source,
         })?;
-        let hc = background_service(&format!("health check {}", u.name), lb);
         upstreams.push(Upstream {
             config: u.clone(),
-            lb: hc.task(),
+            lb: Arc::new(lb),
         });
-        server.add_service(hc);
     }
 
     match &config.store {
@@ -100,7 +144,7 @@ pub fn build(config: Config) -> Result<Server, Error> {
                 idle_timeout: s.idle_timeout,
                 max_per_user: s.max_per_user,
             }));
-            add_services(&mut server, &config, store, upstreams)?;
+            add_services(&mut server, &config, path, store, upstreams)?;
         }
         StoreConfig::Redis(redis) => {
             let store = Arc::new(RedisStore::new(redis.clone(), config.session.max_per_user)?);
@@ -108,10 +152,20 @@ pub fn build(config: Config) -> Result<Server, Error> {
                 "redis invalidations",
                 Watcher(store.clone()),
             ));
-            add_services(&mut server, &config, store, upstreams)?;
+            add_services(&mut server, &config, path, store, upstreams)?;
         }
     }
-    Ok(server)
+    if upgrade {
+        // Receive the listening sockets from the old process, which sends
+        // them on SIGQUIT (pingora waits about 5 s for it).
+        server.bootstrap();
+    }
+    Ok(Built {
+        server,
+        signals: signals::Signals {
+            upgrade: config.upgrade_socket.is_some(),
+        },
+    })
 }
 
 /// The instance locks of [`claim`], held until the process exits.
@@ -150,6 +204,24 @@ fn claim(addrs: &[std::net::SocketAddr]) -> Result<(), Error> {
     Ok(())
 }
 
+/// [`claim`] for an instance that took its sockets over (`--upgrade`): the
+/// old instance holds the locks until it exits, so take each as soon as it
+/// is free, from a thread of its own (a minute at most).
+fn claim_when_free(addrs: Vec<std::net::SocketAddr>) {
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        for addr in addrs {
+            while claim(std::slice::from_ref(&addr)).is_err() {
+                if std::time::Instant::now() > deadline {
+                    tracing::warn!(%addr, "the old instance still holds its listen lock after a minute");
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    });
+}
+
 /// Bind every listening address once, and let go, before pingora does.
 ///
 /// pingora itself retries a busy address for about 30 s and then panics in
@@ -176,30 +248,95 @@ fn worker_spelling(addr: &std::net::SocketAddr, worker: usize) -> String {
     format!("{host}:{}{port}", "0".repeat(worker))
 }
 
-/// The services that depend on the store: users watcher, admin, proxy.
+fn reuse_port() -> TcpSocketOptions {
+    let mut opt = TcpSocketOptions::default();
+    opt.so_reuseport = Some(true);
+    opt
+}
+
+/// A TLS listener's settings: TLS 1.2 and 1.3 only (pingora's rustls
+/// listener offers nothing older), HTTP/2 or HTTP/1.1 by ALPN, and the
+/// certificate from `certificates` at each handshake, so a reload swaps it.
+fn tls_settings(certificates: &Arc<Certificates>) -> TlsSettings {
+    // The paths are unused: a resolver takes their place.
+    let mut settings = TlsSettings::intermediate("", "").expect("no files are read here");
+    settings.set_cert_resolver(certificates.clone());
+    settings.enable_h2();
+    settings
+}
+
+/// The services that depend on the store: reloader, admin, proxy.
 fn add_services<S: SessionStore>(
     server: &mut Server,
     config: &Arc<Config>,
+    path: &Path,
     store: Arc<S>,
     upstreams: Vec<Upstream>,
 ) -> Result<(), Error> {
     let sessions = Arc::new(SessionManager::new(config.session.clone(), store));
     let login = Arc::new(Login::new(config.auth.clone())?);
+    let gates = Arc::new(ArcSwap::from_pointee(gate(
+        config, &sessions, &login, &upstreams,
+    )));
+    let admins = Arc::new(ArcSwap::from_pointee(admin_app(
+        config, &sessions, &upstreams,
+    )));
+    let certificates: Vec<Arc<Certificates>> = config
+        .tls
+        .iter()
+        .map(|t| Certificates::new(&t.pair))
+        .collect();
+
+    let live = admin::Live::new(admins.clone());
+    let guarded = connections::Guarded::admin(live, config.connections.head_timeout);
+    let mut admin_service = pingora::services::listening::Service::new("admin".to_owned(), guarded);
+    admin_service.add_tcp(&config.admin.listen.to_string());
+    server.add_service(admin_service);
+    add_proxy_services(server, config, &gates, &certificates)?;
     server.add_service(background_service(
-        "users file watcher",
-        UsersWatcher {
-            login: login.clone(),
-            sessions: sessions.clone(),
-        },
+        "config reloader",
+        Reloader::new(
+            path,
+            First {
+                config: config.clone(),
+                sessions,
+                login,
+                upstreams,
+                gates,
+                admins,
+                certificates,
+            },
+        ),
     ));
-    let lbs = upstreams.iter().map(|u| u.lb.clone()).collect();
-    let admin = Admin::new(sessions.clone(), config.admin.token.as_ref(), lbs);
-    let admin = connections::Guarded::admin(admin, config.connections.head_timeout);
-    let mut admin = pingora::services::listening::Service::new("admin".to_owned(), admin);
-    admin.add_tcp(&config.admin.listen.to_string());
-    server.add_service(admin);
-    add_proxy_services(server, config, &sessions, &login, &upstreams)?;
     Ok(())
+}
+
+/// What the request path needs from `config`, built once per generation.
+fn gate<S: SessionStore>(
+    config: &Config,
+    sessions: &Arc<SessionManager<S>>,
+    login: &Arc<Login>,
+    upstreams: &[Upstream],
+) -> Gate<S> {
+    let options = Arc::new(ProxyOptions {
+        trusted_proxies: config.trusted_proxies.clone(),
+        client_idle_timeout: config.client_idle_timeout,
+        auth_prefix: config.auth.prefix.clone(),
+        login_url: config.auth.login_url.clone(),
+        rules: config.rules.clone(),
+        access_log: config.log.access_log,
+    });
+    Gate::new(options, sessions.clone(), login.clone(), upstreams.to_vec())
+}
+
+/// The admin app of one generation.
+fn admin_app<S: SessionStore>(
+    config: &Config,
+    sessions: &Arc<SessionManager<S>>,
+    upstreams: &[Upstream],
+) -> Admin<S> {
+    let lbs = upstreams.iter().map(|u| u.lb.clone()).collect();
+    Admin::new(sessions.clone(), config.admin.token.as_ref(), lbs)
 }
 
 /// The proxy itself: one single-threaded pingora service per configured
@@ -220,17 +357,20 @@ fn add_services<S: SessionStore>(
 /// service, so with two threads about every other proxied request wakes the
 /// other thread (a futex wake and a context switch each way). With one thread
 /// per service that task stays where the request ran: measured in
-/// `bench/README.md`. The session store, rules and login are shared.
+/// `bench/README.md`. Every worker serves the same current gate ([`proxy::Live`]).
 fn add_proxy_services<S: SessionStore>(
     server: &mut Server,
     config: &Arc<Config>,
-    sessions: &Arc<SessionManager<S>>,
-    login: &Arc<Login>,
-    upstreams: &[Upstream],
+    gates: &Arc<ArcSwap<Gate<S>>>,
+    certificates: &[Arc<Certificates>],
 ) -> Result<(), Error> {
     let workers = config.threads.max(1);
     if workers > 1 {
-        if let Some(addr) = config.listen.iter().find(|a| a.port() == 0) {
+        let mut all = config
+            .listen
+            .iter()
+            .chain(config.tls.iter().flat_map(|t| &t.listen));
+        if let Some(addr) = all.find(|a| a.port() == 0) {
             // Each worker would get a different ephemeral port.
             return Err(Error::Listen {
                 addr: *addr,
@@ -241,27 +381,14 @@ fn add_proxy_services<S: SessionStore>(
             });
         }
     }
-    let options = Arc::new(ProxyOptions {
-        trusted_proxies: config.trusted_proxies.clone(),
-        client_idle_timeout: config.client_idle_timeout,
-        auth_prefix: config.auth.prefix.clone(),
-        login_url: config.auth.login_url.clone(),
-        rules: config.rules.clone(),
-        access_log: config.log.access_log,
-    });
     for worker in 0..workers {
-        let gate = Gate::new(
-            options.clone(),
-            sessions.clone(),
-            login.clone(),
-            upstreams.to_vec(),
-        );
         let name = if workers == 1 {
             "sessiongate".to_owned()
         } else {
             format!("sessiongate {worker}")
         };
-        let proxy = pingora::proxy::http_proxy(&server.configuration, gate);
+        let proxy =
+            pingora::proxy::http_proxy(&server.configuration, proxy::Live::new(gates.clone()));
         let guarded = connections::Guarded::new(proxy, config.connections);
         let mut service = pingora::services::listening::Service::new(name, guarded);
         service.threads = Some(1);
@@ -269,9 +396,17 @@ fn add_proxy_services<S: SessionStore>(
             if workers == 1 {
                 service.add_tcp(&addr.to_string());
             } else {
-                let mut opt = TcpSocketOptions::default();
-                opt.so_reuseport = Some(true);
-                service.add_tcp_with_settings(&worker_spelling(addr, worker), opt);
+                service.add_tcp_with_settings(&worker_spelling(addr, worker), reuse_port());
+            }
+        }
+        for (tls, certificates) in config.tls.iter().zip(certificates) {
+            for addr in &tls.listen {
+                let (spelling, options) = if workers == 1 {
+                    (addr.to_string(), None)
+                } else {
+                    (worker_spelling(addr, worker), Some(reuse_port()))
+                };
+                service.add_tls_with_settings(&spelling, options, tls_settings(certificates));
             }
         }
         server.add_service(service);
