@@ -20,4 +20,5 @@ mod logs;
 mod redis;
 mod server;
 mod sessions;
+mod tls;
 mod upstreams;

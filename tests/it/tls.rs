@@ -1,0 +1,359 @@
+//! TLS on the client listener (`[[server.tls]]`), through real clients:
+//! curl over HTTP/2 and HTTP/1.1 against a throwaway CA made here, a raw
+//! TLS 1.1 ClientHello, a certificate swap, and the core black-box cases
+//! (spoofed identity, protected route, login) over TLS.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// A throwaway certificate authority and a `localhost` leaf it signed.
+pub struct Ca {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Ca {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, name);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        leaf.subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+        Ca {
+            ca_pem: ca.pem(),
+            cert_pem: leaf.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// Write `cert.pem` and `key.pem` into `dir` (atomically: a rename each).
+    pub fn install(&self, dir: &Path) {
+        for (name, text) in [("cert.pem", &self.cert_pem), ("key.pem", &self.key_pem)] {
+            let tmp = dir.join(format!("{name}.tmp"));
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, dir.join(name)).unwrap();
+        }
+    }
+
+    /// The CA certificate as a file for curl's `--cacert`.
+    pub fn ca_file(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, &self.ca_pem).unwrap();
+        path
+    }
+}
+
+/// The `[[server.tls]]` block for `addr` with the files `Ca::install` writes.
+pub fn tls_section(addr: SocketAddr) -> String {
+    format!(
+        "\n[[server.tls]]\nlisten = [\"{addr}\"]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n"
+    )
+}
+
+/// A gate with a plain and a TLS listener, its certificate from `ca`.
+pub fn tls_gate(backend: &Backend, ca: &Ca, extra: &str) -> (Gate, SocketAddr) {
+    let tls = free_addr();
+    let config = standard_config(backend.addr, extra) + &tls_section(tls);
+    let gate = Gate::start_with(
+        &config,
+        &[("cert.pem", &ca.cert_pem), ("key.pem", &ca.key_pem)],
+        &[("TEST_SECRET", SECRET)],
+    );
+    wait_for(
+        || TcpStream::connect(tls).is_ok(),
+        "the TLS listener",
+        &gate,
+    );
+    (gate, tls)
+}
+
+pub fn wait_for(mut ok: impl FnMut() -> bool, what: &str, gate: &Gate) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "no {what}:\n{}", gate.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What curl saw: the HTTP version, the status, the headers and the body.
+#[derive(Debug)]
+pub struct Curl {
+    pub ok: bool,
+    pub version: String,
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+    pub stderr: String,
+}
+
+/// `curl https://localhost:<port><path>` trusting only `ca`, with `args`.
+pub fn curl(tls: SocketAddr, ca: &Path, path: &str, args: &[&str]) -> Curl {
+    let port = tls.port();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-D", "-", "-w", "\n%{http_version} %{http_code}"])
+        .args(args)
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("curl (Debian package curl)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (rest, last) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    let (version, status) = last.split_once(' ').unwrap_or(("", "0"));
+    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
+    Curl {
+        ok: out.status.success(),
+        version: version.to_owned(),
+        status: status.parse().unwrap_or(0),
+        headers: headers.to_ascii_lowercase(),
+        body: body.to_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn curl_gets_http2_and_http1_over_tls_and_the_backend_learns_it_was_https() {
+    let backend = Backend::app();
+    let ca = Ca::new("test CA");
+    let (gate, tls) = tls_gate(&backend, &ca, "");
+    let ca_file = ca.ca_file(gate.dir(), "ca.pem");
+
+    let h2 = curl(tls, &ca_file, "/public", &["--http2"]);
+    assert_eq!((h2.version.as_str(), h2.status), ("2", 200), "{h2:#?}");
+    assert_eq!(h2.body, "ok");
+    assert_eq!(backend.last().one("x-forwarded-proto"), Some("https"));
+
+    let h1 = curl(tls, &ca_file, "/public", &["--http1.1"]);
+    assert_eq!((h1.version.as_str(), h1.status), ("1.1", 200), "{h1:#?}");
+    // The plain listener is still plain.
+    assert_eq!(gate.get("/public").send().status, 200);
+    assert_eq!(backend.last().one("x-forwarded-proto"), Some("http"));
+
+    // Only our CA's certificate is served: another CA does not verify it.
+    let other = Ca::new("other CA").ca_file(gate.dir(), "other.pem");
+    let wrong = curl(tls, &other, "/public", &["--http2"]);
+    assert!(!wrong.ok && wrong.status == 0, "{wrong:#?}");
+}
+
+/// A ClientHello of `version` with no supported_versions extension (so it
+/// offers that version and nothing later), common ECDHE/RSA suites, and the
+/// signature algorithms and groups a TLS 1.2 server would need.
+fn client_hello(version: [u8; 2]) -> Vec<u8> {
+    let suites: &[u8] = &[0xc0, 0x2b, 0xc0, 0x2f, 0xcc, 0xa9, 0xc0, 0x13, 0x00, 0x2f];
+    let mut body = Vec::new();
+    body.extend_from_slice(&version);
+    body.extend_from_slice(&[7u8; 32]); // random
+    body.push(0); // no session id
+    body.extend_from_slice(&(suites.len() as u16).to_be_bytes());
+    body.extend_from_slice(suites);
+    body.extend_from_slice(&[1, 0]); // compression: null
+    let sigalgs: &[u8] = &[0x04, 0x03, 0x08, 0x04, 0x04, 0x01];
+    let groups: &[u8] = &[0x00, 0x1d, 0x00, 0x17];
+    let mut ext = Vec::new();
+    for (kind, list) in [(0x000du16, sigalgs), (0x000a, groups)] {
+        ext.extend_from_slice(&kind.to_be_bytes());
+        ext.extend_from_slice(&(list.len() as u16 + 2).to_be_bytes());
+        ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
+        ext.extend_from_slice(list);
+    }
+    ext.extend_from_slice(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]); // ec_point_formats
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1u8]; // client_hello
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    record.extend_from_slice(&hs);
+    record
+}
+
+#[test]
+fn tls_1_0_and_1_1_handshakes_are_refused() {
+    let backend = Backend::app();
+    let ca = Ca::new("test CA");
+    let (gate, tls) = tls_gate(&backend, &ca, "");
+    // The same hello offering TLS 1.2 gets a ServerHello: the refusal below
+    // is the version's, not the hello's.
+    let mut s = TcpStream::connect(tls).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&client_hello([3, 3])).unwrap();
+    let mut head = [0u8; 6];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!((head[0], head[5]), (0x16, 2), "a ServerHello: {head:02x?}");
+    for version in [[3u8, 1], [3, 2]] {
+        let mut s = TcpStream::connect(tls).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&client_hello(version)).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        // A fatal alert (content type 21), never a ServerHello (22).
+        assert_eq!(got.first(), Some(&0x15), "{version:?}: {got:02x?}");
+        assert_eq!(
+            got.get(5..7),
+            Some(&[2u8, 70][..]),
+            "protocol_version alert"
+        );
+    }
+    // TLS 1.2 and 1.3 are offered and work.
+    let ca_file = ca.ca_file(gate.dir(), "ca.pem");
+    for v in ["--tlsv1.2", "--tlsv1.3"] {
+        let max = if v == "--tlsv1.2" { "1.2" } else { "1.3" };
+        let r = curl(tls, &ca_file, "/public", &[v, "--tls-max", max]);
+        assert_eq!(r.status, 200, "{v}: {r:#?}");
+    }
+    assert!(gate.output().contains("sessiongate starting"));
+}
+
+#[test]
+fn over_tls_spoofed_identity_is_stripped_routes_are_enforced_and_login_works() {
+    let backend = Backend::app();
+    let ca = Ca::new("test CA");
+    // "auto": Secure on the TLS listener, without one on plain HTTP.
+    let (gate, tls) = tls_gate(
+        &backend,
+        &ca,
+        "[session.cookie]\nname = \"sid\"\nsecure = \"auto\"\n",
+    );
+    let ca_file = ca.ca_file(gate.dir(), "ca.pem");
+
+    let spoof = curl(
+        tls,
+        &ca_file,
+        "/public",
+        &[
+            "--http2",
+            "-H",
+            "X-User: admin",
+            "-H",
+            "X-User-Roles: admin",
+        ],
+    );
+    assert_eq!(spoof.status, 200, "{spoof:#?}");
+    let seen = backend.last();
+    assert_eq!(seen.one("x-user"), None);
+    assert_eq!(seen.one("x-user-roles"), None);
+
+    let api = curl(
+        tls,
+        &ca_file,
+        "/private",
+        &["--http2", "-H", "Accept: application/json"],
+    );
+    assert_eq!(api.status, 401, "{api:#?}");
+    let nav = curl(
+        tls,
+        &ca_file,
+        "/private?x=1",
+        &["--http2", "-H", "Accept: text/html"],
+    );
+    assert_eq!(nav.status, 302, "{nav:#?}");
+    assert!(
+        nav.headers
+            .contains("location: /.sessiongate/login?next=/private%3fx%3d1"),
+        "{nav:#?}"
+    );
+
+    let login = curl(
+        tls,
+        &ca_file,
+        "/_test/login?user=alice&roles=user",
+        &["--http2"],
+    );
+    assert_eq!(login.status, 200, "{login:#?}");
+    let set = login
+        .headers
+        .lines()
+        .find(|l| l.starts_with("set-cookie: sid="))
+        .unwrap_or_else(|| panic!("{login:#?}"))
+        .trim_start_matches("set-cookie: ")
+        .to_owned();
+    assert!(set.contains("; secure"), "Secure over TLS with auto: {set}");
+    let pair = set.split(';').next().unwrap().to_owned();
+    let private = curl(
+        tls,
+        &ca_file,
+        "/private",
+        &[
+            "--http2",
+            "-H",
+            &format!("Cookie: {pair}"),
+            "-H",
+            "X-User: mallory",
+        ],
+    );
+    assert_eq!(private.status, 200, "{private:#?}");
+    assert_eq!(backend.last().one("x-user"), Some("alice"));
+    let admin = curl(
+        tls,
+        &ca_file,
+        "/admin",
+        &["--http1.1", "-H", &format!("Cookie: {pair}")],
+    );
+    assert_eq!(admin.status, 403, "{admin:#?}");
+
+    // The same config on the plain listener: no Secure.
+    let plain = gate.get("/_test/login?user=bob&roles=user").send();
+    let plain_set = plain.all("set-cookie").join(" ");
+    assert!(
+        plain_set.starts_with("sid=") && !plain_set.to_ascii_lowercase().contains("secure"),
+        "{plain_set}"
+    );
+}
+
+#[test]
+fn a_new_certificate_is_served_without_a_restart_and_a_bad_one_is_not() {
+    let backend = Backend::app();
+    let first = Ca::new("first CA");
+    let (gate, tls) = tls_gate(&backend, &first, "");
+    let first_ca = first.ca_file(gate.dir(), "first.pem");
+    assert_eq!(curl(tls, &first_ca, "/public", &["--http2"]).status, 200);
+
+    // A connection open across the swap keeps working.
+    let mut open = TcpStream::connect(tls).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+
+    let second = Ca::new("second CA");
+    let second_ca = second.ca_file(gate.dir(), "second.pem");
+    second.install(gate.dir());
+    wait_for(
+        || curl(tls, &second_ca, "/public", &["--http2"]).status == 200,
+        "new certificate served",
+        &gate,
+    );
+    assert_eq!(curl(tls, &first_ca, "/public", &["--http2"]).status, 0);
+    open.write_all(&client_hello([3, 3])).unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        open.read(&mut byte).unwrap(),
+        1,
+        "the open connection is served"
+    );
+
+    // A key that is not the certificate's: refused, the second pair stays.
+    let third = Ca::new("third CA");
+    let refusals = || gate.output().matches("does not go with").count();
+    let before = refusals();
+    std::fs::write(gate.dir().join("key.pem.tmp"), &third.key_pem).unwrap();
+    std::fs::rename(gate.dir().join("key.pem.tmp"), gate.dir().join("key.pem")).unwrap();
+    wait_for(
+        || refusals() > before,
+        "refusal of the mismatched key",
+        &gate,
+    );
+    assert!(gate.output().contains("the last good config keeps serving"));
+    assert_eq!(curl(tls, &second_ca, "/public", &["--http2"]).status, 200);
+}
