@@ -18,6 +18,7 @@ mod lifecycle;
 mod login;
 mod logs;
 mod redis;
+mod reload;
 mod server;
 mod sessions;
 mod tls;

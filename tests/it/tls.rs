@@ -146,6 +146,7 @@ fn curl_gets_http2_and_http1_over_tls_and_the_backend_learns_it_was_https() {
     let other = Ca::new("other CA").ca_file(gate.dir(), "other.pem");
     let wrong = curl(tls, &other, "/public", &["--http2"]);
     assert!(!wrong.ok && wrong.status == 0, "{wrong:#?}");
+    assert!(wrong.stderr.contains("certificate"), "{wrong:#?}");
 }
 
 /// A ClientHello of `version` with no supported_versions extension (so it
