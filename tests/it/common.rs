@@ -683,7 +683,7 @@ pub struct Req {
 }
 
 impl Req {
-    fn new(addr: SocketAddr, method: &str, target: &str) -> Req {
+    pub fn new(addr: SocketAddr, method: &str, target: &str) -> Req {
         Req {
             addr,
             method: method.into(),

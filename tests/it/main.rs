@@ -22,4 +22,5 @@ mod reload;
 mod server;
 mod sessions;
 mod tls;
+mod upgrade;
 mod upstreams;

@@ -1,0 +1,200 @@
+//! Zero-downtime restart: a new process started with `--upgrade` takes the
+//! listening sockets over when the old one gets SIGQUIT. Under a steady load
+//! no connection is refused and no request fails; sessions survive with the
+//! Redis store and end with the memory store.
+
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// The new process, killed on drop.
+struct Successor {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Successor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let out = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("---- the new process ----\n{out}");
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn upgrade_hands_the_sockets_over_without_a_failed_request() {
+    let backend = Backend::app();
+    let dir = scratch_dir();
+    let socket = dir.join("upgrade.sock");
+    let config = format!(
+        "upgrade_socket = \"{}\"\n{}",
+        socket.display(),
+        standard_config(backend.addr, "")
+    );
+    let mut old = Gate::start(&config);
+    let alice = old.login("alice", "user");
+
+    // A steady load on new connections (each request its own), from two threads.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let addr = old.addr;
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = Req::new(addr, "GET", "/public").try_send();
+                    if !matches!(&r, Some(r) if r.status == 200) {
+                        eprintln!("failed: {r:?}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let wait_done = |n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let target = done.load(Ordering::Relaxed) + n;
+        while done.load(Ordering::Relaxed) < target {
+            assert!(Instant::now() < deadline, "the load stalled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_done(50);
+
+    // The new process: it waits on the upgrade socket for the old one's sockets.
+    let log = old.dir().join("new.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args(["run", "--upgrade", "--config"])
+        .arg(old.dir().join("proxy.toml"))
+        .env("TEST_SECRET", SECRET)
+        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let mut new = Successor { child, log };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "no upgrade socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(old.pid(), "-QUIT");
+    // The old process serves until it has sent its sockets and drained.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while old.alive() {
+        assert!(Instant::now() < deadline, "the old process did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        old.output().contains("listener sockets sent"),
+        "{}",
+        old.output()
+    );
+    // Only the new process is left; the load goes on against it.
+    wait_done(200);
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    assert!(
+        matches!(new.child.try_wait(), Ok(None)),
+        "the new process runs"
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "of {} requests",
+        done.load(Ordering::Relaxed)
+    );
+
+    // The session from before: shared with the Redis store, gone with memory.
+    let status = Req::new(addr, "GET", "/private")
+        .api()
+        .cookie(&alice)
+        .send()
+        .status;
+    if redis_run() {
+        assert_eq!(status, 200, "a Redis session survives the restart");
+    } else {
+        assert_eq!(status, 401, "memory sessions end with their process");
+    }
+    // The admin listener came over too.
+    let stats = Req::new(old.admin, "GET", "/stats")
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .send();
+    assert_eq!(stats.status, 200);
+    signal(new.child.id(), "-INT");
+    let _ = new.child.wait();
+}
+
+#[test]
+fn upgrade_without_an_upgrade_socket_is_refused_and_sigquit_stops_gracefully() {
+    let backend = Backend::app();
+    let mut gate = Gate::start(&standard_config(backend.addr, ""));
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args(["run", "--upgrade", "--config"])
+        .arg(gate.dir().join("proxy.toml"))
+        .env("TEST_SECRET", SECRET)
+        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--upgrade needs server.upgrade_socket"),
+        "{err}"
+    );
+    // SIGQUIT then sends nothing anywhere: it is a graceful stop.
+    signal(gate.pid(), "-QUIT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gate.alive() {
+        assert!(Instant::now() < deadline, "still running after SIGQUIT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gate
+        .output()
+        .contains("SIGQUIT without server.upgrade_socket"));
+}
+
+#[test]
+fn an_upgrade_socket_in_a_world_writable_directory_is_refused() {
+    let p = {
+        let backend = Backend::app();
+        let dir = scratch_dir();
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:1\"]\nupgrade_socket = \"/tmp/sessiongate.sock\"\n{}",
+            standard_config(backend.addr, "")
+        );
+        std::fs::write(dir.join("proxy.toml"), text).unwrap();
+        dir.join("proxy.toml")
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+        .args(["check", "--config"])
+        .arg(&p)
+        .env("TEST_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.upgrade_socket: /tmp is writable by every user"),
+        "{err}"
+    );
+}
