@@ -354,6 +354,34 @@ roles = ["", "a,b"]
         assert!(!p.iter().any(|x| x.contains("tooshort")));
     }
 
+    /// `proxy.toml` is the reference: every key of the raw layer appears in
+    /// it, set or commented out (`key =`, `# key =`, `[key`, `[[... .key]]`,
+    /// `{ key = ... }`).
+    #[test]
+    fn the_reference_config_documents_every_key() {
+        let reference = include_str!("../../proxy.toml");
+        let raw = include_str!("raw.rs");
+        let keys = raw
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub(super) "))
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k))
+            .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        let mut missing = Vec::new();
+        for key in keys {
+            let documented = reference.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{key} ="))
+                    || l.starts_with(&format!("[{key}"))
+                    || l.contains(&format!(".{key}]"))
+                    || l.contains(&format!("{{ {key} ="))
+            });
+            if !documented {
+                missing.push(key);
+            }
+        }
+        assert!(missing.is_empty(), "not in proxy.toml: {missing:?}");
+    }
+
     #[test]
     fn unknown_keys_are_syntax_errors_with_position() {
         let p = problems(&minimal("[server.extra]\n").replace("listen =", "lisen ="));
