@@ -6,6 +6,7 @@
     report.py --check FACTS.jsonl               exit 1 unless every scenario produced
                                                 numbers with the expected status
     report.py --ab FACTS.jsonl A B              the A/B table of `run.sh --ab` (markdown)
+    report.py --tls FACTS.jsonl ENV.txt         the TLS table of `run.sh --tls` (markdown)
 
 Standard library only.
 """
@@ -256,7 +257,70 @@ def slow_report(facts, env_path):
     return "\n".join(out) + "\n"
 
 
+TLS_ROWS = ("nginx-tls-keepalive", "sg-tls-protected", "nginx-tls-handshake", "sg-tls-handshake")
+
+
+def tls_ratios(rows):
+    """sessiongate ÷ nginx over TLS, from the medians of each row kind:
+    (keep-alive req/s, handshakes/s, keep-alive CPU/req, handshake CPU/req)."""
+    def med(kind, key):
+        v = sorted(r[key] for r in rows if r["id"] == kind or r["id"].startswith(kind + "-"))
+        if not v:
+            return None
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    def ratio(a, b, key):
+        x, y = med(a, key), med(b, key)
+        return x / y if x and y else None
+
+    return (
+        ratio("sg-tls-protected", "nginx-tls-keepalive", "rps"),
+        ratio("sg-tls-handshake", "nginx-tls-handshake", "rps"),
+        ratio("sg-tls-protected", "nginx-tls-keepalive", "proxy_us"),
+        ratio("sg-tls-handshake", "nginx-tls-handshake", "proxy_us"),
+    )
+
+
+def tls_report(facts, env_path):
+    rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
+    env = [line.rstrip("\n") for line in open(env_path)] if env_path else []
+    out = [
+        "# TLS: sessiongate against nginx with the same certificate",
+        "",
+        "`bash bench/run.sh --tls`: one ECDSA P-256 certificate for both, TLS 1.2/1.3 (both negotiate",
+        "TLS 1.3 with wrk), HTTP/1.1, two workers each, pinned as in the main benchmark. nginx is a plain",
+        "TLS-terminating proxy (no auth); sessiongate serves its protected route (a session check on",
+        "every request). The handshake rows send `Connection: close`, so every request is a new TCP",
+        "connection and a full handshake (wrk does not resume sessions). Pairs alternate which peer",
+        "goes first.",
+        "",
+        "| row | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['id']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['proxy_us']:.1f} "
+            f"| {r['status_errors'] + r['socket_errors']} |"
+        )
+    ka, hs, ka_cpu, hs_cpu = tls_ratios(rows)
+    out += [
+        "",
+        f"- keep-alive req/s, sessiongate (protected) ÷ nginx (proxy), medians: **{fmt_ratio(ka)}** (goal ≥ 0.5×)",
+        f"- new handshakes per second, sessiongate ÷ nginx, medians: **{fmt_ratio(hs)}** (goal ≥ 0.5×)",
+        f"- proxy CPU per request, sessiongate ÷ nginx: keep-alive {fmt_ratio(ka_cpu)}, handshake {fmt_ratio(hs_cpu)}",
+    ]
+    if env:
+        out += ["", "Machine: " + "; ".join(env)]
+    bad = problems(rows)
+    if bad:
+        out += ["", "Problems:"] + [f"- {b}" for b in bad]
+    return "\n".join(out) + "\n"
+
+
 def main():
+    if sys.argv[1] == "--tls":
+        print(tls_report(load(sys.argv[2]), sys.argv[3]), end="")
+        return
     if sys.argv[1] == "--slow":
         print(slow_report(load(sys.argv[2]), sys.argv[3]), end="")
         return
@@ -267,7 +331,7 @@ def main():
         facts = load(sys.argv[2])
         rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
         bad = problems(rows)
-        want = {"direct", PROXY, "sg-public", "sg-401", *PROTECTED, EXPRESS}
+        want = {"direct", PROXY, "sg-public", "sg-401", *PROTECTED, EXPRESS, *TLS_ROWS}
         missing = want - {r["id"] for r in rows}
         bad += [f"{m}: scenario missing" for m in sorted(missing)]
         for b in bad:
@@ -365,6 +429,12 @@ def main():
             f"(`{c['id']}`) | {c['median_ns'] / 1000:.2f} µs | "
             f"{ok(c['median_ns'] <= TARGETS['verify_lookup_ns'])} |"
         )
+
+    ka, hs, _, _ = tls_ratios(rows)
+    if ka is not None:
+        targets.append(f"| TLS keep-alive req/s ≥ 0.5× nginx with TLS (same certificate) | {ka:.2f}× | {ok(ka >= 0.5)} |")
+    if hs is not None:
+        targets.append(f"| new TLS handshakes per second ≥ 0.5× nginx | {hs:.2f}× | {ok(hs >= 0.5)} |")
 
     bad = problems(rows) + noise(rows)
 

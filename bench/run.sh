@@ -11,6 +11,10 @@
 #     bash bench/run.sh --slow     the public route with and without BENCH_SLOW_CONNS
 #                                  slowloris connections held open, alternating runs
 #                                  (BENCH_AB_PAIRS, 5; 15 s runs): bench/results/slowloris.md
+#     bash bench/run.sh --tls      TLS: sessiongate and nginx with the same certificate,
+#                                  alternating pairs (BENCH_AB_PAIRS, 3): keep-alive req/s
+#                                  (sessiongate's protected route; nginx a plain proxy) and
+#                                  new handshakes per second: bench/results/tls.md
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
 #                                  A/B of this build (or BENCH_SG) against another
 #                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
@@ -43,8 +47,9 @@ for arg in "$@"; do
         --perf) PERF=1 ;;
         --ab) MODE=ab ;;
         --slow) MODE=slow ;;
+        --tls) MODE=tls ;;
         -h | --help)
-            sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -78,6 +83,12 @@ if [ "$MODE" = slow ]; then
     REPEATS=${BENCH_REPEATS:-1}
     WARMUP=${BENCH_WARMUP:-2s}
     AB_PAIRS=${BENCH_AB_PAIRS:-5}
+fi
+if [ "$MODE" = tls ]; then
+    DURATION=${BENCH_DURATION:-10s}
+    REPEATS=${BENCH_REPEATS:-1}
+    WARMUP=${BENCH_WARMUP:-2s}
+    AB_PAIRS=${BENCH_AB_PAIRS:-3}
 fi
 SLOW_CONNS=${BENCH_SLOW_CONNS:-$([ "$MODE" = smoke ] && echo 50 || echo 1000)}
 if [ "$MODE" = ab ]; then
@@ -153,7 +164,8 @@ measure() {
     local id=$1 title=$2 url=$3 cookies=$4 expect_status=$5 proxy=$6 backend=$7
     local runs="" line kept=0 discarded=0
     say "$id: $title"
-    local wrk=(taskset -c "$PIN_WRK" wrk -t"$WRK_THREADS" -c"$CONNS" --timeout 5s -s "$ROOT/bench/cookies.lua")
+    # WRK_EXTRA: more wrk arguments for one row (a Connection: close header).
+    local wrk=(taskset -c "$PIN_WRK" wrk -t"$WRK_THREADS" -c"$CONNS" --timeout 5s -s "$ROOT/bench/cookies.lua" ${WRK_EXTRA[@]+"${WRK_EXTRA[@]}"})
     if [ "$WARMUP" != 0s ]; then
         "${wrk[@]}" -d"$WARMUP" "$url" -- "$cookies" >"$TMP/wrk-$id-warmup.txt" 2>&1 ||
             die "wrk failed: $(cat "$TMP/wrk-$id-warmup.txt")"
@@ -209,6 +221,105 @@ PY
 
 # ---------------------------------------------------------------- the backend
 start_backend
+
+# ---------------------------------------------------------------- TLS
+# The same throwaway certificate (ECDSA P-256, for 127.0.0.1) for both.
+tls_cert() {
+    mkdir -p "$TMP/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>"$TMP/openssl.log" ||
+        die "openssl failed: $(cat "$TMP/openssl.log")"
+}
+
+# start_nginx_tls: nginx as a TLS-terminating reverse proxy (no auth) with that
+# certificate, TLS 1.2/1.3, as many workers as sessiongate has threads; sets
+# NGX_TLS_PORT, NGX_TLS_PID.
+start_nginx_tls() {
+    NGX_TLS_PORT=$(free_port)
+    mkdir -p "$TMP/nginx-tls/logs"
+    cat >"$TMP/nginx-tls/nginx.conf" <<EOF
+worker_processes $SG_THREADS;
+pid $TMP/nginx-tls/nginx.pid;
+error_log $TMP/nginx-tls/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGX_TLS_PORT ssl backlog=4096;
+        ssl_certificate $TMP/tls/cert.pem;
+        ssl_certificate_key $TMP/tls/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    start nginx-tls "$NGINX" -p "$TMP/nginx-tls" -e "$TMP/nginx-tls/logs/error.log" -c "$TMP/nginx-tls/nginx.conf" -g 'daemon off;'
+    NGX_TLS_PID=$LAST_PID
+    wait_port "$NGX_TLS_PORT" "$NGX_TLS_PID" nginx-tls
+}
+
+# start_tls_peers: the certificate, nginx TLS, and sessiongate with a TLS
+# listener and SESSIONS sessions (minted on its plain listener).
+start_tls_peers() {
+    tls_cert
+    start_nginx_tls
+    expect "https://127.0.0.1:$NGX_TLS_PORT/app" 200 "" "ok"
+    SG_TLS_PORT=$(free_port)
+    SG_EXTRA_CONFIG=$(printf '[[server.tls]]\nlisten = ["127.0.0.1:%s"]\ncert_file = "%s"\nkey_file = "%s"\n' \
+        "$SG_TLS_PORT" "$TMP/tls/cert.pem" "$TMP/tls/key.pem")
+    SG_EXTRA_CONFIG=$SG_EXTRA_CONFIG start_sg sg-tls false
+    wait_port "$SG_TLS_PORT" "$SG_PID" sg-tls
+    mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_tls_cookies.txt" /mint sid >/dev/null
+    expect "https://127.0.0.1:$SG_TLS_PORT/app" 200 "$(head -1 "$TMP/sg_tls_cookies.txt")" "ok"
+}
+
+# tls_rows SUFFIX PEERS: the keep-alive and the handshake row of each peer
+# ("nginx sg" or "sg nginx": pairs alternate the order).
+tls_rows() {
+    local suffix=$1 peer
+    for peer in $2; do
+        if [ "$peer" = nginx ]; then
+            measure "nginx-tls-keepalive$suffix" "nginx TLS reverse proxy, keep-alive (no auth)" \
+                "https://127.0.0.1:$NGX_TLS_PORT/app" "$TMP/anon_cookies.txt" 200 "$NGX_TLS_PID" "$BACKEND_PID"
+            WRK_EXTRA=(-H "Connection: close")
+            measure "nginx-tls-handshake$suffix" "nginx TLS, a new connection and full handshake per request" \
+                "https://127.0.0.1:$NGX_TLS_PORT/app" "$TMP/anon_cookies.txt" 200 "$NGX_TLS_PID" "$BACKEND_PID"
+            unset WRK_EXTRA
+        else
+            measure "sg-tls-protected$suffix" "sessiongate TLS, protected route, $SESSIONS sessions, keep-alive" \
+                "https://127.0.0.1:$SG_TLS_PORT/app" "$TMP/sg_tls_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+            WRK_EXTRA=(-H "Connection: close")
+            measure "sg-tls-handshake$suffix" "sessiongate TLS, public route, a new connection and full handshake per request" \
+                "https://127.0.0.1:$SG_TLS_PORT/public/x" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+            unset WRK_EXTRA
+        fi
+    done
+}
+
+if [ "$MODE" = tls ]; then
+    say "TLS: nginx and sessiongate with one certificate, $AB_PAIRS alternating pairs"
+    start_tls_peers
+    for pair in $(seq "$AB_PAIRS"); do
+        tls_rows "-$pair" "$([ $((pair % 2)) = 1 ] && echo "nginx sg" || echo "sg nginx")"
+    done
+    mkdir -p "$RESULTS"
+    cp "$FACTS" "$RESULTS/tls.jsonl"
+    python3 bench/report.py --tls "$FACTS" "$TMP/env.txt" >"$RESULTS/tls.md"
+    cat "$RESULTS/tls.md"
+    exit 0
+fi
 
 if [ "$MODE" != ab ] && [ "$MODE" != slow ]; then
 # 1. direct
@@ -393,6 +504,13 @@ if [ "$PERF" = 1 ]; then
     cp "$TMP/perf.md" "$RESULTS/perf.md"
 fi
 stop "$SG_PID"
+
+# ---------------------------------------------------------------- TLS rows
+say "TLS: nginx and sessiongate with one certificate"
+start_tls_peers
+tls_rows "" "nginx sg"
+stop "$SG_PID"
+stop "$NGX_TLS_PID"
 
 # ---------------------------------------------------------------- 5. express
 say "express-session peer (node, one process, same pinning)"
