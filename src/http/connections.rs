@@ -19,6 +19,13 @@
 //!
 //! The cost for a normal request is one downcast and one relaxed store; the
 //! timer is only armed when a read of the head would block.
+//!
+//! TLS listeners are plain TCP listeners to pingora, and [`Guarded`] runs the
+//! handshake itself: pingora's own TLS listener has no handshake deadline and
+//! handshakes before any app sees the connection, so a client that sends half
+//! a ClientHello would hold a descriptor for ever, outside the cap. Here the
+//! connection is counted at accept and its handshake must finish within
+//! `server.request_head_timeout` too (counted as a head timeout otherwise).
 
 use std::future::Future;
 use std::io;
@@ -30,6 +37,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
+use pingora::listeners::tls::Acceptor;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
     UniqueIDType, ALPN,
@@ -54,6 +62,8 @@ pub struct Guarded<A> {
     app: Arc<A>,
     limits: Limits,
     counts: &'static Counts,
+    /// The TLS listening addresses of this service and their acceptors.
+    tls: Vec<(std::net::SocketAddr, Arc<Acceptor>)>,
 }
 
 /// The counters of one kind of listener, all its services together.
@@ -99,7 +109,34 @@ impl<A> Guarded<A> {
             app: Arc::new(app),
             limits,
             counts: &CLIENT,
+            tls: Vec::new(),
         }
+    }
+
+    /// Connections accepted on `addr` speak TLS, handshaken by `acceptor`.
+    pub fn with_tls(mut self, addr: std::net::SocketAddr, acceptor: Arc<Acceptor>) -> Self {
+        self.tls.push((addr, acceptor));
+        self
+    }
+
+    /// The acceptor of the listener `stream` was accepted on, if it is TLS.
+    fn acceptor(&self, stream: &Stream) -> Option<&Arc<Acceptor>> {
+        if self.tls.is_empty() {
+            return None;
+        }
+        let local = stream
+            .get_socket_digest()?
+            .local_addr()?
+            .as_inet()
+            .copied()?;
+        // A listener on 0.0.0.0 or [::] sees the address the client dialled.
+        self.tls
+            .iter()
+            .find(|(addr, _)| {
+                addr.port() == local.port()
+                    && (addr.ip() == local.ip() || addr.ip().is_unspecified())
+            })
+            .map(|(_, acceptor)| acceptor)
     }
 
     /// Wrap the admin service: the same head deadline, its own small cap.
@@ -111,6 +148,7 @@ impl<A> Guarded<A> {
                 head_timeout,
             },
             counts: &ADMIN,
+            tls: Vec::new(),
         }
     }
 }
@@ -135,6 +173,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 refused(self.counts, self.limits.max_connections);
                 return None; // dropping the stream closes it
             }
+            let stream = match self.acceptor(&stream) {
+                None => stream,
+                Some(acceptor) => {
+                    match handshake(acceptor, stream, self.limits.head_timeout, self.counts).await {
+                        Some(tls) => tls,
+                        None => {
+                            self.counts.open.fetch_sub(1, Ordering::Relaxed);
+                            return None;
+                        }
+                    }
+                }
+            };
             Box::new(Clocked::new(stream, self.limits.head_timeout, self.counts))
         };
         self.app.process_new(stream, shutdown).await
@@ -142,6 +192,34 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
 
     async fn cleanup(&self) {
         self.app.cleanup().await;
+    }
+}
+
+/// The TLS handshake of a new connection, within `timeout`; `None` when it
+/// failed or took too long (the connection is then closed).
+async fn handshake(
+    acceptor: &Acceptor,
+    stream: Stream,
+    timeout: Duration,
+    counts: &Counts,
+) -> Option<Stream> {
+    // pingora accepts TCP connections as its L4 stream, which its TLS code takes.
+    let l4 = stream
+        .into_any()
+        .downcast::<pingora::protocols::l4::stream::Stream>()
+        .ok()?;
+    match tokio::time::timeout(timeout, acceptor.tls_handshake(*l4)).await {
+        Ok(Ok(tls)) => Some(Box::new(tls)),
+        Ok(Err(e)) => {
+            // A port scan, a client that distrusts the certificate, TLS 1.1: routine.
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            counts.head_timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(?timeout, "TLS handshake too slow: connection closed");
+            None
+        }
     }
 }
 

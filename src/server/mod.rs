@@ -389,7 +389,13 @@ fn add_proxy_services<S: SessionStore>(
         };
         let proxy =
             pingora::proxy::http_proxy(&server.configuration, proxy::Live::new(gates.clone()));
-        let guarded = connections::Guarded::new(proxy, config.connections);
+        let mut guarded = connections::Guarded::new(proxy, config.connections);
+        for (tls, certificates) in config.tls.iter().zip(certificates) {
+            let acceptor = Arc::new(tls_settings(certificates).build());
+            for addr in &tls.listen {
+                guarded = guarded.with_tls(*addr, acceptor.clone());
+            }
+        }
         let mut service = pingora::services::listening::Service::new(name, guarded);
         service.threads = Some(1);
         for addr in &config.listen {
@@ -399,14 +405,13 @@ fn add_proxy_services<S: SessionStore>(
                 service.add_tcp_with_settings(&worker_spelling(addr, worker), reuse_port());
             }
         }
-        for (tls, certificates) in config.tls.iter().zip(certificates) {
-            for addr in &tls.listen {
-                let (spelling, options) = if workers == 1 {
-                    (addr.to_string(), None)
-                } else {
-                    (worker_spelling(addr, worker), Some(reuse_port()))
-                };
-                service.add_tls_with_settings(&spelling, options, tls_settings(certificates));
+        // TLS addresses are TCP listeners to pingora: `Guarded` handshakes
+        // (with a deadline, inside the connection cap).
+        for addr in config.tls.iter().flat_map(|t| &t.listen) {
+            if workers == 1 {
+                service.add_tcp(&addr.to_string());
+            } else {
+                service.add_tcp_with_settings(&worker_spelling(addr, worker), reuse_port());
             }
         }
         server.add_service(service);

@@ -358,3 +358,60 @@ fn a_new_certificate_is_served_without_a_restart_and_a_bad_one_is_not() {
     assert!(gate.output().contains("the last good config keeps serving"));
     assert_eq!(curl(tls, &second_ca, "/public", &["--http2"]).status, 200);
 }
+
+#[test]
+fn a_stalled_tls_handshake_is_cut_at_the_head_deadline_and_counts_against_the_cap() {
+    let backend = Backend::app();
+    let ca = Ca::new("test CA");
+    let tls = free_addr();
+    let config = format!(
+        "request_head_timeout = \"1s\"\nmax_connections = 3\n{}{}",
+        standard_config(backend.addr, ""),
+        tls_section(tls)
+    );
+    let gate = Gate::start_with(
+        &config,
+        &[("cert.pem", &ca.cert_pem), ("key.pem", &ca.key_pem)],
+        &[("TEST_SECRET", SECRET)],
+    );
+    let ca_file = ca.ca_file(gate.dir(), "ca.pem");
+    wait_for(
+        || curl(tls, &ca_file, "/public", &["--http1.1"]).status == 200,
+        "the TLS listener",
+        &gate,
+    );
+    // Three connections that send half a ClientHello and stall: the cap is full.
+    let hello = client_hello([3, 3]);
+    let stalled: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(tls).unwrap();
+            s.write_all(&hello[..20]).unwrap();
+            s
+        })
+        .collect();
+    let refused = curl(tls, &ca_file, "/public", &["--http1.1"]);
+    assert!(
+        !refused.ok,
+        "a fourth connection is over the cap: {refused:#?}"
+    );
+    // Each stalled handshake is closed at the deadline, not held for ever.
+    let start = Instant::now();
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "closed without a ServerHello");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    let metrics = gate.admin("GET", "/metrics").send().body;
+    assert!(
+        metrics.contains("sessiongate_request_head_timeouts_total 3"),
+        "{metrics}"
+    );
+    // Served again once they are gone.
+    assert_eq!(curl(tls, &ca_file, "/public", &["--http1.1"]).status, 200);
+}
