@@ -7,7 +7,8 @@
 //! | `GET  <p>/logout`   | a one-button confirmation page; changes nothing             |
 //! | `POST <p>/logout`   | destroys the session, clears the cookie, 303 to a set page  |
 //! | `GET  <p>/me`       | `{user, roles, expires_at, absolute_expires_at}` or 401     |
-//! | `GET  <p>/check`    | 204 with `X-User`/`X-User-Roles`, or 401 (for `auth_request`) |
+//! | `GET  <p>/check`    | 204 with `X-User`/`X-User-Roles`, or 401: who this is        |
+//! | `*    <p>/auth/nginx`, `<p>/auth/forward` | forward-auth with the route rules; answered by `proxy::forward_auth` |
 //!
 //! Failures have one shape: an unknown user, a disabled user and a wrong
 //! password get the same status, body and cookies, in the same time (unknown
@@ -83,6 +84,10 @@ pub enum Endpoint {
     OwnSessionRevoke,
     NotFound,
     MethodNotAllowed,
+    /// Forward-auth for nginx `auth_request` (the proxy answers it: it needs the rules).
+    AuthNginx,
+    /// Forward-auth for Caddy and Traefik.
+    AuthForward,
 }
 
 impl Endpoint {
@@ -113,6 +118,9 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
         ("/check", true, _) => Endpoint::Check,
         ("/sessions", true, _) => Endpoint::OwnSessions,
         ("/sessions/revoke", _, true) => Endpoint::OwnSessionRevoke,
+        // Any method: nginx's subrequest keeps the original request's.
+        ("/auth/nginx", _, _) => Endpoint::AuthNginx,
+        ("/auth/forward", _, _) => Endpoint::AuthForward,
         ("/login" | "/logout" | "/me" | "/check" | "/sessions" | "/sessions/revoke", _, _) => {
             Endpoint::MethodNotAllowed
         }
@@ -241,6 +249,8 @@ impl Login {
                 }
             }
             Endpoint::Check => check(cur),
+            // Answered by the proxy, which holds the rules; never routed here.
+            Endpoint::AuthNginx | Endpoint::AuthForward => Reply::problem(Problem::NotFound),
             Endpoint::Me => me(cur),
             Endpoint::OwnSessions => {
                 crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix).await

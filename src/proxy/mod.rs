@@ -25,6 +25,7 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
 pub mod commands;
+pub mod forward_auth;
 pub mod forwarded;
 pub mod framing;
 pub mod identity;
@@ -185,6 +186,57 @@ impl<S: SessionStore> Gate<S> {
                 .map_err(store_error)?;
         }
         Ok(store_down)
+    }
+
+    /// Answer a front proxy's forward-auth request ([`forward_auth`]). No
+    /// cookie is set: the front proxy does not pass the auth answer's on.
+    async fn forward_auth(
+        &self,
+        session: &mut Downstream,
+        ctx: &Ctx,
+        convention: forward_auth::Convention,
+    ) -> Result<()> {
+        let req = session.req_header();
+        let answer = match forward_auth::original(convention, req, ctx.trusted_peer) {
+            Ok(original) => {
+                let who = ctx.cur.session.as_deref().and_then(|s| {
+                    s.user().map(|user| Identity {
+                        user,
+                        roles: s.roles_header(),
+                    })
+                });
+                forward_auth::answer(
+                    convention,
+                    &self.config.rules,
+                    &original,
+                    who,
+                    is_navigation(req),
+                    &self.login_prefix,
+                )
+            }
+            Err(why) => {
+                if why == forward_auth::Refusal::Untrusted {
+                    tracing::warn!(
+                        peer = ?client_ip(session),
+                        "forward-auth request from a peer not in server.trusted_proxies: denied"
+                    );
+                }
+                forward_auth::refused(why)
+            }
+        };
+        tracing::debug!(
+            decision = answer.decision,
+            status = answer.status.as_u16(),
+            "forward-auth"
+        );
+        respond(
+            session,
+            answer.status.as_u16(),
+            "text/plain; charset=utf-8",
+            b"",
+            &answer.headers,
+        )
+        .await
     }
 
     /// Answer a built-in endpoint (the table in `auth::endpoints`).
@@ -372,6 +424,19 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
         if let Some(endpoint) = endpoints::route(&self.config.auth_prefix, &req.method, path) {
             ctx.endpoint = Some(endpoint);
+            let convention = match endpoint {
+                Endpoint::AuthNginx => Some(forward_auth::Convention::Nginx),
+                Endpoint::AuthForward => Some(forward_auth::Convention::Forward),
+                _ => None,
+            };
+            if let Some(convention) = convention {
+                if store_down {
+                    respond_store_down(session).await?;
+                } else {
+                    self.forward_auth(session, ctx, convention).await?;
+                }
+                return Ok(true);
+            }
             if store_down && !matches!(endpoint, Endpoint::LoginPage | Endpoint::LogoutPage) {
                 respond_store_down(session).await?;
                 return Ok(true);

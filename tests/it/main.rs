@@ -12,6 +12,7 @@ mod browser;
 mod check;
 mod common;
 mod connections;
+mod forward_auth;
 mod framing;
 mod identity;
 mod lifecycle;

@@ -1,0 +1,269 @@
+//! Forward-auth: a front proxy (nginx, Caddy, Traefik) asks sessiongate
+//! whether the request *it* received may pass, and sessiongate decides with
+//! the same normalisation and the same rules as for its own requests.
+//!
+//! | endpoint                | for                                  | the original request from          |
+//! |-------------------------|--------------------------------------|------------------------------------|
+//! | `<prefix>/auth/nginx`   | nginx `auth_request`                 | `X-Original-Method`, `X-Original-URI` |
+//! | `<prefix>/auth/forward` | Caddy `forward_auth`, Traefik `ForwardAuth` | `X-Forwarded-Method`, `X-Forwarded-Uri` |
+//!
+//! The answers follow each convention. nginx treats anything but 2xx, 401 and
+//! 403 as an error, so its endpoint answers a browser that must log in with a
+//! 401 that carries the login page in `Location` (the snippet in the README
+//! turns it into a redirect); Caddy and Traefik pass the answer through, so
+//! that endpoint answers with the 302 itself. Allowed: 200 with `X-User` and
+//! `X-User-Roles` for the front proxy to copy (none when anonymous, so the
+//! front proxy's copy overwrites a client's spoofed one with nothing).
+//!
+//! **Only a trusted peer (`server.trusted_proxies`) may say what the original
+//! request was.** From anyone else, or without those headers, or with a target
+//! that does not normalise, the answer is a deny (403): never a decision on an
+//! attacker-chosen URI, and never a fallback to the auth request's own path.
+
+use std::borrow::Cow;
+
+use http::{Method, StatusCode};
+use pingora::http::RequestHeader;
+
+use super::routes::{self, Decision, Identity, Rules};
+use crate::http::redirect;
+
+/// Which front proxy's convention an endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Convention {
+    /// nginx `auth_request`.
+    Nginx,
+    /// Caddy `forward_auth`, Traefik `ForwardAuth`.
+    Forward,
+}
+
+impl Convention {
+    fn headers(self) -> (&'static str, &'static str) {
+        match self {
+            Convention::Nginx => ("x-original-method", "x-original-uri"),
+            Convention::Forward => ("x-forwarded-method", "x-forwarded-uri"),
+        }
+    }
+}
+
+/// The request the front proxy received, as far as the rules care.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Original<'a> {
+    pub method: Method,
+    /// Normalised, as the rules see every path.
+    pub path: Cow<'a, str>,
+    pub query: Option<&'a str>,
+}
+
+/// Why the original request could not be taken from the headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer is not in `server.trusted_proxies`.
+    Untrusted,
+    /// A header is missing or is not a method / an origin-form target.
+    Malformed,
+}
+
+/// The original request, from a trusted peer's headers.
+///
+/// # Errors
+/// [`Refusal::Untrusted`] from anyone else, whatever the headers say;
+/// [`Refusal::Malformed`] for a missing header, a bad method, or a target
+/// that is not an absolute path that normalises.
+pub fn original(
+    convention: Convention,
+    req: &RequestHeader,
+    trusted_peer: bool,
+) -> Result<Original<'_>, Refusal> {
+    if !trusted_peer {
+        return Err(Refusal::Untrusted);
+    }
+    let (method_header, uri_header) = convention.headers();
+    let one = |name: &str| {
+        let mut values = req.headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None) => v.to_str().ok(),
+            _ => None, // absent, or sent twice: which one would be meant?
+        }
+    };
+    let method = one(method_header)
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .ok_or(Refusal::Malformed)?;
+    let target = one(uri_header).ok_or(Refusal::Malformed)?;
+    // Origin form only: "/path?query". No fragment is ever sent.
+    if !target.starts_with('/') || target.contains('#') {
+        return Err(Refusal::Malformed);
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let path = routes::normalize(path).map_err(|_| Refusal::Malformed)?;
+    Ok(Original {
+        method,
+        path,
+        query,
+    })
+}
+
+/// The answer to a forward-auth request: its status and headers.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    /// Why, for the access log.
+    pub decision: &'static str,
+}
+
+/// Decide `original` for `who` and answer in `convention`'s terms.
+/// `navigation`: the client is a browser loading a page (it gets the login
+/// page rather than a bare 401); `login_prefix`: `<login_url>?next=`.
+pub fn answer(
+    convention: Convention,
+    rules: &Rules,
+    original: &Original<'_>,
+    who: Option<Identity<'_>>,
+    navigation: bool,
+    login_prefix: &str,
+) -> Answer {
+    let bare = |status, decision| Answer {
+        status,
+        headers: Vec::new(),
+        decision,
+    };
+    match rules.decide(&original.method, &original.path, who) {
+        Decision::Allow { .. } => {
+            let (user, roles) = who.map_or(("", ""), |w| (w.user, w.roles));
+            let headers = if who.is_some() || convention == Convention::Forward {
+                // Anonymous, Caddy and Traefik still get the headers, empty:
+                // Caddy 2.6's copy_headers sets a header the answer lacks to
+                // its own placeholder text ("{http.reverse_proxy.header.X-User}"),
+                // which an app would take for a user name.
+                vec![
+                    (crate::http::headers::X_USER, user.to_owned()),
+                    (crate::http::headers::X_USER_ROLES, roles.to_owned()),
+                ]
+            } else {
+                Vec::new()
+            };
+            Answer {
+                status: StatusCode::OK,
+                headers,
+                decision: "allow",
+            }
+        }
+        Decision::Unauthenticated if navigation => {
+            let mut location = String::with_capacity(login_prefix.len() + original.path.len() + 16);
+            location.push_str(login_prefix);
+            redirect::encode_next(&mut location, &original.path, original.query);
+            let status = match convention {
+                Convention::Nginx => StatusCode::UNAUTHORIZED,
+                Convention::Forward => StatusCode::FOUND,
+            };
+            Answer {
+                status,
+                headers: vec![("Location", location)],
+                decision: "login",
+            }
+        }
+        Decision::Unauthenticated => bare(StatusCode::UNAUTHORIZED, "unauthenticated"),
+        Decision::Forbidden => bare(StatusCode::FORBIDDEN, "forbidden"),
+        // nginx knows only 401 and 403; the others can say 404.
+        Decision::NotFound if convention == Convention::Nginx => {
+            bare(StatusCode::FORBIDDEN, "not_found")
+        }
+        Decision::NotFound => bare(StatusCode::NOT_FOUND, "not_found"),
+    }
+}
+
+/// The deny for a request whose original could not be taken.
+pub fn refused(why: Refusal) -> Answer {
+    Answer {
+        status: StatusCode::FORBIDDEN,
+        headers: Vec::new(),
+        decision: match why {
+            Refusal::Untrusted => "untrusted_peer",
+            Refusal::Malformed => "malformed_original",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/.sessiongate/auth/nginx", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn only_a_trusted_peer_names_the_original_request() {
+        let r = req(&[("X-Original-Method", "GET"), ("X-Original-URI", "/public")]);
+        assert_eq!(
+            original(Convention::Nginx, &r, false),
+            Err(Refusal::Untrusted)
+        );
+        let o = original(Convention::Nginx, &r, true).unwrap();
+        assert_eq!((o.method, o.path.as_ref()), (Method::GET, "/public"));
+        // The other convention's headers are not read.
+        assert_eq!(
+            original(Convention::Forward, &r, true),
+            Err(Refusal::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_original_path_is_normalised_like_our_own() {
+        let r = req(&[
+            ("X-Forwarded-Method", "POST"),
+            ("X-Forwarded-Uri", "/public/..//admin/./x?a=1"),
+        ]);
+        let o = original(Convention::Forward, &r, true).unwrap();
+        assert_eq!(o.method, Method::POST);
+        assert_eq!(o.path, "/admin/x");
+        assert_eq!(o.query, Some("a=1"));
+        // Above the root stays at the root, as for our own requests.
+        let r = req(&[
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-Uri", "/../../admin"),
+        ]);
+        assert_eq!(
+            original(Convention::Forward, &r, true).unwrap().path,
+            "/admin"
+        );
+    }
+
+    #[test]
+    fn malformed_originals_are_refused() {
+        for (method, uri) in [
+            ("GET", "public"),
+            ("GET", "http://evil/admin"),
+            ("GET", "/a#frag"),
+            ("G ET", "/a"),
+        ] {
+            let r = req(&[("X-Original-Method", method), ("X-Original-URI", uri)]);
+            assert_eq!(
+                original(Convention::Nginx, &r, true),
+                Err(Refusal::Malformed),
+                "{method} {uri}"
+            );
+        }
+        let twice = req(&[
+            ("X-Original-Method", "GET"),
+            ("X-Original-URI", "/public"),
+            ("X-Original-URI", "/admin"),
+        ]);
+        assert_eq!(
+            original(Convention::Nginx, &twice, true),
+            Err(Refusal::Malformed)
+        );
+        assert_eq!(
+            original(Convention::Nginx, &req(&[]), true),
+            Err(Refusal::Malformed)
+        );
+    }
+}
