@@ -34,8 +34,11 @@ command -v npm >/dev/null || { echo "missing npm: install Node.js 20 or later" >
 [ -d tests/browser/node_modules ] || npm ci --prefix tests/browser --no-audit --no-fund
 # The Redis store's tests start their own redis-server on ephemeral ports.
 need_pkg redis-server redis-server
-# The benchmark's smoke run (bench/run.sh --smoke): nginx as backend and peer, wrk as load.
+# nginx: the benchmark's backend and peer, and a front proxy in the forward-auth tests;
+# wrk: the benchmark's load.
 need_pkg nginx nginx
+# The forward-auth tests (tests/it/forward_auth.rs) run Caddy as a front proxy too.
+need_pkg caddy caddy
 need_pkg wrk wrk
 need_pkg curl curl   # bench/soak.sh samples the admin API
 need_pkg systemd-analyze systemd   # deploy/check.sh verifies the unit
