@@ -70,6 +70,12 @@ impl Problem {
     }
 
     /// The JSON body.
+    /// The body with the request's id: `{"error":"…","request_id":"…"}`.
+    /// The id is from `proxy::request_id`, whose alphabet needs no escaping.
+    pub fn body_with_id(self, id: &str) -> String {
+        with_request_id(self.body(), id)
+    }
+
     pub fn body(self) -> &'static str {
         match self {
             Problem::BadRequest => r#"{"error":"bad request"}"#,
@@ -86,6 +92,18 @@ impl Problem {
             Problem::GatewayTimeout => r#"{"error":"gateway timeout"}"#,
             Problem::Other(_) => r#"{"error":"error"}"#,
         }
+    }
+}
+
+/// A JSON object body `{…}` with `"request_id"` added as its last member;
+/// any other body as it is.
+pub fn with_request_id(body: &str, id: &str) -> String {
+    match body.strip_suffix('}') {
+        Some(open) if body.starts_with('{') => {
+            let sep = if open.len() > 1 { "," } else { "" };
+            format!("{open}{sep}\"request_id\":\"{id}\"}}")
+        }
+        _ => body.to_owned(),
     }
 }
 

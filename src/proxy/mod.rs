@@ -30,6 +30,7 @@ pub mod forwarded;
 pub mod framing;
 pub mod identity;
 pub mod live;
+pub mod request_id;
 pub mod routes;
 pub mod upstream;
 
@@ -91,6 +92,8 @@ pub struct Ctx {
     store_down: bool,
     /// The client reached us over HTTPS (our TLS listener, or a trusted proxy says so).
     https: bool,
+    /// This request's `X-Request-Id` ([`request_id`]).
+    id: HeaderValue,
 }
 
 impl<S: SessionStore> Gate<S> {
@@ -128,14 +131,22 @@ impl<S: SessionStore> Gate<S> {
                 location.push_str(&self.login_prefix);
                 redirect::encode_next(&mut location, path, session.req_header().uri.query());
                 extra.push(("Location", location));
-                return respond(session, 302, "text/plain; charset=utf-8", b"", &extra).await;
+                return respond(
+                    session,
+                    &ctx.id,
+                    302,
+                    "text/plain; charset=utf-8",
+                    Bytes::new(),
+                    &extra,
+                )
+                .await;
             }
             Decision::Unauthenticated => Problem::Unauthenticated,
             Decision::Forbidden => Problem::Forbidden,
             Decision::NotFound => Problem::NotFound,
             Decision::Allow { .. } => return Ok(()),
         };
-        respond_problem(session, problem, &extra).await
+        respond_problem(session, &ctx.id, problem, &extra).await
     }
 
     /// Who is on the other end: whether the peer is a trusted proxy, whether
@@ -231,9 +242,10 @@ impl<S: SessionStore> Gate<S> {
         );
         respond(
             session,
+            &ctx.id,
             answer.status.as_u16(),
             "text/plain; charset=utf-8",
-            b"",
+            Bytes::new(),
             &answer.headers,
         )
         .await
@@ -250,7 +262,7 @@ impl<S: SessionStore> Gate<S> {
             match read_body(session, endpoints::MAX_FORM_LEN).await? {
                 Some(b) => b,
                 None => {
-                    return respond_problem(session, Problem::FormTooLarge, &[]).await;
+                    return respond_problem(session, &ctx.id, Problem::FormTooLarge, &[]).await;
                 }
             }
         } else {
@@ -268,9 +280,17 @@ impl<S: SessionStore> Gate<S> {
                 &self.sessions,
             )
             .await;
-        let mut resp = ResponseHeader::build(reply.status, Some(8 + reply.headers.len()))?;
+        let mut body = reply.body;
+        if reply.status.as_u16() >= 400 && reply.content_type == "application/json" {
+            let text = String::from_utf8_lossy(&body);
+            body =
+                crate::http::problem::with_request_id(&text, ctx.id.to_str().unwrap_or_default())
+                    .into_bytes();
+        }
+        let mut resp = ResponseHeader::build(reply.status, Some(9 + reply.headers.len()))?;
         resp.insert_header(header::CONTENT_TYPE, reply.content_type)?;
-        resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
+        resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+        resp.insert_header(request_id::X_REQUEST_ID, &ctx.id)?;
         for (k, v) in PAGE_HEADERS {
             resp.insert_header(k, v)?;
         }
@@ -282,7 +302,7 @@ impl<S: SessionStore> Gate<S> {
         }
         session.write_response_header(Box::new(resp), false).await?;
         session
-            .write_response_body(Some(Bytes::from(reply.body)), true)
+            .write_response_body(Some(Bytes::from(body)), true)
             .await?;
         Ok(())
     }
@@ -340,45 +360,48 @@ async fn read_body(session: &mut Downstream, limit: usize) -> Result<Option<Vec<
 
 async fn respond(
     session: &mut Downstream,
+    id: &HeaderValue,
     status: u16,
     content_type: &'static str,
-    body: &'static [u8],
+    body: Bytes,
     extra: &[(&'static str, String)],
 ) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    let mut resp = ResponseHeader::build(status, Some(5 + extra.len()))?;
     resp.insert_header(header::CONTENT_TYPE, content_type)?;
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    resp.insert_header(request_id::X_REQUEST_ID, id)?;
     for (k, v) in extra {
         resp.append_header(*k, v.as_str())?;
     }
     session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from_static(body)), true)
-        .await?;
+    session.write_response_body(Some(body), true).await?;
     Ok(())
 }
 
 /// The JSON error body for `problem`, with its status.
 async fn respond_problem(
     session: &mut Downstream,
+    id: &HeaderValue,
     problem: Problem,
     extra: &[(&'static str, String)],
 ) -> Result<()> {
+    let body = problem.body_with_id(id.to_str().unwrap_or_default());
     respond(
         session,
+        id,
         problem.status(),
         "application/json",
-        problem.body().as_bytes(),
+        Bytes::from(body),
         extra,
     )
     .await
 }
 
 /// 503 while the session store cannot answer: never "anonymous".
-async fn respond_store_down(session: &mut Downstream) -> Result<()> {
+async fn respond_store_down(session: &mut Downstream, id: &HeaderValue) -> Result<()> {
     let retry = [("Retry-After", "1".to_owned())];
-    respond_problem(session, Problem::Unavailable, &retry).await
+    respond_problem(session, id, Problem::Unavailable, &retry).await
 }
 
 #[async_trait]
@@ -396,12 +419,16 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             client_ip: None,
             store_down: false,
             https: false,
+            id: request_id::generate(),
         }
     }
 
     async fn request_filter(&self, session: &mut Downstream, ctx: &mut Ctx) -> Result<bool> {
         crate::http::connections::head_read(session);
         session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
+        self.note_peer(session, ctx);
+        let fresh = std::mem::replace(&mut ctx.id, HeaderValue::from_static(""));
+        ctx.id = request_id::of(session.req_header(), ctx.trusted_peer, fresh);
         let req = session.req_header();
         // A target pingora had to decode lossily cannot be forwarded faithfully.
         let path = match req
@@ -410,14 +437,13 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         {
             Some(Ok(p)) => p,
             _ => {
-                respond_problem(session, Problem::BadRequest, &[]).await?;
+                respond_problem(session, &ctx.id, Problem::BadRequest, &[]).await?;
                 return Ok(true);
             }
         };
         if let std::borrow::Cow::Owned(p) = path {
             ctx.normalized = Some(p);
         }
-        self.note_peer(session, ctx);
         let store_down = self.load_session(session, ctx).await?;
 
         let req = session.req_header();
@@ -431,14 +457,14 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             };
             if let Some(convention) = convention {
                 if store_down {
-                    respond_store_down(session).await?;
+                    respond_store_down(session, &ctx.id).await?;
                 } else {
                     self.forward_auth(session, ctx, convention).await?;
                 }
                 return Ok(true);
             }
             if store_down && !matches!(endpoint, Endpoint::LoginPage | Endpoint::LogoutPage) {
-                respond_store_down(session).await?;
+                respond_store_down(session, &ctx.id).await?;
                 return Ok(true);
             }
             self.builtin(session, ctx, endpoint).await?;
@@ -456,7 +482,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             return Ok(false);
         }
         if store_down {
-            respond_store_down(session).await?;
+            respond_store_down(session, &ctx.id).await?;
             return Ok(true);
         }
         let path = path.to_owned();
@@ -541,6 +567,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 None => req.insert_header(headers::X_FORWARDED_FOR, ip.to_string())?,
             }
         }
+        req.insert_header(request_id::X_REQUEST_ID, &ctx.id)?;
         req.insert_header(
             headers::X_FORWARDED_PROTO,
             if ctx.https { "https" } else { "http" },
@@ -610,6 +637,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 );
             }
         }
+        resp.insert_header(request_id::X_REQUEST_ID, &ctx.id)?;
         if let Some(cookie) = self.sessions.set_cookie(&ctx.cur, ctx.https) {
             resp.append_header(header::SET_COOKIE, cookie)?;
             // A response that sets a session cookie must never be cached and replayed.
@@ -633,7 +661,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         &self,
         session: &mut Downstream,
         e: &Error,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> FailToProxy {
         let kind = match e.etype() {
             ConnectRefused => Some(UpstreamError::ConnectRefused),
@@ -660,7 +688,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         let code = problem.status();
         // The body is generic on purpose: no upstream address, no error detail.
         if session.response_written().is_none() {
-            let _ = respond_problem(session, problem, &[]).await;
+            let _ = respond_problem(session, &ctx.id, problem, &[]).await;
         }
         FailToProxy {
             error_code: code,
@@ -705,6 +733,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             upstream,
             duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
             decision,
+            request_id = ctx.id.to_str().unwrap_or_default(),
             error = e.map(|e| e.etype().as_str()),
         );
     }

@@ -42,7 +42,7 @@ fn protected_route_api_client_gets_401_json() {
         let resp = req.send();
         assert_eq!(resp.status, 401, "{resp:#?}");
         assert_eq!(resp.header("content-type"), Some("application/json"));
-        assert_eq!(resp.body, r#"{"error":"unauthenticated"}"#);
+        assert_eq!(resp.body, problem_body(&resp, "unauthenticated"));
     }
     assert_eq!(backend.count(), 0, "the backend must see no denied request");
 }
@@ -56,7 +56,7 @@ fn missing_role_is_forbidden_and_role_or_user_is_allowed() {
     let before = backend.count();
     let resp = gate.get("/admin/panel").cookie(&alice).send();
     assert_eq!(resp.status, 403, "{resp:#?}");
-    assert_eq!(resp.body, r#"{"error":"forbidden"}"#);
+    assert_eq!(resp.body, problem_body(&resp, "forbidden"));
     assert_eq!(
         backend.count(),
         before,

@@ -764,6 +764,13 @@ impl Req {
     }
 }
 
+/// The JSON error body sessiongate writes for `error`, with the response's
+/// request id (`{"error":"…","request_id":"…"}`).
+pub fn problem_body(resp: &Resp, error: &str) -> String {
+    let id = resp.header("x-request-id").expect("an X-Request-Id");
+    format!(r#"{{"error":"{error}","request_id":"{id}"}}"#)
+}
+
 /// Read one response (Content-Length framed, or to EOF).
 pub fn read_response(s: &mut TcpStream, request: &str) -> Resp {
     let mut reader = BufReader::new(s);

@@ -20,6 +20,7 @@ mod login;
 mod logs;
 mod redis;
 mod reload;
+mod request_id;
 mod server;
 mod sessions;
 mod tls;

@@ -10,7 +10,7 @@ fn backend_down_gets_502_with_a_generic_body() {
     let gate = Gate::start(&standard_config(dead, ""));
     let resp = gate.get("/public/x").send();
     assert_eq!(resp.status, 502, "{resp:#?}");
-    assert_eq!(resp.body, r#"{"error":"bad gateway"}"#);
+    assert_eq!(resp.body, problem_body(&resp, "bad gateway"));
     assert!(!resp.body.contains("127.0.0.1") && !resp.body.contains(&dead.port().to_string()));
 }
 
@@ -27,7 +27,7 @@ fn silent_backend_gets_504_within_the_read_timeout_and_the_proxy_keeps_serving()
     let resp = gate.get("/slow").send();
     let took = start.elapsed();
     assert_eq!(resp.status, 504, "{resp:#?}");
-    assert_eq!(resp.body, r#"{"error":"gateway timeout"}"#);
+    assert_eq!(resp.body, problem_body(&resp, "gateway timeout"));
     assert!(
         took >= Duration::from_millis(450) && took < Duration::from_secs(5),
         "took {took:?}"
