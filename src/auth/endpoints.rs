@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::throttle::Throttle;
 use crate::auth::users::{self, Users, MAX_PASSWORD_LEN};
-use crate::http::headers::{X_USER, X_USER_ROLES};
+use crate::http::headers::IdentityNames;
 use crate::http::html::{escape, page};
 use crate::http::origin::same_origin;
 use crate::http::problem::Problem;
@@ -49,6 +49,8 @@ pub struct AuthOptions {
     pub login_url: String,
     /// The users file of the built-in login; `None` = built-in login off.
     pub users_file: Option<PathBuf>,
+    /// The identity headers `GET <p>/check` answers with (`[identity]`).
+    pub identity: IdentityNames,
     /// Where `POST <prefix>/logout` sends the browser.
     pub logout_redirect: String,
     /// Failed logins per user name within `failure_window` before lockout.
@@ -248,7 +250,7 @@ impl Login {
                     Err(e) => unavailable(&e),
                 }
             }
-            Endpoint::Check => check(cur),
+            Endpoint::Check => check(cur, &self.config.identity),
             // Answered by the proxy, which holds the rules; never routed here.
             Endpoint::AuthNginx | Endpoint::AuthForward => Reply::problem(Problem::NotFound),
             Endpoint::Me => me(cur),
@@ -316,7 +318,8 @@ impl Login {
         };
         let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
         else {
-            return Reply::problem(Problem::Unavailable).with("Retry-After", "1".into());
+            return Reply::problem(Problem::Unavailable)
+                .with(http::header::RETRY_AFTER, "1".into());
         };
         let users = self.users();
         let dummy = self.dummy_hash.clone();
@@ -357,7 +360,10 @@ impl Login {
             StatusCode::TOO_MANY_REQUESTS,
             self.login_page(next, Some("Too many attempts. Try again later.")),
         )
-        .with("Retry-After", retry.as_secs().max(1).to_string())
+        .with(
+            http::header::RETRY_AFTER,
+            retry.as_secs().max(1).to_string(),
+        )
     }
 
     fn login_page(&self, next: &str, error: Option<&str>) -> String {
@@ -397,14 +403,14 @@ impl Login {
 }
 
 /// `GET <p>/check`: 204 with the identity headers, or 401 (for `auth_request`).
-fn check(cur: &RequestSession) -> Reply {
+fn check(cur: &RequestSession, names: &IdentityNames) -> Reply {
     match cur.session.as_deref() {
         Some(s) if s.user().is_some() => Reply {
             status: StatusCode::NO_CONTENT,
             content_type: "text/plain; charset=utf-8",
             headers: vec![
-                (X_USER, s.user().unwrap_or_default().to_owned()),
-                (X_USER_ROLES, s.roles_header().to_owned()),
+                (names.user.clone(), s.user().unwrap_or_default().to_owned()),
+                (names.roles.clone(), s.roles_header().to_owned()),
             ],
             body: Vec::new(),
         },
@@ -439,7 +445,7 @@ fn method_not_allowed(path: &str) -> Reply {
     } else {
         "GET, HEAD, POST"
     };
-    Reply::problem(Problem::MethodNotAllowed).with("Allow", allow.into())
+    Reply::problem(Problem::MethodNotAllowed).with(http::header::ALLOW, allow.into())
 }
 
 fn forbidden() -> Reply {

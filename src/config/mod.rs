@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::auth::endpoints::AuthOptions;
 use crate::http::connections::Limits;
+use crate::http::headers::IdentityNames;
 use crate::http::tls::TlsListener;
 use crate::proxy::forwarded::TrustedProxies;
 use crate::proxy::routes::Rules;
@@ -127,6 +128,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamOptions>,
     /// `[routes]` and `[[route]]`, compiled.
     pub rules: Rules,
+    /// `[identity]`: the header names of the identity handed over.
+    pub identity: IdentityNames,
 }
 
 impl Config {
@@ -331,6 +334,22 @@ roles = ["", "a,b"]
             (
                 minimal("[auth]\nlogout_redirect = \"/\\\\evil\"\n"),
                 "auth.logout_redirect: must be a same-origin path",
+            ),
+            (
+                minimal("[identity]\nuser_header = \"Cookie\"\n"),
+                "identity.user_header: \"Cookie\" is a header sessiongate or HTTP uses",
+            ),
+            (
+                minimal("[identity]\nuser_header = \"X-Session-User\"\n"),
+                "identity.user_header: \"X-Session-User\" is a header",
+            ),
+            (
+                minimal("[identity]\nuser_header = \"bad name\"\n"),
+                "identity.user_header: not a header name",
+            ),
+            (
+                minimal("[identity]\nuser_header = \"Remote-User\"\nroles_header = \"remote-user\"\n"),
+                "identity.roles_header: must differ from identity.user_header",
             ),
         ];
         for (text, want) in cases {

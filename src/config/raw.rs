@@ -31,6 +31,35 @@ pub(super) struct RawConfig {
     pub(super) routes: RawRoutes,
     #[serde(default)]
     pub(super) route: Vec<RawRoute>,
+    #[serde(default)]
+    pub(super) identity: RawIdentity,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIdentity {
+    #[serde(default = "default_user_header")]
+    pub(super) user_header: String,
+    #[serde(default = "default_roles_header")]
+    pub(super) roles_header: String,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        RawIdentity {
+            user_header: default_user_header(),
+            roles_header: default_roles_header(),
+        }
+    }
+}
+
+/// What backends behind sessiongate have always read.
+fn default_user_header() -> String {
+    "X-User".to_owned()
+}
+
+fn default_roles_header() -> String {
+    "X-User-Roles".to_owned()
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::auth::names;
 use crate::http::connections::Limits;
+use crate::http::headers::IdentityNames;
 use crate::http::tls::{self, TlsListener};
 use crate::proxy::forwarded::{self, TrustedProxies};
 use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
@@ -127,7 +128,13 @@ impl Validator {
         let log = self.log(raw.log);
         let upstreams = self.upstreams(raw.upstream);
         let rules = self.rules(raw.routes, raw.route, &upstreams);
+        let identity = self.identity(&raw.identity);
+        let mut auth = auth;
+        if let (Some(a), Some(names)) = (auth.as_mut(), identity.as_ref()) {
+            a.identity = names.clone();
+        }
         Some(Config {
+            identity: identity?,
             listen,
             tls,
             upgrade_socket,
@@ -571,7 +578,58 @@ impl Validator {
             ip_max_failures: raw.ip_max_failures,
             failure_window: failure_window?,
             max_concurrent_hashes: raw.max_concurrent_hashes,
+            // Set by `config` from `[identity]`.
+            identity: IdentityNames::default(),
         })
+    }
+
+    /// `[identity]`: header names a backend reads. Not a header that frames
+    /// or routes the request, carries credentials, or is another of ours.
+    fn identity(&mut self, raw: &super::raw::RawIdentity) -> Option<IdentityNames> {
+        const FORBIDDEN: [&str; 16] = [
+            "host",
+            "content-length",
+            "content-type",
+            "transfer-encoding",
+            "connection",
+            "keep-alive",
+            "upgrade",
+            "te",
+            "trailer",
+            "cookie",
+            "authorization",
+            "proxy-authorization",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-request-id",
+        ];
+        let mut name = |key: &str, value: &str| match http::HeaderName::from_bytes(value.as_bytes())
+        {
+            Ok(n) if FORBIDDEN.contains(&n.as_str()) || n.as_str().starts_with("x-session-") => {
+                self.problem(
+                    key,
+                    format!("{value:?} is a header sessiongate or HTTP uses for something else"),
+                );
+                None
+            }
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.problem(key, format!("not a header name (got {value:?})"));
+                None
+            }
+        };
+        let user = name("identity.user_header", &raw.user_header);
+        let roles = name("identity.roles_header", &raw.roles_header);
+        let (user, roles) = (user?, roles?);
+        if user == roles {
+            self.problem(
+                "identity.roles_header",
+                "must differ from identity.user_header",
+            );
+            return None;
+        }
+        Some(IdentityNames { user, roles })
     }
 
     fn log(&mut self, raw: RawLog) -> Option<LogConfig> {

@@ -2,10 +2,26 @@
 //! for a front proxy to copy). Written once, so the proxy and the auth
 //! endpoints cannot spell one differently.
 
-/// The logged-in user.
-pub const X_USER: &str = "X-User";
-/// The user's roles, joined with `,`.
-pub const X_USER_ROLES: &str = "X-User-Roles";
+use http::HeaderName;
+
+/// The names under which sessiongate hands over the identity (`[identity]`):
+/// `X-User`/`X-User-Roles`, or what an app expects (`X-Forwarded-User`,
+/// `Remote-User`, `X-WEBAUTH-USER`, …). Client copies of both are stripped
+/// in every spelling, as for the defaults. The roles are joined with `,`.
+#[derive(Debug, Clone)]
+pub struct IdentityNames {
+    pub user: HeaderName,
+    pub roles: HeaderName,
+}
+
+impl Default for IdentityNames {
+    fn default() -> Self {
+        IdentityNames {
+            user: HeaderName::from_static("x-user"),
+            roles: HeaderName::from_static("x-user-roles"),
+        }
+    }
+}
 /// The session's data as compact JSON.
 pub const X_SESSION_DATA: &str = "X-Session-Data";
 /// The client address chain (RFC 7239's de-facto predecessor).

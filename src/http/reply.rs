@@ -2,7 +2,7 @@
 //! values: the auth endpoints and the admin page build them; the proxy writes
 //! them to the client.
 
-use http::StatusCode;
+use http::{header, HeaderName, StatusCode};
 
 use super::problem::Problem;
 
@@ -11,7 +11,7 @@ use super::problem::Problem;
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: &'static str,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(HeaderName, String)>,
     pub body: Vec<u8>,
 }
 
@@ -49,13 +49,13 @@ impl Reply {
         Reply {
             status: StatusCode::SEE_OTHER,
             content_type: "text/plain; charset=utf-8",
-            headers: vec![("Location", location.to_owned())],
+            headers: vec![(header::LOCATION, location.to_owned())],
             body: Vec::new(),
         }
     }
 
     /// The same reply with one more header.
-    pub fn with(mut self, name: &'static str, value: String) -> Reply {
+    pub fn with(mut self, name: HeaderName, value: String) -> Reply {
         self.headers.push((name, value));
         self
     }

@@ -22,10 +22,11 @@
 
 use std::borrow::Cow;
 
-use http::{Method, StatusCode};
+use http::{HeaderName, Method, StatusCode};
 use pingora::http::RequestHeader;
 
 use super::routes::{self, Decision, Identity, Rules};
+use crate::http::headers::IdentityNames;
 use crate::http::redirect;
 
 /// Which front proxy's convention an endpoint speaks.
@@ -110,7 +111,7 @@ pub fn original(
 #[derive(Debug, PartialEq, Eq)]
 pub struct Answer {
     pub status: StatusCode,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(HeaderName, String)>,
     /// Why, for the access log.
     pub decision: &'static str,
 }
@@ -121,6 +122,7 @@ pub struct Answer {
 pub fn answer(
     convention: Convention,
     rules: &Rules,
+    names: &IdentityNames,
     original: &Original<'_>,
     who: Option<Identity<'_>>,
     navigation: bool,
@@ -140,8 +142,8 @@ pub fn answer(
                 // its own placeholder text ("{http.reverse_proxy.header.X-User}"),
                 // which an app would take for a user name.
                 vec![
-                    (crate::http::headers::X_USER, user.to_owned()),
-                    (crate::http::headers::X_USER_ROLES, roles.to_owned()),
+                    (names.user.clone(), user.to_owned()),
+                    (names.roles.clone(), roles.to_owned()),
                 ]
             } else {
                 Vec::new()
@@ -162,7 +164,7 @@ pub fn answer(
             };
             Answer {
                 status,
-                headers: vec![("Location", location)],
+                headers: vec![(http::header::LOCATION, location)],
                 decision: "login",
             }
         }

@@ -14,6 +14,7 @@
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
+use crate::http::headers::IdentityNames;
 use crate::session::cookie;
 
 /// Compare a header name to a lower-case, `-`-separated name, treating `_` as `-`.
@@ -59,12 +60,17 @@ pub fn is_reserved(name: &[u8]) -> bool {
         || starts_with_name(name, b"x-forwarded-")
 }
 
-/// Remove every reserved header a client sent. Allocates only when there is one.
-pub fn strip_client_identity(req: &mut RequestHeader) {
+/// Remove every reserved header a client sent, and the configured identity
+/// names in every spelling. Allocates only when there is one.
+pub fn strip_client_identity(req: &mut RequestHeader, names: &IdentityNames) {
+    let configured = |n: &[u8]| {
+        same_name(n, names.user.as_str().as_bytes())
+            || same_name(n, names.roles.as_str().as_bytes())
+    };
     let spoofed: Vec<HeaderName> = req
         .headers
         .keys()
-        .filter(|n| is_reserved(n.as_str().as_bytes()))
+        .filter(|n| is_reserved(n.as_str().as_bytes()) || configured(n.as_str().as_bytes()))
         .cloned()
         .collect();
     for name in spoofed {
@@ -155,7 +161,7 @@ mod tests {
         ] {
             req.append_header(k.to_string(), v).unwrap();
         }
-        strip_client_identity(&mut req);
+        strip_client_identity(&mut req, &IdentityNames::default());
         let names: Vec<_> = req.headers.keys().map(|k| k.as_str().to_owned()).collect();
         assert_eq!(names, vec!["accept"]);
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
@@ -64,6 +64,8 @@ pub struct ProxyOptions {
     pub rules: Rules,
     /// One event per request on the `access` target.
     pub access_log: bool,
+    /// The identity headers' names (`[identity]`).
+    pub identity: crate::http::headers::IdentityNames,
 }
 
 /// The proxy: everything built once at start-up.
@@ -123,14 +125,16 @@ impl<S: SessionStore> Gate<S> {
         path: &str,
     ) -> Result<()> {
         let cookie = self.sessions.set_cookie(&ctx.cur, ctx.https);
-        let mut extra: Vec<(&'static str, String)> =
-            cookie.into_iter().map(|c| ("Set-Cookie", c)).collect();
+        let mut extra: Vec<(HeaderName, String)> = cookie
+            .into_iter()
+            .map(|c| (header::SET_COOKIE, c))
+            .collect();
         let problem = match decision {
             Decision::Unauthenticated if is_navigation(session.req_header()) => {
                 let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
                 location.push_str(&self.login_prefix);
                 redirect::encode_next(&mut location, path, session.req_header().uri.query());
-                extra.push(("Location", location));
+                extra.push((header::LOCATION, location));
                 return respond(
                     session,
                     &ctx.id,
@@ -219,6 +223,7 @@ impl<S: SessionStore> Gate<S> {
                 forward_auth::answer(
                     convention,
                     &self.config.rules,
+                    &self.config.identity,
                     &original,
                     who,
                     is_navigation(req),
@@ -364,7 +369,7 @@ async fn respond(
     status: u16,
     content_type: &'static str,
     body: Bytes,
-    extra: &[(&'static str, String)],
+    extra: &[(HeaderName, String)],
 ) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(5 + extra.len()))?;
     resp.insert_header(header::CONTENT_TYPE, content_type)?;
@@ -372,7 +377,7 @@ async fn respond(
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
     resp.insert_header(request_id::X_REQUEST_ID, id)?;
     for (k, v) in extra {
-        resp.append_header(*k, v.as_str())?;
+        resp.append_header(k.clone(), v.as_str())?;
     }
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
@@ -384,7 +389,7 @@ async fn respond_problem(
     session: &mut Downstream,
     id: &HeaderValue,
     problem: Problem,
-    extra: &[(&'static str, String)],
+    extra: &[(HeaderName, String)],
 ) -> Result<()> {
     let body = problem.body_with_id(id.to_str().unwrap_or_default());
     respond(
@@ -400,7 +405,7 @@ async fn respond_problem(
 
 /// 503 while the session store cannot answer: never "anonymous".
 async fn respond_store_down(session: &mut Downstream, id: &HeaderValue) -> Result<()> {
-    let retry = [("Retry-After", "1".to_owned())];
+    let retry = [(header::RETRY_AFTER, "1".to_owned())];
     respond_problem(session, id, Problem::Unavailable, &retry).await
 }
 
@@ -544,13 +549,14 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         } else {
             None
         };
-        identity::strip_client_identity(req);
+        identity::strip_client_identity(req, &self.config.identity);
         identity::strip_session_cookie(req, &self.sessions.config().cookie.name)?;
 
         if let Some(s) = ctx.cur.session.as_deref() {
             if let Some(user) = s.user() {
-                req.insert_header(headers::X_USER, user)?;
-                req.insert_header(headers::X_USER_ROLES, s.roles_header())?;
+                let names = &self.config.identity;
+                req.insert_header(names.user.clone(), user)?;
+                req.insert_header(names.roles.clone(), s.roles_header())?;
             }
             // Session data is the opted-in application's, not every upstream's.
             let upstream_may_see_data = matches!(ctx.decision,

@@ -325,6 +325,7 @@ fn gate<S: SessionStore>(
         login_url: config.auth.login_url.clone(),
         rules: config.rules.clone(),
         access_log: config.log.access_log,
+        identity: config.identity.clone(),
     });
     Gate::new(options, sessions.clone(), login.clone(), upstreams.to_vec())
 }

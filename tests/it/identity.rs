@@ -135,3 +135,38 @@ fn session_cookie_is_removed_upstream_other_cookies_pass() {
         "untouched when ours is absent"
     );
 }
+
+#[test]
+fn configured_identity_header_names_are_set_and_stripped_in_every_spelling() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(
+        backend.addr,
+        "\n[identity]\nuser_header = \"Remote-User\"\nroles_header = \"X-WEBAUTH-ROLES\"\n",
+    ));
+    let alice = gate.login("alice", "user,admin");
+    let resp = gate
+        .get("/private")
+        .cookie(&alice)
+        .header("Remote-User", "mallory")
+        .header("remote_user", "mallory")
+        .header("REMOTE-USER", "mallory")
+        .header("X-Webauth-Roles", "admin")
+        .header("X-User", "mallory")
+        .send();
+    assert_eq!(resp.status, 200);
+    let seen = backend.last();
+    assert_eq!(seen.all("remote-user"), vec!["alice"], "{seen:?}");
+    assert_eq!(seen.all("remote_user"), Vec::<&str>::new());
+    assert_eq!(seen.all("x-webauth-roles"), vec!["user,admin"]);
+    // The default names are still never believed from a client.
+    assert_eq!(seen.all("x-user"), Vec::<&str>::new());
+    // Anonymous on a public route: none of them.
+    gate.get("/public/x")
+        .header("Remote-User", "mallory")
+        .send();
+    assert_eq!(backend.last().all("remote-user"), Vec::<&str>::new());
+    // /check answers with the configured names.
+    let check = gate.get("/.sessiongate/check").cookie(&alice).send();
+    assert_eq!(check.status, 204);
+    assert_eq!(check.header("remote-user"), Some("alice"));
+}
