@@ -125,6 +125,7 @@ listen = ["127.0.0.1:$2"]
 threads = $5
 grace_period = "1s"
 shutdown_timeout = "1s"
+trusted_proxies = ${SG_TRUSTED_PROXIES:-[]}
 
 [session]
 secrets = [{ env = "BENCH_SG_SECRET" }]

@@ -331,7 +331,7 @@ def main():
         facts = load(sys.argv[2])
         rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
         bad = problems(rows)
-        want = {"direct", PROXY, "sg-public", "sg-401", *PROTECTED, EXPRESS, *TLS_ROWS}
+        want = {"direct", PROXY, "sg-public", "sg-401", *PROTECTED, EXPRESS, *TLS_ROWS, "nginx-auth-request"}
         missing = want - {r["id"] for r in rows}
         bad += [f"{m}: scenario missing" for m in sorted(missing)]
         for b in bad:
@@ -430,6 +430,16 @@ def main():
             f"{ok(c['median_ns'] <= TARGETS['verify_lookup_ns'])} |"
         )
 
+    fa, inline = by_id.get("nginx-auth-request"), by_id.get("sg-protected-small")
+    if fa and inline:
+        targets.append(
+            f"| nginx auth_request → sessiongate: req/s ÷ sessiongate inline (about the same) | "
+            f"{fa['rps'] / inline['rps']:.2f}× | {ok(fa['rps'] / inline['rps'] >= 0.8)} |"
+        )
+        targets.append(
+            f"| nginx auth_request → sessiongate: proxy CPU per request (nginx + sessiongate) ÷ inline "
+            f"(about 1.2×) | {fa['proxy_us'] / inline['proxy_us']:.2f}× | {ok(fa['proxy_us'] / inline['proxy_us'] <= 1.5)} |"
+        )
     ka, hs, _, _ = tls_ratios(rows)
     if ka is not None:
         targets.append(f"| TLS keep-alive req/s ≥ 0.5× nginx with TLS (same certificate) | {ka:.2f}× | {ok(ka >= 0.5)} |")

@@ -512,6 +512,65 @@ tls_rows "" "nginx sg"
 stop "$SG_PID"
 stop "$NGX_TLS_PID"
 
+# ---------------------------------------------------------------- forward-auth
+# nginx in front with auth_request to sessiongate's /auth/nginx, the backend
+# served by nginx: the same protected route as sessiongate inline.
+say "nginx auth_request -> sessiongate (forward-auth)"
+SG_TRUSTED_PROXIES='["127.0.0.1"]' start_sg sg-fa false
+mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_fa_cookies.txt" /mint sid >/dev/null
+NGX_FA_PORT=$(free_port)
+mkdir -p "$TMP/nginx-fa/logs"
+cat >"$TMP/nginx-fa/nginx.conf" <<EOF
+worker_processes $SG_THREADS;
+pid $TMP/nginx-fa/nginx.pid;
+error_log $TMP/nginx-fa/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
+    upstream sessiongate { server 127.0.0.1:$SG_PORT; keepalive 64; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:$NGX_FA_PORT backlog=4096;
+        location = /_sessiongate_auth {
+            internal;
+            proxy_pass http://sessiongate/.sessiongate/auth/nginx;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method \$request_method;
+            proxy_set_header X-Original-URI \$request_uri;
+        }
+        location @sessiongate_login {
+            if (\$sessiongate_login) { return 302 \$sessiongate_login; }
+            return 401;
+        }
+        location / {
+            auth_request /_sessiongate_auth;
+            auth_request_set \$sessiongate_user \$upstream_http_x_user;
+            auth_request_set \$sessiongate_login \$upstream_http_location;
+            error_page 401 = @sessiongate_login;
+            proxy_set_header X-User \$sessiongate_user;
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+start nginx-fa "$NGINX" -p "$TMP/nginx-fa" -e "$TMP/nginx-fa/logs/error.log" -c "$TMP/nginx-fa/nginx.conf" -g 'daemon off;'
+NGX_FA_PID=$LAST_PID
+wait_port "$NGX_FA_PORT" "$NGX_FA_PID" nginx-fa
+expect "http://127.0.0.1:$NGX_FA_PORT/app" 401
+expect "http://127.0.0.1:$NGX_FA_PORT/whoami" 200 "$(head -1 "$TMP/sg_fa_cookies.txt")" "u*"
+# Proxy CPU here is nginx and sessiongate together.
+measure nginx-auth-request "nginx auth_request -> sessiongate, protected route, $SESSIONS sessions" \
+    "http://127.0.0.1:$NGX_FA_PORT/app" "$TMP/sg_fa_cookies.txt" 200 "$NGX_FA_PID,$SG_PID" "$BACKEND_PID"
+stop "$NGX_FA_PID"
+stop "$SG_PID"
+
 # ---------------------------------------------------------------- 5. express
 say "express-session peer (node, one process, same pinning)"
 EX_PORT=$(free_port)
