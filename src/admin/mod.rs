@@ -5,6 +5,7 @@
 //! |---------------------------------|-------|----------------------------------------------------|
 //! | `GET /healthz`                  | none  | 200 while the process is up                        |
 //! | `GET /readyz`                   | none  | 200 when at least one upstream address is healthy  |
+//! | `GET /jwks.json`                | none  | the identity assertion's public keys (or 404)      |
 //! | `GET /`                         | token | HTML: sessions, filter by user, revoke buttons     |
 //! | `GET /sessions?user=&limit=&cursor=` | token | JSON page of sessions, ordered by key        |
 //! | `GET /sessions/{key}`           | token | one session                                        |
@@ -51,6 +52,8 @@ pub struct Admin<S> {
     sessions: Arc<SessionManager<S>>,
     token: Token,
     upstreams: Vec<Arc<LoadBalancer<RoundRobin>>>,
+    /// The identity assertion's JWKS, when `[assertion]` is configured.
+    jwks: Option<String>,
 }
 
 impl<S: SessionStore> Admin<S> {
@@ -59,11 +62,13 @@ impl<S: SessionStore> Admin<S> {
         sessions: Arc<SessionManager<S>>,
         token: Option<&Secret>,
         upstreams: Vec<Arc<LoadBalancer<RoundRobin>>>,
+        jwks: Option<String>,
     ) -> Self {
         Admin {
             sessions,
             token: Token::new(token),
             upstreams,
+            jwks,
         }
     }
 
@@ -97,6 +102,15 @@ impl<S: SessionStore> Admin<S> {
         match (method, path) {
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => return self.readyz(),
+            // Public keys: no token needed, as on the client listener.
+            (&Method::GET, "/jwks.json") => {
+                return match &self.jwks {
+                    Some(j) => {
+                        with_type(StatusCode::OK, j.clone().into_bytes(), "application/json")
+                    }
+                    None => problem(Problem::NotFound),
+                }
+            }
             _ => {}
         }
         if !self.token.allows(req) {

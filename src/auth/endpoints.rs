@@ -90,6 +90,8 @@ pub enum Endpoint {
     AuthNginx,
     /// Forward-auth for Caddy and Traefik.
     AuthForward,
+    /// The identity assertion's public keys (answered by the proxy, which holds them).
+    Jwks,
 }
 
 impl Endpoint {
@@ -123,6 +125,7 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
         // Any method: nginx's subrequest keeps the original request's.
         ("/auth/nginx", _, _) => Endpoint::AuthNginx,
         ("/auth/forward", _, _) => Endpoint::AuthForward,
+        ("/jwks.json", true, _) => Endpoint::Jwks,
         ("/login" | "/logout" | "/me" | "/check" | "/sessions" | "/sessions/revoke", _, _) => {
             Endpoint::MethodNotAllowed
         }
@@ -252,7 +255,9 @@ impl Login {
             }
             Endpoint::Check => check(cur, &self.config.identity),
             // Answered by the proxy, which holds the rules; never routed here.
-            Endpoint::AuthNginx | Endpoint::AuthForward => Reply::problem(Problem::NotFound),
+            Endpoint::AuthNginx | Endpoint::AuthForward | Endpoint::Jwks => {
+                Reply::problem(Problem::NotFound)
+            }
             Endpoint::Me => me(cur),
             Endpoint::OwnSessions => {
                 crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix).await

@@ -130,6 +130,8 @@ pub struct Config {
     pub rules: Rules,
     /// `[identity]`: the header names of the identity handed over.
     pub identity: IdentityNames,
+    /// `[assertion]`: the signed identity's keys, when configured.
+    pub assertion: Option<crate::proxy::assertion::AssertionOptions>,
 }
 
 impl Config {

@@ -33,6 +33,27 @@ pub(super) struct RawConfig {
     pub(super) route: Vec<RawRoute>,
     #[serde(default)]
     pub(super) identity: RawIdentity,
+    pub(super) assertion: Option<RawAssertion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAssertion {
+    #[serde(default)]
+    pub(super) keys: Vec<RawSecret>,
+    #[serde(default = "default_assertion_issuer")]
+    pub(super) issuer: String,
+    #[serde(default = "default_assertion_ttl")]
+    pub(super) ttl: String,
+}
+
+fn default_assertion_issuer() -> String {
+    "sessiongate".to_owned()
+}
+
+/// Short-lived: a revoked session's assertions outlive it by at most this.
+fn default_assertion_ttl() -> String {
+    "60s".to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +313,7 @@ pub(super) struct RawUpstream {
     pub(super) idle_timeout: String,
     #[serde(default = "default_health_check_interval")]
     pub(super) health_check_interval: String,
+    pub(super) assertion_audience: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -26,6 +26,7 @@ use crate::auth::names;
 use crate::http::connections::Limits;
 use crate::http::headers::IdentityNames;
 use crate::http::tls::{self, TlsListener};
+use crate::proxy::assertion::{AssertionKey, AssertionOptions};
 use crate::proxy::forwarded::{self, TrustedProxies};
 use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
 use crate::session::cookie::{CookieAttrs, SameSite, Secure};
@@ -129,12 +130,28 @@ impl Validator {
         let upstreams = self.upstreams(raw.upstream);
         let rules = self.rules(raw.routes, raw.route, &upstreams);
         let identity = self.identity(&raw.identity);
+        let assertion = raw.assertion.as_ref().and_then(|a| self.assertion(a, base));
+        for u in &upstreams {
+            match &u.assertion_audience {
+                Some(aud) if assertion.is_none() => self.problem(
+                    &format!("upstream.{}.assertion_audience", u.name),
+                    format!("{aud:?} needs [assertion] keys to sign with"),
+                ),
+                Some(aud) if aud.is_empty() || !aud.bytes().all(|b| b.is_ascii_graphic()) => self
+                    .problem(
+                        &format!("upstream.{}.assertion_audience", u.name),
+                        format!("must be printable ASCII without spaces (got {aud:?})"),
+                    ),
+                _ => {}
+            }
+        }
         let mut auth = auth;
         if let (Some(a), Some(names)) = (auth.as_mut(), identity.as_ref()) {
             a.identity = names.clone();
         }
         Some(Config {
             identity: identity?,
+            assertion,
             listen,
             tls,
             upgrade_socket,
@@ -632,6 +649,57 @@ impl Validator {
         Some(IdentityNames { user, roles })
     }
 
+    /// `[assertion]`: the signing keys (files, Ed25519 PEM), issuer and lifetime.
+    fn assertion(
+        &mut self,
+        raw: &super::raw::RawAssertion,
+        base: &Path,
+    ) -> Option<AssertionOptions> {
+        let ttl = self.duration("assertion.ttl", &raw.ttl);
+        if let Some(t) = ttl {
+            if t < Duration::from_secs(2) || t > Duration::from_secs(60) {
+                self.problem(
+                    "assertion.ttl",
+                    format!("must be 2s to 60s (got {:?})", raw.ttl),
+                );
+            }
+        }
+        if raw.keys.is_empty() {
+            self.problem(
+                "assertion.keys",
+                "at least one key, e.g. keys = [{ file = \"assertion.pem\" }]",
+            );
+        }
+        if raw.issuer.is_empty() {
+            self.problem("assertion.issuer", "must not be empty");
+        }
+        let mut keys = Vec::new();
+        for (i, k) in raw.keys.iter().enumerate() {
+            let key = format!("assertion.keys[{i}]");
+            let Some(file) = &k.file else {
+                self.problem(&key, "give file = \"path\" (a PEM key file)");
+                continue;
+            };
+            let path = base.join(file);
+            self.files.push(path.clone());
+            match std::fs::read(&path) {
+                Ok(pem) => match AssertionKey::from_pem(&pem) {
+                    Ok(k) => keys.push(k),
+                    Err(e) => self.problem(&key, format!("{}: {e}", path.display())),
+                },
+                Err(e) => self.problem(&key, format!("cannot read {}: {e}", path.display())),
+            }
+        }
+        let ttl = ttl.filter(|t| (2..=60).contains(&t.as_secs()))?;
+        (keys.len() == raw.keys.len() && !keys.is_empty() && !raw.issuer.is_empty()).then(|| {
+            AssertionOptions {
+                issuer: raw.issuer.clone(),
+                ttl,
+                keys,
+            }
+        })
+    }
+
     fn log(&mut self, raw: RawLog) -> Option<LogConfig> {
         let format = match raw.format.as_str() {
             "text" => LogFormat::Text,
@@ -708,6 +776,7 @@ impl Validator {
                     write_timeout: w,
                     idle_timeout: i,
                     health_check_interval: h,
+                    assertion_audience: u.assertion_audience.clone(),
                 });
             }
         }

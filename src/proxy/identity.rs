@@ -36,9 +36,10 @@ pub(super) fn starts_with_name(name: &[u8], canonical_prefix: &[u8]) -> bool {
 /// `Forwarded` (RFC 7239), which the proxy does not vouch for, or a header that
 /// frameworks use to override the client address, the path or the method.
 pub fn is_reserved(name: &[u8]) -> bool {
-    const EXACT: [&[u8]; 11] = [
+    const EXACT: [&[u8]; 12] = [
         b"x-user",
         b"x-user-roles",
+        b"x-user-assertion",
         b"forwarded",
         // Client addresses some frameworks believe.
         b"x-real-ip",

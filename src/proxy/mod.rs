@@ -24,6 +24,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
+pub mod assertion;
 pub mod commands;
 pub mod forward_auth;
 pub mod forwarded;
@@ -66,6 +67,8 @@ pub struct ProxyOptions {
     pub access_log: bool,
     /// The identity headers' names (`[identity]`).
     pub identity: crate::http::headers::IdentityNames,
+    /// The signer of `X-User-Assertion`, with `[assertion]` keys.
+    pub assertions: Option<Arc<assertion::Assertions>>,
 }
 
 /// The proxy: everything built once at start-up.
@@ -455,6 +458,19 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
         if let Some(endpoint) = endpoints::route(&self.config.auth_prefix, &req.method, path) {
             ctx.endpoint = Some(endpoint);
+            if endpoint == Endpoint::Jwks {
+                let (status, body) = match self.config.assertions.as_deref() {
+                    Some(a) => (200, Bytes::copy_from_slice(a.jwks().as_bytes())),
+                    None => (
+                        404,
+                        Bytes::from(
+                            Problem::NotFound.body_with_id(ctx.id.to_str().unwrap_or_default()),
+                        ),
+                    ),
+                };
+                respond(session, &ctx.id, status, "application/json", body, &[]).await?;
+                return Ok(true);
+            }
             let convention = match endpoint {
                 Endpoint::AuthNginx => Some(forward_auth::Convention::Nginx),
                 Endpoint::AuthForward => Some(forward_auth::Convention::Forward),
@@ -557,6 +573,19 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 let names = &self.config.identity;
                 req.insert_header(names.user.clone(), user)?;
                 req.insert_header(names.roles.clone(), s.roles_header())?;
+            }
+            if let (Some(Decision::Allow { upstream }), Some(signer)) =
+                (ctx.decision, self.config.assertions.as_deref())
+            {
+                if let Some(audience) = self.upstreams[upstream]
+                    .config
+                    .assertion_audience
+                    .as_deref()
+                {
+                    if let Some(token) = signer.of(s, upstream, audience) {
+                        req.insert_header(assertion::X_USER_ASSERTION, token)?;
+                    }
+                }
             }
             // Session data is the opted-in application's, not every upstream's.
             let upstream_may_see_data = matches!(ctx.decision,

@@ -20,6 +20,8 @@ pub struct UpstreamOptions {
     pub write_timeout: Duration,
     pub idle_timeout: Duration,
     pub health_check_interval: Duration,
+    /// With `[assertion]` keys: requests to it carry `X-User-Assertion` with this `aud`.
+    pub assertion_audience: Option<String>,
 }
 
 /// One upstream, ready for the request path.

@@ -326,6 +326,10 @@ fn gate<S: SessionStore>(
         rules: config.rules.clone(),
         access_log: config.log.access_log,
         identity: config.identity.clone(),
+        assertions: config
+            .assertion
+            .as_ref()
+            .and_then(proxy::assertion::Assertions::new),
     });
     Gate::new(options, sessions.clone(), login.clone(), upstreams.to_vec())
 }
@@ -337,7 +341,12 @@ fn admin_app<S: SessionStore>(
     upstreams: &[Upstream],
 ) -> Admin<S> {
     let lbs = upstreams.iter().map(|u| u.lb.clone()).collect();
-    Admin::new(sessions.clone(), config.admin.token.as_ref(), lbs)
+    let jwks = config
+        .assertion
+        .as_ref()
+        .and_then(proxy::assertion::Assertions::new)
+        .map(|a| a.jwks().to_owned());
+    Admin::new(sessions.clone(), config.admin.token.as_ref(), lbs, jwks)
 }
 
 /// The proxy itself: one single-threaded pingora service per configured

@@ -8,6 +8,7 @@
 
 mod access;
 mod admin;
+mod assertion;
 mod browser;
 mod check;
 mod common;
