@@ -148,6 +148,7 @@ access_log = $4
 
 [upstream.backend]
 addrs = ["127.0.0.1:$BACKEND_PORT"]
+${SG_UPSTREAM_EXTRA:-}
 
 # Only for minting sessions: the backend answers /mint with X-Session-Login.
 [upstream.mint]

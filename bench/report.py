@@ -331,7 +331,7 @@ def main():
         facts = load(sys.argv[2])
         rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
         bad = problems(rows)
-        want = {"direct", PROXY, "sg-public", "sg-401", *PROTECTED, EXPRESS, *TLS_ROWS, "nginx-auth-request"}
+        want = {"direct", PROXY, "sg-public", "sg-401", *PROTECTED, EXPRESS, *TLS_ROWS, "nginx-auth-request", "sg-protected-assertion"}
         missing = want - {r["id"] for r in rows}
         bad += [f"{m}: scenario missing" for m in sorted(missing)]
         for b in bad:
@@ -430,7 +430,13 @@ def main():
             f"{ok(c['median_ns'] <= TARGETS['verify_lookup_ns'])} |"
         )
 
-    fa, inline = by_id.get("nginx-auth-request"), by_id.get("sg-protected-small")
+    signed, inline = by_id.get("sg-protected-assertion"), by_id.get("sg-protected-small")
+    if signed and inline:
+        targets.append(
+            f"| protected route with X-User-Assertion: proxy CPU per request ÷ without | "
+            f"{signed['proxy_us'] / inline['proxy_us']:.2f}× | {ok(signed['proxy_us'] / inline['proxy_us'] <= 1.1)} |"
+        )
+    fa = by_id.get("nginx-auth-request")
     if fa and inline:
         targets.append(
             f"| nginx auth_request → sessiongate: req/s ÷ sessiongate inline (about the same) | "

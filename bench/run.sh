@@ -571,6 +571,20 @@ measure nginx-auth-request "nginx auth_request -> sessiongate, protected route, 
 stop "$NGX_FA_PID"
 stop "$SG_PID"
 
+# ---------------------------------------------------------------- the signed identity
+# The same protected route with X-User-Assertion on (an EdDSA JWT per session,
+# cached for half its lifetime): against sg-protected-small, same sessions count.
+say "sessiongate with the signed identity (X-User-Assertion)"
+openssl genpkey -algorithm ed25519 -out "$TMP/assertion.pem" 2>"$TMP/openssl.log" ||
+    die "openssl failed: $(cat "$TMP/openssl.log")"
+SG_EXTRA_CONFIG=$(printf '[assertion]\nkeys = [{ file = "%s" }]\n' "$TMP/assertion.pem") \
+    SG_UPSTREAM_EXTRA='assertion_audience = "backend"' start_sg sg-assertion false
+mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_as_cookies.txt" /mint sid >/dev/null
+expect "http://127.0.0.1:$SG_PORT/app" 200 "$(head -1 "$TMP/sg_as_cookies.txt")" "ok"
+measure sg-protected-assertion "sessiongate, protected route, $SESSIONS sessions, X-User-Assertion on" \
+    "http://127.0.0.1:$SG_PORT/app" "$TMP/sg_as_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+stop "$SG_PID"
+
 # ---------------------------------------------------------------- 5. express
 say "express-session peer (node, one process, same pinning)"
 EX_PORT=$(free_port)
