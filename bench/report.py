@@ -317,7 +317,57 @@ def tls_report(facts, env_path):
     return "\n".join(out) + "\n"
 
 
+def stack_report(facts, env_path):
+    rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
+    env = [line.rstrip("\n") for line in open(env_path)] if env_path else []
+
+    def med(kind, key):
+        v = sorted(r[key] for r in rows if r["id"].rsplit("-", 1)[0] == kind)
+        if not v:
+            return None
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    def ratio(a, b, key):
+        x, y = med(a, key), med(b, key)
+        return x / y if x and y else None
+
+    out = [
+        "# Fitting into a stack: forward-auth and the signed identity",
+        "",
+        "`bash bench/run.sh --stack`: four set-ups running side by side on the same backend, measured",
+        "in rotated rounds (wrk, 64 keep-alive connections, closed loop, pinned as in the main",
+        "benchmark). Proxy CPU of the forward-auth rows is nginx's and sessiongate's together.",
+        "",
+        "| row | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['id']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['proxy_us']:.1f} "
+            f"| {r['status_errors'] + r['socket_errors']} |"
+        )
+    out += [
+        "",
+        "Ratios of the medians:",
+        "",
+        f"- nginx auth_request → sessiongate ÷ sessiongate inline: req/s **{fmt_ratio(ratio('nginx-auth-request', 'sg-protected-small', 'rps'))}**, "
+        f"proxy CPU per request **{fmt_ratio(ratio('nginx-auth-request', 'sg-protected-small', 'proxy_us'))}**",
+        f"- nginx auth_request → sessiongate ÷ nginx alone: req/s {fmt_ratio(ratio('nginx-auth-request', 'nginx-proxy', 'rps'))}",
+        f"- sessiongate with X-User-Assertion ÷ without: req/s **{fmt_ratio(ratio('sg-protected-assertion', 'sg-protected-small', 'rps'))}**, "
+        f"proxy CPU per request **{fmt_ratio(ratio('sg-protected-assertion', 'sg-protected-small', 'proxy_us'))}**",
+    ]
+    if env:
+        out += ["", "Machine: " + "; ".join(env)]
+    bad = problems(rows)
+    if bad:
+        out += ["", "Problems:"] + [f"- {b}" for b in bad]
+    return "\n".join(out) + "\n"
+
+
 def main():
+    if sys.argv[1] == "--stack":
+        print(stack_report(load(sys.argv[2]), sys.argv[3]), end="")
+        return
     if sys.argv[1] == "--tls":
         print(tls_report(load(sys.argv[2]), sys.argv[3]), end="")
         return

@@ -15,6 +15,9 @@
 #                                  alternating pairs (BENCH_AB_PAIRS, 3): keep-alive req/s
 #                                  (sessiongate's protected route; nginx a plain proxy) and
 #                                  new handshakes per second: bench/results/tls.md
+#     bash bench/run.sh --stack    nginx alone, sessiongate inline, nginx auth_request ->
+#                                  sessiongate, and sessiongate with X-User-Assertion, in
+#                                  rotated rounds (BENCH_AB_PAIRS, 3): bench/results/stack.md
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
 #                                  A/B of this build (or BENCH_SG) against another
 #                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
@@ -48,8 +51,9 @@ for arg in "$@"; do
         --ab) MODE=ab ;;
         --slow) MODE=slow ;;
         --tls) MODE=tls ;;
+        --stack) MODE=stack ;;
         -h | --help)
-            sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -84,7 +88,145 @@ if [ "$MODE" = slow ]; then
     WARMUP=${BENCH_WARMUP:-2s}
     AB_PAIRS=${BENCH_AB_PAIRS:-5}
 fi
-if [ "$MODE" = tls ]; then
+# start_nginx_proxy: nginx as a plain reverse proxy in front of the backend;
+# sets NGX_PORT, NGX_PID.
+start_nginx_proxy() {
+    NGX_PORT=$(free_port)
+    mkdir -p "$TMP/nginx-proxy/logs"
+    cat >"$TMP/nginx-proxy/nginx.conf" <<EOF
+# nginx as a plain reverse proxy: no auth, upstream keep-alive, as many
+# workers as sessiongate has threads.
+worker_processes $SG_THREADS;
+pid $TMP/nginx-proxy/nginx.pid;
+error_log $TMP/nginx-proxy/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGX_PORT backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    start nginx-proxy "$NGINX" -p "$TMP/nginx-proxy" -e "$TMP/nginx-proxy/logs/error.log" -c "$TMP/nginx-proxy/nginx.conf" -g 'daemon off;'
+    NGX_PID=$LAST_PID
+    wait_port "$NGX_PORT" "$NGX_PID" nginx-proxy
+    expect "http://127.0.0.1:$NGX_PORT/app" 200 "" "ok"
+}
+
+# start_forward_auth: sessiongate (trusting 127.0.0.1) with SESSIONS sessions
+# and nginx in front of the backend with auth_request to its /auth/nginx; sets
+# NGX_FA_PORT, NGX_FA_PID, SG_FA_PID and $TMP/sg_fa_cookies.txt.
+start_forward_auth() {
+    SG_TRUSTED_PROXIES='["127.0.0.1"]' start_sg sg-fa false
+    SG_FA_PID=$SG_PID
+    mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_fa_cookies.txt" /mint sid >/dev/null
+    NGX_FA_PORT=$(free_port)
+    mkdir -p "$TMP/nginx-fa/logs"
+    cat >"$TMP/nginx-fa/nginx.conf" <<EOF
+worker_processes $SG_THREADS;
+pid $TMP/nginx-fa/nginx.pid;
+error_log $TMP/nginx-fa/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
+    upstream sessiongate { server 127.0.0.1:$SG_PORT; keepalive 64; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:$NGX_FA_PORT backlog=4096;
+        location = /_sessiongate_auth {
+            internal;
+            proxy_pass http://sessiongate/.sessiongate/auth/nginx;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method \$request_method;
+            proxy_set_header X-Original-URI \$request_uri;
+        }
+        location @sessiongate_login {
+            if (\$sessiongate_login) { return 302 \$sessiongate_login; }
+            return 401;
+        }
+        location / {
+            auth_request /_sessiongate_auth;
+            auth_request_set \$sessiongate_user \$upstream_http_x_user;
+            auth_request_set \$sessiongate_login \$upstream_http_location;
+            error_page 401 = @sessiongate_login;
+            proxy_set_header X-User \$sessiongate_user;
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    start nginx-fa "$NGINX" -p "$TMP/nginx-fa" -e "$TMP/nginx-fa/logs/error.log" -c "$TMP/nginx-fa/nginx.conf" -g 'daemon off;'
+    NGX_FA_PID=$LAST_PID
+    wait_port "$NGX_FA_PORT" "$NGX_FA_PID" nginx-fa
+    expect "http://127.0.0.1:$NGX_FA_PORT/app" 401
+    expect "http://127.0.0.1:$NGX_FA_PORT/whoami" 200 "$(head -1 "$TMP/sg_fa_cookies.txt")" "u*"
+}
+
+# start_sg_assertion: sessiongate with X-User-Assertion on for the backend and
+# SESSIONS sessions; sets SG_PORT, SG_PID and $TMP/sg_as_cookies.txt.
+start_sg_assertion() {
+    openssl genpkey -algorithm ed25519 -out "$TMP/assertion.pem" 2>"$TMP/openssl.log" ||
+        die "openssl failed: $(cat "$TMP/openssl.log")"
+    SG_EXTRA_CONFIG=$(printf '[assertion]\nkeys = [{ file = "%s" }]\n' "$TMP/assertion.pem") \
+        SG_UPSTREAM_EXTRA='assertion_audience = "backend"' start_sg sg-assertion false
+    mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_as_cookies.txt" /mint sid >/dev/null
+    expect "http://127.0.0.1:$SG_PORT/app" 200 "$(head -1 "$TMP/sg_as_cookies.txt")" "ok"
+}
+
+if [ "$MODE" = stack ]; then
+    # Everything runs at once; each round measures the four in a rotated order,
+    # so a change in the machine's load lands on all of them.
+    say "stack: nginx alone, sessiongate inline, nginx auth_request -> sessiongate, and sessiongate with X-User-Assertion; $AB_PAIRS rounds"
+    start_nginx_proxy
+    start_sg sg false
+    SG_INLINE_PID=$SG_PID
+    SG_INLINE_PORT=$SG_PORT
+    mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_cookies_small.txt" /mint sid >/dev/null
+    start_forward_auth
+    start_sg_assertion
+    rows=(nginx-proxy sg-protected-small nginx-auth-request sg-protected-assertion)
+    for pair in $(seq "$AB_PAIRS"); do
+        for k in 0 1 2 3; do
+            row=${rows[$(((k + pair - 1) % 4))]}
+            case $row in
+                nginx-proxy) measure "$row-$pair" "nginx plain reverse proxy" \
+                    "http://127.0.0.1:$NGX_PORT/app" "$TMP/anon_cookies.txt" 200 "$NGX_PID" "$BACKEND_PID" ;;
+                sg-protected-small) measure "$row-$pair" "sessiongate inline, protected route, $SESSIONS sessions" \
+                    "http://127.0.0.1:$SG_INLINE_PORT/app" "$TMP/sg_cookies_small.txt" 200 "$SG_INLINE_PID" "$BACKEND_PID" ;;
+                nginx-auth-request) measure "$row-$pair" "nginx auth_request -> sessiongate, protected route" \
+                    "http://127.0.0.1:$NGX_FA_PORT/app" "$TMP/sg_fa_cookies.txt" 200 "$NGX_FA_PID,$SG_FA_PID" "$BACKEND_PID" ;;
+                sg-protected-assertion) measure "$row-$pair" "sessiongate inline, protected route, X-User-Assertion on" \
+                    "http://127.0.0.1:$SG_PORT/app" "$TMP/sg_as_cookies.txt" 200 "$SG_PID" "$BACKEND_PID" ;;
+            esac
+        done
+    done
+    mkdir -p "$RESULTS"
+    cp "$FACTS" "$RESULTS/stack.jsonl"
+    python3 bench/report.py --stack "$FACTS" "$TMP/env.txt" >"$RESULTS/stack.md"
+    cat "$RESULTS/stack.md"
+    exit 0
+fi
+
+if [ "$MODE" = tls ] || [ "$MODE" = stack ]; then
     DURATION=${BENCH_DURATION:-10s}
     REPEATS=${BENCH_REPEATS:-1}
     WARMUP=${BENCH_WARMUP:-2s}
@@ -327,38 +469,7 @@ measure direct "direct to the backend (nginx return 200, 1 worker)" \
     "http://127.0.0.1:$BACKEND_PORT/app" "$TMP/anon_cookies.txt" 200 "" "$BACKEND_PID"
 
 # ---------------------------------------------------------------- 2. nginx proxy
-NGX_PORT=$(free_port)
-mkdir -p "$TMP/nginx-proxy/logs"
-cat >"$TMP/nginx-proxy/nginx.conf" <<EOF
-# nginx as a plain reverse proxy: no auth, upstream keep-alive, as many
-# workers as sessiongate has threads.
-worker_processes $SG_THREADS;
-pid $TMP/nginx-proxy/nginx.pid;
-error_log $TMP/nginx-proxy/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    upstream backend {
-        server 127.0.0.1:$BACKEND_PORT;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGX_PORT backlog=4096;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-start nginx-proxy "$NGINX" -p "$TMP/nginx-proxy" -e "$TMP/nginx-proxy/logs/error.log" -c "$TMP/nginx-proxy/nginx.conf" -g 'daemon off;'
-NGX_PID=$LAST_PID
-wait_port "$NGX_PORT" "$NGX_PID" nginx-proxy
-expect "http://127.0.0.1:$NGX_PORT/app" 200 "" "ok"
+start_nginx_proxy
 measure nginx-proxy "nginx plain reverse proxy ($SG_THREADS workers, upstream keepalive 64)" \
     "http://127.0.0.1:$NGX_PORT/app" "$TMP/anon_cookies.txt" 200 "$NGX_PID" "$BACKEND_PID"
 stop "$NGX_PID"
@@ -516,71 +627,18 @@ stop "$NGX_TLS_PID"
 # nginx in front with auth_request to sessiongate's /auth/nginx, the backend
 # served by nginx: the same protected route as sessiongate inline.
 say "nginx auth_request -> sessiongate (forward-auth)"
-SG_TRUSTED_PROXIES='["127.0.0.1"]' start_sg sg-fa false
-mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_fa_cookies.txt" /mint sid >/dev/null
-NGX_FA_PORT=$(free_port)
-mkdir -p "$TMP/nginx-fa/logs"
-cat >"$TMP/nginx-fa/nginx.conf" <<EOF
-worker_processes $SG_THREADS;
-pid $TMP/nginx-fa/nginx.pid;
-error_log $TMP/nginx-fa/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
-    upstream sessiongate { server 127.0.0.1:$SG_PORT; keepalive 64; keepalive_requests 1000000; }
-    server {
-        listen 127.0.0.1:$NGX_FA_PORT backlog=4096;
-        location = /_sessiongate_auth {
-            internal;
-            proxy_pass http://sessiongate/.sessiongate/auth/nginx;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-Method \$request_method;
-            proxy_set_header X-Original-URI \$request_uri;
-        }
-        location @sessiongate_login {
-            if (\$sessiongate_login) { return 302 \$sessiongate_login; }
-            return 401;
-        }
-        location / {
-            auth_request /_sessiongate_auth;
-            auth_request_set \$sessiongate_user \$upstream_http_x_user;
-            auth_request_set \$sessiongate_login \$upstream_http_location;
-            error_page 401 = @sessiongate_login;
-            proxy_set_header X-User \$sessiongate_user;
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-start nginx-fa "$NGINX" -p "$TMP/nginx-fa" -e "$TMP/nginx-fa/logs/error.log" -c "$TMP/nginx-fa/nginx.conf" -g 'daemon off;'
-NGX_FA_PID=$LAST_PID
-wait_port "$NGX_FA_PORT" "$NGX_FA_PID" nginx-fa
-expect "http://127.0.0.1:$NGX_FA_PORT/app" 401
-expect "http://127.0.0.1:$NGX_FA_PORT/whoami" 200 "$(head -1 "$TMP/sg_fa_cookies.txt")" "u*"
+start_forward_auth
 # Proxy CPU here is nginx and sessiongate together.
 measure nginx-auth-request "nginx auth_request -> sessiongate, protected route, $SESSIONS sessions" \
-    "http://127.0.0.1:$NGX_FA_PORT/app" "$TMP/sg_fa_cookies.txt" 200 "$NGX_FA_PID,$SG_PID" "$BACKEND_PID"
+    "http://127.0.0.1:$NGX_FA_PORT/app" "$TMP/sg_fa_cookies.txt" 200 "$NGX_FA_PID,$SG_FA_PID" "$BACKEND_PID"
 stop "$NGX_FA_PID"
-stop "$SG_PID"
+stop "$SG_FA_PID"
 
 # ---------------------------------------------------------------- the signed identity
 # The same protected route with X-User-Assertion on (an EdDSA JWT per session,
 # cached for half its lifetime): against sg-protected-small, same sessions count.
 say "sessiongate with the signed identity (X-User-Assertion)"
-openssl genpkey -algorithm ed25519 -out "$TMP/assertion.pem" 2>"$TMP/openssl.log" ||
-    die "openssl failed: $(cat "$TMP/openssl.log")"
-SG_EXTRA_CONFIG=$(printf '[assertion]\nkeys = [{ file = "%s" }]\n' "$TMP/assertion.pem") \
-    SG_UPSTREAM_EXTRA='assertion_audience = "backend"' start_sg sg-assertion false
-mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_as_cookies.txt" /mint sid >/dev/null
-expect "http://127.0.0.1:$SG_PORT/app" 200 "$(head -1 "$TMP/sg_as_cookies.txt")" "ok"
+start_sg_assertion
 measure sg-protected-assertion "sessiongate, protected route, $SESSIONS sessions, X-User-Assertion on" \
     "http://127.0.0.1:$SG_PORT/app" "$TMP/sg_as_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
 stop "$SG_PID"
