@@ -192,39 +192,6 @@ start_sg_assertion() {
     expect "http://127.0.0.1:$SG_PORT/app" 200 "$(head -1 "$TMP/sg_as_cookies.txt")" "ok"
 }
 
-if [ "$MODE" = stack ]; then
-    # Everything runs at once; each round measures the four in a rotated order,
-    # so a change in the machine's load lands on all of them.
-    say "stack: nginx alone, sessiongate inline, nginx auth_request -> sessiongate, and sessiongate with X-User-Assertion; $AB_PAIRS rounds"
-    start_nginx_proxy
-    start_sg sg false
-    SG_INLINE_PID=$SG_PID
-    SG_INLINE_PORT=$SG_PORT
-    mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_cookies_small.txt" /mint sid >/dev/null
-    start_forward_auth
-    start_sg_assertion
-    rows=(nginx-proxy sg-protected-small nginx-auth-request sg-protected-assertion)
-    for pair in $(seq "$AB_PAIRS"); do
-        for k in 0 1 2 3; do
-            row=${rows[$(((k + pair - 1) % 4))]}
-            case $row in
-                nginx-proxy) measure "$row-$pair" "nginx plain reverse proxy" \
-                    "http://127.0.0.1:$NGX_PORT/app" "$TMP/anon_cookies.txt" 200 "$NGX_PID" "$BACKEND_PID" ;;
-                sg-protected-small) measure "$row-$pair" "sessiongate inline, protected route, $SESSIONS sessions" \
-                    "http://127.0.0.1:$SG_INLINE_PORT/app" "$TMP/sg_cookies_small.txt" 200 "$SG_INLINE_PID" "$BACKEND_PID" ;;
-                nginx-auth-request) measure "$row-$pair" "nginx auth_request -> sessiongate, protected route" \
-                    "http://127.0.0.1:$NGX_FA_PORT/app" "$TMP/sg_fa_cookies.txt" 200 "$NGX_FA_PID,$SG_FA_PID" "$BACKEND_PID" ;;
-                sg-protected-assertion) measure "$row-$pair" "sessiongate inline, protected route, X-User-Assertion on" \
-                    "http://127.0.0.1:$SG_PORT/app" "$TMP/sg_as_cookies.txt" 200 "$SG_PID" "$BACKEND_PID" ;;
-            esac
-        done
-    done
-    mkdir -p "$RESULTS"
-    cp "$FACTS" "$RESULTS/stack.jsonl"
-    python3 bench/report.py --stack "$FACTS" "$TMP/env.txt" >"$RESULTS/stack.md"
-    cat "$RESULTS/stack.md"
-    exit 0
-fi
 
 if [ "$MODE" = tls ] || [ "$MODE" = stack ]; then
     DURATION=${BENCH_DURATION:-10s}
@@ -449,6 +416,40 @@ tls_rows() {
         fi
     done
 }
+
+if [ "$MODE" = stack ]; then
+    # Everything runs at once; each round measures the four in a rotated order,
+    # so a change in the machine's load lands on all of them.
+    say "stack: nginx alone, sessiongate inline, nginx auth_request -> sessiongate, and sessiongate with X-User-Assertion; $AB_PAIRS rounds"
+    start_nginx_proxy
+    start_sg sg false
+    SG_INLINE_PID=$SG_PID
+    SG_INLINE_PORT=$SG_PORT
+    mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_cookies_small.txt" /mint sid >/dev/null
+    start_forward_auth
+    start_sg_assertion
+    rows=(nginx-proxy sg-protected-small nginx-auth-request sg-protected-assertion)
+    for pair in $(seq "$AB_PAIRS"); do
+        for k in 0 1 2 3; do
+            row=${rows[$(((k + pair - 1) % 4))]}
+            case $row in
+                nginx-proxy) measure "$row-$pair" "nginx plain reverse proxy" \
+                    "http://127.0.0.1:$NGX_PORT/app" "$TMP/anon_cookies.txt" 200 "$NGX_PID" "$BACKEND_PID" ;;
+                sg-protected-small) measure "$row-$pair" "sessiongate inline, protected route, $SESSIONS sessions" \
+                    "http://127.0.0.1:$SG_INLINE_PORT/app" "$TMP/sg_cookies_small.txt" 200 "$SG_INLINE_PID" "$BACKEND_PID" ;;
+                nginx-auth-request) measure "$row-$pair" "nginx auth_request -> sessiongate, protected route" \
+                    "http://127.0.0.1:$NGX_FA_PORT/app" "$TMP/sg_fa_cookies.txt" 200 "$NGX_FA_PID,$SG_FA_PID" "$BACKEND_PID" ;;
+                sg-protected-assertion) measure "$row-$pair" "sessiongate inline, protected route, X-User-Assertion on" \
+                    "http://127.0.0.1:$SG_PORT/app" "$TMP/sg_as_cookies.txt" 200 "$SG_PID" "$BACKEND_PID" ;;
+            esac
+        done
+    done
+    mkdir -p "$RESULTS"
+    cp "$FACTS" "$RESULTS/stack.jsonl"
+    python3 bench/report.py --stack "$FACTS" "$TMP/env.txt" >"$RESULTS/stack.md"
+    cat "$RESULTS/stack.md"
+    exit 0
+fi
 
 if [ "$MODE" = tls ]; then
     say "TLS: nginx and sessiongate with one certificate, $AB_PAIRS alternating pairs"
