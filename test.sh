@@ -31,7 +31,7 @@ need_pkg cc gcc
 # The browser test (tests/browser.rs): headless Chromium driven by playwright-core.
 need_pkg chromium chromium
 command -v npm >/dev/null || { echo "missing npm: install Node.js 20 or later" >&2; exit 1; }
-[ -d tests/browser/node_modules ] || npm ci --prefix tests/browser --no-audit --no-fund
+[ -d tests/browser/node_modules/oidc-provider ] || npm ci --prefix tests/browser --no-audit --no-fund
 # The Redis store's tests start their own redis-server on ephemeral ports.
 need_pkg redis-server redis-server
 # nginx: the benchmark's backend and peer, and a front proxy in the forward-auth tests;

@@ -9,6 +9,7 @@
 //! | `GET  <p>/me`       | `{user, roles, expires_at, absolute_expires_at}` or 401     |
 //! | `GET  <p>/check`    | 204 with `X-User`/`X-User-Roles`, or 401: who this is        |
 //! | `*    <p>/auth/nginx`, `<p>/auth/forward` | forward-auth with the route rules; answered by `proxy::forward_auth` |
+//! | `GET  <p>/oidc/<id>/start`, `<p>/oidc/<id>/callback` | sign-in with an OpenID Connect provider (`auth::oidc`) |
 //!
 //! Failures have one shape: an unknown user, a disabled user and a wrong
 //! password get the same status, body and cookies, in the same time (unknown
@@ -28,6 +29,8 @@ use http::{Method, StatusCode};
 use pingora::http::RequestHeader;
 use tokio::sync::Semaphore;
 
+use crate::auth::oidc::prelogin::{self, PreLogin};
+use crate::auth::oidc::{Failure, OidcOptions, Provider};
 use crate::auth::throttle::Throttle;
 use crate::auth::users::{self, Users, MAX_PASSWORD_LEN};
 use crate::http::headers::IdentityNames;
@@ -37,6 +40,7 @@ use crate::http::problem::Problem;
 use crate::http::redirect::safe_next;
 use crate::http::reply::Reply;
 use crate::metrics::METRICS;
+use crate::session::cookie::SameSite;
 use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::SessionStore;
 use std::sync::atomic::Ordering;
@@ -60,6 +64,8 @@ pub struct AuthOptions {
     pub failure_window: Duration,
     /// Password verifications running at once.
     pub max_concurrent_hashes: usize,
+    /// `[[auth.oidc]]`: the OpenID Connect providers one may sign in with.
+    pub oidc: Vec<OidcOptions>,
 }
 
 /// Largest login or logout form accepted (bytes).
@@ -92,6 +98,19 @@ pub enum Endpoint {
     AuthForward,
     /// The identity assertion's public keys (answered by the proxy, which holds them).
     Jwks,
+    /// `<p>/oidc/<id>/start`: off to the provider to sign in.
+    OidcStart,
+    /// `<p>/oidc/<id>/callback`: back from the provider.
+    OidcCallback,
+}
+
+/// Why the login cannot be built from its config.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("users file: {0}")]
+    Users(#[from] users::Error),
+    #[error("auth.oidc: {0}")]
+    Provider(String),
 }
 
 impl Endpoint {
@@ -126,6 +145,10 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
         ("/auth/nginx", _, _) => Endpoint::AuthNginx,
         ("/auth/forward", _, _) => Endpoint::AuthForward,
         ("/jwks.json", true, _) => Endpoint::Jwks,
+        (r, true, _) if oidc_step(r).is_some_and(|(_, s)| s == "start") => Endpoint::OidcStart,
+        (r, true, _) if oidc_step(r).is_some_and(|(_, s)| s == "callback") => {
+            Endpoint::OidcCallback
+        }
         ("/login" | "/logout" | "/me" | "/check" | "/sessions" | "/sessions/revoke", _, _) => {
             Endpoint::MethodNotAllowed
         }
@@ -133,7 +156,13 @@ pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
     })
 }
 
-/// The built-in login: users, throttles, the hashing limit.
+/// `/oidc/<id>/<step>` split into its provider id and step.
+fn oidc_step(rest: &str) -> Option<(&str, &str)> {
+    let (id, step) = rest.strip_prefix("/oidc/")?.split_once('/')?;
+    (!id.is_empty() && !step.contains('/')).then_some((id, step))
+}
+
+/// The built-in login: users, throttles, the hashing limit, the OIDC providers.
 pub struct Login {
     config: AuthOptions,
     /// The users file as this login's config generation read it.
@@ -146,6 +175,8 @@ pub struct Login {
     by_user: Arc<Throttle<String>>,
     by_ip: Arc<Throttle<IpAddr>>,
     hashing: Arc<Semaphore>,
+    /// `[[auth.oidc]]`, in config order (the login page's order).
+    providers: Vec<Arc<Provider>>,
 }
 
 impl Login {
@@ -153,8 +184,9 @@ impl Login {
     ///
     /// # Errors
     /// If the users file cannot be loaded.
-    pub fn new(config: AuthOptions) -> Result<Login, users::Error> {
+    pub fn new(config: AuthOptions) -> Result<Login, LoginError> {
         let users = load_users(&config)?;
+        let providers = providers(&config, &[])?;
         let window = config.failure_window;
         Ok(Login {
             by_user: Arc::new(Throttle::new(
@@ -170,6 +202,7 @@ impl Login {
             hashing: Arc::new(Semaphore::new(config.max_concurrent_hashes)),
             dummy_hash: Arc::new(users::dummy_hash()),
             users: Arc::new(users),
+            providers,
             config,
         })
     }
@@ -180,8 +213,9 @@ impl Login {
     ///
     /// # Errors
     /// The users file is unreadable or invalid; `self` stays as it was.
-    pub fn next(&self, config: AuthOptions) -> Result<(Login, Vec<String>), users::Error> {
+    pub fn next(&self, config: AuthOptions) -> Result<(Login, Vec<String>), LoginError> {
         let users = load_users(&config)?;
+        let providers = providers(&config, &self.providers)?;
         let revoked = self.users.revoked_in(&users);
         let old = &self.config;
         let window = config.failure_window;
@@ -216,6 +250,7 @@ impl Login {
             by_user,
             by_ip,
             hashing,
+            providers,
         };
         Ok((login, revoked))
     }
@@ -224,11 +259,14 @@ impl Login {
         self.users.clone()
     }
 
-    /// Answer a built-in endpoint. `form` is the request body for the POST endpoints.
+    /// Answer a built-in endpoint. `path` is the request's normalised path,
+    /// `form` the request body for the POST endpoints.
+    #[allow(clippy::too_many_arguments)]
     pub async fn handle<S: SessionStore>(
         &self,
         endpoint: Endpoint,
         req: &RequestHeader,
+        path: &str,
         form: &[u8],
         client: &Client,
         cur: &mut RequestSession,
@@ -239,17 +277,33 @@ impl Login {
                 let next = query_param(req, "next");
                 Reply::html(
                     StatusCode::OK,
-                    self.login_page(&safe_next(next.as_deref()), None),
+                    self.login_page(&safe_next(next.as_deref()), None, ""),
                 )
             }
+            Endpoint::OidcStart => self.oidc_start(req, path, client, sessions).await,
+            Endpoint::OidcCallback => self.oidc_callback(req, path, client, cur, sessions).await,
             Endpoint::LoginSubmit => self.submit_login(req, form, client, cur, sessions).await,
             Endpoint::LogoutPage => Reply::html(StatusCode::OK, self.logout_page()),
             Endpoint::LogoutSubmit => {
                 if !same_origin(req) {
                     return forbidden();
                 }
+                // Where the provider that signed this session in sends it after
+                // its own logout, when RP-initiated logout is on.
+                let provider_logout = cur
+                    .session
+                    .as_deref()
+                    .and_then(|s| s.data().get(PROVIDER_KEY)?.as_str().map(str::to_owned))
+                    .and_then(|id| self.provider(&id))
+                    .and_then(|p| {
+                        p.end_session_url(&p.post_logout_url(&self.config.logout_redirect))
+                    });
                 match sessions.logout(cur).await {
-                    Ok(()) => Reply::see_other(&self.config.logout_redirect),
+                    Ok(()) => Reply::see_other(
+                        provider_logout
+                            .as_deref()
+                            .unwrap_or(&self.config.logout_redirect),
+                    ),
                     Err(e) => unavailable(&e),
                 }
             }
@@ -295,10 +349,14 @@ impl Login {
             }
         }
         let next = safe_next(next.as_deref()).into_owned();
-        let (Some(username), Some(password)) = (username, password) else {
+        let (Some(username), Some(password)) = (username.clone(), password) else {
             return Reply::html(
                 StatusCode::BAD_REQUEST,
-                self.login_page(&next, Some("Enter a username and a password.")),
+                self.login_page(
+                    &next,
+                    Some("Enter a username and a password."),
+                    username.as_deref().unwrap_or_default(),
+                ),
             );
         };
         if self.config.users_file.is_none() {
@@ -308,24 +366,25 @@ impl Login {
             // Refused before hashing: a huge password must not buy a huge hash.
             return Reply::html(
                 StatusCode::BAD_REQUEST,
-                self.login_page(&next, Some("That password is too long.")),
+                self.login_page(&next, Some("That password is too long."), &username),
             );
         }
         let user_key = users::canonical_name(&username);
         let user_slot = match self.by_user.begin(user_key) {
             Ok(a) => a,
-            Err(retry) => return self.locked_out(&next, retry),
+            Err(retry) => return self.locked_out(&next, retry, &username),
         };
         // Each slot is given back when dropped, unless the password failed.
         let ip_slot = match client.ip.map(|ip| self.by_ip.begin(ip)).transpose() {
             Ok(a) => a,
-            Err(retry) => return self.locked_out(&next, retry),
+            Err(retry) => return self.locked_out(&next, retry, &username),
         };
         let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
         else {
             return Reply::problem(Problem::Unavailable)
                 .with(http::header::RETRY_AFTER, "1".into());
         };
+        let typed = username.clone();
         let users = self.users();
         let dummy = self.dummy_hash.clone();
         let checked = tokio::task::spawn_blocking(move || {
@@ -345,7 +404,7 @@ impl Login {
             tracing::info!(target: "auth", "login failed");
             return Reply::html(
                 StatusCode::UNAUTHORIZED,
-                self.login_page(&next, Some("Invalid username or password.")),
+                self.login_page(&next, Some("Invalid username or password."), &typed),
             );
         };
         drop((user_slot, ip_slot));
@@ -358,39 +417,201 @@ impl Login {
     }
 
     /// A lockout looks like a failure with a `Retry-After`, whatever the password.
-    fn locked_out(&self, next: &str, retry: Duration) -> Reply {
+    fn locked_out(&self, next: &str, retry: Duration, username: &str) -> Reply {
         METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(target: "auth", "login throttled");
+        let secs = retry.as_secs().max(1);
+        let when = if secs < 90 {
+            format!("{secs} seconds")
+        } else {
+            format!("{} minutes", secs.div_ceil(60))
+        };
         Reply::html(
             StatusCode::TOO_MANY_REQUESTS,
-            self.login_page(next, Some("Too many attempts. Try again later.")),
+            self.login_page(
+                next,
+                Some(&format!("Too many attempts. Try again in {when}.")),
+                username,
+            ),
         )
-        .with(
-            http::header::RETRY_AFTER,
-            retry.as_secs().max(1).to_string(),
-        )
+        .with(http::header::RETRY_AFTER, secs.to_string())
     }
 
-    fn login_page(&self, next: &str, error: Option<&str>) -> String {
+    /// The login page: a button per OIDC provider, and the password form
+    /// when there is a users file. `username` is what was typed last time.
+    fn login_page(&self, next: &str, error: Option<&str>, username: &str) -> String {
         let error = error.map_or(String::new(), |e| {
             format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
         });
-        page(
-            "Sign in",
-            &format!(
-                r#"<h1>Sign in</h1>{error}
-<form method="post" action="{action}">
+        let mut providers = String::new();
+        for p in &self.providers {
+            let href = format!(
+                "{}/oidc/{}/start?{}",
+                self.config.prefix,
+                p.options.id,
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", next)
+                    .finish()
+            );
+            providers.push_str(&format!(
+                r#"<a class="button provider" href="{}">Sign in with {}</a>
+"#,
+                escape(&href),
+                escape(&p.options.name)
+            ));
+        }
+        let password = if self.config.users_file.is_some() {
+            format!(
+                r#"{or}<form method="post" action="{action}">
 <input type="hidden" name="next" value="{next}">
 <label for="username">Username</label>
-<input id="username" name="username" autocomplete="username" autocapitalize="none" required autofocus>
+<input id="username" name="username" value="{username}" autocomplete="username" autocapitalize="none" spellcheck="false" required{focus_user}>
 <label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
+<input id="password" name="password" type="password" autocomplete="current-password" required{focus_password}>
 <button type="submit">Sign in</button>
 </form>"#,
+                or = if providers.is_empty() {
+                    ""
+                } else {
+                    r#"<p class="or"><span>or</span></p>
+"#
+                },
                 action = escape(&format!("{}/login", self.config.prefix)),
                 next = escape(next),
-            ),
+                username = escape(username),
+                focus_user = if username.is_empty() {
+                    " autofocus"
+                } else {
+                    ""
+                },
+                focus_password = if username.is_empty() {
+                    ""
+                } else {
+                    " autofocus"
+                },
+            )
+        } else {
+            String::new()
+        };
+        page(
+            "Sign in",
+            &format!("<h1>Sign in</h1>{error}\n{providers}{password}"),
         )
+    }
+
+    fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
+        self.providers.iter().find(|p| p.options.id == id)
+    }
+
+    /// The provider a `<p>/oidc/<id>/...` path names.
+    fn provider_at(&self, path: &str) -> Option<&Arc<Provider>> {
+        let rest = path.strip_prefix(self.config.prefix.as_str())?;
+        self.provider(oidc_step(rest)?.0)
+    }
+
+    /// `GET <p>/oidc/<id>/start`: the pre-login cookie, and off to the provider.
+    async fn oidc_start<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        path: &str,
+        client: &Client,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let Some(provider) = self.provider_at(path) else {
+            return Reply::problem(Problem::NotFound);
+        };
+        let next = query_param(req, "next");
+        let mut next = safe_next(next.as_deref()).into_owned();
+        if next.len() > MAX_NEXT_LEN {
+            next = "/".to_owned();
+        }
+        match provider.start(&next, now_secs()).await {
+            Ok(started) => {
+                let secrets = &sessions.config().secrets;
+                let cookie = prelogin::cookie_attrs(&sessions.config().cookie)
+                    .set_cookie(&started.record.seal(secrets), client.https);
+                Reply::see_other(&started.location).with(http::header::SET_COOKIE, cookie)
+            }
+            Err(e) => {
+                tracing::warn!(target: "auth", provider = %provider.options.id, reason = %e, "sign-in could not start");
+                Reply::html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    self.login_page(
+                        &next,
+                        Some(&format!(
+                            "Sign-in with {} is not available right now. Try again later.",
+                            provider.options.name
+                        )),
+                        "",
+                    ),
+                )
+            }
+        }
+    }
+
+    /// `GET <p>/oidc/<id>/callback`: the pre-login cookie and `state` checked,
+    /// the code redeemed, the ID token checked, then a new session.
+    async fn oidc_callback<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        path: &str,
+        client: &Client,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let Some(provider) = self.provider_at(path) else {
+            return Reply::problem(Problem::NotFound);
+        };
+        let attrs = prelogin::cookie_attrs(&sessions.config().cookie);
+        // Cleared whatever happens: a record is good for one callback.
+        let clear = attrs.clear_cookie(client.https);
+        let now = now_secs();
+        let record = req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| crate::session::cookie::find(v, &attrs.name))
+            .find_map(|v| PreLogin::open(v, &sessions.config().secrets, now));
+        let outcome = match &record {
+            Some(record) => provider.finish(req.uri.query().unwrap_or(""), record).await,
+            None => Err(Failure::NoPreLogin),
+        };
+        let next = record.map_or_else(|| "/".to_owned(), |r| r.next);
+        let mapped = match outcome {
+            Ok(m) => m,
+            Err(e) => {
+                METRICS.logins_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target: "auth", provider = %provider.options.id, reason = %e, "sign-in failed");
+                return Reply::html(
+                    StatusCode::UNAUTHORIZED,
+                    self.login_page(
+                        &next,
+                        Some(&format!(
+                            "Sign-in with {} did not complete. Try again.",
+                            provider.options.name
+                        )),
+                        "",
+                    ),
+                )
+                .with(http::header::SET_COOKIE, clear);
+            }
+        };
+        if mapped.dropped > 0 {
+            tracing::warn!(target: "auth", provider = %provider.options.id, dropped = mapped.dropped, "groups that cannot be roles were left out");
+        }
+        let mut data = serde_json::Map::new();
+        data.insert(PROVIDER_KEY.to_owned(), provider.options.id.clone().into());
+        let user = mapped.user;
+        if let Err(e) = sessions
+            .login_with(cur, user.clone(), mapped.roles, data, client)
+            .await
+        {
+            return unavailable(&e).with(http::header::SET_COOKIE, clear);
+        }
+        METRICS.logins_succeeded.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(target: "auth", user = %user, provider = %provider.options.id, "login succeeded");
+        signed_in(&next, sessions.config().cookie.same_site).with(http::header::SET_COOKIE, clear)
     }
 
     fn logout_page(&self) -> String {
@@ -463,6 +684,53 @@ fn unavailable(e: &crate::session::StoreError) -> Reply {
     Reply::problem(Problem::Unavailable)
 }
 
+/// The session data key that records which provider signed a session in
+/// (for RP-initiated logout). The backend sees it in `X-Session-Data`.
+pub const PROVIDER_KEY: &str = "sessiongate.provider";
+/// A longer `next` is replaced by `/` rather than carried through the provider.
+const MAX_NEXT_LEN: usize = 1024;
+
+fn now_secs() -> u64 {
+    crate::session::now_ms() / 1000
+}
+
+/// After a sign-in at a provider: a 303 to `next`, or, when the session cookie
+/// is `SameSite=Strict`, a page that moves on by itself, because a browser
+/// does not send a Strict cookie on a redirect chain that began at another site.
+fn signed_in(next: &str, same_site: SameSite) -> Reply {
+    if same_site != SameSite::Strict {
+        return Reply::see_other(next);
+    }
+    let next = escape(next);
+    Reply::html(
+        StatusCode::OK,
+        page(
+            "Signed in",
+            &format!(
+                r#"<meta http-equiv="refresh" content="0;url={next}"><h1>Signed in</h1><p><a class="button" href="{next}">Continue</a></p>"#
+            ),
+        ),
+    )
+}
+
+/// The providers of `config`, reusing those of `old` whose settings are unchanged
+/// (a reload keeps their discovery document and keys).
+fn providers(
+    config: &AuthOptions,
+    old: &[Arc<Provider>],
+) -> Result<Vec<Arc<Provider>>, LoginError> {
+    config
+        .oidc
+        .iter()
+        .map(|o| match old.iter().find(|p| p.options == *o) {
+            Some(p) => Ok(p.clone()),
+            None => Provider::new(o.clone())
+                .map(Arc::new)
+                .map_err(LoginError::Provider),
+        })
+        .collect()
+}
+
 fn load_users(config: &AuthOptions) -> Result<Users, users::Error> {
     match &config.users_file {
         Some(path) => Users::load(path),
@@ -513,6 +781,31 @@ mod tests {
             ),
             (Method::GET, "/.sessiongate/x", Some(Endpoint::NotFound)),
             (Method::GET, "/.sessiongate", Some(Endpoint::NotFound)),
+            (
+                Method::GET,
+                "/.sessiongate/oidc/idp/start",
+                Some(Endpoint::OidcStart),
+            ),
+            (
+                Method::GET,
+                "/.sessiongate/oidc/idp/callback",
+                Some(Endpoint::OidcCallback),
+            ),
+            (
+                Method::GET,
+                "/.sessiongate/oidc/idp/x/callback",
+                Some(Endpoint::NotFound),
+            ),
+            (
+                Method::GET,
+                "/.sessiongate/oidc//start",
+                Some(Endpoint::NotFound),
+            ),
+            (
+                Method::POST,
+                "/.sessiongate/oidc/idp/start",
+                Some(Endpoint::NotFound),
+            ),
             (Method::GET, "/.sessiongatex/login", None),
             (Method::GET, "/app", None),
         ];

@@ -7,6 +7,7 @@
 
 pub mod endpoints;
 pub mod names;
+pub mod oidc;
 pub mod own_sessions;
 pub mod throttle;
 pub mod users;

@@ -16,6 +16,7 @@
 //! and `validate` (raw → typed, collecting every problem). This file holds the
 //! typed [`Config`], its parts, and the errors.
 
+mod oidc;
 mod raw;
 mod validate;
 

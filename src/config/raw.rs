@@ -210,6 +210,47 @@ pub(super) struct RawAuth {
     pub(super) failure_window: String,
     #[serde(default = "default_max_concurrent_hashes")]
     pub(super) max_concurrent_hashes: usize,
+    #[serde(default)]
+    pub(super) oidc: Vec<RawOidc>,
+}
+
+/// `[[auth.oidc]]`: one OpenID Connect provider (`config::oidc` checks it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOidc {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) issuer: String,
+    pub(super) client_id: String,
+    pub(super) client_secret: Option<RawSecret>,
+    pub(super) redirect_url: String,
+    #[serde(default = "default_oidc_scopes")]
+    pub(super) scopes: Vec<String>,
+    #[serde(default = "default_oidc_algorithms")]
+    pub(super) algorithms: Vec<String>,
+    #[serde(default = "default_user_claim")]
+    pub(super) user_claim: String,
+    pub(super) roles_claim: Option<String>,
+    #[serde(default)]
+    pub(super) roles_map: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) allowed_email_domains: Vec<String>,
+    #[serde(default)]
+    pub(super) allowed_groups: Vec<String>,
+    #[serde(default)]
+    pub(super) end_session: bool,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    ["openid", "profile", "email"].map(String::from).to_vec()
+}
+
+fn default_oidc_algorithms() -> Vec<String> {
+    ["RS256", "ES256"].map(String::from).to_vec()
+}
+
+fn default_user_claim() -> String {
+    "preferred_username".to_owned()
 }
 
 impl Default for RawAuth {
@@ -223,6 +264,7 @@ impl Default for RawAuth {
             ip_max_failures: default_ip_max_failures(),
             failure_window: default_failure_window(),
             max_concurrent_hashes: default_max_concurrent_hashes(),
+            oidc: Vec::new(),
         }
     }
 }

@@ -40,7 +40,7 @@ pub(super) struct Validator {
 }
 
 impl Validator {
-    fn problem(&mut self, key: &str, msg: impl std::fmt::Display) {
+    pub(super) fn problem(&mut self, key: &str, msg: impl std::fmt::Display) {
         self.problems.push(format!("{key}: {msg}"));
     }
 
@@ -399,10 +399,9 @@ impl Validator {
         (out.len() == raw.len()).then_some(out)
     }
 
-    /// Load one `{ env = "VAR" }` / `{ file = "path" }` secret of at least
-    /// MIN_SECRET_LEN bytes; problems are reported under `key`.
-    fn secret(&mut self, key: &str, s: &RawSecret, base: &Path) -> Option<Secret> {
-        let bytes = match (&s.env, &s.file) {
+    /// The bytes of a `{ env = "VAR" }` / `{ file = "path" }` secret, of any length.
+    fn secret_bytes(&mut self, key: &str, s: &RawSecret, base: &Path) -> Option<Vec<u8>> {
+        Some(match (&s.env, &s.file) {
             (Some(var), None) => match std::env::var_os(var) {
                 Some(v) => v.into_encoded_bytes(),
                 None => {
@@ -431,7 +430,25 @@ impl Validator {
                 self.problem(key, "give exactly one of env = \"VAR\" or file = \"path\"");
                 return None;
             }
-        };
+        })
+    }
+
+    /// A secret someone else issued (an OIDC client secret): text, any length.
+    pub(super) fn secret_text(&mut self, key: &str, s: &RawSecret, base: &Path) -> Option<String> {
+        let bytes = self.secret_bytes(key, s, base)?;
+        match String::from_utf8(bytes) {
+            Ok(t) if !t.is_empty() => Some(t),
+            _ => {
+                self.problem(key, "must be non-empty UTF-8 text");
+                None
+            }
+        }
+    }
+
+    /// Load one `{ env = "VAR" }` / `{ file = "path" }` secret of at least
+    /// MIN_SECRET_LEN bytes; problems are reported under `key`.
+    fn secret(&mut self, key: &str, s: &RawSecret, base: &Path) -> Option<Secret> {
+        let bytes = self.secret_bytes(key, s, base)?;
         if bytes.len() < MIN_SECRET_LEN {
             // Never print the secret; its length is enough to act on.
             self.problem(
@@ -579,6 +596,7 @@ impl Validator {
             self.problem("auth.max_concurrent_hashes", "must be at least 1 (got 0)");
         }
         let failure_window = self.duration("auth.failure_window", &raw.failure_window);
+        let oidc = self.oidc(raw.oidc, &raw.prefix, base);
         let users_file = raw.users_file.map(|f| base.join(f));
         self.files.extend(users_file.clone());
         if let Some(path) = &users_file {
@@ -595,6 +613,7 @@ impl Validator {
             ip_max_failures: raw.ip_max_failures,
             failure_window: failure_window?,
             max_concurrent_hashes: raw.max_concurrent_hashes,
+            oidc: oidc?,
             // Set by `config` from `[identity]`.
             identity: IdentityNames::default(),
         })

@@ -45,6 +45,11 @@ input{{box-sizing:border-box;width:100%;padding:.6rem .7rem;font:inherit;border:
 input:focus,button:focus{{outline:3px solid #7aa7ff;outline-offset:1px}}
 button{{margin-top:1.4rem;width:100%;padding:.7rem;font:inherit;font-weight:600;color:#fff;background:#2856d6;border:0;border-radius:8px;cursor:pointer}}
 .error{{color:#a1181d;background:#fdecec;padding:.6rem .8rem;border-radius:8px}}
+a.button{{display:block;box-sizing:border-box;margin-top:.8rem;width:100%;padding:.7rem;text-align:center;text-decoration:none;font-weight:600;border-radius:8px;color:#fff;background:#2856d6}}
+a.provider{{color:#1d2330;background:#fff;border:1px solid #b8bfcc}}
+a.button:focus{{outline:3px solid #7aa7ff;outline-offset:1px}}
+.or{{display:flex;align-items:center;gap:.8rem;margin:1.4rem 0 0;color:#5c6473;font-size:.9rem}}
+.or::before,.or::after{{content:"";flex:1;border-top:1px solid #e3e6ec}}
 table{{border-collapse:collapse;width:100%;font-size:.9rem}}
 th,td{{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}}
 td form button,form.inline button{{margin:0;width:auto;padding:.35rem .7rem}}

@@ -197,7 +197,7 @@ impl<S: SessionStore> Gate<S> {
         };
         ctx.store_down = store_down;
         if !store_down && self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
-            let client = client_info(session, ctx.client_ip);
+            let client = client_info(session, ctx.client_ip, ctx.https);
             self.sessions
                 .ensure_uninitialized(&mut ctx.cur, &client)
                 .await
@@ -276,12 +276,15 @@ impl<S: SessionStore> Gate<S> {
         } else {
             Vec::new()
         };
-        let client = client_info(session, ctx.client_ip);
+        let client = client_info(session, ctx.client_ip, ctx.https);
         let reply = self
             .login
             .handle(
                 endpoint,
                 session.req_header(),
+                ctx.normalized
+                    .as_deref()
+                    .unwrap_or(session.req_header().uri.path()),
                 &form,
                 &client,
                 &mut ctx.cur,
@@ -328,9 +331,10 @@ fn client_ip(session: &Downstream) -> Option<IpAddr> {
 }
 
 /// What a new session records about its client.
-fn client_info(session: &Downstream, ip: Option<IpAddr>) -> Client {
+fn client_info(session: &Downstream, ip: Option<IpAddr>, https: bool) -> Client {
     Client {
         ip,
+        https,
         user_agent: session
             .req_header()
             .headers
@@ -649,7 +653,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 );
             }
             if allowed {
-                let client = client_info(session, ctx.client_ip);
+                let client = client_info(session, ctx.client_ip, ctx.https);
                 let cur = &mut ctx.cur;
                 if commands.logout {
                     self.sessions.logout(cur).await.map_err(store_error)?;

@@ -43,8 +43,8 @@ pub enum Error {
         name: String,
         source: std::io::Error,
     },
-    #[error("users file: {0}")]
-    Users(#[from] crate::auth::users::Error),
+    #[error("{0}")]
+    Login(#[from] crate::auth::endpoints::LoginError),
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("listen {addr}: {source}")]
@@ -164,6 +164,7 @@ pub fn build(config: Config, path: &Path, upgrade: bool) -> Result<Built, Error>
         server,
         signals: signals::Signals {
             upgrade: config.upgrade_socket.is_some(),
+            exit_within: config.shutdown_timeout + signals::FAST_EXIT_SLACK,
         },
     })
 }

@@ -170,12 +170,10 @@ impl<S: SessionStore> Reloader<S> {
                 ),
             ));
         }
-        let (login, revoked) = state.login.next(config.auth.clone()).map_err(|e| {
-            (
-                Reload::Invalid,
-                format!("{}: auth.users_file: {e}", self.path.display()),
-            )
-        })?;
+        let (login, revoked) = state
+            .login
+            .next(config.auth.clone())
+            .map_err(|e| (Reload::Invalid, format!("{}: {e}", self.path.display())))?;
         let upstreams = next_upstreams(&state.upstreams, &config)
             .map_err(|e| (Reload::Invalid, format!("{}: {e}", self.path.display())))?;
 

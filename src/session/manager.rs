@@ -82,6 +82,8 @@ impl RequestSession {
 pub struct Client {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The request came over HTTPS (for cookies set outside the session's).
+    pub https: bool,
 }
 
 /// The express-session life cycle over one store.
@@ -211,11 +213,25 @@ impl<S: SessionStore> SessionManager<S> {
         roles: Vec<String>,
         client: &Client,
     ) -> Result<(), StoreError> {
+        self.login_with(cur, user, roles, Map::new(), client).await
+    }
+
+    /// [`Self::login`] with session data from the start (the OIDC provider).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn login_with(
+        &self,
+        cur: &mut RequestSession,
+        user: String,
+        roles: Vec<String>,
+        data: Map<String, Value>,
+        client: &Client,
+    ) -> Result<(), StoreError> {
         if let Some(old) = cur.session.take() {
             self.store.destroy(&old.key).await?;
         }
-        self.create(cur, Some(user), roles, Map::new(), client)
-            .await
+        self.create(cur, Some(user), roles, data, client).await
     }
 
     /// Destroy the session server-side and clear the cookie.

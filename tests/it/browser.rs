@@ -34,10 +34,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!("sessiongate-browser-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        // One per test: the browser tests run in parallel.
+        TempDir(crate::common::scratch_dir())
     }
 }
 
@@ -147,79 +145,150 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (Option<ExitStatus>
     )
 }
 
+/// The demo (its backend and `demo/proxy.toml` with `extra` appended) on
+/// ephemeral ports, killed on drop.
+struct Demo {
+    base: String,
+    proxy_addr: SocketAddr,
+    proxy: Proc,
+    backend: Proc,
+    _dir: TempDir,
+}
+
+impl Demo {
+    fn start(proxy_addr: SocketAddr, extra: &str, env: &[(&str, &str)]) -> Demo {
+        let modules = repo().join("tests/browser/node_modules/playwright-core");
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: {INSTALL_HINT}"
+        );
+        assert!(
+            modules.exists(),
+            "{} is missing: {INSTALL_HINT}",
+            modules.display()
+        );
+        // Examples get no CARGO_BIN_EXE_*; cargo puts them in <target>/<profile>/examples.
+        let backend_bin = Path::new(env!("CARGO_BIN_EXE_sessiongate"))
+            .parent()
+            .unwrap()
+            .join(format!(
+                "examples/demo_backend{}",
+                std::env::consts::EXE_SUFFIX
+            ));
+        assert!(
+            backend_bin.exists(),
+            "{} is missing: run `cargo build --examples` (cargo test --all-targets builds it)",
+            backend_bin.display()
+        );
+        let dir = TempDir::new();
+        let (admin_addr, backend_addr) = (free_addr(), free_addr());
+        let users = format!(
+            "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroles = [\"user\", \"admin\"]\n",
+            hash_password(PASSWORD)
+        );
+        std::fs::write(dir.0.join("users.toml"), users).unwrap();
+        let config = dir.0.join("proxy.toml");
+        let text = demo_config(proxy_addr, admin_addr, backend_addr) + extra;
+        std::fs::write(&config, text).unwrap();
+        let mut backend = Proc::spawn(
+            "demo_backend",
+            Command::new(&backend_bin).arg(backend_addr.to_string()),
+            &dir.0,
+        );
+        // The backend listens before the proxy starts: the proxy's first health
+        // check must not find it down (the next one is seconds later).
+        backend.wait_for(backend_addr);
+        let mut proxy = Proc::spawn(
+            "sessiongate",
+            Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+                .arg("--config")
+                .arg(&config)
+                .env("SESSIONGATE_SECRET", SECRET)
+                .env("SESSIONGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+                .envs(env.iter().copied()),
+            &dir.0,
+        );
+        proxy.wait_for(proxy_addr);
+        proxy.wait_for(admin_addr);
+        Demo {
+            base: format!("http://{proxy_addr}"),
+            proxy_addr,
+            proxy,
+            backend,
+            _dir: dir,
+        }
+    }
+
+    /// Run a browser script with `args`; fail with every log when it fails.
+    fn node(&self, script: &str, args: &[&str]) {
+        let (status, stdout, stderr) = run_with_timeout(
+            Command::new("node")
+                .arg(repo().join("tests/browser").join(script))
+                .args(args),
+            NODE_TIMEOUT,
+        );
+        let ok = status.is_some_and(|s| s.success());
+        assert!(
+            ok,
+            "{script} {}\n---- node stdout ----\n{stdout}\n---- node stderr ----\n{stderr}\n{}\n{}",
+            status.map_or(format!("timed out after {NODE_TIMEOUT:?}"), |s| format!(
+                "exited with {s}"
+            )),
+            self.proxy.output(),
+            self.backend.output(),
+        );
+    }
+}
+
+/// A screenshot's path in `docs/`, which the README shows.
+fn screenshot(name: &str) -> String {
+    let path = repo().join("docs").join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
 #[test]
 fn browser_login_flow_reaches_the_app_and_logs_out() {
-    let script = repo().join("tests/browser/login_flow.mjs");
-    let modules = repo().join("tests/browser/node_modules/playwright-core");
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: {INSTALL_HINT}"
+    let demo = Demo::start(free_addr(), "", &[]);
+    demo.node(
+        "login_flow.mjs",
+        &[&demo.base, USER, PASSWORD, &screenshot("login.png")],
     );
-    assert!(
-        modules.exists(),
-        "{} is missing: {INSTALL_HINT}",
-        modules.display()
-    );
-    // Examples get no CARGO_BIN_EXE_*; cargo puts them in <target>/<profile>/examples.
-    let backend_bin = Path::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .parent()
-        .unwrap()
-        .join(format!(
-            "examples/demo_backend{}",
-            std::env::consts::EXE_SUFFIX
-        ));
-    assert!(
-        backend_bin.exists(),
-        "{} is missing: run `cargo build --examples` (cargo test --all-targets builds it)",
-        backend_bin.display()
-    );
+}
 
-    let dir = TempDir::new();
-    let (proxy_addr, admin_addr, backend_addr) = (free_addr(), free_addr(), free_addr());
-    let users = format!(
-        "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroles = [\"user\", \"admin\"]\n",
-        hash_password(PASSWORD)
+#[test]
+fn browser_sign_in_with_an_openid_provider_and_out() {
+    let proxy_addr = free_addr();
+    let callback = format!("http://{proxy_addr}/.sessiongate/oidc/op/callback");
+    let op = crate::oidc::Op::start(
+        &["--interactive"],
+        &callback,
+        &format!("http://{proxy_addr}/"),
     );
-    std::fs::write(dir.0.join("users.toml"), users).unwrap();
-    let config = dir.0.join("proxy.toml");
-    std::fs::write(&config, demo_config(proxy_addr, admin_addr, backend_addr)).unwrap();
-
-    let mut backend = Proc::spawn(
-        "demo_backend",
-        Command::new(&backend_bin).arg(backend_addr.to_string()),
-        &dir.0,
+    let extra = format!(
+        r#"
+[[auth.oidc]]
+id = "op"
+name = "Test OP"
+issuer = "{issuer}"
+client_id = "{client_id}"
+client_secret = {{ env = "TEST_OIDC_SECRET" }}
+redirect_url = "{callback}"
+scopes = ["openid", "profile", "email", "groups"]
+roles_claim = "groups"
+roles_map = {{ admins = "admin" }}
+"#,
+        issuer = op.issuer,
+        client_id = crate::oidc::CLIENT_ID,
     );
-    // The backend listens before the proxy starts: the proxy's first health
-    // check must not find it down (the next one is seconds later).
-    backend.wait_for(backend_addr);
-    let mut proxy = Proc::spawn(
-        "sessiongate",
-        Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-            .arg("--config")
-            .arg(&config)
-            .env("SESSIONGATE_SECRET", SECRET)
-            .env("SESSIONGATE_ADMIN_TOKEN", ADMIN_TOKEN),
-        &dir.0,
+    let demo = Demo::start(
+        proxy_addr,
+        &extra,
+        &[("TEST_OIDC_SECRET", crate::oidc::CLIENT_SECRET)],
     );
-    proxy.wait_for(proxy_addr);
-    proxy.wait_for(admin_addr);
-
-    let screenshot = repo().join("docs/login.png");
-    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
-    let base = format!("http://{proxy_addr}");
-    let (status, stdout, stderr) = run_with_timeout(
-        Command::new("node")
-            .arg(&script)
-            .args([&base, USER, PASSWORD])
-            .arg(&screenshot),
-        NODE_TIMEOUT,
-    );
-    let ok = status.is_some_and(|s| s.success());
-    assert!(
-        ok,
-        "login_flow.mjs {}\n---- node stdout ----\n{stdout}\n---- node stderr ----\n{stderr}\n{}\n{}",
-        status.map_or(format!("timed out after {NODE_TIMEOUT:?}"), |s| format!("exited with {s}")),
-        proxy.output(),
-        backend.output(),
+    assert_eq!(demo.proxy_addr, proxy_addr);
+    demo.node(
+        "oidc_flow.mjs",
+        &[&demo.base, &op.issuer, &screenshot("login-oidc.png")],
     );
 }

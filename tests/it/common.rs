@@ -699,6 +699,12 @@ impl Req {
         self
     }
 
+    /// Send `Host: <host>` instead of the default `app.test`.
+    pub fn host(mut self, host: &str) -> Req {
+        self.headers[0].1 = host.into();
+        self
+    }
+
     /// Send `Cookie: <pair>` (as returned by [`Gate::login`]).
     pub fn cookie(self, pair: &str) -> Req {
         self.header("Cookie", pair)

@@ -19,6 +19,7 @@ mod identity;
 mod lifecycle;
 mod login;
 mod logs;
+mod oidc;
 mod redis;
 mod reload;
 mod request_id;

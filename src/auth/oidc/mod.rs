@@ -1,0 +1,455 @@
+//! Sign-in with an OpenID Connect provider (`[[auth.oidc]]`): the
+//! authorization code flow with PKCE (S256), on sessiongate's own sessions.
+//!
+//! | endpoint                      | does                                                  |
+//! |-------------------------------|-------------------------------------------------------|
+//! | `GET <p>/oidc/<id>/start`     | sets the pre-login cookie, 302 to the provider        |
+//! | `GET <p>/oidc/<id>/callback`  | checks `state`, redeems the code, checks the ID token, new session, 303 to `next` |
+//!
+//! The protocol is the `openidconnect` crate's (discovery, the code exchange,
+//! ID token signature and claims: `iss`, `aud`, `azp`, `exp`, `nonce`), chosen
+//! because it is the maintained, spec-following OIDC relying party for Rust: it
+//! types every step, refuses `alg: none` unless asked, and has an allow-list of
+//! signing algorithms. sessiongate adds what it leaves to the caller: the
+//! pre-login record ([`prelogin`]), a leeway and a freshness window for
+//! `exp`/`iat`, keys refetched when an unknown `kid` appears (at most once per
+//! [`JWKS_REFETCH_EVERY`]), and the claims mapping ([`claims`]).
+//!
+//! Every failure ends on the login page with one generic message; the reason
+//! goes to the log at `warn`, without tokens or codes.
+
+pub mod claims;
+pub mod prelogin;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJsonWebKeySet,
+    CoreJwsSigningAlgorithm,
+};
+use openidconnect::{
+    reqwest, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl,
+    Scope, SignatureVerificationError,
+};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+use self::claims::{ClaimRules, Mapped};
+use self::prelogin::PreLogin;
+
+/// Clock difference allowed between the provider and us, for `exp` and `iat`.
+pub const LEEWAY: Duration = Duration::from_secs(60);
+/// An ID token issued longer ago than this is refused, whatever its `exp`.
+pub const MAX_TOKEN_AGE: Duration = Duration::from_secs(600);
+/// An unknown `kid` refetches the provider's keys at most this often, so a
+/// stream of forged tokens cannot make us hammer the provider.
+pub const JWKS_REFETCH_EVERY: Duration = Duration::from_secs(30);
+/// A failed discovery is retried at the next sign-in after this long.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
+/// Each call to the provider (discovery, keys, the code exchange).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One `[[auth.oidc]]` provider as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcOptions {
+    /// In the endpoint paths: `[a-z0-9-]`.
+    pub id: String,
+    /// On the button: "Sign in with <name>".
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// `None` for a public client (PKCE only).
+    pub client_secret: Option<String>,
+    /// Absolute: `<origin><prefix>/oidc/<id>/callback`, as registered at the provider.
+    pub redirect_url: String,
+    /// `openid` first, always.
+    pub scopes: Vec<String>,
+    /// Signing algorithms accepted for the ID token (never `none` or HMAC).
+    pub algorithms: Vec<String>,
+    pub claims: ClaimRules,
+    /// RP-initiated logout: send the browser to the provider's
+    /// `end_session_endpoint` after the local logout.
+    pub end_session: bool,
+}
+
+/// Why a sign-in failed, for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("the provider is unreachable or its discovery document is invalid: {0}")]
+    Discovery(String),
+    #[error("no valid pre-login cookie (expired, missing, or not ours)")]
+    NoPreLogin,
+    #[error("the pre-login cookie is for another provider")]
+    OtherProvider,
+    #[error("state does not match the pre-login cookie")]
+    State,
+    #[error("the provider answered with an error: {0}")]
+    ProviderError(String),
+    #[error("no authorization code in the callback")]
+    NoCode,
+    #[error("the code exchange failed: {0}")]
+    Exchange(String),
+    #[error("the token response has no ID token")]
+    NoIdToken,
+    #[error("the ID token is invalid: {0}")]
+    IdToken(String),
+    #[error("sign-in refused: {0}")]
+    Refused(#[from] claims::Refusal),
+}
+
+/// What the provider told us once, until the next reload.
+struct Discovered {
+    metadata: ProviderMetadataWithLogout,
+    /// The keys: replaced when an unknown `kid` makes us fetch them again.
+    jwks: ArcSwapOption<CoreJsonWebKeySet>,
+}
+
+/// A configured provider, its discovery document and keys once fetched.
+pub struct Provider {
+    pub options: OidcOptions,
+    http: reqwest::Client,
+    discovered: ArcSwapOption<Discovered>,
+    /// When discovery last failed, and when keys were last refetched.
+    last_discovery_failure: Mutex<Option<Instant>>,
+    last_refetch: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("id", &self.options.id)
+            .field("issuer", &self.options.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the browser goes to sign in, and the cookie that remembers it.
+pub struct Started {
+    pub location: String,
+    pub record: PreLogin,
+}
+
+impl Provider {
+    /// A provider; nothing is fetched until the first sign-in.
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built (no TLS roots).
+    pub fn new(options: OidcOptions) -> Result<Provider, String> {
+        let http = reqwest::Client::builder()
+            // Following redirects would let a provider point us anywhere (SSRF).
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(HTTP_TIMEOUT)
+            .connect_timeout(HTTP_TIMEOUT)
+            // Sign-ins are rare; a pooled connection would be tied to the
+            // runtime that opened it, and pingora runs several.
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| format!("the HTTP client for the provider: {e}"))?;
+        Ok(Provider {
+            options,
+            http,
+            discovered: ArcSwapOption::empty(),
+            last_discovery_failure: Mutex::new(None),
+            last_refetch: Mutex::new(None),
+        })
+    }
+
+    /// Begin a sign-in: the provider's authorization URL with a fresh
+    /// `state`, `nonce` and PKCE challenge, and the record to keep them.
+    ///
+    /// # Errors
+    /// When discovery fails.
+    pub async fn start(&self, next: &str, now: u64) -> Result<Started, Failure> {
+        let d = self.discovered().await?;
+        let client = self.client(&d)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in self.options.scopes.iter().skip(1) {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        Ok(Started {
+            location: url.to_string(),
+            record: PreLogin {
+                provider: self.options.id.clone(),
+                state: state.secret().clone(),
+                nonce: nonce.secret().clone(),
+                pkce_verifier: verifier.secret().clone(),
+                next: next.to_owned(),
+                expires: now + prelogin::LIFETIME.as_secs(),
+            },
+        })
+    }
+
+    /// Finish a sign-in: `query` is the callback's query string, `record` the
+    /// pre-login cookie's (already opened). The identity, or why not.
+    ///
+    /// # Errors
+    /// Every way a sign-in can fail ([`Failure`]).
+    pub async fn finish(&self, query: &str, record: &PreLogin) -> Result<Mapped, Failure> {
+        if record.provider != self.options.id {
+            return Err(Failure::OtherProvider);
+        }
+        let (mut code, mut state, mut error) = (None, None, None);
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "code" => code = Some(v.into_owned()),
+                "state" => state = Some(v.into_owned()),
+                "error" => error = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let state_ok = state.is_some_and(|s| {
+            use subtle::ConstantTimeEq as _;
+            bool::from(s.as_bytes().ct_eq(record.state.as_bytes()))
+        });
+        if !state_ok {
+            return Err(Failure::State);
+        }
+        if let Some(e) = error {
+            // Only the registered error code: the description is the provider's prose.
+            let e: String = e.chars().take(64).filter(char::is_ascii_graphic).collect();
+            return Err(Failure::ProviderError(e));
+        }
+        let code = code.ok_or(Failure::NoCode)?;
+        let d = self.discovered().await?;
+        let client = self.client(&d)?;
+        let response = client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| Failure::Exchange(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(record.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| Failure::Exchange(describe(&e)))?;
+        use openidconnect::TokenResponse as _;
+        let id_token = response.id_token().ok_or(Failure::NoIdToken)?;
+        let nonce = Nonce::new(record.nonce.clone());
+        let verified = {
+            let jwks = d.jwks.load_full().unwrap_or_default();
+            match id_token.claims(&self.verifier(&jwks), &nonce) {
+                Err(ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey,
+                )) => {
+                    // A key the provider rotated in since we fetched them, or a forgery.
+                    let jwks = self.refetch_keys(&d).await?;
+                    id_token
+                        .claims(&self.verifier(&jwks), &nonce)
+                        .map(|_| ())
+                        .map_err(|e| Failure::IdToken(e.to_string()))
+                }
+                other => other
+                    .map(|_| ())
+                    .map_err(|e| Failure::IdToken(e.to_string())),
+            }
+        };
+        verified?;
+        // The signature and claims are checked: read every claim (groups and
+        // the like are not in the crate's standard set) from the same payload.
+        let claims = payload(&id_token.to_string())
+            .ok_or_else(|| Failure::IdToken("the payload is not a JSON object".to_owned()))?;
+        Ok(self.options.claims.map(&claims)?)
+    }
+
+    /// The provider's logout URL for a session that signed in here, when
+    /// RP-initiated logout is on and the provider has an end-session endpoint.
+    pub fn end_session_url(&self, post_logout: &str) -> Option<String> {
+        if !self.options.end_session {
+            return None;
+        }
+        let d = self.discovered.load_full()?;
+        let endpoint = d
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()?;
+        let mut url = endpoint.url().clone();
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.options.client_id)
+            .append_pair("post_logout_redirect_uri", post_logout);
+        Some(url.to_string())
+    }
+
+    /// `logout_redirect` on the origin of the callback: where the provider
+    /// sends the browser back after its logout (registered at the provider).
+    pub fn post_logout_url(&self, logout_redirect: &str) -> String {
+        match url::Url::parse(&self.options.redirect_url) {
+            Ok(mut u) => {
+                u.set_path(logout_redirect);
+                u.to_string()
+            }
+            Err(_) => logout_redirect.to_owned(),
+        }
+    }
+
+    fn client(
+        &self,
+        d: &Discovered,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        Failure,
+    > {
+        let redirect = RedirectUrl::new(self.options.redirect_url.clone())
+            .map_err(|e| Failure::Discovery(format!("redirect_url: {e}")))?;
+        Ok(CoreClient::from_provider_metadata(
+            d.metadata.clone(),
+            ClientId::new(self.options.client_id.clone()),
+            self.options.client_secret.clone().map(ClientSecret::new),
+        )
+        .set_redirect_uri(redirect))
+    }
+
+    /// The ID token checks: the allow-listed algorithms with the provider's
+    /// keys (no client secret: an HMAC token can never verify), the issuer,
+    /// this client as audience, `exp` with [`LEEWAY`], and `iat` neither in
+    /// the future nor older than [`MAX_TOKEN_AGE`].
+    fn verifier<'a>(&self, jwks: &CoreJsonWebKeySet) -> CoreIdTokenVerifier<'a> {
+        let algs: Vec<CoreJwsSigningAlgorithm> = self
+            .options
+            .algorithms
+            .iter()
+            .filter_map(|a| serde_json::from_value(Value::String(a.clone())).ok())
+            .collect();
+        let leeway = chrono::Duration::from_std(LEEWAY).expect("small");
+        let max_age = chrono::Duration::from_std(MAX_TOKEN_AGE).expect("small");
+        CoreIdTokenVerifier::new_public_client(
+            ClientId::new(self.options.client_id.clone()),
+            IssuerUrl::new(self.options.issuer.clone()).expect("checked by config"),
+            jwks.clone(),
+        )
+        .set_allowed_algs(algs)
+        .set_time_fn(move || chrono::Utc::now() - leeway)
+        .set_issue_time_verifier_fn(move |iat| {
+            let now = chrono::Utc::now();
+            if iat > now + leeway {
+                Err("issued in the future".to_owned())
+            } else if iat < now - max_age {
+                Err("issued too long ago".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// The discovery document and keys, fetched at the first use.
+    async fn discovered(&self) -> Result<Arc<Discovered>, Failure> {
+        if let Some(d) = self.discovered.load_full() {
+            return Ok(d);
+        }
+        let recent_failure = self
+            .last_discovery_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|t| t.elapsed() < DISCOVERY_RETRY);
+        if recent_failure {
+            return Err(Failure::Discovery(
+                "failed moments ago; not retried yet".into(),
+            ));
+        }
+        match self.discover().await {
+            Ok(d) => {
+                let d = Arc::new(d);
+                self.discovered.store(Some(d.clone()));
+                Ok(d)
+            }
+            Err(e) => {
+                *self
+                    .last_discovery_failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    async fn discover(&self) -> Result<Discovered, Failure> {
+        let issuer = IssuerUrl::new(self.options.issuer.clone())
+            .map_err(|e| Failure::Discovery(e.to_string()))?;
+        // Checks that the document names this issuer.
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| Failure::Discovery(describe(&e)))?;
+        let jwks = metadata.jwks().clone();
+        Ok(Discovered {
+            metadata,
+            jwks: ArcSwapOption::from_pointee(jwks),
+        })
+    }
+
+    /// Fetch the keys again, unless that was done less than
+    /// [`JWKS_REFETCH_EVERY`] ago; the keys to verify with either way.
+    async fn refetch_keys(&self, d: &Discovered) -> Result<Arc<CoreJsonWebKeySet>, Failure> {
+        let current = d.jwks.load_full().unwrap_or_default();
+        {
+            let mut last = self
+                .last_refetch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_EVERY) {
+                return Ok(current);
+            }
+            *last = Some(Instant::now());
+        }
+        let fresh = CoreJsonWebKeySet::fetch_async(d.metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| Failure::Discovery(format!("keys: {}", describe(&e))))?;
+        let fresh = Arc::new(fresh);
+        d.jwks.store(Some(fresh.clone()));
+        tracing::info!(target: "auth", provider = %self.options.id, "provider keys fetched again for an unknown key id");
+        Ok(fresh)
+    }
+}
+
+/// An error and its causes on one line (the crate's errors nest).
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The claims of a compact JWS whose signature has been checked.
+fn payload(jwt: &str) -> Option<Map<String, Value>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(1)?;
+    match serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_of_a_compact_token_is_read() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIiwiZ3JvdXBzIjpbIngiXX0.c2ln";
+        let p = payload(jwt).unwrap();
+        assert_eq!(p["sub"], "a");
+        assert_eq!(p["groups"][0], "x");
+        assert!(
+            payload("a.WzFd.c").is_none(),
+            "an array is not a claims set"
+        );
+        assert!(payload("only-one-part").is_none());
+    }
+}

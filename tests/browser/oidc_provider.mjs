@@ -1,0 +1,174 @@
+// A real, certified OpenID provider (node-oidc-provider) on a loopback port, for
+// the OIDC tests (tests/it/oidc.rs and tests/it/browser.rs). Started by the tests:
+//
+//     node tests/browser/oidc_provider.mjs --client-id ID --client-secret S \
+//          --redirect-uri URL [--post-logout-uri URL] [--interactive] [--tamper MODE]
+//
+// It listens on an ephemeral port of 127.0.0.1 and prints one line,
+// `issuer http://127.0.0.1:<port>`, once it answers. It ends when stdin closes
+// (the test's handle is dropped) or after 120 s, whichever comes first.
+//
+// Accounts: any login name. `alice` has a verified address at example.com and
+// the groups staff and admins; `bob` has a verified address at other.test and
+// the group contractors; `carol` an unverified address at example.com and the
+// group staff; any other name gets only `sub` and `preferred_username`.
+//
+// --interactive: the provider's own login and consent pages (a browser drives
+// them). Without it, every authorization request signs in as the login_hint
+// (default alice) at once, so an HTTP client can run the flow.
+//
+// --tamper MODE rewrites the ID token of every token response, the way a broken
+// or hostile provider would, to test that sessiongate refuses it:
+//   nonce      a nonce other than the one sent       (re-signed with the real key)
+//   audience   aud = another client                  (re-signed with the real key)
+//   expired    exp and iat an hour in the past       (re-signed with the real key)
+//   unknown    signed by a key not in the JWKS
+//   none       `alg: none`, no signature
+//   hs256      HS256 keyed with the provider's public key (algorithm confusion)
+//   rotated    signed by a second key that the JWKS lists only from the first
+//              authorization request on (a key rotation: must be accepted)
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+import { createHmac } from 'node:crypto';
+import Provider from 'oidc-provider';
+import * as jose from 'jose';
+
+const { values: opt } = parseArgs({
+  options: {
+    'client-id': { type: 'string' },
+    'client-secret': { type: 'string' },
+    'redirect-uri': { type: 'string', multiple: true },
+    'post-logout-uri': { type: 'string', multiple: true, default: [] },
+    interactive: { type: 'boolean', default: false },
+    tamper: { type: 'string', default: '' },
+  },
+});
+if (!opt['client-id'] || !opt['redirect-uri']) {
+  console.error('usage: oidc_provider.mjs --client-id ID --client-secret S --redirect-uri URL ...');
+  process.exit(2);
+}
+setTimeout(() => process.exit(0), 120_000).unref();
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+
+const ACCOUNTS = {
+  alice: { email: 'alice@example.com', email_verified: true, groups: ['staff', 'admins'] },
+  bob: { email: 'bob@other.test', email_verified: true, groups: ['contractors'] },
+  carol: { email: 'carol@example.com', email_verified: false, groups: ['staff'] },
+};
+
+async function key(kid) {
+  const { privateKey, publicKey } = await jose.generateKeyPair('RS256', { extractable: true });
+  const jwk = { ...(await jose.exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' };
+  const pub = { ...(await jose.exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+  return { privateKey, publicKey, jwk, pub };
+}
+const main = await key('main');
+const rotated = await key('rotated');
+const unknown = await key('unknown');
+let rotatedPublished = false;
+
+const server = createServer();
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: opt['client-id'],
+      client_secret: opt['client-secret'],
+      redirect_uris: opt['redirect-uri'],
+      post_logout_redirect_uris: opt['post-logout-uri'],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: opt['client-secret'] ? 'client_secret_basic' : 'none',
+    },
+  ],
+  jwks: { keys: [main.jwk] },
+  cookies: { keys: ['test-only-cookie-key-0123456789'] },
+  pkce: { required: () => true },
+  // The claims go into the ID token itself: sessiongate reads only the ID token.
+  conformIdTokenClaims: false,
+  claims: {
+    openid: ['sub'],
+    profile: ['preferred_username', 'name'],
+    email: ['email', 'email_verified'],
+    groups: ['groups'],
+  },
+  scopes: ['openid', 'profile', 'email', 'groups'],
+  features: {
+    devInteractions: { enabled: opt.interactive },
+    rpInitiatedLogout: { enabled: true },
+  },
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  findAccount: async (ctx, id) => ({
+    accountId: id,
+    claims: async () => ({ sub: id, preferred_username: id, name: id, ...(ACCOUNTS[id] ?? {}) }),
+  }),
+  ttl: { Session: 600, Interaction: 600, Grant: 600, AuthorizationCode: 60, IdToken: 300, AccessToken: 300 },
+});
+provider.on('server_error', (ctx, err) => console.error('provider error:', err));
+
+// Without --interactive: sign in as the login_hint and grant what was asked.
+if (!opt.interactive) {
+  provider.use(async (ctx, next) => {
+    if (!ctx.path.startsWith('/interaction/')) return next();
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const accountId = details.params.login_hint || 'alice';
+    const grant = new provider.Grant({ accountId, clientId: details.params.client_id });
+    grant.addOIDCScope(details.params.scope);
+    const grantId = await grant.save();
+    const to = await provider.interactionResult(
+      ctx.req,
+      ctx.res,
+      { login: { accountId }, consent: { grantId } },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.redirect(to);
+  });
+}
+
+async function tamper(idToken) {
+  const payload = jose.decodeJwt(idToken);
+  const now = Math.floor(Date.now() / 1000);
+  const sign = (claims, k, kid) =>
+    new jose.SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid }).sign(k.privateKey);
+  switch (opt.tamper) {
+    case 'nonce':
+      return sign({ ...payload, nonce: 'not-the-nonce-that-was-sent' }, main, 'main');
+    case 'audience':
+      return sign({ ...payload, aud: 'another-client' }, main, 'main');
+    case 'expired':
+      return sign({ ...payload, iat: now - 7200, exp: now - 3600 }, main, 'main');
+    case 'unknown':
+      return sign(payload, unknown, 'unknown');
+    case 'rotated':
+      return sign(payload, rotated, 'rotated');
+    case 'none': {
+      const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      return `${part({ alg: 'none', typ: 'JWT' })}.${part(payload)}.`;
+    }
+    case 'hs256': {
+      const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const input = `${part({ alg: 'HS256', typ: 'JWT', kid: 'main' })}.${part(payload)}`;
+      const pem = await jose.exportSPKI(main.publicKey);
+      return `${input}.${createHmac('sha256', pem).update(input).digest('base64url')}`;
+    }
+    default:
+      throw new Error(`unknown --tamper mode ${opt.tamper}`);
+  }
+}
+
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/auth') rotatedPublished = true;
+  await next();
+  if (ctx.path === '/token' && opt.tamper && ctx.body && ctx.body.id_token) {
+    ctx.body = { ...ctx.body, id_token: await tamper(ctx.body.id_token) };
+  }
+  if (ctx.path === '/jwks' && opt.tamper === 'rotated' && rotatedPublished && ctx.body) {
+    ctx.body = { keys: [...ctx.body.keys, rotated.pub] };
+  }
+});
+
+server.on('request', provider.callback());
+console.log(`issuer ${issuer}`);
