@@ -157,6 +157,7 @@ impl<S: SessionStore> Admin<S> {
                     "live": count.live,
                     "authenticated": count.live - count.anonymous,
                     "anonymous": count.anonymous,
+                    "users": count.users,
                 },
                 "logins": {
                     "succeeded": get(&METRICS.logins_succeeded),

@@ -12,6 +12,7 @@
 //! | `DELETE /sessions/{key}`        | token | revoke one session (204, or 404)                   |
 //! | `POST /sessions/{key}/revoke`   | token + same origin | the HTML page's revoke button; 303   |
 //! | `DELETE /users/{user}/sessions` | token | revoke all of a user's sessions: `{"revoked": n}`  |
+//! | `POST /users/{user}/revoke`     | token + same origin | the HTML page's "revoke all" button; 303 |
 //! | `GET /stats`                    | token | live sessions, logins, evictions, capacity         |
 //! | `GET /metrics`                  | token | Prometheus text                                    |
 //!
@@ -126,6 +127,9 @@ impl<S: SessionStore> Admin<S> {
                 self.revoke_from_page(key, query, req).await
             }
             (&Method::DELETE, ["users", user, "sessions"]) => self.revoke_user(user).await,
+            (&Method::POST, ["users", user, "revoke"]) => {
+                self.revoke_user_from_page(user, req).await
+            }
             (&Method::GET, ["stats"]) => self.stats().await,
             (&Method::GET, ["metrics"]) => self.metrics().await,
             (

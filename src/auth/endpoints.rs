@@ -400,7 +400,7 @@ impl Login {
             if let Some(a) = ip_slot {
                 a.failed();
             }
-            METRICS.logins_failed.fetch_add(1, Ordering::Relaxed);
+            METRICS.login_failed();
             tracing::info!(target: "auth", "login failed");
             return Reply::html(
                 StatusCode::UNAUTHORIZED,
@@ -411,7 +411,7 @@ impl Login {
         if let Err(e) = sessions.login(cur, user.clone(), roles, client).await {
             return unavailable(&e);
         }
-        METRICS.logins_succeeded.fetch_add(1, Ordering::Relaxed);
+        METRICS.login_succeeded();
         tracing::info!(target: "auth", user = %user, "login succeeded");
         Reply::see_other(&next)
     }
@@ -581,7 +581,7 @@ impl Login {
         let mapped = match outcome {
             Ok(m) => m,
             Err(e) => {
-                METRICS.logins_failed.fetch_add(1, Ordering::Relaxed);
+                METRICS.login_failed();
                 tracing::warn!(target: "auth", provider = %provider.options.id, reason = %e, "sign-in failed");
                 return Reply::html(
                     StatusCode::UNAUTHORIZED,
@@ -609,7 +609,7 @@ impl Login {
         {
             return unavailable(&e).with(http::header::SET_COOKIE, clear);
         }
-        METRICS.logins_succeeded.fetch_add(1, Ordering::Relaxed);
+        METRICS.login_succeeded();
         tracing::info!(target: "auth", user = %user, provider = %provider.options.id, "login succeeded");
         signed_in(&next, sessions.config().cookie.same_site).with(http::header::SET_COOKIE, clear)
     }

@@ -9,7 +9,7 @@ use http::StatusCode;
 use pingora::http::RequestHeader;
 use serde_json::json;
 
-use crate::http::html::{escape, wide_page};
+use crate::http::html::{card_page, device, escape, time_ago};
 use crate::http::problem::Problem;
 use crate::http::reply::Reply;
 use crate::session::manager::{RequestSession, SessionManager};
@@ -58,32 +58,47 @@ pub async fn list<S: SessionStore>(
             json!({ "user": user, "sessions": items }).to_string(),
         );
     }
-    let mut rows = String::new();
+    let now = crate::session::now_ms();
+    let mut items = String::new();
     for s in &mine {
         let action = if s.key == current {
-            "<strong>This session</strong>".to_owned()
+            r#"<span class="tag">This session</span>"#.to_owned()
         } else {
             format!(
-                "<form method=\"post\" action=\"{p}/sessions/revoke\"><input type=\"hidden\" name=\"key\" value=\"{k}\">\
-                 <button type=\"submit\">Sign out</button></form>",
+                r#"<form method="post" action="{p}/sessions/revoke"><input type="hidden" name="key" value="{k}"><button type="submit" class="secondary">Sign out</button></form>"#,
                 p = escape(prefix),
                 k = s.key.to_hex()
             )
         };
-        rows.push_str(&format!(
-            "<tr><td>{ua}</td><td>{ip}</td><td>{seen}</td><td>{action}</td></tr>\n",
-            ua = escape(s.user_agent().unwrap_or("unknown device")),
-            ip = s.client_ip.map(|i| i.to_string()).unwrap_or_default(),
-            seen = crate::http::html::date(s.last_seen_at()),
+        items.push_str(&format!(
+            r#"<li><div><strong>{device}</strong><br><small>{ip}active {seen} · signed in {created}</small></div>{action}</li>
+"#,
+            device = device(s.user_agent()),
+            ip = s
+                .client_ip
+                .map(|i| format!("{i} · "))
+                .unwrap_or_default(),
+            seen = time_ago(s.last_seen_at(), now),
+            created = time_ago(s.created_at, now),
         ));
     }
+    let others = if mine.len() > 1 {
+        format!(
+            r#"<form method="post" action="{p}/sessions/revoke"><input type="hidden" name="key" value="{OTHERS}"><button type="submit">Sign out all other sessions</button></form>"#,
+            p = escape(prefix)
+        )
+    } else {
+        "<p><small>This is your only session.</small></p>".to_owned()
+    };
     let body = format!(
-        "<h1>Your sessions</h1>\n<p>Signed in as {u}.</p>\n<div class=\"scroll\"><table><thead><tr><th>Device</th><th>IP</th>\
-         <th>Last seen</th><th></th></tr></thead><tbody>\n{rows}</tbody></table></div>",
+        "<h1>Your sessions</h1>\n<p>Signed in as <strong>{u}</strong>.</p>\n<ul class=\"sessions\">\n{items}</ul>\n{others}",
         u = escape(user)
     );
-    Reply::html(StatusCode::OK, wide_page("Your sessions", &body))
+    Reply::html(StatusCode::OK, card_page("Your sessions", &body))
 }
+
+/// The `key` of the form that ends every session of the caller but this one.
+pub const OTHERS: &str = "others";
 
 /// End one of the caller's other sessions; 303 back to the list.
 pub async fn revoke<S: SessionStore>(
@@ -97,7 +112,11 @@ pub async fn revoke<S: SessionStore>(
     };
     let key = form_urlencoded::parse(form)
         .find(|(k, _)| k == "key")
-        .and_then(|(_, v)| SessionKey::from_hex(&v));
+        .map(|(_, v)| v.into_owned());
+    if key.as_deref() == Some(OTHERS) {
+        return revoke_others(user, cur, sessions, prefix).await;
+    }
+    let key = key.as_deref().and_then(SessionKey::from_hex);
     let Some(key) = key else {
         return Reply::problem(Problem::NotFound);
     };
@@ -110,6 +129,26 @@ pub async fn revoke<S: SessionStore>(
     }
     if sessions.store().destroy(&key).await.is_err() {
         return Reply::problem(Problem::Unavailable);
+    }
+    Reply::see_other(&format!("{prefix}/sessions"))
+}
+
+/// End every session of the caller but the one making the request.
+async fn revoke_others<S: SessionStore>(
+    user: &str,
+    cur: &RequestSession,
+    sessions: &SessionManager<S>,
+    prefix: &str,
+) -> Reply {
+    let current = cur.session.as_deref().map(|s| s.key);
+    let mine = match sessions.store().list_user(user).await {
+        Ok(v) => v,
+        Err(_) => return Reply::problem(Problem::Unavailable),
+    };
+    for s in mine.iter().filter(|s| Some(s.key) != current) {
+        if sessions.store().destroy(&s.key).await.is_err() {
+            return Reply::problem(Problem::Unavailable);
+        }
     }
     Reply::see_other(&format!("{prefix}/sessions"))
 }

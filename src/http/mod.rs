@@ -5,6 +5,7 @@
 //! nothing about sessions.
 
 pub mod connections;
+pub mod device;
 pub mod headers;
 pub mod html;
 pub mod origin;

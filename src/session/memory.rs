@@ -528,9 +528,14 @@ impl SessionStore for MemoryStore {
     fn count(&self) -> impl Future<Output = Result<SessionCount, StoreError>> + Send {
         self.sync();
         let anonymous = self.anonymous.entry_count();
+        let users = {
+            let index = lock(&self.shared.users);
+            (index.one.len() + index.many.len()) as u64
+        };
         std::future::ready(Ok(SessionCount {
             live: self.logged_in.entry_count() + anonymous,
             anonymous,
+            users,
         }))
     }
 

@@ -378,6 +378,8 @@ pub struct SessionCount {
     pub live: u64,
     /// Of those, the ones without a user.
     pub anonymous: u64,
+    /// The users with at least one live session.
+    pub users: u64,
 }
 
 /// Figures about a store, for `/stats` and `/metrics`.

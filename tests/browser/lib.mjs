@@ -14,7 +14,11 @@ import { chromium } from 'playwright-core';
 const TOTAL_MS = 55_000;
 const STEP_MS = 10_000;
 
-export async function run(name, body, { viewport = { width: 800, height: 600 } } = {}) {
+export async function run(
+  name,
+  body,
+  { viewport = { width: 800, height: 600 }, httpCredentials = undefined } = {},
+) {
   const watchdog = setTimeout(() => {
     console.error(`FAIL: the ${name} took longer than ${TOTAL_MS / 1000} s`);
     process.exit(1);
@@ -49,6 +53,7 @@ export async function run(name, body, { viewport = { width: 800, height: 600 } }
         '--disable-quic',
       ],
       viewport,
+      httpCredentials,
       timeout: 20_000,
     });
     const page = context.pages()[0] ?? (await context.newPage());

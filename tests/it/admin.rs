@@ -451,3 +451,129 @@ fn users_see_and_end_only_their_own_sessions() {
         "anonymous has no sessions page"
     );
 }
+
+#[test]
+fn the_admin_page_shows_totals_and_revokes_all_of_a_users_sessions() {
+    let backend = Backend::app();
+    let users = crate::common::users_file(&[("dana", "dana-password-1234", "", false)]);
+    let config = standard_config(backend.addr, "\n[auth]\nusers_file = \"users.toml\"\n");
+    let gate = Gate::start_with(
+        &config,
+        &[("users.toml", &users)],
+        &[("TEST_SECRET", crate::common::SECRET)],
+    );
+    let login = |user: &str, ua: &str| {
+        gate.req("GET", &format!("/_test/login?user={user}&roles="))
+            .header("User-Agent", ua)
+            .send()
+            .session_cookie()
+            .unwrap()
+    };
+    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let alice = [login("alice", chrome), login("alice", "Phone")];
+    let bob = login("bob", chrome);
+    assert_eq!(gate.login_form("dana", "wrong", "/").status, 401);
+    assert_eq!(
+        gate.login_form("dana", "dana-password-1234", "/").status,
+        303
+    );
+    let page = gate.admin("GET", "/").send();
+    assert_eq!(page.status, 200);
+    for total in [
+        "<b>4</b>live sessions",
+        "<b>3</b>users",
+        "<b>1</b>logins, last hour",
+        "<b>1</b>failed, last hour",
+    ] {
+        assert!(page.body.contains(total), "{total} in {}", page.body);
+    }
+    // Devices read as such, the raw agent on hover; times in words.
+    assert!(
+        page.body
+            .contains(&format!(r#"<span title="{chrome}">Chrome on Linux</span>"#)),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(">just now</time>"), "{}", page.body);
+    // Filtered by user: one button ends all of that user's sessions.
+    let filtered = gate.admin("GET", "/?user=alice").send();
+    assert!(
+        filtered.body.contains(r#"action="/users/alice/revoke""#)
+            && filtered.body.contains("Revoke all of alice's sessions"),
+        "{}",
+        filtered.body
+    );
+    let cross = gate
+        .admin("POST", "/users/alice/revoke")
+        .header("Origin", "http://evil.test")
+        .send();
+    assert_eq!(cross.status, 403);
+    assert_eq!(gate.get("/private").cookie(&alice[0]).send().status, 200);
+    let done = gate
+        .admin("POST", "/users/alice/revoke")
+        .header("Origin", "http://app.test")
+        .send();
+    assert_eq!(done.status, 303, "{done:#?}");
+    assert_eq!(done.header("location"), Some("/?user=alice"));
+    for c in &alice {
+        assert_eq!(gate.get("/private").api().cookie(c).send().status, 401);
+    }
+    assert_eq!(gate.get("/private").cookie(&bob).send().status, 200);
+    assert!(gate
+        .admin("GET", "/?user=alice")
+        .send()
+        .body
+        .contains("No sessions."));
+}
+
+#[test]
+fn a_user_signs_out_all_other_sessions_at_once() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let login = |user: &str| {
+        gate.req("GET", &format!("/_test/login?user={user}&roles="))
+            .send()
+            .session_cookie()
+            .unwrap()
+    };
+    let (laptop, phone, tablet, bob) =
+        (login("alice"), login("alice"), login("alice"), login("bob"));
+    let page = gate
+        .get("/.sessiongate/sessions")
+        .browser()
+        .cookie(&laptop)
+        .send();
+    assert!(
+        page.body.contains("Sign out all other sessions"),
+        "{}",
+        page.body
+    );
+    let cross = gate
+        .req("POST", "/.sessiongate/sessions/revoke")
+        .cookie(&laptop)
+        .header("Origin", "http://evil.test")
+        .body("key=others")
+        .send();
+    assert_eq!(cross.status, 403);
+    let resp = gate
+        .req("POST", "/.sessiongate/sessions/revoke")
+        .cookie(&laptop)
+        .body("key=others")
+        .send();
+    assert_eq!(resp.status, 303, "{resp:#?}");
+    assert_eq!(gate.get("/private").cookie(&laptop).send().status, 200);
+    for c in [&phone, &tablet] {
+        assert_eq!(gate.get("/private").api().cookie(c).send().status, 401);
+    }
+    assert_eq!(gate.get("/private").cookie(&bob).send().status, 200);
+    let page = gate
+        .get("/.sessiongate/sessions")
+        .browser()
+        .cookie(&laptop)
+        .send();
+    assert!(
+        page.body.contains("This is your only session."),
+        "{}",
+        page.body
+    );
+}

@@ -149,6 +149,7 @@ fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (Option<ExitStatus>
 /// ephemeral ports, killed on drop.
 struct Demo {
     base: String,
+    admin: String,
     proxy_addr: SocketAddr,
     proxy: Proc,
     backend: Proc,
@@ -212,6 +213,7 @@ impl Demo {
         proxy.wait_for(admin_addr);
         Demo {
             base: format!("http://{proxy_addr}"),
+            admin: format!("http://{admin_addr}"),
             proxy_addr,
             proxy,
             backend,
@@ -290,5 +292,22 @@ roles_map = {{ admins = "admin" }}
     demo.node(
         "oidc_flow.mjs",
         &[&demo.base, &op.issuer, &screenshot("login-oidc.png")],
+    );
+}
+
+#[test]
+fn browser_own_sessions_and_admin_pages_do_their_main_actions() {
+    let demo = Demo::start(free_addr(), "", &[]);
+    let docs = repo().join("docs");
+    demo.node(
+        "pages_flow.mjs",
+        &[
+            &demo.base,
+            &demo.admin,
+            USER,
+            PASSWORD,
+            ADMIN_TOKEN,
+            &docs.to_string_lossy(),
+        ],
     );
 }

@@ -640,17 +640,21 @@ impl SessionStore for RedisStore {
         let mut keys = Vec::new();
         self.scan_keys(|k| keys.push(k)).await?;
         let mut count = SessionCount::default();
+        // Names only, for the distinct count: no record crosses the network.
+        let mut users = std::collections::HashSet::new();
         for batch in keys.chunks(COUNT_BATCH) {
             let mut inv = self.count_script.prepare_invoke();
             for k in batch {
                 inv.key(self.sess_key(k));
             }
-            let (live, anonymous): (u64, u64) = self
+            let (live, anonymous, names): (u64, u64, Vec<String>) = self
                 .call_admin(|mut c| async move { inv.invoke_async(&mut c).await })
                 .await?;
             count.live += live;
             count.anonymous += anonymous;
+            users.extend(names);
         }
+        count.users = users.len() as u64;
         Ok(count)
     }
 
