@@ -15,17 +15,14 @@ pub fn describe(user_agent: Option<&str>) -> String {
     let known = |s: &str| !s.is_empty() && s != "UNKNOWN";
     let parsed = PARSER.get_or_init(Parser::new).parse(ua);
     let (r_name, r_os) = parsed.as_ref().map_or(("", ""), |r| (r.name, r.os));
-    // A tool such as curl: its own name, from `name/version`.
+    // Otherwise a tool's own name, from `name/version`, when it is one word.
     let name = if known(r_name) {
         r_name
-    } else if let Some(tool) = ua
-        .split('/')
-        .next()
-        .filter(|t| t.len() <= 32 && !t.contains(' '))
-    {
-        tool
     } else {
-        "Unknown browser"
+        ua.split('/')
+            .next()
+            .filter(|t| t.len() <= 32 && !t.contains(' '))
+            .unwrap_or("Unknown browser")
     };
     let os = if known(r_os) {
         r_os
