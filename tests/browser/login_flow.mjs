@@ -31,6 +31,14 @@ await run('login, /app, logout, login page again', async ({ page, log, check }) 
   log(`screenshot of the login page to ${screenshot}`);
   await page.screenshot({ path: screenshot });
 
+  log('on a phone-sized screen the page fits without sideways scrolling');
+  await page.setViewportSize({ width: 360, height: 740 });
+  const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+  check(fits, 'the login page is wider than a phone');
+  const card = await page.locator('main').boundingBox();
+  check(card.x >= 8 && card.x + card.width <= 352, `the card has a margin: ${JSON.stringify(card)}`);
+  await page.setViewportSize({ width: 800, height: 600 });
+
   log('a wrong password: the message, and the user name still filled in');
   await page.getByLabel('Username').fill(user);
   await page.getByLabel('Password').fill(`${password}-wrong`);

@@ -189,6 +189,15 @@ fn repeated_failures_lock_the_user_out_even_with_the_right_password() {
         let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
         assert!(retry > 3000 && retry <= 3600, "{retry}");
         assert!(resp.all("set-cookie").is_empty());
+        // The page says when, in the same terms as Retry-After.
+        let minutes = retry.div_ceil(60);
+        assert!(
+            resp.body.contains(&format!(
+                "Too many attempts. Try again in {minutes} minutes."
+            )),
+            "{}",
+            resp.body
+        );
     }
 }
 
