@@ -223,6 +223,33 @@ addrs = ["127.0.0.1:9"]
     }
 
     #[test]
+    fn sentinel_settings_are_checked() {
+        let ok = minimal(
+            "[store]\nkind = \"redis\"\n[store.sentinel]\naddrs = [\"127.0.0.1:26379\", \"s2:26380\"]\nmaster_name = \"mymaster\"\n",
+        );
+        let c = parse(&ok).expect("a sentinel store");
+        let StoreConfig::Redis(r) = c.store else {
+            panic!("a Redis store")
+        };
+        let s = r.sentinel.expect("sentinel options");
+        assert_eq!(s.addrs.len(), 2);
+        assert_eq!(s.master_name, "mymaster");
+        let bad = minimal(
+            "[store]\nkind = \"redis\"\nurl = \"redis://x:6379/0\"\n[store.sentinel]\naddrs = [\"nope\", \"h:0\"]\nmaster_name = \"\"\ndatabase = 99\n",
+        );
+        let p = problems(&bad).join("\n");
+        for want in [
+            "store.url: leave it out",
+            "\"nope\" is not host:port",
+            "\"h:0\" is not host:port",
+            "store.sentinel.master_name",
+            "store.sentinel.database",
+        ] {
+            assert!(p.contains(want), "{want} in {p}");
+        }
+    }
+
+    #[test]
     fn minimal_config_has_safe_defaults() {
         let c = parse(&minimal("")).expect("minimal config is valid");
         assert_eq!(c.session.cookie.name, "__Host-sid");

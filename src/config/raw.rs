@@ -284,6 +284,18 @@ pub(super) struct RawStore {
     pub(super) local_ttl: String,
     #[serde(default = "default_local_capacity")]
     pub(super) local_capacity: u64,
+    pub(super) sentinel: Option<RawSentinel>,
+}
+
+/// `[store.sentinel]`: find the Redis primary through Redis Sentinel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSentinel {
+    pub(super) addrs: Vec<String>,
+    pub(super) master_name: String,
+    pub(super) password: Option<RawSecret>,
+    #[serde(default)]
+    pub(super) database: i64,
 }
 
 impl Default for RawStore {
@@ -296,6 +308,7 @@ impl Default for RawStore {
             timeout: default_redis_timeout(),
             local_ttl: default_local_ttl(),
             local_capacity: default_local_capacity(),
+            sentinel: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use http::Method;
 
 use super::raw::{
     RawAdmin, RawAuth, RawConfig, RawCookie, RawLog, RawRoute, RawRoutes, RawSecret, RawSecure,
-    RawSession, RawStore, RawTls, RawUpstream,
+    RawSentinel, RawSession, RawStore, RawTls, RawUpstream,
 };
 use super::{
     AdminConfig, AuthOptions, Config, LogConfig, LogFormat, RedisOptions, SessionOptions,
@@ -30,6 +30,7 @@ use crate::proxy::assertion::{AssertionKey, AssertionOptions};
 use crate::proxy::forwarded::{self, TrustedProxies};
 use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
 use crate::session::cookie::{CookieAttrs, SameSite, Secure};
+use crate::session::redis::SentinelOptions;
 use crate::session::signing::{Secret, MIN_SECRET_LEN};
 
 pub(super) struct Validator {
@@ -477,12 +478,28 @@ impl Validator {
                 return None;
             }
         }
-        let Some(url) = raw.url else {
-            self.problem(
-                "store.url",
-                "required with kind = \"redis\" (e.g. \"redis://127.0.0.1:6379/0\")",
-            );
-            return None;
+        let sentinel = match raw.sentinel {
+            Some(sn) => {
+                if raw.url.is_some() {
+                    self.problem(
+                        "store.url",
+                        "leave it out with [store.sentinel]: the sentinels name the primary",
+                    );
+                }
+                Some(self.sentinel(sn, raw.password.as_ref(), base)?)
+            }
+            None => None,
+        };
+        let url = match (raw.url, &sentinel) {
+            (_, Some(_)) => "redis://sentinel-managed/".to_owned(),
+            (Some(u), None) => u,
+            (None, None) => {
+                self.problem(
+                    "store.url",
+                    "required with kind = \"redis\" (e.g. \"redis://127.0.0.1:6379/0\")",
+                );
+                return None;
+            }
         };
         let Some(rest) = url.strip_prefix("redis://") else {
             self.problem(
@@ -526,11 +543,60 @@ impl Validator {
         }
         Some(StoreConfig::Redis(RedisOptions {
             url,
+            sentinel,
             prefix: raw.prefix,
             timeout: timeout?,
             local_ttl: local_ttl?,
             local_capacity: raw.local_capacity.max(1),
         }))
+    }
+
+    /// `[store.sentinel]`: the sentinels' addresses, the primary's name, and
+    /// the passwords (the sentinels' own, and `store.password` for the nodes).
+    fn sentinel(
+        &mut self,
+        raw: RawSentinel,
+        node_password: Option<&RawSecret>,
+        base: &Path,
+    ) -> Option<SentinelOptions> {
+        if raw.addrs.is_empty() {
+            self.problem(
+                "store.sentinel.addrs",
+                "name at least one sentinel (three for a quorum)",
+            );
+        }
+        for a in &raw.addrs {
+            let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
+                !h.is_empty() && !h.contains(['/', '@']) && p.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !ok {
+                self.problem("store.sentinel.addrs", format!("{a:?} is not host:port"));
+            }
+        }
+        if raw.master_name.is_empty() || raw.master_name.contains(char::is_whitespace) {
+            self.problem(
+                "store.sentinel.master_name",
+                "must be the name the sentinels monitor",
+            );
+        }
+        if !(0..=15).contains(&raw.database) {
+            self.problem("store.sentinel.database", "must be 0-15");
+        }
+        let password = match &raw.password {
+            Some(p) => Some(self.secret_text("store.sentinel.password", p, base)?),
+            None => None,
+        };
+        let node_password = match node_password {
+            Some(p) => Some(self.secret_text("store.password", p, base)?),
+            None => None,
+        };
+        Some(SentinelOptions {
+            addrs: raw.addrs,
+            master_name: raw.master_name,
+            password,
+            node_password,
+            database: raw.database,
+        })
     }
 
     fn admin(&mut self, raw: RawAdmin, base: &Path) -> Option<AdminConfig> {

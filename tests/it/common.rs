@@ -855,11 +855,17 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(&[])
+    }
+
+    /// [`Redis::start`] with more arguments (`--replicaof`, or a sentinel's
+    /// config file and `--sentinel`).
+    pub fn start_with(extra: &[&str]) -> Redis {
         // A port picked by binding port 0 can be taken by a parallel test before
         // redis-server binds it: then try another one.
         for _ in 0..5 {
             let port = free_addr().port();
-            if let Some(r) = Redis::try_start_on(port) {
+            if let Some(r) = Redis::try_start_on(port, extra) {
                 return r;
             }
         }
@@ -868,12 +874,15 @@ impl Redis {
 
     /// Start on a given port (for tests that start the proxy first).
     pub fn start_on(port: u16) -> Redis {
-        Redis::try_start_on(port).unwrap_or_else(|| panic!("redis-server did not start on {port}"))
+        Redis::try_start_on(port, &[])
+            .unwrap_or_else(|| panic!("redis-server did not start on {port}"))
     }
 
     /// Start, and wait until *this* server answers PING on the port.
-    fn try_start_on(port: u16) -> Option<Redis> {
+    fn try_start_on(port: u16, extra: &[&str]) -> Option<Redis> {
         let child = Command::new("redis-server")
+            // A config file, when given, must come first.
+            .args(extra.iter().take_while(|a| !a.starts_with("--")))
             .args([
                 "--port",
                 &port.to_string(),
@@ -884,6 +893,7 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra.iter().skip_while(|a| !a.starts_with("--")))
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (install it: apt-get install -y redis-server, or run ./test.sh)");

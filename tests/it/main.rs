@@ -23,6 +23,7 @@ mod oidc;
 mod redis;
 mod reload;
 mod request_id;
+mod sentinel;
 mod server;
 mod sessions;
 mod tls;

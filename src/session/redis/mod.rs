@@ -42,13 +42,17 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, ScanOptions, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use crate::metrics::METRICS;
+mod sentinel;
 mod tracking;
+
+pub use self::sentinel::SentinelOptions;
 
 use self::tracking::Invalidated;
 use crate::session::{
@@ -59,7 +63,10 @@ use crate::session::{
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisOptions {
     /// `redis://host:port/db`, with the password (if any) filled in from `store.password`.
+    /// Not used with `sentinel`.
     pub url: String,
+    /// `[store.sentinel]`: the primary is whichever server the sentinels name.
+    pub sentinel: Option<SentinelOptions>,
     pub prefix: String,
     pub timeout: Duration,
     pub local_ttl: Duration,
@@ -184,12 +191,13 @@ pub struct RedisStore {
     max_per_user: usize,
     /// Sessions this instance ended for `max_per_user`.
     displaced: AtomicU64,
-    client: redis::Client,
-    /// The request path's connection (deadline `config.timeout`).
-    conn: OnceCell<ConnectionManager>,
-    /// Listing and stats: a connection of their own, so bulk replies neither
-    /// queue ahead of request-path commands nor hit their response timeout.
-    admin_conn: OnceCell<ConnectionManager>,
+    /// The primary and the connections to it: replaced whole when the
+    /// sentinels name another primary.
+    conns: ArcSwap<Conns>,
+    /// `[store.sentinel]`, when the primary is found through sentinels.
+    sentinel: Option<sentinel::Link>,
+    /// Ends the tracking connection (it must follow a new primary).
+    retrack: tokio::sync::Notify,
     local: moka::sync::Cache<SessionKey, Arc<Local>>,
     /// Bumped on every invalidation and flush; a read re-checks it after caching.
     generation: AtomicU64,
@@ -201,6 +209,27 @@ pub struct RedisStore {
     load_script: Script,
     destroy_script: Script,
     count_script: Script,
+}
+
+/// One primary's client and the two connections to it.
+struct Conns {
+    /// `None` until the sentinels have named a primary.
+    client: Option<redis::Client>,
+    /// The request path's connection (deadline `config.timeout`).
+    conn: OnceCell<ConnectionManager>,
+    /// Listing and stats: a connection of their own, so bulk replies neither
+    /// queue ahead of request-path commands nor hit their response timeout.
+    admin: OnceCell<ConnectionManager>,
+}
+
+impl Conns {
+    fn new(client: Option<redis::Client>) -> Conns {
+        Conns {
+            client,
+            conn: OnceCell::new(),
+            admin: OnceCell::new(),
+        }
+    }
 }
 
 /// Store a session and, for a user's session, index it under the user and end
@@ -233,15 +262,18 @@ impl RedisStore {
     /// # Errors
     /// If the URL cannot be parsed.
     pub fn new(config: RedisOptions, max_per_user: usize) -> Result<RedisStore, redis::RedisError> {
-        let client = redis::Client::open(config.url.as_str())?;
+        let (client, sentinel) = match &config.sentinel {
+            Some(s) => (None, Some(sentinel::Link::new(s.clone())?)),
+            None => (Some(redis::Client::open(config.url.as_str())?), None),
+        };
         let local = moka::sync::Cache::builder()
             .max_capacity(config.local_capacity)
             .time_to_live(config.local_ttl)
             .build();
         Ok(RedisStore {
-            client,
-            conn: OnceCell::new(),
-            admin_conn: OnceCell::new(),
+            conns: ArcSwap::from_pointee(Conns::new(client)),
+            sentinel,
+            retrack: tokio::sync::Notify::new(),
             local,
             generation: AtomicU64::new(0),
             tracking: AtomicBool::new(false),
@@ -272,12 +304,17 @@ impl RedisStore {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         if !self.breaker.allow() {
+            self.follow().await;
             return Err(unavailable("circuit breaker open"));
         }
-        let result = Self::within(&self.client, &self.conn, self.config.timeout, op).await;
+        let conns = self.conns().await;
+        let result = Self::within(&conns, false, self.config.timeout, op).await;
         match &result {
             Ok(_) => self.breaker.success(),
-            Err(_) => self.breaker.failure(),
+            Err(_) => {
+                self.breaker.failure();
+                self.follow().await;
+            }
         }
         result
     }
@@ -300,13 +337,61 @@ impl RedisStore {
         if !self.breaker.allow() {
             return Err(unavailable("circuit breaker open"));
         }
-        Self::within(&self.client, &self.admin_conn, self.admin_deadline(), op).await
+        let conns = self.conns().await;
+        Self::within(&conns, true, self.admin_deadline(), op).await
     }
 
-    /// Run `op` on `conn` (connecting it first if need be) within `deadline`.
+    /// The current primary's connections; with Sentinel, asked for first
+    /// when no primary is known yet.
+    async fn conns(&self) -> Arc<Conns> {
+        let conns = self.conns.load_full();
+        if conns.client.is_none() {
+            self.follow().await;
+            return self.conns.load_full();
+        }
+        conns
+    }
+
+    /// With Sentinel: ask which server is the primary (at most every
+    /// [`sentinel::ASK_EVERY`]); when another one is, connect to it from now
+    /// on, flush the local cache and move the tracking connection there.
+    async fn follow(&self) {
+        let Some(link) = &self.sentinel else {
+            return;
+        };
+        let Some(found) = link
+            .primary(self.config.timeout.max(Duration::from_millis(500)))
+            .await
+        else {
+            return;
+        };
+        let client = match found {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "the sentinels name no reachable primary");
+                return;
+            }
+        };
+        let current = self.conns.load();
+        let same = current
+            .client
+            .as_ref()
+            .is_some_and(|c| c.get_connection_info().addr() == client.get_connection_info().addr());
+        if same {
+            return;
+        }
+        tracing::warn!(primary = %client.get_connection_info().addr(), "Redis primary changed (Sentinel); local cache flushed");
+        self.conns.store(Arc::new(Conns::new(Some(client))));
+        self.flush_local();
+        self.breaker.success();
+        self.retrack.notify_waiters();
+    }
+
+    /// Run `op` on `conns`' request-path (or admin) connection, connecting it
+    /// first if need be, within `deadline`.
     async fn within<T, F, Fut>(
-        client: &redis::Client,
-        conn: &OnceCell<ConnectionManager>,
+        conns: &Conns,
+        admin: bool,
         deadline: Duration,
         op: F,
     ) -> Result<T, StoreError>
@@ -314,6 +399,12 @@ impl RedisStore {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        let Some(client) = &conns.client else {
+            return Err(unavailable(
+                "no Redis primary known (the sentinels did not name one)",
+            ));
+        };
+        let conn = if admin { &conns.admin } else { &conns.conn };
         let result = tokio::time::timeout(deadline, async {
             let conn = conn
                 .get_or_try_init(|| async {
@@ -492,6 +583,13 @@ impl RedisStore {
         loop {
             tokio::select! {
                 _ = &mut stop => return,
+                // The primary changed: track there (the loop connects again at once).
+                _ = self.retrack.notified() => {
+                    self.tracking.store(false, Ordering::Relaxed);
+                    self.flush_local();
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
                 result = self.track() => {
                     self.tracking.store(false, Ordering::Relaxed);
                     self.flush_local();
@@ -512,8 +610,12 @@ impl RedisStore {
     /// invalidation bumps the generation, so a read that raced it is re-checked.
     async fn track(&self) -> std::io::Result<()> {
         let prefix = format!("{}sess:", self.config.prefix);
-        tracking::run(
-            self.client.get_connection_info(),
+        let conns = self.conns().await;
+        let Some(client) = &conns.client else {
+            return Err(std::io::Error::other("no Redis primary known"));
+        };
+        let result = tracking::run(
+            client.get_connection_info(),
             &prefix,
             self.config.timeout,
             || {
@@ -534,7 +636,12 @@ impl RedisStore {
                 Invalidated::All => self.flush_local(),
             },
         )
-        .await
+        .await;
+        if result.is_err() {
+            // The primary may be gone: the sentinels may name another.
+            self.follow().await;
+        }
+        result
     }
 }
 
@@ -736,6 +843,7 @@ mod tests {
     fn store_with_timeout(url: String, timeout: Duration) -> RedisStore {
         RedisStore::new(
             RedisOptions {
+                sentinel: None,
                 url,
                 prefix: "t:".into(),
                 timeout,

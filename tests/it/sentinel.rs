@@ -1,0 +1,239 @@
+//! The Redis store behind Redis Sentinel: real `redis-server` processes (a
+//! primary and a replica) and three sentinels (`redis-server --sentinel`),
+//! started here on ephemeral loopback ports. The primary is killed under a
+//! steady load of protected requests with sessions made before: sessiongate
+//! must follow the sentinels to the promoted replica without a restart, answer
+//! 503 (never anonymous, never clearing the cookie) while there is no primary,
+//! and lose no session that the replica had acknowledged.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::{free_addr, scratch_dir, Backend, Gate, Redis, Req};
+
+const MASTER: &str = "sessiongate-test";
+
+/// One sentinel; killed on drop.
+struct Sentinel {
+    port: u16,
+    child: Child,
+}
+
+impl Sentinel {
+    fn start(primary: u16) -> Sentinel {
+        for _ in 0..5 {
+            let port = free_addr().port();
+            let conf = scratch_dir().join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\n\
+                     sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel failover-timeout {MASTER} 10000\n\
+                     sentinel parallel-syncs {MASTER} 1\n"
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server (./test.sh installs it)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Sentinel { port, child };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+        }
+        panic!("a sentinel did not start");
+    }
+
+    /// `SENTINEL <args>` as a flat list of strings.
+    fn ask(&self, args: &[&str]) -> Vec<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "SENTINEL"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A field of `SENTINEL MASTER <name>`.
+    fn master_field(&self, field: &str) -> Option<String> {
+        let flat = self.ask(&["MASTER", MASTER]);
+        flat.iter()
+            .position(|k| k == field)
+            .and_then(|i| flat.get(i + 1).cloned())
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait for `what`, at most `within`.
+fn wait_for(within: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_primary_failover_is_followed_without_answering_anonymous_or_losing_sessions() {
+    let mut primary = Some(Redis::start());
+    let primary_port = primary.as_ref().unwrap().port;
+    let replica = Redis::start_with(&["--replicaof", "127.0.0.1", &primary_port.to_string()]);
+    wait_for(Duration::from_secs(20), "the replica to sync", || {
+        replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+    });
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(primary_port)).collect();
+    wait_for(
+        Duration::from_secs(30),
+        "the sentinels to find the replica and each other",
+        || {
+            sentinels.iter().all(|s| {
+                s.master_field("num-slaves").as_deref() == Some("1")
+                    && s.master_field("num-other-sentinels").as_deref() == Some("2")
+            })
+        },
+    );
+    let addrs: Vec<String> = sentinels
+        .iter()
+        .map(|s| format!("\"127.0.0.1:{}\"", s.port))
+        .collect();
+    let backend = Backend::app();
+    let config = crate::common::standard_config(
+        backend.addr,
+        &format!(
+            "\n[store]\nkind = \"redis\"\ntimeout = \"1s\"\n\n[store.sentinel]\naddrs = [{}]\nmaster_name = \"{MASTER}\"\n",
+            addrs.join(", ")
+        ),
+    );
+    let gate = Gate::start(&config);
+    let cookies: Vec<String> = (0..20)
+        .map(|i| {
+            gate.get(&format!("/_test/login?user=u{i}&roles="))
+                .send()
+                .session_cookie()
+                .expect("a session through the sentinels' primary")
+        })
+        .collect();
+    for c in &cookies {
+        assert_eq!(gate.get("/private").cookie(c).send().status, 200);
+    }
+    // Acknowledged: the replica has every write so far (WAIT returns the
+    // number of replicas that did, within 2 s).
+    let acked = primary.as_ref().unwrap().cli(&["WAIT", "1", "2000"]);
+    assert_eq!(acked.trim(), "1", "the replica acknowledged the sessions");
+
+    // A steady load of protected requests across the failover.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (addr, cookies, stop, sent) = (gate.addr, cookies.clone(), stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let resp = Req::new(addr, "GET", "/private")
+                    .cookie(&cookies[i % cookies.len()])
+                    .header("Accept", "application/json")
+                    .send();
+                let cleared = resp
+                    .all("set-cookie")
+                    .iter()
+                    .any(|c| c.contains("Max-Age=0"));
+                seen.push((Instant::now(), resp.status, cleared));
+                sent.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            seen
+        })
+    };
+    wait_for(Duration::from_secs(10), "the load to run", || {
+        sent.load(Ordering::Relaxed) >= 50
+    });
+    let killed_at = Instant::now();
+    drop(primary.take());
+    wait_for(
+        Duration::from_secs(30),
+        "the sentinels to promote the replica",
+        || replica.cli(&["ROLE"]).starts_with("master"),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "protected routes to answer again",
+        || gate.get("/private").cookie(&cookies[0]).send().status == 200,
+    );
+    // Some load on the new primary, then stop.
+    let back_at = Instant::now();
+    let before = sent.load(Ordering::Relaxed);
+    wait_for(
+        Duration::from_secs(10),
+        "more requests after the failover",
+        || sent.load(Ordering::Relaxed) >= before + 50,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.join().unwrap();
+
+    let other: Vec<_> = seen
+        .iter()
+        .filter(|(_, s, _)| *s != 200 && *s != 503)
+        .collect();
+    assert!(
+        other.is_empty(),
+        "only 200 or 503 during a failover: {other:?}"
+    );
+    assert!(
+        seen.iter().all(|(_, _, cleared)| !cleared),
+        "no cookie is cleared because of a failover"
+    );
+    let unavailable: Vec<Instant> = seen
+        .iter()
+        .filter(|(_, s, _)| *s == 503)
+        .map(|(t, _, _)| *t)
+        .collect();
+    let window = match (unavailable.first(), unavailable.last()) {
+        (Some(a), Some(b)) => b.duration_since(*a),
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "sentinel failover: {} requests, {} answered 503 over {window:?}; back {:?} after the kill",
+        seen.len(),
+        unavailable.len(),
+        back_at.duration_since(killed_at)
+    );
+    // Every session made before the failover is still there.
+    for c in &cookies {
+        assert_eq!(gate.get("/private").cookie(c).send().status, 200, "{c}");
+    }
+    assert!(
+        gate.output().contains("Redis primary changed"),
+        "{}",
+        gate.output()
+    );
+    // New sessions go to the new primary.
+    assert!(gate
+        .get("/_test/login?user=after&roles=")
+        .send()
+        .session_cookie()
+        .is_some());
+}
