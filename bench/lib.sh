@@ -126,6 +126,7 @@ threads = $5
 grace_period = "1s"
 shutdown_timeout = "1s"
 trusted_proxies = ${SG_TRUSTED_PROXIES:-[]}
+${SG_SERVER_EXTRA:-}
 
 [session]
 secrets = [{ env = "BENCH_SG_SECRET" }]

@@ -257,6 +257,71 @@ def slow_report(facts, env_path):
     return "\n".join(out) + "\n"
 
 
+def conns_report(facts, env_path):
+    """Per side and pair: RSS per idle connection, and the active p99 and req/s
+    alone and with the idle connections held; then the medians' ratios."""
+    rows = {f["id"]: summarise(f) for f in facts if f["kind"] == "scenario"}
+    held = [f for f in facts if f["kind"] == "conns"]
+    bad = problems(list(rows.values()))
+    env = [line.rstrip("\n") for line in open(env_path)] if env_path else []
+    n = held[0]["idle"] if held else 0
+    out = [
+        "# Many connections: idle keep-alive connections held open",
+        "",
+        "`bash bench/run.sh --conns`: the public route under a steady closed-loop load (wrk) on a",
+        f"few connections, alternately alone and while `bench/idle.py` holds {n:,} idle keep-alive",
+        "connections (each made one request, then stays open), for sessiongate and for nginx as a",
+        "plain proxy, in the same run. RSS per idle connection is the server's RSS with them held",
+        "less its RSS just before, divided by their number (nginx: master and workers).",
+        "",
+        "| server | pair | RSS before | RSS held | per idle conn | req/s alone | p99 alone | req/s with idle | p99 with idle |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def median(v):
+        v = sorted(v)
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    per = {"sg": [], "nginx": []}
+    p99s = {"sg": ([], []), "nginx": ([], [])}
+    for f in held:
+        side, p = f["side"], f["pair"]
+        a, w = rows[f"{side}-active-{p}"], rows[f"{side}-active-idle-{p}"]
+        per_conn = (f["rss_held_kb"] - f["rss_before_kb"]) * 1024 / max(1, f["idle"])
+        per[side].append(per_conn)
+        p99s[side][0].append(a["p99"])
+        p99s[side][1].append(w["p99"])
+        name = "sessiongate" if side == "sg" else "nginx"
+        out.append(
+            f"| {name} | {p} | {f['rss_before_kb'] / 1024:,.1f} MiB | {f['rss_held_kb'] / 1024:,.1f} MiB "
+            f"| {per_conn:,.0f} B | {a['rps']:,.0f} | {a['p99']:.2f} ms | {w['rps']:,.0f} | {w['p99']:.2f} ms |"
+        )
+    if per["sg"] and per["nginx"]:
+        sg, ng = median(per["sg"]), median(per["nginx"])
+        out += [
+            "",
+            f"- RSS per idle connection (medians): sessiongate **{sg:,.0f} B**, nginx **{ng:,.0f} B**: "
+            f"**{sg / max(1, ng):.2f}×** nginx's",
+            f"- active p99 with ÷ without the idle connections (medians): sessiongate "
+            f"**{median(p99s['sg'][1]) / median(p99s['sg'][0]):.2f}×**, nginx "
+            f"**{median(p99s['nginx'][1]) / median(p99s['nginx'][0]):.2f}×**",
+            f"- active p99 with the idle connections, sessiongate ÷ nginx: "
+            f"**{median(p99s['sg'][1]) / median(p99s['nginx'][1]):.2f}×**",
+            f"- idle connections the server closed while held: "
+            f"{sum(f['client']['closed_by_server'] for f in held):,}; failed opens: "
+            f"{sum(f['client']['failed'] for f in held):,}",
+        ]
+    out += [
+        "",
+        "The idle client is Python on the same two cores; it is idle while the rows run.",
+    ]
+    if env:
+        out += ["", "Machine: " + "; ".join(env)]
+    if bad:
+        out += ["", "Problems:"] + [f"- {b}" for b in bad]
+    return "\n".join(out) + "\n"
+
+
 TLS_ROWS = ("nginx-tls-keepalive", "sg-tls-protected", "nginx-tls-handshake", "sg-tls-handshake")
 
 
@@ -370,6 +435,9 @@ def main():
         return
     if sys.argv[1] == "--tls":
         print(tls_report(load(sys.argv[2]), sys.argv[3]), end="")
+        return
+    if sys.argv[1] == "--conns":
+        print(conns_report(load(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None), end="")
         return
     if sys.argv[1] == "--slow":
         print(slow_report(load(sys.argv[2]), sys.argv[3]), end="")

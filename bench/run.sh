@@ -18,6 +18,12 @@
 #     bash bench/run.sh --stack    nginx alone, sessiongate inline, nginx auth_request ->
 #                                  sessiongate, and sessiongate with X-User-Assertion, in
 #                                  rotated rounds (BENCH_AB_PAIRS, 3): bench/results/stack.md
+#     bash bench/run.sh --conns    many connections: sessiongate and nginx each, alternating
+#                                  pairs (BENCH_AB_PAIRS, 3) of the public route under a
+#                                  steady load on BENCH_CONNS (8) connections, alone and with
+#                                  BENCH_IDLE_CONNS (10000) idle keep-alive connections held
+#                                  open: RSS per idle connection and the active p99 with
+#                                  them: bench/results/conns.md
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
 #                                  A/B of this build (or BENCH_SG) against another
 #                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
@@ -52,8 +58,9 @@ for arg in "$@"; do
         --slow) MODE=slow ;;
         --tls) MODE=tls ;;
         --stack) MODE=stack ;;
+        --conns) MODE=conns ;;
         -h | --help)
-            sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -97,9 +104,10 @@ start_nginx_proxy() {
 # nginx as a plain reverse proxy: no auth, upstream keep-alive, as many
 # workers as sessiongate has threads.
 worker_processes $SG_THREADS;
+worker_rlimit_nofile $((${NGX_WORKER_CONNECTIONS:-4096} * 2));
 pid $TMP/nginx-proxy/nginx.pid;
 error_log $TMP/nginx-proxy/logs/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${NGX_WORKER_CONNECTIONS:-4096}; }
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -200,6 +208,14 @@ if [ "$MODE" = tls ] || [ "$MODE" = stack ]; then
     AB_PAIRS=${BENCH_AB_PAIRS:-3}
 fi
 SLOW_CONNS=${BENCH_SLOW_CONNS:-$([ "$MODE" = smoke ] && echo 50 || echo 1000)}
+if [ "$MODE" = conns ]; then
+    DURATION=${BENCH_DURATION:-10s}
+    REPEATS=${BENCH_REPEATS:-3}
+    WARMUP=${BENCH_WARMUP:-2s}
+    AB_PAIRS=${BENCH_AB_PAIRS:-3}
+    BENCH_CONNS=${BENCH_CONNS:-8}
+fi
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 if [ "$MODE" = ab ]; then
     [ -x "${BENCH_BASELINE:-}" ] || {
         echo "bench: --ab needs BENCH_BASELINE=<path of the other sessiongate binary>" >&2
@@ -225,8 +241,13 @@ EXPERIMENTS=${BENCH_EXPERIMENTS:-$([ "$MODE" = smoke ] && echo 0 || echo 1)}
 
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-# The slowloris rows hold BENCH_SLOW_CONNS connections on each side.
+# The slowloris rows hold BENCH_SLOW_CONNS connections on each side, --conns
+# BENCH_IDLE_CONNS: each needs a descriptor in the client and in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$MODE" = conns ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS * 2 + 1000)) ]; then
+    echo "bench: --conns needs ulimit -n >= $((IDLE_CONNS * 2 + 1000)) (hard limit $(ulimit -Hn))" >&2
+    exit 2
+fi
 
 # ---------------------------------------------------------------- prerequisites
 missing=()
@@ -513,6 +534,57 @@ if [ "$MODE" = slow ]; then
     cp "$FACTS" "$RESULTS/slowloris.jsonl"
     python3 bench/report.py --slow "$FACTS" "$TMP/env.txt" >"$RESULTS/slowloris.md"
     cat "$RESULTS/slowloris.md"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- many connections
+idle_start() { # idle_start HOST:PORT: BENCH_IDLE_CONNS idle keep-alive connections
+    rm -f "$TMP/idle.ready"
+    python3 "$ROOT/bench/idle.py" "$1" "$IDLE_CONNS" "$TMP/idle.ready" >"$TMP/idle.json" &
+    IDLE_PID=$!
+    PIDS+=("$IDLE_PID")
+    local i
+    for i in $(seq 1200); do
+        [ -f "$TMP/idle.ready" ] && return 0
+        sleep 0.1
+    done
+    die "the idle client did not open $IDLE_CONNS connections within 120 s"
+}
+idle_stop() { # prints the client's counts
+    stop "$IDLE_PID"
+    cat "$TMP/idle.json"
+}
+
+if [ "$MODE" = conns ]; then
+    say "connections: the public route alone and with $IDLE_CONNS idle connections, sessiongate and nginx, $AB_PAIRS pairs"
+    # The idle connections must outlive the rows: no idle timeout cuts them.
+    SG_SERVER_EXTRA="client_idle_timeout = \"1h\"
+max_connections = $((IDLE_CONNS + 1000))" start_sg sg false
+    SG_BASE=127.0.0.1:$SG_PORT
+    NGX_WORKER_CONNECTIONS=$((IDLE_CONNS + 1000)) start_nginx_proxy
+    expect "http://$SG_BASE/public/x" 200 "" "ok"
+    for pair in $(seq "$AB_PAIRS"); do
+        for side in sg nginx; do
+            if [ "$side" = sg ]; then base=$SG_BASE pid=$SG_PID; else base=127.0.0.1:$NGX_PORT pid=$NGX_PID; fi
+            # nginx: the master and its workers.
+            pids=$pid
+            [ "$side" = nginx ] && pids="$pid $(pgrep -P "$pid" | tr '\n' ' ')"
+            rss() { local t=0 p; for p in $pids; do t=$((t + $(rss_kb "$p"))); done; echo "$t"; }
+            measure "$side-active-$pair" "public route, $CONNS active connections" \
+                "http://$base/public/x" "$TMP/anon_cookies.txt" 200 "$pid" "$BACKEND_PID"
+            before=$(rss)
+            idle_start "$base"
+            held=$(rss)
+            measure "$side-active-idle-$pair" "public route, $CONNS active and $IDLE_CONNS idle connections" \
+                "http://$base/public/x" "$TMP/anon_cookies.txt" 200 "$pid" "$BACKEND_PID"
+            after=$(rss)
+            fact "{\"kind\":\"conns\",\"side\":\"$side\",\"pair\":$pair,\"idle\":$IDLE_CONNS,\"rss_before_kb\":$before,\"rss_held_kb\":$held,\"rss_after_kb\":$after,\"client\":$(idle_stop)}"
+        done
+    done
+    mkdir -p "$RESULTS"
+    cp "$FACTS" "$RESULTS/conns.jsonl"
+    python3 bench/report.py --conns "$FACTS" "$TMP/env.txt" >"$RESULTS/conns.md"
+    cat "$RESULTS/conns.md"
     exit 0
 fi
 
