@@ -273,6 +273,7 @@ def conns_report(facts, env_path):
         "connections (each made one request, then stays open), for sessiongate and for nginx as a",
         "plain proxy, in the same run. RSS per idle connection is the server's RSS with them held",
         "less its RSS just before, divided by their number (nginx: master and workers).",
+        f"sessiongate's `server.read_buffer`: {held[0].get('sg_read_buffer', 4096) if held else '-'} bytes.",
         "",
         "| server | pair | RSS before | RSS held | per idle conn | req/s alone | p99 alone | req/s with idle | p99 with idle |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",

@@ -23,7 +23,8 @@
 #                                  steady load on BENCH_CONNS (8) connections, alone and with
 #                                  BENCH_IDLE_CONNS (10000) idle keep-alive connections held
 #                                  open: RSS per idle connection and the active p99 with
-#                                  them: bench/results/conns.md
+#                                  them: bench/results/conns.md (BENCH_SG_READ_BUFFER sets
+#                                  sessiongate's server.read_buffer)
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
 #                                  A/B of this build (or BENCH_SG) against another
 #                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
@@ -104,7 +105,7 @@ start_nginx_proxy() {
 # nginx as a plain reverse proxy: no auth, upstream keep-alive, as many
 # workers as sessiongate has threads.
 worker_processes $SG_THREADS;
-worker_rlimit_nofile $((${NGX_WORKER_CONNECTIONS:-4096} * 2));
+worker_rlimit_nofile $((${NGX_WORKER_CONNECTIONS:-4096} + 1000));
 pid $TMP/nginx-proxy/nginx.pid;
 error_log $TMP/nginx-proxy/logs/error.log warn;
 events { worker_connections ${NGX_WORKER_CONNECTIONS:-4096}; }
@@ -242,10 +243,10 @@ EXPERIMENTS=${BENCH_EXPERIMENTS:-$([ "$MODE" = smoke ] && echo 0 || echo 1)}
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 # The slowloris rows hold BENCH_SLOW_CONNS connections on each side, --conns
-# BENCH_IDLE_CONNS: each needs a descriptor in the client and in the server.
+# BENCH_IDLE_CONNS: each needs a descriptor in the client and one in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "$MODE" = conns ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS * 2 + 1000)) ]; then
-    echo "bench: --conns needs ulimit -n >= $((IDLE_CONNS * 2 + 1000)) (hard limit $(ulimit -Hn))" >&2
+if [ "$MODE" = conns ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 1000)) ]; then
+    echo "bench: --conns needs ulimit -n >= $((IDLE_CONNS + 1000)) (hard limit $(ulimit -Hn))" >&2
     exit 2
 fi
 
@@ -559,7 +560,8 @@ if [ "$MODE" = conns ]; then
     say "connections: the public route alone and with $IDLE_CONNS idle connections, sessiongate and nginx, $AB_PAIRS pairs"
     # The idle connections must outlive the rows: no idle timeout cuts them.
     SG_SERVER_EXTRA="client_idle_timeout = \"1h\"
-max_connections = $((IDLE_CONNS + 1000))" start_sg sg false
+max_connections = $((IDLE_CONNS + 1000))
+${BENCH_SG_READ_BUFFER:+read_buffer = $BENCH_SG_READ_BUFFER}" start_sg sg false
     SG_BASE=127.0.0.1:$SG_PORT
     NGX_WORKER_CONNECTIONS=$((IDLE_CONNS + 1000)) start_nginx_proxy
     expect "http://$SG_BASE/public/x" 200 "" "ok"
@@ -578,7 +580,7 @@ max_connections = $((IDLE_CONNS + 1000))" start_sg sg false
             measure "$side-active-idle-$pair" "public route, $CONNS active and $IDLE_CONNS idle connections" \
                 "http://$base/public/x" "$TMP/anon_cookies.txt" 200 "$pid" "$BACKEND_PID"
             after=$(rss)
-            fact "{\"kind\":\"conns\",\"side\":\"$side\",\"pair\":$pair,\"idle\":$IDLE_CONNS,\"rss_before_kb\":$before,\"rss_held_kb\":$held,\"rss_after_kb\":$after,\"client\":$(idle_stop)}"
+            fact "{\"kind\":\"conns\",\"side\":\"$side\",\"pair\":$pair,\"idle\":$IDLE_CONNS,\"sg_read_buffer\":${BENCH_SG_READ_BUFFER:-4096},\"rss_before_kb\":$before,\"rss_held_kb\":$held,\"rss_after_kb\":$after,\"client\":$(idle_stop)}"
         done
     done
     mkdir -p "$RESULTS"

@@ -113,6 +113,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long an idle client connection is kept open.
     pub client_idle_timeout: Duration,
+    /// `server.read_buffer`: each client connection's read buffer, in bytes.
+    pub read_buffer: usize,
     /// `server.max_connections` and `server.request_head_timeout`.
     pub connections: Limits,
     /// `[session]`.

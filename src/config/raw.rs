@@ -100,6 +100,8 @@ pub(super) struct RawServer {
     pub(super) request_head_timeout: String,
     #[serde(default = "default_max_connections")]
     pub(super) max_connections: u64,
+    #[serde(default = "default_read_buffer")]
+    pub(super) read_buffer: usize,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<String>,
     #[serde(default)]
@@ -421,6 +423,14 @@ fn default_request_head_timeout() -> String {
 /// Below a typical `ulimit -n` of 65536 with room for upstream connections.
 fn default_max_connections() -> u64 {
     10_000
+}
+/// Each client connection's read buffer, held for as long as the connection
+/// is open, idle or not. pingora's default is 64 KiB; 4 KiB (pingora's own
+/// header buffer's size) measured 49 KB per idle keep-alive connection against
+/// 111 KB, with the same req/s on small requests (bench/results/conns.md and
+/// conns-64k.md, one run each). Large bodies take more reads; not measured.
+fn default_read_buffer() -> usize {
+    4 * 1024
 }
 /// OWASP Session Management Cheat Sheet: 15–30 minutes idle for most applications.
 fn default_idle_timeout() -> String {

@@ -113,6 +113,15 @@ impl Validator {
         if raw.server.max_connections == 0 {
             self.problem("server.max_connections", "must be at least 1 (got 0)");
         }
+        if !(1024..=1024 * 1024).contains(&raw.server.read_buffer) {
+            self.problem(
+                "server.read_buffer",
+                format!(
+                    "must be 1024-1048576 bytes (got {})",
+                    raw.server.read_buffer
+                ),
+            );
+        }
         let mut trusted_proxies = Vec::new();
         for (i, c) in raw.server.trusted_proxies.iter().enumerate() {
             match forwarded::parse_range(c) {
@@ -162,6 +171,7 @@ impl Validator {
             grace_period: grace_period?,
             shutdown_timeout: shutdown_timeout?,
             client_idle_timeout: client_idle_timeout?,
+            read_buffer: raw.server.read_buffer,
             connections: Limits {
                 max_connections: raw.server.max_connections,
                 head_timeout: head_timeout?,

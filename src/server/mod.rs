@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use pingora::listeners::tls::TlsSettings;
-use pingora::listeners::TcpSocketOptions;
+use pingora::listeners::{
+    L4BufferSettings, ListenerConfig, TcpSocketOptions, DEFAULT_L4_WRITE_BUFFER_SIZE,
+};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
@@ -409,21 +411,20 @@ fn add_proxy_services<S: SessionStore>(
         }
         let mut service = pingora::services::listening::Service::new(name, guarded);
         service.threads = Some(1);
-        for addr in &config.listen {
-            if workers == 1 {
-                service.add_tcp(&addr.to_string());
-            } else {
-                service.add_tcp_with_settings(&worker_spelling(addr, worker), reuse_port());
-            }
-        }
-        // TLS addresses are TCP listeners to pingora: `Guarded` handshakes
+        // TLS addresses are TCP listeners to pingora too: `Guarded` handshakes
         // (with a deadline, inside the connection cap).
-        for addr in config.tls.iter().flat_map(|t| &t.listen) {
-            if workers == 1 {
-                service.add_tcp(&addr.to_string());
+        for addr in config
+            .listen
+            .iter()
+            .chain(config.tls.iter().flat_map(|t| &t.listen))
+        {
+            let buffer = L4BufferSettings::new(config.read_buffer, DEFAULT_L4_WRITE_BUFFER_SIZE);
+            let listener = if workers == 1 {
+                ListenerConfig::tcp(addr.to_string())
             } else {
-                service.add_tcp_with_settings(&worker_spelling(addr, worker), reuse_port());
-            }
+                ListenerConfig::tcp(worker_spelling(addr, worker)).tcp_socket_options(reuse_port())
+            };
+            service.add_listener(listener.l4_buffer(buffer));
         }
         server.add_service(service);
     }

@@ -311,6 +311,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         old.connections.max_connections != new.connections.max_connections,
         "server.max_connections",
     );
+    check(old.read_buffer != new.read_buffer, "server.read_buffer");
     check(
         old.connections.head_timeout != new.connections.head_timeout,
         "server.request_head_timeout",

@@ -64,3 +64,26 @@ fn an_unasked_for_101_from_the_backend_is_a_502() {
         gate.output()
     );
 }
+
+#[test]
+fn a_small_read_buffer_still_carries_large_heads_and_bodies() {
+    let backend = Backend::app();
+    let config =
+        standard_config(backend.addr, "").replace("[session]", "read_buffer = 1024\n\n[session]");
+    // `server` keys go before [session]: standard_config has no [server] of its
+    // own; the harness writes one first, so this lands inside it.
+    let gate = Gate::start(&config);
+    let body: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let resp = gate
+        .req("POST", "/public/upload")
+        .header("X-Long", &"v".repeat(6000))
+        .body(&body)
+        .send();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let last = backend.last();
+    assert_eq!(last.body.len(), body.len());
+    assert_eq!(last.body, body.as_bytes());
+    assert_eq!(last.one("x-long").map(str::len), Some(6000));
+}
