@@ -290,14 +290,18 @@ impl Login {
                 }
                 // Where the provider that signed this session in sends it after
                 // its own logout, when RP-initiated logout is on.
-                let provider_logout = cur
+                let provider = cur
                     .session
                     .as_deref()
                     .and_then(|s| s.data().get(PROVIDER_KEY)?.as_str().map(str::to_owned))
-                    .and_then(|id| self.provider(&id))
-                    .and_then(|p| {
+                    .and_then(|id| self.provider(&id));
+                let provider_logout = match provider {
+                    Some(p) => {
                         p.end_session_url(&p.post_logout_url(&self.config.logout_redirect))
-                    });
+                            .await
+                    }
+                    None => None,
+                };
                 match sessions.logout(cur).await {
                     Ok(()) => Reply::see_other(
                         provider_logout

@@ -259,11 +259,19 @@ impl Provider {
 
     /// The provider's logout URL for a session that signed in here, when
     /// RP-initiated logout is on and the provider has an end-session endpoint.
-    pub fn end_session_url(&self, post_logout: &str) -> Option<String> {
+    /// Discovers the provider first if this process has not yet (the session
+    /// may predate a restart); if that fails, `None`: the local logout stands.
+    pub async fn end_session_url(&self, post_logout: &str) -> Option<String> {
         if !self.options.end_session {
             return None;
         }
-        let d = self.discovered.load_full()?;
+        let d = match self.discovered().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(target: "auth", provider = %self.options.id, reason = %e, "logout stays local: the provider's end-session endpoint is unknown");
+                return None;
+            }
+        };
         let endpoint = d
             .metadata
             .additional_metadata()
