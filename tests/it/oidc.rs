@@ -91,6 +91,12 @@ impl Drop for Op {
 
 /// `[[auth.oidc]]` for `op` with more keys.
 fn provider_config(op: &Op, keys: &str) -> String {
+    provider_config_at(op, CALLBACK, keys)
+}
+
+/// `[[auth.oidc]]` for `op` with its callback at `redirect_url` (the browser
+/// test's is the gate's real address).
+pub fn provider_config_at(op: &Op, redirect_url: &str, keys: &str) -> String {
     format!(
         r#"
 [[auth.oidc]]
@@ -99,7 +105,7 @@ name = "Test OP"
 issuer = "{issuer}"
 client_id = "{CLIENT_ID}"
 client_secret = {{ env = "TEST_OIDC_SECRET" }}
-redirect_url = "{CALLBACK}"
+redirect_url = "{redirect_url}"
 scopes = ["openid", "profile", "email", "groups"]
 roles_claim = "groups"
 roles_map = {{ admins = "admin" }}
@@ -337,6 +343,37 @@ fn a_sign_in_gives_a_new_session_id_and_ends_the_old_session() {
     assert_ne!(old, new);
     assert_eq!(gate.get("/dashboard").cookie(&old).api().send().status, 401);
     assert_eq!(backend_identity(&gate, &backend, &new).0, "alice");
+}
+
+#[test]
+fn with_a_strict_session_cookie_the_callback_moves_on_with_a_page() {
+    let op = Op::simple(&[]);
+    let backend = Backend::app();
+    let gate = gate_with(
+        &backend,
+        &op,
+        "",
+        "\n[session.cookie]\nsame_site = \"strict\"\n",
+    );
+    let done = begin(&gate, &op, "/dashboard?tab=1", "alice").finish(&gate);
+    // A browser does not send a Strict cookie on a redirect chain begun at the
+    // provider: a page of ours moves on instead of a 303.
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body
+            .contains(r#"<meta http-equiv="refresh" content="0;url=/dashboard?tab=1">"#),
+        "{}",
+        done.body
+    );
+    let cookie = done.session_cookie().expect("a session cookie");
+    assert!(
+        done.all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("__Host-sid=") && c.contains("SameSite=Strict")),
+        "{:?}",
+        done.headers
+    );
+    assert_eq!(backend_identity(&gate, &backend, &cookie).0, "alice");
 }
 
 #[test]
