@@ -530,12 +530,7 @@ fn the_admin_page_shows_totals_and_revokes_all_of_a_users_sessions() {
 fn a_user_signs_out_all_other_sessions_at_once() {
     let backend = Backend::app();
     let gate = Gate::start(&standard_config(backend.addr, ""));
-    let login = |user: &str| {
-        gate.req("GET", &format!("/_test/login?user={user}&roles="))
-            .send()
-            .session_cookie()
-            .unwrap()
-    };
+    let login = |user: &str| gate.login(user, "");
     let (laptop, phone, tablet, bob) =
         (login("alice"), login("alice"), login("alice"), login("bob"));
     let page = gate

@@ -267,22 +267,7 @@ fn browser_sign_in_with_an_openid_provider_and_out() {
         &callback,
         &format!("http://{proxy_addr}/"),
     );
-    let extra = format!(
-        r#"
-[[auth.oidc]]
-id = "op"
-name = "Test OP"
-issuer = "{issuer}"
-client_id = "{client_id}"
-client_secret = {{ env = "TEST_OIDC_SECRET" }}
-redirect_url = "{callback}"
-scopes = ["openid", "profile", "email", "groups"]
-roles_claim = "groups"
-roles_map = {{ admins = "admin" }}
-"#,
-        issuer = op.issuer,
-        client_id = crate::oidc::CLIENT_ID,
-    );
+    let extra = crate::oidc::provider_config_at(&op, &callback, "");
     let demo = Demo::start(
         proxy_addr,
         &extra,
