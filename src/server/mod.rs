@@ -413,12 +413,12 @@ fn add_proxy_services<S: SessionStore>(
         service.threads = Some(1);
         // TLS addresses are TCP listeners to pingora too: `Guarded` handshakes
         // (with a deadline, inside the connection cap).
+        let buffer = L4BufferSettings::new(config.read_buffer, DEFAULT_L4_WRITE_BUFFER_SIZE);
         for addr in config
             .listen
             .iter()
             .chain(config.tls.iter().flat_map(|t| &t.listen))
         {
-            let buffer = L4BufferSettings::new(config.read_buffer, DEFAULT_L4_WRITE_BUFFER_SIZE);
             let listener = if workers == 1 {
                 ListenerConfig::tcp(addr.to_string())
             } else {

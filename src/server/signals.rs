@@ -9,7 +9,6 @@
 //! |         | process started with `--upgrade`, then stop as SIGTERM; without: |
 //! |         | as SIGTERM                                                        |
 //! | SIGHUP  | reload the config ([`super::reload`])                             |
-
 //!
 //! The forced exit on SIGINT is there because pingora 0.9's fast shutdown can
 //! hang: it stops the runtimes without telling the accept loops, and an accept
