@@ -503,6 +503,15 @@ impl Login {
         )
     }
 
+    /// The pre-login cookie's name when sign-in with a provider is on: it is
+    /// ours, so the proxy strips it from requests to upstreams.
+    pub fn prelogin_cookie(
+        &self,
+        session: &crate::session::cookie::CookieAttrs,
+    ) -> Option<&'static str> {
+        (!self.providers.is_empty()).then(|| prelogin::cookie_name(session))
+    }
+
     fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
         self.providers.iter().find(|p| p.options.id == id)
     }

@@ -79,9 +79,10 @@ pub fn strip_client_identity(req: &mut RequestHeader, names: &IdentityNames) {
     }
 }
 
-/// Remove the session cookie from the `Cookie` header(s) sent upstream, leaving
-/// every other cookie as it was. Several `Cookie` headers (HTTP/2) are joined
-/// into one, as RFC 6265 §5.4 requires for HTTP/1.1.
+/// Remove a cookie of ours (the session cookie, the OIDC pre-login cookie) from
+/// the `Cookie` header(s) sent upstream, leaving every other cookie as it was.
+/// Several `Cookie` headers (HTTP/2) are joined into one, as RFC 6265 §5.4
+/// requires for HTTP/1.1.
 ///
 /// # Errors
 /// Only if the rebuilt header is not a valid header value, which cannot happen

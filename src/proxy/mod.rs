@@ -570,7 +570,11 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
             None
         };
         identity::strip_client_identity(req, &self.config.identity);
-        identity::strip_session_cookie(req, &self.sessions.config().cookie.name)?;
+        let cookie = &self.sessions.config().cookie;
+        identity::strip_session_cookie(req, &cookie.name)?;
+        if let Some(name) = self.login.prelogin_cookie(cookie) {
+            identity::strip_session_cookie(req, name)?;
+        }
 
         if let Some(s) = ctx.cur.session.as_deref() {
             if let Some(user) = s.user() {

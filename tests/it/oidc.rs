@@ -321,6 +321,15 @@ fn a_sign_in_makes_a_session_with_the_mapped_identity() {
         "{:?}",
         last.one("x-session-data")
     );
+    // The pre-login cookie of a sign-in left half-way is ours: it never
+    // reaches the backend, and the other cookies do.
+    let pre = flow.gate_jar.get("__Host-sg_oidc").unwrap().to_owned();
+    let resp = gate
+        .get("/public/x")
+        .cookie(&format!("theme=dark; __Host-sg_oidc={pre}"))
+        .send();
+    assert_eq!(resp.status, 200);
+    assert_eq!(backend.last().all("cookie"), vec!["theme=dark"]);
     // The renamed group opens the admin route.
     assert_eq!(gate.get("/admin").cookie(&cookie).send().status, 200);
     let me = gate.get("/.sessiongate/me").cookie(&cookie).send().json();

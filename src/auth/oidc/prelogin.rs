@@ -88,13 +88,8 @@ fn mac(secret: &Secret, body: &str) -> Hmac<Sha256> {
 /// top-level navigation from the provider's site, which a `Strict` cookie
 /// would miss; `Path=/` so that a `__Host-` name is allowed.
 pub fn cookie_attrs(session: &CookieAttrs) -> CookieAttrs {
-    let name = if session.name.starts_with("__Host-") {
-        "__Host-sg_oidc"
-    } else {
-        "sg_oidc"
-    };
     CookieAttrs {
-        name: name.to_owned(),
+        name: cookie_name(session).to_owned(),
         path: "/".to_owned(),
         domain: None,
         http_only: true,
@@ -104,6 +99,15 @@ pub fn cookie_attrs(session: &CookieAttrs) -> CookieAttrs {
         },
         same_site: SameSite::Lax,
         max_age: Some(LIFETIME),
+    }
+}
+
+/// The cookie's name beside a session cookie with `session`'s attributes.
+pub fn cookie_name(session: &CookieAttrs) -> &'static str {
+    if session.name.starts_with("__Host-") {
+        "__Host-sg_oidc"
+    } else {
+        "sg_oidc"
     }
 }
 
