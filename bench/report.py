@@ -13,6 +13,7 @@ Standard library only.
 
 import html
 import json
+import statistics
 import os
 import sys
 import time
@@ -177,8 +178,7 @@ def ab_report(facts, a, baseline):
         out.append(f"| {p} | " + " | ".join(cells) + " |")
 
     def median(side, route, key):
-        v = sorted(r[key] for r in med[(side, route)])
-        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+        return statistics.median(r[key] for r in med[(side, route)])
 
     us = {k: median(*k, "proxy_us") for k in med}
     out += [
@@ -233,8 +233,7 @@ def slow_report(facts, env_path):
         )
 
     def median(rs, key):
-        v = sorted(r[key] for r in rs)
-        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+        return statistics.median(r[key] for r in rs)
 
     if pairs:
         out += [
@@ -279,9 +278,7 @@ def conns_report(facts, env_path):
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
-    def median(v):
-        v = sorted(v)
-        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    median = statistics.median
 
     per = {"sg": [], "nginx": []}
     p99s = {"sg": ([], []), "nginx": ([], [])}
