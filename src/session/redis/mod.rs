@@ -198,6 +198,8 @@ pub struct RedisStore {
     sentinel: Option<sentinel::Link>,
     /// Ends the tracking connection (it must follow a new primary).
     retrack: tokio::sync::Notify,
+    /// Held while one call asks the sentinels and installs their answer.
+    following: tokio::sync::Mutex<()>,
     local: moka::sync::Cache<SessionKey, Arc<Local>>,
     /// Bumped on every invalidation and flush; a read re-checks it after caching.
     generation: AtomicU64,
@@ -274,6 +276,7 @@ impl RedisStore {
             conns: ArcSwap::from_pointee(Conns::new(client)),
             sentinel,
             retrack: tokio::sync::Notify::new(),
+            following: tokio::sync::Mutex::new(()),
             local,
             generation: AtomicU64::new(0),
             tracking: AtomicBool::new(false),
@@ -346,18 +349,38 @@ impl RedisStore {
     async fn conns(&self) -> Arc<Conns> {
         let conns = self.conns.load_full();
         if conns.client.is_none() {
-            self.follow().await;
+            // No primary yet: wait for whoever is asking, rather than fail
+            // because another call (the tracking task, at start) asks first.
+            self.follow_with(true).await;
             return self.conns.load_full();
         }
         conns
     }
 
+    async fn follow(&self) {
+        self.follow_with(false).await;
+    }
+
     /// With Sentinel: ask which server is the primary (at most every
     /// [`sentinel::ASK_EVERY`]); when another one is, connect to it from now
     /// on, flush the local cache and move the tracking connection there.
-    async fn follow(&self) {
+    async fn follow_with(&self, wait: bool) {
         let Some(link) = &self.sentinel else {
             return;
+        };
+        // One asks and installs the answer at a time; with `wait`, the others
+        // wait and use that answer, without them they go on (and fail).
+        let _asking = if wait {
+            let guard = self.following.lock().await;
+            if self.conns.load().client.is_some() {
+                return;
+            }
+            guard
+        } else {
+            match self.following.try_lock() {
+                Ok(g) => g,
+                Err(_) => return,
+            }
         };
         let Some(found) = link
             .primary(self.config.timeout.max(Duration::from_millis(500)))
