@@ -192,6 +192,7 @@ mod tests {
     use super::*;
     use crate::proxy::routes;
     use crate::session::cookie::{SameSite, Secure};
+    use crate::session::redis::Servers;
     use http::Method;
 
     const SECRET_VAR: &str = "SESSIONGATE_TEST_SECRET_CONFIG";
@@ -233,7 +234,9 @@ addrs = ["127.0.0.1:9"]
         let StoreConfig::Redis(r) = c.store else {
             panic!("a Redis store")
         };
-        let s = r.sentinel.expect("sentinel options");
+        let Servers::Sentinel(s) = r.servers else {
+            panic!("sentinel options")
+        };
         assert_eq!(s.addrs.len(), 2);
         assert_eq!(s.master_name, "mymaster");
         let bad = minimal(
@@ -241,7 +244,7 @@ addrs = ["127.0.0.1:9"]
         );
         let p = problems(&bad).join("\n");
         for want in [
-            "store.url: leave it out",
+            "store.sentinel: use one of store.url",
             "\"nope\" is not host:port",
             "\"h:0\" is not host:port",
             "store.sentinel.master_name",
@@ -249,6 +252,39 @@ addrs = ["127.0.0.1:9"]
         ] {
             assert!(p.contains(want), "{want} in {p}");
         }
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let ok = minimal(
+            "[store]\nkind = \"redis\"\npassword = { env = \"SG_TEST_CLUSTER_PASSWORD\" }\n[store.cluster]\nnodes = [\"127.0.0.1:7000\", \"redis-1.internal:7001\"]\n",
+        );
+        std::env::set_var("SG_TEST_CLUSTER_PASSWORD", "cluster-password");
+        let c = parse(&ok).expect("a cluster store");
+        let StoreConfig::Redis(r) = c.store else {
+            panic!("a Redis store")
+        };
+        let Servers::Cluster(cl) = r.servers else {
+            panic!("cluster options")
+        };
+        assert_eq!(cl.nodes, ["127.0.0.1:7000", "redis-1.internal:7001"]);
+        assert_eq!(cl.password.as_deref(), Some("cluster-password"));
+        let bad = minimal(
+            "[store]\nkind = \"redis\"\nurl = \"redis://x:6379/0\"\n[store.cluster]\nnodes = [\"redis://h:1\", \"h\", \"u@h:2\"]\n",
+        );
+        let p = problems(&bad).join("\n");
+        for want in [
+            "store.cluster: use one of store.url",
+            "\"redis://h:1\" is not host:port",
+            "\"h\" is not host:port",
+            "\"u@h:2\" is not host:port",
+        ] {
+            assert!(p.contains(want), "{want} in {p}");
+        }
+        let empty = minimal("[store]\nkind = \"redis\"\n[store.cluster]\nnodes = []\n");
+        assert!(problems(&empty)
+            .join("\n")
+            .contains("store.cluster.nodes: name at least one"));
     }
 
     #[test]

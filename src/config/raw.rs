@@ -287,6 +287,14 @@ pub(super) struct RawStore {
     #[serde(default = "default_local_capacity")]
     pub(super) local_capacity: u64,
     pub(super) sentinel: Option<RawSentinel>,
+    pub(super) cluster: Option<RawCluster>,
+}
+
+/// `[store.cluster]`: a Redis Cluster, through its seed nodes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub(super) nodes: Vec<String>,
 }
 
 /// `[store.sentinel]`: find the Redis primary through Redis Sentinel.
@@ -311,6 +319,7 @@ impl Default for RawStore {
             local_ttl: default_local_ttl(),
             local_capacity: default_local_capacity(),
             sentinel: None,
+            cluster: None,
         }
     }
 }

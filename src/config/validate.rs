@@ -15,8 +15,8 @@ use std::time::Duration;
 use http::Method;
 
 use super::raw::{
-    RawAdmin, RawAuth, RawConfig, RawCookie, RawLog, RawRoute, RawRoutes, RawSecret, RawSecure,
-    RawSentinel, RawSession, RawStore, RawTls, RawUpstream,
+    RawAdmin, RawAuth, RawCluster, RawConfig, RawCookie, RawLog, RawRoute, RawRoutes, RawSecret,
+    RawSecure, RawSentinel, RawSession, RawStore, RawTls, RawUpstream,
 };
 use super::{
     AdminConfig, AuthOptions, Config, LogConfig, LogFormat, RedisOptions, SessionOptions,
@@ -30,7 +30,7 @@ use crate::proxy::assertion::{AssertionKey, AssertionOptions};
 use crate::proxy::forwarded::{self, TrustedProxies};
 use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
 use crate::session::cookie::{CookieAttrs, SameSite, Secure};
-use crate::session::redis::SentinelOptions;
+use crate::session::redis::{ClusterOptions, SentinelOptions, Servers};
 use crate::session::signing::{Secret, MIN_SECRET_LEN};
 
 pub(super) struct Validator {
@@ -488,51 +488,35 @@ impl Validator {
                 return None;
             }
         }
-        let sentinel = match raw.sentinel {
-            Some(sn) => {
-                if raw.url.is_some() {
+        let servers = match (raw.url, raw.sentinel, raw.cluster) {
+            (url, Some(sn), cluster) => {
+                if url.is_some() || cluster.is_some() {
                     self.problem(
-                        "store.url",
-                        "leave it out with [store.sentinel]: the sentinels name the primary",
+                        "store.sentinel",
+                        "use one of store.url, [store.sentinel] and [store.cluster]",
                     );
                 }
-                Some(self.sentinel(sn, raw.password.as_ref(), base)?)
+                Servers::Sentinel(self.sentinel(sn, raw.password.as_ref(), base)?)
             }
-            None => None,
-        };
-        let url = match (raw.url, &sentinel) {
-            (_, Some(_)) => "redis://sentinel-managed/".to_owned(),
-            (Some(u), None) => u,
-            (None, None) => {
+            (url, None, Some(cl)) => {
+                if url.is_some() {
+                    self.problem(
+                        "store.cluster",
+                        "use one of store.url, [store.sentinel] and [store.cluster]",
+                    );
+                }
+                Servers::Cluster(self.cluster(cl, raw.password.as_ref(), base)?)
+            }
+            (Some(url), None, None) => {
+                Servers::One(self.redis_url(url, raw.password.as_ref(), base)?)
+            }
+            (None, None, None) => {
                 self.problem(
                     "store.url",
-                    "required with kind = \"redis\" (e.g. \"redis://127.0.0.1:6379/0\")",
+                    "required with kind = \"redis\" (e.g. \"redis://127.0.0.1:6379/0\"), unless [store.sentinel] or [store.cluster] is set",
                 );
                 return None;
             }
-        };
-        let Some(rest) = url.strip_prefix("redis://") else {
-            self.problem(
-                "store.url",
-                format!("must start with redis:// (got {url:?})"),
-            );
-            return None;
-        };
-        if rest.split('/').next().unwrap_or("").contains('@') {
-            // A password in the URL would sit in the config file and in logs.
-            self.problem(
-                "store.url",
-                "must not carry credentials; use store.password = { env = \"VAR\" }",
-            );
-            return None;
-        }
-        let url = match &raw.password {
-            Some(p) => {
-                let secret = self.secret("store.password", p, base)?;
-                let pass: String = form_urlencoded::byte_serialize(secret.expose()).collect();
-                format!("redis://:{pass}@{rest}")
-            }
-            None => url,
         };
         if raw.prefix.is_empty()
             || raw
@@ -552,13 +536,73 @@ impl Validator {
             );
         }
         Some(StoreConfig::Redis(RedisOptions {
-            url,
-            sentinel,
+            servers,
             prefix: raw.prefix,
             timeout: timeout?,
             local_ttl: local_ttl?,
             local_capacity: raw.local_capacity.max(1),
         }))
+    }
+
+    /// `store.url`: `redis://host:port/db` without credentials; the password
+    /// (if any) from `store.password` goes in here.
+    fn redis_url(
+        &mut self,
+        url: String,
+        password: Option<&RawSecret>,
+        base: &Path,
+    ) -> Option<String> {
+        let Some(rest) = url.strip_prefix("redis://") else {
+            self.problem(
+                "store.url",
+                format!("must start with redis:// (got {url:?})"),
+            );
+            return None;
+        };
+        if rest.split('/').next().unwrap_or("").contains('@') {
+            // A password in the URL would sit in the config file and in logs.
+            self.problem(
+                "store.url",
+                "must not carry credentials; use store.password = { env = \"VAR\" }",
+            );
+            return None;
+        }
+        match password {
+            Some(p) => {
+                let secret = self.secret("store.password", p, base)?;
+                let pass: String = form_urlencoded::byte_serialize(secret.expose()).collect();
+                Some(format!("redis://:{pass}@{rest}"))
+            }
+            None => Some(url),
+        }
+    }
+
+    /// `[store.cluster]`: the seed nodes, and `store.password` for them.
+    fn cluster(
+        &mut self,
+        raw: RawCluster,
+        password: Option<&RawSecret>,
+        base: &Path,
+    ) -> Option<ClusterOptions> {
+        if raw.nodes.is_empty() {
+            self.problem(
+                "store.cluster.nodes",
+                "name at least one of the cluster's nodes (more, so a start survives one down)",
+            );
+        }
+        for a in &raw.nodes {
+            if !is_host_port(a) {
+                self.problem("store.cluster.nodes", format!("{a:?} is not host:port"));
+            }
+        }
+        let password = match password {
+            Some(p) => Some(self.secret_text("store.password", p, base)?),
+            None => None,
+        };
+        Some(ClusterOptions {
+            nodes: raw.nodes,
+            password,
+        })
     }
 
     /// `[store.sentinel]`: the sentinels' addresses, the primary's name, and
@@ -576,10 +620,7 @@ impl Validator {
             );
         }
         for a in &raw.addrs {
-            let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
-                !h.is_empty() && !h.contains(['/', '@']) && p.parse::<u16>().is_ok_and(|p| p > 0)
-            });
-            if !ok {
+            if !is_host_port(a) {
                 self.problem("store.sentinel.addrs", format!("{a:?} is not host:port"));
             }
         }
@@ -1074,4 +1115,11 @@ fn is_cookie_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// `host:port` with a port above 0 and nothing that would make it a URL.
+fn is_host_port(a: &str) -> bool {
+    a.rsplit_once(':').is_some_and(|(h, p)| {
+        !h.is_empty() && !h.contains(['/', '@']) && p.parse::<u16>().is_ok_and(|p| p > 0)
+    })
 }

@@ -1,59 +1,71 @@
 //! The shared session store: Redis (or Valkey), with moka as a short-lived
 //! local cache in front, so several instances behave as one and sessions
-//! survive restarts.
+//! survive restarts. Redis is one server (`store.url`), a primary found through
+//! Redis Sentinel (`sentinel.rs`), or a Redis Cluster (`cluster.rs`).
 //!
 //! Layout, under the configured prefix `p`:
-//! - `p sess:<hex sha256(id)>`: the session as JSON, written with its expiry,
-//!   which is always the smaller of the idle time left and the absolute time
-//!   left. No raw session id is ever stored.
+//! - `p sess:<hex sha256(id)>`: the session as JSON (`record.rs`), written
+//!   with its expiry, which is always the smaller of the idle time left and
+//!   the absolute time left. No raw session id is ever stored.
 //! - `p user:<user>`: a sorted set of that user's session keys, scored by
 //!   absolute expiry (revoke-all and listing without a scan).
 //!
-//! Create, touch and destroy are Lua scripts, so each is atomic. With
-//! `resave = false` a session is touched (its idle expiry moved) at most once per
-//! [`TOUCH_INTERVAL`]-ish slice of its idle time; with `resave = true` the
-//! session manager writes it back in full.
+//! Every command and script names one key, so the same calls work on a
+//! cluster, where a script may only touch keys of one hash slot. Load and
+//! touch are scripts (atomic read-and-slide). A login is ordered steps: the
+//! user's index gains the session before its record is written, and an index
+//! entry is removed only after its record is gone, so whatever step an
+//! instance dies at, no live session is missing from its user's index
+//! (revoke-all never misses one; at worst a dead entry waits for its expiry).
+//! With `resave = false` a session is touched (its idle expiry moved) at most
+//! once per [`TOUCH_INTERVAL`]-ish slice of its idle time; with `resave = true`
+//! the session manager writes it back in full.
 //!
 //! Local cache: entries live at most `local_ttl` (1 s by default): that is the
 //! hard bound on how long a revocation on another instance can go unnoticed. In
 //! the normal case it is near-instant: one dedicated connection per instance
-//! runs `CLIENT TRACKING ON BCAST PREFIX p sess:` and receives an invalidation
-//! for every change; the local cache is flushed (and bypassed) whenever that
-//! connection drops or its heartbeat (every 200 ms) fails. A read that raced an
-//! invalidation is re-checked after it is cached.
+//! runs `CLIENT TRACKING ON BCAST PREFIX p sess:` (`tracking.rs`) and receives
+//! an invalidation for every change; the local cache is flushed (and
+//! bypassed) whenever that connection drops or its heartbeat (every 200 ms)
+//! fails. A read that raced an invalidation is re-checked after it is cached.
+//! A cluster has no local cache (see `cluster.rs`); its heartbeat is a `PING`
+//! of every primary.
 //!
 //! Fail closed: every Redis call has a deadline and the request path's calls
-//! (load, create, update, destroy, touch) go through a circuit breaker;
-//! failures surface as [`StoreError::Unavailable`], which the proxy turns into
-//! 503 on protected routes (never "anonymous", never a cleared cookie). Bulk
-//! and admin reads (listing, stats) use a connection of their own with a longer
-//! deadline and never count towards the breaker, so a slow scan of a large
-//! store cannot make protected routes 503. The first connection is made lazily; until Redis answers, the store
-//! reports itself unhealthy (and `/readyz` says not ready). Recovery needs no
-//! restart.
+//! (load, create, update, destroy, touch) go through a circuit breaker
+//! (`breaker.rs`); failures surface as [`StoreError::Unavailable`], which the
+//! proxy turns into 503 on protected routes (never "anonymous", never a
+//! cleared cookie). Bulk and admin reads (listing, stats) use a connection of
+//! their own with a longer deadline and never count towards the breaker, so a
+//! slow scan of a large store cannot make protected routes 503. The first
+//! connection is made lazily; until Redis answers, the store reports itself
+//! unhealthy (and `/readyz` says not ready). Recovery needs no restart.
 //!
-//! Limits: Sentinel is not supported (redis-rs does not re-query Sentinel on
-//! failover by itself); point `url` at a stable address (a proxy or the
-//! primary). A revocation acknowledged by a primary that fails over before
-//! replicating it is lost.
+//! Limits: a write acknowledged by a primary that fails over before
+//! replicating it is lost (README, "What a failover can lose").
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, ScanOptions, Script};
-use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 
 use crate::metrics::METRICS;
+mod breaker;
+mod cluster;
+mod conn;
+mod record;
 mod sentinel;
 mod tracking;
 
+pub use self::cluster::ClusterOptions;
 pub use self::sentinel::SentinelOptions;
 
+use self::breaker::Breaker;
+use self::conn::{unavailable, Conn, Conns, Target};
+use self::record::Record;
 use self::tracking::Invalidated;
 use crate::session::{
     now_ms, Session, SessionCount, SessionKey, SessionStore, StoreError, StoreStats,
@@ -62,21 +74,25 @@ use crate::session::{
 /// The shared store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisOptions {
-    /// `redis://host:port/db`, with the password (if any) filled in from `store.password`.
-    /// Not used with `sentinel`.
-    pub url: String,
-    /// `[store.sentinel]`: the primary is whichever server the sentinels name.
-    pub sentinel: Option<SentinelOptions>,
+    pub servers: Servers,
     pub prefix: String,
     pub timeout: Duration,
     pub local_ttl: Duration,
     pub local_capacity: u64,
 }
 
-/// Consecutive failures that open the circuit breaker.
-const BREAKER_THRESHOLD: u32 = 3;
-/// How long an open breaker refuses calls before trying again.
-const BREAKER_OPEN: Duration = Duration::from_millis(500);
+/// Which Redis servers hold the sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Servers {
+    /// One server: `redis://host:port/db`, with the password (if any) filled
+    /// in from `store.password`.
+    One(String),
+    /// `[store.sentinel]`: whichever server the sentinels name as primary.
+    Sentinel(SentinelOptions),
+    /// `[store.cluster]`: a Redis Cluster.
+    Cluster(ClusterOptions),
+}
+
 /// How many keys one `SCAN` step asks Redis to look at (its `COUNT`).
 const SCAN_COUNT: usize = 1000;
 /// The admin/bulk deadline is this many request deadlines…
@@ -86,102 +102,13 @@ const ADMIN_DEADLINE_MIN: Duration = Duration::from_secs(2);
 /// A session is touched in Redis at most this often (and at least every tenth
 /// of its idle time), so `resave = false` does not mean a write per request.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
-
-/// The session as stored: roles and data are strings inside the JSON so the Lua
-/// scripts can decode and re-encode it without changing its shape.
-#[derive(Serialize, Deserialize)]
-struct Record {
-    user: Option<String>,
-    roles: String,
-    data: String,
-    created_at: u64,
-    absolute_expires_at: u64,
-    last_seen: u64,
-    idle_ms: u64,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
-}
-
-impl Record {
-    fn of(s: &Session) -> Record {
-        Record {
-            user: s.user().map(str::to_owned),
-            roles: s.roles_header().to_owned(),
-            data: s.data_header().unwrap_or("{}").to_owned(),
-            created_at: s.created_at,
-            absolute_expires_at: s.absolute_expires_at,
-            last_seen: s.last_seen_at(),
-            idle_ms: s.idle().as_millis() as u64,
-            client_ip: s.client_ip.map(|i| i.to_string()),
-            user_agent: s.user_agent().map(str::to_owned),
-        }
-    }
-
-    fn into_session(self, key: SessionKey) -> Option<Session> {
-        let roles = self
-            .roles
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .map(String::from)
-            .collect();
-        let data = match serde_json::from_str(&self.data).ok()? {
-            serde_json::Value::Object(m) => m,
-            // cjson may turn an empty object into an empty array.
-            serde_json::Value::Array(a) if a.is_empty() => serde_json::Map::new(),
-            _ => return None,
-        };
-        let s = Session::new(
-            key,
-            self.user,
-            roles,
-            data,
-            self.created_at,
-            self.absolute_expires_at,
-            Duration::from_millis(self.idle_ms),
-        )
-        .with_client(
-            self.client_ip.and_then(|i| i.parse().ok()),
-            self.user_agent.as_deref(),
-        );
-        s.mark_seen(self.last_seen);
-        Some(s)
-    }
-}
+/// How often the cluster's primaries are pinged (no tracking connection there).
+const CLUSTER_HEARTBEAT: Duration = Duration::from_millis(200);
 
 /// A locally cached session and when it was last touched in Redis.
 struct Local {
     session: Arc<Session>,
     touched_at: AtomicU64,
-}
-
-/// Counts consecutive failures; while open, calls fail at once.
-#[derive(Default)]
-struct Breaker {
-    failures: AtomicU32,
-    open_until: AtomicU64,
-}
-
-impl Breaker {
-    fn allow(&self) -> bool {
-        now_ms() >= self.open_until.load(Ordering::Relaxed)
-    }
-
-    fn success(&self) {
-        self.failures.store(0, Ordering::Relaxed);
-    }
-
-    fn failure(&self) {
-        if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= BREAKER_THRESHOLD {
-            self.open_until.store(
-                now_ms() + BREAKER_OPEN.as_millis() as u64,
-                Ordering::Relaxed,
-            );
-        }
-    }
-
-    fn is_open(&self) -> bool {
-        self.failures.load(Ordering::Relaxed) >= BREAKER_THRESHOLD
-    }
 }
 
 /// The Redis store.
@@ -203,43 +130,23 @@ pub struct RedisStore {
     local: moka::sync::Cache<SessionKey, Arc<Local>>,
     /// Bumped on every invalidation and flush; a read re-checks it after caching.
     generation: AtomicU64,
-    /// The invalidation connection is up and its heartbeat answers.
+    /// The invalidation connection is up and its heartbeat answers: the
+    /// local cache is used only while it is (never with a cluster).
     tracking: AtomicBool,
+    /// A cluster's primaries all answered the last heartbeat.
+    cluster_up: AtomicBool,
     breaker: Breaker,
-    create_script: Script,
+    index_script: Script,
     touch_script: Script,
     load_script: Script,
-    destroy_script: Script,
     count_script: Script,
 }
 
-/// One primary's client and the two connections to it.
-struct Conns {
-    /// `None` until the sentinels have named a primary.
-    client: Option<redis::Client>,
-    /// The request path's connection (deadline `config.timeout`).
-    conn: OnceCell<ConnectionManager>,
-    /// Listing and stats: a connection of their own, so bulk replies neither
-    /// queue ahead of request-path commands nor hit their response timeout.
-    admin: OnceCell<ConnectionManager>,
-}
-
-impl Conns {
-    fn new(client: Option<redis::Client>) -> Conns {
-        Conns {
-            client,
-            conn: OnceCell::new(),
-            admin: OnceCell::new(),
-        }
-    }
-}
-
-/// Store a session and, for a user's session, index it under the user and end
-/// that user's oldest sessions past ARGV[6] (`max_per_user`). The index is
-/// scored by absolute expiry, which is creation + `absolute_timeout`, so the
-/// lowest scores are the oldest sessions; the new one is never among those
-/// ended. Returns how many were ended.
-const CREATE: &str = include_str!("scripts/create.lua");
+/// Add a session to its user's index and name the user's oldest sessions
+/// past `max_per_user`, for the caller to end. The index is scored by
+/// absolute expiry, which is creation + `absolute_timeout`, so the lowest
+/// scores are the oldest sessions; the new one is never among those named.
+const INDEX: &str = include_str!("scripts/index.lua");
 
 const TOUCH: &str = include_str!("scripts/touch.lua");
 
@@ -247,44 +154,53 @@ const TOUCH: &str = include_str!("scripts/touch.lua");
 /// ms (or a tenth of its idle time) ago, move it: loading is using.
 const LOAD: &str = include_str!("scripts/load.lua");
 
-const DESTROY: &str = include_str!("scripts/destroy.lua");
-
 const COUNT: &str = include_str!("scripts/count.lua");
 
-/// Session keys counted per `COUNT` script call.
+/// Session keys counted per `COUNT` script call (or `MGET` on a cluster).
 const COUNT_BATCH: usize = 500;
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// The deadline of admin and bulk operations: [`ADMIN_DEADLINE_FACTOR`]
+/// request deadlines, at least [`ADMIN_DEADLINE_MIN`].
+fn admin_deadline(timeout: Duration) -> Duration {
+    (timeout * ADMIN_DEADLINE_FACTOR).max(ADMIN_DEADLINE_MIN)
 }
 
 impl RedisStore {
     /// A store for `config`; nothing is connected until first use.
     ///
     /// # Errors
-    /// If the URL cannot be parsed.
+    /// If an address cannot be parsed.
     pub fn new(config: RedisOptions, max_per_user: usize) -> Result<RedisStore, redis::RedisError> {
-        let (client, sentinel) = match &config.sentinel {
-            Some(s) => (None, Some(sentinel::Link::new(s.clone())?)),
-            None => (Some(redis::Client::open(config.url.as_str())?), None),
+        let admin_deadline = admin_deadline(config.timeout);
+        let (target, sentinel) = match &config.servers {
+            Servers::One(url) => (Target::Server(redis::Client::open(url.as_str())?), None),
+            Servers::Sentinel(s) => (Target::Unknown, Some(sentinel::Link::new(s.clone())?)),
+            Servers::Cluster(c) => (
+                Target::Cluster(Box::new(cluster::client(
+                    c,
+                    config.timeout,
+                    admin_deadline,
+                )?)),
+                None,
+            ),
         };
         let local = moka::sync::Cache::builder()
             .max_capacity(config.local_capacity)
             .time_to_live(config.local_ttl)
             .build();
         Ok(RedisStore {
-            conns: ArcSwap::from_pointee(Conns::new(client)),
+            conns: ArcSwap::from_pointee(Conns::new(target)),
             sentinel,
             retrack: tokio::sync::Notify::new(),
             following: tokio::sync::Mutex::new(()),
             local,
             generation: AtomicU64::new(0),
             tracking: AtomicBool::new(false),
+            cluster_up: AtomicBool::new(false),
             breaker: Breaker::default(),
-            create_script: Script::new(CREATE),
+            index_script: Script::new(INDEX),
             touch_script: Script::new(TOUCH),
             load_script: Script::new(LOAD),
-            destroy_script: Script::new(DESTROY),
             count_script: Script::new(COUNT),
             config,
             max_per_user,
@@ -303,7 +219,7 @@ impl RedisStore {
     /// Run one request-path Redis operation with the deadline and the breaker.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         if !self.breaker.allow() {
@@ -311,7 +227,7 @@ impl RedisStore {
             return Err(unavailable("circuit breaker open"));
         }
         let conns = self.conns().await;
-        let result = Self::within(&conns, false, self.config.timeout, op).await;
+        let result = conns.within(false, self.config.timeout, op).await;
         match &result {
             Ok(_) => self.breaker.success(),
             Err(_) => {
@@ -322,33 +238,29 @@ impl RedisStore {
         result
     }
 
-    /// The deadline of admin and bulk operations: [`ADMIN_DEADLINE_FACTOR`]
-    /// request deadlines, at least [`ADMIN_DEADLINE_MIN`].
-    fn admin_deadline(&self) -> Duration {
-        (self.config.timeout * ADMIN_DEADLINE_FACTOR).max(ADMIN_DEADLINE_MIN)
-    }
-
     /// Run one admin or bulk Redis operation (listing, stats) on the admin
     /// connection with the admin deadline. It fails fast while the breaker is
     /// open (Redis is known to be failing) but never counts towards it: a slow
     /// scan of a large store must not make the request path fail closed.
     async fn call_admin<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         if !self.breaker.allow() {
             return Err(unavailable("circuit breaker open"));
         }
         let conns = self.conns().await;
-        Self::within(&conns, true, self.admin_deadline(), op).await
+        conns
+            .within(true, admin_deadline(self.config.timeout), op)
+            .await
     }
 
     /// The current primary's connections; with Sentinel, asked for first
     /// when no primary is known yet.
     async fn conns(&self) -> Arc<Conns> {
         let conns = self.conns.load_full();
-        if conns.client.is_none() {
+        if matches!(conns.target, Target::Unknown) {
             // No primary yet: wait for whoever is asking, rather than fail
             // because another call (the tracking task, at start) asks first.
             self.follow_with(true).await;
@@ -372,7 +284,7 @@ impl RedisStore {
         // wait and use that answer, without them they go on (and fail).
         let _asking = if wait {
             let guard = self.following.lock().await;
-            if self.conns.load().client.is_some() {
+            if !matches!(self.conns.load().target, Target::Unknown) {
                 return;
             }
             guard
@@ -395,84 +307,62 @@ impl RedisStore {
                 return;
             }
         };
-        let current = self.conns.load();
-        let same = current
-            .client
-            .as_ref()
-            .is_some_and(|c| c.get_connection_info().addr() == client.get_connection_info().addr());
+        let same = match &self.conns.load().target {
+            Target::Server(c) => {
+                c.get_connection_info().addr() == client.get_connection_info().addr()
+            }
+            _ => false,
+        };
         if same {
             return;
         }
         tracing::warn!(primary = %client.get_connection_info().addr(), "Redis primary changed (Sentinel); local cache flushed");
-        self.conns.store(Arc::new(Conns::new(Some(client))));
+        self.conns
+            .store(Arc::new(Conns::new(Target::Server(client))));
         self.flush_local();
         self.breaker.success();
         self.retrack.notify_waiters();
     }
 
-    /// Run `op` on `conns`' request-path (or admin) connection, connecting it
-    /// first if need be, within `deadline`.
-    async fn within<T, F, Fut>(
-        conns: &Conns,
-        admin: bool,
-        deadline: Duration,
-        op: F,
-    ) -> Result<T, StoreError>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        let Some(client) = &conns.client else {
-            return Err(unavailable(
-                "no Redis primary known (the sentinels did not name one)",
-            ));
-        };
-        let conn = if admin { &conns.admin } else { &conns.conn };
-        let result = tokio::time::timeout(deadline, async {
-            let conn = conn
-                .get_or_try_init(|| async {
-                    let cfg = redis::aio::ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(deadline))
-                        .set_response_timeout(Some(deadline))
-                        .set_number_of_retries(1);
-                    ConnectionManager::new_with_config(client.clone(), cfg).await
-                })
-                .await?
-                .clone();
-            op(conn).await
-        })
-        .await;
-        match result {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(unavailable("deadline exceeded")),
-        }
-    }
-
     /// Every session key in Redis (`SCAN` over `<prefix>sess:*`, on the admin
-    /// path), each passed to `each`; names that are not session keys are
-    /// skipped. A failing `SCAN` step fails the whole scan.
+    /// path; on a cluster, of every primary), each passed to `each`; names
+    /// that are not session keys are skipped. A failing `SCAN` step fails the
+    /// whole scan.
     async fn scan_keys(&self, mut each: impl FnMut(SessionKey)) -> Result<(), StoreError> {
         let pattern = format!("{}sess:*", self.config.prefix);
         let prefix_len = pattern.len() - 1;
-        self.call_admin(|mut c| async move {
-            let opts = ScanOptions::default()
-                .with_pattern(pattern)
-                .with_count(SCAN_COUNT);
-            let mut it = c.scan_options::<String>(opts).await?;
-            while let Some(name) = it.next_item().await {
-                if let Some(key) = name?.get(prefix_len..).and_then(SessionKey::from_hex) {
-                    each(key);
-                }
+        let mut found = |name: String| {
+            if let Some(key) = name.get(prefix_len..).and_then(SessionKey::from_hex) {
+                each(key);
             }
-            Ok(())
+        };
+        self.call_admin(|c| async move {
+            match c {
+                Conn::Server(mut c) => {
+                    let opts = ScanOptions::default()
+                        .with_pattern(pattern)
+                        .with_count(SCAN_COUNT);
+                    let mut it = c.scan_options::<String>(opts).await?;
+                    while let Some(name) = it.next_item().await {
+                        found(name?);
+                    }
+                    Ok(())
+                }
+                Conn::Cluster(mut c) => cluster::scan(&mut c, &pattern, SCAN_COUNT, found).await,
+            }
         })
         .await
     }
 
-    /// Whether Redis answers and the local cache can be trusted.
+    /// Whether Redis answers and, on one server, the local cache can be
+    /// trusted (its invalidation connection is up).
     pub fn healthy(&self) -> bool {
-        self.tracking.load(Ordering::Relaxed) && !self.breaker.is_open()
+        let watched = if self.conns.load().is_cluster() {
+            &self.cluster_up
+        } else {
+            &self.tracking
+        };
+        watched.load(Ordering::Relaxed) && !self.breaker.is_open()
     }
 
     fn flush_local(&self) {
@@ -546,38 +436,68 @@ impl RedisStore {
         }
         let json = serde_json::to_string(&Record::of(s)).map_err(unavailable)?;
         let k = self.sess_key(&s.key);
+        let set = |k, json| {
+            let mut set = redis::cmd("SET");
+            set.arg(k).arg(json).arg("PX").arg(ttl);
+            set
+        };
         if only_if_exists {
+            let mut set = set(k, json);
+            set.arg("XX");
             let ok: Option<String> = self
-                .call(|mut c| async move {
-                    redis::cmd("SET")
-                        .arg(k)
-                        .arg(json)
-                        .arg("PX")
-                        .arg(ttl)
-                        .arg("XX")
-                        .query_async(&mut c)
-                        .await
-                })
+                .call(|mut c| async move { set.query_async(&mut c).await })
                 .await?;
             return Ok(ok.is_some());
         }
-        let mut inv = self.create_script.prepare_invoke();
-        inv.key(k);
-        if let Some(user) = s.user() {
-            inv.key(self.user_key(user));
+        // The index first, the record after: see the module doc.
+        let ended = match s.user() {
+            Some(user) => self.index(user, s, now).await?,
+            None => Vec::new(),
+        };
+        let set = set(k, json);
+        self.call(|mut c| async move { set.query_async::<()>(&mut c).await })
+            .await?;
+        if !ended.is_empty() {
+            self.end_displaced(s.user().unwrap_or_default(), ended)
+                .await?;
         }
-        inv.arg(json)
-            .arg(ttl)
+        Ok(true)
+    }
+
+    /// Add `s` to its user's index; the keys of the user's sessions past
+    /// `max_per_user` (oldest first, never `s`).
+    async fn index(&self, user: &str, s: &Session, now: u64) -> Result<Vec<String>, StoreError> {
+        let mut inv = self.index_script.prepare_invoke();
+        inv.key(self.user_key(user))
             .arg(s.absolute_expires_at)
             .arg(s.key.to_hex())
             .arg(now)
-            .arg(self.max_per_user)
-            .arg(format!("{}sess:", self.config.prefix));
-        let ended: u64 = self
+            .arg(self.max_per_user);
+        let ended: Vec<String> = self
             .call(|mut c| async move { inv.invoke_async(&mut c).await })
             .await?;
-        self.displaced.fetch_add(ended, Ordering::Relaxed);
-        Ok(true)
+        // The index holds only what this store wrote; still, never build a
+        // key name from anything but a session key.
+        Ok(ended
+            .into_iter()
+            .filter(|m| SessionKey::from_hex(m).is_some())
+            .collect())
+    }
+
+    /// End sessions displaced by `max_per_user`: their records, then their
+    /// entries in `user`'s index.
+    async fn end_displaced(&self, user: &str, ended: Vec<String>) -> Result<(), StoreError> {
+        let names: Vec<String> = ended
+            .iter()
+            .map(|m| format!("{}sess:{m}", self.config.prefix))
+            .collect();
+        // On a cluster, redis-rs splits one DEL per slot.
+        let gone: u64 = self.call(|mut c| async move { c.del(names).await }).await?;
+        let index = self.user_key(user);
+        self.call(|mut c| async move { c.zrem::<_, _, ()>(index, ended).await })
+            .await?;
+        self.displaced.fetch_add(gone, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn mget(&self, keys: Vec<SessionKey>) -> Result<Vec<Arc<Session>>, StoreError> {
@@ -602,6 +522,9 @@ impl RedisStore {
     /// local cache on every invalidation, drop or missed heartbeat. Runs until
     /// `stop` resolves.
     pub async fn watch(&self, mut stop: impl Future<Output = ()> + Unpin) {
+        if self.conns.load().is_cluster() {
+            return self.beat(stop).await;
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
             tokio::select! {
@@ -629,12 +552,40 @@ impl RedisStore {
         }
     }
 
+    /// A cluster's watch: a `PING` of every primary each
+    /// [`CLUSTER_HEARTBEAT`]; the store is healthy while all of them answer.
+    /// Runs until `stop` resolves.
+    async fn beat(&self, mut stop: impl Future<Output = ()> + Unpin) {
+        let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = beat.tick() => {}
+            }
+            let conns = self.conns.load_full();
+            let pong = conns
+                .within(false, self.config.timeout, |mut c| async move {
+                    redis::cmd("PING").query_async::<()>(&mut c).await
+                })
+                .await;
+            let was_up = self.cluster_up.swap(pong.is_ok(), Ordering::Relaxed);
+            match pong {
+                Err(e) if was_up => {
+                    tracing::warn!(error = %e, "a Redis Cluster primary does not answer")
+                }
+                Ok(()) if !was_up => tracing::info!("every Redis Cluster primary answers"),
+                _ => {}
+            }
+        }
+    }
+
     /// One tracking connection's life: see [`tracking::run`]. Every
     /// invalidation bumps the generation, so a read that raced it is re-checked.
     async fn track(&self) -> std::io::Result<()> {
         let prefix = format!("{}sess:", self.config.prefix);
         let conns = self.conns().await;
-        let Some(client) = &conns.client else {
+        let Target::Server(client) = &conns.target else {
             return Err(std::io::Error::other("no Redis primary known"));
         };
         let result = tracking::run(
@@ -716,24 +667,26 @@ impl SessionStore for RedisStore {
         Ok(Some(s))
     }
 
+    /// The record goes first, its user's index entry after (see the module
+    /// doc); `GETDEL` needs Redis 6.2 or later.
     async fn destroy(&self, key: &SessionKey) -> Result<bool, StoreError> {
         let key = *key;
         self.local.invalidate(&key);
         let k = self.sess_key(&key);
-        let prefix = self.config.prefix.clone();
-        let script = &self.destroy_script;
-        let n: i64 = self
-            .call(|mut c| async move {
-                script
-                    .key(k)
-                    .arg(prefix)
-                    .arg(key.to_hex())
-                    .invoke_async(&mut c)
-                    .await
-            })
+        let raw: Option<String> = self
+            .call(|mut c| async move { redis::cmd("GETDEL").arg(k).query_async(&mut c).await })
             .await?;
         self.local.invalidate(&key);
-        Ok(n == 1)
+        let Some(raw) = raw else { return Ok(false) };
+        if let Some(user) = serde_json::from_str::<Record>(&raw)
+            .ok()
+            .and_then(|r| r.user)
+        {
+            let index = self.user_key(&user);
+            self.call(|mut c| async move { c.zrem::<_, _, ()>(index, key.to_hex()).await })
+                .await?;
+        }
+        Ok(true)
     }
 
     async fn list(&self) -> Result<Vec<Arc<Session>>, StoreError> {
@@ -770,8 +723,22 @@ impl SessionStore for RedisStore {
         let mut keys = Vec::new();
         self.scan_keys(|k| keys.push(k)).await?;
         let mut count = SessionCount::default();
-        // Names only, for the distinct count: no record crosses the network.
         let mut users = std::collections::HashSet::new();
+        if self.conns.load().is_cluster() {
+            // A script may touch only one slot: the records come here.
+            for batch in keys.chunks(COUNT_BATCH) {
+                for s in self.mget(batch.to_vec()).await? {
+                    count.live += 1;
+                    match s.user() {
+                        Some(u) => _ = users.insert(u.to_owned()),
+                        None => count.anonymous += 1,
+                    }
+                }
+            }
+            count.users = users.len() as u64;
+            return Ok(count);
+        }
+        // Names only, for the distinct count: no record crosses the network.
         for batch in keys.chunks(COUNT_BATCH) {
             let mut inv = self.count_script.prepare_invoke();
             for k in batch {
@@ -816,58 +783,12 @@ impl pingora::services::background::BackgroundService for Watcher {
 
 #[cfg(test)]
 mod tests {
+    use super::breaker::BREAKER_THRESHOLD;
     use super::*;
-
-    #[test]
-    fn record_round_trips_and_survives_cjson_reencoding() {
-        let id = crate::session::signing::SessionId::generate();
-        let key = SessionKey::of(&id);
-        let mut data = serde_json::Map::new();
-        data.insert("cart".into(), serde_json::json!([1, 2]));
-        let mut s = Session::new(
-            key,
-            Some("alice".into()),
-            vec!["a".into(), "b".into()],
-            data,
-            1_000,
-            9_000,
-            Duration::from_secs(60),
-        );
-        s.client_ip = Some("10.0.0.1".parse().unwrap());
-        s.mark_seen(2_000);
-        let json = serde_json::to_string(&Record::of(&s)).unwrap();
-        let back = serde_json::from_str::<Record>(&json)
-            .unwrap()
-            .into_session(key)
-            .unwrap();
-        assert_eq!(back.user(), Some("alice"));
-        assert_eq!(back.roles().collect::<Vec<_>>(), vec!["a", "b"]);
-        assert_eq!(back.data_header(), Some(r#"{"cart":[1,2]}"#));
-        assert_eq!(back.last_seen_at(), 2_000);
-        assert_eq!(back.client_ip, s.client_ip);
-        // Lua's cjson writes "/" as "\/" and an empty object as "{}".
-        let lua = json.replace('/', "\\/");
-        assert!(serde_json::from_str::<Record>(&lua)
-            .unwrap()
-            .into_session(key)
-            .is_some());
-        // The record holds no identifier at all: neither the raw id nor the
-        // key (which is only ever the Redis key's name).
-        assert!(
-            !json.contains(&hex::encode(id.as_bytes())),
-            "raw session id in the record: {json}"
-        );
-        assert!(
-            !json.contains(&key.to_hex()),
-            "session key in the record: {json}"
-        );
-    }
-
     fn store_with_timeout(url: String, timeout: Duration) -> RedisStore {
         RedisStore::new(
             RedisOptions {
-                sentinel: None,
-                url,
+                servers: Servers::One(url),
                 prefix: "t:".into(),
                 timeout,
                 local_ttl: Duration::from_secs(1),
@@ -880,8 +801,7 @@ mod tests {
 
     #[test]
     fn the_admin_deadline_is_ten_request_deadlines_and_at_least_two_seconds() {
-        let url = "redis://127.0.0.1:1/".to_owned();
-        let d = |ms| store_with_timeout(url.clone(), Duration::from_millis(ms)).admin_deadline();
+        let d = |ms| admin_deadline(Duration::from_millis(ms));
         assert_eq!(d(250), Duration::from_millis(2_500));
         assert_eq!(d(50), Duration::from_secs(2));
     }
@@ -923,17 +843,5 @@ mod tests {
             Err(StoreError::Unavailable(e)) => assert!(e.contains("breaker"), "{e}"),
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    #[test]
-    fn breaker_opens_after_consecutive_failures_and_closes_on_success() {
-        let b = Breaker::default();
-        for _ in 0..BREAKER_THRESHOLD {
-            assert!(b.allow());
-            b.failure();
-        }
-        assert!(!b.allow() && b.is_open());
-        b.success();
-        assert!(!b.is_open());
     }
 }
