@@ -893,6 +893,10 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            // A replica's full sync writes dump.rdb even without --save: into
+            // a scratch folder, not the checkout.
+            .arg("--dir")
+            .arg(scratch_dir())
             .args(extra.iter().skip_while(|a| !a.starts_with("--")))
             .stdout(std::process::Stdio::null())
             .spawn()
