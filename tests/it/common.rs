@@ -944,6 +944,30 @@ impl Redis {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Wait until this primary's replica has acknowledged every write made so
+    /// far, by any client. (`WAIT` from a fresh redis-cli connection does
+    /// not prove that: it waits only for that connection's own writes.)
+    pub fn wait_replicated(&self) {
+        let field = |info: &str, name: &str| -> Option<u64> {
+            info.split(['\r', '\n', ','])
+                .find_map(|f| f.strip_prefix(name)?.parse().ok())
+        };
+        let info = self.cli(&["INFO", "replication"]);
+        let written = field(&info, "master_repl_offset:").expect("a primary's offset");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = self.cli(&["INFO", "replication"]);
+            if field(&info, "offset=").is_some_and(|acked| acked >= written) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not acknowledge offset {written}: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Freeze (SIGSTOP) or resume (SIGCONT) the server.
     pub fn signal(&self, sig: &str) {
         assert!(Command::new("kill")

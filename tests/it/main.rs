@@ -11,6 +11,7 @@ mod admin;
 mod assertion;
 mod browser;
 mod check;
+mod cluster;
 mod common;
 mod connections;
 mod forward_auth;

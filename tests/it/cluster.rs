@@ -1,0 +1,300 @@
+//! The Redis store on a Redis Cluster: six real `redis-server` processes (three
+//! primaries, three replicas) made into a cluster with `redis-cli --cluster
+//! create`, on ephemeral loopback ports. Two sessiongate instances share it:
+//! a login on one is used on the other, a revocation on one is seen on the
+//! other at once (no local cache on a cluster), revoke-all and `max_per_user`
+//! reach sessions in every slot, the cluster going away answers 503, and a
+//! primary failing over inside the cluster is ridden out without answering
+//! anonymous or losing an acknowledged session.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::{free_addr, key_of, standard_config, with_keys, Backend, Gate, Redis, Req};
+
+/// A three-primary, three-replica cluster; every node killed on drop.
+struct Cluster {
+    nodes: Vec<Option<Redis>>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let nodes: Vec<Redis> = (0..6)
+            .map(|_| {
+                // The cluster bus would be port + 10000 (past 65535 for a high
+                // ephemeral port): give it a free port of its own.
+                let bus = free_addr().port().to_string();
+                Redis::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-port",
+                    &bus,
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (./test.sh installs redis-server, which brings it)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Cluster {
+            nodes: nodes.into_iter().map(Some).collect(),
+        };
+        wait_for(Duration::from_secs(30), "the cluster to be ok", || {
+            cluster.live().all(|n| {
+                let info = n.cli(&["CLUSTER", "INFO"]);
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6")
+            })
+        });
+        cluster
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Redis> {
+        self.nodes.iter().flatten()
+    }
+
+    /// The nodes that are primaries now.
+    fn primaries(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i]
+                    .as_ref()
+                    .is_some_and(|n| n.cli(&["ROLE"]).starts_with("master"))
+            })
+            .collect()
+    }
+
+    /// The `[store]` section for this cluster, naming two seed nodes.
+    fn store_section(&self) -> String {
+        let seeds: Vec<String> = self
+            .live()
+            .take(2)
+            .map(|n| format!("\"127.0.0.1:{}\"", n.port))
+            .collect();
+        format!(
+            "\n[store]\nkind = \"redis\"\ntimeout = \"1s\"\n\n[store.cluster]\nnodes = [{}]\n",
+            seeds.join(", ")
+        )
+    }
+
+    /// Every primary has its replica's acknowledgement of all writes so far.
+    fn replicated(&self) {
+        for i in self.primaries() {
+            self.nodes[i].as_ref().unwrap().wait_replicated();
+        }
+    }
+}
+
+/// Wait for `what`, at most `within`.
+fn wait_for(within: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ready(gate: &Gate) {
+    wait_for(Duration::from_secs(15), "the instance to be ready", || {
+        gate.admin_anonymous("GET", "/readyz").send().status == 200
+    });
+}
+
+fn gate_on(cluster: &Cluster, backend: &Backend) -> Gate {
+    let config = with_keys(
+        standard_config(backend.addr, &cluster.store_section()),
+        "max_per_user = 3",
+    );
+    let gate = Gate::start(&config);
+    ready(&gate);
+    gate
+}
+
+#[test]
+fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails_closed() {
+    let mut cluster = Cluster::start();
+    let backend = Backend::app();
+    let (a, b) = (gate_on(&cluster, &backend), gate_on(&cluster, &backend));
+
+    // Sessions land in slots all over the cluster; each works on the other instance.
+    let alice: Vec<String> = (0..3).map(|_| a.login("alice", "ops")).collect();
+    let carol: Vec<String> = (0..3).map(|_| a.login("carol", "")).collect();
+    for c in alice.iter().chain(&carol) {
+        let resp = b.get("/private").cookie(c).send();
+        assert_eq!(resp.status, 200, "{resp:#?}");
+    }
+    assert_eq!(backend.last().one("x-user"), Some("carol"));
+    // Listing and counting reach every primary.
+    let stats = b.stats();
+    assert_eq!(stats["sessions"]["live"], 6, "{stats}");
+    assert_eq!(stats["sessions"]["authenticated"], 6, "{stats}");
+    let listed = b.admin("GET", "/sessions").send().json();
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(6),
+        "{listed}"
+    );
+
+    // One revocation: the other instance answers 401 on its very next request.
+    let resp = a
+        .admin("DELETE", &format!("/sessions/{}", key_of(&alice[0])))
+        .send();
+    assert_eq!(resp.status, 204, "{resp:#?}");
+    assert_eq!(b.get("/private").api().cookie(&alice[0]).send().status, 401);
+    assert_eq!(b.get("/private").cookie(&alice[1]).send().status, 200);
+
+    // Revoke-all reads the user's index: no scan, every slot reached.
+    let resp = b.admin("DELETE", "/users/alice/sessions").send();
+    assert_eq!(resp.json()["revoked"], 2, "{resp:#?}");
+    for c in &alice {
+        assert_eq!(a.get("/private").api().cookie(c).send().status, 401);
+    }
+    for c in &carol {
+        assert_eq!(
+            a.get("/private").cookie(c).send().status,
+            200,
+            "carol untouched"
+        );
+    }
+
+    // max_per_user = 3: a fourth login ends carol's oldest, wherever it lives.
+    let fourth = b.login("carol", "");
+    assert_eq!(a.get("/private").api().cookie(&carol[0]).send().status, 401);
+    for c in carol[1..].iter().chain([&fourth]) {
+        assert_eq!(a.get("/private").cookie(c).send().status, 200);
+    }
+    let listed = a.admin("GET", "/sessions?user=carol").send().json();
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+
+    // A backend logout on one instance ends the session on the other.
+    let resp = a.get("/_test/logout").cookie(&fourth).send();
+    assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(b.get("/private").api().cookie(&fourth).send().status, 401);
+
+    // The cluster goes away: protected routes 503 (never anonymous, never a
+    // cleared cookie), public routes work, not ready.
+    cluster.nodes.iter_mut().for_each(|n| drop(n.take()));
+    let resp = b.get("/private").api().cookie(&carol[1]).send();
+    assert_eq!(resp.status, 503, "{resp:#?}");
+    assert!(resp.all("set-cookie").is_empty(), "{resp:#?}");
+    assert_eq!(b.get("/public/x").cookie(&carol[1]).send().status, 200);
+    wait_for(Duration::from_secs(5), "not ready", || {
+        b.admin_anonymous("GET", "/readyz").send().status == 503
+    });
+}
+
+#[test]
+fn a_primary_failover_inside_the_cluster_answers_503_meanwhile_and_loses_no_session() {
+    let mut cluster = Cluster::start();
+    let backend = Backend::app();
+    let gate = gate_on(&cluster, &backend);
+    let cookies: Vec<String> = (0..20).map(|i| gate.login(&format!("u{i}"), "")).collect();
+    for c in &cookies {
+        assert_eq!(gate.get("/private").cookie(c).send().status, 200);
+    }
+    cluster.replicated();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (addr, cookies, stop, sent) = (gate.addr, cookies.clone(), stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let resp = Req::new(addr, "GET", "/private")
+                    .cookie(&cookies[i % cookies.len()])
+                    .header("Accept", "application/json")
+                    .send();
+                let cleared = resp
+                    .all("set-cookie")
+                    .iter()
+                    .any(|c| c.contains("Max-Age=0"));
+                seen.push((Instant::now(), resp.status, cleared));
+                sent.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            seen
+        })
+    };
+    wait_for(Duration::from_secs(10), "the load to run", || {
+        sent.load(Ordering::Relaxed) >= 50
+    });
+    let primaries = cluster.primaries();
+    assert_eq!(primaries.len(), 3);
+    let killed_at = Instant::now();
+    drop(cluster.nodes[primaries[0]].take());
+    wait_for(Duration::from_secs(30), "a replica to take over", || {
+        cluster.primaries().len() == 3
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "every session to answer again",
+        || {
+            cookies
+                .iter()
+                .all(|c| gate.get("/private").cookie(c).send().status == 200)
+        },
+    );
+    let back_at = Instant::now();
+    let before = sent.load(Ordering::Relaxed);
+    wait_for(
+        Duration::from_secs(10),
+        "more requests after the failover",
+        || sent.load(Ordering::Relaxed) >= before + 50,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let seen = load.join().unwrap();
+
+    let other: Vec<_> = seen
+        .iter()
+        .filter(|(_, s, _)| *s != 200 && *s != 503)
+        .collect();
+    assert!(
+        other.is_empty(),
+        "only 200 or 503 during a failover: {other:?}"
+    );
+    assert!(
+        seen.iter().all(|(_, _, cleared)| !cleared),
+        "no cookie is cleared because of a failover"
+    );
+    let unavailable: Vec<Instant> = seen
+        .iter()
+        .filter(|(_, s, _)| *s == 503)
+        .map(|(t, _, _)| *t)
+        .collect();
+    let window = match (unavailable.first(), unavailable.last()) {
+        (Some(a), Some(b)) => b.duration_since(*a),
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "cluster failover: {} requests, {} answered 503 over {window:?}; all back {:?} after the kill",
+        seen.len(),
+        unavailable.len(),
+        back_at.duration_since(killed_at)
+    );
+    // New sessions go everywhere, the promoted replica's slots included.
+    for i in 0..10 {
+        let c = gate.login(&format!("after{i}"), "");
+        assert_eq!(gate.get("/private").cookie(&c).send().status, 200);
+    }
+}
