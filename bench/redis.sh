@@ -8,6 +8,10 @@
 #                                    the backend and wrk on core 0, and BENCH_ROUNDS (5) rounds
 #                                    of the memory and hit rows in alternating order, so the
 #                                    noise is stated: bench/results/redis-pinned.md
+#     bash bench/redis.sh --cluster  issue 16: a Redis Cluster (three primaries, which has no
+#                                    local cache) against one server with local-cache hits and
+#                                    with misses, BENCH_ROUNDS (3) rounds in rotated order:
+#                                    bench/results/redis-cluster.md
 #
 # Three sessiongate configurations behind the same nginx backend, each with its
 # own freshly minted sessions, measured with wrk at low concurrency so latency
@@ -25,18 +29,20 @@ ROOT=$PWD
 
 SMOKE=0
 PINNED=0
+CLUSTER=0
 [ "${1:-}" = --smoke ] && SMOKE=1
 [ "${1:-}" = --pinned ] && PINNED=1
+[ "${1:-}" = --cluster ] && CLUSTER=1
 # --pinned: the proxy on one core, everything else on the other.
 SG_CPUS=${BENCH_SG_CPUS:-$([ $PINNED = 1 ] && echo 1 || echo 0,1)}
 OTHER_CPUS=${BENCH_OTHER_CPUS:-$([ $PINNED = 1 ] && echo 0 || echo 0,1)}
 SG_THREADS=$([ $PINNED = 1 ] && echo 1 || echo 2)
-ROUNDS=${BENCH_ROUNDS:-$([ $PINNED = 1 ] && echo 5 || echo 1)}
+ROUNDS=${BENCH_ROUNDS:-$([ $PINNED = 1 ] && echo 5 || { [ $CLUSTER = 1 ] && echo 3; } || echo 1)}
 DURATION=${BENCH_DURATION:-$([ $SMOKE = 1 ] && echo 2s || echo 10s)}
 REPEATS=${BENCH_REPEATS:-$([ $SMOKE = 1 ] && echo 1 || echo 3)}
 CONNS=${BENCH_CONNS:-8}
 HOT=${BENCH_HOT_SESSIONS:-100}
-OUT=$ROOT/bench/results/$([ $SMOKE = 1 ] && echo smoke/ || true)redis$([ $PINNED = 1 ] && echo -pinned || true).md
+OUT=$ROOT/bench/results/$([ $SMOKE = 1 ] && echo smoke/ || true)redis$([ $PINNED = 1 ] && echo -pinned || true)$([ $CLUSTER = 1 ] && echo -cluster || true).md
 
 for tool in nginx redis-server wrk python3; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
@@ -236,6 +242,113 @@ open(out, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 for r in by["memory"] + by["redis-hit"]:
     assert r["requests"] > 0 and r["err_status"] == 0, r
+PY
+    exit 0
+fi
+
+# store_for NAME: the [store] section of each row
+store_for() {
+    case $1 in
+        memory) printf '[store]\nkind = "memory"\n' ;;
+        redis-hit) printf '[store]\nkind = "redis"\nurl = "redis://127.0.0.1:%s/0"\nprefix = "%s:"\n' "$REDIS_PORT" "$1" ;;
+        redis-miss) printf '[store]\nkind = "redis"\nurl = "redis://127.0.0.1:%s/0"\nprefix = "%s:"\nlocal_capacity = 1\nlocal_ttl = "1ms"\n' "$REDIS_PORT" "$1" ;;
+        cluster) printf '[store]\nkind = "redis"\nprefix = "%s:"\n[store.cluster]\nnodes = ["127.0.0.1:%s"]\n' "$1" "${CLUSTER_PORTS[0]}" ;;
+    esac
+}
+
+# start_cluster: three primaries (no replicas: this measures the request path,
+# not a failover) made into a cluster; sets CLUSTER_PORTS.
+start_cluster() {
+    CLUSTER_PORTS=()
+    for _ in 1 2 3; do
+        local p bus
+        p=$(free_port)
+        bus=$(free_port)
+        mkdir -p "$TMP/cluster-$p"
+        taskset -c "$OTHER_CPUS" redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no \
+            --cluster-enabled yes --cluster-port "$bus" --dir "$TMP/cluster-$p" >"$TMP/cluster-$p/log" 2>&1 &
+        PIDS+=($!)
+        wait_port "$p"
+        CLUSTER_PORTS+=("$p")
+    done
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") --cluster-yes >"$TMP/cluster-create.log"
+    for _ in $(seq 200); do
+        local ok=1
+        for p in "${CLUSTER_PORTS[@]}"; do
+            redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || ok=0
+        done
+        [ $ok = 1 ] && return 0
+        sleep 0.1
+    done
+    echo "bench: the cluster never became ok" >&2
+    exit 1
+}
+
+if [ $CLUSTER = 1 ]; then
+    start_cluster
+    NAMES="redis-hit redis-miss cluster"
+    declare -A P A
+    for name in $NAMES; do
+        echo "== $name" >&2
+        start "$name" "$(store_for "$name")"
+        P[$name]=$PORT A[$name]=$ADMIN_PORT
+        "$MINT" "127.0.0.1:$PORT" "$HOT" "$TMP/$name/cookies.txt" --path /mint --cookie sid --conns 8 2>/dev/null
+        taskset -c "$OTHER_CPUS" wrk -t1 -c"$CONNS" -d1s -s "$ROOT/bench/cookies.lua" "http://127.0.0.1:$PORT/app" -- "$TMP/$name/cookies.txt" >/dev/null
+    done
+    : >"$TMP/rounds.jsonl"
+    for round in $(seq "$ROUNDS"); do
+        # Rotate the order, so a change in the machine's load lands on every row.
+        set -- $NAMES
+        for _ in $(seq $(((round - 1) % 3))); do set -- "${@:2}" "$1"; done
+        for name in "$@"; do
+            PORT=${P[$name]}
+            echo "== round $round: $name" >&2
+            printf '{"round":%s,"name":"%s","result":%s}\n' "$round" "$name" "$(run "$name")" >>"$TMP/rounds.jsonl"
+        done
+    done
+    mkdir -p "$(dirname "$OUT")"
+    python3 - "$OUT" "$TMP/rounds.jsonl" "$CONNS" "$DURATION" "$REPEATS" "$HOT" <<'PY'
+import json, sys, datetime, statistics
+out, rounds_path, conns, duration, repeats, hot = sys.argv[1:7]
+rows = [json.loads(l) for l in open(rounds_path) if l.strip()]
+names = ["redis-hit", "redis-miss", "cluster"]
+labels = {"redis-hit": "one server, local-cache hits", "redis-miss": "one server, every load to Redis",
+          "cluster": "Redis Cluster (no local cache)"}
+rounds = sorted({r["round"] for r in rows})
+pair = {k: {r["name"]: r["result"] for r in rows if r["round"] == k} for k in rounds}
+def rps(r): return r["requests"] / (r["duration_us"] / 1e6)
+med = statistics.median
+lines = [
+    "# The Redis store on a Redis Cluster (issue 16)",
+    "",
+    f"Written by `bash bench/redis.sh --cluster` on {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; wrk -t1 -c{conns}",
+    f"-d{duration}, the median of {repeats} run(s) by p99 per row and round, {hot} live sessions drawn at random",
+    f"per request; one redis-server and a three-primary cluster on loopback; {len(rounds)} rounds in rotated order.",
+    "",
+    "| round | row | req/s | p50 µs | p99 µs |",
+    "|---:|---|---:|---:|---:|",
+]
+for k in rounds:
+    for n in names:
+        r = pair[k][n]
+        lines.append(f"| {k} | {labels[n]} | {rps(r):,.0f} | {r['p50_us']} | {r['p99_us']} |")
+def ratio(a, b, f): return med([f(pair[k][a]) / f(pair[k][b]) for k in rounds])
+p50 = lambda r: r["p50_us"]
+p99 = lambda r: r["p99_us"]
+lines += [
+    "",
+    "Ratios, the median over rounds of each round's ratio:",
+    "",
+    f"- cluster against local-cache hits: req/s **{ratio('cluster', 'redis-hit', rps):.2f}x**, p50 **{ratio('cluster', 'redis-hit', p50):.2f}x**, p99 {ratio('cluster', 'redis-hit', p99):.2f}x",
+    f"- cluster against one server without the cache: req/s **{ratio('cluster', 'redis-miss', rps):.2f}x**, p50 **{ratio('cluster', 'redis-miss', p50):.2f}x**, p99 {ratio('cluster', 'redis-miss', p99):.2f}x",
+    "",
+    "A cluster has no local cache (README, Running several instances): every protected request",
+    "is one round trip to the primary that holds its session, as on one server without the cache.",
+]
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+for r in rows:
+    assert r["result"]["requests"] > 0 and r["result"]["err_status"] == 0, r
 PY
     exit 0
 fi
