@@ -26,6 +26,8 @@ need_pkg() { # need_pkg <command> <debian package>
 }
 
 command -v cargo >/dev/null || { echo "missing cargo: install Rust from rustup" >&2; exit 1; }
+# One build from scratch: incremental state would only cost time and disk.
+export CARGO_INCREMENTAL=0
 need_pkg cmake cmake   # pingora's zlib-ng build needs it
 need_pkg cc gcc
 # The browser test (tests/browser.rs): headless Chromium driven by playwright-core.

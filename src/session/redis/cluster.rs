@@ -20,14 +20,23 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{FromRedisValue, RedisResult, Value};
 
-/// `[store.cluster]` as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[store.cluster]` as configured; its `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClusterOptions {
     /// `host:port` of each seed node: any of the cluster's nodes; the client
     /// learns the others from them.
     pub nodes: Vec<String>,
     /// The nodes' password (`store.password`), if any.
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field("nodes", &self.nodes)
+            .field("password", &super::redacted(&self.password))
+            .finish()
+    }
 }
 
 /// How often a command is retried after a redirection or a node failure

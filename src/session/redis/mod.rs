@@ -81,8 +81,8 @@ pub struct RedisOptions {
     pub local_capacity: u64,
 }
 
-/// Which Redis servers hold the sessions.
-#[derive(Debug, Clone, PartialEq)]
+/// Which Redis servers hold the sessions. Its `Debug` leaves passwords out.
+#[derive(Clone, PartialEq)]
 pub enum Servers {
     /// One server: `redis://host:port/db`, with the password (if any) filled
     /// in from `store.password`.
@@ -91,6 +91,28 @@ pub enum Servers {
     Sentinel(SentinelOptions),
     /// `[store.cluster]`: a Redis Cluster.
     Cluster(ClusterOptions),
+}
+
+impl std::fmt::Debug for Servers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Servers::One(url) => {
+                // redis://:<password>@host:port/db: only what follows the `@`.
+                let shown = match url.split_once('@') {
+                    Some((_, rest)) => format!("redis://[redacted]@{rest}"),
+                    None => url.clone(),
+                };
+                f.debug_tuple("One").field(&shown).finish()
+            }
+            Servers::Sentinel(s) => f.debug_tuple("Sentinel").field(s).finish(),
+            Servers::Cluster(c) => f.debug_tuple("Cluster").field(c).finish(),
+        }
+    }
+}
+
+/// A password as `Debug` shows it: whether there is one, never what it is.
+fn redacted(password: &Option<String>) -> Option<&'static str> {
+    password.as_ref().map(|_| "[redacted]")
 }
 
 /// How many keys one `SCAN` step asks Redis to look at (its `COUNT`).
@@ -457,9 +479,8 @@ impl RedisStore {
         let set = set(k, json);
         self.call(|mut c| async move { set.query_async::<()>(&mut c).await })
             .await?;
-        if !ended.is_empty() {
-            self.end_displaced(s.user().unwrap_or_default(), ended)
-                .await?;
+        if let (Some(user), false) = (s.user(), ended.is_empty()) {
+            self.end_displaced(user, ended).await?;
         }
         Ok(true)
     }
@@ -683,8 +704,13 @@ impl SessionStore for RedisStore {
             .and_then(|r| r.user)
         {
             let index = self.user_key(&user);
-            self.call(|mut c| async move { c.zrem::<_, _, ()>(index, key.to_hex()).await })
-                .await?;
+            let unindexed = self
+                .call(|mut c| async move { c.zrem::<_, _, ()>(index, key.to_hex()).await })
+                .await;
+            // The session is gone either way; its index entry points at nothing.
+            if let Err(e) = unindexed {
+                tracing::warn!(error = %e, "a destroyed session's index entry stays until it expires");
+            }
         }
         Ok(true)
     }
@@ -797,6 +823,38 @@ mod tests {
             10,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let pw = Some("hunter2-secret".to_owned());
+        let shown = [
+            format!(
+                "{:?}",
+                Servers::One("redis://:hunter2-secret@h:6379/0".into())
+            ),
+            format!(
+                "{:?}",
+                Servers::Cluster(ClusterOptions {
+                    nodes: vec!["h:1".into()],
+                    password: pw.clone(),
+                })
+            ),
+            format!(
+                "{:?}",
+                Servers::Sentinel(SentinelOptions {
+                    addrs: vec!["h:2".into()],
+                    master_name: "m".into(),
+                    password: pw.clone(),
+                    node_password: pw,
+                    database: 0,
+                })
+            ),
+        ];
+        for s in shown {
+            assert!(!s.contains("hunter2"), "{s}");
+            assert!(s.contains("[redacted]"), "{s}");
+        }
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::RedisConnectionInfo;
 
-/// `[store.sentinel]` as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[store.sentinel]` as configured; its `Debug` leaves the passwords out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SentinelOptions {
     /// `host:port` of each sentinel.
     pub addrs: Vec<String>,
@@ -25,6 +25,18 @@ pub struct SentinelOptions {
     /// The Redis servers' password (`store.password`), if any.
     pub node_password: Option<String>,
     pub database: i64,
+}
+
+impl std::fmt::Debug for SentinelOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelOptions")
+            .field("addrs", &self.addrs)
+            .field("master_name", &self.master_name)
+            .field("password", &super::redacted(&self.password))
+            .field("node_password", &super::redacted(&self.node_password))
+            .field("database", &self.database)
+            .finish()
+    }
 }
 
 /// The sentinels are asked at most this often; failing calls in between
