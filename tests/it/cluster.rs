@@ -2,10 +2,12 @@
 //! primaries, three replicas) made into a cluster with `redis-cli --cluster
 //! create`, on ephemeral loopback ports. Two sessiongate instances share it:
 //! a login on one is used on the other, a revocation on one is seen on the
-//! other at once (no local cache on a cluster), revoke-all and `max_per_user`
+//! other through the invalidations of every primary (`local_ttl` is 60 s
+//! here, so nothing else could explain it), revoke-all and `max_per_user`
 //! reach sessions in every slot, the cluster going away answers 503, and a
 //! primary failing over inside the cluster is ridden out without answering
-//! anonymous or losing an acknowledged session.
+//! anonymous or losing an acknowledged session, with invalidations following
+//! the promoted replica.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -87,7 +89,7 @@ impl Cluster {
             .map(|n| format!("\"127.0.0.1:{}\"", n.port))
             .collect();
         format!(
-            "\n[store]\nkind = \"redis\"\ntimeout = \"1s\"\n\n[store.cluster]\nnodes = [{}]\n",
+            "\n[store]\nkind = \"redis\"\ntimeout = \"1s\"\nlocal_ttl = \"60s\"\n\n[store.cluster]\nnodes = [{}]\n",
             seeds.join(", ")
         )
     }
@@ -107,6 +109,35 @@ fn wait_for(within: Duration, what: &str, mut ok: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Wait until `gate` refuses `cookie`: far sooner than `local_ttl` (60 s),
+/// so only an invalidation can have ended its cached copy.
+fn until_refused(gate: &Gate, cookie: &str) {
+    let start = Instant::now();
+    while gate.get("/private").api().cookie(cookie).send().status != 401 {
+        assert!(
+            start.elapsed() < INVALIDATION_BOUND,
+            "still accepted {:?} after the session ended:\n{}",
+            start.elapsed(),
+            gate.output()
+        );
+    }
+}
+
+/// Invalidations arrive within milliseconds; this leaves room for a loaded
+/// machine and stays below both `local_ttl` and the 5 s after which a cached
+/// session is touched in Redis (which would also find it gone).
+const INVALIDATION_BOUND: Duration = Duration::from_secs(2);
+
+/// The gate's count of sessions served from its local cache.
+fn local_hits(gate: &Gate) -> u64 {
+    let metrics = gate.admin("GET", "/metrics").send().body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sessiongate_store_local_hits_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no local hits counter: {metrics}"))
 }
 
 fn ready(gate: &Gate) {
@@ -137,7 +168,10 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
     for c in alice.iter().chain(&carol) {
         let resp = b.get("/private").cookie(c).send();
         assert_eq!(resp.status, 200, "{resp:#?}");
+        // The second is a local-cache hit.
+        assert_eq!(b.get("/private").cookie(c).send().status, 200);
     }
+    assert!(local_hits(&b) > 0, "the local cache is used");
     assert_eq!(backend.last().one("x-user"), Some("carol"));
     // Listing and counting reach every primary.
     let stats = b.stats();
@@ -150,19 +184,19 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
         "{listed}"
     );
 
-    // One revocation: the other instance answers 401 on its very next request.
+    // One revocation: the other instance, which has it cached, refuses it.
     let resp = a
         .admin("DELETE", &format!("/sessions/{}", key_of(&alice[0])))
         .send();
     assert_eq!(resp.status, 204, "{resp:#?}");
-    assert_eq!(b.get("/private").api().cookie(&alice[0]).send().status, 401);
+    until_refused(&b, &alice[0]);
     assert_eq!(b.get("/private").cookie(&alice[1]).send().status, 200);
 
     // Revoke-all reads the user's index: no scan, every slot reached.
     let resp = b.admin("DELETE", "/users/alice/sessions").send();
     assert_eq!(resp.json()["revoked"], 2, "{resp:#?}");
     for c in &alice {
-        assert_eq!(a.get("/private").api().cookie(c).send().status, 401);
+        until_refused(&a, c);
     }
     for c in &carol {
         assert_eq!(
@@ -174,7 +208,7 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
 
     // max_per_user = 3: a fourth login ends carol's oldest, wherever it lives.
     let fourth = b.login("carol", "");
-    assert_eq!(a.get("/private").api().cookie(&carol[0]).send().status, 401);
+    until_refused(&a, &carol[0]);
     for c in carol[1..].iter().chain([&fourth]) {
         assert_eq!(a.get("/private").cookie(c).send().status, 200);
     }
@@ -188,7 +222,7 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
     // A backend logout on one instance ends the session on the other.
     let resp = a.get("/_test/logout").cookie(&fourth).send();
     assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
-    assert_eq!(b.get("/private").api().cookie(&fourth).send().status, 401);
+    until_refused(&b, &fourth);
 
     // The cluster goes away: protected routes 503 (never anonymous, never a
     // cleared cookie), public routes work, not ready.
@@ -207,6 +241,7 @@ fn a_primary_failover_inside_the_cluster_answers_503_meanwhile_and_loses_no_sess
     let mut cluster = Cluster::start();
     let backend = Backend::app();
     let gate = gate_on(&cluster, &backend);
+    let second = gate_on(&cluster, &backend);
     let cookies: Vec<String> = (0..20).map(|i| gate.login(&format!("u{i}"), "")).collect();
     for c in &cookies {
         assert_eq!(gate.get("/private").cookie(c).send().status, 200);
@@ -296,5 +331,26 @@ fn a_primary_failover_inside_the_cluster_answers_503_meanwhile_and_loses_no_sess
     for i in 0..10 {
         let c = gate.login(&format!("after{i}"), "");
         assert_eq!(gate.get("/private").cookie(&c).send().status, 200);
+    }
+    // Invalidations follow the promoted replica: every session, cached on the
+    // other instance, is refused there soon after its revocation here.
+    wait_for(
+        Duration::from_secs(15),
+        "the other instance to be ready",
+        || second.admin_anonymous("GET", "/readyz").send().status == 200,
+    );
+    for c in &cookies {
+        // Served from the other instance's local cache, so only an
+        // invalidation from the session's primary can end it there in time.
+        let hits = local_hits(&second);
+        wait_for(Duration::from_secs(10), "a local-cache hit", || {
+            assert_eq!(second.get("/private").cookie(c).send().status, 200);
+            local_hits(&second) > hits
+        });
+        let revoked = gate
+            .admin("DELETE", &format!("/sessions/{}", key_of(c)))
+            .send();
+        assert_eq!(revoked.status, 204, "{revoked:#?}");
+        until_refused(&second, c);
     }
 }

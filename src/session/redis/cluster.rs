@@ -1,15 +1,19 @@
-//! Redis Cluster (`[store.cluster]`): the seed nodes, the cluster client, and
-//! the one command a cluster cannot route by itself (`SCAN`, per primary).
+//! Redis Cluster (`[store.cluster]`): the seed nodes, the cluster client, the
+//! primaries it knows, and the one command a cluster cannot route by itself
+//! (`SCAN`, per primary).
 //!
 //! What a cluster changes, and why:
 //! - Every command and script the store sends names one key, so each goes to
 //!   the slot that owns it; the key layout is the same as on one server and a
 //!   store needs no migration. `MGET` and `DEL` over many sessions are split
 //!   per slot by redis-rs's cluster client.
-//! - No local cache: invalidation tracking is per node, and a cluster's
-//!   primaries change with failovers and resharding, so the store does not
-//!   try to follow them all. Every protected request reads its session from
-//!   the cluster; a revocation is seen on every instance at once.
+//! - Invalidations come from every primary: the store keeps one tracking
+//!   connection per primary ([`primaries`] names them) and trusts its local
+//!   cache only while all are up. It asks the cluster for its primaries again
+//!   every heartbeat (200 ms); when the set changes (a failover, a new shard)
+//!   it flushes the cache and tracks the new set. Writes a new primary took
+//!   before that can have their invalidations missed: the cached copy then
+//!   lives at most `local_ttl`, the same bound as everywhere.
 //! - Listing and counting `SCAN` each primary in turn (a fan-out of the first
 //!   step names them).
 
@@ -69,6 +73,57 @@ pub fn client(
         builder = builder.password(p);
     }
     builder.build()
+}
+
+/// The primaries as the cluster says now (`host:port`, sorted): the owner
+/// of each slot range in `CLUSTER SLOTS`, asked of any node. Asked of the
+/// cluster rather than taken from the client's own map, which may learn of a
+/// promoted replica seconds later.
+///
+/// # Errors
+/// No node answers, or the answer is not a slot table.
+pub async fn primaries(conn: &mut ClusterConnection) -> RedisResult<Vec<String>> {
+    let any = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("SLOTS");
+    let ranges = Vec::<Value>::from_redis_value(conn.route_command(cmd, any).await?)?;
+    let mut addrs = std::collections::BTreeSet::new();
+    for range in ranges {
+        // [start, end, [host, port, id, ...] of the primary, replicas...]
+        let Value::Array(fields) = range else {
+            return Err(parse_error("a CLUSTER SLOTS range is not an array"));
+        };
+        let Some(Value::Array(node)) = fields.get(2) else {
+            return Err(parse_error("a CLUSTER SLOTS range names no primary"));
+        };
+        let (Some(host), Some(port)) = (node.first(), node.get(1)) else {
+            return Err(parse_error("a CLUSTER SLOTS node without host and port"));
+        };
+        let host = String::from_redis_value_ref(host)?;
+        let port = u16::from_redis_value_ref(port)?;
+        addrs.insert(if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        });
+    }
+    Ok(addrs.into_iter().collect())
+}
+
+/// How to connect to the node at `addr` on its own (its tracking connection).
+///
+/// # Errors
+/// If `addr` does not make a URL.
+pub fn node(addr: &str, options: &ClusterOptions) -> RedisResult<redis::ConnectionInfo> {
+    use redis::IntoConnectionInfo;
+    let info = format!("redis://{addr}").into_connection_info()?;
+    Ok(match &options.password {
+        Some(p) => {
+            let settings = info.redis_settings().clone().set_password(p);
+            info.set_redis_settings(settings)
+        }
+        None => info,
+    })
 }
 
 /// `SCAN` every primary for keys matching `pattern`, passing each name to

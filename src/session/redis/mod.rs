@@ -124,7 +124,7 @@ const ADMIN_DEADLINE_MIN: Duration = Duration::from_secs(2);
 /// A session is touched in Redis at most this often (and at least every tenth
 /// of its idle time), so `resave = false` does not mean a write per request.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
-/// How often the cluster's primaries are pinged (no tracking connection there).
+/// How often the set of a cluster's primaries is asked for again.
 const CLUSTER_HEARTBEAT: Duration = Duration::from_millis(200);
 
 /// A locally cached session and when it was last touched in Redis.
@@ -152,11 +152,9 @@ pub struct RedisStore {
     local: moka::sync::Cache<SessionKey, Arc<Local>>,
     /// Bumped on every invalidation and flush; a read re-checks it after caching.
     generation: AtomicU64,
-    /// The invalidation connection is up and its heartbeat answers: the
-    /// local cache is used only while it is (never with a cluster).
+    /// The invalidation connection (on a cluster, one per primary) is up and
+    /// its heartbeat answers: the local cache is used only while it is.
     tracking: AtomicBool,
-    /// A cluster's primaries all answered the last heartbeat.
-    cluster_up: AtomicBool,
     breaker: Breaker,
     index_script: Script,
     touch_script: Script,
@@ -218,7 +216,6 @@ impl RedisStore {
             local,
             generation: AtomicU64::new(0),
             tracking: AtomicBool::new(false),
-            cluster_up: AtomicBool::new(false),
             breaker: Breaker::default(),
             index_script: Script::new(INDEX),
             touch_script: Script::new(TOUCH),
@@ -376,15 +373,10 @@ impl RedisStore {
         .await
     }
 
-    /// Whether Redis answers and, on one server, the local cache can be
-    /// trusted (its invalidation connection is up).
+    /// Whether Redis answers and the local cache can be trusted (every
+    /// invalidation connection is up).
     pub fn healthy(&self) -> bool {
-        let watched = if self.conns.load().is_cluster() {
-            &self.cluster_up
-        } else {
-            &self.tracking
-        };
-        watched.load(Ordering::Relaxed) && !self.breaker.is_open()
+        self.tracking.load(Ordering::Relaxed) && !self.breaker.is_open()
     }
 
     fn flush_local(&self) {
@@ -543,9 +535,6 @@ impl RedisStore {
     /// local cache on every invalidation, drop or missed heartbeat. Runs until
     /// `stop` resolves.
     pub async fn watch(&self, mut stop: impl Future<Output = ()> + Unpin) {
-        if self.conns.load().is_cluster() {
-            return self.beat(stop).await;
-        }
         let mut backoff = Duration::from_millis(100);
         loop {
             tokio::select! {
@@ -573,70 +562,109 @@ impl RedisStore {
         }
     }
 
-    /// A cluster's watch: a `PING` of every primary each
-    /// [`CLUSTER_HEARTBEAT`]; the store is healthy while all of them answer.
-    /// Runs until `stop` resolves.
-    async fn beat(&self, mut stop: impl Future<Output = ()> + Unpin) {
-        let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = beat.tick() => {}
-            }
-            let conns = self.conns.load_full();
-            let pong = conns
-                .within(false, self.config.timeout, |mut c| async move {
-                    redis::cmd("PING").query_async::<()>(&mut c).await
-                })
-                .await;
-            let was_up = self.cluster_up.swap(pong.is_ok(), Ordering::Relaxed);
-            match pong {
-                Err(e) if was_up => {
-                    tracing::warn!(error = %e, "a Redis Cluster primary does not answer")
-                }
-                Ok(()) if !was_up => tracing::info!("every Redis Cluster primary answers"),
-                _ => {}
-            }
-        }
-    }
-
-    /// One tracking connection's life: see [`tracking::run`]. Every
-    /// invalidation bumps the generation, so a read that raced it is re-checked.
+    /// One round of invalidation tracking, until it fails: one connection
+    /// to the server, or one per primary of a cluster. Every invalidation
+    /// bumps the generation, so a read that raced it is re-checked.
     async fn track(&self) -> std::io::Result<()> {
         let prefix = format!("{}sess:", self.config.prefix);
         let conns = self.conns().await;
-        let Target::Server(client) = &conns.target else {
-            return Err(std::io::Error::other("no Redis primary known"));
+        let result = match (&conns.target, &self.config.servers) {
+            (Target::Server(client), _) => {
+                let on_ready = || {
+                    // From here on, the local cache is kept honest by this connection.
+                    self.flush_local();
+                    self.tracking.store(true, Ordering::Relaxed);
+                };
+                let on_invalidate = |i| self.invalidated(i);
+                let info = client.get_connection_info();
+                tracking::run(info, &prefix, self.config.timeout, on_ready, on_invalidate).await
+            }
+            (Target::Cluster(_), Servers::Cluster(options)) => {
+                self.track_cluster(&conns, options, &prefix).await
+            }
+            _ => Err(std::io::Error::other("no Redis primary known")),
         };
-        let result = tracking::run(
-            client.get_connection_info(),
-            &prefix,
-            self.config.timeout,
-            || {
-                // From here on, the local cache is kept honest by this connection.
-                self.flush_local();
-                self.tracking.store(true, Ordering::Relaxed);
-            },
-            |invalidated| match invalidated {
-                Invalidated::Keys(keys) => {
-                    self.generation.fetch_add(1, Ordering::SeqCst);
-                    for key in keys {
-                        match key {
-                            Some(key) => self.local.invalidate(&key),
-                            None => self.flush_local(),
-                        }
-                    }
-                }
-                Invalidated::All => self.flush_local(),
-            },
-        )
-        .await;
         if result.is_err() {
             // The primary may be gone: the sentinels may name another.
             self.follow().await;
         }
         result
+    }
+
+    /// Track every primary of the cluster at once; the local cache is trusted
+    /// once all of them track. Ends when one connection fails or the set of
+    /// primaries changes (see `cluster.rs`).
+    async fn track_cluster(
+        &self,
+        conns: &Conns,
+        options: &ClusterOptions,
+        prefix: &str,
+    ) -> std::io::Result<()> {
+        use std::io::Error;
+        let primaries = || {
+            conns.within(false, self.config.timeout, |c| async move {
+                match c {
+                    Conn::Cluster(mut c) => cluster::primaries(&mut c).await,
+                    Conn::Server(_) => Err(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a cluster target with a server connection",
+                    ))),
+                }
+            })
+        };
+        let tracked = primaries().await.map_err(Error::other)?;
+        let nodes = tracked
+            .iter()
+            .map(|a| cluster::node(a, options))
+            .collect::<redis::RedisResult<Vec<_>>>()
+            .map_err(Error::other)?;
+        let ready = std::sync::atomic::AtomicUsize::new(0);
+        let on_ready = || {
+            if ready.fetch_add(1, Ordering::SeqCst) + 1 == nodes.len() {
+                self.flush_local();
+                self.tracking.store(true, Ordering::Relaxed);
+            }
+        };
+        let on_invalidate = |i| self.invalidated(i);
+        let runs = nodes.iter().map(|info| {
+            Box::pin(tracking::run(
+                info,
+                prefix,
+                self.config.timeout,
+                &on_ready,
+                &on_invalidate,
+            ))
+        });
+        let changed = async {
+            let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                beat.tick().await;
+                if primaries().await.map_err(Error::other)? != tracked {
+                    return Err(Error::other("the cluster's primaries changed"));
+                }
+            }
+        };
+        tokio::select! {
+            (ended, _, _) = futures::future::select_all(runs) => ended,
+            ended = changed => ended,
+        }
+    }
+
+    /// What an invalidation does to the local cache.
+    fn invalidated(&self, invalidated: Invalidated) {
+        match invalidated {
+            Invalidated::Keys(keys) => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                for key in keys {
+                    match key {
+                        Some(key) => self.local.invalidate(&key),
+                        None => self.flush_local(),
+                    }
+                }
+            }
+            Invalidated::All => self.flush_local(),
+        }
     }
 }
 
