@@ -24,12 +24,11 @@
 //! Local cache: entries live at most `local_ttl` (1 s by default): that is the
 //! hard bound on how long a revocation on another instance can go unnoticed. In
 //! the normal case it is near-instant: one dedicated connection per instance
-//! runs `CLIENT TRACKING ON BCAST PREFIX p sess:` (`tracking.rs`) and receives
-//! an invalidation for every change; the local cache is flushed (and
-//! bypassed) whenever that connection drops or its heartbeat (every 200 ms)
-//! fails. A read that raced an invalidation is re-checked after it is cached.
-//! A cluster has no local cache (see `cluster.rs`); its heartbeat is a `PING`
-//! of every primary.
+//! (on a cluster, per primary) runs `CLIENT TRACKING ON BCAST PREFIX p sess:`
+//! (`tracking.rs`, `watch.rs`) and receives an invalidation for every change;
+//! the local cache is flushed (and bypassed) whenever that connection drops or
+//! its heartbeat (every 200 ms) fails. A read that raced an invalidation is
+//! re-checked after it is cached.
 //!
 //! Fail closed: every Redis call has a deadline and the request path's calls
 //! (load, create, update, destroy, touch) go through a circuit breaker
@@ -59,14 +58,15 @@ mod conn;
 mod record;
 mod sentinel;
 mod tracking;
+mod watch;
 
 pub use self::cluster::ClusterOptions;
 pub use self::sentinel::SentinelOptions;
+pub use self::watch::Watcher;
 
 use self::breaker::Breaker;
 use self::conn::{unavailable, Conn, Conns, Target};
 use self::record::Record;
-use self::tracking::Invalidated;
 use crate::session::{
     now_ms, Session, SessionCount, SessionKey, SessionStore, StoreError, StoreStats,
 };
@@ -124,8 +124,6 @@ const ADMIN_DEADLINE_MIN: Duration = Duration::from_secs(2);
 /// A session is touched in Redis at most this often (and at least every tenth
 /// of its idle time), so `resave = false` does not mean a write per request.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
-/// How often the set of a cluster's primaries is asked for again.
-const CLUSTER_HEARTBEAT: Duration = Duration::from_millis(200);
 
 /// A locally cached session and when it was last touched in Redis.
 struct Local {
@@ -530,142 +528,6 @@ impl RedisStore {
             .map(Arc::new)
             .collect())
     }
-
-    /// The invalidation listener: keeps one tracking connection, flushes the
-    /// local cache on every invalidation, drop or missed heartbeat. Runs until
-    /// `stop` resolves.
-    pub async fn watch(&self, mut stop: impl Future<Output = ()> + Unpin) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                // The primary changed: track there (the loop connects again at once).
-                _ = self.retrack.notified() => {
-                    self.tracking.store(false, Ordering::Relaxed);
-                    self.flush_local();
-                    backoff = Duration::from_millis(100);
-                    continue;
-                }
-                result = self.track() => {
-                    self.tracking.store(false, Ordering::Relaxed);
-                    self.flush_local();
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "Redis invalidation connection lost; local cache flushed");
-                    }
-                }
-            }
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(1));
-        }
-    }
-
-    /// One round of invalidation tracking, until it fails: one connection
-    /// to the server, or one per primary of a cluster. Every invalidation
-    /// bumps the generation, so a read that raced it is re-checked.
-    async fn track(&self) -> std::io::Result<()> {
-        let prefix = format!("{}sess:", self.config.prefix);
-        let conns = self.conns().await;
-        let result = match (&conns.target, &self.config.servers) {
-            (Target::Server(client), _) => {
-                let on_ready = || {
-                    // From here on, the local cache is kept honest by this connection.
-                    self.flush_local();
-                    self.tracking.store(true, Ordering::Relaxed);
-                };
-                let on_invalidate = |i| self.invalidated(i);
-                let info = client.get_connection_info();
-                tracking::run(info, &prefix, self.config.timeout, on_ready, on_invalidate).await
-            }
-            (Target::Cluster(_), Servers::Cluster(options)) => {
-                self.track_cluster(&conns, options, &prefix).await
-            }
-            _ => Err(std::io::Error::other("no Redis primary known")),
-        };
-        if result.is_err() {
-            // The primary may be gone: the sentinels may name another.
-            self.follow().await;
-        }
-        result
-    }
-
-    /// Track every primary of the cluster at once; the local cache is trusted
-    /// once all of them track. Ends when one connection fails or the set of
-    /// primaries changes (see `cluster.rs`).
-    async fn track_cluster(
-        &self,
-        conns: &Conns,
-        options: &ClusterOptions,
-        prefix: &str,
-    ) -> std::io::Result<()> {
-        use std::io::Error;
-        let primaries = || {
-            conns.within(false, self.config.timeout, |c| async move {
-                match c {
-                    Conn::Cluster(mut c) => cluster::primaries(&mut c).await,
-                    Conn::Server(_) => Err(redis::RedisError::from((
-                        redis::ErrorKind::Client,
-                        "a cluster target with a server connection",
-                    ))),
-                }
-            })
-        };
-        let tracked = primaries().await.map_err(Error::other)?;
-        let nodes = tracked
-            .iter()
-            .map(|a| cluster::node(a, options))
-            .collect::<redis::RedisResult<Vec<_>>>()
-            .map_err(Error::other)?;
-        let ready = std::sync::atomic::AtomicUsize::new(0);
-        let on_ready = || {
-            if ready.fetch_add(1, Ordering::SeqCst) + 1 == nodes.len() {
-                self.flush_local();
-                self.tracking.store(true, Ordering::Relaxed);
-            }
-        };
-        let on_invalidate = |i| self.invalidated(i);
-        let runs = nodes.iter().map(|info| {
-            Box::pin(tracking::run(
-                info,
-                prefix,
-                self.config.timeout,
-                &on_ready,
-                &on_invalidate,
-            ))
-        });
-        let changed = async {
-            let mut beat = tokio::time::interval(CLUSTER_HEARTBEAT);
-            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                beat.tick().await;
-                if primaries().await.map_err(Error::other)? != tracked {
-                    return Err(Error::other("the cluster's primaries changed"));
-                }
-            }
-        };
-        tokio::select! {
-            (ended, _, _) = futures::future::select_all(runs) => ended,
-            ended = changed => ended,
-        }
-    }
-
-    /// What an invalidation does to the local cache.
-    fn invalidated(&self, invalidated: Invalidated) {
-        match invalidated {
-            Invalidated::Keys(keys) => {
-                self.generation.fetch_add(1, Ordering::SeqCst);
-                for key in keys {
-                    match key {
-                        Some(key) => self.local.invalidate(&key),
-                        None => self.flush_local(),
-                    }
-                }
-            }
-            Invalidated::All => self.flush_local(),
-        }
-    }
 }
 
 impl SessionStore for RedisStore {
@@ -819,19 +681,6 @@ impl SessionStore for RedisStore {
 
     fn healthy(&self) -> bool {
         RedisStore::healthy(self)
-    }
-}
-
-/// Runs [`RedisStore::watch`] as a pingora background service.
-pub struct Watcher(pub Arc<RedisStore>);
-
-#[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for Watcher {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        let stop = Box::pin(async move {
-            let _ = shutdown.changed().await;
-        });
-        self.0.watch(stop).await;
     }
 }
 
