@@ -8,11 +8,9 @@
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_addr, scratch_dir, Backend, Gate, Redis, Req};
+use crate::common::{free_addr, scratch_dir, wait_for, Backend, Gate, Redis, SteadyLoad};
 
 const MASTER: &str = "sessiongate-test";
 
@@ -85,15 +83,6 @@ impl Drop for Sentinel {
     }
 }
 
-/// Wait for `what`, at most `within`.
-fn wait_for(within: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_primary_failover_is_followed_without_answering_anonymous_or_losing_sessions() {
     let mut primary = Some(Redis::start());
@@ -143,32 +132,7 @@ fn a_primary_failover_is_followed_without_answering_anonymous_or_losing_sessions
     primary.as_ref().unwrap().wait_replicated();
 
     // A steady load of protected requests across the failover.
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let load = {
-        let (addr, cookies, stop, sent) = (gate.addr, cookies.clone(), stop.clone(), sent.clone());
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let resp = Req::new(addr, "GET", "/private")
-                    .cookie(&cookies[i % cookies.len()])
-                    .header("Accept", "application/json")
-                    .send();
-                let cleared = resp
-                    .all("set-cookie")
-                    .iter()
-                    .any(|c| c.contains("Max-Age=0"));
-                seen.push((Instant::now(), resp.status, cleared));
-                sent.fetch_add(1, Ordering::Relaxed);
-                i += 1;
-            }
-            seen
-        })
-    };
-    wait_for(Duration::from_secs(10), "the load to run", || {
-        sent.load(Ordering::Relaxed) >= 50
-    });
+    let load = SteadyLoad::start(gate.addr, cookies.clone());
     let killed_at = Instant::now();
     drop(primary.take());
     wait_for(
@@ -182,43 +146,9 @@ fn a_primary_failover_is_followed_without_answering_anonymous_or_losing_sessions
         || gate.get("/private").cookie(&cookies[0]).send().status == 200,
     );
     // Some load on the new primary, then stop.
-    let back_at = Instant::now();
-    let before = sent.load(Ordering::Relaxed);
-    wait_for(
-        Duration::from_secs(10),
-        "more requests after the failover",
-        || sent.load(Ordering::Relaxed) >= before + 50,
-    );
-    stop.store(true, Ordering::Relaxed);
-    let seen = load.join().unwrap();
-
-    let other: Vec<_> = seen
-        .iter()
-        .filter(|(_, s, _)| *s != 200 && *s != 503)
-        .collect();
-    assert!(
-        other.is_empty(),
-        "only 200 or 503 during a failover: {other:?}"
-    );
-    assert!(
-        seen.iter().all(|(_, _, cleared)| !cleared),
-        "no cookie is cleared because of a failover"
-    );
-    let unavailable: Vec<Instant> = seen
-        .iter()
-        .filter(|(_, s, _)| *s == 503)
-        .map(|(t, _, _)| *t)
-        .collect();
-    let window = match (unavailable.first(), unavailable.last()) {
-        (Some(a), Some(b)) => b.duration_since(*a),
-        _ => Duration::ZERO,
-    };
-    eprintln!(
-        "sentinel failover: {} requests, {} answered 503 over {window:?}; back {:?} after the kill",
-        seen.len(),
-        unavailable.len(),
-        back_at.duration_since(killed_at)
-    );
+    let back = killed_at.elapsed();
+    load.more(50);
+    load.stop_and_check("sentinel failover", back);
     // Every session made before the failover is still there.
     for c in &cookies {
         assert_eq!(gate.get("/private").cookie(c).send().status, 200, "{c}");
