@@ -121,6 +121,16 @@ fn until_refused(gate: &Gate, cookie: &str) {
 /// session is touched in Redis (which would also find it gone).
 const INVALIDATION_BOUND: Duration = Duration::from_secs(2);
 
+/// Wait until a request with `cookie` is answered 200 from `gate`'s local
+/// cache (its hit counter moves), so a refusal after a revocation elsewhere
+/// can only come from an invalidation (or the 5 s touch, past the bound).
+fn cached(gate: &Gate, cookie: &str) {
+    wait_for(Duration::from_secs(10), "a local-cache hit", || {
+        let hits = local_hits(gate);
+        gate.get("/private").cookie(cookie).send().status == 200 && local_hits(gate) > hits
+    });
+}
+
 /// The gate's count of sessions served from its local cache.
 fn local_hits(gate: &Gate) -> u64 {
     let metrics = gate.admin("GET", "/metrics").send().body;
@@ -176,6 +186,7 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
     );
 
     // One revocation: the other instance, which has it cached, refuses it.
+    cached(&b, &alice[0]);
     let resp = a
         .admin("DELETE", &format!("/sessions/{}", key_of(&alice[0])))
         .send();
@@ -184,6 +195,8 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
     assert_eq!(b.get("/private").cookie(&alice[1]).send().status, 200);
 
     // Revoke-all reads the user's index: no scan, every slot reached.
+    cached(&a, &alice[1]);
+    cached(&a, &alice[2]);
     let resp = b.admin("DELETE", "/users/alice/sessions").send();
     assert_eq!(resp.json()["revoked"], 2, "{resp:#?}");
     for c in &alice {
@@ -198,6 +211,7 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
     }
 
     // max_per_user = 3: a fourth login ends carol's oldest, wherever it lives.
+    cached(&a, &carol[0]);
     let fourth = b.login("carol", "");
     until_refused(&a, &carol[0]);
     for c in carol[1..].iter().chain([&fourth]) {
@@ -211,6 +225,7 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
     );
 
     // A backend logout on one instance ends the session on the other.
+    cached(&b, &fourth);
     let resp = a.get("/_test/logout").cookie(&fourth).send();
     assert!(resp.header("set-cookie").unwrap().contains("Max-Age=0"));
     until_refused(&b, &fourth);
@@ -218,13 +233,14 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
     // The cluster goes away: protected routes 503 (never anonymous, never a
     // cleared cookie), public routes work, not ready.
     cluster.nodes.iter_mut().for_each(|n| drop(n.take()));
+    // Once the watcher has seen the loss (the cache is bypassed from then on).
+    wait_for(Duration::from_secs(5), "not ready", || {
+        b.admin_anonymous("GET", "/readyz").send().status == 503
+    });
     let resp = b.get("/private").api().cookie(&carol[1]).send();
     assert_eq!(resp.status, 503, "{resp:#?}");
     assert!(resp.all("set-cookie").is_empty(), "{resp:#?}");
     assert_eq!(b.get("/public/x").cookie(&carol[1]).send().status, 200);
-    wait_for(Duration::from_secs(5), "not ready", || {
-        b.admin_anonymous("GET", "/readyz").send().status == 503
-    });
 }
 
 #[test]
@@ -272,14 +288,20 @@ fn a_primary_failover_inside_the_cluster_answers_503_meanwhile_and_loses_no_sess
         "the other instance to be ready",
         || second.admin_anonymous("GET", "/readyz").send().status == 200,
     );
+    // It was idle through the failover: let it answer every session first.
+    wait_for(
+        Duration::from_secs(30),
+        "every session to answer on the other instance",
+        || {
+            cookies
+                .iter()
+                .all(|c| second.get("/private").cookie(c).send().status == 200)
+        },
+    );
     for c in &cookies {
         // Served from the other instance's local cache, so only an
         // invalidation from the session's primary can end it there in time.
-        let hits = local_hits(&second);
-        wait_for(Duration::from_secs(10), "a local-cache hit", || {
-            assert_eq!(second.get("/private").cookie(c).send().status, 200);
-            local_hits(&second) > hits
-        });
+        cached(&second, c);
         let revoked = gate
             .admin("DELETE", &format!("/sessions/{}", key_of(c)))
             .send();

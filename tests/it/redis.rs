@@ -278,3 +278,32 @@ fn repeated_requests_are_served_from_the_local_cache() {
     );
     assert!(hits >= 15 && misses <= 5, "hits {hits}, misses {misses}");
 }
+
+/// Many logins of one user at once, through the binary: revoke-all reaches
+/// every one of them. (The interleaving that once left a live session outside
+/// the index is replayed step by step in `session::redis`'s unit tests; here
+/// it is left to real concurrency.)
+#[test]
+fn concurrent_logins_of_one_user_are_all_reached_by_revoke_all() {
+    let redis = Redis::start();
+    let backend = Backend::app();
+    let gate = Gate::start(&with_keys(shared(&redis, &backend), "max_per_user = 1"));
+    ready(&gate);
+    for round in 0..5 {
+        let cookies: Vec<String> = std::thread::scope(|s| {
+            let logins: Vec<_> = (0..16)
+                .map(|_| s.spawn(|| gate.login("mallory", "")))
+                .collect();
+            logins.into_iter().map(|l| l.join().unwrap()).collect()
+        });
+        let resp = gate.admin("DELETE", "/users/mallory/sessions").send();
+        assert_eq!(resp.status, 200, "{resp:#?}");
+        for c in &cookies {
+            let resp = gate.get("/private").api().cookie(c).send();
+            assert_eq!(
+                resp.status, 401,
+                "round {round}: a session outlived revoke-all: {resp:#?}"
+            );
+        }
+    }
+}

@@ -46,6 +46,10 @@ impl std::fmt::Debug for ClusterOptions {
 /// How often a command is retried after a redirection or a node failure
 /// before it fails; the store's deadline cuts the retries short anyway.
 const RETRIES: u32 = 3;
+/// The waits between retries: redis-rs's default of over a second would
+/// outlast any `store.timeout`, so a retry could never answer in time.
+const RETRY_WAIT_MIN_MS: u64 = 10;
+const RETRY_WAIT_MAX_MS: u64 = 100;
 
 /// The cluster client for `options`.
 ///
@@ -68,7 +72,9 @@ pub fn client(
     let mut builder = ClusterClientBuilder::new(nodes)
         .connection_timeout(connect)
         .response_timeout(response)
-        .retries(RETRIES);
+        .retries(RETRIES)
+        .min_retry_wait(RETRY_WAIT_MIN_MS)
+        .max_retry_wait(RETRY_WAIT_MAX_MS);
     if let Some(p) = &options.password {
         builder = builder.password(p);
     }
@@ -106,6 +112,10 @@ pub async fn primaries(conn: &mut ClusterConnection) -> RedisResult<Vec<String>>
         } else {
             format!("{host}:{port}")
         });
+    }
+    if addrs.is_empty() {
+        // A node that lost its cluster state answers no slots at all.
+        return Err(parse_error("CLUSTER SLOTS named no primary"));
     }
     Ok(addrs.into_iter().collect())
 }

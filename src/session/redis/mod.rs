@@ -13,8 +13,10 @@
 //! Every command and script names one key, so the same calls work on a
 //! cluster, where a script may only touch keys of one hash slot. Load and
 //! touch are scripts (atomic read-and-slide). A login is ordered steps: the
-//! user's index gains the session before its record is written, and an index
-//! entry is removed only after its record is gone, so whatever step an
+//! user's index gains the session as pending before its record is written,
+//! the entry is confirmed after, only confirmed entries are ended for
+//! `max_per_user`, and an index entry is removed only after its record is
+//! gone. So whatever two logins of one user do at once, and whatever step an
 //! instance dies at, no live session is missing from its user's index
 //! (revoke-all never misses one; at worst a dead entry waits for its expiry).
 //! With `resave = false` a session is touched (its idle expiry moved) at most
@@ -155,6 +157,8 @@ pub struct RedisStore {
     tracking: AtomicBool,
     breaker: Breaker,
     index_script: Script,
+    confirm_script: Script,
+    take_script: Script,
     touch_script: Script,
     load_script: Script,
     count_script: Script,
@@ -165,6 +169,12 @@ pub struct RedisStore {
 /// absolute expiry, which is creation + `absolute_timeout`, so the lowest
 /// scores are the oldest sessions; the new one is never among those named.
 const INDEX: &str = include_str!("scripts/index.lua");
+
+/// Turn a new session's pending index entry into a confirmed one.
+const CONFIRM: &str = include_str!("scripts/confirm.lua");
+
+/// Remove a record and return it (a `GETDEL` that runs on Redis 6.0).
+const TAKE: &str = include_str!("scripts/take.lua");
 
 const TOUCH: &str = include_str!("scripts/touch.lua");
 
@@ -216,6 +226,8 @@ impl RedisStore {
             tracking: AtomicBool::new(false),
             breaker: Breaker::default(),
             index_script: Script::new(INDEX),
+            confirm_script: Script::new(CONFIRM),
+            take_script: Script::new(TAKE),
             touch_script: Script::new(TOUCH),
             load_script: Script::new(LOAD),
             count_script: Script::new(COUNT),
@@ -442,41 +454,66 @@ impl RedisStore {
 
     async fn write(&self, s: &Session, only_if_exists: bool) -> Result<bool, StoreError> {
         let now = now_ms();
-        let ttl = Self::ttl_ms(s, now);
-        if ttl == 0 {
+        if Self::ttl_ms(s, now) == 0 {
             return Ok(false);
         }
-        let json = serde_json::to_string(&Record::of(s)).map_err(unavailable)?;
-        let k = self.sess_key(&s.key);
-        let set = |k, json| {
-            let mut set = redis::cmd("SET");
-            set.arg(k).arg(json).arg("PX").arg(ttl);
-            set
-        };
         if only_if_exists {
-            let mut set = set(k, json);
-            set.arg("XX");
-            let ok: Option<String> = self
-                .call(|mut c| async move { set.query_async(&mut c).await })
-                .await?;
+            let ok: Option<String> = self.put(s, now, Some("XX")).await?;
             return Ok(ok.is_some());
         }
-        // The index first, the record after: see the module doc.
-        let ended = match s.user() {
-            Some(user) => self.index(user, s, now).await?,
-            None => Vec::new(),
+        let Some(user) = s.user() else {
+            self.put::<()>(s, now, None).await?;
+            return Ok(true);
         };
-        let set = set(k, json);
-        self.call(|mut c| async move { set.query_async::<()>(&mut c).await })
-            .await?;
-        if let (Some(user), false) = (s.user(), ended.is_empty()) {
+        // The index first (pending), the record, then the entry confirmed:
+        // see the module doc and scripts/index.lua.
+        let ended = self.index(user, s, now).await?;
+        if let Err(e) = self.put::<()>(s, now, None).await {
+            // Without a record the pending entry would only count against
+            // max_per_user until it expires.
+            let (index, pending) = (self.user_key(user), format!("~{}", s.key.to_hex()));
+            let _ = self
+                .call(|mut c| async move { c.zrem::<_, _, ()>(index, pending).await })
+                .await;
+            return Err(e);
+        }
+        self.confirm(user, s).await?;
+        if !ended.is_empty() {
             self.end_displaced(user, ended).await?;
         }
         Ok(true)
     }
 
-    /// Add `s` to its user's index; the keys of the user's sessions past
-    /// `max_per_user` (oldest first, never `s`).
+    /// Write `s`'s record with its expiry (`SET ... PX`, and `condition`).
+    async fn put<T: redis::FromRedisValue>(
+        &self,
+        s: &Session,
+        now: u64,
+        condition: Option<&str>,
+    ) -> Result<T, StoreError> {
+        let json = serde_json::to_string(&Record::of(s)).map_err(unavailable)?;
+        let mut set = redis::cmd("SET");
+        set.arg(self.sess_key(&s.key))
+            .arg(json)
+            .arg("PX")
+            .arg(Self::ttl_ms(s, now));
+        if let Some(c) = condition {
+            set.arg(c);
+        }
+        self.call(|mut c| async move { set.query_async(&mut c).await })
+            .await
+    }
+
+    /// `s`'s record is written: its pending index entry becomes confirmed.
+    async fn confirm(&self, user: &str, s: &Session) -> Result<(), StoreError> {
+        let mut confirm = self.confirm_script.prepare_invoke();
+        confirm.key(self.user_key(user)).arg(s.key.to_hex());
+        self.call(|mut c| async move { confirm.invoke_async::<()>(&mut c).await })
+            .await
+    }
+
+    /// Add `s` to its user's index, pending; the keys of the user's
+    /// confirmed sessions past `max_per_user` (oldest first).
     async fn index(&self, user: &str, s: &Session, now: u64) -> Result<Vec<String>, StoreError> {
         let mut inv = self.index_script.prepare_invoke();
         inv.key(self.user_key(user))
@@ -584,8 +621,9 @@ impl SessionStore for RedisStore {
         let key = *key;
         self.local.invalidate(&key);
         let k = self.sess_key(&key);
+        let take = &self.take_script;
         let raw: Option<String> = self
-            .call(|mut c| async move { redis::cmd("GETDEL").arg(k).query_async(&mut c).await })
+            .call(|mut c| async move { take.key(k).invoke_async(&mut c).await })
             .await?;
         self.local.invalidate(&key);
         let Some(raw) = raw else { return Ok(false) };
@@ -594,8 +632,10 @@ impl SessionStore for RedisStore {
             .and_then(|r| r.user)
         {
             let index = self.user_key(&user);
+            // Confirmed, or still pending if its login has not finished.
+            let entries = [key.to_hex(), format!("~{}", key.to_hex())];
             let unindexed = self
-                .call(|mut c| async move { c.zrem::<_, _, ()>(index, key.to_hex()).await })
+                .call(|mut c| async move { c.zrem::<_, _, ()>(index, &entries).await })
                 .await;
             // The session is gone either way; its index entry points at nothing.
             if let Err(e) = unindexed {
@@ -621,9 +661,10 @@ impl SessionStore for RedisStore {
         let members: Vec<String> = self
             .call_admin(|mut c| async move { c.zrangebyscore(index, now, "+inf").await })
             .await?;
+        // A pending entry ("~<key>") may already have its record: it counts.
         let keys = members
             .iter()
-            .filter_map(|m| SessionKey::from_hex(m))
+            .filter_map(|m| SessionKey::from_hex(m.strip_prefix('~').unwrap_or(m)))
             .collect();
         self.mget(keys).await
     }
@@ -700,6 +741,75 @@ mod tests {
             10,
         )
         .unwrap()
+    }
+
+    /// Regression: with a login split into one-key steps, a login of the
+    /// same user that ran whole while another was between indexing and
+    /// writing its record ended that not-yet-written session, dropped its
+    /// index entry, and left it live outside the index: revoke-all missed it.
+    #[tokio::test]
+    async fn a_login_in_flight_is_never_dropped_from_the_index_by_another() {
+        let server = super::tracking::tests::Server::start();
+        let store = RedisStore::new(
+            RedisOptions {
+                servers: Servers::One(server.url()),
+                prefix: "t:".into(),
+                timeout: Duration::from_secs(2),
+                local_ttl: Duration::from_secs(1),
+                local_capacity: 100,
+            },
+            1,
+        )
+        .unwrap();
+        let login = |at: u64| {
+            let key = SessionKey::of(&crate::session::signing::SessionId::generate());
+            let idle = Duration::from_secs(600);
+            Session::new(
+                key,
+                Some("mallory".into()),
+                vec![],
+                serde_json::Map::new(),
+                at,
+                at + 3_600_000,
+                idle,
+            )
+        };
+        let now = now_ms();
+        let (a, b) = (login(now), login(now + 1));
+        // A's login has indexed A, not yet written it...
+        assert!(store.index("mallory", &a, now).await.unwrap().is_empty());
+        // ...when B's login runs whole (max_per_user = 1)...
+        assert!(store.write(&b, false).await.unwrap());
+        // ...and then A's goes on.
+        store.put::<()>(&a, now, None).await.unwrap();
+        store.confirm("mallory", &a).await.unwrap();
+        let indexed: Vec<SessionKey> = store
+            .list_user("mallory")
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.key)
+            .collect();
+        assert!(
+            indexed.contains(&a.key),
+            "a live session is outside its user's index"
+        );
+        assert!(indexed.contains(&b.key));
+        // The next login ends the oldest confirmed one, as max_per_user says.
+        let c = login(now + 2);
+        assert!(store.write(&c, false).await.unwrap());
+        let left: Vec<SessionKey> = store
+            .list_user("mallory")
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.key)
+            .collect();
+        assert_eq!(left, vec![c.key], "both older sessions ended");
+        assert!(store.peek(&a.key).await.unwrap().is_none());
+        // Destroying a session removes its entry, confirmed or pending.
+        assert!(store.destroy(&c.key).await.unwrap());
+        assert!(store.list_user("mallory").await.unwrap().is_empty());
     }
 
     #[test]

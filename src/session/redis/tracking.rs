@@ -130,7 +130,7 @@ fn invalidated(data: &[Value], key_prefix: &str) -> Invalidated {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     use std::process::{Child, Command, Stdio};
@@ -139,13 +139,13 @@ mod tests {
     use crate::session::signing::SessionId;
 
     /// A throwaway redis-server on an ephemeral port, killed on drop.
-    struct Server {
+    pub(in crate::session::redis) struct Server {
         port: u16,
         child: Child,
     }
 
     impl Server {
-        fn start() -> Server {
+        pub(in crate::session::redis) fn start() -> Server {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
@@ -154,6 +154,8 @@ mod tests {
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(std::env::temp_dir())
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("redis-server (apt-get install -y redis-server, or ./test.sh)");
@@ -166,7 +168,7 @@ mod tests {
             server
         }
 
-        fn url(&self) -> String {
+        pub(in crate::session::redis) fn url(&self) -> String {
             format!("redis://127.0.0.1:{}/", self.port)
         }
 
