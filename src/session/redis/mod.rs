@@ -743,6 +743,12 @@ mod tests {
         .unwrap()
     }
 
+    /// The live sessions in mallory's index.
+    async fn indexed(store: &RedisStore) -> Vec<SessionKey> {
+        let live = store.list_user("mallory").await.unwrap();
+        live.iter().map(|s| s.key).collect()
+    }
+
     /// Regression: with a login split into one-key steps, a login of the
     /// same user that ran whole while another was between indexing and
     /// writing its record ended that not-yet-written session, dropped its
@@ -783,29 +789,20 @@ mod tests {
         // ...and then A's goes on.
         store.put::<()>(&a, now, None).await.unwrap();
         store.confirm("mallory", &a).await.unwrap();
-        let indexed: Vec<SessionKey> = store
-            .list_user("mallory")
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.key)
-            .collect();
+        let indexed = indexed(&store).await;
         assert!(
             indexed.contains(&a.key),
             "a live session is outside its user's index"
         );
         assert!(indexed.contains(&b.key));
-        // The next login ends the oldest confirmed one, as max_per_user says.
+        // The next login ends the confirmed ones past max_per_user.
         let c = login(now + 2);
         assert!(store.write(&c, false).await.unwrap());
-        let left: Vec<SessionKey> = store
-            .list_user("mallory")
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.key)
-            .collect();
-        assert_eq!(left, vec![c.key], "both older sessions ended");
+        assert_eq!(
+            indexed(&store).await,
+            vec![c.key],
+            "both older sessions ended"
+        );
         assert!(store.peek(&a.key).await.unwrap().is_none());
         // Destroying a session removes its entry, confirmed or pending.
         assert!(store.destroy(&c.key).await.unwrap());
