@@ -789,12 +789,12 @@ mod tests {
         // ...and then A's goes on.
         store.put::<()>(&a, now, None).await.unwrap();
         store.confirm("mallory", &a).await.unwrap();
-        let indexed = indexed(&store).await;
+        let now_indexed = indexed(&store).await;
         assert!(
-            indexed.contains(&a.key),
+            now_indexed.contains(&a.key),
             "a live session is outside its user's index"
         );
-        assert!(indexed.contains(&b.key));
+        assert!(now_indexed.contains(&b.key));
         // The next login ends the confirmed ones past max_per_user.
         let c = login(now + 2);
         assert!(store.write(&c, false).await.unwrap());
