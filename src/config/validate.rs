@@ -577,6 +577,15 @@ impl Validator {
         }
     }
 
+    /// `store.password` as text, for Sentinel's and a cluster's nodes;
+    /// `None` inside when there is none, `None` outside when it fails.
+    fn node_password(&mut self, raw: Option<&RawSecret>, base: &Path) -> Option<Option<String>> {
+        match raw {
+            Some(p) => Some(Some(self.secret_text("store.password", p, base)?)),
+            None => Some(None),
+        }
+    }
+
     /// `[store.cluster]`: the seed nodes, and `store.password` for them.
     fn cluster(
         &mut self,
@@ -595,13 +604,9 @@ impl Validator {
                 self.problem("store.cluster.nodes", format!("{a:?} is not host:port"));
             }
         }
-        let password = match password {
-            Some(p) => Some(self.secret_text("store.password", p, base)?),
-            None => None,
-        };
         Some(ClusterOptions {
             nodes: raw.nodes,
-            password,
+            password: self.node_password(password, base)?,
         })
     }
 
@@ -637,10 +642,7 @@ impl Validator {
             Some(p) => Some(self.secret_text("store.sentinel.password", p, base)?),
             None => None,
         };
-        let node_password = match node_password {
-            Some(p) => Some(self.secret_text("store.password", p, base)?),
-            None => None,
-        };
+        let node_password = self.node_password(node_password, base)?;
         Some(SentinelOptions {
             addrs: raw.addrs,
             master_name: raw.master_name,

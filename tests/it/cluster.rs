@@ -131,6 +131,15 @@ fn cached(gate: &Gate, cookie: &str) {
     });
 }
 
+/// Wait until `gate` answers 200 for every one of `cookies`.
+fn every_session_answers(gate: &Gate, cookies: &[String]) {
+    wait_for(Duration::from_secs(30), "every session to answer", || {
+        cookies
+            .iter()
+            .all(|c| gate.get("/private").cookie(c).send().status == 200)
+    });
+}
+
 /// The gate's count of sessions served from its local cache.
 fn local_hits(gate: &Gate) -> u64 {
     let metrics = gate.admin("GET", "/metrics").send().body;
@@ -264,15 +273,7 @@ fn a_primary_failover_inside_the_cluster_answers_503_meanwhile_and_loses_no_sess
         cluster.primaries().len() == 3
     });
     // Every session made before, the failed primary's included, is back.
-    wait_for(
-        Duration::from_secs(30),
-        "every session to answer again",
-        || {
-            cookies
-                .iter()
-                .all(|c| gate.get("/private").cookie(c).send().status == 200)
-        },
-    );
+    every_session_answers(&gate, &cookies);
     let back = killed_at.elapsed();
     load.more(50);
     load.stop_and_check("cluster failover", back);
@@ -289,15 +290,7 @@ fn a_primary_failover_inside_the_cluster_answers_503_meanwhile_and_loses_no_sess
         || second.admin_anonymous("GET", "/readyz").send().status == 200,
     );
     // It was idle through the failover: let it answer every session first.
-    wait_for(
-        Duration::from_secs(30),
-        "every session to answer on the other instance",
-        || {
-            cookies
-                .iter()
-                .all(|c| second.get("/private").cookie(c).send().status == 200)
-        },
-    );
+    every_session_answers(&second, &cookies);
     for c in &cookies {
         // Served from the other instance's local cache, so only an
         // invalidation from the session's primary can end it there in time.
