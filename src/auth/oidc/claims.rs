@@ -78,8 +78,7 @@ impl ClaimRules {
             let domain = claims
                 .get("email")
                 .and_then(Value::as_str)
-                .and_then(|e| e.rsplit_once('@'))
-                .map(|(_, d)| d.to_ascii_lowercase());
+                .and_then(email_domain);
             if !domain.is_some_and(|d| self.allowed_email_domains.contains(&d)) {
                 return Err(Refusal::EmailDomain);
             }
@@ -124,6 +123,25 @@ impl ClaimRules {
             _ => Vec::new(),
         }
     }
+}
+
+/// The lower-case domain of a plain address (`local@domain`), or `None` for
+/// anything else. Parsed by `email_address` (RFC 5322 addr-spec), with the
+/// forms a domain allow-list must not guess at refused outright: a display
+/// name (`Eve <eve@x>`), a domain literal (`a@[10.0.0.1]`), and a quoted
+/// local part, which is the only way an address holds a second `@`
+/// (`"eve@evil.com"@company.com`). Taking the text after the last `@` let
+/// `attacker@evil.com@company.com` through (oauth2-proxy GHSA-c5c4-8r6x-56w3).
+fn email_domain(address: &str) -> Option<String> {
+    use email_address::{EmailAddress, Options};
+    let options = Options::default()
+        .without_display_text()
+        .without_domain_literal();
+    let parsed = EmailAddress::parse_with_options(address, options).ok()?;
+    if parsed.local_part().starts_with('"') || address.matches('@').count() != 1 {
+        return None;
+    }
+    Some(parsed.domain().to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -228,6 +246,46 @@ mod tests {
         let mut unverified = with("email", json!("a@example.com"));
         unverified.remove("email_verified");
         assert_eq!(r.map(&unverified), Err(Refusal::UnverifiedEmail));
+    }
+
+    #[test]
+    fn only_a_plain_address_has_a_domain() {
+        let cases = [
+            ("a@company.com", Some("company.com")),
+            ("A.B+tag@Company.COM", Some("company.com")),
+            // The advisory's case: the domain after the last '@' is not the address's.
+            ("attacker@evil.com@company.com", None),
+            ("\"attacker@evil.com\"@company.com", None),
+            ("\"quoted\"@company.com", None),
+            ("Eve <eve@company.com>", None),
+            ("eve@[10.0.0.1]", None),
+            ("company.com", None),
+            ("@company.com", None),
+            ("eve@", None),
+            ("eve@company.com ", None),
+            ("eve@company.com\n", None),
+            ("", None),
+        ];
+        for (address, want) in cases {
+            assert_eq!(email_domain(address).as_deref(), want, "{address:?}");
+        }
+    }
+
+    #[test]
+    fn a_second_at_sign_passes_no_domain_allow_list() {
+        let r = ClaimRules {
+            allowed_email_domains: vec!["company.com".into()],
+            ..rules()
+        };
+        for email in [
+            "attacker@evil.com@company.com",
+            "\"attacker@evil.com\"@company.com",
+        ] {
+            let c = claims(json!({
+                "preferred_username": "a", "email_verified": true, "email": email,
+            }));
+            assert_eq!(r.map(&c), Err(Refusal::EmailDomain), "{email}");
+        }
     }
 
     #[test]
