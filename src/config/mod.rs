@@ -54,7 +54,21 @@ pub enum Error {
     Invalid {
         path: PathBuf,
         problems: Vec<String>,
+        /// The files the refused config names, readable or not: a reload
+        /// watches them, so a secret that appears later is picked up.
+        files: Vec<PathBuf>,
     },
+}
+
+impl Error {
+    /// The files the config names besides itself, as far as they are known
+    /// (none when the file could not be read or parsed).
+    pub fn files(&self) -> &[PathBuf] {
+        match self {
+            Error::Invalid { files, .. } => files,
+            Error::Read { .. } | Error::Syntax { .. } => &[],
+        }
+    }
 }
 
 // ---------------------------------------------------------------- typed layer
@@ -155,9 +169,10 @@ impl Config {
                 path: path.to_owned(),
                 message,
             },
-            ParseError::Invalid(problems) => Error::Invalid {
+            ParseError::Invalid { problems, files } => Error::Invalid {
                 path: path.to_owned(),
                 problems,
+                files,
             },
         })
     }
@@ -175,7 +190,10 @@ impl Config {
         let config = v.config(raw, base);
         match config {
             Some(c) if v.problems.is_empty() => Ok(c),
-            _ => Err(ParseError::Invalid(v.problems)),
+            _ => Err(ParseError::Invalid {
+                problems: v.problems,
+                files: v.files,
+            }),
         }
     }
 }
@@ -184,7 +202,11 @@ impl Config {
 #[derive(Debug)]
 pub enum ParseError {
     Syntax(String),
-    Invalid(Vec<String>),
+    Invalid {
+        problems: Vec<String>,
+        /// Every file the config names (see [`Error::files`]).
+        files: Vec<PathBuf>,
+    },
 }
 
 #[cfg(test)]
@@ -219,7 +241,7 @@ addrs = ["127.0.0.1:9"]
 
     fn problems(text: &str) -> Vec<String> {
         match parse(text) {
-            Err(ParseError::Invalid(p)) => p,
+            Err(ParseError::Invalid { problems, .. }) => problems,
             Err(ParseError::Syntax(s)) => vec![format!("syntax: {s}")],
             Ok(_) => vec![],
         }

@@ -165,7 +165,7 @@ impl Validator {
             listen,
             tls,
             upgrade_socket,
-            files: std::mem::take(&mut self.files),
+            files: self.files.clone(),
             trusted_proxies: TrustedProxies::new(trusted_proxies),
             threads: raw.server.threads,
             grace_period: grace_period?,

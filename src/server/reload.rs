@@ -57,7 +57,8 @@ struct State<S> {
     upstreams: Vec<Upstream>,
     /// The running health checks, each stopped by its sender.
     health: Vec<(Balancer, watch::Sender<bool>)>,
-    /// What the watched files looked like at the last attempt.
+    /// The watched files (`proxy.toml` and those named by the newest
+    /// version of it, refused or not), as they looked at the last attempt.
     seen: Vec<Stamp>,
 }
 
@@ -81,7 +82,7 @@ impl<S: SessionStore> Reloader<S> {
         METRICS
             .config_loaded_at
             .store(unix_now(), std::sync::atomic::Ordering::Relaxed);
-        let seen = stamps(path, &first.config);
+        let seen = stamps(path, &first.config.files);
         Reloader {
             path: path.to_owned(),
             gates: first.gates,
@@ -116,7 +117,7 @@ impl<S: SessionStore> Reloader<S> {
     async fn poll(&self) {
         let changed = {
             let mut state = self.state();
-            let now = stamps(&self.path, &state.config);
+            let now = restamp(&state.seen);
             let changed = now != state.seen;
             state.seen = now;
             changed
@@ -155,10 +156,23 @@ impl<S: SessionStore> Reloader<S> {
 
     /// Build the next generation and swap it in; the users to sign out.
     fn apply(&self) -> Result<Vec<String>, (Reload, String)> {
-        let config = Config::load(&self.path).map_err(|e| (Reload::Invalid, e.to_string()))?;
+        let config = match Config::load(&self.path) {
+            Ok(config) => config,
+            Err(e) => {
+                // Watch what the refused file names, readable or not: a
+                // Kubernetes Secret often lands after the ConfigMap naming it.
+                // The serving config's files stay watched too (a syntax error
+                // names none).
+                let mut state = self.state();
+                let mut files = e.files().to_vec();
+                files.extend(state.config.files.iter().cloned());
+                state.seen = stamps(&self.path, &files);
+                return Err((Reload::Invalid, e.to_string()));
+            }
+        };
         let mut state = self.state();
         // Whatever happens next, these are the files as this attempt saw them.
-        state.seen = stamps(&self.path, &config);
+        state.seen = stamps(&self.path, &config.files);
         let fixed = restart_only(&state.config, &config);
         if !fixed.is_empty() {
             return Err((
@@ -353,17 +367,30 @@ struct Stamp {
     seen: Option<(SystemTime, u64, u64)>,
 }
 
-fn stamps(path: &Path, config: &Config) -> Vec<Stamp> {
+/// `path` and `files` as they look now; a file named twice is stamped once.
+fn stamps(path: &Path, files: &[PathBuf]) -> Vec<Stamp> {
+    let mut out: Vec<Stamp> = Vec::with_capacity(files.len() + 1);
+    for p in std::iter::once(path).chain(files.iter().map(PathBuf::as_path)) {
+        if !out.iter().any(|s| s.path == p) {
+            out.push(stamp(p));
+        }
+    }
+    out
+}
+
+/// The same files as `seen`, as they look now.
+fn restamp(seen: &[Stamp]) -> Vec<Stamp> {
+    seen.iter().map(|s| stamp(&s.path)).collect()
+}
+
+fn stamp(path: &Path) -> Stamp {
     use std::os::unix::fs::MetadataExt;
-    std::iter::once(path)
-        .chain(config.files.iter().map(PathBuf::as_path))
-        .map(|p| Stamp {
-            path: p.to_owned(),
-            seen: std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len(), m.ino())),
-        })
-        .collect()
+    Stamp {
+        path: path.to_owned(),
+        seen: std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len(), m.ino())),
+    }
 }
 
 fn unix_now() -> u64 {

@@ -163,6 +163,51 @@ fn secrets_rotate_without_a_restart() {
     assert_eq!(gate.get("/private").api().cookie(&after).send().status, 401);
 }
 
+/// Regression: a reload refused because a named secret file was missing was
+/// not retried when the file appeared (only the serving config's files were
+/// watched), the usual order when a ConfigMap and a Secret update apart.
+#[test]
+fn a_secret_file_that_appears_after_the_config_is_picked_up() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let before = gate.login("alice", "user");
+    let (generation, applied, invalid, _) = edit(&gate, |t| {
+        t.replace(
+            "{ env = \"TEST_SECRET\" }",
+            "{ file = \"late.secret\" }, { env = \"TEST_SECRET\" }",
+        )
+    });
+    assert_eq!(invalid, 1, "the missing file refuses the reload");
+    assert!(gate.output().contains("late.secret"), "{}", gate.output());
+    // The file appears; nothing else changes, and no SIGHUP is sent.
+    let late = "a-secret-that-landed-late-0123456789abcdef";
+    let tmp = gate.dir().join("late.secret.tmp");
+    std::fs::write(&tmp, late).unwrap();
+    std::fs::rename(&tmp, gate.dir().join("late.secret")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reloads(&gate).1 == applied {
+        assert!(
+            Instant::now() < deadline,
+            "the appeared file was not picked up:\n{}",
+            gate.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(reloads(&gate).0, generation + 1);
+    // The new secret signs; the old one still verifies.
+    assert_eq!(gate.get("/private").cookie(&before).send().status, 200);
+    let after = gate.login("bob", "user");
+    let (name, value) = after.split_once('=').expect("name=value");
+    let (id, sig) = value.split_once('.').expect("id.sig");
+    let want = {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(late.as_bytes()).unwrap();
+        mac.update(format!("{name}={id}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    assert_eq!(sig, want, "the late secret signs new cookies");
+}
+
 #[test]
 fn the_admin_token_follows_the_file() {
     let backend = Backend::app();
