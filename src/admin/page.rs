@@ -122,7 +122,8 @@ impl<S: SessionStore> Admin<S> {
         user: &str,
         req: &pingora::http::RequestHeader,
     ) -> Response<Vec<u8>> {
-        if !same_origin(req) {
+        // The admin listener has no trusted proxies: its Host is the host.
+        if !same_origin(req, false) {
             return problem(Problem::CrossOrigin);
         }
         let user = percent_encoding::percent_decode_str(user).decode_utf8_lossy();
@@ -140,7 +141,8 @@ impl<S: SessionStore> Admin<S> {
         query: Option<&str>,
         req: &pingora::http::RequestHeader,
     ) -> Response<Vec<u8>> {
-        if !same_origin(req) {
+        // The admin listener has no trusted proxies: its Host is the host.
+        if !same_origin(req, false) {
             return problem(Problem::CrossOrigin);
         }
         if let Some(k) = SessionKey::from_hex(key) {

@@ -285,7 +285,7 @@ impl Login {
             Endpoint::LoginSubmit => self.submit_login(req, form, client, cur, sessions).await,
             Endpoint::LogoutPage => Reply::html(StatusCode::OK, self.logout_page()),
             Endpoint::LogoutSubmit => {
-                if !same_origin(req) {
+                if !same_origin(req, client.via_trusted_proxy) {
                     return forbidden();
                 }
                 // Where the provider that signed this session in sends it after
@@ -321,7 +321,7 @@ impl Login {
                 crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix).await
             }
             Endpoint::OwnSessionRevoke => {
-                if !same_origin(req) {
+                if !same_origin(req, client.via_trusted_proxy) {
                     return forbidden();
                 }
                 crate::auth::own_sessions::revoke(form, cur, sessions, &self.config.prefix).await
@@ -340,7 +340,7 @@ impl Login {
         cur: &mut RequestSession,
         sessions: &SessionManager<S>,
     ) -> Reply {
-        if !same_origin(req) {
+        if !same_origin(req, client.via_trusted_proxy) {
             return forbidden();
         }
         let (mut username, mut password, mut next) = (None, None, None);

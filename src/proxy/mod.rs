@@ -197,7 +197,7 @@ impl<S: SessionStore> Gate<S> {
         };
         ctx.store_down = store_down;
         if !store_down && self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
-            let client = client_info(session, ctx.client_ip, ctx.https);
+            let client = client_info(session, ctx);
             self.sessions
                 .ensure_uninitialized(&mut ctx.cur, &client)
                 .await
@@ -276,7 +276,7 @@ impl<S: SessionStore> Gate<S> {
         } else {
             Vec::new()
         };
-        let client = client_info(session, ctx.client_ip, ctx.https);
+        let client = client_info(session, ctx);
         let reply = self
             .login
             .handle(
@@ -331,10 +331,11 @@ fn client_ip(session: &Downstream) -> Option<IpAddr> {
 }
 
 /// What a new session records about its client.
-fn client_info(session: &Downstream, ip: Option<IpAddr>, https: bool) -> Client {
+fn client_info(session: &Downstream, ctx: &Ctx) -> Client {
     Client {
-        ip,
-        https,
+        ip: ctx.client_ip,
+        https: ctx.https,
+        via_trusted_proxy: ctx.trusted_peer,
         user_agent: session
             .req_header()
             .headers
@@ -657,7 +658,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
                 );
             }
             if allowed {
-                let client = client_info(session, ctx.client_ip, ctx.https);
+                let client = client_info(session, ctx);
                 let cur = &mut ctx.cur;
                 if commands.logout {
                     self.sessions.logout(cur).await.map_err(store_error)?;

@@ -84,6 +84,9 @@ pub struct Client {
     pub user_agent: Option<String>,
     /// The request came over HTTPS (for cookies set outside the session's).
     pub https: bool,
+    /// The peer is a trusted proxy, so its `X-Forwarded-Host` names the host
+    /// the browser used (the same-origin check of the forms).
+    pub via_trusted_proxy: bool,
 }
 
 /// The express-session life cycle over one store.

@@ -70,7 +70,9 @@ http {{
         # sessiongate's own pages (login, logout) through the front proxy.
         location /.sessiongate/ {{
             proxy_pass http://{sg};
-            proxy_set_header Host $host;
+            # $http_host keeps the port the browser used ($host drops it, and
+            # the login form's same-origin check then fails on :8080).
+            proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-Proto $scheme;
         }}
 
@@ -80,7 +82,7 @@ http {{
             proxy_pass http://{sg}/.sessiongate/auth/nginx;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Original-URI $request_uri;
         }}
@@ -195,8 +197,14 @@ fn gate(backend: &Backend) -> Gate {
 
 /// The cases every front proxy must pass. An anonymous browser gets a 302 to
 /// the login page from both (nginx turns sessiongate's 401 + Location into one).
+///
+/// The browser's host carries the front proxy's own, non-default port, as
+/// behind a proxy on :8080: the login and logout forms' same-origin check
+/// must see it (regression: nginx's `$host` dropped it and every login got 403).
 fn the_cases(front: &Front, backend: &Backend) {
-    let at = |target: &str| Req::new(front.addr, "GET", target);
+    let host = format!("app.test:{}", front.addr.port());
+    let origin = format!("http://{host}");
+    let at = |target: &str| Req::new(front.addr, "GET", target).host(&host);
 
     // A public page: allowed; a spoofed identity never reaches the backend.
     let public = at("/public/x")
@@ -237,8 +245,17 @@ fn the_cases(front: &Front, backend: &Backend) {
         ("password", "alice-password"),
         ("next", "/private"),
     ]);
+    // A form from another port of the same host is another origin.
+    let cross = Req::new(front.addr, "POST", "/.sessiongate/login")
+        .host(&host)
+        .header("Origin", "http://app.test:1")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(&form)
+        .send();
+    assert_eq!(cross.status, 403, "{cross:#?}");
     let login = Req::new(front.addr, "POST", "/.sessiongate/login")
-        .header("Origin", "http://app.test")
+        .host(&host)
+        .header("Origin", &origin)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(&form)
         .send();
@@ -278,7 +295,8 @@ fn the_cases(front: &Front, backend: &Backend) {
 
     // Logout through the front proxy ends the session.
     let out = Req::new(front.addr, "POST", "/.sessiongate/logout")
-        .header("Origin", "http://app.test")
+        .host(&host)
+        .header("Origin", &origin)
         .cookie(&alice)
         .send();
     assert_eq!(out.status, 303, "{out:#?}");
