@@ -47,8 +47,8 @@ need_pkg systemd-analyze systemd   # deploy/check.sh verifies the unit
 
 echo "== cargo fmt --check";        cargo fmt --all -- --check
 echo "== cargo clippy";             cargo clippy --workspace --all-targets --quiet -- -D warnings
-# The browser test runs the demo backend, an example: build it as a plain binary.
-echo "== cargo build --examples";   cargo build --examples --quiet
+# The browser test runs the demo backend, a package of its own (demo/backend).
+echo "== cargo build -p sessiongate-demo"; cargo build -p sessiongate-demo --quiet
 echo "== cargo test";               cargo test --all-targets --quiet
 echo "== black-box tests again, against the Redis store"
 SESSIONGATE_TEST_STORE=redis cargo test --tests --quiet

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the sessiongate demo: the demo application (examples/demo_backend.rs) on
+# Run the sessiongate demo: the demo application (demo/backend) on
 # 127.0.0.1:3000 behind sessiongate on 127.0.0.1:8080 (demo/proxy.toml), with
 # sessiongate's built-in login and its admin page on 127.0.0.1:9091.
 #
@@ -26,8 +26,11 @@ if ! command -v cmake >/dev/null 2>&1; then
     fi
 fi
 
-echo "building (the first release build takes a few minutes)..."
-cargo build --release --bin sessiongate --example demo_backend
+echo "building (the first build takes a few minutes)..."
+# The demo profile (Cargo.toml): optimised, without the release build's
+# whole-program LTO, and without the test and benchmark crates.
+cargo build --profile demo -p sessiongate --bin sessiongate -p sessiongate-demo --bin demo_backend
+bin=target/demo
 
 random() { # $1 random bytes, base64 without newlines
     head -c "$1" /dev/urandom | base64 | tr -d '\n'
@@ -40,7 +43,7 @@ export SESSIONGATE_ADMIN_TOKEN="${SESSIONGATE_ADMIN_TOKEN:-$(alnum 40)}"
 DEMO_PASSWORD="${DEMO_PASSWORD:-$(alnum 16)}"
 
 # The users file of the built-in login (demo/proxy.toml: users_file).
-hash="$(printf '%s\n' "$DEMO_PASSWORD" | target/release/sessiongate hash-password)"
+hash="$(printf '%s\n' "$DEMO_PASSWORD" | "$bin/sessiongate" hash-password)"
 (
     umask 077
     cat >demo/users.toml <<USERS
@@ -66,7 +69,7 @@ trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
-target/release/examples/demo_backend 127.0.0.1:3000 &
+"$bin/demo_backend" 127.0.0.1:3000 &
 BACKEND_PID=$!
 # Wait until the backend accepts connections (or has died, e.g. port 3000 taken).
 for _ in $(seq 50); do
@@ -100,7 +103,7 @@ BANNER
 
 # In the background plus `wait`, so that a TERM sent to this script reaches the
 # trap at once (bash defers traps until a foreground command has finished).
-target/release/sessiongate --config demo/proxy.toml &
+"$bin/sessiongate" --config demo/proxy.toml &
 PROXY_PID=$!
 status=0
 wait "$PROXY_PID" || status=$?

@@ -1,7 +1,7 @@
 //! The login flow in a real browser: headless Chromium, driven by
 //! `tests/browser/login_flow.mjs` (playwright-core), against the real
 //! `sessiongate` binary in front of the real demo backend
-//! (`examples/demo_backend.rs`), configured like the demo (`demo/proxy.toml`)
+//! (`demo/backend`), configured like the demo (`demo/proxy.toml`)
 //! on ephemeral ports. It also refreshes the screenshot `docs/login.png`.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules`: `./test.sh`
@@ -168,17 +168,14 @@ impl Demo {
             "{} is missing: {INSTALL_HINT}",
             modules.display()
         );
-        // Examples get no CARGO_BIN_EXE_*; cargo puts them in <target>/<profile>/examples.
+        // Another package's binary gets no CARGO_BIN_EXE_*; it sits beside ours.
         let backend_bin = Path::new(env!("CARGO_BIN_EXE_sessiongate"))
             .parent()
             .unwrap()
-            .join(format!(
-                "examples/demo_backend{}",
-                std::env::consts::EXE_SUFFIX
-            ));
+            .join(format!("demo_backend{}", std::env::consts::EXE_SUFFIX));
         assert!(
             backend_bin.exists(),
-            "{} is missing: run `cargo build --examples` (cargo test --all-targets builds it)",
+            "{} is missing: run `cargo build -p sessiongate-demo`",
             backend_bin.display()
         );
         let dir = TempDir::new();

@@ -9,7 +9,7 @@
 //! `/.sessiongate/logout`, which never reach this application.
 //!
 //! Standard library only: a thread per connection, HTTP/1.1 keep-alive,
-//! `Content-Length` bodies. Run: `cargo run --example demo_backend -- 127.0.0.1:3000`
+//! `Content-Length` bodies. Run: `cargo run -p sessiongate-demo -- 127.0.0.1:3000`
 #![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
