@@ -20,6 +20,17 @@
 //! The cost for a normal request is one downcast and one relaxed store; the
 //! timer is only armed when a read of the head would block.
 //!
+//! HTTP/2 (chosen by ALPN on a TLS listener) gets the same deadline for its
+//! first request: pingora waits for the client's preface and then for a
+//! stream with no timeout at all, so a client that completed the handshake
+//! and went quiet held its connection (and a slot of the cap) for ever. The
+//! clock runs from the handshake until a request head has arrived whole, seen
+//! by following the client's frames ([`H2Head`]): a HEADERS or CONTINUATION
+//! frame with END_HEADERS, payload included. After that, an HTTP/2 connection
+//! without streams ends after `server.client_idle_timeout` (pingora's
+//! `h2_idle_timeout`, set by `server`); a header block left unfinished stalls
+//! the whole connection (RFC 9113 §6.10), so that timeout bounds it too.
+//!
 //! TLS listeners are plain TCP listeners to pingora, and [`Guarded`] runs the
 //! handshake itself: pingora's own TLS listener has no handshake deadline and
 //! handshakes before any app sees the connection, so a client that sends half
@@ -266,33 +277,107 @@ pub struct Clocked {
     deadline: Pin<Box<Sleep>>,
     /// The head of the current request is being read, against the deadline.
     running: bool,
-    /// Set by the gate once pingora has parsed the head (through `&self`).
+    /// Set by the gate once pingora has parsed the head (through `&self`),
+    /// or by [`H2Head`] on an HTTP/2 connection.
     head_done: AtomicBool,
+    /// HTTP/2: the client's frames, followed until its first request head
+    /// is whole (pingora gives the gate no way back to the connection).
+    h2: Option<H2Head>,
     /// The counters of its listener (it is in `open`).
     counts: &'static Counts,
 }
 
 impl Clocked {
     fn new(inner: Stream, timeout: Duration, counts: &'static Counts) -> Self {
-        // HTTP/2 multiplexes many heads on one connection and has its own
-        // flow control; the clock is for HTTP/1 heads only.
-        let h2 = inner.selected_alpn_proto() == Some(ALPN::H2);
+        // HTTP/2's clock runs from here, the end of the handshake: its
+        // client speaks first (the preface), and silence is the attack.
+        let h2 = (inner.selected_alpn_proto() == Some(ALPN::H2)).then(H2Head::new);
         Clocked {
             inner,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
-            running: !h2,
-            head_done: AtomicBool::new(h2),
+            running: true,
+            head_done: AtomicBool::new(false),
+            h2,
             counts,
         }
     }
 
     /// A kept-alive connection waits for its next request: the clock starts
-    /// again at that request's first byte.
+    /// again at that request's first byte. (pingora never hands an HTTP/2
+    /// connection back: its streams are sessions of their own.)
     fn next_request(&mut self) {
         if self.inner.selected_alpn_proto() != Some(ALPN::H2) {
             self.running = false;
             self.head_done.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn overdue(&self) -> io::Error {
+        self.counts.head_timeouts.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(timeout = ?self.timeout, "request head too slow: connection closed");
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "request head not complete within server.request_head_timeout",
+        )
+    }
+}
+
+/// Follows a client's HTTP/2 byte stream (RFC 9113 §3.4 preface, §4.1 frame
+/// layout) until a header block has ended: a HEADERS (0x1) or CONTINUATION
+/// (0x9) frame with END_HEADERS (0x4), its payload read in full, so that a
+/// client cannot send the frame's 9-byte header and stall on the rest.
+#[derive(Debug)]
+struct H2Head {
+    /// Bytes still to pass over: the preface, then each frame's payload.
+    skip: usize,
+    /// The frame header being collected, and how much of it has arrived.
+    header: [u8; 9],
+    have: usize,
+    /// The payload being passed over ends a header block.
+    ends_head: bool,
+}
+
+impl H2Head {
+    /// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`.
+    const PREFACE_LEN: usize = 24;
+
+    fn new() -> Self {
+        H2Head {
+            skip: Self::PREFACE_LEN,
+            header: [0; 9],
+            have: 0,
+            ends_head: false,
+        }
+    }
+
+    /// Take the next bytes the client sent; `true` once a header block has
+    /// arrived whole. (A malformed preface is pingora's to refuse.)
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        const HEADERS: u8 = 0x1;
+        const CONTINUATION: u8 = 0x9;
+        const END_HEADERS: u8 = 0x4;
+        loop {
+            let n = self.skip.min(bytes.len());
+            self.skip -= n;
+            bytes = &bytes[n..];
+            if self.skip > 0 {
+                return false;
+            }
+            if self.ends_head {
+                return true;
+            }
+            let n = (self.header.len() - self.have).min(bytes.len());
+            self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            bytes = &bytes[n..];
+            if self.have < self.header.len() {
+                return false;
+            }
+            self.have = 0;
+            let [l0, l1, l2, kind, flags, ..] = self.header;
+            self.skip = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+            self.ends_head = matches!(kind, HEADERS | CONTINUATION) && flags & END_HEADERS != 0;
         }
     }
 }
@@ -317,6 +402,19 @@ impl AsyncRead for Clocked {
             return poll;
         }
         match poll {
+            Poll::Ready(Ok(())) if this.h2.is_some() => {
+                let read = &buf.filled()[before..];
+                if this.h2.as_mut().is_some_and(|h| h.feed(read)) {
+                    this.h2 = None;
+                    this.head_done.store(true, Ordering::Relaxed);
+                } else if Instant::now() >= this.deadline.deadline() {
+                    // A client that keeps the socket readable (PINGs,
+                    // SETTINGS) never lets a read block, where the timer
+                    // below is polled.
+                    return Poll::Ready(Err(this.overdue()));
+                }
+                Poll::Ready(Ok(()))
+            }
             Poll::Ready(Ok(())) if !this.running && buf.filled().len() > before => {
                 this.running = true;
                 let at = Instant::now() + this.timeout;
@@ -324,14 +422,7 @@ impl AsyncRead for Clocked {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending if this.running => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.counts.head_timeouts.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(timeout = ?this.timeout, "request head too slow: connection closed");
-                    Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "request head not complete within server.request_head_timeout",
-                    )))
-                }
+                Poll::Ready(()) => Poll::Ready(Err(this.overdue())),
                 Poll::Pending => Poll::Pending,
             },
             other => other,
@@ -436,5 +527,62 @@ impl GetSocketDigest for Clocked {
 impl Peek for Clocked {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::H2Head;
+
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len().to_be_bytes();
+        let mut f = vec![len[5], len[6], len[7], kind, flags, 0, 0, 0, 1];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Whether `bytes`, fed whole and fed split at every point, end a head.
+    fn ends(bytes: &[u8]) -> bool {
+        let whole = H2Head::new().feed(bytes);
+        for at in 0..=bytes.len() {
+            let mut h = H2Head::new();
+            let split = h.feed(&bytes[..at]) || h.feed(&bytes[at..]);
+            assert_eq!(split, whole, "split at {at}");
+        }
+        let mut h = H2Head::new();
+        let bytewise = bytes.iter().any(|b| h.feed(std::slice::from_ref(b)));
+        assert_eq!(bytewise, whole, "byte by byte");
+        whole
+    }
+
+    #[test]
+    fn a_head_ends_with_the_payload_of_an_end_headers_frame() {
+        let settings = frame(0x4, 0, &[0, 3, 0, 0, 0, 100]);
+        let ping = frame(0x6, 0, &[0; 8]);
+        let headers_open = frame(0x1, 0x1, b"abc");
+        let headers_done = frame(0x1, 0x5, b"abc");
+        let continuation_done = frame(0x9, 0x4, b"de");
+        let cat = |parts: &[&[u8]]| parts.concat();
+
+        assert!(!ends(b""));
+        assert!(!ends(PREFACE));
+        assert!(!ends(&cat(&[PREFACE, &settings, &ping, &ping])));
+        // A HEADERS frame without END_HEADERS: the block is still open.
+        assert!(!ends(&cat(&[PREFACE, &settings, &headers_open])));
+        // END_HEADERS, but the payload withheld.
+        let done = cat(&[PREFACE, &settings, &headers_done]);
+        assert!(!ends(&done[..done.len() - 1]));
+        assert!(ends(&done));
+        assert!(ends(&cat(&[PREFACE, &headers_open, &continuation_done])));
+        // END_HEADERS means nothing on other frame types (0x4 is ACK on SETTINGS).
+        assert!(!ends(&cat(&[
+            PREFACE,
+            &frame(0x4, 0x4, &[]),
+            &frame(0x0, 0x4, b"x")
+        ])));
+        // An empty header block still ends one (h2 then refuses the stream).
+        assert!(ends(&cat(&[PREFACE, &frame(0x1, 0x4, &[])])));
     }
 }

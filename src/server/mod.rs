@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{
     L4BufferSettings, ListenerConfig, TcpSocketOptions, DEFAULT_L4_WRITE_BUFFER_SIZE,
@@ -400,8 +401,15 @@ fn add_proxy_services<S: SessionStore>(
         } else {
             format!("sessiongate {worker}")
         };
-        let proxy =
+        let mut proxy =
             pingora::proxy::http_proxy(&server.configuration, proxy::Live::new(gates.clone()));
+        // An HTTP/2 connection with no stream open ends after the idle timeout
+        // (pingora keeps it for ever otherwise; HTTP/1.1's keep-alive is set
+        // per request by the gate). Read once here, so a reload changes it
+        // for HTTP/1.1 only; proxy.toml says so.
+        let mut options = HttpServerOptions::default();
+        options.h2_idle_timeout = Some(config.client_idle_timeout);
+        proxy.server_options = Some(options);
         let mut guarded = connections::Guarded::new(proxy, config.connections);
         for (tls, certificates) in config.tls.iter().zip(certificates) {
             let acceptor = Arc::new(tls_settings(certificates).build());

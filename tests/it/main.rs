@@ -16,6 +16,7 @@ mod common;
 mod connections;
 mod forward_auth;
 mod framing;
+mod http2;
 mod identity;
 mod lifecycle;
 mod login;
