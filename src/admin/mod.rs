@@ -171,19 +171,19 @@ impl<S: SessionStore> ServeHttp for Admin<S> {
 
 /// The admin app of the current config generation (its token and upstreams
 /// change on reload), taken once per request.
-pub struct Live<S> {
+pub struct CurrentAdmin<S> {
     current: Arc<ArcSwap<Admin<S>>>,
 }
 
-impl<S> Live<S> {
+impl<S> CurrentAdmin<S> {
     /// Serve whatever admin app `current` holds.
     pub fn new(current: Arc<ArcSwap<Admin<S>>>) -> Self {
-        Live { current }
+        CurrentAdmin { current }
     }
 }
 
 #[async_trait]
-impl<S: SessionStore> ServeHttp for Live<S> {
+impl<S: SessionStore> ServeHttp for CurrentAdmin<S> {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let admin = self.current.load_full();
         admin.response(session).await

@@ -106,7 +106,7 @@ pub enum Endpoint {
 
 /// Why the login cannot be built from its config.
 #[derive(Debug, thiserror::Error)]
-pub enum LoginError {
+pub enum AuthError {
     #[error("users file: {0}")]
     Users(#[from] users::Error),
     #[error("auth.oidc: {0}")]
@@ -163,7 +163,7 @@ fn oidc_step(rest: &str) -> Option<(&str, &str)> {
 }
 
 /// The built-in login: users, throttles, the hashing limit, the OIDC providers.
-pub struct Login {
+pub struct Auth {
     config: AuthOptions,
     /// The users file as this login's config generation read it.
     users: Arc<Users>,
@@ -179,16 +179,16 @@ pub struct Login {
     providers: Vec<Arc<Provider>>,
 }
 
-impl Login {
+impl Auth {
     /// Load the users file (if configured) and prepare the dummy hash.
     ///
     /// # Errors
     /// If the users file cannot be loaded.
-    pub fn new(config: AuthOptions) -> Result<Login, LoginError> {
+    pub fn new(config: AuthOptions) -> Result<Auth, AuthError> {
         let users = load_users(&config)?;
         let providers = providers(&config, &[])?;
         let window = config.failure_window;
-        Ok(Login {
+        Ok(Auth {
             by_user: Arc::new(Throttle::new(
                 config.max_failures,
                 window,
@@ -213,7 +213,7 @@ impl Login {
     ///
     /// # Errors
     /// The users file is unreadable or invalid; `self` stays as it was.
-    pub fn next(&self, config: AuthOptions) -> Result<(Login, Vec<String>), LoginError> {
+    pub fn next(&self, config: AuthOptions) -> Result<(Auth, Vec<String>), AuthError> {
         let users = load_users(&config)?;
         let providers = providers(&config, &self.providers)?;
         let revoked = self.users.revoked_in(&users);
@@ -243,7 +243,7 @@ impl Login {
         } else {
             Arc::new(Semaphore::new(config.max_concurrent_hashes))
         };
-        let login = Login {
+        let login = Auth {
             config,
             users: Arc::new(users),
             dummy_hash: self.dummy_hash.clone(),
@@ -728,10 +728,7 @@ fn signed_in(next: &str, same_site: SameSite) -> Reply {
 
 /// The providers of `config`, reusing those of `old` whose settings are unchanged
 /// (a reload keeps their discovery document and keys).
-fn providers(
-    config: &AuthOptions,
-    old: &[Arc<Provider>],
-) -> Result<Vec<Arc<Provider>>, LoginError> {
+fn providers(config: &AuthOptions, old: &[Arc<Provider>]) -> Result<Vec<Arc<Provider>>, AuthError> {
     config
         .oidc
         .iter()
@@ -739,7 +736,7 @@ fn providers(
             Some(p) => Ok(p.clone()),
             None => Provider::new(o.clone())
                 .map(Arc::new)
-                .map_err(LoginError::Provider),
+                .map_err(AuthError::Provider),
         })
         .collect()
 }

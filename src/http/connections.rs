@@ -14,7 +14,7 @@
 //!   once a request head has taken longer than `server.request_head_timeout`.
 //!   The clock starts at accept for the first request and at the first byte
 //!   of each later one (the keep-alive wait in between is the idle timeout's),
-//!   and the gate stops it as soon as pingora has parsed the head
+//!   and the proxy stops it as soon as pingora has parsed the head
 //!   ([`head_read`]), so a slow body or a long response is never cut.
 //!
 //! The cost for a normal request is one downcast and one relaxed store; the
@@ -277,11 +277,11 @@ pub struct Clocked {
     deadline: Pin<Box<Sleep>>,
     /// The head of the current request is being read, against the deadline.
     running: bool,
-    /// Set by the gate once pingora has parsed the head (through `&self`),
+    /// Set by the proxy once pingora has parsed the head (through `&self`),
     /// or by [`H2Head`] on an HTTP/2 connection.
     head_done: AtomicBool,
     /// HTTP/2: the client's frames, followed until its first request head
-    /// is whole (pingora gives the gate no way back to the connection).
+    /// is whole (pingora gives the proxy no way back to the connection).
     h2: Option<H2Head>,
     /// The counters of its listener (it is in `open`).
     counts: &'static Counts,

@@ -26,18 +26,18 @@ use pingora::proxy::FailToProxy;
 
 pub mod assertion;
 pub mod commands;
+pub mod current;
 pub mod forward_auth;
 pub mod forwarded;
 pub mod framing;
 pub mod identity;
-pub mod live;
 pub mod request_id;
 pub mod routes;
 pub mod upstream;
 
 use self::forwarded::TrustedProxies;
 use self::routes::{Decision, Identity, Rules};
-use crate::auth::endpoints::{self, Endpoint, Login};
+use crate::auth::endpoints::{self, Auth, Endpoint};
 use crate::http::problem::Problem;
 use crate::http::reply::PAGE_HEADERS;
 use crate::http::{headers, redirect};
@@ -47,7 +47,7 @@ use crate::session::{SessionStore, StoreError};
 
 type Downstream = pingora::proxy::Session;
 
-pub use self::live::Live;
+pub use self::current::CurrentProxy;
 pub use self::upstream::{load_balancer, Upstream, UpstreamOptions};
 
 /// What the request path needs to know, built once by `config`.
@@ -72,10 +72,10 @@ pub struct ProxyOptions {
 }
 
 /// The proxy: everything built once at start-up.
-pub struct Gate<S> {
+pub struct Proxy<S> {
     config: Arc<ProxyOptions>,
     sessions: Arc<SessionManager<S>>,
-    login: Arc<Login>,
+    auth: Arc<Auth>,
     upstreams: Vec<Upstream>,
     /// `login_url?next=`, prepared once.
     login_prefix: String,
@@ -101,19 +101,19 @@ pub struct Ctx {
     id: HeaderValue,
 }
 
-impl<S: SessionStore> Gate<S> {
+impl<S: SessionStore> Proxy<S> {
     /// Assemble the proxy.
     pub fn new(
         config: Arc<ProxyOptions>,
         sessions: Arc<SessionManager<S>>,
-        login: Arc<Login>,
+        auth: Arc<Auth>,
         upstreams: Vec<Upstream>,
     ) -> Self {
         let login_prefix = format!("{}?next=", config.login_url);
-        Gate {
+        Proxy {
             config,
             sessions,
-            login,
+            auth,
             upstreams,
             login_prefix,
         }
@@ -278,7 +278,7 @@ impl<S: SessionStore> Gate<S> {
         };
         let client = client_info(session, ctx);
         let reply = self
-            .login
+            .auth
             .handle(
                 endpoint,
                 session.req_header(),
@@ -418,7 +418,7 @@ async fn respond_store_down(session: &mut Downstream, id: &HeaderValue) -> Resul
 }
 
 #[async_trait]
-impl<S: SessionStore> ProxyHttp for Gate<S> {
+impl<S: SessionStore> ProxyHttp for Proxy<S> {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
@@ -573,7 +573,7 @@ impl<S: SessionStore> ProxyHttp for Gate<S> {
         identity::strip_client_identity(req, &self.config.identity);
         let cookie = &self.sessions.config().cookie;
         identity::strip_session_cookie(req, &cookie.name)?;
-        if let Some(name) = self.login.prelogin_cookie(cookie) {
+        if let Some(name) = self.auth.prelogin_cookie(cookie) {
             identity::strip_session_cookie(req, name)?;
         }
 

@@ -26,14 +26,14 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 
 pub use self::logging::init as init_logging;
-use self::reload::{First, Reloader};
+use self::reload::{FirstGeneration, Reloader};
 use crate::admin::{self, Admin};
-use crate::auth::endpoints::Login;
+use crate::auth::endpoints::Auth;
 use crate::config::Config;
 use crate::config::StoreConfig;
 use crate::http::connections;
 use crate::http::tls::Certificates;
-use crate::proxy::{self, Gate, ProxyOptions, Upstream};
+use crate::proxy::{self, Proxy, ProxyOptions, Upstream};
 use crate::session::manager::SessionManager;
 use crate::session::redis::{RedisStore, Watcher};
 use crate::session::{MemoryOptions, MemoryStore, SessionStore};
@@ -47,7 +47,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{0}")]
-    Login(#[from] crate::auth::endpoints::LoginError),
+    Auth(#[from] crate::auth::endpoints::AuthError),
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("listen {addr}: {source}")]
@@ -278,9 +278,9 @@ fn add_services<S: SessionStore>(
     upstreams: Vec<Upstream>,
 ) -> Result<(), Error> {
     let sessions = Arc::new(SessionManager::new(config.session.clone(), store));
-    let login = Arc::new(Login::new(config.auth.clone())?);
-    let gates = Arc::new(ArcSwap::from_pointee(gate(
-        config, &sessions, &login, &upstreams,
+    let auth = Arc::new(Auth::new(config.auth.clone())?);
+    let proxies = Arc::new(ArcSwap::from_pointee(proxy_of(
+        config, &sessions, &auth, &upstreams,
     )));
     let admins = Arc::new(ArcSwap::from_pointee(admin_app(
         config, &sessions, &upstreams,
@@ -291,22 +291,22 @@ fn add_services<S: SessionStore>(
         .map(|t| Certificates::new(&t.pair))
         .collect();
 
-    let live = admin::Live::new(admins.clone());
-    let guarded = connections::Guarded::admin(live, config.connections.head_timeout);
+    let admin = admin::CurrentAdmin::new(admins.clone());
+    let guarded = connections::Guarded::admin(admin, config.connections.head_timeout);
     let mut admin_service = pingora::services::listening::Service::new("admin".to_owned(), guarded);
     admin_service.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin_service);
-    add_proxy_services(server, config, &gates, &certificates)?;
+    add_proxy_services(server, config, &proxies, &certificates)?;
     server.add_service(background_service(
         "config reloader",
         Reloader::new(
             path,
-            First {
+            FirstGeneration {
                 config: config.clone(),
                 sessions,
-                login,
+                auth,
                 upstreams,
-                gates,
+                proxies,
                 admins,
                 certificates,
             },
@@ -316,12 +316,12 @@ fn add_services<S: SessionStore>(
 }
 
 /// What the request path needs from `config`, built once per generation.
-fn gate<S: SessionStore>(
+fn proxy_of<S: SessionStore>(
     config: &Config,
     sessions: &Arc<SessionManager<S>>,
-    login: &Arc<Login>,
+    auth: &Arc<Auth>,
     upstreams: &[Upstream],
-) -> Gate<S> {
+) -> Proxy<S> {
     let options = Arc::new(ProxyOptions {
         trusted_proxies: config.trusted_proxies.clone(),
         client_idle_timeout: config.client_idle_timeout,
@@ -335,7 +335,7 @@ fn gate<S: SessionStore>(
             .as_ref()
             .and_then(proxy::assertion::Assertions::new),
     });
-    Gate::new(options, sessions.clone(), login.clone(), upstreams.to_vec())
+    Proxy::new(options, sessions.clone(), auth.clone(), upstreams.to_vec())
 }
 
 /// The admin app of one generation.
@@ -371,11 +371,11 @@ fn admin_app<S: SessionStore>(
 /// service, so with two threads about every other proxied request wakes the
 /// other thread (a futex wake and a context switch each way). With one thread
 /// per service that task stays where the request ran: measured in
-/// `bench/README.md`. Every worker serves the same current gate ([`proxy::Live`]).
+/// `bench/README.md`. Every worker serves the same current proxy ([`proxy::CurrentProxy`]).
 fn add_proxy_services<S: SessionStore>(
     server: &mut Server,
     config: &Arc<Config>,
-    gates: &Arc<ArcSwap<Gate<S>>>,
+    proxies: &Arc<ArcSwap<Proxy<S>>>,
     certificates: &[Arc<Certificates>],
 ) -> Result<(), Error> {
     let workers = config.threads.max(1);
@@ -401,11 +401,13 @@ fn add_proxy_services<S: SessionStore>(
         } else {
             format!("sessiongate {worker}")
         };
-        let mut proxy =
-            pingora::proxy::http_proxy(&server.configuration, proxy::Live::new(gates.clone()));
+        let mut proxy = pingora::proxy::http_proxy(
+            &server.configuration,
+            proxy::CurrentProxy::new(proxies.clone()),
+        );
         // An HTTP/2 connection with no stream open ends after the idle timeout
         // (pingora keeps it for ever otherwise; HTTP/1.1's keep-alive is set
-        // per request by the gate). Read once here, so a reload changes it
+        // per request by the proxy). Read once here, so a reload changes it
         // for HTTP/1.1 only; proxy.toml says so.
         let mut options = HttpServerOptions::default();
         options.h2_idle_timeout = Some(config.client_idle_timeout);

@@ -2,11 +2,11 @@
 //! file it names (secrets, users file, certificates) changes.
 //!
 //! A reload reads and validates the file exactly as `sessiongate check` does,
-//! then builds the next generation beside the one serving: the login (users
+//! then builds the next generation beside the one serving: the auth (users
 //! file read again, throttles kept), a session manager over the *same* store
 //! (so sessions survive; new secrets sign, all verify), the upstreams (a load
 //! balancer whose addresses and checks did not change is kept with its health
-//! state), the gate and the admin app. Only then is it swapped in, one atomic
+//! state), the proxy and the admin app. Only then is it swapped in, one atomic
 //! store per listener kind: a request is served by the old generation or the
 //! new one, never a mix ([`crate::proxy::Live`]). Certificates and logging
 //! follow, and the sessions of users the new users file removed are ended.
@@ -26,11 +26,11 @@ use pingora::server::ShutdownWatch;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::auth::endpoints::Login;
+use crate::auth::endpoints::Auth;
 use crate::config::{Config, StoreConfig};
 use crate::http::tls::Certificates;
 use crate::metrics::{Reload, METRICS};
-use crate::proxy::{self, Gate, Upstream};
+use crate::proxy::{self, Proxy, Upstream};
 use crate::session::manager::SessionManager;
 use crate::session::SessionStore;
 
@@ -42,7 +42,7 @@ type Balancer = Arc<LoadBalancer<RoundRobin>>;
 /// The background service that owns the config generations.
 pub struct Reloader<S> {
     path: PathBuf,
-    gates: Arc<ArcSwap<Gate<S>>>,
+    proxies: Arc<ArcSwap<Proxy<S>>>,
     admins: Arc<ArcSwap<Admin<S>>>,
     /// One per `[[server.tls]]`, in order (their number cannot change).
     certificates: Vec<Arc<Certificates>>,
@@ -53,7 +53,7 @@ pub struct Reloader<S> {
 struct State<S> {
     config: Arc<Config>,
     sessions: Arc<SessionManager<S>>,
-    login: Arc<Login>,
+    auth: Arc<Auth>,
     upstreams: Vec<Upstream>,
     /// The running health checks, each stopped by its sender.
     health: Vec<(Balancer, watch::Sender<bool>)>,
@@ -63,19 +63,19 @@ struct State<S> {
 }
 
 /// The parts of the first generation, built by `server::build`.
-pub struct First<S> {
+pub struct FirstGeneration<S> {
     pub config: Arc<Config>,
     pub sessions: Arc<SessionManager<S>>,
-    pub login: Arc<Login>,
+    pub auth: Arc<Auth>,
     pub upstreams: Vec<Upstream>,
-    pub gates: Arc<ArcSwap<Gate<S>>>,
+    pub proxies: Arc<ArcSwap<Proxy<S>>>,
     pub admins: Arc<ArcSwap<Admin<S>>>,
     pub certificates: Vec<Arc<Certificates>>,
 }
 
 impl<S: SessionStore> Reloader<S> {
     /// Watch `path` (the config file `first` was loaded from).
-    pub fn new(path: &Path, first: First<S>) -> Self {
+    pub fn new(path: &Path, first: FirstGeneration<S>) -> Self {
         METRICS
             .config_generation
             .store(1, std::sync::atomic::Ordering::Relaxed);
@@ -85,13 +85,13 @@ impl<S: SessionStore> Reloader<S> {
         let seen = stamps(path, &first.config.files);
         Reloader {
             path: path.to_owned(),
-            gates: first.gates,
+            proxies: first.proxies,
             admins: first.admins,
             certificates: first.certificates,
             state: Mutex::new(State {
                 config: first.config,
                 sessions: first.sessions,
-                login: first.login,
+                auth: first.auth,
                 upstreams: first.upstreams,
                 health: Vec::new(),
                 seen,
@@ -184,8 +184,8 @@ impl<S: SessionStore> Reloader<S> {
                 ),
             ));
         }
-        let (login, revoked) = state
-            .login
+        let (auth, revoked) = state
+            .auth
             .next(config.auth.clone())
             .map_err(|e| (Reload::Invalid, format!("{}: {e}", self.path.display())))?;
         let upstreams = next_upstreams(&state.upstreams, &config)
@@ -193,10 +193,10 @@ impl<S: SessionStore> Reloader<S> {
 
         // Everything is built: from here on nothing fails.
         let config = Arc::new(config);
-        let login = Arc::new(login);
+        let auth = Arc::new(auth);
         let sessions = Arc::new(state.sessions.next(config.session.clone()));
-        self.gates.store(Arc::new(super::gate(
-            &config, &sessions, &login, &upstreams,
+        self.proxies.store(Arc::new(super::proxy_of(
+            &config, &sessions, &auth, &upstreams,
         )));
         self.admins
             .store(Arc::new(super::admin_app(&config, &sessions, &upstreams)));
@@ -231,7 +231,7 @@ impl<S: SessionStore> Reloader<S> {
         *state = State {
             config,
             sessions,
-            login,
+            auth,
             upstreams,
             health,
             seen: std::mem::take(&mut state.seen),
