@@ -8,7 +8,7 @@
 //! balancer whose addresses and checks did not change is kept with its health
 //! state), the proxy and the admin app. Only then is it swapped in, one atomic
 //! store per listener kind: a request is served by the old generation or the
-//! new one, never a mix ([`crate::proxy::Live`]). Certificates and logging
+//! new one, never a mix ([`crate::proxy::CurrentProxy`]). Certificates and logging
 //! follow, and the sessions of users the new users file removed are ended.
 //!
 //! A file that fails validation changes nothing: the error is logged as
