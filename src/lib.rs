@@ -60,7 +60,7 @@ pub mod fuzzing {
     pub use crate::auth::names::{check_role, check_user};
     pub use crate::http::redirect::safe_next;
     pub use crate::proxy::commands::take_commands;
-    pub use crate::proxy::routes::normalize;
+    pub use crate::proxy::path::normalize;
     pub use crate::session::cookie::find as cookie_values;
 
     /// Whether a users file parses (it must never panic, whatever the bytes).

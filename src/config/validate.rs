@@ -28,7 +28,7 @@ use crate::http::headers::IdentityNames;
 use crate::http::tls::{self, TlsListener};
 use crate::proxy::assertion::{AssertionKey, AssertionOptions};
 use crate::proxy::forwarded::{self, TrustedProxies};
-use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
+use crate::proxy::routes::{Access, PathMatch, Rule, Rules};
 use crate::session::cookie::{CookieAttrs, SameSite, Secure};
 use crate::session::redis::{ClusterOptions, SentinelOptions, Servers};
 use crate::session::signing::{Secret, MIN_SECRET_LEN};
@@ -681,7 +681,7 @@ impl Validator {
     fn auth(&mut self, raw: RawAuth, base: &Path) -> Option<AuthOptions> {
         let prefix_ok = raw.prefix.len() > 1
             && !raw.prefix.ends_with('/')
-            && routes::normalize(&raw.prefix).is_ok_and(|n| n == raw.prefix.as_str());
+            && crate::proxy::path::normalize(&raw.prefix).is_ok_and(|n| n == raw.prefix.as_str());
         if !prefix_ok {
             self.problem(
                 "auth.prefix",
@@ -1065,7 +1065,7 @@ impl Validator {
             self.problem(key, format!("must start with '/' (got {path:?})"));
             return;
         }
-        match routes::normalize(path) {
+        match crate::proxy::path::normalize(path) {
             Ok(n) if n == path => {}
             Ok(n) => self.problem(
                 key,

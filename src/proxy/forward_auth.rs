@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use http::{HeaderName, Method, StatusCode};
 use pingora::http::RequestHeader;
 
-use super::routes::{self, Decision, Identity, Rules};
+use super::routes::{Decision, Identity, Rules};
 use crate::http::headers::IdentityNames;
 use crate::http::redirect;
 
@@ -99,7 +99,7 @@ pub fn original(
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
-    let path = routes::normalize(path).map_err(|_| Refusal::Malformed)?;
+    let path = super::path::normalize(path).map_err(|_| Refusal::Malformed)?;
     Ok(Original {
         method,
         path,

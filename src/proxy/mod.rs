@@ -31,6 +31,7 @@ pub mod forward_auth;
 pub mod forwarded;
 pub mod framing;
 pub mod identity;
+pub mod path;
 pub mod request_id;
 pub mod routes;
 pub mod upstream;
@@ -446,7 +447,7 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
         // A target pingora had to decode lossily cannot be forwarded faithfully.
         let path = match req
             .raw_path_is_utf8()
-            .then(|| routes::normalize(req.uri.path()))
+            .then(|| path::normalize(req.uri.path()))
         {
             Some(Ok(p)) => p,
             _ => {

@@ -1,153 +1,16 @@
-//! Path normalisation and the route rule table: pure functions, no I/O.
+//! The route rule table: pure functions, no I/O.
 //!
-//! A request path is normalised once ([`normalize`]); the same normalised path
-//! decides the rule and is sent upstream, so the proxy and the application can
-//! never disagree about which resource was asked for (the classic
-//! `/public/../admin` bypass). The rule table ([`Rules`]) picks the most specific
-//! rule regardless of the order rules were written in, and a path no rule covers
-//! gets the configured default, which is never `public`.
+//! The rule table ([`Rules`]) picks the most specific rule regardless of the
+//! order rules were written in, and a path no rule covers gets the configured
+//! default, which is never `public`. It is given the path [`super::path`]
+//! normalised, the same path the upstream gets.
 //!
 //! This module does not know about cookies or sessions: it is given an
 //! [`Identity`] (or none) and answers with a [`Decision`].
 
-use std::borrow::Cow;
 use std::fmt;
 
 use http::Method;
-
-/// Why a path was refused (answered with 400).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
-    #[error("path must start with '/'")]
-    NotAbsolute,
-    #[error("malformed percent-encoding")]
-    BadEscape,
-    #[error("encoded '/' or '\\' in a path segment")]
-    EncodedSeparator,
-    #[error("backslash in path")]
-    Backslash,
-    #[error("';' in path")]
-    Semicolon,
-    #[error("NUL or control character in path")]
-    Control,
-}
-
-/// Normalise a request path (no query) into the one canonical form that both the
-/// rule decision and the upstream use.
-///
-/// - percent-encoded unreserved characters (RFC 3986 §2.3) are decoded, other
-///   escapes keep their meaning with upper-case hex (§6.2.2.1);
-/// - `.` and `..` segments are removed (§5.2.4; `..` never climbs above `/`),
-///   including their encoded forms such as `%2e%2e`;
-/// - runs of `/` collapse into one.
-///
-/// # Errors
-/// An encoded `/` or `\` (their meaning differs between servers), a raw
-/// backslash (some servers treat it as `/`), NUL or any control character (raw or
-/// encoded), a malformed escape, or a path not starting with `/`.
-///
-/// Borrows the input when it is already normal, so the common case allocates nothing.
-pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
-    let bytes = path.as_bytes();
-    if bytes.first() != Some(&b'/') {
-        return Err(PathError::NotAbsolute);
-    }
-    let mut needs_work = false;
-    let mut prev = 0u8;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'\\' => return Err(PathError::Backslash),
-            // Servlet containers strip `;params` from each segment before they
-            // resolve it, so `/static/..;/admin` would be `/admin` to them while
-            // it is under `/static` here. Refused rather than guessed at.
-            b';' => return Err(PathError::Semicolon),
-            0..=0x1f | 0x7f => return Err(PathError::Control),
-            b'%' => needs_work = true,
-            b'/' if prev == b'/' => needs_work = true,
-            b'.' if prev == b'/' => {
-                // A segment of "." or ".." (followed by '/' or the end).
-                let rest = &bytes[i..];
-                let seg_len = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
-                if seg_len <= 2 && rest[..seg_len].iter().all(|&c| c == b'.') {
-                    needs_work = true;
-                }
-            }
-            _ => {}
-        }
-        prev = b;
-    }
-    if !needs_work {
-        return Ok(Cow::Borrowed(path));
-    }
-
-    // Decode unreserved escapes segment by segment, then resolve dot segments.
-    let mut segments: Vec<String> = Vec::new();
-    let raw_segments: Vec<&str> = path[1..].split('/').collect();
-    let last = raw_segments.len() - 1;
-    for (idx, raw) in raw_segments.iter().enumerate() {
-        let seg = decode_segment(raw)?;
-        match seg.as_str() {
-            "" if idx != last => {} // repeated slash
-            "." => {
-                if idx == last {
-                    segments.push(String::new());
-                }
-            }
-            ".." => {
-                segments.pop();
-                if idx == last {
-                    segments.push(String::new());
-                }
-            }
-            _ => segments.push(seg),
-        }
-    }
-    let mut out = String::with_capacity(path.len());
-    for seg in &segments {
-        out.push('/');
-        out.push_str(seg);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
-    Ok(Cow::Owned(out))
-}
-
-fn decode_segment(raw: &str) -> Result<String, PathError> {
-    let b = raw.as_bytes();
-    let mut out = String::with_capacity(raw.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'%' {
-            // Copy one whole character (UTF-8 in the raw path passes unchanged).
-            let ch = raw[i..].chars().next().ok_or(PathError::BadEscape)?;
-            out.push(ch);
-            i += ch.len_utf8();
-            continue;
-        }
-        let hex = b.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
-        let byte = u8::from_str_radix(
-            std::str::from_utf8(hex).map_err(|_| PathError::BadEscape)?,
-            16,
-        )
-        .map_err(|_| PathError::BadEscape)?;
-        match byte {
-            b'/' | b'\\' => return Err(PathError::EncodedSeparator),
-            b';' => return Err(PathError::Semicolon),
-            0..=0x1f | 0x7f => return Err(PathError::Control),
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => {
-                out.push('%');
-                out.push_str(&format!("{byte:02X}"));
-            }
-        }
-        i += 3;
-    }
-    Ok(out)
-}
-
 /// Who is asking, as far as rules are concerned.
 #[derive(Debug, Clone, Copy)]
 pub struct Identity<'a> {
@@ -360,68 +223,6 @@ impl fmt::Display for Access {
 mod tests {
     use super::*;
 
-    #[test]
-    fn normalize_table() {
-        let ok = [
-            ("/", "/"),
-            ("/a/b", "/a/b"),
-            ("/a/b/", "/a/b/"),
-            ("//private", "/private"),
-            ("/a//b///c", "/a/b/c"),
-            ("/public/../private", "/private"),
-            ("/public/%2e%2e/private", "/private"),
-            ("/public/%2E%2E/private", "/private"),
-            ("/public/.%2e/private", "/private"),
-            ("/private/./x", "/private/x"),
-            ("/a/b/..", "/a/"),
-            ("/a/b/.", "/a/b/"),
-            ("/..", "/"),
-            ("/../../etc/passwd", "/etc/passwd"),
-            ("/%61dmin", "/admin"),
-            ("/a%7eb", "/a~b"),
-            ("/a%20b", "/a%20b"),
-            ("/a%c3%a9", "/a%C3%A9"),
-            ("/a%3f", "/a%3F"),
-            ("/.well-known/x", "/.well-known/x"),
-            ("/a/...", "/a/..."),
-            ("/a/.b", "/a/.b"),
-            ("/é", "/é"),
-        ];
-        for (input, want) in ok {
-            assert_eq!(normalize(input).as_deref(), Ok(want), "input {input:?}");
-            // Normal form is a fixed point.
-            assert_eq!(normalize(want).as_deref(), Ok(want), "fixed point {want:?}");
-        }
-        let bad = [
-            ("/private%2fx", PathError::EncodedSeparator),
-            ("/private%2Fx", PathError::EncodedSeparator),
-            ("/public/..%5cprivate", PathError::EncodedSeparator),
-            ("/a\\b", PathError::Backslash),
-            ("/static/..;/admin", PathError::Semicolon),
-            ("/admin;x=1", PathError::Semicolon),
-            ("/a%3b", PathError::Semicolon),
-            ("/a%00", PathError::Control),
-            ("/a%0d%0a", PathError::Control),
-            ("/a\tb", PathError::Control),
-            ("/a%7f", PathError::Control),
-            ("/a%", PathError::BadEscape),
-            ("/a%4", PathError::BadEscape),
-            ("/a%zz", PathError::BadEscape),
-            ("a/b", PathError::NotAbsolute),
-            ("", PathError::NotAbsolute),
-            ("*", PathError::NotAbsolute),
-        ];
-        for (input, want) in bad {
-            assert_eq!(normalize(input), Err(want), "input {input:?}");
-        }
-    }
-
-    #[test]
-    fn normal_paths_are_borrowed() {
-        assert!(matches!(normalize("/api/v1/items"), Ok(Cow::Borrowed(_))));
-        assert!(matches!(normalize("/a/.b/c.d"), Ok(Cow::Borrowed(_))));
-    }
-
     fn rule(index: usize, path: &str, kind: PathMatch, methods: &[Method], access: Access) -> Rule {
         Rule {
             path: path.into(),
@@ -605,6 +406,7 @@ mod tests {
         //! normalisation change nothing.
 
         use super::super::*;
+        use crate::proxy::path::normalize;
         use proptest::prelude::*;
 
         /// Paths over a small alphabet, so that rules and requests overlap often.
