@@ -12,7 +12,10 @@ use pingora::http::ResponseHeader;
 use serde_json::{Map, Value};
 
 use super::identity::{same_name, starts_with_name};
+use super::{Ctx, Downstream, Proxy};
 use crate::auth::names;
+use crate::session::SessionStore;
+use pingora::prelude::*;
 
 /// Largest `X-Session-Data` accepted from a backend (bytes).
 const MAX_DATA_LEN: usize = 8 * 1024;
@@ -120,6 +123,54 @@ fn drop_backend_session_cookie(resp: &mut ResponseHeader, cookie_name: &str) {
     for v in keep {
         // append_header only fails on invalid names; SET_COOKIE is valid.
         let _ = resp.append_header(header::SET_COOKIE, v);
+    }
+}
+
+impl<S: SessionStore> Proxy<S> {
+    /// Apply the backend's `X-Session-*` commands (already taken off the
+    /// response), if its upstream may give them.
+    pub(super) async fn apply_commands(
+        &self,
+        session: &Downstream,
+        ctx: &mut Ctx,
+        commands: Commands,
+    ) -> Result<()> {
+        let allowed = ctx
+            .upstream()
+            .is_some_and(|u| self.upstreams[u].config.session_commands);
+        if !allowed {
+            tracing::warn!(
+                "session command from an upstream without session_commands = true ignored"
+            );
+            return Ok(());
+        }
+        if ctx.store_down {
+            // The session could not be read: a logout would clear the cookie
+            // of a session that lives on, a login could replace it. Neither.
+            return Error::e_explain(HTTPStatus(503), "session command while the store is down");
+        }
+        let client = super::client_info(session, ctx);
+        let cur = &mut ctx.cur;
+        if commands.logout {
+            self.sessions
+                .logout(cur)
+                .await
+                .map_err(super::store_error)?;
+        }
+        if let Some(login) = commands.login {
+            let sessions = &self.sessions;
+            sessions
+                .login(cur, login.user, login.roles, &client)
+                .await
+                .map_err(super::store_error)?;
+        }
+        if let Some(data) = commands.data {
+            self.sessions
+                .merge_data(cur, data, &client)
+                .await
+                .map_err(super::store_error)?;
+        }
+        Ok(())
     }
 }
 

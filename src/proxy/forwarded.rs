@@ -7,8 +7,11 @@
 
 use std::net::IpAddr;
 
+use http::header::{self, HeaderValue};
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
+
+use crate::http::headers::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 
 /// The peers whose `X-Forwarded-*` headers are believed: address ranges
 /// (`10.0.0.0/8`, `::1/128`) or single addresses.
@@ -80,9 +83,119 @@ pub fn is_https(req: &RequestHeader, peer_trusted: bool) -> bool {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
+/// What the upstream is told about the client (`X-Forwarded-*`).
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarded<'a> {
+    /// The connection's peer (`None` on a Unix socket).
+    pub peer: Option<IpAddr>,
+    /// A trusted proxy's `X-Forwarded-For`, read before the client's
+    /// `X-Forwarded-*` were stripped ([`prior_chain`]).
+    pub prior: Option<&'a HeaderValue>,
+    pub https: bool,
+}
+
+/// The `X-Forwarded-For` chain to extend: a trusted proxy's, nobody else's.
+pub fn prior_chain(req: &RequestHeader, peer_trusted: bool) -> Option<HeaderValue> {
+    peer_trusted
+        .then(|| req.headers.get(X_FORWARDED_FOR).cloned())
+        .flatten()
+}
+
+/// Set `X-Forwarded-For` (the prior chain extended by the peer, or the peer
+/// alone), `X-Forwarded-Proto` and `X-Forwarded-Host` (the client's `Host`,
+/// or HTTP/2's `:authority`) on a request whose client copies were stripped.
+///
+/// # Errors
+/// Only if a value is not a valid header value, which cannot happen for
+/// addresses and for headers that were valid.
+pub fn set(req: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
+    if let Some(ip) = f.peer {
+        match f.prior.and_then(|v| v.to_str().ok()) {
+            Some(prior) => req.insert_header(X_FORWARDED_FOR, format!("{prior}, {ip}"))?,
+            None => req.insert_header(X_FORWARDED_FOR, ip.to_string())?,
+        };
+    }
+    let proto = if f.https { "https" } else { "http" };
+    req.insert_header(X_FORWARDED_PROTO, proto)?;
+    let host = req.headers.get(header::HOST).cloned().or_else(|| {
+        req.uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    if let Some(host) = host {
+        req.insert_header(X_FORWARDED_HOST, host)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_headers_extend_only_a_trusted_chain() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // (peer trusted, client's XFF, peer, https, want XFF, want proto)
+        let cases = [
+            (
+                false,
+                Some("1.2.3.4"),
+                ip("10.0.0.9"),
+                false,
+                Some("10.0.0.9"),
+                "http",
+            ),
+            (
+                true,
+                Some("1.2.3.4"),
+                ip("10.0.0.9"),
+                true,
+                Some("1.2.3.4, 10.0.0.9"),
+                "https",
+            ),
+            (true, None, ip("10.0.0.9"), false, Some("10.0.0.9"), "http"),
+            (true, Some("1.2.3.4"), None, false, None, "http"),
+        ];
+        for (trusted, xff, peer, https, want_xff, want_proto) in cases {
+            let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+            req.insert_header("Host", "app.test:8080").unwrap();
+            if let Some(x) = xff {
+                req.insert_header(X_FORWARDED_FOR, x).unwrap();
+            }
+            let prior = prior_chain(&req, trusted);
+            req.remove_header(X_FORWARDED_FOR); // as identity::strip_client_identity does
+            let f = Forwarded {
+                peer,
+                prior: prior.as_ref(),
+                https,
+            };
+            set(&mut req, &f).unwrap();
+            let get = |n: &str| req.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(
+                get(X_FORWARDED_FOR).as_deref(),
+                want_xff,
+                "{trusted} {xff:?}"
+            );
+            assert_eq!(get(X_FORWARDED_PROTO).as_deref(), Some(want_proto));
+            assert_eq!(get(X_FORWARDED_HOST).as_deref(), Some("app.test:8080"));
+        }
+    }
+
+    #[test]
+    fn forwarded_host_falls_back_to_the_authority() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.set_uri("https://app.test:8443/x".parse().unwrap());
+        let f = Forwarded {
+            peer: None,
+            prior: None,
+            https: true,
+        };
+        set(&mut req, &f).unwrap();
+        assert_eq!(req.headers.get(X_FORWARDED_HOST).unwrap(), "app.test:8443");
+        let mut bare = RequestHeader::build("GET", b"/", None).unwrap();
+        set(&mut bare, &f).unwrap();
+        assert!(bare.headers.get(X_FORWARDED_HOST).is_none());
+    }
 
     #[test]
     fn client_address_walks_x_forwarded_for_from_the_right() {

@@ -14,8 +14,10 @@
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
+use super::{Ctx, Proxy};
 use crate::http::headers::IdentityNames;
 use crate::session::cookie;
+use crate::session::SessionStore;
 
 /// Compare a header name to a lower-case, `-`-separated name, treating `_` as `-`.
 pub(super) fn same_name(name: &[u8], canonical: &[u8]) -> bool {
@@ -113,9 +115,89 @@ pub fn strip_session_cookie(req: &mut RequestHeader, name: &str) -> pingora::Res
     Ok(())
 }
 
+/// Hand the upstream the session's identity under the configured names,
+/// replacing whatever is there (the client's copies are already stripped).
+///
+/// # Errors
+/// Only if a value is not a valid header value; user names and roles are
+/// in the identity alphabet, which is.
+pub fn set_identity(
+    req: &mut RequestHeader,
+    names: &IdentityNames,
+    user: &str,
+    roles: &str,
+) -> pingora::Result<()> {
+    req.insert_header(names.user.clone(), user)?;
+    req.insert_header(names.roles.clone(), roles)?;
+    Ok(())
+}
+
+impl<S: SessionStore> Proxy<S> {
+    /// Remove what is ours from a request bound upstream: the client's
+    /// identity headers in every spelling, the session cookie, the OIDC
+    /// pre-login cookie.
+    pub(super) fn strip_ours(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+        strip_client_identity(req, &self.config.identity);
+        let cookie = &self.sessions.config().cookie;
+        strip_session_cookie(req, &cookie.name)?;
+        if let Some(name) = self.auth.prelogin_cookie(cookie) {
+            strip_session_cookie(req, name)?;
+        }
+        Ok(())
+    }
+
+    /// Hand the upstream the session's identity, its signed assertion (when
+    /// the upstream has an audience) and its data (when it opted in).
+    pub(super) fn hand_over_identity(
+        &self,
+        req: &mut RequestHeader,
+        ctx: &Ctx,
+    ) -> pingora::Result<()> {
+        let (Some(s), Some(upstream)) = (ctx.cur.session.as_deref(), ctx.upstream()) else {
+            return Ok(());
+        };
+        let up = &self.upstreams[upstream].config;
+        if let Some(user) = s.user() {
+            set_identity(req, &self.config.identity, user, s.roles_header())?;
+        }
+        let signer = self.config.assertions.as_deref();
+        if let (Some(signer), Some(audience)) = (signer, up.assertion_audience.as_deref()) {
+            if let Some(token) = signer.of(s, upstream, audience) {
+                req.insert_header(super::assertion::X_USER_ASSERTION, token)?;
+            }
+        }
+        // Session data is the opted-in application's, not every upstream's.
+        if let Some(data) = s.data_header().filter(|_| up.session_commands) {
+            req.insert_header(crate::http::headers::X_SESSION_DATA, data)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_identity_replaces_every_client_copy() {
+        let names = IdentityNames::default();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("X-User", "mallory").unwrap();
+        req.append_header("x_user", "mallory").unwrap();
+        req.append_header("X-User-Roles", "admin").unwrap();
+        strip_client_identity(&mut req, &names);
+        set_identity(&mut req, &names, "alice", "user,staff").unwrap();
+        let all = |n: &str| -> Vec<&str> {
+            req.headers
+                .get_all(n)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(all("x-user"), ["alice"]);
+        assert_eq!(all("x-user-roles"), ["user,staff"]);
+        assert!(req.headers.get("x_user").is_none());
+    }
 
     #[test]
     fn reserved_names_in_every_spelling() {

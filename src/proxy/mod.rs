@@ -19,8 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
@@ -33,16 +32,18 @@ pub mod framing;
 pub mod identity;
 pub mod path;
 pub mod request_id;
+mod respond;
 pub mod routes;
 pub mod upstream;
 
-use self::forwarded::TrustedProxies;
+use self::forwarded::{Forwarded, TrustedProxies};
+use self::respond::{respond_problem, respond_store_down};
 use self::routes::{Decision, Identity, Rules};
-use crate::auth::endpoints::{self, Auth, Endpoint};
+use crate::auth::endpoints::{self, Endpoint};
+use crate::auth::Auth;
+use crate::http::headers;
 use crate::http::problem::Problem;
-use crate::http::reply::PAGE_HEADERS;
-use crate::http::{headers, redirect};
-use crate::metrics::{Outcome, UpstreamError, METRICS};
+use crate::metrics::{Outcome, METRICS};
 use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::{SessionStore, StoreError};
 
@@ -102,6 +103,31 @@ pub struct Ctx {
     id: HeaderValue,
 }
 
+impl Ctx {
+    /// The path the rule is decided on and the upstream gets.
+    fn path<'r>(&'r self, req: &'r RequestHeader) -> &'r str {
+        self.normalized.as_deref().unwrap_or(req.uri.path())
+    }
+
+    /// The identity the session gives the rules, if it is logged in.
+    fn identity(&self) -> Option<Identity<'_>> {
+        self.cur.session.as_deref().and_then(|s| {
+            s.user().map(|user| Identity {
+                user,
+                roles: s.roles_header(),
+            })
+        })
+    }
+
+    /// The upstream the rule chose, once the request was allowed.
+    fn upstream(&self) -> Option<usize> {
+        match self.decision {
+            Some(Decision::Allow { upstream }) => Some(upstream),
+            _ => None,
+        }
+    }
+}
+
 impl<S: SessionStore> Proxy<S> {
     /// Assemble the proxy.
     pub fn new(
@@ -120,65 +146,49 @@ impl<S: SessionStore> Proxy<S> {
         }
     }
 
-    /// Answer a denied request here; the backend never sees it.
-    async fn deny(
-        &self,
-        session: &mut Downstream,
-        ctx: &Ctx,
-        decision: Decision,
-        path: &str,
-    ) -> Result<()> {
-        let cookie = self.sessions.set_cookie(&ctx.cur, ctx.https);
-        let mut extra: Vec<(HeaderName, String)> = cookie
-            .into_iter()
-            .map(|c| (header::SET_COOKIE, c))
-            .collect();
-        let problem = match decision {
-            Decision::Unauthenticated if is_navigation(session.req_header()) => {
-                let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
-                location.push_str(&self.login_prefix);
-                redirect::encode_next(&mut location, path, session.req_header().uri.query());
-                extra.push((header::LOCATION, location));
-                return respond(
-                    session,
-                    &ctx.id,
-                    302,
-                    "text/plain; charset=utf-8",
-                    Bytes::new(),
-                    &extra,
-                )
-                .await;
-            }
-            Decision::Unauthenticated => Problem::Unauthenticated,
-            Decision::Forbidden => Problem::Forbidden,
-            Decision::NotFound => Problem::NotFound,
-            Decision::Allow { .. } => return Ok(()),
-        };
-        respond_problem(session, &ctx.id, problem, &extra).await
-    }
+    // ------------------------------------------------ request_filter's steps
 
-    /// Who is on the other end: whether the peer is a trusted proxy, whether
-    /// the request came over HTTPS, and the client's address.
-    fn note_peer(&self, session: &Downstream, ctx: &mut Ctx) {
-        ctx.trusted_peer = !self.config.trusted_proxies.is_empty()
-            && client_ip(session).is_some_and(|ip| self.config.trusted_proxies.contains(ip));
+    /// Who is on the other end: the connection's deadlines, whether the peer
+    /// is a trusted proxy, whether the request came over HTTPS, the client's
+    /// address and the request id.
+    fn note_peer(&self, session: &mut Downstream, ctx: &mut Ctx) {
+        crate::http::connections::head_read(session);
+        session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
+        let trusted = &self.config.trusted_proxies;
+        let peer = client_ip(session);
+        ctx.trusted_peer = !trusted.is_empty() && peer.is_some_and(|ip| trusted.contains(ip));
+        let req = session.req_header();
         // Our own TLS listener, or a trusted proxy that terminated TLS.
         ctx.https = session.digest().is_some_and(|d| d.ssl_digest.is_some())
-            || forwarded::is_https(session.req_header(), ctx.trusted_peer);
-        ctx.client_ip = client_ip(session).map(|peer| {
-            if !ctx.trusted_peer {
-                return peer;
+            || forwarded::is_https(req, ctx.trusted_peer);
+        ctx.client_ip = peer.map(|peer| match ctx.trusted_peer {
+            false => peer,
+            true => {
+                let xff = req.headers.get_all(headers::X_FORWARDED_FOR);
+                let xff = xff.iter().filter_map(|v| v.to_str().ok());
+                forwarded::client_address(peer, xff, trusted)
             }
-            let xff = session
-                .req_header()
-                .headers
-                .get_all(headers::X_FORWARDED_FOR);
-            forwarded::client_address(
-                peer,
-                xff.iter().filter_map(|v| v.to_str().ok()),
-                &self.config.trusted_proxies,
-            )
         });
+        let fresh = std::mem::replace(&mut ctx.id, HeaderValue::from_static(""));
+        ctx.id = request_id::of(req, ctx.trusted_peer, fresh);
+    }
+
+    /// The one canonical path ([`path::normalize`]); `false` when the
+    /// target cannot have one (a target pingora had to decode lossily cannot
+    /// be forwarded faithfully either).
+    fn normalize_path(&self, session: &Downstream, ctx: &mut Ctx) -> bool {
+        let req = session.req_header();
+        if !req.raw_path_is_utf8() {
+            return false;
+        }
+        match path::normalize(req.uri.path()) {
+            Ok(std::borrow::Cow::Borrowed(_)) => true,
+            Ok(std::borrow::Cow::Owned(p)) => {
+                ctx.normalized = Some(p);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The request's session from its cookie (and a new anonymous one with
@@ -186,137 +196,28 @@ impl<S: SessionStore> Proxy<S> {
     async fn load_session(&self, session: &Downstream, ctx: &mut Ctx) -> Result<bool> {
         // A store that cannot answer must not turn a signed-in user into an
         // anonymous one: public routes go on without a session, the rest get 503.
-        let store_down = match self.sessions.resolve(&session.req_header().headers).await {
-            Ok(cur) => {
-                ctx.cur = cur;
-                false
-            }
+        match self.sessions.resolve(&session.req_header().headers).await {
+            Ok(cur) => ctx.cur = cur,
             Err(e) => {
                 tracing::error!(error = %e, "session store unavailable");
-                true
+                ctx.store_down = true;
+                return Ok(true);
             }
-        };
-        ctx.store_down = store_down;
-        if !store_down && self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
+        }
+        if self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
             let client = client_info(session, ctx);
             self.sessions
                 .ensure_uninitialized(&mut ctx.cur, &client)
                 .await
                 .map_err(store_error)?;
         }
-        Ok(store_down)
+        Ok(false)
     }
 
-    /// Answer a front proxy's forward-auth request ([`forward_auth`]). No
-    /// cookie is set: the front proxy does not pass the auth answer's on.
-    async fn forward_auth(
-        &self,
-        session: &mut Downstream,
-        ctx: &Ctx,
-        convention: forward_auth::Convention,
-    ) -> Result<()> {
+    /// Which built-in endpoint under the auth prefix the request is, if any.
+    fn endpoint(&self, session: &Downstream, ctx: &Ctx) -> Option<Endpoint> {
         let req = session.req_header();
-        let answer = match forward_auth::original(convention, req, ctx.trusted_peer) {
-            Ok(original) => {
-                let who = ctx.cur.session.as_deref().and_then(|s| {
-                    s.user().map(|user| Identity {
-                        user,
-                        roles: s.roles_header(),
-                    })
-                });
-                forward_auth::answer(
-                    convention,
-                    &self.config.rules,
-                    &self.config.identity,
-                    &original,
-                    who,
-                    is_navigation(req),
-                    &self.login_prefix,
-                )
-            }
-            Err(why) => {
-                if why == forward_auth::Refusal::Untrusted {
-                    tracing::warn!(
-                        peer = ?client_ip(session),
-                        "forward-auth request from a peer not in server.trusted_proxies: denied"
-                    );
-                }
-                forward_auth::refused(why)
-            }
-        };
-        tracing::debug!(
-            decision = answer.decision,
-            status = answer.status.as_u16(),
-            "forward-auth"
-        );
-        respond(
-            session,
-            &ctx.id,
-            answer.status.as_u16(),
-            "text/plain; charset=utf-8",
-            Bytes::new(),
-            &answer.headers,
-        )
-        .await
-    }
-
-    /// Answer a built-in endpoint (the table in `auth::endpoints`).
-    async fn builtin(
-        &self,
-        session: &mut Downstream,
-        ctx: &mut Ctx,
-        endpoint: Endpoint,
-    ) -> Result<()> {
-        let form = if endpoint.reads_form() {
-            match read_body(session, endpoints::MAX_FORM_LEN).await? {
-                Some(b) => b,
-                None => {
-                    return respond_problem(session, &ctx.id, Problem::FormTooLarge, &[]).await;
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let client = client_info(session, ctx);
-        let reply = self
-            .auth
-            .handle(
-                endpoint,
-                session.req_header(),
-                ctx.normalized
-                    .as_deref()
-                    .unwrap_or(session.req_header().uri.path()),
-                &form,
-                &client,
-                &mut ctx.cur,
-                &self.sessions,
-            )
-            .await;
-        let mut body = reply.body;
-        if reply.status.as_u16() >= 400 && reply.content_type == "application/json" {
-            let text = String::from_utf8_lossy(&body);
-            body =
-                crate::http::problem::with_request_id(&text, ctx.id.to_str().unwrap_or_default())
-                    .into_bytes();
-        }
-        let mut resp = ResponseHeader::build(reply.status, Some(9 + reply.headers.len()))?;
-        resp.insert_header(header::CONTENT_TYPE, reply.content_type)?;
-        resp.insert_header(header::CONTENT_LENGTH, body.len())?;
-        resp.insert_header(request_id::X_REQUEST_ID, &ctx.id)?;
-        for (k, v) in PAGE_HEADERS {
-            resp.insert_header(k, v)?;
-        }
-        for (k, v) in reply.headers {
-            resp.append_header(k, v)?;
-        }
-        if let Some(c) = self.sessions.set_cookie(&ctx.cur, ctx.https) {
-            resp.append_header(header::SET_COOKIE, c)?;
-        }
-        session.write_response_header(Box::new(resp), false).await?;
-        session
-            .write_response_body(Some(Bytes::from(body)), true)
-            .await?;
-        Ok(())
+        endpoints::route(&self.config.auth_prefix, &req.method, ctx.path(req))
     }
 }
 
@@ -372,52 +273,6 @@ async fn read_body(session: &mut Downstream, limit: usize) -> Result<Option<Vec<
     Ok(Some(body))
 }
 
-async fn respond(
-    session: &mut Downstream,
-    id: &HeaderValue,
-    status: u16,
-    content_type: &'static str,
-    body: Bytes,
-    extra: &[(HeaderName, String)],
-) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(5 + extra.len()))?;
-    resp.insert_header(header::CONTENT_TYPE, content_type)?;
-    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
-    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-    resp.insert_header(request_id::X_REQUEST_ID, id)?;
-    for (k, v) in extra {
-        resp.append_header(k.clone(), v.as_str())?;
-    }
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(())
-}
-
-/// The JSON error body for `problem`, with its status.
-async fn respond_problem(
-    session: &mut Downstream,
-    id: &HeaderValue,
-    problem: Problem,
-    extra: &[(HeaderName, String)],
-) -> Result<()> {
-    let body = problem.body_with_id(id.to_str().unwrap_or_default());
-    respond(
-        session,
-        id,
-        problem.status(),
-        "application/json",
-        Bytes::from(body),
-        extra,
-    )
-    .await
-}
-
-/// 503 while the session store cannot answer: never "anonymous".
-async fn respond_store_down(session: &mut Downstream, id: &HeaderValue) -> Result<()> {
-    let retry = [(header::RETRY_AFTER, "1".to_owned())];
-    respond_problem(session, id, Problem::Unavailable, &retry).await
-}
-
 #[async_trait]
 impl<S: SessionStore> ProxyHttp for Proxy<S> {
     type CTX = Ctx;
@@ -438,82 +293,29 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
     }
 
     async fn request_filter(&self, session: &mut Downstream, ctx: &mut Ctx) -> Result<bool> {
-        crate::http::connections::head_read(session);
-        session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
         self.note_peer(session, ctx);
-        let fresh = std::mem::replace(&mut ctx.id, HeaderValue::from_static(""));
-        ctx.id = request_id::of(session.req_header(), ctx.trusted_peer, fresh);
-        let req = session.req_header();
-        // A target pingora had to decode lossily cannot be forwarded faithfully.
-        let path = match req
-            .raw_path_is_utf8()
-            .then(|| path::normalize(req.uri.path()))
-        {
-            Some(Ok(p)) => p,
-            _ => {
-                respond_problem(session, &ctx.id, Problem::BadRequest, &[]).await?;
-                return Ok(true);
-            }
-        };
-        if let std::borrow::Cow::Owned(p) = path {
-            ctx.normalized = Some(p);
+        if !self.normalize_path(session, ctx) {
+            respond_problem(session, &ctx.id, Problem::BadRequest, &[]).await?;
+            return Ok(true);
         }
         let store_down = self.load_session(session, ctx).await?;
-
-        let req = session.req_header();
-        let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
-        if let Some(endpoint) = endpoints::route(&self.config.auth_prefix, &req.method, path) {
+        if let Some(endpoint) = self.endpoint(session, ctx) {
             ctx.endpoint = Some(endpoint);
-            if endpoint == Endpoint::Jwks {
-                let (status, body) = match self.config.assertions.as_deref() {
-                    Some(a) => (200, Bytes::copy_from_slice(a.jwks().as_bytes())),
-                    None => (
-                        404,
-                        Bytes::from(
-                            Problem::NotFound.body_with_id(ctx.id.to_str().unwrap_or_default()),
-                        ),
-                    ),
-                };
-                respond(session, &ctx.id, status, "application/json", body, &[]).await?;
-                return Ok(true);
-            }
-            let convention = match endpoint {
-                Endpoint::AuthNginx => Some(forward_auth::Convention::Nginx),
-                Endpoint::AuthForward => Some(forward_auth::Convention::Forward),
-                _ => None,
-            };
-            if let Some(convention) = convention {
-                if store_down {
-                    respond_store_down(session, &ctx.id).await?;
-                } else {
-                    self.forward_auth(session, ctx, convention).await?;
-                }
-                return Ok(true);
-            }
-            if store_down && !matches!(endpoint, Endpoint::LoginPage | Endpoint::LogoutPage) {
-                respond_store_down(session, &ctx.id).await?;
-                return Ok(true);
-            }
-            self.builtin(session, ctx, endpoint).await?;
+            self.answer_endpoint(session, ctx, endpoint, store_down)
+                .await?;
             return Ok(true);
         }
-        let who = ctx.cur.session.as_deref().and_then(|s| {
-            s.user().map(|user| Identity {
-                user,
-                roles: s.roles_header(),
-            })
-        });
-        let decision = self.config.rules.decide(&req.method, path, who);
+        let req = session.req_header();
+        let decision = self
+            .config
+            .rules
+            .decide(&req.method, ctx.path(req), ctx.identity());
         ctx.decision = Some(decision);
-        if let Decision::Allow { .. } = decision {
-            return Ok(false);
+        match decision {
+            Decision::Allow { .. } => return Ok(false),
+            _ if store_down => respond_store_down(session, &ctx.id).await?,
+            _ => self.deny(session, ctx, decision).await?,
         }
-        if store_down {
-            respond_store_down(session, &ctx.id).await?;
-            return Ok(true);
-        }
-        let path = path.to_owned();
-        self.deny(session, ctx, decision, &path).await?;
         Ok(true)
     }
 
@@ -522,22 +324,10 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
         _session: &mut Downstream,
         ctx: &mut Ctx,
     ) -> Result<Box<HttpPeer>> {
-        let Some(Decision::Allow { upstream }) = ctx.decision else {
+        let Some(upstream) = ctx.upstream() else {
             return Error::e_explain(InternalError, "upstream_peer without an allow decision");
         };
-        let up = &self.upstreams[upstream];
-        let backend = up
-            .lb
-            .select(b"", 256)
-            .ok_or_else(|| Error::explain(ConnectNoRoute, "no healthy upstream address"))?;
-        let mut peer = HttpPeer::new(backend, false, String::new());
-        let c = &up.config;
-        peer.options.connection_timeout = Some(c.connect_timeout);
-        peer.options.total_connection_timeout = Some(c.connect_timeout);
-        peer.options.read_timeout = Some(c.read_timeout);
-        peer.options.write_timeout = Some(c.write_timeout);
-        peer.options.idle_timeout = Some(c.idle_timeout);
-        Ok(Box::new(peer))
+        self.upstreams[upstream].peer()
     }
 
     async fn upstream_request_filter(
@@ -549,84 +339,22 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
         if framing::single_content_length(req).is_err() {
             return Error::e_explain(HTTPStatus(400), "conflicting Content-Length");
         }
-        // The path the rule was decided on is the path the backend gets, and the
-        // target is always origin-form (an absolute-form target is not passed on).
-        let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
-        let origin_form_unchanged = ctx.normalized.is_none()
-            && req.uri.path_and_query().map(|pq| pq.as_str().as_bytes()) == Some(req.raw_path());
-        if !origin_form_unchanged {
-            let target = match req.uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.to_owned(),
-            };
-            let uri = target
-                .parse::<http::Uri>()
-                .or_err(HTTPStatus(400), "normalised target")?;
-            req.set_uri(uri);
-        }
-
-        // A trusted proxy's X-Forwarded-For is extended; anyone else's is replaced.
-        let prior_xff = if ctx.trusted_peer {
-            req.headers.get(headers::X_FORWARDED_FOR).cloned()
-        } else {
-            None
-        };
-        identity::strip_client_identity(req, &self.config.identity);
-        let cookie = &self.sessions.config().cookie;
-        identity::strip_session_cookie(req, &cookie.name)?;
-        if let Some(name) = self.auth.prelogin_cookie(cookie) {
-            identity::strip_session_cookie(req, name)?;
-        }
-
-        if let Some(s) = ctx.cur.session.as_deref() {
-            if let Some(user) = s.user() {
-                let names = &self.config.identity;
-                req.insert_header(names.user.clone(), user)?;
-                req.insert_header(names.roles.clone(), s.roles_header())?;
-            }
-            if let (Some(Decision::Allow { upstream }), Some(signer)) =
-                (ctx.decision, self.config.assertions.as_deref())
-            {
-                if let Some(audience) = self.upstreams[upstream]
-                    .config
-                    .assertion_audience
-                    .as_deref()
-                {
-                    if let Some(token) = signer.of(s, upstream, audience) {
-                        req.insert_header(assertion::X_USER_ASSERTION, token)?;
-                    }
-                }
-            }
-            // Session data is the opted-in application's, not every upstream's.
-            let upstream_may_see_data = matches!(ctx.decision,
-                Some(Decision::Allow { upstream }) if self.upstreams[upstream].config.session_commands);
-            if let Some(data) = s.data_header().filter(|_| upstream_may_see_data) {
-                req.insert_header(headers::X_SESSION_DATA, data)?;
-            }
-        }
-        if let Some(ip) = client_ip(session) {
-            match prior_xff.as_ref().and_then(|v| v.to_str().ok()) {
-                Some(prior) => {
-                    req.insert_header(headers::X_FORWARDED_FOR, format!("{prior}, {ip}"))?
-                }
-                None => req.insert_header(headers::X_FORWARDED_FOR, ip.to_string())?,
-            }
-        }
-        req.insert_header(request_id::X_REQUEST_ID, &ctx.id)?;
-        req.insert_header(
-            headers::X_FORWARDED_PROTO,
-            if ctx.https { "https" } else { "http" },
+        // The path the rule was decided on is the path the backend gets.
+        path::set_upstream_target(req, ctx.normalized.as_deref())
+            .or_err(HTTPStatus(400), "normalised target")?;
+        let prior = forwarded::prior_chain(req, ctx.trusted_peer);
+        self.strip_ours(req)?;
+        self.hand_over_identity(req, ctx)?;
+        let (peer, https) = (client_ip(session), ctx.https);
+        forwarded::set(
+            req,
+            &Forwarded {
+                peer,
+                prior: prior.as_ref(),
+                https,
+            },
         )?;
-        let req_in = session.req_header();
-        let host = req_in.headers.get(header::HOST).cloned().or_else(|| {
-            req_in
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        if let Some(host) = host {
-            req.insert_header(headers::X_FORWARDED_HOST, host)?;
-        }
+        req.insert_header(request_id::X_REQUEST_ID, &ctx.id)?;
         Ok(())
     }
 
@@ -642,45 +370,9 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             tracing::warn!("backend switched protocols the client did not ask for: 502");
             return Error::e_explain(HTTPStatus(502), "unrequested 101 from the backend");
         }
-        let commands = commands::take_commands(resp, &self.sessions.config().cookie.name);
-        if let Some(commands) = commands {
-            let allowed = match ctx.decision {
-                Some(Decision::Allow { upstream }) => {
-                    self.upstreams[upstream].config.session_commands
-                }
-                _ => false,
-            };
-            if allowed && ctx.store_down {
-                // The session could not be read: a logout would clear the cookie
-                // of a session that lives on, a login could replace it. Neither.
-                return Error::e_explain(
-                    HTTPStatus(503),
-                    "session command while the store is down",
-                );
-            }
-            if allowed {
-                let client = client_info(session, ctx);
-                let cur = &mut ctx.cur;
-                if commands.logout {
-                    self.sessions.logout(cur).await.map_err(store_error)?;
-                }
-                if let Some(login) = commands.login {
-                    self.sessions
-                        .login(cur, login.user, login.roles, &client)
-                        .await
-                        .map_err(store_error)?;
-                }
-                if let Some(data) = commands.data {
-                    self.sessions
-                        .merge_data(cur, data, &client)
-                        .await
-                        .map_err(store_error)?;
-                }
-            } else {
-                tracing::warn!(
-                    "session command from an upstream without session_commands = true ignored"
-                );
-            }
+        let cookie_name = &self.sessions.config().cookie.name;
+        if let Some(commands) = commands::take_commands(resp, cookie_name) {
+            self.apply_commands(session, ctx, commands).await?;
         }
         resp.insert_header(request_id::X_REQUEST_ID, &ctx.id)?;
         if let Some(cookie) = self.sessions.set_cookie(&ctx.cur, ctx.https) {
@@ -695,11 +387,7 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
     /// normalised path, never the query (it can carry tokens).
     fn request_summary(&self, session: &Downstream, ctx: &Ctx) -> String {
         let req = session.req_header();
-        format!(
-            "{} {}",
-            req.method,
-            ctx.normalized.as_deref().unwrap_or(req.uri.path())
-        )
+        format!("{} {}", req.method, ctx.path(req))
     }
 
     async fn fail_to_proxy(
@@ -708,35 +396,15 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
         e: &Error,
         ctx: &mut Ctx,
     ) -> FailToProxy {
-        let kind = match e.etype() {
-            ConnectRefused => Some(UpstreamError::ConnectRefused),
-            ConnectTimedout => Some(UpstreamError::ConnectTimeout),
-            ReadTimedout => Some(UpstreamError::ReadTimeout),
-            WriteTimedout => Some(UpstreamError::WriteTimeout),
-            ConnectNoRoute => Some(UpstreamError::NoHealthyUpstream),
-            _ if e.esource() == &ErrorSource::Upstream => Some(UpstreamError::Other),
-            _ => None,
-        };
+        let (problem, kind) = respond::problem_for(e);
         if let Some(kind) = kind {
             METRICS.upstream_error(kind);
         }
-        let problem = match e.etype() {
-            ConnectTimedout | ReadTimedout | WriteTimedout => Problem::GatewayTimeout,
-            ConnectRefused | ConnectNoRoute | ConnectError => Problem::BadGateway,
-            HTTPStatus(c) if (400..600).contains(c) => Problem::of_status(*c),
-            _ => match e.esource() {
-                ErrorSource::Downstream => Problem::BadRequest,
-                ErrorSource::Internal | ErrorSource::Unset => Problem::Internal,
-                ErrorSource::Upstream => Problem::BadGateway,
-            },
-        };
-        let code = problem.status();
-        // The body is generic on purpose: no upstream address, no error detail.
         if session.response_written().is_none() {
             let _ = respond_problem(session, &ctx.id, problem, &[]).await;
         }
         FailToProxy {
-            error_code: code,
+            error_code: problem.status(),
             can_reuse_downstream: false,
         }
     }
@@ -744,35 +412,24 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
     async fn logging(&self, session: &mut Downstream, e: Option<&Error>, ctx: &mut Ctx) {
         self.sessions.finish(&ctx.cur).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let outcome = match (ctx.endpoint, ctx.decision) {
-            (Some(_), _) => Outcome::Builtin,
-            (None, Some(Decision::Allow { .. })) => Outcome::Allowed,
-            (None, Some(Decision::Unauthenticated)) if status == 302 => Outcome::Redirected,
-            (None, Some(Decision::Unauthenticated)) => Outcome::Unauthenticated,
-            (None, Some(Decision::Forbidden)) => Outcome::Forbidden,
-            (None, Some(Decision::NotFound)) => Outcome::NotFound,
-            (None, None) => Outcome::BadRequest,
-        };
-        METRICS.request(outcome, status, ctx.start.elapsed());
+        METRICS.request(outcome(ctx, status), status, ctx.start.elapsed());
         if !self.config.access_log {
             return;
         }
         let req = session.req_header();
-        let upstream = match ctx.decision {
-            Some(Decision::Allow { upstream }) => self.upstreams[upstream].config.name.as_str(),
-            _ => "-",
-        };
+        let upstream = ctx
+            .upstream()
+            .map_or("-", |u| self.upstreams[u].config.name.as_str());
         let decision = match (ctx.endpoint, ctx.decision) {
             (Some(_), _) => "builtin",
             (None, Some(d)) => d.as_str(),
             (None, None) => "bad_request",
         };
         // The query is left out: it can carry tokens.
-        let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
         tracing::info!(
             target: "access",
             method = %req.method,
-            path,
+            path = ctx.path(req),
             status,
             user = ctx.cur.user().unwrap_or("-"),
             upstream,
@@ -781,5 +438,18 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             request_id = ctx.id.to_str().unwrap_or_default(),
             error = e.map(|e| e.etype().as_str()),
         );
+    }
+}
+
+/// How a finished request is counted.
+fn outcome(ctx: &Ctx, status: u16) -> Outcome {
+    match (ctx.endpoint, ctx.decision) {
+        (Some(_), _) => Outcome::Builtin,
+        (None, Some(Decision::Allow { .. })) => Outcome::Allowed,
+        (None, Some(Decision::Unauthenticated)) if status == 302 => Outcome::Redirected,
+        (None, Some(Decision::Unauthenticated)) => Outcome::Unauthenticated,
+        (None, Some(Decision::Forbidden)) => Outcome::Forbidden,
+        (None, Some(Decision::NotFound)) => Outcome::NotFound,
+        (None, None) => Outcome::BadRequest,
     }
 }

@@ -7,6 +7,8 @@
 
 use std::borrow::Cow;
 
+use pingora::http::RequestHeader;
+
 /// Why a path was refused (answered with 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -140,9 +142,52 @@ fn decode_segment(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// Make the request's target the one the rule was decided on: the
+/// normalised path (when it differs) with the query as sent, always in
+/// origin-form (an absolute-form target is not passed on). Untouched, and
+/// without an allocation, when the target already is that.
+///
+/// # Errors
+/// When the rebuilt target does not parse, which a normalised path and a
+/// query pingora accepted cannot cause.
+pub fn set_upstream_target(
+    req: &mut RequestHeader,
+    normalized: Option<&str>,
+) -> Result<(), http::uri::InvalidUri> {
+    let unchanged = normalized.is_none()
+        && req.uri.path_and_query().map(|pq| pq.as_str().as_bytes()) == Some(req.raw_path());
+    if unchanged {
+        return Ok(());
+    }
+    let path = normalized.unwrap_or(req.uri.path());
+    let target = match req.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    req.set_uri(target.parse::<http::Uri>()?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upstream_target_is_the_decided_path_in_origin_form() {
+        // (request target, normalised path, want)
+        let cases = [
+            ("/a/b?x=1", None, "/a/b?x=1"),
+            ("/a/../admin?x=1", Some("/admin"), "/admin?x=1"),
+            ("/a/%2e%2e/admin", Some("/admin"), "/admin"),
+            ("http://evil.test/a?q", None, "/a?q"),
+            ("http://evil.test/a/../b", Some("/b"), "/b"),
+        ];
+        for (target, normalized, want) in cases {
+            let mut req = RequestHeader::build("GET", target.as_bytes(), None).unwrap();
+            set_upstream_target(&mut req, normalized).unwrap();
+            assert_eq!(req.uri.to_string(), want, "{target}");
+        }
+    }
 
     #[test]
     fn normalize_table() {

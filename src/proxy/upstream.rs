@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::lb::{selection::RoundRobin, LoadBalancer};
+use pingora::prelude::{ConnectNoRoute, HttpPeer};
 
 /// One named upstream.
 #[derive(Debug, Clone)]
@@ -42,4 +43,25 @@ pub fn load_balancer(config: &UpstreamOptions) -> std::io::Result<LoadBalancer<R
     lb.set_health_check(hc);
     lb.health_check_frequency = Some(config.health_check_interval.max(Duration::from_millis(100)));
     Ok(lb)
+}
+
+impl Upstream {
+    /// The peer for one request: the next healthy address, round robin, with
+    /// every timeout set (pingora's are unset, that is unbounded, by default).
+    ///
+    /// # Errors
+    /// `ConnectNoRoute` (answered 502) when no address is healthy.
+    pub fn peer(&self) -> pingora::Result<Box<HttpPeer>> {
+        let backend = self.lb.select(b"", 256).ok_or_else(|| {
+            pingora::Error::explain(ConnectNoRoute, "no healthy upstream address")
+        })?;
+        let mut peer = HttpPeer::new(backend, false, String::new());
+        let c = &self.config;
+        peer.options.connection_timeout = Some(c.connect_timeout);
+        peer.options.total_connection_timeout = Some(c.connect_timeout);
+        peer.options.read_timeout = Some(c.read_timeout);
+        peer.options.write_timeout = Some(c.write_timeout);
+        peer.options.idle_timeout = Some(c.idle_timeout);
+        Ok(Box::new(peer))
+    }
 }
