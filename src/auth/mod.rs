@@ -1,13 +1,188 @@
 //! Who the user is: the built-in endpoints under the auth prefix (login,
-//! logout, me, check, a user's own sessions), the users file (read again
-//! at every config reload, `server::reload`), and login throttling.
+//! logout, me, check, a user's own sessions), the password login against the
+//! users file (read again at every config reload, `server::reload`) with its
+//! throttles, and sign-in with OpenID Connect providers.
 //!
-//! It builds replies ([`crate::http::reply::Reply`]); the proxy writes them.
-//! It reaches sessions only through the session manager.
+//! [`Auth`] is one config generation's auth: its users, throttles, hashing
+//! slots and providers. Its endpoints build replies
+//! ([`crate::http::reply::Reply`]); the proxy writes them. It reaches
+//! sessions only through the session manager.
+//!
+//! - [`endpoints`]: the endpoint table and the small endpoints;
+//! - [`password`]: the login form and its checks;
+//! - [`oidc`]: the providers and the sign-in flow with them.
 
 pub mod endpoints;
 pub mod names;
 pub mod oidc;
 pub mod own_sessions;
+pub mod password;
 pub mod throttle;
 pub mod users;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use self::oidc::{OidcOptions, Provider};
+use self::throttle::Throttle;
+use self::users::Users;
+use crate::http::headers::IdentityNames;
+
+/// Keys the throttles remember at most.
+const THROTTLE_CAPACITY: u64 = 100_000;
+
+/// The built-in endpoints' location and where anonymous browsers are sent.
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    pub prefix: String,
+    /// Relative URL of the login page; `?next=` is appended.
+    pub login_url: String,
+    /// The users file of the built-in login; `None` = built-in login off.
+    pub users_file: Option<PathBuf>,
+    /// The identity headers `GET <p>/check` answers with (`[identity]`).
+    pub identity: IdentityNames,
+    /// Where `POST <prefix>/logout` sends the browser.
+    pub logout_redirect: String,
+    /// Failed logins per user name within `failure_window` before lockout.
+    pub max_failures: u32,
+    /// Failed logins per client IP within `failure_window` before lockout.
+    pub ip_max_failures: u32,
+    pub failure_window: Duration,
+    /// Password verifications running at once.
+    pub max_concurrent_hashes: usize,
+    /// `[[auth.oidc]]`: the OpenID Connect providers one may sign in with.
+    pub oidc: Vec<OidcOptions>,
+}
+
+/// Why the auth of a config cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("users file: {0}")]
+    Users(#[from] users::Error),
+    #[error("auth.oidc: {0}")]
+    Provider(String),
+}
+
+/// The built-in login: users, throttles, the hashing limit, the OIDC providers.
+pub struct Auth {
+    pub(crate) config: AuthOptions,
+    /// The users file as this login's config generation read it.
+    pub(crate) users: Arc<Users>,
+    /// Checked when the user is unknown, so that an unknown name costs as
+    /// much as a wrong password. Made once per process (an argon2 hash).
+    pub(crate) dummy_hash: Arc<String>,
+    /// The throttles and the hashing slots outlive a reload whose settings
+    /// for them are unchanged: a reload must not forgive failed attempts.
+    pub(crate) by_user: Arc<Throttle<String>>,
+    pub(crate) by_ip: Arc<Throttle<IpAddr>>,
+    pub(crate) hashing: Arc<Semaphore>,
+    /// `[[auth.oidc]]`, in config order (the login page's order).
+    pub(crate) providers: Vec<Arc<Provider>>,
+}
+
+impl Auth {
+    /// Load the users file (if configured) and prepare the dummy hash.
+    ///
+    /// # Errors
+    /// If the users file cannot be loaded.
+    pub fn new(config: AuthOptions) -> Result<Auth, AuthError> {
+        let users = load_users(&config)?;
+        let providers = providers(&config, &[])?;
+        let window = config.failure_window;
+        Ok(Auth {
+            by_user: Arc::new(Throttle::new(
+                config.max_failures,
+                window,
+                THROTTLE_CAPACITY,
+            )),
+            by_ip: Arc::new(Throttle::new(
+                config.ip_max_failures,
+                window,
+                THROTTLE_CAPACITY,
+            )),
+            hashing: Arc::new(Semaphore::new(config.max_concurrent_hashes)),
+            dummy_hash: Arc::new(users::dummy_hash()),
+            users: Arc::new(users),
+            providers,
+            config,
+        })
+    }
+
+    /// The login of a reloaded config: the users file read again, and the
+    /// throttles kept where their settings did not change. Returns it with
+    /// the users who can no longer log in, whose sessions the caller ends.
+    ///
+    /// # Errors
+    /// The users file is unreadable or invalid; `self` stays as it was.
+    pub fn next(&self, config: AuthOptions) -> Result<(Auth, Vec<String>), AuthError> {
+        let users = load_users(&config)?;
+        let providers = providers(&config, &self.providers)?;
+        let revoked = self.users.revoked_in(&users);
+        let old = &self.config;
+        let window = config.failure_window;
+        let same_window = window == old.failure_window;
+        let by_user = if same_window && config.max_failures == old.max_failures {
+            self.by_user.clone()
+        } else {
+            Arc::new(Throttle::new(
+                config.max_failures,
+                window,
+                THROTTLE_CAPACITY,
+            ))
+        };
+        let by_ip = if same_window && config.ip_max_failures == old.ip_max_failures {
+            self.by_ip.clone()
+        } else {
+            Arc::new(Throttle::new(
+                config.ip_max_failures,
+                window,
+                THROTTLE_CAPACITY,
+            ))
+        };
+        let hashing = if config.max_concurrent_hashes == old.max_concurrent_hashes {
+            self.hashing.clone()
+        } else {
+            Arc::new(Semaphore::new(config.max_concurrent_hashes))
+        };
+        let login = Auth {
+            config,
+            users: Arc::new(users),
+            dummy_hash: self.dummy_hash.clone(),
+            by_user,
+            by_ip,
+            hashing,
+            providers,
+        };
+        Ok((login, revoked))
+    }
+
+    pub(crate) fn users(&self) -> Arc<Users> {
+        self.users.clone()
+    }
+}
+
+/// The providers of `config`, reusing those of `old` whose settings are unchanged
+/// (a reload keeps their discovery document and keys).
+fn providers(config: &AuthOptions, old: &[Arc<Provider>]) -> Result<Vec<Arc<Provider>>, AuthError> {
+    config
+        .oidc
+        .iter()
+        .map(|o| match old.iter().find(|p| p.options == *o) {
+            Some(p) => Ok(p.clone()),
+            None => Provider::new(o.clone())
+                .map(Arc::new)
+                .map_err(AuthError::Provider),
+        })
+        .collect()
+}
+
+fn load_users(config: &AuthOptions) -> Result<Users, users::Error> {
+    match &config.users_file {
+        Some(path) => Users::load(path),
+        None => Ok(Users::default()),
+    }
+}

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::auth::endpoints::AuthOptions;
+use crate::auth::AuthOptions;
 use crate::http::connections::Limits;
 use crate::http::headers::IdentityNames;
 use crate::http::tls::TlsListener;

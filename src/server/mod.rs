@@ -28,7 +28,7 @@ use pingora::services::background::background_service;
 pub use self::logging::init as init_logging;
 use self::reload::{FirstGeneration, Reloader};
 use crate::admin::{self, Admin};
-use crate::auth::endpoints::Auth;
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::config::StoreConfig;
 use crate::http::connections;
@@ -47,7 +47,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{0}")]
-    Auth(#[from] crate::auth::endpoints::AuthError),
+    Auth(#[from] crate::auth::AuthError),
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("listen {addr}: {source}")]

@@ -26,7 +26,7 @@ use pingora::server::ShutdownWatch;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::auth::endpoints::Auth;
+use crate::auth::Auth;
 use crate::config::{Config, StoreConfig};
 use crate::http::tls::Certificates;
 use crate::metrics::{Reload, METRICS};

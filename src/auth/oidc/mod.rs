@@ -19,6 +19,7 @@
 //! goes to the log at `warn`, without tokens or codes.
 
 pub mod claims;
+pub mod flow;
 pub mod prelogin;
 
 use std::sync::Mutex;

@@ -1,0 +1,178 @@
+//! The sign-in flow with an OpenID Connect provider, as endpoints under the
+//! auth prefix: `<p>/oidc/<id>/start` (a sealed pre-login cookie, then off to
+//! the provider) and `<p>/oidc/<id>/callback` (the cookie and `state`
+//! checked, the code redeemed, the ID token checked, a new session). The
+//! provider itself (discovery, keys, token checks) is [`super::Provider`].
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use pingora::http::RequestHeader;
+
+use super::prelogin::{self, PreLogin};
+use super::{Failure, Provider};
+use crate::auth::endpoints::{oidc_step, query_param, unavailable};
+use crate::auth::Auth;
+use crate::http::html::{escape, page};
+use crate::http::problem::Problem;
+use crate::http::redirect::safe_next;
+use crate::http::reply::Reply;
+use crate::metrics::METRICS;
+use crate::session::cookie::SameSite;
+use crate::session::manager::{Client, RequestSession, SessionManager};
+use crate::session::SessionStore;
+
+/// The session data key that records which provider signed a session in
+/// (for RP-initiated logout). The backend sees it in `X-Session-Data`.
+pub const PROVIDER_KEY: &str = "sessiongate.provider";
+/// A longer `next` is replaced by `/` rather than carried through the provider.
+const MAX_NEXT_LEN: usize = 1024;
+
+fn now_secs() -> u64 {
+    crate::session::now_ms() / 1000
+}
+
+/// After a sign-in at a provider: a 303 to `next`, or, when the session cookie
+/// is `SameSite=Strict`, a page that moves on by itself, because a browser
+/// does not send a Strict cookie on a redirect chain that began at another site.
+fn signed_in(next: &str, same_site: SameSite) -> Reply {
+    if same_site != SameSite::Strict {
+        return Reply::see_other(next);
+    }
+    let next = escape(next);
+    Reply::html(
+        StatusCode::OK,
+        page(
+            "Signed in",
+            &format!(
+                r#"<meta http-equiv="refresh" content="0;url={next}"><h1>Signed in</h1><p><a class="button" href="{next}">Continue</a></p>"#
+            ),
+        ),
+    )
+}
+
+impl Auth {
+    /// The pre-login cookie's name when sign-in with a provider is on: it is
+    /// ours, so the proxy strips it from requests to upstreams.
+    pub fn prelogin_cookie(
+        &self,
+        session: &crate::session::cookie::CookieAttrs,
+    ) -> Option<&'static str> {
+        (!self.providers.is_empty()).then(|| prelogin::cookie_name(session))
+    }
+
+    pub(crate) fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
+        self.providers.iter().find(|p| p.options.id == id)
+    }
+
+    /// The provider a `<p>/oidc/<id>/...` path names.
+    fn provider_at(&self, path: &str) -> Option<&Arc<Provider>> {
+        let rest = path.strip_prefix(self.config.prefix.as_str())?;
+        self.provider(oidc_step(rest)?.0)
+    }
+
+    /// `GET <p>/oidc/<id>/start`: the pre-login cookie, and off to the provider.
+    pub(crate) async fn oidc_start<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        path: &str,
+        client: &Client,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let Some(provider) = self.provider_at(path) else {
+            return Reply::problem(Problem::NotFound);
+        };
+        let next = query_param(req, "next");
+        let mut next = safe_next(next.as_deref()).into_owned();
+        if next.len() > MAX_NEXT_LEN {
+            next = "/".to_owned();
+        }
+        match provider.start(&next, now_secs()).await {
+            Ok(started) => {
+                let secrets = &sessions.config().secrets;
+                let cookie = prelogin::cookie_attrs(&sessions.config().cookie)
+                    .set_cookie(&started.record.seal(secrets), client.https);
+                Reply::see_other(&started.location).with(http::header::SET_COOKIE, cookie)
+            }
+            Err(e) => {
+                tracing::warn!(target: "auth", provider = %provider.options.id, reason = %e, "sign-in could not start");
+                Reply::html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    self.login_page(
+                        &next,
+                        Some(&format!(
+                            "Sign-in with {} is not available right now. Try again later.",
+                            provider.options.name
+                        )),
+                        "",
+                    ),
+                )
+            }
+        }
+    }
+
+    /// `GET <p>/oidc/<id>/callback`: the pre-login cookie and `state` checked,
+    /// the code redeemed, the ID token checked, then a new session.
+    pub(crate) async fn oidc_callback<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        path: &str,
+        client: &Client,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let Some(provider) = self.provider_at(path) else {
+            return Reply::problem(Problem::NotFound);
+        };
+        let attrs = prelogin::cookie_attrs(&sessions.config().cookie);
+        // Cleared whatever happens: a record is good for one callback.
+        let clear = attrs.clear_cookie(client.https);
+        let now = now_secs();
+        let record = req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| crate::session::cookie::find(v, &attrs.name))
+            .find_map(|v| PreLogin::open(v, &sessions.config().secrets, now));
+        let outcome = match &record {
+            Some(record) => provider.finish(req.uri.query().unwrap_or(""), record).await,
+            None => Err(Failure::NoPreLogin),
+        };
+        let next = record.map_or_else(|| "/".to_owned(), |r| r.next);
+        let mapped = match outcome {
+            Ok(m) => m,
+            Err(e) => {
+                METRICS.login_failed();
+                tracing::warn!(target: "auth", provider = %provider.options.id, reason = %e, "sign-in failed");
+                return Reply::html(
+                    StatusCode::UNAUTHORIZED,
+                    self.login_page(
+                        &next,
+                        Some(&format!(
+                            "Sign-in with {} did not complete. Try again.",
+                            provider.options.name
+                        )),
+                        "",
+                    ),
+                )
+                .with(http::header::SET_COOKIE, clear);
+            }
+        };
+        if mapped.dropped > 0 {
+            tracing::warn!(target: "auth", provider = %provider.options.id, dropped = mapped.dropped, "groups that cannot be roles were left out");
+        }
+        let mut data = serde_json::Map::new();
+        data.insert(PROVIDER_KEY.to_owned(), provider.options.id.clone().into());
+        let user = mapped.user;
+        if let Err(e) = sessions
+            .login_with(cur, user.clone(), mapped.roles, data, client)
+            .await
+        {
+            return unavailable(&e).with(http::header::SET_COOKIE, clear);
+        }
+        METRICS.login_succeeded();
+        tracing::info!(target: "auth", user = %user, provider = %provider.options.id, "login succeeded");
+        signed_in(&next, sessions.config().cookie.same_site).with(http::header::SET_COOKIE, clear)
+    }
+}

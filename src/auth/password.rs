@@ -1,0 +1,203 @@
+//! The password login: `POST <prefix>/login` against the users file, and the
+//! login page that carries its form (and a button per OIDC provider).
+//!
+//! Failures have one shape: an unknown user, a disabled user and a wrong
+//! password get the same status, body and cookies, in the same time (unknown
+//! users are checked against a dummy hash). Attempts are throttled per canonical
+//! user name and per client IP; hashing runs off the async workers behind a
+//! bounded semaphore. POSTs from another origin get 403 (OWASP CSRF: verify
+//! `Origin`, or failing that `Referer`).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use http::StatusCode;
+use pingora::http::RequestHeader;
+
+use super::endpoints::{forbidden, unavailable};
+use super::users::{self, MAX_PASSWORD_LEN};
+use super::Auth;
+use crate::http::html::{escape, page};
+use crate::http::origin::same_origin;
+use crate::http::problem::Problem;
+use crate::http::redirect::safe_next;
+use crate::http::reply::Reply;
+use crate::metrics::METRICS;
+use crate::session::manager::{Client, RequestSession, SessionManager};
+use crate::session::SessionStore;
+
+/// How long a login waits for a hashing slot before 503.
+const HASH_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+impl Auth {
+    pub(super) async fn submit_login<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        form: &[u8],
+        client: &Client,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        if !same_origin(req, client.via_trusted_proxy) {
+            return forbidden();
+        }
+        let (mut username, mut password, mut next) = (None, None, None);
+        for (k, v) in form_urlencoded::parse(form) {
+            match k.as_ref() {
+                "username" => username = Some(v.into_owned()),
+                "password" => password = Some(v.into_owned()),
+                "next" => next = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let next = safe_next(next.as_deref()).into_owned();
+        let (Some(username), Some(password)) = (username.clone(), password) else {
+            return Reply::html(
+                StatusCode::BAD_REQUEST,
+                self.login_page(
+                    &next,
+                    Some("Enter a username and a password."),
+                    username.as_deref().unwrap_or_default(),
+                ),
+            );
+        };
+        if self.config.users_file.is_none() {
+            return Reply::problem(Problem::NotFound);
+        }
+        if password.len() > MAX_PASSWORD_LEN {
+            // Refused before hashing: a huge password must not buy a huge hash.
+            return Reply::html(
+                StatusCode::BAD_REQUEST,
+                self.login_page(&next, Some("That password is too long."), &username),
+            );
+        }
+        let user_key = users::canonical_name(&username);
+        let user_slot = match self.by_user.begin(user_key) {
+            Ok(a) => a,
+            Err(retry) => return self.locked_out(&next, retry, &username),
+        };
+        // Each slot is given back when dropped, unless the password failed.
+        let ip_slot = match client.ip.map(|ip| self.by_ip.begin(ip)).transpose() {
+            Ok(a) => a,
+            Err(retry) => return self.locked_out(&next, retry, &username),
+        };
+        let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
+        else {
+            return Reply::problem(Problem::Unavailable)
+                .with(http::header::RETRY_AFTER, "1".into());
+        };
+        let typed = username.clone();
+        let users = self.users();
+        let dummy = self.dummy_hash.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            users::check(&users, &dummy, &username, password.as_bytes())
+                .map(|u| (u.name.clone(), u.roles.clone()))
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some((user, roles)) = checked else {
+            // The slots stay taken: they are the failures the throttle counts.
+            user_slot.failed();
+            if let Some(a) = ip_slot {
+                a.failed();
+            }
+            METRICS.login_failed();
+            tracing::info!(target: "auth", "login failed");
+            return Reply::html(
+                StatusCode::UNAUTHORIZED,
+                self.login_page(&next, Some("Invalid username or password."), &typed),
+            );
+        };
+        drop((user_slot, ip_slot));
+        if let Err(e) = sessions.login(cur, user.clone(), roles, client).await {
+            return unavailable(&e);
+        }
+        METRICS.login_succeeded();
+        tracing::info!(target: "auth", user = %user, "login succeeded");
+        Reply::see_other(&next)
+    }
+
+    /// A lockout looks like a failure with a `Retry-After`, whatever the password.
+    fn locked_out(&self, next: &str, retry: Duration, username: &str) -> Reply {
+        METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(target: "auth", "login throttled");
+        let secs = retry.as_secs().max(1);
+        let when = if secs < 90 {
+            format!("{secs} seconds")
+        } else {
+            format!("{} minutes", secs.div_ceil(60))
+        };
+        Reply::html(
+            StatusCode::TOO_MANY_REQUESTS,
+            self.login_page(
+                next,
+                Some(&format!("Too many attempts. Try again in {when}.")),
+                username,
+            ),
+        )
+        .with(http::header::RETRY_AFTER, secs.to_string())
+    }
+
+    /// The login page: a button per OIDC provider, and the password form
+    /// when there is a users file. `username` is what was typed last time.
+    pub(super) fn login_page(&self, next: &str, error: Option<&str>, username: &str) -> String {
+        let error = error.map_or(String::new(), |e| {
+            format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
+        });
+        let mut providers = String::new();
+        for p in &self.providers {
+            let href = format!(
+                "{}/oidc/{}/start?{}",
+                self.config.prefix,
+                p.options.id,
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", next)
+                    .finish()
+            );
+            providers.push_str(&format!(
+                r#"<a class="button provider" href="{}">Sign in with {}</a>
+"#,
+                escape(&href),
+                escape(&p.options.name)
+            ));
+        }
+        let password = if self.config.users_file.is_some() {
+            format!(
+                r#"{or}<form method="post" action="{action}">
+<input type="hidden" name="next" value="{next}">
+<label for="username">Username</label>
+<input id="username" name="username" value="{username}" autocomplete="username" autocapitalize="none" spellcheck="false" required{focus_user}>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required{focus_password}>
+<button type="submit">Sign in</button>
+</form>"#,
+                or = if providers.is_empty() {
+                    ""
+                } else {
+                    r#"<p class="or"><span>or</span></p>
+"#
+                },
+                action = escape(&format!("{}/login", self.config.prefix)),
+                next = escape(next),
+                username = escape(username),
+                focus_user = if username.is_empty() {
+                    " autofocus"
+                } else {
+                    ""
+                },
+                focus_password = if username.is_empty() {
+                    ""
+                } else {
+                    " autofocus"
+                },
+            )
+        } else {
+            String::new()
+        };
+        page(
+            "Sign in",
+            &format!("<h1>Sign in</h1>{error}\n{providers}{password}"),
+        )
+    }
+}
