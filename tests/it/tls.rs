@@ -380,6 +380,18 @@ fn a_stalled_tls_handshake_is_cut_at_the_head_deadline_and_counts_against_the_ca
         "the TLS listener",
         &gate,
     );
+    // The readiness probe's own connection must be gone first, or one of the
+    // three below could be the one refused at the cap (a flake under load).
+    wait_for(
+        || {
+            gate.admin("GET", "/metrics")
+                .send()
+                .body
+                .contains("sessiongate_connections_open 0")
+        },
+        "no client connection open",
+        &gate,
+    );
     // Three connections that send half a ClientHello and stall: the cap is full.
     let hello = client_hello([3, 3]);
     let stalled: Vec<TcpStream> = (0..3)
