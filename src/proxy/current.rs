@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
+use tracing::Instrument;
 
 use super::{Ctx, Downstream, Proxy};
 use crate::session::SessionStore;
@@ -46,7 +47,11 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
     }
 
     async fn request_filter(&self, session: &mut Downstream, p: &mut ProxyCtx<S>) -> Result<bool> {
-        p.proxy.request_filter(session, &mut p.ctx).await
+        let span = p.ctx.span.clone();
+        p.proxy
+            .request_filter(session, &mut p.ctx)
+            .instrument(span)
+            .await
     }
 
     async fn upstream_peer(
@@ -54,7 +59,11 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         session: &mut Downstream,
         p: &mut ProxyCtx<S>,
     ) -> Result<Box<HttpPeer>> {
-        p.proxy.upstream_peer(session, &mut p.ctx).await
+        let span = p.ctx.span.clone();
+        p.proxy
+            .upstream_peer(session, &mut p.ctx)
+            .instrument(span)
+            .await
     }
 
     async fn upstream_request_filter(
@@ -63,8 +72,10 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         req: &mut RequestHeader,
         p: &mut ProxyCtx<S>,
     ) -> Result<()> {
+        let span = p.ctx.span.clone();
         p.proxy
             .upstream_request_filter(session, req, &mut p.ctx)
+            .instrument(span)
             .await
     }
 
@@ -74,7 +85,11 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         resp: &mut ResponseHeader,
         p: &mut ProxyCtx<S>,
     ) -> Result<()> {
-        p.proxy.response_filter(session, resp, &mut p.ctx).await
+        let span = p.ctx.span.clone();
+        p.proxy
+            .response_filter(session, resp, &mut p.ctx)
+            .instrument(span)
+            .await
     }
 
     fn request_summary(&self, session: &Downstream, p: &ProxyCtx<S>) -> String {
@@ -87,10 +102,18 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         e: &Error,
         p: &mut ProxyCtx<S>,
     ) -> FailToProxy {
-        p.proxy.fail_to_proxy(session, e, &mut p.ctx).await
+        let span = p.ctx.span.clone();
+        p.proxy
+            .fail_to_proxy(session, e, &mut p.ctx)
+            .instrument(span)
+            .await
     }
 
     async fn logging(&self, session: &mut Downstream, e: Option<&Error>, p: &mut ProxyCtx<S>) {
-        p.proxy.logging(session, e, &mut p.ctx).await;
+        let span = p.ctx.span.clone();
+        p.proxy
+            .logging(session, e, &mut p.ctx)
+            .instrument(span)
+            .await;
     }
 }

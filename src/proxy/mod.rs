@@ -101,6 +101,9 @@ pub struct Ctx {
     https: bool,
     /// This request's `X-Request-Id` ([`request_id`]).
     id: HeaderValue,
+    /// Every event of this request's phases is inside it, so a `warn!` (a
+    /// bad cookie, the store down) carries the request id of its access line.
+    span: tracing::Span,
 }
 
 impl Ctx {
@@ -171,6 +174,8 @@ impl<S: SessionStore> Proxy<S> {
         });
         let fresh = std::mem::replace(&mut ctx.id, HeaderValue::from_static(""));
         ctx.id = request_id::of(req, ctx.trusted_peer, fresh);
+        ctx.span
+            .record("request_id", ctx.id.to_str().unwrap_or_default());
     }
 
     /// The one canonical path ([`path::normalize`]); `false` when the
@@ -289,6 +294,7 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             store_down: false,
             https: false,
             id: request_id::generate(),
+            span: tracing::info_span!("request", request_id = tracing::field::Empty),
         }
     }
 

@@ -1,6 +1,8 @@
 //! The access log through the real binary: one event per request, JSON when
 //! configured, and never a cookie value, a secret or a password.
 
+use std::time::Duration;
+
 use crate::common::*;
 
 #[test]
@@ -61,4 +63,54 @@ fn json_access_log_has_one_event_per_request_without_secrets() {
     for secret in [value, &value[..64], SECRET, "hunter2-password", "abc123"] {
         assert!(!out.contains(secret), "{secret:?} reached the log");
     }
+}
+
+/// Every event inside a request carries the request id of its access line:
+/// a tampered cookie's `warn` (JSON: the request span's `request_id`).
+#[test]
+fn a_warning_inside_a_request_names_its_request_id() {
+    let backend = Backend::app();
+    let config = standard_config(backend.addr, "")
+        .replace("[upstream.app]", "[log]\nformat = \"json\"\n[upstream.app]");
+    let gate = Gate::start(&config);
+    let cookie = gate.login("alice", "user");
+    let tampered = format!("{}0", &cookie[..cookie.len() - 1]);
+    let tampered = if tampered == cookie {
+        format!("{}1", &cookie[..cookie.len() - 1])
+    } else {
+        tampered
+    };
+    let resp = gate.get("/private").api().cookie(&tampered).send();
+    assert_eq!(resp.status, 401);
+    let id = resp
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned();
+    let mut warning = None;
+    wait_for(
+        Duration::from_secs(3),
+        "the warning and the access line",
+        || {
+            let events: Vec<serde_json::Value> = gate
+                .output()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let access = events
+                .iter()
+                .any(|e| e["target"] == "access" && e["request_id"] == id.as_str());
+            warning = events
+                .iter()
+                .find(|e| {
+                    e["level"] == "WARN"
+                        && e["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("did not verify"))
+                })
+                .cloned();
+            access && warning.is_some()
+        },
+    );
+    let warning = warning.unwrap();
+    assert_eq!(warning["span"]["request_id"], id.as_str(), "{warning}");
 }
