@@ -38,7 +38,7 @@ impl std::fmt::Debug for ClusterOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterOptions")
             .field("nodes", &self.nodes)
-            .field("password", &super::redacted(&self.password))
+            .field("password", &super::options::redacted(&self.password))
             .finish()
     }
 }

@@ -32,8 +32,11 @@ impl std::fmt::Debug for SentinelOptions {
         f.debug_struct("SentinelOptions")
             .field("addrs", &self.addrs)
             .field("master_name", &self.master_name)
-            .field("password", &super::redacted(&self.password))
-            .field("node_password", &super::redacted(&self.node_password))
+            .field("password", &super::options::redacted(&self.password))
+            .field(
+                "node_password",
+                &super::options::redacted(&self.node_password),
+            )
             .field("database", &self.database)
             .finish()
     }

@@ -16,11 +16,6 @@
 //! store's futures are always ready; the sync cache has no per-call future to
 //! allocate and its eviction listener is a plain closure.
 //!
-//! **LRU, not TinyLFU.** moka's default admission policy can refuse a new key
-//! when the cache is full and the key is not yet "popular", which would turn a
-//! fresh login into "logged in, then 401". With LRU every insert is admitted
-//! and the least recently used session goes.
-//!
 //! **A dead session is never returned**, whatever moka's maintenance schedule:
 //! moka itself never returns an entry past its time-to-idle, and every read
 //! here also checks the session's own deadlines (idle since its last use,
@@ -40,36 +35,29 @@
 //! session(s). Without it, logging one account in `capacity` times would evict
 //! every other user.
 //!
-//! **The per-user index** ("this user's sessions": revoke all, a user's own
-//! page, the admin filter) is kept in step by moka's eviction listener, which
-//! also counts removals by cause for `/stats` and `/metrics`. Nothing scans the
-//! cache to find a user's sessions. The index lock is never held while calling
-//! into a cache, since a cache call may run the listener, which takes it.
+//! Its parts: `eviction.rs` (the caches as built, why LRU, their eviction
+//! listener, the housekeeping thread) and `user_index.rs` (a user's sessions
+//! without a scan, and which of them are past `max_per_user`).
 //!
 //! It does not define what a session is or the store contract; both are in
 //! [`crate::session`], which re-exports this type as `session::MemoryStore`.
 
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::future::Future;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::Duration;
 
-use hashbrown::HashTable;
-use moka::notification::RemovalCause;
 use moka::ops::compute::{CompResult, Op};
-use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
+mod eviction;
+mod user_index;
+
+use self::eviction::cache;
+use self::user_index::UserIndex;
 use crate::session::{
     now_ms, Session, SessionCount, SessionKey, SessionStore, StoreError, StoreStats,
 };
-
-/// How often the housekeeping thread runs moka's pending work (expiry,
-/// eviction, listener calls) when requests do not.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 
 /// What the memory store is built from (`[session]` in `proxy.toml`).
 #[derive(Debug, Clone, Copy)]
@@ -111,182 +99,12 @@ impl Shared {
     fn now(&self) -> u64 {
         now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
     }
-
-    /// The eviction listener of both caches: count by cause, keep the index
-    /// in step. `Replaced` is an update of the same session: the updater
-    /// refreshes the index itself.
-    fn removed(&self, s: &Session, cause: RemovalCause) {
-        match cause {
-            RemovalCause::Replaced => return,
-            RemovalCause::Size => {
-                self.evictions.fetch_add(1, Ordering::Relaxed);
-            }
-            RemovalCause::Expired => {
-                self.expirations.fetch_add(1, Ordering::Relaxed);
-            }
-            RemovalCause::Explicit => {}
-        }
-        if s.user().is_some() {
-            lock(&self.users).remove(s);
-        }
-    }
-}
-
-/// Logged-in sessions by user. Most users have one session: that costs one
-/// pointer in `one` (the name is read from the session itself, not stored
-/// again). A user with several (a shared account, many devices) moves to
-/// `many`, where each change stays O(1).
-#[derive(Default)]
-struct UserIndex {
-    one: HashTable<Arc<Session>>,
-    many: HashMap<Box<str>, HashMap<SessionKey, Arc<Session>>>,
-    hasher: RandomState,
-}
-
-fn user_of(s: &Session) -> &str {
-    s.user().unwrap_or("")
-}
-
-impl UserIndex {
-    /// Index `s`; past `max` sessions for its user, the oldest others leave
-    /// the index and are returned, for the caller to end.
-    fn insert(&mut self, s: &Arc<Session>, max: usize) -> Vec<SessionKey> {
-        let Some(user) = s.user() else {
-            return Vec::new();
-        };
-        let hash = self.hasher.hash_one(user);
-        if let Some(map) = self.many.get_mut(user) {
-            map.insert(s.key, s.clone());
-            return Self::trim(map, &s.key, max);
-        }
-        let hasher = &self.hasher;
-        let Ok(entry) = self.one.find_entry(hash, |o| user_of(o) == user) else {
-            self.one
-                .insert_unique(hash, s.clone(), |o| hasher.hash_one(user_of(o)));
-            return Vec::new();
-        };
-        if entry.get().key == s.key {
-            *entry.into_mut() = s.clone();
-            return Vec::new();
-        }
-        let (old, _) = entry.remove();
-        let mut map = HashMap::with_capacity(2);
-        map.insert(old.key, old);
-        map.insert(s.key, s.clone());
-        let displaced = Self::trim(&mut map, &s.key, max);
-        self.settle(user.into(), map);
-        displaced
-    }
-
-    /// End the oldest of `map` past `max`, never `newest`.
-    fn trim(
-        map: &mut HashMap<SessionKey, Arc<Session>>,
-        newest: &SessionKey,
-        max: usize,
-    ) -> Vec<SessionKey> {
-        let mut displaced = Vec::new();
-        while map.len() > max.max(1) {
-            let oldest = map
-                .values()
-                .filter(|o| o.key != *newest)
-                .min_by_key(|o| (o.created_at, o.key))
-                .map(|o| o.key);
-            match oldest {
-                Some(key) => {
-                    map.remove(&key);
-                    displaced.push(key);
-                }
-                None => break,
-            }
-        }
-        displaced
-    }
-
-    /// Keep a user's sessions where they belong: one in `one`, more in `many`.
-    fn settle(&mut self, user: Box<str>, map: HashMap<SessionKey, Arc<Session>>) {
-        match map.len() {
-            0 => {}
-            1 => {
-                let last = map.into_values().next().expect("one left");
-                let hasher = &self.hasher;
-                self.one
-                    .insert_unique(hasher.hash_one(user_of(&last)), last, |o| {
-                        hasher.hash_one(user_of(o))
-                    });
-            }
-            _ => {
-                self.many.insert(user, map);
-            }
-        }
-    }
-
-    /// Point the index at the newer record of a session it holds; a session
-    /// that left meanwhile (evicted, destroyed) is not brought back.
-    fn refresh(&mut self, s: &Arc<Session>) {
-        let Some(user) = s.user() else { return };
-        if let Some(map) = self.many.get_mut(user) {
-            if let Some(old) = map.get_mut(&s.key) {
-                *old = s.clone();
-            }
-            return;
-        }
-        let hash = self.hasher.hash_one(user);
-        if let Some(old) = self.one.find_mut(hash, |o| o.key == s.key) {
-            *old = s.clone();
-        }
-    }
-
-    fn remove(&mut self, s: &Session) {
-        let Some(user) = s.user() else { return };
-        if let Some(map) = self.many.get_mut(user) {
-            map.remove(&s.key);
-            if map.len() < 2 {
-                let map = self.many.remove(user).unwrap_or_default();
-                self.settle(user.into(), map);
-            }
-            return;
-        }
-        let hash = self.hasher.hash_one(user);
-        if let Ok(entry) = self.one.find_entry(hash, |o| o.key == s.key) {
-            entry.remove();
-        }
-    }
-
-    fn sessions(&self, user: &str) -> Vec<Arc<Session>> {
-        if let Some(map) = self.many.get(user) {
-            return map.values().cloned().collect();
-        }
-        let hash = self.hasher.hash_one(user);
-        self.one
-            .find(hash, |o| user_of(o) == user)
-            .into_iter()
-            .cloned()
-            .collect()
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing here can panic while holding a lock with the data half-changed,
     // so a poisoned lock's data is still consistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn cache(
-    capacity: u64,
-    options: &MemoryOptions,
-    shared: &Arc<Shared>,
-) -> Cache<SessionKey, Arc<Session>> {
-    let listener = Arc::downgrade(shared);
-    Cache::builder()
-        .max_capacity(capacity)
-        .eviction_policy(EvictionPolicy::lru())
-        .time_to_idle(options.idle_timeout)
-        .eviction_listener(move |_key, s: Arc<Session>, cause| {
-            if let Some(shared) = listener.upgrade() {
-                shared.removed(&s, cause);
-            }
-        })
-        .build()
 }
 
 impl MemoryStore {
@@ -333,23 +151,6 @@ impl MemoryStore {
     pub fn sync(&self) {
         self.logged_in.run_pending_tasks();
         self.anonymous.run_pending_tasks();
-    }
-
-    /// Start housekeeping on first write, not in `new`: the process may still
-    /// daemonize (fork) between building the store and serving.
-    fn start_housekeeper(&self) {
-        self.housekeeper.call_once(|| {
-            let caches = Arc::downgrade(&self.shared);
-            let (a, b) = (self.logged_in.clone(), self.anonymous.clone());
-            let spawned = std::thread::Builder::new()
-                .name("sessiongate-store".into())
-                .spawn(move || housekeeping(caches, a, b));
-            if let Err(e) = spawned {
-                // Dead sessions are still never served; moka frees them on
-                // its next write instead.
-                tracing::warn!(error = %e, "could not start the session store's housekeeping");
-            }
-        });
     }
 
     fn get_live(&self, key: &SessionKey) -> Option<Arc<Session>> {
@@ -440,21 +241,6 @@ impl MemoryStore {
         self.shared
             .clock_offset_ms
             .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
-    }
-}
-
-fn housekeeping(
-    alive: Weak<Shared>,
-    logged_in: Cache<SessionKey, Arc<Session>>,
-    anonymous: Cache<SessionKey, Arc<Session>>,
-) {
-    loop {
-        std::thread::sleep(HOUSEKEEPING_EVERY);
-        if alive.strong_count() == 0 {
-            return;
-        }
-        logged_in.run_pending_tasks();
-        anonymous.run_pending_tasks();
     }
 }
 
@@ -562,15 +348,15 @@ mod tests {
     use futures::FutureExt;
     use serde_json::{Map, Value};
 
-    fn block<F: Future>(f: F) -> F::Output {
+    pub(super) fn block<F: Future>(f: F) -> F::Output {
         // The memory store's futures are always ready: never wait for one.
         f.now_or_never()
             .expect("the memory store's futures are always ready")
     }
 
-    const HOUR: Duration = Duration::from_secs(3600);
+    pub(super) const HOUR: Duration = Duration::from_secs(3600);
 
-    fn options(capacity: u64) -> MemoryOptions {
+    pub(super) fn options(capacity: u64) -> MemoryOptions {
         MemoryOptions {
             capacity,
             anonymous_capacity: capacity,
@@ -579,7 +365,7 @@ mod tests {
         }
     }
 
-    fn new_session(
+    pub(super) fn new_session(
         user: Option<&str>,
         idle: Duration,
         absolute: Duration,
@@ -599,15 +385,15 @@ mod tests {
         (key, s)
     }
 
-    fn session(user: &str) -> (SessionKey, Session) {
+    pub(super) fn session(user: &str) -> (SessionKey, Session) {
         new_session(Some(user), HOUR, 2 * HOUR)
     }
 
-    fn create(store: &MemoryStore, s: Session) {
+    pub(super) fn create(store: &MemoryStore, s: Session) {
         block(store.create(s)).unwrap();
     }
 
-    fn live(store: &MemoryStore, key: &SessionKey) -> bool {
+    pub(super) fn live(store: &MemoryStore, key: &SessionKey) -> bool {
         block(store.load(key)).unwrap().is_some()
     }
 
@@ -687,170 +473,6 @@ mod tests {
             block(store.update(stale)).unwrap().is_none(),
             "no update revives it"
         );
-    }
-
-    #[test]
-    fn moka_expiry_frees_dead_sessions_and_their_index_entries() {
-        let mut o = options(1000);
-        o.idle_timeout = Duration::from_millis(50);
-        let store = MemoryStore::new(o);
-        for _ in 0..200 {
-            let (_, s) = new_session(Some("short"), o.idle_timeout, HOUR);
-            create(&store, s);
-        }
-        for _ in 0..50 {
-            let (_, s) = new_session(None, o.idle_timeout, HOUR);
-            create(&store, s);
-        }
-        // Wait for the condition, not a fixed time: moka frees them once
-        // their idle time has passed and its pending work has run.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !store.is_empty() {
-            assert!(std::time::Instant::now() < deadline, "{} left", store.len());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(lock(&store.shared.users).sessions("short").is_empty());
-        let stats = block(store.stats()).unwrap();
-        assert_eq!(stats.expirations, 250, "{stats:?}");
-        assert_eq!(stats.evictions, 0);
-    }
-
-    #[test]
-    fn a_fresh_login_into_a_full_store_always_sticks() {
-        // TinyLFU would refuse newcomers against these often-read entries.
-        let cap = 50;
-        let store = MemoryStore::new(options(cap));
-        let mut old = Vec::new();
-        for i in 0..cap {
-            let (key, s) = session(&format!("old{i}"));
-            old.push(key);
-            create(&store, s);
-        }
-        for _ in 0..5 {
-            for k in &old {
-                assert!(live(&store, k));
-            }
-        }
-        for i in 0..cap {
-            let (key, s) = session(&format!("new{i}"));
-            create(&store, s);
-            store.sync();
-            assert!(live(&store, &key), "fresh login {i} admitted");
-            assert!(store.len() <= cap, "bounded: {}", store.len());
-        }
-        let stats = block(store.stats()).unwrap();
-        assert_eq!(stats.evictions, cap);
-        let indexed: usize = (0..cap)
-            .map(|i| block(store.list_user(&format!("old{i}"))).unwrap().len())
-            .sum();
-        assert_eq!(indexed, 0, "evicted sessions left the index");
-    }
-
-    #[test]
-    fn eviction_takes_the_least_recently_used() {
-        let store = MemoryStore::new(options(100));
-        let keys: Vec<_> = (0..100)
-            .map(|i| {
-                let (key, s) = session(&format!("u{i}"));
-                create(&store, s);
-                key
-            })
-            .collect();
-        store.sync();
-        for k in &keys[50..] {
-            assert!(live(&store, k));
-        }
-        store.sync();
-        for i in 0..50 {
-            let (_, s) = session(&format!("new{i}"));
-            create(&store, s);
-        }
-        store.sync();
-        let kept = |ks: &[SessionKey]| ks.iter().filter(|k| live(&store, k)).count();
-        assert_eq!(kept(&keys[..50]), 0, "the idle half went");
-        assert_eq!(kept(&keys[50..]), 50, "the used half stayed");
-    }
-
-    #[test]
-    fn an_anonymous_flood_evicts_no_logged_in_user() {
-        let store = MemoryStore::new(MemoryOptions {
-            anonymous_capacity: 200,
-            ..options(1000)
-        });
-        let users: Vec<_> = (0..1000)
-            .map(|i| {
-                let (key, s) = session(&format!("u{i}"));
-                create(&store, s);
-                key
-            })
-            .collect();
-        // Well past both capacities.
-        for _ in 0..5000 {
-            let (_, s) = new_session(None, HOUR, 2 * HOUR);
-            create(&store, s);
-        }
-        store.sync();
-        let kept = users.iter().filter(|k| live(&store, k)).count();
-        assert_eq!(kept, 1000, "logged-in sessions kept");
-        let count = block(store.count()).unwrap();
-        assert_eq!((count.live, count.anonymous), (1200, 200), "{count:?}");
-        assert_eq!(block(store.stats()).unwrap().evictions, 4800);
-    }
-
-    #[test]
-    fn one_account_past_its_cap_ends_only_its_own_oldest_sessions() {
-        let store = MemoryStore::new(MemoryOptions {
-            max_per_user: 3,
-            ..options(100)
-        });
-        let others: Vec<_> = (0..10)
-            .map(|i| {
-                let (key, s) = session(&format!("u{i}"));
-                create(&store, s);
-                key
-            })
-            .collect();
-        let mut mine = Vec::new();
-        for i in 0..2000u64 {
-            let (key, mut s) = session("shared");
-            // Distinct creation times, so "oldest" is well defined.
-            s.created_at += i;
-            create(&store, s);
-            mine.push(key);
-        }
-        store.sync();
-        assert!(others.iter().all(|k| live(&store, k)), "others untouched");
-        let left: Vec<_> = mine.iter().filter(|k| live(&store, k)).collect();
-        assert_eq!(
-            left,
-            mine[1997..].iter().collect::<Vec<_>>(),
-            "the newest three"
-        );
-        assert_eq!(block(store.list_user("shared")).unwrap().len(), 3);
-        let stats = block(store.stats()).unwrap();
-        assert_eq!((stats.displaced, stats.evictions), (1997, 0), "{stats:?}");
-    }
-
-    #[test]
-    fn removals_keep_every_other_session_reachable() {
-        let store = MemoryStore::new(options(200_000));
-        let mut keys = Vec::new();
-        for i in 0..3000 {
-            let (key, s) = session(&format!("u{}", i % 7));
-            keys.push(key);
-            create(&store, s);
-        }
-        for k in keys.iter().step_by(3) {
-            assert!(block(store.destroy(k)).unwrap());
-        }
-        for (i, k) in keys.iter().enumerate() {
-            assert_eq!(live(&store, k), i % 3 != 0, "{i}");
-        }
-        assert_eq!(store.len(), 2000);
-        let per_user: usize = (0..7)
-            .map(|u| block(store.list_user(&format!("u{u}"))).unwrap().len())
-            .sum();
-        assert_eq!(per_user, 2000);
     }
 
     #[test]
