@@ -174,3 +174,43 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::http::html::{assert_inert, HOSTILE};
+    use crate::session::manager::testing::{manager, options};
+    use crate::session::manager::{Client, RequestSession};
+
+    /// A user name and a user agent the store holds, and the user filter of
+    /// the query, all come out as text.
+    #[tokio::test]
+    async fn the_admin_page_shows_stored_and_typed_text_as_text() {
+        let sessions = Arc::new(manager(options(false, false, false)));
+        let client = Client {
+            user_agent: Some(HOSTILE.to_owned()),
+            ..Client::default()
+        };
+        let mut cur = RequestSession::default();
+        sessions
+            .login(
+                &mut cur,
+                HOSTILE.to_owned(),
+                vec![HOSTILE.to_owned()],
+                &client,
+            )
+            .await
+            .unwrap();
+        let admin = Admin::new(sessions, None, Vec::new(), None);
+        let filter: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("user", HOSTILE)
+            .finish();
+        for query in [None, Some(filter.as_str())] {
+            let resp = admin.page(query).await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_inert(&String::from_utf8(resp.into_body()).unwrap());
+        }
+    }
+}

@@ -337,6 +337,13 @@ mod tests {
     }
 
     #[test]
+    fn the_logout_page_is_inert() {
+        let html = crate::auth::testing::auth().logout_page();
+        assert!(!html.to_ascii_lowercase().contains("<script"), "{html}");
+        assert!(html.contains(r#"action="/.sessiongate/logout""#), "{html}");
+    }
+
+    #[test]
     fn escape_makes_markup_inert() {
         assert_eq!(
             escape(r#"<script>alert("x")</script>&'"#),

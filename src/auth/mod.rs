@@ -186,3 +186,31 @@ fn load_users(config: &AuthOptions) -> Result<Users, users::Error> {
         None => Ok(Users::default()),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An [`Auth`] for the pages' unit tests: a users file, no providers.
+
+    use super::*;
+
+    pub(crate) fn auth() -> Auth {
+        let dir =
+            std::env::temp_dir().join(format!("sessiongate-auth-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let users = dir.join("users.toml");
+        std::fs::write(&users, "").unwrap();
+        Auth::new(AuthOptions {
+            prefix: "/.sessiongate".into(),
+            login_url: "/.sessiongate/login".into(),
+            users_file: Some(users),
+            identity: IdentityNames::default(),
+            logout_redirect: "/".into(),
+            max_failures: 5,
+            ip_max_failures: 50,
+            failure_window: Duration::from_secs(60),
+            max_concurrent_hashes: 1,
+            oidc: Vec::new(),
+        })
+        .expect("an empty users file")
+    }
+}

@@ -152,3 +152,33 @@ async fn revoke_others<S: SessionStore>(
     }
     Reply::see_other(&format!("{prefix}/sessions"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::html::{assert_inert, HOSTILE};
+    use crate::session::manager::testing::{manager, options};
+    use crate::session::manager::Client;
+
+    /// A user name or a user agent a store holds is shown as text, even one
+    /// outside the identity alphabet (a store written by another version).
+    #[tokio::test]
+    async fn the_sessions_page_shows_stored_text_as_text() {
+        let sessions = manager(options(false, false, false));
+        let mut cur = RequestSession::default();
+        let client = Client {
+            user_agent: Some(HOSTILE.to_owned()),
+            ..Client::default()
+        };
+        for _ in 0..2 {
+            sessions
+                .login(&mut cur, HOSTILE.to_owned(), vec![], &client)
+                .await
+                .unwrap();
+        }
+        let req = RequestHeader::build("GET", b"/.sessiongate/sessions", None).unwrap();
+        let reply = list(&req, &cur, &sessions, "/.sessiongate").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_inert(&String::from_utf8(reply.body).unwrap());
+    }
+}

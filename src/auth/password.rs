@@ -201,3 +201,15 @@ impl Auth {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::auth::testing::auth;
+    use crate::http::html::{assert_inert, HOSTILE};
+
+    #[test]
+    fn the_login_page_shows_what_was_typed_as_text() {
+        let html = auth().login_page(HOSTILE, Some(HOSTILE), HOSTILE);
+        assert_inert(&html);
+    }
+}

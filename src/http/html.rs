@@ -121,6 +121,22 @@ pub fn date(ms: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
+/// What every page test feeds in where a client or a store controls text.
+#[cfg(test)]
+pub(crate) const HOSTILE: &str = r#"<script>alert("x")</script>"'><img src=x onerror=alert(1)>"#;
+
+/// Assert that `html` shows [`HOSTILE`] only as text: no tag of it survives.
+#[cfg(test)]
+pub(crate) fn assert_inert(html: &str) {
+    let lower = html.to_ascii_lowercase();
+    assert!(!lower.contains("<script"), "a script tag survived:\n{html}");
+    assert!(!lower.contains("<img"), "an img tag survived:\n{html}");
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "the hostile text is not shown escaped:\n{html}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -361,17 +361,15 @@ impl<S: SessionStore> SessionManager<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    //! The express-session life cycle of one request against the memory
-    //! store: which `Set-Cookie` goes out, and what the store holds after.
+pub(crate) mod testing {
+    //! A session manager over a memory store, for unit tests here and in
+    //! the layers above (the pages).
 
     use super::*;
     use crate::session::cookie::{SameSite, Secure};
     use crate::session::memory::{MemoryOptions, MemoryStore};
 
-    const NAME: &str = "sid";
-
-    fn options(rolling: bool, resave: bool, save_uninitialized: bool) -> SessionOptions {
+    pub(crate) fn options(rolling: bool, resave: bool, save_uninitialized: bool) -> SessionOptions {
         SessionOptions {
             secrets: vec![Secret::new(
                 b"manager-test-secret-0123456789abcdef".to_vec(),
@@ -385,7 +383,7 @@ mod tests {
             anonymous_capacity: 100,
             max_per_user: 10,
             cookie: CookieAttrs {
-                name: NAME.into(),
+                name: "sid".into(),
                 path: "/".into(),
                 domain: None,
                 http_only: true,
@@ -396,7 +394,7 @@ mod tests {
         }
     }
 
-    fn manager(o: SessionOptions) -> SessionManager<MemoryStore> {
+    pub(crate) fn manager(o: SessionOptions) -> SessionManager<MemoryStore> {
         let store = MemoryStore::new(MemoryOptions {
             capacity: o.capacity,
             anonymous_capacity: o.anonymous_capacity,
@@ -405,6 +403,16 @@ mod tests {
         });
         SessionManager::new(o, Arc::new(store))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The express-session life cycle of one request against the memory
+    //! store: which `Set-Cookie` goes out, and what the store holds after.
+
+    use super::testing::{manager, options};
+    use super::*;
+    use crate::session::memory::MemoryStore;
 
     /// The request headers of a browser that holds `set_cookie`'s cookie.
     fn holding(set_cookie: &str) -> HeaderMap {

@@ -176,3 +176,15 @@ impl Auth {
         signed_in(&next, sessions.config().cookie.same_site).with(http::header::SET_COOKIE, clear)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::html::{assert_inert, HOSTILE};
+
+    #[test]
+    fn the_signed_in_page_shows_next_as_text() {
+        let reply = signed_in(HOSTILE, SameSite::Strict);
+        assert_inert(&String::from_utf8(reply.body).unwrap());
+    }
+}
