@@ -60,7 +60,7 @@ pub struct AuthOptions {
 
 /// Why the auth of a config cannot be built.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub enum Error {
     #[error("users file: {0}")]
     Users(#[from] users::Error),
     #[error("auth.oidc: {0}")]
@@ -89,7 +89,7 @@ impl Auth {
     ///
     /// # Errors
     /// If the users file cannot be loaded.
-    pub fn new(config: AuthOptions) -> Result<Auth, AuthError> {
+    pub fn new(config: AuthOptions) -> Result<Auth, Error> {
         let users = load_users(&config)?;
         let providers = providers(&config, &[])?;
         let window = config.failure_window;
@@ -118,7 +118,7 @@ impl Auth {
     ///
     /// # Errors
     /// The users file is unreadable or invalid; `self` stays as it was.
-    pub fn next(&self, config: AuthOptions) -> Result<(Auth, Vec<String>), AuthError> {
+    pub fn next(&self, config: AuthOptions) -> Result<(Auth, Vec<String>), Error> {
         let users = load_users(&config)?;
         let providers = providers(&config, &self.providers)?;
         let revoked = self.users.revoked_in(&users);
@@ -167,7 +167,7 @@ impl Auth {
 
 /// The providers of `config`, reusing those of `old` whose settings are unchanged
 /// (a reload keeps their discovery document and keys).
-fn providers(config: &AuthOptions, old: &[Arc<Provider>]) -> Result<Vec<Arc<Provider>>, AuthError> {
+fn providers(config: &AuthOptions, old: &[Arc<Provider>]) -> Result<Vec<Arc<Provider>>, Error> {
     config
         .oidc
         .iter()
@@ -175,7 +175,7 @@ fn providers(config: &AuthOptions, old: &[Arc<Provider>]) -> Result<Vec<Arc<Prov
             Some(p) => Ok(p.clone()),
             None => Provider::new(o.clone())
                 .map(Arc::new)
-                .map_err(AuthError::Provider),
+                .map_err(Error::Provider),
         })
         .collect()
 }

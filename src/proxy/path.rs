@@ -11,7 +11,7 @@ use pingora::http::RequestHeader;
 
 /// Why a path was refused (answered with 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub enum Refusal {
     #[error("path must start with '/'")]
     NotAbsolute,
     #[error("malformed percent-encoding")]
@@ -41,21 +41,21 @@ pub enum PathError {
 /// encoded), a malformed escape, or a path not starting with `/`.
 ///
 /// Borrows the input when it is already normal, so the common case allocates nothing.
-pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
+pub fn normalize(path: &str) -> Result<Cow<'_, str>, Refusal> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
-        return Err(PathError::NotAbsolute);
+        return Err(Refusal::NotAbsolute);
     }
     let mut needs_work = false;
     let mut prev = 0u8;
     for (i, &b) in bytes.iter().enumerate() {
         match b {
-            b'\\' => return Err(PathError::Backslash),
+            b'\\' => return Err(Refusal::Backslash),
             // Servlet containers strip `;params` from each segment before they
             // resolve it, so `/static/..;/admin` would be `/admin` to them while
             // it is under `/static` here. Refused rather than guessed at.
-            b';' => return Err(PathError::Semicolon),
-            0..=0x1f | 0x7f => return Err(PathError::Control),
+            b';' => return Err(Refusal::Semicolon),
+            0..=0x1f | 0x7f => return Err(Refusal::Control),
             b'%' => needs_work = true,
             b'/' if prev == b'/' => needs_work = true,
             b'.' if prev == b'/' => {
@@ -107,28 +107,28 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     Ok(Cow::Owned(out))
 }
 
-fn decode_segment(raw: &str) -> Result<String, PathError> {
+fn decode_segment(raw: &str) -> Result<String, Refusal> {
     let b = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] != b'%' {
             // Copy one whole character (UTF-8 in the raw path passes unchanged).
-            let ch = raw[i..].chars().next().ok_or(PathError::BadEscape)?;
+            let ch = raw[i..].chars().next().ok_or(Refusal::BadEscape)?;
             out.push(ch);
             i += ch.len_utf8();
             continue;
         }
-        let hex = b.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
+        let hex = b.get(i + 1..i + 3).ok_or(Refusal::BadEscape)?;
         let byte = u8::from_str_radix(
-            std::str::from_utf8(hex).map_err(|_| PathError::BadEscape)?,
+            std::str::from_utf8(hex).map_err(|_| Refusal::BadEscape)?,
             16,
         )
-        .map_err(|_| PathError::BadEscape)?;
+        .map_err(|_| Refusal::BadEscape)?;
         match byte {
-            b'/' | b'\\' => return Err(PathError::EncodedSeparator),
-            b';' => return Err(PathError::Semicolon),
-            0..=0x1f | 0x7f => return Err(PathError::Control),
+            b'/' | b'\\' => return Err(Refusal::EncodedSeparator),
+            b';' => return Err(Refusal::Semicolon),
+            0..=0x1f | 0x7f => return Err(Refusal::Control),
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                 out.push(byte as char)
             }
@@ -222,23 +222,23 @@ mod tests {
             assert_eq!(normalize(want).as_deref(), Ok(want), "fixed point {want:?}");
         }
         let bad = [
-            ("/private%2fx", PathError::EncodedSeparator),
-            ("/private%2Fx", PathError::EncodedSeparator),
-            ("/public/..%5cprivate", PathError::EncodedSeparator),
-            ("/a\\b", PathError::Backslash),
-            ("/static/..;/admin", PathError::Semicolon),
-            ("/admin;x=1", PathError::Semicolon),
-            ("/a%3b", PathError::Semicolon),
-            ("/a%00", PathError::Control),
-            ("/a%0d%0a", PathError::Control),
-            ("/a\tb", PathError::Control),
-            ("/a%7f", PathError::Control),
-            ("/a%", PathError::BadEscape),
-            ("/a%4", PathError::BadEscape),
-            ("/a%zz", PathError::BadEscape),
-            ("a/b", PathError::NotAbsolute),
-            ("", PathError::NotAbsolute),
-            ("*", PathError::NotAbsolute),
+            ("/private%2fx", Refusal::EncodedSeparator),
+            ("/private%2Fx", Refusal::EncodedSeparator),
+            ("/public/..%5cprivate", Refusal::EncodedSeparator),
+            ("/a\\b", Refusal::Backslash),
+            ("/static/..;/admin", Refusal::Semicolon),
+            ("/admin;x=1", Refusal::Semicolon),
+            ("/a%3b", Refusal::Semicolon),
+            ("/a%00", Refusal::Control),
+            ("/a%0d%0a", Refusal::Control),
+            ("/a\tb", Refusal::Control),
+            ("/a%7f", Refusal::Control),
+            ("/a%", Refusal::BadEscape),
+            ("/a%4", Refusal::BadEscape),
+            ("/a%zz", Refusal::BadEscape),
+            ("a/b", Refusal::NotAbsolute),
+            ("", Refusal::NotAbsolute),
+            ("*", Refusal::NotAbsolute),
         ];
         for (input, want) in bad {
             assert_eq!(normalize(input), Err(want), "input {input:?}");

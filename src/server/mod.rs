@@ -47,7 +47,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{0}")]
-    Auth(#[from] crate::auth::AuthError),
+    Auth(#[from] crate::auth::Error),
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("listen {addr}: {source}")]
