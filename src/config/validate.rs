@@ -884,7 +884,8 @@ impl Validator {
             let mut addrs = Vec::new();
             for (i, a) in u.addrs.iter().enumerate() {
                 // Resolved once, at start-up: pingora's HttpPeer would resolve with a
-                // blocking call (and panic on failure) on the request path.
+                // blocking call (and panic on failure) on the request path
+                // (pingora#570; PRs #577, #920 open).
                 match a.to_socket_addrs().map(|mut it| it.next()) {
                     Ok(Some(addr)) => addrs.push(addr),
                     _ => self.problem(

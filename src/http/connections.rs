@@ -5,7 +5,9 @@
 //! request, the keep-alive timeout after one), never the head as a whole, and
 //! it has no connection cap: a client that sends one header line every few
 //! seconds holds its connection for ever, and enough of them hold every file
-//! descriptor (slowloris). pingora has no hook between accept and the head, so
+//! descriptor (slowloris; pingora#447, open; the per-read timeout is PR #539).
+//! pingora has no hook between accept and the head, and no connection cap
+//! (its `connection_filter` decides by address only), so
 //! [`Guarded`] wraps its HTTP app:
 //!
 //! - a new connection past `server.max_connections` is closed before a byte
@@ -22,7 +24,8 @@
 //!
 //! HTTP/2 (chosen by ALPN on a TLS listener) gets the same deadline for its
 //! first request: pingora waits for the client's preface and then for a
-//! stream with no timeout at all, so a client that completed the handshake
+//! stream with no timeout at all (no pingora issue yet; its optional idle
+//! timeout is PR #899/#977, asked for in #563), so a client that completed the handshake
 //! and went quiet held its connection (and a slot of the cap) for ever. The
 //! clock runs from the handshake until a request head has arrived whole, seen
 //! by following the client's frames ([`H2Head`]): a HEADERS or CONTINUATION
@@ -32,9 +35,10 @@
 //! the whole connection (RFC 9113 §6.10), so that timeout bounds it too.
 //!
 //! TLS listeners are plain TCP listeners to pingora, and [`Guarded`] runs the
-//! handshake itself: pingora's own TLS listener has no handshake deadline and
-//! handshakes before any app sees the connection, so a client that sends half
-//! a ClientHello would hold a descriptor for ever, outside the cap. Here the
+//! handshake itself: pingora's own TLS listener handshakes before any app sees
+//! the connection, under a fixed 60 s deadline (PR #543) that cannot be set and
+//! is outside any cap, so a client that sends half a ClientHello holds a
+//! descriptor for a minute, uncounted. Here the
 //! connection is counted at accept and its handshake must finish within
 //! `server.request_head_timeout` too (counted as a head timeout otherwise).
 

@@ -3,7 +3,8 @@
 //! every handshake, so a reload swaps them under running listeners.
 //!
 //! pingora's rustls listener loads its pair once at start (and panics on a bad
-//! one); it also takes a certificate resolver instead. [`Certificates`] is that
+//! one: pingora#619, #927, open); it also takes a certificate resolver instead
+//! (PR #877). [`Certificates`] is that
 //! resolver: each handshake reads the current pair, one atomic load, and a
 //! reload stores a new pair. Connections already open keep the session they
 //! negotiated; the next handshake gets the new pair. Protocol versions (1.2 and

@@ -84,7 +84,8 @@ pub fn strip_client_identity(req: &mut RequestHeader, names: &IdentityNames) {
 /// Remove a cookie of ours (the session cookie, the OIDC pre-login cookie) from
 /// the `Cookie` header(s) sent upstream, leaving every other cookie as it was.
 /// Several `Cookie` headers (HTTP/2) are joined into one, as RFC 6265 §5.4
-/// requires for HTTP/1.1.
+/// requires for HTTP/1.1 (pingora does not join them: pingora#892, PR #901
+/// open; without a cookie of ours they still go upstream as they came).
 ///
 /// # Errors
 /// Only if the rebuilt header is not a valid header value, which cannot happen

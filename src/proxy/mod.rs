@@ -156,6 +156,7 @@ impl<S: SessionStore> Proxy<S> {
     /// address and the request id.
     fn note_peer(&self, session: &mut Downstream, ctx: &mut Ctx) {
         crate::http::connections::head_read(session);
+        // pingora keeps an idle keep-alive connection for ever (pingora#447).
         session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
         let trusted = &self.config.trusted_proxies;
         let peer = client_ip(session);

@@ -2,8 +2,9 @@
 //! redirect, the JSON problems (401, 403, 404, 400, 503, 502, 504), the
 //! forward-auth answers, the built-in endpoints' replies and the JWKS.
 //!
-//! Every one is framed (`Content-Length`), carries the request id, and is
-//! never cached. Which answer a request gets is decided elsewhere (the rule
+//! Every one is framed (`Content-Length`: an unframed direct answer hung the
+//! client in older pingora, pingora#540, and is closed after in 0.9), carries
+//! the request id, and is never cached. Which answer a request gets is decided elsewhere (the rule
 //! table, the auth endpoints, [`problem_for`] for a failed proxy attempt);
 //! this module only writes it.
 

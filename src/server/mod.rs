@@ -108,7 +108,8 @@ pub fn build(config: Config, path: &Path, upgrade: bool) -> Result<Built, Error>
         // `add_proxy_services`); the admin listener and background tasks
         // do not need a shared work-stealing runtime either.
         work_stealing: false,
-        // pingora waits 300 s after SIGTERM by default; orchestrators do not.
+        // pingora waits 300 s after SIGTERM by default (pingora#98 made it a
+        // setting); orchestrators do not.
         grace_period_seconds: Some(config.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.shutdown_timeout.as_secs()),
         // Never pingora's default in /tmp, where another user could listen
@@ -229,7 +230,8 @@ fn claim_when_free(addrs: Vec<std::net::SocketAddr>) {
 /// Bind every listening address once, and let go, before pingora does.
 ///
 /// pingora itself retries a busy address for about 30 s and then panics in
-/// that service's thread while the process serves on with the others. So a
+/// that service's thread while the process serves on with the others
+/// (pingora#667, open; #502). So a
 /// port in use (by anyone, another sessiongate included) stops start-up here,
 /// at once, naming the address. A process that takes the port in the instant
 /// between this probe and pingora's bind is not caught (pingora's retry then
@@ -362,7 +364,8 @@ fn admin_app<S: SessionStore>(
 /// address it has seen to the next service as the same descriptor, which each
 /// service then owns and closes: a double close at shutdown (an abort in a
 /// debug build, and in a release build the second close can hit a descriptor
-/// reused in between). So each worker spells the port with its own number of
+/// reused in between; pingora PR #990, open, keeps distinct sockets). So each
+/// worker spells the port with its own number of
 /// leading zeros (`127.0.0.1:8080`, `127.0.0.1:08080`, …): the same address to
 /// the kernel, a key of its own in the table, a socket of its own.
 ///
