@@ -115,6 +115,45 @@ EOF
     expect "http://127.0.0.1:$BACKEND_PORT/app" 200 "" "ok"
 }
 
+# start_nginx_proxy: nginx as a plain reverse proxy in front of the backend;
+# sets NGX_PORT, NGX_PID. NGX_EXTRA_LOCATIONS: more location blocks (the soak's).
+start_nginx_proxy() {
+    NGX_PORT=$(free_port)
+    mkdir -p "$TMP/nginx-proxy/logs"
+    cat >"$TMP/nginx-proxy/nginx.conf" <<EOF
+# nginx as a plain reverse proxy: no auth, upstream keep-alive, as many
+# workers as sessiongate has threads.
+worker_processes $SG_THREADS;
+worker_rlimit_nofile $((${NGX_WORKER_CONNECTIONS:-4096} + 1000));
+pid $TMP/nginx-proxy/nginx.pid;
+error_log $TMP/nginx-proxy/logs/error.log warn;
+events { worker_connections ${NGX_WORKER_CONNECTIONS:-4096}; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGX_PORT backlog=4096;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        location / {
+            proxy_pass http://backend;
+        }
+${NGX_EXTRA_LOCATIONS:-}
+    }
+}
+EOF
+    start nginx-proxy "$NGINX" -p "$TMP/nginx-proxy" -e "$TMP/nginx-proxy/logs/error.log" -c "$TMP/nginx-proxy/nginx.conf" -g 'daemon off;'
+    NGX_PID=$LAST_PID
+    wait_port "$NGX_PORT" "$NGX_PID" nginx-proxy
+    expect "http://127.0.0.1:$NGX_PORT/app" 200 "" "ok"
+}
+
 # write_sg_config DIR PORT ADMIN_PORT ACCESS_LOG THREADS
 write_sg_config() {
     mkdir -p "$1"

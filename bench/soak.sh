@@ -3,7 +3,9 @@
 # nothing leaks or drifts. See bench/README.md ("The soak").
 #
 #     bash bench/soak.sh         10 minutes at half the measured peak, 100k live
-#                                sessions: bench/results/soak.md + soak.svg
+#                                sessions, then nginx as a plain proxy on the same
+#                                schedule (the machine's baseline):
+#                                bench/results/soak.md + soak.svg
 #     bash bench/soak.sh --ci    30 s, 10k sessions, the debug build; fails on any
 #                                error (what CI runs; writes nothing to bench/results)
 #
@@ -12,7 +14,8 @@
 # one built-in password login a second. Every few seconds the script samples
 # sessiongate's RSS, open file descriptors and live sessions. Tunables
 # (environment): SOAK_SECONDS, SOAK_SESSIONS, SOAK_RATE (default: half of the
-# peak of the same mix and client over 10 s, 3 s in CI), SOAK_CONNS (32).
+# peak of the same mix and client over 10 s, 3 s in CI), SOAK_CONNS (32),
+# SOAK_NGINX=1 (the nginx baseline in CI mode too).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,7 +25,7 @@ for arg in "$@"; do
     case $arg in
         --ci) MODE=ci ;;
         -h | --help)
-            sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -123,10 +126,33 @@ STATUS=0
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
 kill -0 "$SG_PID" 2>/dev/null || die "sessiongate died during the soak: $(tail -5 "$TMP/sg.log")"
+[ "$STATUS" = 0 ] || die "the load saw errors: $(grep -o '"error_samples":[^]]*' "$TMP/load.jsonl" | head -3)"
+
+# The baseline for the machine and the load generator: nginx as a plain proxy
+# in front of the same backend, the same schedule at the same rate, right
+# after (sessiongate stopped). nginx answers what sessiongate answers itself
+# (401 without a cookie, the logout's 303, a login's cookie), so every request
+# of the mix gets the status the schedule expects.
+NGX_LOAD=
+if [ "$MODE" = full ] || [ -n "${SOAK_NGINX:-}" ]; then
+    stop "$SG_PID"
+    # shellcheck disable=SC2016 # nginx variables, not the shell's
+    NGX_EXTRA_LOCATIONS='
+        location = /app { if ($http_cookie = "") { return 401; } proxy_pass http://backend; }
+        location = /mint { add_header Set-Cookie "sid=m$request_id"; proxy_pass http://backend; }
+        location = /.sessiongate/logout { return 303; }
+        location = /.sessiongate/login { add_header Set-Cookie "sid=p$request_id"; return 303; }'
+    start_nginx_proxy
+    say "baseline: nginx as a plain proxy, ${SECONDS_} s at $SOAK_RATE req/s"
+    "$LOAD" "127.0.0.1:$NGX_PORT" "$TMP/cookies.txt" --seconds "$SECONDS_" --rate "$SOAK_RATE" \
+        --conns "$CONNS" --interval "$INTERVAL" --password "soak:$PASSWORD" >"$TMP/load-nginx.jsonl" ||
+        die "the nginx baseline saw errors: $(head -c 600 "$TMP/load-nginx.jsonl")"
+    NGX_LOAD=$TMP/load-nginx.jsonl
+fi
 
 OUT=$TMP/report
 [ "$MODE" = full ] && OUT=$ROOT/bench/results
 mkdir -p "$OUT"
 python3 bench/soak_report.py "$TMP/load.jsonl" "$TMP/samples.jsonl" "$OUT" \
-    "$MODE" "$SOAK_RATE" "$PEAK" "$SESSIONS" "$SECONDS_" "$(git rev-parse --short HEAD)"
-[ "$STATUS" = 0 ] || die "the load saw errors (see above)"
+    "$MODE" "$SOAK_RATE" "$PEAK" "$SESSIONS" "$SECONDS_" "$(git rev-parse --short HEAD)" $NGX_LOAD
+

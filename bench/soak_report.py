@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The soak's report (bench/soak.sh calls it; standard library only).
 
-    soak_report.py LOAD_JSONL SAMPLES_JSONL OUT_DIR MODE RATE PEAK SESSIONS SECONDS COMMIT
+    soak_report.py LOAD_JSONL SAMPLES_JSONL OUT_DIR MODE RATE PEAK SESSIONS SECONDS COMMIT [NGINX_JSONL]
 
 Writes OUT_DIR/soak.md and OUT_DIR/soak.svg (RSS and p99 over time) and prints
-the summary. The first fifth of the run (at least one sample) is the warm-up:
+the summary. NGINX_JSONL is the same schedule against nginx as a plain proxy,
+the machine's baseline: its latencies go beside sessiongate's, with the tail
+targets (p99 at most 10x p50, at most 1.5x nginx's p99, per interval). The first fifth of the run (at least one sample) is the warm-up:
 the RSS band is judged after it.
 """
 
@@ -13,6 +15,7 @@ import sys
 
 load_path, samples_path, out_dir, mode, rate, peak, sessions, seconds, commit = sys.argv[1:10]
 load = [json.loads(l) for l in open(load_path) if l.strip()]
+nginx = [json.loads(l) for l in open(sys.argv[10]) if l.strip()] if len(sys.argv) > 10 else []
 samples = [json.loads(l) for l in open(samples_path) if l.strip()]
 seconds = int(seconds)
 warm = seconds / 5
@@ -61,14 +64,37 @@ md = [
     f"- open file descriptors after the warm-up: {min(fds)}–{max(fds)}",
     f"- live sessions after the warm-up: {min(live):,}–{max(live):,}" if live else "- live sessions: not sampled",
     "",
-    "| interval end (s) | requests | req/s | errors | p50 ms | p99 ms | max ms |",
-    "|---:|---:|---:|---:|---:|---:|---:|",
 ]
-for i in load:
-    md.append(
+if nginx:
+    tail = [i["p99_ms"] / i["p50_ms"] for i in load if i["p50_ms"]]
+    vs = [i["p99_ms"] / n["p99_ms"] for i, n in zip(load, nginx) if n["p99_ms"]]
+    worst = max(i["max_ms"] for i in load)
+    md += [
+        "Tail targets per interval (issue 22): p99 at most 10x p50, at most 1.5x nginx's p99 "
+        "on the same schedule right after, and no episode of seconds.",
+        "",
+        f"- p99 / p50: {min(tail):.1f}x–{max(tail):.1f}x",
+        f"- p99 / nginx's p99: {min(vs):.2f}x–{max(vs):.2f}x",
+        f"- the longest request: {worst:.1f} ms (nginx: {max(n['max_ms'] for n in nginx):.1f} ms)",
+        f"- nginx errors: {sum(n['errors'] for n in nginx)}",
+        "",
+        "| interval end (s) | requests | req/s | errors | p50 ms | p99 ms | max ms | nginx p50 | nginx p99 | nginx max |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+else:
+    md += [
+        "| interval end (s) | requests | req/s | errors | p50 ms | p99 ms | max ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+for k, i in enumerate(load):
+    row = (
         f"| {i['t_s']} | {i['requests']:,} | {i['rate']:,.0f} | {i['errors']} | "
         f"{i['p50_ms']:.2f} | {i['p99_ms']:.2f} | {i['max_ms']:.1f} |"
     )
+    if nginx and k < len(nginx):
+        n = nginx[k]
+        row += f" {n['p50_ms']:.2f} | {n['p99_ms']:.2f} | {n['max_ms']:.1f} |"
+    md.append(row)
 samples_errors = [s for i in load for s in i["error_samples"]]
 if samples_errors:
     md += ["", "First errors:"] + [f"- `{e}`" for e in samples_errors[:10]]
@@ -108,4 +134,4 @@ svg.append("</svg>")
 
 open(f"{out_dir}/soak.md", "w").write("\n".join(md))
 open(f"{out_dir}/soak.svg", "w").write("\n".join(svg) + "\n")
-print("\n".join(md[:13]))
+print("\n".join(md[:20] if nginx else md[:13]))
