@@ -1,6 +1,6 @@
 //! The admin service and the users' own sessions page, through the real binary.
 
-use crate::common::*;
+use crate::support::*;
 use serde_json::Value;
 
 /// The raw id inside a cookie pair.
@@ -455,12 +455,12 @@ fn users_see_and_end_only_their_own_sessions() {
 #[test]
 fn the_admin_page_shows_totals_and_revokes_all_of_a_users_sessions() {
     let backend = Backend::app();
-    let users = crate::common::users_file(&[("dana", "dana-password-1234", "", false)]);
+    let users = crate::support::users_file(&[("dana", "dana-password-1234", "", false)]);
     let config = standard_config(backend.addr, "\n[auth]\nusers_file = \"users.toml\"\n");
     let gate = Gate::start_with(
         &config,
         &[("users.toml", &users)],
-        &[("TEST_SECRET", crate::common::SECRET)],
+        &[("TEST_SECRET", crate::support::SECRET)],
     );
     let login = |user: &str, ua: &str| {
         gate.req("GET", &format!("/_test/login?user={user}&roles="))

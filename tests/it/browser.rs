@@ -7,7 +7,7 @@
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules`: `./test.sh`
 //! installs both. Without them the test fails rather than skips.
 
-use crate::common::free_addr;
+use crate::support::free_addr;
 use std::fs::File;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::hash_password;
+use crate::support::hash_password;
 
 const INSTALL_HINT: &str = "run ./test.sh to install chromium and playwright-core";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -35,7 +35,7 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new() -> TempDir {
         // One per test: the browser tests run in parallel.
-        TempDir(crate::common::scratch_dir())
+        TempDir(crate::support::scratch_dir())
     }
 }
 

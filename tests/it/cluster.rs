@@ -12,7 +12,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{
+use crate::support::{
     free_addr, key_of, standard_config, wait_for, with_keys, Backend, Gate, Redis, SteadyLoad,
 };
 

@@ -1,7 +1,7 @@
 //! Client connections through the real binary: a deadline for the whole
 //! request head (slowloris), and a cap on open connections.
 
-use crate::common::*;
+use crate::support::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

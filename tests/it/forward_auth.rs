@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 
 const USERS: &[(&str, &str, &str, bool)] = &[("alice", "alice-password", "user", false)];
 

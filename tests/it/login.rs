@@ -1,7 +1,7 @@
 //! The built-in login through the real binary: pages, form logins, failures of
 //! one shape, throttling, CSRF refusal, logout, `/me`, users-file reloads.
 
-use crate::common::*;
+use crate::support::*;
 use std::time::{Duration, Instant};
 
 const USERS: &[(&str, &str, &str, bool)] = &[

@@ -1,7 +1,7 @@
 //! The access log through the real binary: one event per request, JSON when
 //! configured, and never a cookie value, a secret or a password.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn json_access_log_has_one_event_per_request_without_secrets() {

@@ -1,7 +1,7 @@
 //! Several instances, one set of sessions: the Redis store through the real
 //! binaries and a real redis-server.
 
-use crate::common::*;
+use crate::support::*;
 use std::time::{Duration, Instant};
 
 fn shared(redis: &Redis, backend: &Backend) -> String {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 
 /// The reload counters of `/stats`: (generation, applied, invalid, refused).
 fn reloads(gate: &Gate) -> (u64, u64, u64, u64) {

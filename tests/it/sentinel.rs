@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_addr, scratch_dir, wait_for, Backend, Gate, Redis, SteadyLoad};
+use crate::support::{free_addr, scratch_dir, wait_for, Backend, Gate, Redis, SteadyLoad};
 
 const MASTER: &str = "sessiongate-test";
 
@@ -109,7 +109,7 @@ fn a_primary_failover_is_followed_without_answering_anonymous_or_losing_sessions
         .map(|s| format!("\"127.0.0.1:{}\"", s.port))
         .collect();
     let backend = Backend::app();
-    let config = crate::common::standard_config(
+    let config = crate::support::standard_config(
         backend.addr,
         &format!(
             "\n[store]\nkind = \"redis\"\ntimeout = \"1s\"\n\n[store.sentinel]\naddrs = [{}]\nmaster_name = \"{MASTER}\"\n",

@@ -3,7 +3,7 @@
 //! with another instance, every worker sees the same sessions, and SIGTERM
 //! exits cleanly.
 
-use crate::common::*;
+use crate::support::*;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

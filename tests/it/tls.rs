@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 
 /// A throwaway certificate authority and a `localhost` leaf it signed.
 pub struct Ca {

@@ -1,0 +1,225 @@
+//! The `sessiongate` process under test: [`Gate`] starts the real binary
+//! with a config on ephemeral ports, waits until it listens, kills it on
+//! drop and prints its output when the test failed. It also holds what every
+//! test gate is started with ([`SECRET`], [`ADMIN_TOKEN`]). The config text
+//! is [`super::config`]'s, the requests [`super::client`]'s.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use super::client::{form, Req, Resp};
+use super::process::{free_addr, scratch_dir};
+use super::redis::{redis_run, Redis};
+
+/// The admin token of every test gate (at least 32 bytes).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
+
+/// The secret every test gate signs with (at least 32 bytes).
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
+/// A running `sessiongate`, killed on drop.
+pub struct Gate {
+    pub addr: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+    /// A Redis of this gate's own, when the suite runs against the Redis store.
+    _redis: Option<Redis>,
+}
+
+impl Gate {
+    /// Start the binary with `config` (everything but `[server]`, which is added
+    /// with an ephemeral port). Waits until it accepts connections.
+    pub fn start(config: &str) -> Gate {
+        Gate::start_with_env(config, &[("TEST_SECRET", SECRET)])
+    }
+
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Gate {
+        Gate::start_with(config, &[], env)
+    }
+
+    /// Start with extra files written next to the config (e.g. `users.toml`).
+    pub fn start_with(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Gate {
+        // The ports are picked by binding port 0 and letting go; a parallel test
+        // can take one before the proxy binds it. Then start again on new ones.
+        for _ in 0..4 {
+            if let Some(gate) = Gate::try_start_with(config, files, env) {
+                return gate;
+            }
+        }
+        panic!("sessiongate could not bind free ports four times in a row");
+    }
+
+    fn try_start_with(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Option<Gate> {
+        let dir = scratch_dir();
+        for (name, content) in files {
+            std::fs::write(dir.join(name), content).unwrap();
+        }
+        // Free ports for the proxy to bind (pingora has no port-0 getter).
+        let addr = free_addr();
+        let admin = free_addr();
+        let mut text = format!(
+            "[server]\nlisten = [\"{addr}\"]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{config}"
+        );
+        // SESSIONGATE_TEST_STORE=redis runs every test against a Redis store.
+        let redis = (redis_run() && !config.contains("[store]")).then(Redis::start);
+        if let Some(r) = &redis {
+            // A looser deadline than production's: the whole suite shares two cores.
+            text.push_str(&r.store_section());
+            text.push_str("timeout = \"2s\"\n");
+        }
+        if !config.contains("[admin]") {
+            text.push_str(&format!(
+                "\n[admin]\nlisten = \"{admin}\"\ntoken = {{ env = \"TEST_ADMIN_TOKEN\" }}\n"
+            ));
+        }
+        let path = dir.join("proxy.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::fs::File::create(dir.join("output.log")).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
+        cmd.arg("--config")
+            .arg(&path)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        cmd.env("TEST_ADMIN_TOKEN", ADMIN_TOKEN);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start sessiongate");
+        let mut gate = Gate {
+            addr,
+            admin,
+            child,
+            dir,
+            _redis: redis,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect(addr).is_ok()
+                && (config.contains("[admin]") || TcpStream::connect(admin).is_ok())
+            {
+                return Some(gate);
+            }
+            if let Ok(Some(status)) = gate.child.try_wait() {
+                if gate.output().contains("Address already in use") {
+                    return None;
+                }
+                panic!("sessiongate exited with {status}:\n{}", gate.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sessiongate did not listen:\n{}",
+                gate.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the proxy printed.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("output.log")).unwrap_or_default()
+    }
+
+    /// A request to the admin listener, with the admin token.
+    pub fn admin(&self, method: &str, target: &str) -> Req {
+        Req::new(self.admin, method, target)
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+    }
+
+    /// A request to the admin listener without any token.
+    pub fn admin_anonymous(&self, method: &str, target: &str) -> Req {
+        Req::new(self.admin, method, target)
+    }
+
+    /// A request to this gate.
+    pub fn get(&self, target: &str) -> Req {
+        Req::new(self.addr, "GET", target)
+    }
+
+    pub fn req(&self, method: &str, target: &str) -> Req {
+        Req::new(self.addr, method, target)
+    }
+
+    /// Log `user` in through the test backend's `X-Session-Login`; returns the cookie pair.
+    pub fn login(&self, user: &str, roles: &str) -> String {
+        let resp = self
+            .get(&format!("/_test/login?user={user}&roles={roles}"))
+            .send();
+        assert_eq!(resp.status, 200, "{resp:#?}");
+        resp.session_cookie()
+            .unwrap_or_else(|| panic!("no session cookie: {resp:#?}"))
+    }
+
+    /// The admin API's `/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        self.admin("GET", "/stats").send().json()
+    }
+
+    /// The directory holding this gate's config and files.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// POST a form to the built-in login.
+    pub fn login_form(&self, username: &str, password: &str, next: &str) -> Resp {
+        let body = form(&[
+            ("username", username),
+            ("password", password),
+            ("next", next),
+        ]);
+        self.req("POST", "/.sessiongate/login")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(&body)
+            .send()
+    }
+
+    /// Send SIGTERM and wait for the exit, at most `within`.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running {within:?} after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kill the process and wait for it (its files stay until drop).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- sessiongate output ----\n{}", self.output());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
