@@ -3,9 +3,10 @@
 //! part (as linkerd2-proxy's `app/integration` has `client`, `server`,
 //! `proxy`): [`backend`] records what reached it, [`gate`] runs the proxy,
 //! [`config`] writes its config, [`client`] sends byte-exact requests,
-//! [`redis`] runs a throwaway redis-server, [`process`] hands out ports and
-//! scratch directories, [`wait`] polls and loads. Tests import everything
-//! with `use crate::support::*;`. No test lives here.
+//! [`redis`] runs a throwaway redis-server, [`tls`] a throwaway CA and curl,
+//! [`process`] hands out ports and scratch directories, [`wait`] polls and
+//! loads. Tests import everything with `use crate::support::*;`. No test
+//! lives here.
 //!
 //! Processes are killed on drop; when a test panics, the proxy's output is
 //! printed.
@@ -17,6 +18,7 @@ mod gate;
 mod http1;
 mod process;
 mod redis;
+mod tls;
 mod wait;
 
 pub use backend::*;
@@ -25,4 +27,5 @@ pub use config::*;
 pub use gate::*;
 pub use process::*;
 pub use redis::*;
+pub use tls::*;
 pub use wait::*;
