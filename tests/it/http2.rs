@@ -144,15 +144,6 @@ fn send(tls: &mut Tls, bytes: &[u8]) {
     let _ = tls.write_all(bytes).and_then(|()| tls.flush());
 }
 
-fn head_timeouts(gate: &Gate) -> u64 {
-    let metrics = gate.admin("GET", "/metrics").send().body;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("sessiongate_request_head_timeouts_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{metrics}"))
-}
-
 /// Regression: an HTTP/2 connection that never completed a request head was
 /// kept for ever (pingora waits for the preface and the first stream with no
 /// timeout), where HTTP/1.1 in the same state is closed at the deadline.
@@ -161,7 +152,7 @@ fn http2_connections_without_a_whole_request_head_are_closed_at_the_deadline() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
     let (gate, tls) = tls_gate(&backend, &ca, "request_head_timeout = \"1s\"", "");
-    let before = head_timeouts(&gate);
+    let before = gate.metric("sessiongate_request_head_timeouts_total");
     let settings = frame(SETTINGS, 0, 0, &[]);
     let open_block = frame(HEADERS, END_STREAM, 1, &request_block("GET", "/public"));
     let whole = frame(
@@ -218,7 +209,10 @@ fn http2_connections_without_a_whole_request_head_are_closed_at_the_deadline() {
             "{what}: no response: {seen:?}"
         );
     }
-    assert_eq!(head_timeouts(&gate), before + 5);
+    assert_eq!(
+        gate.metric("sessiongate_request_head_timeouts_total"),
+        before + 5
+    );
     // A whole request on a new connection is served.
     let mut conn = h2_connect(tls, &ca);
     send(&mut conn, &get("/public"));

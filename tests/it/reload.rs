@@ -63,14 +63,6 @@ fn edit(gate: &Gate, edit: impl FnOnce(String) -> String) -> (u64, u64, u64, u64
     }
 }
 
-fn sighup(gate: &Gate) {
-    let ok = std::process::Command::new("kill")
-        .args(["-HUP", &gate.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 #[test]
 fn routes_upstreams_and_session_options_change_and_sessions_survive() {
     let backend = Backend::app();
@@ -318,7 +310,7 @@ fn a_broken_file_changes_nothing_and_is_logged_as_check_prints_it() {
     assert_eq!((r.0, r.2), (1, 2));
     assert_eq!(gate.get("/private").cookie(&alice).send().status, 200);
     // SIGHUP on the broken file: still the old config; then fixed, it applies.
-    sighup(&gate);
+    gate.signal("-HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while reloads(&gate).2 != 3 {
         assert!(

@@ -27,14 +27,6 @@ impl Drop for Successor {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
 #[test]
 fn upgrade_hands_the_sockets_over_without_a_failed_request() {
     let backend = Backend::app();
@@ -95,7 +87,7 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
         assert!(Instant::now() < deadline, "no upgrade socket");
         std::thread::sleep(Duration::from_millis(10));
     }
-    signal(old.pid(), "-QUIT");
+    old.signal("-QUIT");
     // The old process serves until it has sent its sockets and drained.
     let deadline = Instant::now() + Duration::from_secs(30);
     while old.alive() {
@@ -162,7 +154,7 @@ fn upgrade_without_an_upgrade_socket_is_refused_and_sigquit_stops_gracefully() {
         "{err}"
     );
     // SIGQUIT then sends nothing anywhere: it is a graceful stop.
-    signal(gate.pid(), "-QUIT");
+    gate.signal("-QUIT");
     let deadline = Instant::now() + Duration::from_secs(15);
     while gate.alive() {
         assert!(Instant::now() < deadline, "still running after SIGQUIT");

@@ -10,8 +10,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::client::{form, Req, Resp};
-use super::process::{free_addr, scratch_dir};
+use super::process::{free_addr, scratch_dir, signal};
 use super::redis::{redis_run, Redis};
+use super::wait::wait_for;
 
 /// The admin token of every test gate (at least 32 bytes).
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
@@ -158,14 +159,31 @@ impl Gate {
         self.admin("GET", "/stats").send().json()
     }
 
+    /// The value of the unlabelled sample `name` on the admin listener's
+    /// `/metrics`; panics with the whole page if there is none.
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = self.admin("GET", "/metrics").send().body;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    }
+
+    /// Wait until `/readyz` answers 200 (with the Redis store: its
+    /// invalidation tracking is up), at most `within`.
+    pub fn wait_ready(&self, within: Duration) {
+        wait_for(within, "the instance to be ready", || {
+            self.admin_anonymous("GET", "/readyz").send().status == 200
+        });
+    }
+
+    /// Send the process signal `sig` (`-HUP`, `-QUIT`, …).
+    pub fn signal(&self, sig: &str) {
+        signal(self.child.id(), sig);
+    }
+
     /// The directory holding this gate's config and files.
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
-    }
-
-    /// The process id (for signals).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// POST a form to the built-in login.
@@ -183,11 +201,7 @@ impl Gate {
 
     /// Send SIGTERM and wait for the exit, at most `within`.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        self.signal("-TERM");
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

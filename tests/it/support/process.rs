@@ -5,6 +5,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -44,4 +45,14 @@ pub fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sessiongate-test-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Send the process `pid` the signal `sig` (`-HUP`, `-STOP`, …) with
+/// kill(1); panics if kill fails.
+pub fn signal(pid: u32, sig: &str) {
+    let sent = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {sig} {pid}");
 }

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use super::process::{free_addr, scratch_dir};
+use super::process::{free_addr, scratch_dir, signal};
 
 /// Whether this run of the suite is against the Redis store
 /// (`SESSIONGATE_TEST_STORE=redis`); only bounds that are the memory store's
@@ -140,11 +140,7 @@ impl Redis {
 
     /// Freeze (SIGSTOP) or resume (SIGCONT) the server.
     pub fn signal(&self, sig: &str) {
-        assert!(Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
+        signal(self.child.id(), sig);
     }
 }
 
