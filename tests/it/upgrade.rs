@@ -3,29 +3,12 @@
 //! no connection is refused and no request fails; sessions survive with the
 //! Redis store and end with the memory store.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-/// The new process, killed on drop.
-struct Successor {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Successor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let out = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("---- the new process ----\n{out}");
-        }
-    }
-}
 
 #[test]
 fn upgrade_hands_the_sockets_over_without_a_failed_request() {
@@ -70,18 +53,16 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
     wait_done(50);
 
     // The new process: it waits on the upgrade socket for the old one's sockets.
-    let log = old.dir().join("new.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["run", "--upgrade", "--config"])
-        .arg(old.dir().join("proxy.toml"))
-        .env("TEST_SECRET", SECRET)
-        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let mut new = Successor { child, log };
+    let mut new = Proc::spawn(
+        "the new process",
+        Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+            .args(["run", "--upgrade", "--config"])
+            .arg(old.dir().join("proxy.toml"))
+            .env("TEST_SECRET", SECRET)
+            .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN),
+        old.dir().join("new.log"),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
         assert!(Instant::now() < deadline, "no upgrade socket");
@@ -105,10 +86,7 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
     for t in load {
         t.join().unwrap();
     }
-    assert!(
-        matches!(new.child.try_wait(), Ok(None)),
-        "the new process runs"
-    );
+    assert!(new.exited().is_none(), "the new process runs");
     assert_eq!(
         failed.load(Ordering::Relaxed),
         0,
@@ -132,8 +110,8 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
         .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
         .send();
     assert_eq!(stats.status, 200);
-    signal(new.child.id(), "-INT");
-    let _ = new.child.wait();
+    new.signal("-INT");
+    let _ = new.wait();
 }
 
 #[test]

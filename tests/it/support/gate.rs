@@ -5,12 +5,12 @@
 //! is [`super::config`]'s, the requests [`super::client`]'s.
 
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use super::client::{form, Req, Resp};
-use super::process::{free_addr, scratch_dir, signal};
+use super::process::{free_addr, Proc, ScratchDir};
 use super::redis::{redis_run, Redis};
 use super::wait::wait_for;
 
@@ -25,8 +25,9 @@ pub struct Gate {
     pub addr: SocketAddr,
     /// The admin listener.
     pub admin: SocketAddr,
-    child: Child,
-    dir: PathBuf,
+    /// Dropped before `dir`, so a failed test still finds its log there.
+    process: Proc,
+    dir: ScratchDir,
     /// A Redis of this gate's own, when the suite runs against the Redis store.
     _redis: Option<Redis>,
 }
@@ -55,9 +56,9 @@ impl Gate {
     }
 
     fn try_start_with(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Option<Gate> {
-        let dir = scratch_dir();
+        let dir = ScratchDir::create();
         for (name, content) in files {
-            std::fs::write(dir.join(name), content).unwrap();
+            std::fs::write(dir.path().join(name), content).unwrap();
         }
         // Free ports for the proxy to bind (pingora has no port-0 getter).
         let addr = free_addr();
@@ -77,23 +78,20 @@ impl Gate {
                 "\n[admin]\nlisten = \"{admin}\"\ntoken = {{ env = \"TEST_ADMIN_TOKEN\" }}\n"
             ));
         }
-        let path = dir.join("proxy.toml");
+        let path = dir.path().join("proxy.toml");
         std::fs::write(&path, text).unwrap();
-        let out = std::fs::File::create(dir.join("output.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
-        cmd.arg("--config")
-            .arg(&path)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
+        cmd.arg("--config").arg(&path);
         cmd.env("TEST_ADMIN_TOKEN", ADMIN_TOKEN);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start sessiongate");
+        let process = Proc::spawn("sessiongate", &mut cmd, dir.path().join("output.log"))
+            .expect("start sessiongate");
         let mut gate = Gate {
             addr,
             admin,
-            child,
+            process,
             dir,
             _redis: redis,
         };
@@ -104,7 +102,7 @@ impl Gate {
             {
                 return Some(gate);
             }
-            if let Ok(Some(status)) = gate.child.try_wait() {
+            if let Some(status) = gate.process.exited() {
                 if gate.output().contains("Address already in use") {
                     return None;
                 }
@@ -121,7 +119,7 @@ impl Gate {
 
     /// Everything the proxy printed.
     pub fn output(&self) -> String {
-        std::fs::read_to_string(self.dir.join("output.log")).unwrap_or_default()
+        self.process.output()
     }
 
     /// A request to the admin listener, with the admin token.
@@ -178,12 +176,12 @@ impl Gate {
 
     /// Send the process signal `sig` (`-HUP`, `-QUIT`, …).
     pub fn signal(&self, sig: &str) {
-        signal(self.child.id(), sig);
+        self.process.signal(sig);
     }
 
     /// The directory holding this gate's config and files.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// POST a form to the built-in login.
@@ -200,40 +198,18 @@ impl Gate {
     }
 
     /// Send SIGTERM and wait for the exit, at most `within`.
-    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
         self.signal("-TERM");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running {within:?} after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.wait_exit(within)
     }
 
     /// Kill the process and wait for it (its files stay until drop).
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.stop();
     }
 
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- sessiongate output ----\n{}", self.output());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.process.exited().is_none()
     }
 }

@@ -4,9 +4,9 @@
 //! `proxy`): [`backend`] records what reached it, [`gate`] runs the proxy,
 //! [`config`] writes its config, [`client`] sends byte-exact requests,
 //! [`redis`] runs a throwaway redis-server, [`tls`] a throwaway CA and curl,
-//! [`process`] hands out ports and scratch directories, [`wait`] polls and
-//! loads. Tests import everything with `use crate::support::*;`. No test
-//! lives here.
+//! [`process`] runs a child process with its log and hands out ports and
+//! scratch directories, [`wait`] polls and loads. Tests import everything
+//! with `use crate::support::*;`. No test lives here.
 //!
 //! Processes are killed on drop; when a test panics, the proxy's output is
 //! printed.
