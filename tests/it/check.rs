@@ -1,14 +1,10 @@
 //! `sessiongate check`: the shipped config passes; broken configs fail, naming each key.
 
 use crate::support;
-use std::process::Command;
 
 fn check(path: &std::path::Path, secret: Option<&str>) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
-    cmd.arg("check")
-        .arg("--config")
-        .arg(path)
-        .env_remove("SESSIONGATE_SECRET");
+    let mut cmd = support::sessiongate(&["check"], path);
+    cmd.env_remove("SESSIONGATE_SECRET");
     if let Some(s) = secret {
         cmd.env("SESSIONGATE_SECRET", s);
     }

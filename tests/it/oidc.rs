@@ -673,9 +673,7 @@ allowed_groups = ["staff"]
     );
     let dir = crate::support::scratch_dir();
     std::fs::write(dir.join("proxy.toml"), &config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["check", "--config"])
-        .arg(dir.join("proxy.toml"))
+    let out = crate::support::sessiongate(&["check"], &dir.join("proxy.toml"))
         .env("TEST_SECRET", "oidc-test-secret-0123456789abcdef0123456789")
         .output()
         .unwrap();

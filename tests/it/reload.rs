@@ -278,11 +278,7 @@ fn a_broken_file_changes_nothing_and_is_logged_as_check_prints_it() {
     let good = std::fs::read_to_string(&path).unwrap();
     let bad = good.replace("path = \"/public\"", "path = \"public\"");
     std::fs::write(gate.dir().join("bad.toml"), &bad).unwrap();
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["check", "--config"])
-        .arg(gate.dir().join("bad.toml"))
-        .env("TEST_SECRET", SECRET)
-        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+    let check = sessiongate(&["check"], &gate.dir().join("bad.toml"))
         .output()
         .unwrap();
     assert!(!check.status.success());

@@ -3,7 +3,6 @@
 //! no connection is refused and no request fails; sessions survive with the
 //! Redis store and end with the memory store.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,11 +54,7 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
     // The new process: it waits on the upgrade socket for the old one's sockets.
     let mut new = Proc::spawn(
         "the new process",
-        Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-            .args(["run", "--upgrade", "--config"])
-            .arg(old.dir().join("proxy.toml"))
-            .env("TEST_SECRET", SECRET)
-            .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN),
+        &mut sessiongate(&["run", "--upgrade"], &old.dir().join("proxy.toml")),
         old.dir().join("new.log"),
     )
     .unwrap();
@@ -118,11 +113,7 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
 fn upgrade_without_an_upgrade_socket_is_refused_and_sigquit_stops_gracefully() {
     let backend = Backend::app();
     let mut gate = Gate::start(&standard_config(backend.addr, ""));
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["run", "--upgrade", "--config"])
-        .arg(gate.dir().join("proxy.toml"))
-        .env("TEST_SECRET", SECRET)
-        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+    let out = sessiongate(&["run", "--upgrade"], &gate.dir().join("proxy.toml"))
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -155,12 +146,7 @@ fn an_upgrade_socket_in_a_world_writable_directory_is_refused() {
         std::fs::write(dir.join("proxy.toml"), text).unwrap();
         dir.join("proxy.toml")
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["check", "--config"])
-        .arg(&p)
-        .env("TEST_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let out = sessiongate(&["check"], &p).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

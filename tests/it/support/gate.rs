@@ -20,6 +20,19 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
 /// The secret every test gate signs with (at least 32 bytes).
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 
+/// `sessiongate <args> --config <config>`: the binary under test, with the
+/// environment every test gate has (`TEST_SECRET`, `TEST_ADMIN_TOKEN`); a
+/// later `.env` overrides it.
+pub fn sessiongate(args: &[&str], config: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(config)
+        .env("TEST_SECRET", SECRET)
+        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN);
+    cmd
+}
+
 /// A running `sessiongate`, killed on drop.
 pub struct Gate {
     pub addr: SocketAddr,
@@ -80,14 +93,12 @@ impl Gate {
         }
         let path = dir.path().join("proxy.toml");
         std::fs::write(&path, text).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
-        cmd.arg("--config").arg(&path);
-        cmd.env("TEST_ADMIN_TOKEN", ADMIN_TOKEN);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let process = Proc::spawn("sessiongate", &mut cmd, dir.path().join("output.log"))
-            .expect("start sessiongate");
+        let process = Proc::spawn(
+            "sessiongate",
+            sessiongate(&[], &path).envs(env.iter().copied()),
+            dir.path().join("output.log"),
+        )
+        .expect("start sessiongate");
         let mut gate = Gate {
             addr,
             admin,
