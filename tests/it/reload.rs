@@ -27,31 +27,30 @@ fn attempts(gate: &Gate) -> usize {
     out.matches("config reloaded").count() + out.matches("config not reloaded").count()
 }
 
-/// Rewrite the gate's `proxy.toml` through `edit` (by rename, as an operator's
-/// tooling should) and wait until the reload it causes has been logged.
-fn rewrite(gate: &Gate, edit: impl FnOnce(String) -> String) {
-    let before = attempts(gate);
+/// Rewrite the gate's `proxy.toml` through `edit`, by rename (as an
+/// operator's tooling should).
+fn replace_config(gate: &Gate, edit: impl FnOnce(String) -> String) {
     let path = gate.dir().join("proxy.toml");
     let text = edit(std::fs::read_to_string(&path).unwrap());
     let tmp = gate.dir().join("proxy.toml.new");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while attempts(gate) == before {
-        assert!(Instant::now() < deadline, "no reload:\n{}", gate.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
-/// Rewrite `proxy.toml` as [`rewrite`] does, but wait for the reload in
-/// the admin API's counters (which a log level cannot hide); returns them.
+/// [`replace_config`], then wait until the reload it causes has been logged.
+fn rewrite(gate: &Gate, edit: impl FnOnce(String) -> String) {
+    let before = attempts(gate);
+    replace_config(gate, edit);
+    wait_for(Duration::from_secs(10), "a reload", || {
+        attempts(gate) != before
+    });
+}
+
+/// [`replace_config`], then wait for the reload in the admin API's counters
+/// (which a log level cannot hide); returns them.
 fn edit(gate: &Gate, edit: impl FnOnce(String) -> String) -> (u64, u64, u64, u64) {
     let before = reloads(gate);
-    let path = gate.dir().join("proxy.toml");
-    let text = edit(std::fs::read_to_string(&path).unwrap());
-    let tmp = gate.dir().join("proxy.toml.new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, &path).unwrap();
+    replace_config(gate, edit);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = reloads(gate);
