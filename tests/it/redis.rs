@@ -210,7 +210,7 @@ fn nothing_in_redis_contains_a_raw_session_id() {
         everything.push_str(&redis.cli(&["ZRANGE", k, "0", "-1"]));
     }
     for c in &cookies {
-        let id = &c.split_once('=').unwrap().1[..64];
+        let id = id_of(c);
         assert!(!everything.contains(id), "raw id found in Redis");
         assert!(
             everything.contains(&key_of(c)),

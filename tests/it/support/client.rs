@@ -10,11 +10,15 @@ use std::time::Duration;
 
 use super::http1::{content_length, read_headers, values};
 
+/// The raw session id (64 hex digits) in a `name=<id>.<sig>` cookie pair.
+pub fn id_of(cookie: &str) -> &str {
+    &cookie.split_once('=').unwrap().1[..64]
+}
+
 /// The session key (SHA-256 of the raw id) of a `name=<id>.<sig>` cookie pair.
 pub fn key_of(cookie: &str) -> String {
     use sha2::Digest;
-    let id = &cookie.split_once('=').unwrap().1[..64];
-    hex::encode(sha2::Sha256::digest(hex::decode(id).unwrap()))
+    hex::encode(sha2::Sha256::digest(hex::decode(id_of(cookie)).unwrap()))
 }
 
 /// `application/x-www-form-urlencoded` encoding of `pairs`.
