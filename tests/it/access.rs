@@ -1,7 +1,7 @@
 //! Route decisions through the real binary: who gets in, who is redirected, and
 //! that the path decided on is the path the backend receives.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn public_route_without_cookie_reaches_backend_without_x_user() {

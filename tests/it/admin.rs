@@ -1,16 +1,6 @@
 //! The admin service and the users' own sessions page, through the real binary.
 
-use crate::common::*;
-use serde_json::Value;
-
-/// The raw id inside a cookie pair.
-fn id_of(cookie: &str) -> String {
-    cookie.split_once('=').unwrap().1[..64].to_owned()
-}
-
-fn json(resp: &Resp) -> Value {
-    resp.json()
-}
+use crate::support::*;
 
 #[test]
 fn every_protected_endpoint_needs_the_token() {
@@ -119,7 +109,7 @@ fn revoking_a_session_takes_effect_on_the_next_request() {
         404
     );
     let resp = gate.admin("DELETE", "/users/alice/sessions").send();
-    assert_eq!(json(&resp)["revoked"], 1, "{resp:#?}");
+    assert_eq!(resp.json()["revoked"], 1, "{resp:#?}");
     assert_eq!(gate.get("/private").api().cookie(&b).send().status, 401);
     assert_eq!(
         gate.get("/private").cookie(&c).send().status,
@@ -139,7 +129,7 @@ fn sessions_are_listed_and_shown_by_key_never_by_raw_id() {
         .session_cookie()
         .unwrap();
     let key = key_of(&cookie);
-    let list = json(&gate.admin("GET", "/sessions").send());
+    let list = gate.admin("GET", "/sessions").send().json();
     let item = &list["items"][0];
     assert_eq!(item["key"], key.as_str());
     assert_eq!(item["user"], "alice");
@@ -155,7 +145,7 @@ fn sessions_are_listed_and_shown_by_key_never_by_raw_id() {
     ] {
         assert!(item[field].is_u64(), "{field}: {item}");
     }
-    let one = json(&gate.admin("GET", &format!("/sessions/{key}")).send());
+    let one = gate.admin("GET", &format!("/sessions/{key}")).send().json();
     assert_eq!(one["key"], key.as_str());
     assert_eq!(gate.admin("GET", "/sessions/not-a-key").send().status, 404);
     // The raw id (and so the cookie) appears in no admin response.
@@ -169,9 +159,9 @@ fn sessions_are_listed_and_shown_by_key_never_by_raw_id() {
         "/sessions?user=alice",
     ] {
         let resp = gate.admin("GET", path).send();
-        assert!(!resp.body.contains(&id), "{path} leaks the raw id");
+        assert!(!resp.body.contains(id), "{path} leaks the raw id");
         assert!(
-            !resp.headers.iter().any(|(_, v)| v.contains(&id)),
+            !resp.headers.iter().any(|(_, v)| v.contains(id)),
             "{path} leaks the raw id in a header"
         );
     }
@@ -193,7 +183,7 @@ fn paging_walks_every_session_exactly_once_while_sessions_are_added() {
             Some(c) => format!("/sessions?limit=7&cursor={c}"),
             None => "/sessions?limit=7".to_owned(),
         };
-        let page = json(&gate.admin("GET", &path).send());
+        let page = gate.admin("GET", &path).send().json();
         for item in page["items"].as_array().unwrap() {
             seen.push(item["key"].as_str().unwrap().to_owned());
         }
@@ -277,7 +267,7 @@ fn stats_and_metrics_count_what_happened() {
         .api()
         .cookie("__Host-sid=forged")
         .send();
-    let stats = json(&gate.admin("GET", "/stats").send());
+    let stats = gate.admin("GET", "/stats").send().json();
     assert_eq!(stats["sessions"]["live"], 2, "{stats}");
     assert_eq!(stats["sessions"]["authenticated"], 1, "{stats}");
     assert_eq!(stats["sessions"]["anonymous"], 1, "{stats}");
@@ -383,13 +373,12 @@ fn users_see_and_end_only_their_own_sessions() {
         .send()
         .session_cookie()
         .unwrap();
-    let mine = json(
-        &gate
-            .get("/.sessiongate/sessions")
-            .api()
-            .cookie(&laptop)
-            .send(),
-    );
+    let mine = gate
+        .get("/.sessiongate/sessions")
+        .api()
+        .cookie(&laptop)
+        .send()
+        .json();
     let keys: Vec<&str> = mine["sessions"]
         .as_array()
         .unwrap()
@@ -455,12 +444,12 @@ fn users_see_and_end_only_their_own_sessions() {
 #[test]
 fn the_admin_page_shows_totals_and_revokes_all_of_a_users_sessions() {
     let backend = Backend::app();
-    let users = crate::common::users_file(&[("dana", "dana-password-1234", "", false)]);
+    let users = crate::support::users_file(&[("dana", "dana-password-1234", "", false)]);
     let config = standard_config(backend.addr, "\n[auth]\nusers_file = \"users.toml\"\n");
     let gate = Gate::start_with(
         &config,
         &[("users.toml", &users)],
-        &[("TEST_SECRET", crate::common::SECRET)],
+        &[("TEST_SECRET", crate::support::SECRET)],
     );
     let login = |user: &str, ua: &str| {
         gate.req("GET", &format!("/_test/login?user={user}&roles="))

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 
-use crate::common::*;
+use crate::support::*;
 
 #[derive(Debug, serde::Deserialize)]
 struct Claims {
@@ -170,10 +170,7 @@ fn an_audience_without_keys_and_a_non_ed25519_key_fail_check() {
             )
         );
         std::fs::write(dir.join("proxy.toml"), text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-            .args(["check", "--config"])
-            .arg(dir.join("proxy.toml"))
-            .env("TEST_SECRET", SECRET)
+        let out = sessiongate(&["check"], &dir.join("proxy.toml"))
             .output()
             .unwrap();
         assert!(!out.status.success());

@@ -7,15 +7,13 @@
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules`: `./test.sh`
 //! installs both. Without them the test fails rather than skips.
 
-use crate::common::free_addr;
-use std::fs::File;
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::hash_password;
+use crate::support::{free_addr, hash_password, Proc, ScratchDir};
 
 const INSTALL_HINT: &str = "run ./test.sh to install chromium and playwright-core";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -27,72 +25,6 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        // One per test: the browser tests run in parallel.
-        TempDir(crate::common::scratch_dir())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process with its output in a file; killed on drop.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, dir: &Path) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let out = File::create(&log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        Proc { name, child, log }
-    }
-
-    fn output(&self) -> String {
-        let out = std::fs::read_to_string(&self.log).unwrap_or_default();
-        format!("---- {} output ----\n{out}", self.name)
-    }
-
-    /// Wait until `addr` accepts connections; panics if the process exits first.
-    fn wait_for(&mut self, addr: SocketAddr) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited with {status}\n{}", self.name, self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} does not listen on {addr}\n{}",
-                self.name,
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `demo/proxy.toml` with its three addresses replaced by `proxy`, `admin`, `backend`.
@@ -151,9 +83,10 @@ struct Demo {
     base: String,
     admin: String,
     proxy_addr: SocketAddr,
-    proxy: Proc,
-    backend: Proc,
-    _dir: TempDir,
+    // Held to be killed, and their output printed on a failure, on drop.
+    _proxy: Proc,
+    _backend: Proc,
+    _dir: ScratchDir,
 }
 
 impl Demo {
@@ -178,24 +111,26 @@ impl Demo {
             "{} is missing: run `cargo build -p sessiongate-demo`",
             backend_bin.display()
         );
-        let dir = TempDir::new();
+        // One per test: the browser tests run in parallel.
+        let dir = ScratchDir::create();
         let (admin_addr, backend_addr) = (free_addr(), free_addr());
         let users = format!(
             "[[user]]\nname = \"{USER}\"\npassword_hash = \"{}\"\nroles = [\"user\", \"admin\"]\n",
             hash_password(PASSWORD)
         );
-        std::fs::write(dir.0.join("users.toml"), users).unwrap();
-        let config = dir.0.join("proxy.toml");
+        std::fs::write(dir.path().join("users.toml"), users).unwrap();
+        let config = dir.path().join("proxy.toml");
         let text = demo_config(proxy_addr, admin_addr, backend_addr) + extra;
         std::fs::write(&config, text).unwrap();
         let mut backend = Proc::spawn(
             "demo_backend",
             Command::new(&backend_bin).arg(backend_addr.to_string()),
-            &dir.0,
-        );
+            dir.path().join("demo_backend.log"),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", backend_bin.display()));
         // The backend listens before the proxy starts: the proxy's first health
         // check must not find it down (the next one is seconds later).
-        backend.wait_for(backend_addr);
+        backend.wait_listening(backend_addr);
         let mut proxy = Proc::spawn(
             "sessiongate",
             Command::new(env!("CARGO_BIN_EXE_sessiongate"))
@@ -204,21 +139,23 @@ impl Demo {
                 .env("SESSIONGATE_SECRET", SECRET)
                 .env("SESSIONGATE_ADMIN_TOKEN", ADMIN_TOKEN)
                 .envs(env.iter().copied()),
-            &dir.0,
-        );
-        proxy.wait_for(proxy_addr);
-        proxy.wait_for(admin_addr);
+            dir.path().join("sessiongate.log"),
+        )
+        .expect("start sessiongate");
+        proxy.wait_listening(proxy_addr);
+        proxy.wait_listening(admin_addr);
         Demo {
             base: format!("http://{proxy_addr}"),
             admin: format!("http://{admin_addr}"),
             proxy_addr,
-            proxy,
-            backend,
+            _proxy: proxy,
+            _backend: backend,
             _dir: dir,
         }
     }
 
-    /// Run a browser script with `args`; fail with every log when it fails.
+    /// Run a browser script with `args`; fail with node's output when it fails
+    /// (the proxy and the backend print theirs as they are dropped).
     fn node(&self, script: &str, args: &[&str]) {
         let (status, stdout, stderr) = run_with_timeout(
             Command::new("node")
@@ -229,12 +166,10 @@ impl Demo {
         let ok = status.is_some_and(|s| s.success());
         assert!(
             ok,
-            "{script} {}\n---- node stdout ----\n{stdout}\n---- node stderr ----\n{stderr}\n{}\n{}",
+            "{script} {}\n---- node stdout ----\n{stdout}\n---- node stderr ----\n{stderr}",
             status.map_or(format!("timed out after {NODE_TIMEOUT:?}"), |s| format!(
                 "exited with {s}"
             )),
-            self.proxy.output(),
-            self.backend.output(),
         );
     }
 }

@@ -1,14 +1,10 @@
 //! `sessiongate check`: the shipped config passes; broken configs fail, naming each key.
 
-use crate::common;
-use std::process::Command;
+use crate::support;
 
 fn check(path: &std::path::Path, secret: Option<&str>) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sessiongate"));
-    cmd.arg("check")
-        .arg("--config")
-        .arg(path)
-        .env_remove("SESSIONGATE_SECRET");
+    let mut cmd = support::sessiongate(&["check"], path);
+    cmd.env_remove("SESSIONGATE_SECRET");
     if let Some(s) = secret {
         cmd.env("SESSIONGATE_SECRET", s);
     }
@@ -24,7 +20,7 @@ fn check(path: &std::path::Path, secret: Option<&str>) -> (bool, String) {
 #[test]
 fn shipped_proxy_toml_passes_check() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml");
-    let (ok, text) = check(&path, Some(common::SECRET));
+    let (ok, text) = check(&path, Some(support::SECRET));
     assert!(ok, "{text}");
     let (ok, text) = check(&path, None);
     assert!(
@@ -36,7 +32,7 @@ fn shipped_proxy_toml_passes_check() {
 
 #[test]
 fn broken_configs_fail_naming_each_key() {
-    let dir = common::scratch_dir();
+    let dir = support::scratch_dir();
     let base = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.toml"),
     )
@@ -100,7 +96,7 @@ fn broken_configs_fail_naming_each_key() {
     for (i, (text, wants)) in cases.iter().enumerate() {
         let path = dir.join(format!("broken-{i}.toml"));
         std::fs::write(&path, text).unwrap();
-        let (ok, out) = check(&path, Some(common::SECRET));
+        let (ok, out) = check(&path, Some(support::SECRET));
         assert!(!ok, "case {i} must fail:\n{out}");
         for want in wants {
             assert!(out.contains(want), "case {i}: {want:?} missing in:\n{out}");
@@ -123,10 +119,10 @@ fn broken_configs_fail_naming_each_key() {
 fn a_user_name_with_a_comma_fails_check_naming_the_entry() {
     // Guards against a list identity: `X-User: root, alice` reads as `root` to
     // a backend that splits on commas.
-    let dir = common::scratch_dir();
+    let dir = support::scratch_dir();
     std::fs::write(
         dir.join("users.toml"),
-        common::users_file(&[
+        support::users_file(&[
             ("alice", "alice-password", "", false),
             ("root, alice", "x-password", "", false),
         ]),
@@ -143,7 +139,7 @@ fn a_user_name_with_a_comma_fails_check_naming_the_entry() {
     assert_ne!(text, base, "proxy.toml documents users_file");
     let path = dir.join("proxy.toml");
     std::fs::write(&path, text).unwrap();
-    let (ok, out) = check(&path, Some(common::SECRET));
+    let (ok, out) = check(&path, Some(support::SECRET));
     assert!(
         !ok && out.contains("user[1].name: must be 1-256 bytes without `,`"),
         "{out}"

@@ -12,7 +12,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{
+use crate::support::{
     free_addr, key_of, standard_config, wait_for, with_keys, Backend, Gate, Redis, SteadyLoad,
 };
 
@@ -126,8 +126,9 @@ const INVALIDATION_BOUND: Duration = Duration::from_secs(2);
 /// can only come from an invalidation (or the 5 s touch, past the bound).
 fn cached(gate: &Gate, cookie: &str) {
     wait_for(Duration::from_secs(10), "a local-cache hit", || {
-        let hits = local_hits(gate);
-        gate.get("/private").cookie(cookie).send().status == 200 && local_hits(gate) > hits
+        let hits = gate.metric("sessiongate_store_local_hits_total");
+        gate.get("/private").cookie(cookie).send().status == 200
+            && gate.metric("sessiongate_store_local_hits_total") > hits
     });
 }
 
@@ -140,29 +141,13 @@ fn every_session_answers(gate: &Gate, cookies: &[String]) {
     });
 }
 
-/// The gate's count of sessions served from its local cache.
-fn local_hits(gate: &Gate) -> u64 {
-    let metrics = gate.admin("GET", "/metrics").send().body;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("sessiongate_store_local_hits_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no local hits counter: {metrics}"))
-}
-
-fn ready(gate: &Gate) {
-    wait_for(Duration::from_secs(15), "the instance to be ready", || {
-        gate.admin_anonymous("GET", "/readyz").send().status == 200
-    });
-}
-
 fn gate_on(cluster: &Cluster, backend: &Backend) -> Gate {
     let config = with_keys(
         standard_config(backend.addr, &cluster.store_section()),
         "max_per_user = 3",
     );
     let gate = Gate::start(&config);
-    ready(&gate);
+    gate.wait_ready(Duration::from_secs(15));
     gate
 }
 
@@ -181,7 +166,10 @@ fn two_instances_share_a_cluster_revocations_are_seen_at_once_and_its_loss_fails
         // The second is a local-cache hit.
         assert_eq!(b.get("/private").cookie(c).send().status, 200);
     }
-    assert!(local_hits(&b) > 0, "the local cache is used");
+    assert!(
+        b.metric("sessiongate_store_local_hits_total") > 0,
+        "the local cache is used"
+    );
     assert_eq!(backend.last().one("x-user"), Some("carol"));
     // Listing and counting reach every primary.
     let stats = b.stats();
@@ -284,11 +272,7 @@ fn a_primary_failover_inside_the_cluster_answers_503_meanwhile_and_loses_no_sess
     }
     // Invalidations follow the promoted replica: every session, cached on the
     // other instance, is refused there soon after its revocation here.
-    wait_for(
-        Duration::from_secs(15),
-        "the other instance to be ready",
-        || second.admin_anonymous("GET", "/readyz").send().status == 200,
-    );
+    second.wait_ready(Duration::from_secs(15));
     // It was idle through the failover: let it answer every session first.
     every_session_answers(&second, &cookies);
     for c in &cookies {

@@ -1,7 +1,7 @@
 //! Client connections through the real binary: a deadline for the whole
 //! request head (slowloris), and a cap on open connections.
 
-use crate::common::*;
+use crate::support::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -10,15 +10,6 @@ use std::time::{Duration, Instant};
 /// standard config.
 fn config(server: &str, backend: &Backend) -> String {
     format!("{server}\n{}", standard_config(backend.addr, ""))
-}
-
-/// Poll `f` every 20 ms until it holds, for at most `within`.
-fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Whether the server has closed `s` (a read returns end of file or a reset).
@@ -57,13 +48,6 @@ fn trickle_head_to(addr: std::net::SocketAddr, gap: Duration, lines: usize) -> (
     (start.elapsed(), true)
 }
 
-fn metric(gate: &Gate, name: &str) -> u64 {
-    let text = gate.admin("GET", "/metrics").send().body;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
-}
-
 #[test]
 fn a_request_head_sent_one_line_at_a_time_is_cut_at_the_deadline() {
     // pingora alone times out each read (60 s), never the whole head: one
@@ -77,7 +61,7 @@ fn a_request_head_sent_one_line_at_a_time_is_cut_at_the_deadline() {
         "closed after {open_for:?}"
     );
     assert_eq!(backend.count(), 0);
-    assert_eq!(metric(&gate, "sessiongate_request_head_timeouts_total"), 1);
+    assert_eq!(gate.metric("sessiongate_request_head_timeouts_total"), 1);
 }
 
 #[test]
@@ -86,7 +70,7 @@ fn a_connection_that_sends_nothing_is_closed_at_the_deadline() {
     let gate = Gate::start(&config("request_head_timeout = \"1s\"", &backend));
     let start = Instant::now();
     let mut s = TcpStream::connect(gate.addr).unwrap();
-    eventually(Duration::from_secs(4), "silent connection closed", || {
+    wait_for(Duration::from_secs(4), "silent connection closed", || {
         closed(&mut s)
     });
     assert!(
@@ -168,23 +152,23 @@ fn connections_past_max_connections_are_closed_at_once_and_counted() {
         &backend,
     ));
     // The harness's readiness probes have come and gone: wait for 0 open.
-    eventually(Duration::from_secs(5), "probes closed", || {
-        metric(&gate, "sessiongate_connections_open") == 0
+    wait_for(Duration::from_secs(5), "probes closed", || {
+        gate.metric("sessiongate_connections_open") == 0
     });
     let mut held: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(gate.addr).unwrap())
         .collect();
-    eventually(Duration::from_secs(5), "three open", || {
-        metric(&gate, "sessiongate_connections_open") == 3
+    wait_for(Duration::from_secs(5), "three open", || {
+        gate.metric("sessiongate_connections_open") == 3
     });
     let mut fourth = TcpStream::connect(gate.addr).unwrap();
     let _ = fourth.write_all(b"GET /public/x HTTP/1.1\r\nHost: app.test\r\n\r\n");
-    eventually(Duration::from_secs(5), "the fourth closed", || {
+    wait_for(Duration::from_secs(5), "the fourth closed", || {
         closed(&mut fourth)
     });
     assert_eq!(backend.count(), 0);
-    assert_eq!(metric(&gate, "sessiongate_connections_refused_total"), 1);
-    eventually(Duration::from_secs(5), "the warn line", || {
+    assert_eq!(gate.metric("sessiongate_connections_refused_total"), 1);
+    wait_for(Duration::from_secs(5), "the warn line", || {
         gate.output().contains("server.max_connections")
     });
     // The held ones still work, and a slot frees when one goes.
@@ -195,7 +179,7 @@ fn connections_past_max_connections_are_closed_at_once_and_counted() {
     held[0].write_all(req.as_bytes()).unwrap();
     assert_eq!(read_response(&mut held[0], req).status, 200);
     held.pop();
-    eventually(Duration::from_secs(5), "a slot freed", || {
+    wait_for(Duration::from_secs(5), "a slot freed", || {
         gate.get("/public/after")
             .try_send()
             .is_some_and(|r| r.status == 200)

@@ -5,46 +5,17 @@
 //! its login pages through the front proxy.
 
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::common::*;
+use crate::support::*;
 
 const USERS: &[(&str, &str, &str, bool)] = &[("alice", "alice-password", "user", false)];
 
-/// A front proxy process, killed on drop.
+/// A front proxy on `addr`, killed on drop.
 struct Front {
     addr: SocketAddr,
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.dir.join("front.log")).unwrap_or_default();
-            eprintln!("---- front proxy ----\n{log}");
-        }
-    }
-}
-
-fn wait_listening(front: &mut Front) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(front.addr).is_err() {
-        if let Ok(Some(status)) = front.child.try_wait() {
-            let log = std::fs::read_to_string(front.dir.join("front.log")).unwrap_or_default();
-            panic!("front proxy exited with {status}:\n{log}");
-        }
-        assert!(Instant::now() < deadline, "front proxy did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn log_file(dir: &std::path::Path) -> (Stdio, Stdio) {
-    let f = std::fs::File::create(dir.join("front.log")).unwrap();
-    (f.try_clone().unwrap().into(), f.into())
+    _process: Proc,
 }
 
 /// The nginx snippet of the README, on `addr`.
@@ -110,25 +81,27 @@ http {{
         dir = dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let (out, err) = log_file(&dir);
     let nginx = if std::path::Path::new("/usr/sbin/nginx").exists() {
         "/usr/sbin/nginx"
     } else {
         "nginx"
     };
-    let child = Command::new(nginx)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .args(["-g", "daemon off;"])
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("nginx (Debian package nginx)");
-    let mut front = Front { addr, child, dir };
-    wait_listening(&mut front);
-    front
+    let mut process = Proc::spawn(
+        "front proxy",
+        Command::new(nginx)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .args(["-g", "daemon off;"]),
+        dir.join("front.log"),
+    )
+    .expect("nginx (Debian package nginx)");
+    process.wait_listening(addr);
+    Front {
+        addr,
+        _process: process,
+    }
 }
 
 /// The Caddy snippet of the README, on `addr`.
@@ -164,20 +137,22 @@ http://:{port} {{
         ip = addr.ip()
     );
     std::fs::write(dir.join("Caddyfile"), conf).unwrap();
-    let (out, err) = log_file(&dir);
-    let child = Command::new("caddy")
-        .args(["run", "--adapter", "caddyfile", "--config"])
-        .arg(dir.join("Caddyfile"))
-        .env("HOME", &dir)
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("caddy (Debian package caddy)");
-    let mut front = Front { addr, child, dir };
-    wait_listening(&mut front);
-    front
+    let mut process = Proc::spawn(
+        "front proxy",
+        Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(dir.join("Caddyfile"))
+            .env("HOME", &dir)
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config")),
+        dir.join("front.log"),
+    )
+    .expect("caddy (Debian package caddy)");
+    process.wait_listening(addr);
+    Front {
+        addr,
+        _process: process,
+    }
 }
 
 fn gate(backend: &Backend) -> Gate {

@@ -1,7 +1,7 @@
 //! Request framing through the real binary: what reaches the backend is framed
 //! one way only (request smuggling).
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn a_content_length_list_is_forwarded_as_one_value() {

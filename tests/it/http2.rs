@@ -14,8 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use crate::tls::{curl, tls_section, wait_for, Ca};
+use crate::support::*;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const HEADERS: u8 = 0x1;
@@ -145,36 +144,6 @@ fn send(tls: &mut Tls, bytes: &[u8]) {
     let _ = tls.write_all(bytes).and_then(|()| tls.flush());
 }
 
-fn h2_gate(backend: &Backend, ca: &Ca, server: &str) -> (Gate, SocketAddr) {
-    let tls = free_addr();
-    let config = format!(
-        "{server}\n{}{}",
-        standard_config(backend.addr, ""),
-        tls_section(tls)
-    );
-    let gate = Gate::start_with(
-        &config,
-        &[("cert.pem", &ca.cert_pem), ("key.pem", &ca.key_pem)],
-        &[("TEST_SECRET", SECRET)],
-    );
-    let ca_file = ca.ca_file(gate.dir(), "ca.pem");
-    wait_for(
-        || curl(tls, &ca_file, "/public", &["--http2"]).status == 200,
-        "the TLS listener",
-        &gate,
-    );
-    (gate, tls)
-}
-
-fn head_timeouts(gate: &Gate) -> u64 {
-    let metrics = gate.admin("GET", "/metrics").send().body;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("sessiongate_request_head_timeouts_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{metrics}"))
-}
-
 /// Regression: an HTTP/2 connection that never completed a request head was
 /// kept for ever (pingora waits for the preface and the first stream with no
 /// timeout), where HTTP/1.1 in the same state is closed at the deadline.
@@ -182,8 +151,8 @@ fn head_timeouts(gate: &Gate) -> u64 {
 fn http2_connections_without_a_whole_request_head_are_closed_at_the_deadline() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
-    let (gate, tls) = h2_gate(&backend, &ca, "request_head_timeout = \"1s\"");
-    let before = head_timeouts(&gate);
+    let (gate, tls) = tls_gate(&backend, &ca, "request_head_timeout = \"1s\"", "");
+    let before = gate.metric("sessiongate_request_head_timeouts_total");
     let settings = frame(SETTINGS, 0, 0, &[]);
     let open_block = frame(HEADERS, END_STREAM, 1, &request_block("GET", "/public"));
     let whole = frame(
@@ -240,7 +209,10 @@ fn http2_connections_without_a_whole_request_head_are_closed_at_the_deadline() {
             "{what}: no response: {seen:?}"
         );
     }
-    assert_eq!(head_timeouts(&gate), before + 5);
+    assert_eq!(
+        gate.metric("sessiongate_request_head_timeouts_total"),
+        before + 5
+    );
     // A whole request on a new connection is served.
     let mut conn = h2_connect(tls, &ca);
     send(&mut conn, &get("/public"));
@@ -257,10 +229,11 @@ fn http2_connections_without_a_whole_request_head_are_closed_at_the_deadline() {
 fn stalled_http2_connections_count_against_the_cap_until_the_deadline() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
-    let (gate, tls) = h2_gate(
+    let (gate, tls) = tls_gate(
         &backend,
         &ca,
         "request_head_timeout = \"1s\"\nmax_connections = 4",
+        "",
     );
     let ca_file = ca.ca_file(gate.dir(), "ca.pem");
     let mut stalled: Vec<Tls> = (0..4)
@@ -280,9 +253,9 @@ fn stalled_http2_connections_count_against_the_cap_until_the_deadline() {
         assert!(seen.closed_after.is_some(), "{seen:?}");
     }
     wait_for(
-        || curl(tls, &ca_file, "/public", &["--http2"]).status == 200,
+        Duration::from_secs(10),
         "a client served once the stalled connections are gone",
-        &gate,
+        || curl(tls, &ca_file, "/public", &["--http2"]).status == 200,
     );
 }
 
@@ -292,10 +265,11 @@ fn stalled_http2_connections_count_against_the_cap_until_the_deadline() {
 fn an_idle_http2_connection_ends_after_the_idle_timeout() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
-    let (_gate, tls) = h2_gate(
+    let (_gate, tls) = tls_gate(
         &backend,
         &ca,
         "request_head_timeout = \"1s\"\nclient_idle_timeout = \"3s\"",
+        "",
     );
     let mut conn = h2_connect(tls, &ca);
     send(&mut conn, &get("/public"));
@@ -319,7 +293,7 @@ fn an_idle_http2_connection_ends_after_the_idle_timeout() {
 fn a_slow_http2_body_after_a_whole_head_is_not_cut() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
-    let (_gate, tls) = h2_gate(&backend, &ca, "request_head_timeout = \"1s\"");
+    let (_gate, tls) = tls_gate(&backend, &ca, "request_head_timeout = \"1s\"", "");
     let mut conn = h2_connect(tls, &ca);
     send(
         &mut conn,
@@ -368,7 +342,7 @@ fn a_slow_http2_body_after_a_whole_head_is_not_cut() {
 fn the_stream_and_header_limits_are_advertised() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
-    let (_gate, tls) = h2_gate(&backend, &ca, "");
+    let (_gate, tls) = tls_gate(&backend, &ca, "", "");
     let mut conn = h2_connect(tls, &ca);
     send(&mut conn, &get("/public"));
     let seen = watch(&mut conn, Duration::from_millis(1500), |_, _| {});

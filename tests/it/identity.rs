@@ -1,7 +1,7 @@
 //! Identity headers through the real binary: the backend sees exactly the
 //! identity the proxy vouches for, whatever a client sends.
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn valid_session_backend_sees_exactly_one_x_user() {

@@ -1,7 +1,7 @@
 //! The express-session options through the real binary: save_uninitialized,
 //! rolling, max_age, cookie attributes, secure = "auto", secret rotation.
 
-use crate::common::*;
+use crate::support::*;
 use std::time::{Duration, Instant};
 
 #[test]

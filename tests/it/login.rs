@@ -1,7 +1,7 @@
 //! The built-in login through the real binary: pages, form logins, failures of
 //! one shape, throttling, CSRF refusal, logout, `/me`, users-file reloads.
 
-use crate::common::*;
+use crate::support::*;
 use std::time::{Duration, Instant};
 
 const USERS: &[(&str, &str, &str, bool)] = &[
@@ -440,11 +440,7 @@ fn sighup_reloads_the_users_file() {
         401,
         "not reloaded yet"
     );
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &gate.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    gate.signal("-HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         std::thread::sleep(Duration::from_millis(200));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::*;
+use crate::support::*;
 
 #[test]
 fn json_access_log_has_one_event_per_request_without_secrets() {

@@ -1,10 +1,10 @@
 //! The black-box tests: one integration-test crate with a module per area, so
-//! the harness (`common`) compiles once. Every test runs the real
+//! the harness (`support`) compiles once. Every test runs the real
 //! `sessiongate` binary on ephemeral loopback ports in front of a real
 //! recording backend, and talks to it with real clients.
 //!
 //! `SESSIONGATE_TEST_STORE=redis` runs them all against a Redis store of
-//! their own (`common::Gate`).
+//! their own (`support::Gate`).
 
 mod access;
 mod admin;
@@ -12,7 +12,6 @@ mod assertion;
 mod browser;
 mod check;
 mod cluster;
-mod common;
 mod connections;
 mod forward_auth;
 mod framing;
@@ -28,6 +27,7 @@ mod request_id;
 mod sentinel;
 mod server;
 mod sessions;
+mod support;
 mod tls;
 mod upgrade;
 mod upstreams;

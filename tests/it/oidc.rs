@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::common::{form, users_file, Backend, Gate, Req, Resp};
+use crate::support::{form, users_file, Backend, Gate, Req, Resp};
 
 pub const CLIENT_ID: &str = "sessiongate-test";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
@@ -121,7 +121,7 @@ fn gate(backend: &Backend, op: &Op, keys: &str) -> Gate {
 }
 
 fn gate_with(backend: &Backend, op: &Op, keys: &str, auth: &str) -> Gate {
-    let config = crate::common::standard_config(
+    let config = crate::support::standard_config(
         backend.addr,
         &format!(
             "\n[auth]\nlogout_redirect = \"/goodbye\"\n{auth}\n{}",
@@ -585,7 +585,7 @@ fn the_login_page_offers_the_provider_and_the_password_form() {
     let op = Op::simple(&[]);
     let backend = Backend::app();
     let users = users_file(&[("dana", "dana-password-1234", "", false)]);
-    let config = crate::common::standard_config(
+    let config = crate::support::standard_config(
         backend.addr,
         &format!(
             "\n[auth]\nusers_file = \"users.toml\"\n{}",
@@ -620,8 +620,8 @@ fn the_login_page_offers_the_provider_and_the_password_form() {
 fn an_unreachable_provider_ends_on_the_login_page() {
     let op = Op::simple(&[]);
     let backend = Backend::app();
-    let dead = crate::common::dead_addr();
-    let config = crate::common::standard_config(
+    let dead = crate::support::dead_addr();
+    let config = crate::support::standard_config(
         backend.addr,
         &provider_config(&op, "").replace(&op.issuer, &format!("http://{dead}")),
     );
@@ -655,7 +655,7 @@ fn an_unreachable_provider_ends_on_the_login_page() {
 #[test]
 fn a_bad_provider_config_is_refused_with_every_problem() {
     let backend = Backend::app();
-    let config = crate::common::standard_config(
+    let config = crate::support::standard_config(
         backend.addr,
         r#"
 [server]
@@ -671,11 +671,9 @@ algorithms = ["HS256", "none"]
 allowed_groups = ["staff"]
 "#,
     );
-    let dir = crate::common::scratch_dir();
+    let dir = crate::support::scratch_dir();
     std::fs::write(dir.join("proxy.toml"), &config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["check", "--config"])
-        .arg(dir.join("proxy.toml"))
+    let out = crate::support::sessiongate(&["check"], &dir.join("proxy.toml"))
         .env("TEST_SECRET", "oidc-test-secret-0123456789abcdef0123456789")
         .output()
         .unwrap();

@@ -1,7 +1,7 @@
 //! Several instances, one set of sessions: the Redis store through the real
 //! binaries and a real redis-server.
 
-use crate::common::*;
+use crate::support::*;
 use std::time::{Duration, Instant};
 
 fn shared(redis: &Redis, backend: &Backend) -> String {
@@ -12,23 +12,14 @@ fn shared(redis: &Redis, backend: &Backend) -> String {
     )
 }
 
-/// Wait until the instance reports ready (its Redis tracking is up).
-fn ready(gate: &Gate) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gate.admin_anonymous("GET", "/readyz").send().status != 200 {
-        assert!(Instant::now() < deadline, "never ready:\n{}", gate.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Two instances sharing one Redis, both ready.
 fn two_instances(redis: &Redis, backend: &Backend) -> (Gate, Gate) {
     let (a, b) = (
         Gate::start(&shared(redis, backend)),
         Gate::start(&shared(redis, backend)),
     );
-    ready(&a);
-    ready(&b);
+    a.wait_ready(Duration::from_secs(10));
+    b.wait_ready(Duration::from_secs(10));
     (a, b)
 }
 
@@ -107,7 +98,7 @@ fn redis_paused_protected_routes_fail_closed_public_routes_work_and_service_resu
     let redis = Redis::start();
     let backend = Backend::app();
     let gate = Gate::start(&shared(&redis, &backend));
-    ready(&gate);
+    gate.wait_ready(Duration::from_secs(10));
     let cookie = gate.login("alice", "");
     assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
     redis.signal("-STOP");
@@ -150,7 +141,7 @@ fn redis_paused_protected_routes_fail_closed_public_routes_work_and_service_resu
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    ready(&gate);
+    gate.wait_ready(Duration::from_secs(10));
 }
 
 #[test]
@@ -168,7 +159,7 @@ fn an_instance_started_before_redis_is_not_ready_until_redis_answers() {
         "public routes work without Redis"
     );
     let _redis = Redis::start_on(port);
-    ready(&gate);
+    gate.wait_ready(Duration::from_secs(10));
     let cookie = gate.login("alice", "");
     assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
 }
@@ -179,11 +170,11 @@ fn a_restarted_instance_still_knows_every_session() {
     let backend = Backend::app();
     let config = shared(&redis, &backend);
     let first = Gate::start(&config);
-    ready(&first);
+    first.wait_ready(Duration::from_secs(10));
     let cookies: Vec<String> = (0..5).map(|i| first.login(&format!("u{i}"), "")).collect();
     drop(first);
     let second = Gate::start(&config);
-    ready(&second);
+    second.wait_ready(Duration::from_secs(10));
     for c in &cookies {
         assert_eq!(second.get("/private").cookie(c).send().status, 200);
     }
@@ -202,7 +193,7 @@ fn nothing_in_redis_contains_a_raw_session_id() {
     let redis = Redis::start();
     let backend = Backend::app();
     let gate = Gate::start(&shared(&redis, &backend));
-    ready(&gate);
+    gate.wait_ready(Duration::from_secs(10));
     let cookies: Vec<String> = (0..3).map(|_| gate.login("alice", "r")).collect();
     gate.get("/_test/data?json=%7B%22k%22%3A1%7D")
         .cookie(&cookies[0])
@@ -219,7 +210,7 @@ fn nothing_in_redis_contains_a_raw_session_id() {
         everything.push_str(&redis.cli(&["ZRANGE", k, "0", "-1"]));
     }
     for c in &cookies {
-        let id = &c.split_once('=').unwrap().1[..64];
+        let id = id_of(c);
         assert!(!everything.contains(id), "raw id found in Redis");
         assert!(
             everything.contains(&key_of(c)),
@@ -259,22 +250,14 @@ fn repeated_requests_are_served_from_the_local_cache() {
     let redis = Redis::start();
     let backend = Backend::app();
     let gate = Gate::start(&shared(&redis, &backend));
-    ready(&gate);
+    gate.wait_ready(Duration::from_secs(10));
     let cookie = gate.login("alice", "");
     for _ in 0..20 {
         assert_eq!(gate.get("/private").cookie(&cookie).send().status, 200);
     }
-    let metrics = gate.admin("GET", "/metrics").send().body;
-    let count = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
     let (hits, misses) = (
-        count("sessiongate_store_local_hits_total "),
-        count("sessiongate_store_local_misses_total "),
+        gate.metric("sessiongate_store_local_hits_total"),
+        gate.metric("sessiongate_store_local_misses_total"),
     );
     assert!(hits >= 15 && misses <= 5, "hits {hits}, misses {misses}");
 }
@@ -288,7 +271,7 @@ fn concurrent_logins_of_one_user_are_all_reached_by_revoke_all() {
     let redis = Redis::start();
     let backend = Backend::app();
     let gate = Gate::start(&with_keys(shared(&redis, &backend), "max_per_user = 1"));
-    ready(&gate);
+    gate.wait_ready(Duration::from_secs(10));
     for round in 0..5 {
         let cookies: Vec<String> = std::thread::scope(|s| {
             let logins: Vec<_> = (0..16)

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 
 /// The reload counters of `/stats`: (generation, applied, invalid, refused).
 fn reloads(gate: &Gate) -> (u64, u64, u64, u64) {
@@ -27,31 +27,30 @@ fn attempts(gate: &Gate) -> usize {
     out.matches("config reloaded").count() + out.matches("config not reloaded").count()
 }
 
-/// Rewrite the gate's `proxy.toml` through `edit` (by rename, as an operator's
-/// tooling should) and wait until the reload it causes has been logged.
-fn rewrite(gate: &Gate, edit: impl FnOnce(String) -> String) {
-    let before = attempts(gate);
+/// Rewrite the gate's `proxy.toml` through `edit`, by rename (as an
+/// operator's tooling should).
+fn replace_config(gate: &Gate, edit: impl FnOnce(String) -> String) {
     let path = gate.dir().join("proxy.toml");
     let text = edit(std::fs::read_to_string(&path).unwrap());
     let tmp = gate.dir().join("proxy.toml.new");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while attempts(gate) == before {
-        assert!(Instant::now() < deadline, "no reload:\n{}", gate.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
-/// Rewrite `proxy.toml` as [`rewrite`] does, but wait for the reload in
-/// the admin API's counters (which a log level cannot hide); returns them.
+/// [`replace_config`], then wait until the reload it causes has been logged.
+fn rewrite(gate: &Gate, edit: impl FnOnce(String) -> String) {
+    let before = attempts(gate);
+    replace_config(gate, edit);
+    wait_for(Duration::from_secs(10), "a reload", || {
+        attempts(gate) != before
+    });
+}
+
+/// [`replace_config`], then wait for the reload in the admin API's counters
+/// (which a log level cannot hide); returns them.
 fn edit(gate: &Gate, edit: impl FnOnce(String) -> String) -> (u64, u64, u64, u64) {
     let before = reloads(gate);
-    let path = gate.dir().join("proxy.toml");
-    let text = edit(std::fs::read_to_string(&path).unwrap());
-    let tmp = gate.dir().join("proxy.toml.new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, &path).unwrap();
+    replace_config(gate, edit);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let now = reloads(gate);
@@ -61,14 +60,6 @@ fn edit(gate: &Gate, edit: impl FnOnce(String) -> String) -> (u64, u64, u64, u64
         assert!(Instant::now() < deadline, "no reload:\n{}", gate.output());
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn sighup(gate: &Gate) {
-    let ok = std::process::Command::new("kill")
-        .args(["-HUP", &gate.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 #[test]
@@ -286,11 +277,7 @@ fn a_broken_file_changes_nothing_and_is_logged_as_check_prints_it() {
     let good = std::fs::read_to_string(&path).unwrap();
     let bad = good.replace("path = \"/public\"", "path = \"public\"");
     std::fs::write(gate.dir().join("bad.toml"), &bad).unwrap();
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["check", "--config"])
-        .arg(gate.dir().join("bad.toml"))
-        .env("TEST_SECRET", SECRET)
-        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+    let check = sessiongate(&["check"], &gate.dir().join("bad.toml"))
         .output()
         .unwrap();
     assert!(!check.status.success());
@@ -318,7 +305,7 @@ fn a_broken_file_changes_nothing_and_is_logged_as_check_prints_it() {
     assert_eq!((r.0, r.2), (1, 2));
     assert_eq!(gate.get("/private").cookie(&alice).send().status, 200);
     // SIGHUP on the broken file: still the old config; then fixed, it applies.
-    sighup(&gate);
+    gate.signal("-HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while reloads(&gate).2 != 3 {
         assert!(

@@ -6,65 +6,40 @@
 //! 503 (never anonymous, never clearing the cookie) while there is no primary,
 //! and lose no session that the replica had acknowledged.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_addr, scratch_dir, wait_for, Backend, Gate, Redis, SteadyLoad};
+use crate::support::{scratch_dir, wait_for, Backend, Gate, Redis, SteadyLoad};
 
 const MASTER: &str = "sessiongate-test";
 
-/// One sentinel; killed on drop.
-struct Sentinel {
-    port: u16,
-    child: Child,
-}
+/// One sentinel: a [`Redis`] started in sentinel mode; killed on drop.
+struct Sentinel(Redis);
 
 impl Sentinel {
     fn start(primary: u16) -> Sentinel {
-        for _ in 0..5 {
-            let port = free_addr().port();
-            let conf = scratch_dir().join("sentinel.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {port}\nbind 127.0.0.1\n\
-                     sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
-                     sentinel down-after-milliseconds {MASTER} 1000\n\
-                     sentinel failover-timeout {MASTER} 10000\n\
-                     sentinel parallel-syncs {MASTER} 1\n"
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new("redis-server")
-                .arg(&conf)
-                .arg("--sentinel")
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server (./test.sh installs it)");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Sentinel { port, child };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-        }
-        panic!("a sentinel did not start");
+        // Its own file: a sentinel rewrites its config as it learns.
+        let conf = scratch_dir().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
+                 sentinel down-after-milliseconds {MASTER} 1000\n\
+                 sentinel failover-timeout {MASTER} 10000\n\
+                 sentinel parallel-syncs {MASTER} 1\n"
+            ),
+        )
+        .unwrap();
+        Sentinel(Redis::start_with(&[conf.to_str().unwrap(), "--sentinel"]))
+    }
+
+    fn port(&self) -> u16 {
+        self.0.port
     }
 
     /// `SENTINEL <args>` as a flat list of strings.
     fn ask(&self, args: &[&str]) -> Vec<String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "SENTINEL"])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        let command = [&["SENTINEL"], args].concat();
+        self.0.cli(&command).lines().map(str::to_owned).collect()
     }
 
     /// A field of `SENTINEL MASTER <name>`.
@@ -73,13 +48,6 @@ impl Sentinel {
         flat.iter()
             .position(|k| k == field)
             .and_then(|i| flat.get(i + 1).cloned())
-    }
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -106,10 +74,10 @@ fn a_primary_failover_is_followed_without_answering_anonymous_or_losing_sessions
     );
     let addrs: Vec<String> = sentinels
         .iter()
-        .map(|s| format!("\"127.0.0.1:{}\"", s.port))
+        .map(|s| format!("\"127.0.0.1:{}\"", s.port()))
         .collect();
     let backend = Backend::app();
-    let config = crate::common::standard_config(
+    let config = crate::support::standard_config(
         backend.addr,
         &format!(
             "\n[store]\nkind = \"redis\"\ntimeout = \"1s\"\n\n[store.sentinel]\naddrs = [{}]\nmaster_name = \"{MASTER}\"\n",

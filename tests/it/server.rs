@@ -3,9 +3,9 @@
 //! with another instance, every worker sees the same sessions, and SIGTERM
 //! exits cleanly.
 
-use crate::common::*;
+use crate::support::*;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Run the binary with `server` (a `[server]` section) and the standard config;
@@ -27,10 +27,7 @@ fn fails_to_start_with_admin(server: &str, admin: &str, backend: &Backend) -> St
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .arg("--config")
-        .arg(&path)
-        .env("TEST_SECRET", SECRET)
+    let mut child = sessiongate(&[], &path)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -102,10 +99,7 @@ fn two_instances_started_at_once_never_share_the_port() {
             ),
         )
         .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-            .arg("--config")
-            .arg(&path)
-            .env("TEST_SECRET", SECRET)
+        sessiongate(&[], &path)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -218,14 +212,7 @@ fn every_worker_sees_the_same_sessions() {
 
 /// `sessiongate healthcheck --config <gate's file>`: (exit code, stderr).
 fn healthcheck(config: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .arg("healthcheck")
-        .arg("--config")
-        .arg(config)
-        .env("TEST_SECRET", SECRET)
-        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
+    let out = sessiongate(&["healthcheck"], config).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

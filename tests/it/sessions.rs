@@ -1,7 +1,7 @@
 //! Cookies and sessions through the real binary: what counts as a live session,
 //! and the session commands a backend may issue.
 
-use crate::common::*;
+use crate::support::*;
 use std::time::{Duration, Instant};
 
 fn private_status(gate: &Gate, cookie: &str) -> u16 {

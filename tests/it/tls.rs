@@ -1,134 +1,19 @@
 //! TLS on the client listener (`[[server.tls]]`), through real clients:
-//! curl over HTTP/2 and HTTP/1.1 against a throwaway CA made here, a raw
+//! curl over HTTP/2 and HTTP/1.1 against a throwaway CA (`support::Ca`), a raw
 //! TLS 1.1 ClientHello, a certificate swap, and the core black-box cases
 //! (spoofed identity, protected route, login) over TLS.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-
-/// A throwaway certificate authority and a `localhost` leaf it signed.
-pub struct Ca {
-    pub ca_pem: String,
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl Ca {
-    pub fn new(name: &str) -> Ca {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, name);
-        let ca = ca.self_signed(&ca_key).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        leaf.subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
-        Ca {
-            ca_pem: ca.pem(),
-            cert_pem: leaf.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    /// Write `cert.pem` and `key.pem` into `dir` (atomically: a rename each).
-    pub fn install(&self, dir: &Path) {
-        for (name, text) in [("cert.pem", &self.cert_pem), ("key.pem", &self.key_pem)] {
-            let tmp = dir.join(format!("{name}.tmp"));
-            std::fs::write(&tmp, text).unwrap();
-            std::fs::rename(&tmp, dir.join(name)).unwrap();
-        }
-    }
-
-    /// The CA certificate as a file for curl's `--cacert`.
-    pub fn ca_file(&self, dir: &Path, name: &str) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, &self.ca_pem).unwrap();
-        path
-    }
-}
-
-/// The `[[server.tls]]` block for `addr` with the files `Ca::install` writes.
-pub fn tls_section(addr: SocketAddr) -> String {
-    format!(
-        "\n[[server.tls]]\nlisten = [\"{addr}\"]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n"
-    )
-}
-
-/// A gate with a plain and a TLS listener, its certificate from `ca`.
-pub fn tls_gate(backend: &Backend, ca: &Ca, extra: &str) -> (Gate, SocketAddr) {
-    let tls = free_addr();
-    let config = standard_config(backend.addr, extra) + &tls_section(tls);
-    let gate = Gate::start_with(
-        &config,
-        &[("cert.pem", &ca.cert_pem), ("key.pem", &ca.key_pem)],
-        &[("TEST_SECRET", SECRET)],
-    );
-    wait_for(
-        || TcpStream::connect(tls).is_ok(),
-        "the TLS listener",
-        &gate,
-    );
-    (gate, tls)
-}
-
-pub fn wait_for(mut ok: impl FnMut() -> bool, what: &str, gate: &Gate) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ok() {
-        assert!(Instant::now() < deadline, "no {what}:\n{}", gate.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// What curl saw: the HTTP version, the status, the headers and the body.
-#[derive(Debug)]
-pub struct Curl {
-    pub ok: bool,
-    pub version: String,
-    pub status: u16,
-    pub headers: String,
-    pub body: String,
-    pub stderr: String,
-}
-
-/// `curl https://localhost:<port><path>` trusting only `ca`, with `args`.
-pub fn curl(tls: SocketAddr, ca: &Path, path: &str, args: &[&str]) -> Curl {
-    let port = tls.port();
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(ca)
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .args(["-D", "-", "-w", "\n%{http_version} %{http_code}"])
-        .args(args)
-        .arg(format!("https://localhost:{port}{path}"))
-        .output()
-        .expect("curl (Debian package curl)");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (rest, last) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
-    let (version, status) = last.split_once(' ').unwrap_or(("", "0"));
-    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or((rest, ""));
-    Curl {
-        ok: out.status.success(),
-        version: version.to_owned(),
-        status: status.parse().unwrap_or(0),
-        headers: headers.to_ascii_lowercase(),
-        body: body.to_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::support::*;
 
 #[test]
 fn curl_gets_http2_and_http1_over_tls_and_the_backend_learns_it_was_https() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
-    let (gate, tls) = tls_gate(&backend, &ca, "");
+    let (gate, tls) = tls_gate(&backend, &ca, "", "");
     let ca_file = ca.ca_file(gate.dir(), "ca.pem");
 
     let h2 = curl(tls, &ca_file, "/public", &["--http2"]);
@@ -186,7 +71,7 @@ fn client_hello(version: [u8; 2]) -> Vec<u8> {
 fn tls_1_0_and_1_1_handshakes_are_refused() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
-    let (gate, tls) = tls_gate(&backend, &ca, "");
+    let (gate, tls) = tls_gate(&backend, &ca, "", "");
     // The same hello offering TLS 1.2 gets a ServerHello: the refusal below
     // is the version's, not the hello's.
     let mut s = TcpStream::connect(tls).unwrap();
@@ -227,6 +112,7 @@ fn over_tls_spoofed_identity_is_stripped_routes_are_enforced_and_login_works() {
     let (gate, tls) = tls_gate(
         &backend,
         &ca,
+        "",
         "[session.cookie]\nname = \"sid\"\nsecure = \"auto\"\n",
     );
     let ca_file = ca.ca_file(gate.dir(), "ca.pem");
@@ -319,7 +205,7 @@ fn over_tls_spoofed_identity_is_stripped_routes_are_enforced_and_login_works() {
 fn a_new_certificate_is_served_without_a_restart_and_a_bad_one_is_not() {
     let backend = Backend::app();
     let first = Ca::new("first CA");
-    let (gate, tls) = tls_gate(&backend, &first, "");
+    let (gate, tls) = tls_gate(&backend, &first, "", "");
     let first_ca = first.ca_file(gate.dir(), "first.pem");
     assert_eq!(curl(tls, &first_ca, "/public", &["--http2"]).status, 200);
 
@@ -330,11 +216,9 @@ fn a_new_certificate_is_served_without_a_restart_and_a_bad_one_is_not() {
     let second = Ca::new("second CA");
     let second_ca = second.ca_file(gate.dir(), "second.pem");
     second.install(gate.dir());
-    wait_for(
-        || curl(tls, &second_ca, "/public", &["--http2"]).status == 200,
-        "new certificate served",
-        &gate,
-    );
+    wait_for(Duration::from_secs(10), "new certificate served", || {
+        curl(tls, &second_ca, "/public", &["--http2"]).status == 200
+    });
     assert_eq!(curl(tls, &first_ca, "/public", &["--http2"]).status, 0);
     open.write_all(&client_hello([3, 3])).unwrap();
     let mut byte = [0u8; 1];
@@ -351,9 +235,9 @@ fn a_new_certificate_is_served_without_a_restart_and_a_bad_one_is_not() {
     std::fs::write(gate.dir().join("key.pem.tmp"), &third.key_pem).unwrap();
     std::fs::rename(gate.dir().join("key.pem.tmp"), gate.dir().join("key.pem")).unwrap();
     wait_for(
-        || refusals() > before,
+        Duration::from_secs(10),
         "refusal of the mismatched key",
-        &gate,
+        || refusals() > before,
     );
     assert!(gate.output().contains("the last good config keeps serving"));
     assert_eq!(curl(tls, &second_ca, "/public", &["--http2"]).status, 200);
@@ -363,35 +247,18 @@ fn a_new_certificate_is_served_without_a_restart_and_a_bad_one_is_not() {
 fn a_stalled_tls_handshake_is_cut_at_the_head_deadline_and_counts_against_the_cap() {
     let backend = Backend::app();
     let ca = Ca::new("test CA");
-    let tls = free_addr();
-    let config = format!(
-        "request_head_timeout = \"1s\"\nmax_connections = 3\n{}{}",
-        standard_config(backend.addr, ""),
-        tls_section(tls)
-    );
-    let gate = Gate::start_with(
-        &config,
-        &[("cert.pem", &ca.cert_pem), ("key.pem", &ca.key_pem)],
-        &[("TEST_SECRET", SECRET)],
+    let (gate, tls) = tls_gate(
+        &backend,
+        &ca,
+        "request_head_timeout = \"1s\"\nmax_connections = 3",
+        "",
     );
     let ca_file = ca.ca_file(gate.dir(), "ca.pem");
-    wait_for(
-        || curl(tls, &ca_file, "/public", &["--http1.1"]).status == 200,
-        "the TLS listener",
-        &gate,
-    );
     // The readiness probe's own connection must be gone first, or one of the
     // three below could be the one refused at the cap (a flake under load).
-    wait_for(
-        || {
-            gate.admin("GET", "/metrics")
-                .send()
-                .body
-                .contains("sessiongate_connections_open 0")
-        },
-        "no client connection open",
-        &gate,
-    );
+    wait_for(Duration::from_secs(10), "no client connection open", || {
+        gate.metric("sessiongate_connections_open") == 0
+    });
     // Three connections that send half a ClientHello and stall: the cap is full.
     let hello = client_hello([3, 3]);
     let stalled: Vec<TcpStream> = (0..3)

@@ -3,37 +3,11 @@
 //! no connection is refused and no request fails; sessions survive with the
 //! Redis store and end with the memory store.
 
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-
-/// The new process, killed on drop.
-struct Successor {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Successor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let out = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("---- the new process ----\n{out}");
-        }
-    }
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
+use crate::support::*;
 
 #[test]
 fn upgrade_hands_the_sockets_over_without_a_failed_request() {
@@ -78,24 +52,18 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
     wait_done(50);
 
     // The new process: it waits on the upgrade socket for the old one's sockets.
-    let log = old.dir().join("new.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["run", "--upgrade", "--config"])
-        .arg(old.dir().join("proxy.toml"))
-        .env("TEST_SECRET", SECRET)
-        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let mut new = Successor { child, log };
+    let mut new = Proc::spawn(
+        "the new process",
+        &mut sessiongate(&["run", "--upgrade"], &old.dir().join("proxy.toml")),
+        old.dir().join("new.log"),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
         assert!(Instant::now() < deadline, "no upgrade socket");
         std::thread::sleep(Duration::from_millis(10));
     }
-    signal(old.pid(), "-QUIT");
+    old.signal("-QUIT");
     // The old process serves until it has sent its sockets and drained.
     let deadline = Instant::now() + Duration::from_secs(30);
     while old.alive() {
@@ -113,10 +81,7 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
     for t in load {
         t.join().unwrap();
     }
-    assert!(
-        matches!(new.child.try_wait(), Ok(None)),
-        "the new process runs"
-    );
+    assert!(new.exited().is_none(), "the new process runs");
     assert_eq!(
         failed.load(Ordering::Relaxed),
         0,
@@ -140,19 +105,15 @@ fn upgrade_hands_the_sockets_over_without_a_failed_request() {
         .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
         .send();
     assert_eq!(stats.status, 200);
-    signal(new.child.id(), "-INT");
-    let _ = new.child.wait();
+    new.signal("-INT");
+    let _ = new.wait();
 }
 
 #[test]
 fn upgrade_without_an_upgrade_socket_is_refused_and_sigquit_stops_gracefully() {
     let backend = Backend::app();
     let mut gate = Gate::start(&standard_config(backend.addr, ""));
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["run", "--upgrade", "--config"])
-        .arg(gate.dir().join("proxy.toml"))
-        .env("TEST_SECRET", SECRET)
-        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+    let out = sessiongate(&["run", "--upgrade"], &gate.dir().join("proxy.toml"))
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -162,7 +123,7 @@ fn upgrade_without_an_upgrade_socket_is_refused_and_sigquit_stops_gracefully() {
         "{err}"
     );
     // SIGQUIT then sends nothing anywhere: it is a graceful stop.
-    signal(gate.pid(), "-QUIT");
+    gate.signal("-QUIT");
     let deadline = Instant::now() + Duration::from_secs(15);
     while gate.alive() {
         assert!(Instant::now() < deadline, "still running after SIGQUIT");
@@ -185,12 +146,7 @@ fn an_upgrade_socket_in_a_world_writable_directory_is_refused() {
         std::fs::write(dir.join("proxy.toml"), text).unwrap();
         dir.join("proxy.toml")
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_sessiongate"))
-        .args(["check", "--config"])
-        .arg(&p)
-        .env("TEST_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let out = sessiongate(&["check"], &p).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

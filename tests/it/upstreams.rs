@@ -1,6 +1,6 @@
 //! Upstream failures and protocol pass-through through the real binary.
 
-use crate::common::*;
+use crate::support::*;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
