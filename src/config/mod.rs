@@ -13,10 +13,9 @@
 //! This module does not start anything; `main` and `proxy` consume a [`Config`].
 //!
 //! Submodules: `raw` (the serde structs mirroring the file, with their defaults)
-//! and `validate` (raw → typed, collecting every problem). This file holds the
-//! typed [`Config`], its parts, and the errors.
+//! and `validate` (raw → typed, collecting every problem; one file per config
+//! area). This file holds the typed [`Config`], its parts, and the errors.
 
-mod oidc;
 mod raw;
 mod validate;
 

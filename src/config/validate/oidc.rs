@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::raw::RawOidc;
-use super::validate::Validator;
+use super::Validator;
 use crate::auth::names;
 use crate::auth::oidc::claims::ClaimRules;
 use crate::auth::oidc::OidcOptions;
+use crate::config::raw::RawOidc;
 
 /// The ID token algorithms one may allow: asymmetric only. `none` and the HMAC
 /// family are never accepted, so a token "signed" with a public key or a

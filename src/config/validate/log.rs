@@ -1,0 +1,38 @@
+//! `[log]`: the output format and the level or filter directive, checked
+//! before `tracing-subscriber` is handed it.
+
+use super::Validator;
+use crate::config::raw::RawLog;
+use crate::config::{LogConfig, LogFormat};
+
+impl Validator {
+    pub(super) fn log(&mut self, raw: RawLog) -> Option<LogConfig> {
+        let format = match raw.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                self.problem(
+                    "log.format",
+                    format!("must be text or json (got {other:?})"),
+                );
+                return None;
+            }
+        };
+        // Directives are ASCII (targets, levels, `=`, `,`, spans); and
+        // tracing-subscriber 0.3.23's parser panics on some non-ASCII input
+        // (it slices inside a character; found by fuzz/config), so it never
+        // sees any.
+        if !raw.level.is_ascii() || tracing_subscriber::EnvFilter::try_new(&raw.level).is_err() {
+            self.problem(
+                "log.level",
+                format!("not a level or filter directive (got {:?})", raw.level),
+            );
+            return None;
+        }
+        Some(LogConfig {
+            format,
+            level: raw.level,
+            access_log: raw.access_log,
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! `[routes]` and `[[route]]`: the defaults for unmatched paths and each
+//! rule's path, match, methods, access and upstream, compiled into the rule
+//! table. Unmatched paths are never public, and two rules that would tie are
+//! refused.
+//!
+//! Deciding a request against the table is `proxy::routes`'s.
+
+use http::Method;
+
+use super::Validator;
+use crate::auth::names;
+use crate::config::raw::{RawRoute, RawRoutes};
+use crate::proxy::routes::{self, Access, PathMatch, Rule, Rules};
+use crate::proxy::UpstreamOptions;
+
+impl Validator {
+    pub(super) fn rules(
+        &mut self,
+        defaults: RawRoutes,
+        raw: Vec<RawRoute>,
+        ups: &[UpstreamOptions],
+    ) -> Option<Rules> {
+        let find_upstream = |name: &str| ups.iter().position(|u| u.name == name);
+        let default_upstream = match defaults.default_upstream.as_deref() {
+            Some(name) => match find_upstream(name) {
+                Some(i) => Some(i),
+                None => {
+                    self.problem(
+                        "routes.default_upstream",
+                        format!("no [upstream.{name}] (got {name:?})"),
+                    );
+                    None
+                }
+            },
+            None if ups.len() == 1 => Some(0),
+            None if ups.is_empty() => None,
+            None => {
+                self.problem(
+                    "routes.default_upstream",
+                    "required when there is more than one upstream",
+                );
+                None
+            }
+        };
+        // Unmatched paths are never public by accident: only authenticated or deny.
+        let default_access = match defaults
+            .default_access
+            .as_deref()
+            .unwrap_or("authenticated")
+        {
+            "authenticated" => Some(Access::Authenticated),
+            "deny" => Some(Access::Deny),
+            other => {
+                self.problem(
+                    "routes.default_access",
+                    format!("must be authenticated or deny (got {other:?}); make public paths explicit with [[route]]"),
+                );
+                None
+            }
+        };
+        let rules = raw
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.route(i, r, ups, default_upstream))
+            .collect();
+        let (default_access, default_upstream) = (default_access?, default_upstream?);
+        match Rules::new(rules, default_access, default_upstream) {
+            Ok(r) => Some(r),
+            Err(conflicts) => {
+                for c in conflicts {
+                    self.problem(
+                        &format!("route[{}]", c.second),
+                        format!(
+                            "same path, match and methods as route[{}]: neither would win",
+                            c.first
+                        ),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// One `[[route]]`; `None` if any part of it is wrong (each problem noted).
+    fn route(
+        &mut self,
+        i: usize,
+        r: RawRoute,
+        ups: &[UpstreamOptions],
+        default_upstream: Option<usize>,
+    ) -> Option<Rule> {
+        let key = |field: &str| format!("route[{i}].{field}");
+        self.route_path(&key("path"), &r.path);
+        let kind = match r.kind.as_str() {
+            "prefix" => Some(PathMatch::Prefix),
+            "exact" => Some(PathMatch::Exact),
+            other => {
+                self.problem(
+                    &key("match"),
+                    format!("must be prefix or exact (got {other:?})"),
+                );
+                None
+            }
+        };
+        let mut methods = Vec::new();
+        for (j, m) in r.methods.iter().enumerate() {
+            match Method::from_bytes(m.as_bytes()) {
+                Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => methods.push(method),
+                _ => self.problem(
+                    &format!("route[{i}].methods[{j}]"),
+                    format!("not an upper-case HTTP method (got {m:?})"),
+                ),
+            }
+        }
+        // Rules name roles and users in the one identity alphabet: a rule for a
+        // name no login can carry would never match.
+        for (j, role) in r.roles.iter().enumerate() {
+            if let Err(rule) = names::check_role(role) {
+                self.problem(
+                    &format!("route[{i}].roles[{j}]"),
+                    format!("{rule} (got {role:?})"),
+                );
+            }
+        }
+        for (j, user) in r.users.iter().enumerate() {
+            if let Err(rule) = names::check_user(user) {
+                self.problem(
+                    &format!("route[{i}].users[{j}]"),
+                    format!("{rule} (got {user:?})"),
+                );
+            }
+        }
+        let access = self.route_access(&key("access"), r.access.as_deref(), r.roles, r.users);
+        let upstream = match r.upstream.as_deref() {
+            Some(name) => ups.iter().position(|u| u.name == name).or_else(|| {
+                self.problem(
+                    &key("upstream"),
+                    format!("no [upstream.{name}] (got {name:?})"),
+                );
+                None
+            }),
+            None => default_upstream,
+        };
+        Some(Rule {
+            path: r.path,
+            kind: kind?,
+            methods,
+            access: access?,
+            upstream: upstream?,
+            index: i,
+        })
+    }
+
+    /// A rule's path: absolute and already in the normal form requests are
+    /// compared in, so what the rule says is what it matches.
+    fn route_path(&mut self, key: &str, path: &str) {
+        if !path.starts_with('/') {
+            self.problem(key, format!("must start with '/' (got {path:?})"));
+            return;
+        }
+        match routes::normalize(path) {
+            Ok(n) if n == path => {}
+            Ok(n) => self.problem(
+                key,
+                format!("not in normal form (got {path:?}, normal form {n:?})"),
+            ),
+            Err(e) => self.problem(key, format!("{e} (got {path:?})")),
+        }
+    }
+
+    /// A rule's access: public, authenticated, or restricted to roles or users.
+    fn route_access(
+        &mut self,
+        key: &str,
+        access: Option<&str>,
+        roles: Vec<String>,
+        users: Vec<String>,
+    ) -> Option<Access> {
+        let restricted = !roles.is_empty() || !users.is_empty();
+        match (access.unwrap_or("authenticated"), restricted) {
+            ("public", false) => Some(Access::Public),
+            ("authenticated", false) => Some(Access::Authenticated),
+            ("authenticated", true) => Some(Access::Restricted { roles, users }),
+            ("public", true) => {
+                self.problem(key, "a public route cannot require roles or users");
+                None
+            }
+            (other, _) => {
+                self.problem(
+                    key,
+                    format!("must be public or authenticated (got {other:?})"),
+                );
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `[store]`: the memory store, or Redis as one server (`store.url`), through
+//! Sentinel (`[store.sentinel]`) or as a cluster (`[store.cluster]`), and the
+//! password that goes with it. Exactly one of the three ways is accepted, and
+//! a URL never carries credentials.
+//!
+//! It does not connect to anything; `session::redis` does.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::Validator;
+use crate::config::raw::{RawCluster, RawSecret, RawSentinel, RawStore};
+use crate::config::StoreConfig;
+use crate::session::redis::{ClusterOptions, RedisOptions, SentinelOptions, Servers};
+
+impl Validator {
+    pub(super) fn store(&mut self, raw: RawStore, base: &Path) -> Option<StoreConfig> {
+        let timeout = self.duration("store.timeout", &raw.timeout);
+        let local_ttl = self.duration("store.local_ttl", &raw.local_ttl);
+        match raw.kind.as_str() {
+            "memory" => return Some(StoreConfig::Memory),
+            "redis" => {}
+            other => {
+                self.problem(
+                    "store.kind",
+                    format!("must be memory or redis (got {other:?})"),
+                );
+                return None;
+            }
+        }
+        let servers = match (raw.url, raw.sentinel, raw.cluster) {
+            (url, Some(sn), cluster) => {
+                if url.is_some() || cluster.is_some() {
+                    self.problem(
+                        "store.sentinel",
+                        "use one of store.url, [store.sentinel] and [store.cluster]",
+                    );
+                }
+                Servers::Sentinel(self.sentinel(sn, raw.password.as_ref(), base)?)
+            }
+            (url, None, Some(cl)) => {
+                if url.is_some() {
+                    self.problem(
+                        "store.cluster",
+                        "use one of store.url, [store.sentinel] and [store.cluster]",
+                    );
+                }
+                Servers::Cluster(self.cluster(cl, raw.password.as_ref(), base)?)
+            }
+            (Some(url), None, None) => {
+                Servers::One(self.redis_url(url, raw.password.as_ref(), base)?)
+            }
+            (None, None, None) => {
+                self.problem(
+                    "store.url",
+                    "required with kind = \"redis\" (e.g. \"redis://127.0.0.1:6379/0\"), unless [store.sentinel] or [store.cluster] is set",
+                );
+                return None;
+            }
+        };
+        if raw.prefix.is_empty()
+            || raw
+                .prefix
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            self.problem(
+                "store.prefix",
+                format!("must be non-empty without spaces (got {:?})", raw.prefix),
+            );
+        }
+        if local_ttl.is_some_and(|t| t > Duration::from_secs(60)) {
+            self.problem(
+                "store.local_ttl",
+                "at most 60s: it bounds how long a revocation can go unseen",
+            );
+        }
+        Some(StoreConfig::Redis(RedisOptions {
+            servers,
+            prefix: raw.prefix,
+            timeout: timeout?,
+            local_ttl: local_ttl?,
+            local_capacity: raw.local_capacity.max(1),
+        }))
+    }
+
+    /// `store.url`: `redis://host:port/db` without credentials; the password
+    /// (if any) from `store.password` goes in here.
+    fn redis_url(
+        &mut self,
+        url: String,
+        password: Option<&RawSecret>,
+        base: &Path,
+    ) -> Option<String> {
+        let Some(rest) = url.strip_prefix("redis://") else {
+            self.problem(
+                "store.url",
+                format!("must start with redis:// (got {url:?})"),
+            );
+            return None;
+        };
+        if rest.split('/').next().unwrap_or("").contains('@') {
+            // A password in the URL would sit in the config file and in logs.
+            self.problem(
+                "store.url",
+                "must not carry credentials; use store.password = { env = \"VAR\" }",
+            );
+            return None;
+        }
+        match password {
+            Some(p) => {
+                let secret = self.secret("store.password", p, base)?;
+                let pass: String = form_urlencoded::byte_serialize(secret.expose()).collect();
+                Some(format!("redis://:{pass}@{rest}"))
+            }
+            None => Some(url),
+        }
+    }
+
+    /// `store.password` as text, for Sentinel's and a cluster's nodes;
+    /// `None` inside when there is none, `None` outside when it fails.
+    fn node_password(&mut self, raw: Option<&RawSecret>, base: &Path) -> Option<Option<String>> {
+        match raw {
+            Some(p) => Some(Some(self.secret_text("store.password", p, base)?)),
+            None => Some(None),
+        }
+    }
+
+    /// `[store.cluster]`: the seed nodes, and `store.password` for them.
+    fn cluster(
+        &mut self,
+        raw: RawCluster,
+        password: Option<&RawSecret>,
+        base: &Path,
+    ) -> Option<ClusterOptions> {
+        if raw.nodes.is_empty() {
+            self.problem(
+                "store.cluster.nodes",
+                "name at least one of the cluster's nodes (more, so a start survives one down)",
+            );
+        }
+        for a in &raw.nodes {
+            if !is_host_port(a) {
+                self.problem("store.cluster.nodes", format!("{a:?} is not host:port"));
+            }
+        }
+        Some(ClusterOptions {
+            nodes: raw.nodes,
+            password: self.node_password(password, base)?,
+        })
+    }
+
+    /// `[store.sentinel]`: the sentinels' addresses, the primary's name, and
+    /// the passwords (the sentinels' own, and `store.password` for the nodes).
+    fn sentinel(
+        &mut self,
+        raw: RawSentinel,
+        node_password: Option<&RawSecret>,
+        base: &Path,
+    ) -> Option<SentinelOptions> {
+        if raw.addrs.is_empty() {
+            self.problem(
+                "store.sentinel.addrs",
+                "name at least one sentinel (three for a quorum)",
+            );
+        }
+        for a in &raw.addrs {
+            if !is_host_port(a) {
+                self.problem("store.sentinel.addrs", format!("{a:?} is not host:port"));
+            }
+        }
+        if raw.master_name.is_empty() || raw.master_name.contains(char::is_whitespace) {
+            self.problem(
+                "store.sentinel.master_name",
+                "must be the name the sentinels monitor",
+            );
+        }
+        if !(0..=15).contains(&raw.database) {
+            self.problem("store.sentinel.database", "must be 0-15");
+        }
+        let password = match &raw.password {
+            Some(p) => Some(self.secret_text("store.sentinel.password", p, base)?),
+            None => None,
+        };
+        let node_password = self.node_password(node_password, base)?;
+        Some(SentinelOptions {
+            addrs: raw.addrs,
+            master_name: raw.master_name,
+            password,
+            node_password,
+            database: raw.database,
+        })
+    }
+}
+
+/// `host:port` with a port above 0 and nothing that would make it a URL.
+fn is_host_port(a: &str) -> bool {
+    a.rsplit_once(':').is_some_and(|(h, p)| {
+        !h.is_empty() && !h.contains(['/', '@']) && p.parse::<u16>().is_ok_and(|p| p > 0)
+    })
+}
