@@ -83,3 +83,29 @@ fn is_plain_local_path(url: &str) -> bool {
         && !url.contains(['\\', '?', '#'])
         && !url.bytes().any(|b| b.is_ascii_control() || b == b' ')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_refused, minimal};
+
+    #[test]
+    fn unsafe_auth_settings_are_refused() {
+        let cases = [
+            (
+                minimal("[auth]\nlogin_url = \"https://evil.example/login\"\n"),
+                "auth.login_url: must be a same-origin path",
+            ),
+            (
+                minimal("[auth]\nlogin_url = \"//evil.example/login\"\n"),
+                "auth.login_url: must be a same-origin path",
+            ),
+            (
+                minimal("[auth]\nlogout_redirect = \"/\\\\evil\"\n"),
+                "auth.logout_redirect: must be a same-origin path",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
+    }
+}

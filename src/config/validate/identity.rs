@@ -55,3 +55,35 @@ impl Validator {
         Some(IdentityNames { user, roles })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_refused, minimal};
+
+    #[test]
+    fn unsafe_identity_headers_are_refused() {
+        let cases = [
+            (
+                minimal("[identity]\nuser_header = \"Cookie\"\n"),
+                "identity.user_header: \"Cookie\" is a header sessiongate or HTTP uses",
+            ),
+            (
+                minimal("[identity]\nuser_header = \"X-Session-User\"\n"),
+                "identity.user_header: \"X-Session-User\" is a header",
+            ),
+            (
+                minimal("[identity]\nuser_header = \"bad name\"\n"),
+                "identity.user_header: not a header name",
+            ),
+            (
+                minimal(
+                    "[identity]\nuser_header = \"Remote-User\"\nroles_header = \"remote-user\"\n",
+                ),
+                "identity.roles_header: must differ from identity.user_header",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
+    }
+}

@@ -36,3 +36,18 @@ impl Validator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_refused, minimal};
+
+    #[test]
+    fn unsafe_log_settings_are_refused() {
+        // tracing-subscriber's filter parser panicked on this (fuzz/config).
+        let level = "ii^^^^^^^^^^^^^^^^^^^^^^^^^^^h^^^^^^^^^^^^,,,,8,,,,,,,,,,\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\u{7c2}\u{644}\t/.sessmongates \u{244} e= 4{ n?e = [= [{ e= [{ ecrets =GGGGGGGGGGGGGG\t\t,,,,,,,,,,,,,,R|||||x||fo";
+        assert_refused(
+            &minimal(&format!("[log]\nlevel = \"{level}\"\n")),
+            "log.level: not a level or filter directive",
+        );
+    }
+}

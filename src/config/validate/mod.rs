@@ -26,6 +26,10 @@ mod session;
 mod store;
 mod upstream;
 
+/// Test support shared by the area tests and `config`'s own.
+#[cfg(test)]
+pub(super) mod testing;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -176,5 +180,32 @@ impl Validator {
             return None;
         }
         Some(Secret::new(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{minimal, problems, SECRET_VAR, UNSET_VAR};
+
+    #[test]
+    fn a_missing_secret_names_its_variable() {
+        let p = problems(&minimal("").replace(SECRET_VAR, UNSET_VAR));
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with("session.secrets[0]: environment variable")),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn short_secret_is_refused_without_printing_it() {
+        std::env::set_var("SESSIONGATE_TEST_SHORT_SECRET", "tooshort-secret-value");
+        let p = problems(&minimal("").replace(SECRET_VAR, "SESSIONGATE_TEST_SHORT_SECRET"));
+        assert!(
+            p.iter()
+                .any(|x| x == "session.secrets[0]: must be at least 32 bytes (got 21 bytes)"),
+            "{p:#?}"
+        );
+        assert!(!p.iter().any(|x| x.contains("tooshort")));
     }
 }

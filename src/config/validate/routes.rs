@@ -195,3 +195,66 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_refused, minimal, problems};
+
+    #[test]
+    fn every_problem_names_its_key() {
+        let text = minimal(
+            r#"
+[[route]]
+path = "admin"
+access = "public"
+[[route]]
+path = "/a//b"
+[[route]]
+path = "/x"
+access = "everyone"
+upstream = "nope"
+[[route]]
+path = "/y"
+methods = ["get"]
+match = "glob"
+[[route]]
+path = "/z"
+roles = ["", "a,b"]
+"#,
+        );
+        let p = problems(&text);
+        let want = [
+            "route[0].path: must start with '/' (got \"admin\")",
+            "route[1].path: not in normal form",
+            "route[2].access: must be public or authenticated",
+            "route[2].upstream: no [upstream.nope]",
+            "route[3].match: must be prefix or exact",
+            "route[3].methods[0]: not an upper-case HTTP method",
+            "route[4].roles[0]: must be 1-256 bytes without `,`, control characters or surrounding spaces (got \"\")",
+            "route[4].roles[1]: must be 1-256 bytes without `,`, control characters or surrounding spaces (got \"a,b\")",
+        ];
+        for w in want {
+            assert!(
+                p.iter().any(|x| x.starts_with(w)),
+                "missing {w:?} in {p:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsafe_route_settings_are_refused() {
+        let cases = [
+            (
+                minimal("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/a\"\n"),
+                "route[1]: same path",
+            ),
+            (
+                minimal("[routes]\ndefault_access = \"public\"\n"),
+                "routes.default_access: must be authenticated or deny",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
+    }
+}

@@ -174,3 +174,29 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_refused, minimal_with};
+
+    #[test]
+    fn unsafe_server_settings_are_refused() {
+        let cases = [
+            (
+                minimal_with("[server]", "client_idle_timeout = \"500ms\""),
+                "server.client_idle_timeout: must be at least 1s",
+            ),
+            (
+                minimal_with("[server]", "request_head_timeout = \"0s\""),
+                "server.request_head_timeout: must be greater than zero",
+            ),
+            (
+                minimal_with("[server]", "max_connections = 0"),
+                "server.max_connections: must be at least 1 (got 0)",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
+    }
+}

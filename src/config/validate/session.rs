@@ -170,3 +170,29 @@ fn is_cookie_token(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_refused, minimal, SECRET_VAR};
+
+    #[test]
+    fn unsafe_session_settings_are_refused() {
+        let cases = [
+            (
+                minimal("").replace(&format!("secrets = [{{ env = \"{SECRET_VAR}\" }}]"), ""),
+                "session.secrets: at least one secret",
+            ),
+            (
+                minimal("[session.cookie]\nsecure = false\n"),
+                "session.cookie.name: a __Host- cookie requires",
+            ),
+            (
+                minimal("[session.cookie]\nname = \"sid\"\nsecure = false\nsame_site = \"none\"\n"),
+                "session.cookie.same_site: none requires",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
+    }
+}

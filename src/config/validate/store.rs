@@ -199,3 +199,71 @@ fn is_host_port(a: &str) -> bool {
         !h.is_empty() && !h.contains(['/', '@']) && p.parse::<u16>().is_ok_and(|p| p > 0)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{minimal, parse, problems};
+    use crate::config::StoreConfig;
+    use crate::session::redis::Servers;
+
+    #[test]
+    fn sentinel_settings_are_checked() {
+        let ok = minimal(
+            "[store]\nkind = \"redis\"\n[store.sentinel]\naddrs = [\"127.0.0.1:26379\", \"s2:26380\"]\nmaster_name = \"mymaster\"\n",
+        );
+        let c = parse(&ok).expect("a sentinel store");
+        let StoreConfig::Redis(r) = c.store else {
+            panic!("a Redis store")
+        };
+        let Servers::Sentinel(s) = r.servers else {
+            panic!("sentinel options")
+        };
+        assert_eq!(s.addrs.len(), 2);
+        assert_eq!(s.master_name, "mymaster");
+        let bad = minimal(
+            "[store]\nkind = \"redis\"\nurl = \"redis://x:6379/0\"\n[store.sentinel]\naddrs = [\"nope\", \"h:0\"]\nmaster_name = \"\"\ndatabase = 99\n",
+        );
+        let p = problems(&bad).join("\n");
+        for want in [
+            "store.sentinel: use one of store.url",
+            "\"nope\" is not host:port",
+            "\"h:0\" is not host:port",
+            "store.sentinel.master_name",
+            "store.sentinel.database",
+        ] {
+            assert!(p.contains(want), "{want} in {p}");
+        }
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let ok = minimal(
+            "[store]\nkind = \"redis\"\npassword = { env = \"SG_TEST_CLUSTER_PASSWORD\" }\n[store.cluster]\nnodes = [\"127.0.0.1:7000\", \"redis-1.internal:7001\"]\n",
+        );
+        let c = parse(&ok).expect("a cluster store");
+        let StoreConfig::Redis(r) = c.store else {
+            panic!("a Redis store")
+        };
+        let Servers::Cluster(cl) = r.servers else {
+            panic!("cluster options")
+        };
+        assert_eq!(cl.nodes, ["127.0.0.1:7000", "redis-1.internal:7001"]);
+        assert_eq!(cl.password.as_deref(), Some("cluster-password"));
+        let bad = minimal(
+            "[store]\nkind = \"redis\"\nurl = \"redis://x:6379/0\"\n[store.cluster]\nnodes = [\"redis://h:1\", \"h\", \"u@h:2\"]\n",
+        );
+        let p = problems(&bad).join("\n");
+        for want in [
+            "store.cluster: use one of store.url",
+            "\"redis://h:1\" is not host:port",
+            "\"h\" is not host:port",
+            "\"u@h:2\" is not host:port",
+        ] {
+            assert!(p.contains(want), "{want} in {p}");
+        }
+        let empty = minimal("[store]\nkind = \"redis\"\n[store.cluster]\nnodes = []\n");
+        assert!(problems(&empty)
+            .join("\n")
+            .contains("store.cluster.nodes: name at least one"));
+    }
+}

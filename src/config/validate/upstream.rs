@@ -65,3 +65,16 @@ impl Validator {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_refused, minimal};
+
+    #[test]
+    fn an_upstream_without_addresses_is_refused() {
+        assert_refused(
+            &minimal("").replace("addrs = [\"127.0.0.1:9\"]", "addrs = []"),
+            "upstream.app.addrs: needs at least one",
+        );
+    }
+}
