@@ -86,7 +86,12 @@ fn is_plain_local_path(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_refused, minimal};
+    use std::time::Duration;
+
+    use super::super::testing::{
+        assert_refused, assert_refused_in, minimal, valid, valid_in, Scratch,
+    };
+    use super::*;
 
     #[test]
     fn unsafe_auth_settings_are_refused() {
@@ -106,6 +111,138 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_refused(&text, want);
+        }
+    }
+
+    /// The minimal config with `lines` in `[auth]`.
+    fn auth(lines: &str) -> String {
+        minimal(&format!("[auth]\n{lines}\n"))
+    }
+
+    #[test]
+    fn auth_defaults_apply_when_unset() {
+        let a = valid(&minimal("")).auth;
+        assert_eq!(a.prefix, "/.sessiongate");
+        assert_eq!(a.login_url, "/.sessiongate/login");
+        assert_eq!(a.users_file, None);
+        assert_eq!(a.logout_redirect, "/");
+        assert_eq!((a.max_failures, a.ip_max_failures), (5, 50));
+        assert_eq!(a.failure_window, Duration::from_secs(15 * 60));
+        assert_eq!(a.max_concurrent_hashes, 4);
+        assert!(a.oidc.is_empty());
+        // The login page follows the prefix unless it is set.
+        assert_eq!(
+            valid(&auth("prefix = \"/sso\"")).auth.login_url,
+            "/sso/login"
+        );
+    }
+
+    #[test]
+    fn each_auth_refusal_names_its_key_and_value() {
+        let prefix = |p: &str| {
+            format!("auth.prefix: must be a normalised path like \"/.sessiongate\" without a trailing '/' (got {p:?})")
+        };
+        let local = |key: &str, url: &str| {
+            format!("{key}: must be a same-origin path without query (got {url:?})")
+        };
+        let cases = [
+            (auth("prefix = \"/\""), prefix("/")),
+            (auth("prefix = \"/sso/\""), prefix("/sso/")),
+            (auth("prefix = \"sso\""), prefix("sso")),
+            (auth("prefix = \"/a//b\""), prefix("/a//b")),
+            (auth("prefix = \"/a/../b\""), prefix("/a/../b")),
+            (
+                auth("login_url = \"/login?next=/\""),
+                local("auth.login_url", "/login?next=/"),
+            ),
+            (
+                auth("login_url = \"/login#top\""),
+                local("auth.login_url", "/login#top"),
+            ),
+            (
+                auth("login_url = \"/log in\""),
+                local("auth.login_url", "/log in"),
+            ),
+            (
+                auth("login_url = \"login\""),
+                local("auth.login_url", "login"),
+            ),
+            (
+                auth("logout_redirect = \"https://evil.example/\""),
+                local("auth.logout_redirect", "https://evil.example/"),
+            ),
+            (
+                auth("logout_redirect = \"//evil.example\""),
+                local("auth.logout_redirect", "//evil.example"),
+            ),
+            (
+                auth("max_failures = 0"),
+                "auth.max_failures: must be at least 1 (got 0)".to_owned(),
+            ),
+            (
+                auth("ip_max_failures = 0"),
+                "auth.ip_max_failures: must be at least 1 (got 0)".to_owned(),
+            ),
+            (
+                auth("max_concurrent_hashes = 0"),
+                "auth.max_concurrent_hashes: must be at least 1 (got 0)".to_owned(),
+            ),
+            (
+                auth("failure_window = \"0s\""),
+                "auth.failure_window: must be greater than zero (got \"0s\")".to_owned(),
+            ),
+            (
+                auth("users_file = \"absent-users.toml\""),
+                "auth.users_file: cannot read ./absent-users.toml: ".to_owned(),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, &want);
+        }
+    }
+
+    #[test]
+    fn the_users_file_is_loaded_and_watched() {
+        let dir = Scratch::new();
+        let hash = format!("$2b$12${}", "a".repeat(53));
+        let users = dir.write(
+            "users.toml",
+            format!("[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n"),
+        );
+        let c = valid_in(&auth("users_file = \"users.toml\""), dir.path());
+        assert_eq!(c.auth.users_file.as_ref(), Some(&users));
+        assert_eq!(c.files, [users]);
+        dir.write(
+            "bad.toml",
+            "[[user]]\nname = \"alice\"\npassword_hash = \"plain\"\n",
+        );
+        assert_refused_in(
+            &auth("users_file = \"bad.toml\""),
+            dir.path(),
+            &format!(
+                "auth.users_file: {}: user[0].password_hash: ",
+                dir.path().join("bad.toml").display()
+            ),
+        );
+    }
+
+    #[test]
+    fn local_paths_have_one_slash_and_no_query() {
+        for (url, ok) in [
+            ("/", true),
+            ("/login", true),
+            ("/a/b.html", true),
+            ("", false),
+            ("login", false),
+            ("//evil.example", false),
+            ("/\\evil.example", false),
+            ("/login?x", false),
+            ("/login#x", false),
+            ("/a b", false),
+            ("/a\tb", false),
+            ("https://evil.example/", false),
+        ] {
+            assert_eq!(is_plain_local_path(url), ok, "{url:?}");
         }
     }
 }

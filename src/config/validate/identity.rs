@@ -58,7 +58,7 @@ impl Validator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_refused, minimal};
+    use super::super::testing::{assert_refused, minimal, valid};
 
     #[test]
     fn unsafe_identity_headers_are_refused() {
@@ -85,5 +85,57 @@ mod tests {
         for (text, want) in cases {
             assert_refused(&text, want);
         }
+    }
+
+    /// The minimal config with `lines` in `[identity]`.
+    fn identity(lines: &str) -> String {
+        minimal(&format!("[identity]\n{lines}\n"))
+    }
+
+    #[test]
+    fn identity_defaults_and_the_login_endpoints_use_the_same_names() {
+        let c = valid(&minimal(""));
+        assert_eq!(
+            (c.identity.user.as_str(), c.identity.roles.as_str()),
+            ("x-user", "x-user-roles")
+        );
+        let c = valid(&identity(
+            "user_header = \"Remote-User\"\nroles_header = \"Remote-Groups\"",
+        ));
+        assert_eq!(c.identity.user, "remote-user");
+        assert_eq!(c.identity.roles, "remote-groups");
+        // auth's /check answers with the same names.
+        assert_eq!(c.auth.identity.user, c.identity.user);
+        assert_eq!(c.auth.identity.roles, c.identity.roles);
+    }
+
+    #[test]
+    fn headers_http_or_sessiongate_use_are_refused() {
+        for name in [
+            "Host",
+            "content-length",
+            "Transfer-Encoding",
+            "Connection",
+            "TE",
+            "Cookie",
+            "Authorization",
+            "X-Forwarded-For",
+            "X-Forwarded-Host",
+            "X-Request-Id",
+            "X-Session-Login",
+        ] {
+            assert_refused(
+                &identity(&format!("roles_header = \"{name}\"")),
+                &format!("identity.roles_header: \"{name}\" is a header sessiongate or HTTP uses for something else"),
+            );
+        }
+        assert_refused(
+            &identity("roles_header = \"\""),
+            "identity.roles_header: not a header name (got \"\")",
+        );
+        assert_refused(
+            &identity("user_header = \"X-User:\""),
+            "identity.user_header: not a header name (got \"X-User:\")",
+        );
     }
 }

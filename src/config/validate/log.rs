@@ -39,7 +39,8 @@ impl Validator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_refused, minimal};
+    use super::super::testing::{assert_refused, minimal, valid};
+    use crate::config::LogFormat;
 
     #[test]
     fn unsafe_log_settings_are_refused() {
@@ -49,5 +50,55 @@ mod tests {
             &minimal(&format!("[log]\nlevel = \"{level}\"\n")),
             "log.level: not a level or filter directive",
         );
+    }
+
+    /// The minimal config with `lines` in `[log]`.
+    fn log(lines: &str) -> String {
+        minimal(&format!("[log]\n{lines}\n"))
+    }
+
+    #[test]
+    fn log_defaults_apply_when_unset() {
+        let l = valid(&minimal("")).log;
+        assert_eq!(l.format, LogFormat::Text);
+        assert_eq!(l.level, "info");
+        assert!(l.access_log);
+    }
+
+    #[test]
+    fn log_settings_are_taken_as_written() {
+        let l = valid(&log(
+            "format = \"json\"\nlevel = \"debug,sessiongate=trace\"\naccess_log = false",
+        ))
+        .log;
+        assert_eq!(l.format, LogFormat::Json);
+        assert_eq!(l.level, "debug,sessiongate=trace");
+        assert!(!l.access_log);
+    }
+
+    #[test]
+    fn each_log_refusal_names_its_key_and_value() {
+        let cases = [
+            (
+                log("format = \"xml\""),
+                "log.format: must be text or json (got \"xml\")",
+            ),
+            (
+                log("format = \"JSON\""),
+                "log.format: must be text or json (got \"JSON\")",
+            ),
+            (
+                log("level = \"sessiongate=loud\""),
+                "log.level: not a level or filter directive (got \"sessiongate=loud\")",
+            ),
+            (
+                // Never handed to the filter parser: not ASCII.
+                log("level = \"inf\u{f6}\""),
+                "log.level: not a level or filter directive (got \"inf\u{f6}\")",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
     }
 }

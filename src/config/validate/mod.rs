@@ -8,11 +8,12 @@
 //! [`Config::load`](super::Config::load).
 //!
 //! This file owns the [`Validator`], the helpers every area uses (durations,
-//! secrets) and [`Validator::config`], which calls each area in a fixed order,
-//! so problems are reported in the order of the file's sections. Each area is an
-//! `impl Validator` block of its own, as oauth2-proxy's `pkg/validation` is
-//! split: `server`, `session`, `auth` and `oidc`, `admin`, `store`, `log`,
-//! `upstream`, `routes`, `identity`, `assertion`.
+//! secrets) and [`Validator::config`], which calls the areas in one fixed
+//! order: `server`, `session`, `auth` (with `oidc`), `admin`, `store`, `log`,
+//! `upstream`, `routes`, `identity`, `assertion`; problems come out in that
+//! order. Each area is an `impl Validator` block in a file of its own, with
+//! its tests, as oauth2-proxy's `pkg/validation` is split; `testing` holds
+//! what those tests share.
 
 mod admin;
 mod assertion;
@@ -185,7 +186,13 @@ impl Validator {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{minimal, problems, SECRET_VAR, UNSET_VAR};
+    use std::time::Duration;
+
+    use super::testing::{
+        assert_refused, assert_refused_in, minimal, minimal_with, parse_in, problems, problems_in,
+        valid, valid_in, Scratch, SECRET, SECRET_VAR, UNSET_VAR,
+    };
+    use crate::config::ParseError;
 
     #[test]
     fn a_missing_secret_names_its_variable() {
@@ -207,5 +214,153 @@ mod tests {
             "{p:#?}"
         );
         assert!(!p.iter().any(|x| x.contains("tooshort")));
+    }
+
+    #[test]
+    fn durations_name_their_key_and_value() {
+        assert_refused(
+            &minimal_with("[session]", "idle_timeout = \"0s\""),
+            "session.idle_timeout: must be greater than zero (got \"0s\")",
+        );
+        // humantime's reason, then the value and what one looks like.
+        let p = problems(&minimal_with("[session]", "idle_timeout = \"soon\""));
+        assert!(
+            p.iter().any(|x| x.starts_with("session.idle_timeout: ")
+                && x.ends_with("(got \"soon\"; use e.g. \"30s\", \"15m\", \"12h\")")),
+            "{p:#?}"
+        );
+        // Whole seconds for pingora: under 1s is refused, not rounded to 0 (forever).
+        assert_refused(
+            &minimal_with("[server]", "grace_period = \"999ms\""),
+            "server.grace_period: must be at least 1s (got \"999ms\")",
+        );
+        let c = valid(&minimal_with("[server]", "grace_period = \"1s\""));
+        assert_eq!(c.grace_period, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn secrets_come_from_one_env_or_file_and_are_never_printed() {
+        let dir = Scratch::new();
+        // A trailing newline (echo, an editor) is not part of the secret.
+        let file = dir.write("secret", format!("{SECRET}\n"));
+        dir.write("short", format!("{}\r\n", &SECRET[..31]));
+        let with =
+            |secret: &str| minimal("").replace(&format!("{{ env = \"{SECRET_VAR}\" }}"), secret);
+        let c = valid_in(&with("{ file = \"secret\" }"), dir.path());
+        assert_eq!(c.session.secrets[0].expose(), SECRET.as_bytes());
+        assert_eq!(c.files, [file]);
+        let absent = dir.path().join("absent");
+        let cases = [
+            (
+                with("{ }"),
+                "session.secrets[0]: give exactly one of env = \"VAR\" or file = \"path\""
+                    .to_owned(),
+            ),
+            (
+                with(&format!("{{ env = \"{SECRET_VAR}\", file = \"secret\" }}")),
+                "session.secrets[0]: give exactly one of env = \"VAR\" or file = \"path\""
+                    .to_owned(),
+            ),
+            (
+                with(&format!("{{ env = \"{UNSET_VAR}\" }}")),
+                format!("session.secrets[0]: environment variable {UNSET_VAR} is not set"),
+            ),
+            (
+                with("{ file = \"absent\" }"),
+                format!("session.secrets[0]: cannot read {}: ", absent.display()),
+            ),
+            (
+                with("{ file = \"short\" }"),
+                "session.secrets[0]: must be at least 32 bytes (got 31 bytes)".to_owned(),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused_in(&text, dir.path(), &want);
+        }
+        let p = problems_in(&with("{ file = \"short\" }"), dir.path());
+        assert!(!p.iter().any(|x| x.contains(&SECRET[..31])), "{p:#?}");
+    }
+
+    #[test]
+    fn text_secrets_must_be_non_empty_utf8() {
+        let dir = Scratch::new();
+        dir.write("newline", "\n");
+        dir.write("binary", [0xff, 0xfe, 0x00]);
+        for file in ["newline", "binary"] {
+            let text = minimal(&format!(
+                "[store]\nkind = \"redis\"\npassword = {{ file = \"{file}\" }}\n[store.cluster]\nnodes = [\"h:7000\"]\n"
+            ));
+            assert_refused_in(
+                &text,
+                dir.path(),
+                "store.password: must be non-empty UTF-8 text",
+            );
+        }
+    }
+
+    /// Guards the split into areas: problems come out area by area, in the
+    /// order `config` calls them, as they did from one file.
+    #[test]
+    fn problems_come_in_the_order_of_the_areas() {
+        let text = minimal(
+            "[auth]\nmax_failures = 0\n[admin]\nlisten = \"nope\"\n[store]\nkind = \"disk\"\n\
+             [log]\nformat = \"xml\"\n[routes]\ndefault_access = \"public\"\n\
+             [identity]\nuser_header = \"bad name\"\n[assertion]\nissuer = \"\"\n",
+        )
+        .replace("[server]\n", "[server]\nthreads = 0\n")
+        .replace("[session]\n", "[session]\ncapacity = 0\n")
+        .replace(
+            "[upstream.app]\n",
+            "[upstream.app]\nconnect_timeout = \"0s\"\n",
+        )
+        .replace(
+            "[auth]\n",
+            "[upstream.b]\naddrs = [\"127.0.0.1:9\"]\nassertion_audience = \"api\"\n[auth]\n",
+        );
+        let keys: Vec<String> = problems(&text)
+            .iter()
+            .map(|p| p.split(':').next().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "server.threads",
+                "session.capacity",
+                "auth.max_failures",
+                "admin.listen",
+                "store.kind",
+                "log.format",
+                "upstream.app.connect_timeout",
+                "routes.default_access",
+                "identity.user_header",
+                "assertion.keys",
+                "assertion.issuer",
+                "upstream.b.assertion_audience",
+            ]
+        );
+    }
+
+    /// A reload watches every file a refused config names, so one that
+    /// appears later is picked up: listed in config order, readable or not.
+    #[test]
+    fn a_refused_config_still_lists_the_files_it_names() {
+        let dir = Scratch::new();
+        dir.write("secret", SECRET);
+        let text = minimal(
+            "[auth]\nusers_file = \"users.toml\"\n[admin]\ntoken = { file = \"token\" }\n\
+             [assertion]\nkeys = [{ file = \"assertion.pem\" }]\n",
+        )
+        .replace(
+            &format!("{{ env = \"{SECRET_VAR}\" }}"),
+            "{ file = \"secret\" }",
+        );
+        let Err(ParseError::Invalid { files, .. }) = parse_in(&text, dir.path()) else {
+            panic!("refused: the token and key files are absent")
+        };
+        let want: Vec<_> = ["secret", "users.toml", "token", "assertion.pem"]
+            .iter()
+            .map(|f| dir.path().join(f))
+            .collect();
+        assert_eq!(files, want);
     }
 }

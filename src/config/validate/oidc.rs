@@ -175,3 +175,188 @@ impl Validator {
         Some(u)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_refused, minimal, valid, SECRET, SECRET_VAR, UNSET_VAR};
+    use super::*;
+
+    /// One `[[auth.oidc]]` that passes, with `changes` set (or added) in it.
+    fn provider(changes: &[(&str, &str)]) -> String {
+        let mut fields = vec![
+            ("id", "\"corp\""),
+            ("name", "\"Corp\""),
+            ("issuer", "\"https://id.example.com\""),
+            ("client_id", "\"sessiongate\""),
+            (
+                "redirect_url",
+                "\"https://app.example.com/.sessiongate/oidc/corp/callback\"",
+            ),
+        ];
+        for &(key, value) in changes {
+            match fields.iter_mut().find(|(k, _)| *k == key) {
+                Some(f) => f.1 = value,
+                None => fields.push((key, value)),
+            }
+        }
+        let lines: Vec<String> = fields.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        format!("[[auth.oidc]]\n{}\n", lines.join("\n"))
+    }
+
+    #[test]
+    fn oidc_defaults_apply_when_unset() {
+        let o = &valid(&minimal(&provider(&[]))).auth.oidc[0];
+        assert_eq!(o.scopes, ["openid", "profile", "email"]);
+        assert_eq!(o.algorithms, ["RS256", "ES256"]);
+        assert_eq!(o.claims.user_claim, "preferred_username");
+        assert_eq!(o.claims.roles_claim, None);
+        assert!(o.claims.roles_map.is_empty() && o.claims.allowed_groups.is_empty());
+        assert!(o.claims.allowed_email_domains.is_empty());
+        assert_eq!(o.client_secret, None);
+        assert!(!o.end_session);
+    }
+
+    #[test]
+    fn provider_settings_are_taken_as_written() {
+        let secret = format!("{{ env = \"{SECRET_VAR}\" }}");
+        let text = minimal(&provider(&[
+            ("issuer", "\"http://127.0.0.1:9000/realms/x\""),
+            ("client_secret", &secret),
+            ("scopes", "[\"email\", \"openid\", \"email\", \"groups\"]"),
+            ("algorithms", "[\"EdDSA\"]"),
+            ("roles_claim", "\"groups\""),
+            ("roles_map", "{ Admins = \"admin\" }"),
+            ("allowed_groups", "[\"Admins\"]"),
+            ("allowed_email_domains", "[\"@Example.COM\"]"),
+        ]));
+        let o = &valid(&text).auth.oidc[0];
+        assert_eq!(o.issuer, "http://127.0.0.1:9000/realms/x");
+        assert_eq!(o.client_secret.as_deref(), Some(SECRET));
+        // openid first, once; the others in order, once.
+        assert_eq!(o.scopes, ["openid", "email", "groups"]);
+        assert_eq!(o.claims.allowed_email_domains, ["example.com"]);
+        assert_eq!(o.claims.roles_map["Admins"], "admin");
+        // http only on a loopback host: a provider started beside us.
+        for issuer in ["\"http://localhost:8080\"", "\"http://[::1]:8080\""] {
+            valid(&minimal(&provider(&[("issuer", issuer)])));
+        }
+        // The callback follows auth.prefix.
+        let sso = provider(&[(
+            "redirect_url",
+            "\"https://app.example.com/sso/oidc/corp/callback\"",
+        )]);
+        valid(&minimal(&format!("[auth]\nprefix = \"/sso\"\n{sso}")));
+    }
+
+    #[test]
+    fn each_provider_refusal_names_its_key_and_value() {
+        let url_rule = |key: &str, value: &str| {
+            format!("auth.oidc[0].{key}: must be https:// (http:// only on a loopback host), without credentials (got {value:?})")
+        };
+        let unset = format!("{{ env = \"{UNSET_VAR}\" }}");
+        let long_id = format!("\"{}\"", "a".repeat(33));
+        let long_name = format!("\"{}\"", "n".repeat(65));
+        let empty_role = names::check_role("").unwrap_err();
+        let cases = [
+            (
+                provider(&[("id", "\"Corp\"")]),
+                "auth.oidc[0].id: must be 1-32 of a-z, 0-9 and '-' (got \"Corp\")".to_owned(),
+            ),
+            (
+                provider(&[("id", &long_id)]),
+                format!("auth.oidc[0].id: must be 1-32 of a-z, 0-9 and '-' (got {long_id})"),
+            ),
+            (
+                format!("{}{}", provider(&[]), provider(&[])),
+                "auth.oidc[1].id: \"corp\" is used twice".to_owned(),
+            ),
+            (
+                provider(&[("name", "\"  \"")]),
+                "auth.oidc[0].name: must be 1-64 bytes of text".to_owned(),
+            ),
+            (
+                provider(&[("name", &long_name)]),
+                "auth.oidc[0].name: must be 1-64 bytes of text".to_owned(),
+            ),
+            (
+                provider(&[("issuer", "\"id.example.com\"")]),
+                "auth.oidc[0].issuer: must be an absolute URL (got \"id.example.com\")".to_owned(),
+            ),
+            (
+                provider(&[("issuer", "\"http://id.example.com\"")]),
+                url_rule("issuer", "http://id.example.com"),
+            ),
+            (
+                provider(&[("issuer", "\"https://u:p@id.example.com\"")]),
+                url_rule("issuer", "https://u:p@id.example.com"),
+            ),
+            (
+                provider(&[("issuer", "\"https://id.example.com/\"")]),
+                "auth.oidc[0].issuer: must not end with '/' (the provider's discovery document names it without)".to_owned(),
+            ),
+            (
+                provider(&[("redirect_url", "\"http://app.example.com/.sessiongate/oidc/corp/callback\"")]),
+                url_rule("redirect_url", "http://app.example.com/.sessiongate/oidc/corp/callback"),
+            ),
+            (
+                provider(&[("redirect_url", "\"https://app.example.com/callback\"")]),
+                "auth.oidc[0].redirect_url: must be this origin's /.sessiongate/oidc/corp/callback (got \"https://app.example.com/callback\")".to_owned(),
+            ),
+            (
+                provider(&[("redirect_url", "\"https://app.example.com/.sessiongate/oidc/corp/callback?x=1\"")]),
+                "auth.oidc[0].redirect_url: must be this origin's /.sessiongate/oidc/corp/callback (got \"https://app.example.com/.sessiongate/oidc/corp/callback?x=1\")".to_owned(),
+            ),
+            (
+                provider(&[("client_id", "\"\"")]),
+                "auth.oidc[0].client_id: must not be empty".to_owned(),
+            ),
+            (
+                provider(&[("client_secret", &unset)]),
+                format!("auth.oidc[0].client_secret: environment variable {UNSET_VAR} is not set"),
+            ),
+            (
+                provider(&[("scopes", "[\"a b\"]")]),
+                "auth.oidc[0].scopes: \"a b\" is not a scope".to_owned(),
+            ),
+            (
+                provider(&[("scopes", "[\"\"]")]),
+                "auth.oidc[0].scopes: \"\" is not a scope".to_owned(),
+            ),
+            (
+                provider(&[("algorithms", "[]")]),
+                "auth.oidc[0].algorithms: must name at least one".to_owned(),
+            ),
+            (
+                provider(&[("algorithms", "[\"HS256\"]")]),
+                "auth.oidc[0].algorithms: \"HS256\" is not allowed; one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA".to_owned(),
+            ),
+            (
+                provider(&[("algorithms", "[\"none\"]")]),
+                "auth.oidc[0].algorithms: \"none\" is not allowed; one of ".to_owned(),
+            ),
+            (
+                provider(&[("user_claim", "\"\"")]),
+                "auth.oidc[0].user_claim: must not be empty".to_owned(),
+            ),
+            (
+                provider(&[("roles_claim", "\"groups\""), ("roles_map", "{ Admins = \"\" }")]),
+                format!("auth.oidc[0].roles_map.Admins: \"\" {empty_role}"),
+            ),
+            (
+                provider(&[("allowed_groups", "[\"staff\"]")]),
+                "auth.oidc[0].allowed_groups: needs roles_claim (the claim that lists the groups)".to_owned(),
+            ),
+            (
+                provider(&[("allowed_email_domains", "[\"a@example.com\"]")]),
+                "auth.oidc[0].allowed_email_domains: must be domains such as \"example.com\"".to_owned(),
+            ),
+            (
+                provider(&[("allowed_email_domains", "[\"@\"]")]),
+                "auth.oidc[0].allowed_email_domains: must be domains such as \"example.com\"".to_owned(),
+            ),
+        ];
+        for (p, want) in cases {
+            assert_refused(&minimal(&p), &want);
+        }
+    }
+}

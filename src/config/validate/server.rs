@@ -3,7 +3,7 @@
 //!
 //! It loads each `[[server.tls]]` certificate pair now, so a bad pair is a
 //! config problem rather than a listener that fails later. It does not build a
-//! listener; `server` does that from the [`Server`] returned here.
+//! listener; the `server` module does, from the validated `Config`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -177,7 +177,13 @@ impl Validator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_refused, minimal_with};
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::testing::{
+        assert_refused, assert_refused_in, minimal, minimal_with, valid, valid_in, Scratch,
+    };
 
     #[test]
     fn unsafe_server_settings_are_refused() {
@@ -198,5 +204,213 @@ mod tests {
         for (text, want) in cases {
             assert_refused(&text, want);
         }
+    }
+
+    /// The minimal config with `server.listen` set to `value`.
+    fn listen(value: &str) -> String {
+        minimal("").replace("listen = [\"127.0.0.1:0\"]", &format!("listen = {value}"))
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("an address")
+    }
+
+    #[test]
+    fn server_defaults_apply_when_unset() {
+        let c = valid(&minimal(""));
+        assert_eq!(c.listen, [addr("127.0.0.1:0")]);
+        assert!(c.tls.is_empty());
+        assert_eq!(c.upgrade_socket, None);
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.threads, 2);
+        assert_eq!(c.grace_period, Duration::from_secs(5));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(c.client_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.connections.head_timeout, Duration::from_secs(10));
+        assert_eq!(c.connections.max_connections, 10_000);
+        assert_eq!(c.read_buffer, 4096);
+    }
+
+    #[test]
+    fn each_server_refusal_names_its_key_and_value() {
+        let cases = [
+            (
+                listen("[\"localhost:80\"]"),
+                "server.listen[0]: not an ip:port (got \"localhost:80\")",
+            ),
+            (
+                listen("[]"),
+                "server.listen: needs at least one address (e.g. \"127.0.0.1:8080\"), or a [[server.tls]]",
+            ),
+            (
+                listen("[\"127.0.0.1:8080\", \"127.0.0.1:8080\"]"),
+                "server: 127.0.0.1:8080 is listed twice (server.listen and server.tls[].listen)",
+            ),
+            (
+                minimal_with("[server]", "threads = 0"),
+                "server.threads: must be at least 1 (got 0)",
+            ),
+            (
+                minimal_with("[server]", "grace_period = \"500ms\""),
+                "server.grace_period: must be at least 1s (got \"500ms\")",
+            ),
+            (
+                minimal_with("[server]", "shutdown_timeout = \"0s\""),
+                "server.shutdown_timeout: must be greater than zero (got \"0s\")",
+            ),
+            (
+                minimal_with("[server]", "client_idle_timeout = \"999ms\""),
+                "server.client_idle_timeout: must be at least 1s (got \"999ms\")",
+            ),
+            (
+                minimal_with("[server]", "request_head_timeout = \"500ms\""),
+                "server.request_head_timeout: must be at least 1s (got \"500ms\")",
+            ),
+            (
+                minimal_with("[server]", "read_buffer = 1023"),
+                "server.read_buffer: must be 1024-1048576 bytes (got 1023)",
+            ),
+            (
+                minimal_with("[server]", "read_buffer = 1048577"),
+                "server.read_buffer: must be 1024-1048576 bytes (got 1048577)",
+            ),
+            (
+                minimal_with("[server]", "trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]"),
+                "server.trusted_proxies[1]: not an address or CIDR like \"10.0.0.0/8\" (got \"10.0.0.0/33\")",
+            ),
+            (
+                minimal_with("[server]", "trusted_proxies = [\"proxy.internal\"]"),
+                "server.trusted_proxies[0]: not an address or CIDR like \"10.0.0.0/8\" (got \"proxy.internal\")",
+            ),
+            (
+                minimal_with("[server]", "upgrade_socket = \"sessiongate.sock\""),
+                "server.upgrade_socket: must be an absolute path (got \"sessiongate.sock\")",
+            ),
+            (
+                minimal_with("[server]", "upgrade_socket = \"/\""),
+                "server.upgrade_socket: must be an absolute path (got \"/\")",
+            ),
+            (
+                minimal_with("[server]", "upgrade_socket = \"/nonexistent-sessiongate/u.sock\""),
+                "server.upgrade_socket: cannot use /nonexistent-sessiongate: ",
+            ),
+            (
+                minimal("[[server.tls]]\nlisten = []\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n"),
+                "server.tls[0].listen: needs at least one address",
+            ),
+            (
+                minimal("[[server.tls]]\nlisten = [\"x\"]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n"),
+                "server.tls[0].listen[0]: not an ip:port (got \"x\")",
+            ),
+            (
+                minimal("[[server.tls]]\nlisten = [\"127.0.0.1:8443\"]\ncert_file = \"absent.pem\"\nkey_file = \"k.pem\"\n"),
+                "server.tls[0]: cannot read ./absent.pem: ",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
+    }
+
+    #[test]
+    fn limits_at_their_bounds_are_accepted() {
+        for (lines, read_buffer) in [
+            ("read_buffer = 1024", 1024),
+            ("read_buffer = 1048576", 1_048_576),
+        ] {
+            assert_eq!(
+                valid(&minimal_with("[server]", lines)).read_buffer,
+                read_buffer
+            );
+        }
+        let c = valid(&minimal_with(
+            "[server]",
+            "threads = 1\nmax_connections = 1\nclient_idle_timeout = \"1s\"",
+        ));
+        assert_eq!((c.threads, c.connections.max_connections), (1, 1));
+        assert_eq!(c.client_idle_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_or_single_addresses() {
+        let c = valid(&minimal_with(
+            "[server]",
+            "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\", \"::1\"]",
+        ));
+        let t = &c.trusted_proxies;
+        assert!(t.contains("10.1.2.3".parse().unwrap()));
+        assert!(t.contains("192.0.2.1".parse().unwrap()));
+        assert!(!t.contains("192.0.2.2".parse().unwrap()));
+        assert!(t.contains("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_upgrade_socket_needs_a_directory_no_other_user_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Scratch::new();
+        let mode = |p: &Path, m: u32| {
+            std::fs::create_dir(p).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+        let (own, open) = (dir.path().join("own"), dir.path().join("open"));
+        mode(&own, 0o700);
+        mode(&open, 0o777);
+        let file = dir.write("file", "");
+        let socket = |p: &Path| {
+            let line = format!("upgrade_socket = \"{}\"", p.join("u.sock").display());
+            minimal_with("[server]", &line)
+        };
+        assert_eq!(
+            valid(&socket(&own)).upgrade_socket,
+            Some(own.join("u.sock"))
+        );
+        assert_refused(
+            &socket(&open),
+            &format!(
+                "server.upgrade_socket: {} is writable by every user: use a directory of sessiongate's own, e.g. /run/sessiongate",
+                open.display()
+            ),
+        );
+        assert_refused(
+            &socket(&file),
+            &format!(
+                "server.upgrade_socket: {} is not a directory",
+                file.display()
+            ),
+        );
+    }
+
+    #[test]
+    fn tls_listeners_load_their_pair_and_share_no_address() {
+        let dir = Scratch::new();
+        let pair = |n: &str| {
+            let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+            let cert = dir.write(&format!("cert{n}.pem"), c.cert.pem());
+            let key = dir.write(&format!("key{n}.pem"), c.key_pair.serialize_pem());
+            (cert, key)
+        };
+        let (cert, key) = pair("1");
+        let (_, other_key) = pair("2");
+        let tls = "[[server.tls]]\nlisten = [\"127.0.0.1:8443\"]\ncert_file = \"cert1.pem\"\nkey_file = \"key1.pem\"\n";
+        let c = valid_in(&minimal(tls), dir.path());
+        assert_eq!(c.tls[0].listen, [addr("127.0.0.1:8443")]);
+        assert_eq!(c.files, [cert.clone(), key.clone()]);
+        // TLS alone is a listener enough.
+        let only_tls = minimal(tls).replace("listen = [\"127.0.0.1:0\"]\n", "");
+        assert!(valid_in(&only_tls, dir.path()).listen.is_empty());
+        assert_refused_in(
+            &minimal(tls).replace("127.0.0.1:0", "127.0.0.1:8443"),
+            dir.path(),
+            "server: 127.0.0.1:8443 is listed twice (server.listen and server.tls[].listen)",
+        );
+        assert_refused_in(
+            &minimal(tls).replace("key1.pem", "key2.pem"),
+            dir.path(),
+            &format!(
+                "server.tls[0]: {} does not go with {}: ",
+                other_key.display(),
+                cert.display()
+            ),
+        );
     }
 }

@@ -173,7 +173,10 @@ fn is_cookie_token(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_refused, minimal, SECRET_VAR};
+    use std::time::Duration;
+
+    use super::super::testing::{assert_refused, minimal, minimal_with, valid, SECRET_VAR};
+    use super::*;
 
     #[test]
     fn unsafe_session_settings_are_refused() {
@@ -193,6 +196,172 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_refused(&text, want);
+        }
+    }
+
+    /// The minimal config with `lines` in `[session.cookie]`.
+    fn cookie(lines: &str) -> String {
+        minimal(&format!("[session.cookie]\n{lines}\n"))
+    }
+
+    #[test]
+    fn session_defaults_apply_when_unset() {
+        let s = valid(&minimal("")).session;
+        assert_eq!(s.secrets.len(), 1);
+        assert_eq!(s.idle_timeout, Duration::from_secs(30 * 60));
+        assert_eq!(s.absolute_timeout, Duration::from_secs(12 * 3600));
+        assert_eq!(s.capacity, 1_000_000);
+        assert_eq!(s.anonymous_capacity, 100_000);
+        assert_eq!(s.max_per_user, 10);
+        assert!(!s.save_uninitialized && !s.resave && !s.rolling);
+        let c = s.cookie;
+        assert_eq!((c.name.as_str(), c.path.as_str()), ("__Host-sid", "/"));
+        assert_eq!(c.domain, None);
+        assert!(c.http_only);
+        assert_eq!(c.secure, Secure::Always);
+        assert_eq!(c.same_site, SameSite::Lax);
+        assert_eq!(c.max_age, None);
+    }
+
+    #[test]
+    fn each_session_refusal_names_its_key_and_value() {
+        let cases = [
+            (
+                minimal_with("[session]", "idle_timeout = \"2h\"\nabsolute_timeout = \"1h\""),
+                "session.absolute_timeout: must not be shorter than the idle timeout (1h < 2h)",
+            ),
+            (
+                // With max_age, the cookie's lifetime is the idle timeout.
+                cookie("max_age = \"13h\""),
+                "session.absolute_timeout: must not be shorter than the idle timeout (12h < 13h)",
+            ),
+            (
+                minimal_with("[session]", "absolute_timeout = \"0s\""),
+                "session.absolute_timeout: must be greater than zero (got \"0s\")",
+            ),
+            (
+                cookie("max_age = \"0s\""),
+                "session.cookie.max_age: must be greater than zero (got \"0s\")",
+            ),
+            (
+                minimal_with("[session]", "capacity = 0"),
+                "session.capacity: must be at least 1 (got 0)",
+            ),
+            (
+                minimal_with("[session]", "anonymous_capacity = 0"),
+                "session.anonymous_capacity: must be at least 1 (got 0)",
+            ),
+            (
+                minimal_with("[session]", "max_per_user = 0"),
+                "session.max_per_user: must be at least 1 (got 0)",
+            ),
+            (
+                // The value is quoted as compared: lower case.
+                cookie("same_site = \"Sometimes\""),
+                "session.cookie.same_site: must be strict, lax or none (got \"sometimes\")",
+            ),
+            (
+                cookie("secure = \"maybe\""),
+                "session.cookie.secure: must be true, false or \"auto\" (got \"maybe\")",
+            ),
+            (
+                cookie("name = \"\""),
+                "session.cookie.name: must be a non-empty cookie token (got \"\")",
+            ),
+            (
+                cookie("name = \"s id\""),
+                "session.cookie.name: must be a non-empty cookie token (got \"s id\")",
+            ),
+            (
+                cookie("name = \"sid\"\npath = \"app\""),
+                "session.cookie.path: must start with '/' and contain no ';' (got \"app\")",
+            ),
+            (
+                cookie("name = \"sid\"\npath = \"/a;b\""),
+                "session.cookie.path: must start with '/' and contain no ';' (got \"/a;b\")",
+            ),
+            (
+                cookie("name = \"sid\"\ndomain = \"\""),
+                "session.cookie.domain: not a domain (got \"\")",
+            ),
+            (
+                cookie("name = \"sid\"\ndomain = \"a.example; b\""),
+                "session.cookie.domain: not a domain (got \"a.example; b\")",
+            ),
+            (
+                // "auto" may leave Secure off; browsers drop SameSite=None without it.
+                cookie("name = \"sid\"\nsecure = \"auto\"\nsame_site = \"none\""),
+                "session.cookie.same_site: none requires session.cookie.secure = true",
+            ),
+            (
+                cookie("path = \"/app\""),
+                "session.cookie.name: a __Host- cookie requires secure = true or \"auto\", path = \"/\" and no domain",
+            ),
+            (
+                cookie("domain = \"example.com\""),
+                "session.cookie.name: a __Host- cookie requires secure = true or \"auto\", path = \"/\" and no domain",
+            ),
+            (
+                cookie("name = \"__Secure-sid\"\nsecure = false"),
+                "session.cookie.name: a __Secure- cookie requires secure = true or \"auto\"",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
+    }
+
+    #[test]
+    fn safe_cookie_settings_are_taken_as_written() {
+        let c = valid(&cookie("secure = \"auto\"")).session.cookie;
+        assert_eq!(c.secure, Secure::Auto);
+        let c = valid(&cookie(
+            "name = \"sid\"\nsecure = false\nsame_site = \"Strict\"\nhttp_only = false",
+        ))
+        .session
+        .cookie;
+        assert_eq!(
+            (c.secure, c.same_site, c.http_only),
+            (Secure::Never, SameSite::Strict, false)
+        );
+        let c = valid(&cookie("same_site = \"none\"")).session.cookie;
+        assert_eq!(c.same_site, SameSite::None);
+        let c = valid(&cookie(
+            "name = \"__Secure-sid\"\npath = \"/app\"\ndomain = \"example.com\"",
+        ))
+        .session
+        .cookie;
+        assert_eq!(
+            (c.path.as_str(), c.domain.as_deref()),
+            ("/app", Some("example.com"))
+        );
+        let s = valid(&cookie("max_age = \"1h\"")).session;
+        assert_eq!(s.cookie.max_age, Some(Duration::from_secs(3600)));
+        assert_eq!(s.idle_timeout, Duration::from_secs(3600));
+        let s = valid(&minimal_with(
+            "[session]",
+            "max_per_user = 3\nsave_uninitialized = true\nresave = true\nrolling = true",
+        ))
+        .session;
+        assert_eq!(s.max_per_user, 3);
+        assert!(s.save_uninitialized && s.resave && s.rolling);
+    }
+
+    #[test]
+    fn cookie_names_are_rfc_9110_tokens() {
+        for (name, ok) in [
+            ("sid", true),
+            ("__Host-sid", true),
+            ("a!#$%&'*+-.^_`|~9", true),
+            ("", false),
+            ("s id", false),
+            ("s;id", false),
+            ("s=id", false),
+            ("s,id", false),
+            ("s\"id", false),
+            ("sïd", false),
+        ] {
+            assert_eq!(is_cookie_token(name), ok, "{name:?}");
         }
     }
 }

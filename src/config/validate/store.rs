@@ -202,9 +202,14 @@ fn is_host_port(a: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{minimal, parse, problems};
-    use crate::config::StoreConfig;
-    use crate::session::redis::Servers;
+    use std::time::Duration;
+
+    use super::super::testing::{
+        assert_refused, minimal, parse, problems, valid, valid_in, Scratch, NODE_PASSWORD,
+        NODE_PASSWORD_VAR, SECRET, SECRET_VAR, SHORT_SECRET_VAR, UNSET_VAR,
+    };
+    use super::*;
+    use crate::config::Config;
 
     #[test]
     fn sentinel_settings_are_checked() {
@@ -265,5 +270,178 @@ mod tests {
         assert!(problems(&empty)
             .join("\n")
             .contains("store.cluster.nodes: name at least one"));
+    }
+
+    /// The minimal config with a Redis `[store]` of `lines`.
+    fn redis(lines: &str) -> String {
+        minimal(&format!("[store]\nkind = \"redis\"\n{lines}\n"))
+    }
+
+    fn redis_options(c: Config) -> RedisOptions {
+        match c.store {
+            StoreConfig::Redis(r) => r,
+            StoreConfig::Memory => panic!("a Redis store"),
+        }
+    }
+
+    #[test]
+    fn store_defaults_apply_when_unset() {
+        assert!(matches!(valid(&minimal("")).store, StoreConfig::Memory));
+        let r = redis_options(valid(&redis("url = \"redis://127.0.0.1:6379/0\"")));
+        assert!(matches!(&r.servers, Servers::One(u) if u == "redis://127.0.0.1:6379/0"));
+        assert_eq!(r.prefix, "sessiongate:");
+        assert_eq!(r.timeout, Duration::from_millis(250));
+        assert_eq!(r.local_ttl, Duration::from_secs(1));
+        assert_eq!(r.local_capacity, 100_000);
+    }
+
+    #[test]
+    fn store_settings_are_taken_as_written() {
+        let r = redis_options(valid(&redis(
+            "url = \"redis://h:6379/2\"\nprefix = \"app:\"\ntimeout = \"1s\"\nlocal_ttl = \"60s\"\nlocal_capacity = 0",
+        )));
+        assert_eq!(r.prefix, "app:");
+        assert_eq!(r.timeout, Duration::from_secs(1));
+        assert_eq!(r.local_ttl, Duration::from_secs(60));
+        // A local cache of 0 is taken as 1, not refused.
+        assert_eq!(r.local_capacity, 1);
+        let r = redis_options(valid(&redis(&format!(
+            "url = \"redis://h:6379/0\"\npassword = {{ env = \"{SECRET_VAR}\" }}"
+        ))));
+        assert!(
+            matches!(&r.servers, Servers::One(u) if *u == format!("redis://:{SECRET}@h:6379/0"))
+        );
+    }
+
+    #[test]
+    fn the_password_is_percent_encoded_into_the_url() {
+        let dir = Scratch::new();
+        dir.write("password", "p@ss/w:rd%0123456789abcdef0123456789");
+        let r = redis_options(valid_in(
+            &redis("url = \"redis://h:6379/0\"\npassword = { file = \"password\" }"),
+            dir.path(),
+        ));
+        assert!(
+            matches!(&r.servers, Servers::One(u) if u == "redis://:p%40ss%2Fw%3Ard%250123456789abcdef0123456789@h:6379/0"),
+            "{:?}",
+            r.servers
+        );
+    }
+
+    #[test]
+    fn sentinel_passwords_are_the_sentinels_and_the_nodes() {
+        let r = redis_options(valid(&redis(&format!(
+            "password = {{ env = \"{NODE_PASSWORD_VAR}\" }}\n[store.sentinel]\naddrs = [\"s1:26379\"]\nmaster_name = \"mymaster\"\npassword = {{ env = \"{SECRET_VAR}\" }}\ndatabase = 15"
+        ))));
+        let Servers::Sentinel(s) = r.servers else {
+            panic!("sentinel options")
+        };
+        assert_eq!(s.password.as_deref(), Some(SECRET));
+        assert_eq!(s.node_password.as_deref(), Some(NODE_PASSWORD));
+        assert_eq!(s.database, 15);
+    }
+
+    #[test]
+    fn each_store_refusal_names_its_key_and_value() {
+        let sentinel = |lines: &str| {
+            redis(&format!(
+                "[store.sentinel]\naddrs = [\"s1:26379\"]\nmaster_name = \"m\"\n{lines}"
+            ))
+        };
+        let cases = [
+            (
+                minimal("[store]\nkind = \"disk\"\n"),
+                "store.kind: must be memory or redis (got \"disk\")".to_owned(),
+            ),
+            (
+                redis(""),
+                "store.url: required with kind = \"redis\" (e.g. \"redis://127.0.0.1:6379/0\"), unless [store.sentinel] or [store.cluster] is set".to_owned(),
+            ),
+            (
+                redis("url = \"rediss://h:6379/0\""),
+                "store.url: must start with redis:// (got \"rediss://h:6379/0\")".to_owned(),
+            ),
+            (
+                redis("url = \"redis://user:pass@h:6379/0\""),
+                "store.url: must not carry credentials; use store.password = { env = \"VAR\" }".to_owned(),
+            ),
+            (
+                redis(&format!("url = \"redis://h:6379/0\"\npassword = {{ env = \"{SHORT_SECRET_VAR}\" }}")),
+                "store.password: must be at least 32 bytes (got 21 bytes)".to_owned(),
+            ),
+            (
+                redis("url = \"redis://h:6379/0\"\nprefix = \"\""),
+                "store.prefix: must be non-empty without spaces (got \"\")".to_owned(),
+            ),
+            (
+                redis("url = \"redis://h:6379/0\"\nprefix = \"my app:\""),
+                "store.prefix: must be non-empty without spaces (got \"my app:\")".to_owned(),
+            ),
+            (
+                redis("url = \"redis://h:6379/0\"\ntimeout = \"0s\""),
+                "store.timeout: must be greater than zero (got \"0s\")".to_owned(),
+            ),
+            (
+                redis("url = \"redis://h:6379/0\"\nlocal_ttl = \"61s\""),
+                "store.local_ttl: at most 60s: it bounds how long a revocation can go unseen".to_owned(),
+            ),
+            (
+                redis("[store.sentinel]\naddrs = []\nmaster_name = \"m\""),
+                "store.sentinel.addrs: name at least one sentinel (three for a quorum)".to_owned(),
+            ),
+            (
+                redis("[store.sentinel]\naddrs = [\"s1\"]\nmaster_name = \"m\""),
+                "store.sentinel.addrs: \"s1\" is not host:port".to_owned(),
+            ),
+            (
+                sentinel("").replace("master_name = \"m\"", "master_name = \"my master\""),
+                "store.sentinel.master_name: must be the name the sentinels monitor".to_owned(),
+            ),
+            (sentinel("database = -1"), "store.sentinel.database: must be 0-15".to_owned()),
+            (sentinel("database = 16"), "store.sentinel.database: must be 0-15".to_owned()),
+            (
+                sentinel(&format!("password = {{ env = \"{UNSET_VAR}\" }}")),
+                format!("store.sentinel.password: environment variable {UNSET_VAR} is not set"),
+            ),
+            (
+                sentinel("[store.cluster]\nnodes = [\"h:7000\"]"),
+                "store.sentinel: use one of store.url, [store.sentinel] and [store.cluster]".to_owned(),
+            ),
+            (
+                redis("url = \"redis://h:6379/0\"\n[store.cluster]\nnodes = [\"h:7000\"]"),
+                "store.cluster: use one of store.url, [store.sentinel] and [store.cluster]".to_owned(),
+            ),
+            (
+                redis("[store.cluster]\nnodes = []"),
+                "store.cluster.nodes: name at least one of the cluster's nodes (more, so a start survives one down)".to_owned(),
+            ),
+            (
+                redis("[store.cluster]\nnodes = [\"h:0\"]"),
+                "store.cluster.nodes: \"h:0\" is not host:port".to_owned(),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, &want);
+        }
+    }
+
+    #[test]
+    fn node_addresses_are_host_and_port_only() {
+        for (a, ok) in [
+            ("h:1", true),
+            ("127.0.0.1:6379", true),
+            ("[::1]:6379", true),
+            ("redis-1.internal:65535", true),
+            ("h", false),
+            (":6379", false),
+            ("h:0", false),
+            ("h:65536", false),
+            ("h:port", false),
+            ("redis://h:1", false),
+            ("u@h:1", false),
+            ("h/0:1", false),
+        ] {
+            assert_eq!(is_host_port(a), ok, "{a:?}");
+        }
     }
 }

@@ -68,7 +68,9 @@ impl Validator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_refused, minimal};
+    use std::time::Duration;
+
+    use super::super::testing::{assert_refused, minimal, minimal_with, valid};
 
     #[test]
     fn an_upstream_without_addresses_is_refused() {
@@ -76,5 +78,78 @@ mod tests {
             &minimal("").replace("addrs = [\"127.0.0.1:9\"]", "addrs = []"),
             "upstream.app.addrs: needs at least one",
         );
+    }
+
+    #[test]
+    fn upstream_defaults_apply_when_unset() {
+        let u = &valid(&minimal("")).upstreams[0];
+        assert_eq!(u.name, "app");
+        assert_eq!(u.addrs, ["127.0.0.1:9".parse().unwrap()]);
+        assert!(!u.session_commands);
+        assert_eq!(u.connect_timeout, Duration::from_secs(2));
+        assert_eq!(u.read_timeout, Duration::from_secs(30));
+        assert_eq!(u.write_timeout, Duration::from_secs(30));
+        assert_eq!(u.idle_timeout, Duration::from_secs(55));
+        assert_eq!(u.health_check_interval, Duration::from_secs(5));
+        assert_eq!(u.assertion_audience, None);
+    }
+
+    #[test]
+    fn upstreams_come_in_name_order_with_their_settings() {
+        let c = valid(&minimal(
+            "[upstream.api]\naddrs = [\"[::1]:3000\", \"127.0.0.1:3001\"]\nsession_commands = true\nread_timeout = \"2m\"\n[routes]\ndefault_upstream = \"app\"\n",
+        ));
+        let names: Vec<&str> = c.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["api", "app"]);
+        let api = &c.upstreams[0];
+        assert_eq!(
+            api.addrs,
+            [
+                "[::1]:3000".parse().unwrap(),
+                "127.0.0.1:3001".parse().unwrap()
+            ]
+        );
+        assert!(api.session_commands);
+        assert_eq!(api.read_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn each_upstream_refusal_names_its_key_and_value() {
+        let mut cases = vec![
+            (
+                minimal("").replace("[upstream.app]\naddrs = [\"127.0.0.1:9\"]\n", ""),
+                "upstream: at least one [upstream.<name>] is required".to_owned(),
+            ),
+            (
+                minimal("").replace("addrs = [\"127.0.0.1:9\"]", "addrs = []"),
+                "upstream.app.addrs: needs at least one address (e.g. \"127.0.0.1:3000\")"
+                    .to_owned(),
+            ),
+            (
+                // No port: refused without a DNS lookup.
+                minimal("").replace("\"127.0.0.1:9\"", "\"127.0.0.1:9\", \"backend\""),
+                "upstream.app.addrs[1]: not a resolvable host:port (got \"backend\")".to_owned(),
+            ),
+            (
+                minimal("").replace("\"127.0.0.1:9\"", "\"127.0.0.1:http\""),
+                "upstream.app.addrs[0]: not a resolvable host:port (got \"127.0.0.1:http\")"
+                    .to_owned(),
+            ),
+        ];
+        for key in [
+            "connect_timeout",
+            "read_timeout",
+            "write_timeout",
+            "idle_timeout",
+            "health_check_interval",
+        ] {
+            cases.push((
+                minimal_with("[upstream.app]", &format!("{key} = \"0s\"")),
+                format!("upstream.app.{key}: must be greater than zero (got \"0s\")"),
+            ));
+        }
+        for (text, want) in cases {
+            assert_refused(&text, &want);
+        }
     }
 }
