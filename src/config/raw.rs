@@ -216,7 +216,7 @@ pub(super) struct RawAuth {
     pub(super) oidc: Vec<RawOidc>,
 }
 
-/// `[[auth.oidc]]`: one OpenID Connect provider (`config::oidc` checks it).
+/// `[[auth.oidc]]`: one OpenID Connect provider (`validate::oidc` checks it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawOidc {

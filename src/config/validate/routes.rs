@@ -1,0 +1,368 @@
+//! `[routes]` and `[[route]]`: the defaults for unmatched paths and each
+//! rule's path, match, methods, access and upstream, compiled into the rule
+//! table. Unmatched paths are never public, and two rules that would tie are
+//! refused.
+//!
+//! Deciding a request against the table is `proxy::routes`'s.
+
+use http::Method;
+
+use super::Validator;
+use crate::auth::names;
+use crate::config::raw::{RawRoute, RawRoutes};
+use crate::proxy::path;
+use crate::proxy::routes::{Access, PathMatch, Rule, Rules};
+use crate::proxy::UpstreamOptions;
+
+impl Validator {
+    pub(super) fn rules(
+        &mut self,
+        defaults: RawRoutes,
+        raw: Vec<RawRoute>,
+        ups: &[UpstreamOptions],
+    ) -> Option<Rules> {
+        let find_upstream = |name: &str| ups.iter().position(|u| u.name == name);
+        let default_upstream = match defaults.default_upstream.as_deref() {
+            Some(name) => match find_upstream(name) {
+                Some(i) => Some(i),
+                None => {
+                    self.problem(
+                        "routes.default_upstream",
+                        format!("no [upstream.{name}] (got {name:?})"),
+                    );
+                    None
+                }
+            },
+            None if ups.len() == 1 => Some(0),
+            None if ups.is_empty() => None,
+            None => {
+                self.problem(
+                    "routes.default_upstream",
+                    "required when there is more than one upstream",
+                );
+                None
+            }
+        };
+        // Unmatched paths are never public by accident: only authenticated or deny.
+        let default_access = match defaults
+            .default_access
+            .as_deref()
+            .unwrap_or("authenticated")
+        {
+            "authenticated" => Some(Access::Authenticated),
+            "deny" => Some(Access::Deny),
+            other => {
+                self.problem(
+                    "routes.default_access",
+                    format!("must be authenticated or deny (got {other:?}); make public paths explicit with [[route]]"),
+                );
+                None
+            }
+        };
+        let rules = raw
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| self.route(i, r, ups, default_upstream))
+            .collect();
+        let (default_access, default_upstream) = (default_access?, default_upstream?);
+        match Rules::new(rules, default_access, default_upstream) {
+            Ok(r) => Some(r),
+            Err(conflicts) => {
+                for c in conflicts {
+                    self.problem(
+                        &format!("route[{}]", c.second),
+                        format!(
+                            "same path, match and methods as route[{}]: neither would win",
+                            c.first
+                        ),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// One `[[route]]`; `None` if any part of it is wrong (each problem noted).
+    fn route(
+        &mut self,
+        i: usize,
+        r: RawRoute,
+        ups: &[UpstreamOptions],
+        default_upstream: Option<usize>,
+    ) -> Option<Rule> {
+        let key = |field: &str| format!("route[{i}].{field}");
+        self.route_path(&key("path"), &r.path);
+        let kind = match r.kind.as_str() {
+            "prefix" => Some(PathMatch::Prefix),
+            "exact" => Some(PathMatch::Exact),
+            other => {
+                self.problem(
+                    &key("match"),
+                    format!("must be prefix or exact (got {other:?})"),
+                );
+                None
+            }
+        };
+        let mut methods = Vec::new();
+        for (j, m) in r.methods.iter().enumerate() {
+            match Method::from_bytes(m.as_bytes()) {
+                Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => methods.push(method),
+                _ => self.problem(
+                    &format!("route[{i}].methods[{j}]"),
+                    format!("not an upper-case HTTP method (got {m:?})"),
+                ),
+            }
+        }
+        // Rules name roles and users in the one identity alphabet: a rule for a
+        // name no login can carry would never match.
+        for (j, role) in r.roles.iter().enumerate() {
+            if let Err(rule) = names::check_role(role) {
+                self.problem(
+                    &format!("route[{i}].roles[{j}]"),
+                    format!("{rule} (got {role:?})"),
+                );
+            }
+        }
+        for (j, user) in r.users.iter().enumerate() {
+            if let Err(rule) = names::check_user(user) {
+                self.problem(
+                    &format!("route[{i}].users[{j}]"),
+                    format!("{rule} (got {user:?})"),
+                );
+            }
+        }
+        let access = self.route_access(&key("access"), r.access.as_deref(), r.roles, r.users);
+        let upstream = match r.upstream.as_deref() {
+            Some(name) => ups.iter().position(|u| u.name == name).or_else(|| {
+                self.problem(
+                    &key("upstream"),
+                    format!("no [upstream.{name}] (got {name:?})"),
+                );
+                None
+            }),
+            None => default_upstream,
+        };
+        Some(Rule {
+            path: r.path,
+            kind: kind?,
+            methods,
+            access: access?,
+            upstream: upstream?,
+            index: i,
+        })
+    }
+
+    /// A rule's path: absolute and already in the normal form requests are
+    /// compared in, so what the rule says is what it matches.
+    fn route_path(&mut self, key: &str, path: &str) {
+        if !path.starts_with('/') {
+            self.problem(key, format!("must start with '/' (got {path:?})"));
+            return;
+        }
+        match path::normalize(path) {
+            Ok(n) if n == path => {}
+            Ok(n) => self.problem(
+                key,
+                format!("not in normal form (got {path:?}, normal form {n:?})"),
+            ),
+            Err(e) => self.problem(key, format!("{e} (got {path:?})")),
+        }
+    }
+
+    /// A rule's access: public, authenticated, or restricted to roles or users.
+    fn route_access(
+        &mut self,
+        key: &str,
+        access: Option<&str>,
+        roles: Vec<String>,
+        users: Vec<String>,
+    ) -> Option<Access> {
+        let restricted = !roles.is_empty() || !users.is_empty();
+        match (access.unwrap_or("authenticated"), restricted) {
+            ("public", false) => Some(Access::Public),
+            ("authenticated", false) => Some(Access::Authenticated),
+            ("authenticated", true) => Some(Access::Restricted { roles, users }),
+            ("public", true) => {
+                self.problem(key, "a public route cannot require roles or users");
+                None
+            }
+            (other, _) => {
+                self.problem(
+                    key,
+                    format!("must be public or authenticated (got {other:?})"),
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+
+    use super::super::testing::{assert_refused, minimal, problems, valid};
+    use crate::auth::names;
+    use crate::proxy::routes::Decision;
+
+    #[test]
+    fn every_problem_names_its_key() {
+        let text = minimal(
+            r#"
+[[route]]
+path = "admin"
+access = "public"
+[[route]]
+path = "/a//b"
+[[route]]
+path = "/x"
+access = "everyone"
+upstream = "nope"
+[[route]]
+path = "/y"
+methods = ["get"]
+match = "glob"
+[[route]]
+path = "/z"
+roles = ["", "a,b"]
+"#,
+        );
+        let p = problems(&text);
+        let want = [
+            "route[0].path: must start with '/' (got \"admin\")",
+            "route[1].path: not in normal form",
+            "route[2].access: must be public or authenticated",
+            "route[2].upstream: no [upstream.nope]",
+            "route[3].match: must be prefix or exact",
+            "route[3].methods[0]: not an upper-case HTTP method",
+            "route[4].roles[0]: must be 1-256 bytes without `,`, control characters or surrounding spaces (got \"\")",
+            "route[4].roles[1]: must be 1-256 bytes without `,`, control characters or surrounding spaces (got \"a,b\")",
+        ];
+        for w in want {
+            assert!(
+                p.iter().any(|x| x.starts_with(w)),
+                "missing {w:?} in {p:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsafe_route_settings_are_refused() {
+        let cases = [
+            (
+                minimal("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/a\"\n"),
+                "route[1]: same path",
+            ),
+            (
+                minimal("[routes]\ndefault_access = \"public\"\n"),
+                "routes.default_access: must be authenticated or deny",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
+    }
+
+    /// The minimal config with one `[[route]]` of `lines`.
+    fn route(lines: &str) -> String {
+        minimal(&format!("[[route]]\n{lines}\n"))
+    }
+
+    /// A second upstream, `api`, beside `app` (`api` sorts first: index 0).
+    const API: &str = "[upstream.api]\naddrs = [\"127.0.0.1:10\"]\n";
+
+    #[test]
+    fn route_defaults_apply_when_unset() {
+        // Unmatched paths need a session; the one upstream serves them.
+        let rules = valid(&minimal("")).rules;
+        assert_eq!(
+            rules.decide(&Method::GET, "/x", None),
+            Decision::Unauthenticated
+        );
+        // A rule matches by prefix, for every method, and needs a session.
+        let rules = valid(&route("path = \"/static\"")).rules;
+        assert!(rules.find(&Method::DELETE, "/static/a.css").is_some());
+        assert_eq!(
+            rules.decide(&Method::GET, "/static/a.css", None),
+            Decision::Unauthenticated
+        );
+    }
+
+    #[test]
+    fn routes_are_taken_as_written() {
+        let text = minimal(&format!(
+            "{API}[routes]\ndefault_upstream = \"app\"\ndefault_access = \"deny\"\n\
+             [[route]]\npath = \"/health\"\nmatch = \"exact\"\nmethods = [\"GET\", \"HEAD\"]\naccess = \"public\"\n\
+             [[route]]\npath = \"/api\"\naccess = \"public\"\nupstream = \"api\"\n\
+             [[route]]\npath = \"/admin\"\nroles = [\"admin\"]\n"
+        ));
+        let rules = valid(&text).rules;
+        let decide = |m: &Method, p: &str| rules.decide(m, p, None);
+        assert_eq!(
+            decide(&Method::GET, "/health"),
+            Decision::Allow { upstream: 1 }
+        );
+        assert_eq!(decide(&Method::GET, "/health/x"), Decision::NotFound);
+        assert_eq!(decide(&Method::POST, "/health"), Decision::NotFound);
+        assert_eq!(
+            decide(&Method::POST, "/api/v1"),
+            Decision::Allow { upstream: 0 }
+        );
+        assert_eq!(decide(&Method::GET, "/admin"), Decision::Unauthenticated);
+        assert_eq!(decide(&Method::GET, "/elsewhere"), Decision::NotFound);
+    }
+
+    #[test]
+    fn each_route_refusal_names_its_key_and_value() {
+        let user_rule = names::check_user("").unwrap_err();
+        let cases = [
+            (
+                minimal("[routes]\ndefault_upstream = \"nope\"\n"),
+                "routes.default_upstream: no [upstream.nope] (got \"nope\")".to_owned(),
+            ),
+            (
+                minimal(API),
+                "routes.default_upstream: required when there is more than one upstream".to_owned(),
+            ),
+            (
+                minimal("[routes]\ndefault_access = \"public\"\n"),
+                "routes.default_access: must be authenticated or deny (got \"public\"); make public paths explicit with [[route]]".to_owned(),
+            ),
+            (
+                route("path = \"/a/../b\""),
+                "route[0].path: not in normal form (got \"/a/../b\", normal form \"/b\")".to_owned(),
+            ),
+            (
+                route("path = \"/a%2fb\""),
+                "route[0].path: encoded '/' or '\\' in a path segment (got \"/a%2fb\")".to_owned(),
+            ),
+            (
+                route("path = \"/a\"\nmethods = [\"G ET\"]"),
+                "route[0].methods[0]: not an upper-case HTTP method (got \"G ET\")".to_owned(),
+            ),
+            (
+                route("path = \"/a\"\nusers = [\"\"]"),
+                format!("route[0].users[0]: {user_rule} (got \"\")"),
+            ),
+            (
+                route("path = \"/a\"\naccess = \"public\"\nusers = [\"alice\"]"),
+                "route[0].access: a public route cannot require roles or users".to_owned(),
+            ),
+            (
+                route("path = \"/a\"\naccess = \"deny\""),
+                "route[0].access: must be public or authenticated (got \"deny\")".to_owned(),
+            ),
+            (
+                route("path = \"/a\"\nupstream = \"nope\""),
+                "route[0].upstream: no [upstream.nope] (got \"nope\")".to_owned(),
+            ),
+            (
+                minimal("[[route]]\npath = \"/a\"\nmethods = [\"GET\"]\n[[route]]\npath = \"/a\"\nmethods = [\"GET\"]\n"),
+                "route[1]: same path, match and methods as route[0]: neither would win".to_owned(),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, &want);
+        }
+    }
+}
