@@ -110,7 +110,8 @@ fn session_config() -> sessiongate::SessionOptions {
     "#;
     sessiongate::Config::parse(text, std::path::Path::new("."))
         .expect("bench config is valid")
-        .session
+        .session()
+        .clone()
 }
 
 fn cookie_verify(c: &mut Criterion) {

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! client ──► request_filter
-//!              1. normalise the path (one canonical form for the rule AND the upstream)   proxy/routes
+//!              1. normalise the path (one canonical form for the rule AND the upstream)   proxy/path
 //!              2. session cookie → verify HMAC (constant time, every secret) → load     session/{cookie,signing,manager}
 //!              3. route rule for path + method → allow | 302 login | 401 | 403 | 404     proxy/routes
 //!        ──► upstream_peer            the route's upstream, round robin, explicit timeouts  proxy/upstream
@@ -27,6 +27,15 @@
 //! `server` → `config` → `proxy`, `admin` → `auth` → `session` → `http`,
 //! `metrics`. See the README's layout section for one line per file.
 
+//!
+//! # The public contract
+//!
+//! Every module is private. What is public is the list of `pub use` below:
+//! what `main.rs` needs (the config, the server, the password hasher, the
+//! health check) and what the benchmarks drive directly (the session layer of
+//! the request path). Everything else is `pub(crate)` or narrower, which the
+//! `unreachable_pub` lint in `Cargo.toml` keeps so.
+
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -39,17 +48,24 @@ mod proxy;
 mod server;
 mod session;
 
-// What `main.rs` needs: the config, the server, the password hasher.
+// What `main.rs` needs: the config, the server, the password hasher. At the
+// root there is no module to spell an error with, so the contract names them
+// for their module: `ConfigError` is `config::Error`.
 pub use crate::admin::healthcheck;
-pub use crate::auth::users::{hash_password, MAX_PASSWORD_LEN};
-pub use crate::config::Config;
-pub use crate::server::{build, init_logging};
-// What the benchmarks and examples drive directly: the session layer of the
-// request path.
+pub use crate::auth::users::{hash_password, Error as UsersError, MAX_PASSWORD_LEN};
+pub use crate::auth::Error as AuthError;
+pub use crate::config::{Config, Error as ConfigError, ParseError as ConfigParseError};
+pub use crate::server::{build, init_logging, Built, Error as ServerError};
+// What the benchmarks drive directly: the session layer of the request path,
+// and the types its signatures name.
 pub use crate::session::cookie::find as cookie_values;
-pub use crate::session::manager::{SessionManager, SessionOptions};
-pub use crate::session::signing::{Secret, SessionId, Signer};
-pub use crate::session::{now_ms, MemoryOptions, MemoryStore, Session, SessionKey, SessionStore};
+pub use crate::session::cookie::{CookieAttrs, SameSite, Secure};
+pub use crate::session::manager::{Client, RequestSession, SessionManager, SessionOptions};
+pub use crate::session::signing::{Secret, SessionId, Signer, Verified};
+pub use crate::session::{
+    now_ms, MemoryOptions, MemoryStore, Session, SessionCount, SessionKey, SessionStore,
+    StoreError, StoreStats,
+};
 
 /// The parsers the fuzz targets in `fuzz/` drive (feature `fuzzing` only):
 /// not an API, and not built otherwise.

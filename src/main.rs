@@ -80,17 +80,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => {
-            sessiongate::healthcheck(config.admin.listen).map_err(anyhow::Error::msg)
+            sessiongate::healthcheck(config.admin_listen()).map_err(anyhow::Error::msg)
         }
         Command::Run { upgrade } => {
-            sessiongate::init_logging(&config.log);
-            tracing::info!(
-                listen = ?config.listen,
-                tls = config.tls.iter().map(|t| t.listen.len()).sum::<usize>(),
-                upstreams = config.upstreams.len(),
-                upgrade,
-                "sessiongate starting"
-            );
+            sessiongate::init_logging(&config);
             let server = sessiongate::build(config, &cli.config, upgrade)?;
             server.run_forever()
         }

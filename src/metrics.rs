@@ -16,7 +16,7 @@ use std::time::Duration;
 /// How a request was decided, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Allowed,
     Redirected,
     Unauthenticated,
@@ -40,7 +40,7 @@ const CLASSES: [&str; 6] = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Why a request to an upstream failed, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     ConnectRefused,
     ConnectTimeout,
     ReadTimeout,
@@ -61,7 +61,7 @@ const UPSTREAM_ERRORS: [&str; 6] = [
 /// How a config reload ended, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
-pub enum Reload {
+pub(crate) enum Reload {
     /// Validated and swapped in.
     Applied,
     /// The file failed validation (or a file it names could not be used).
@@ -78,7 +78,7 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// All counters of the process.
-pub struct Metrics {
+pub(crate) struct Metrics {
     requests: [[AtomicU64; CLASSES.len()]; OUTCOMES.len()],
     upstream_errors: [AtomicU64; UPSTREAM_ERRORS.len()],
     latency_buckets: [AtomicU64; BUCKETS.len()],
@@ -108,7 +108,7 @@ pub struct Metrics {
 }
 
 /// The process's metrics.
-pub static METRICS: Metrics = Metrics::new();
+pub(crate) static METRICS: Metrics = Metrics::new();
 
 #[allow(clippy::declare_interior_mutable_const)] // used only to initialise arrays
 const ZERO: AtomicU64 = AtomicU64::new(0);
@@ -141,24 +141,24 @@ impl Metrics {
     }
 
     /// Count a successful login (any kind).
-    pub fn login_succeeded(&self) {
+    pub(crate) fn login_succeeded(&self) {
         self.logins_succeeded.fetch_add(1, Ordering::Relaxed);
         self.recent_logins.add(now_minute());
     }
 
     /// Count a failed login (any kind; a lockout is `logins_throttled`).
-    pub fn login_failed(&self) {
+    pub(crate) fn login_failed(&self) {
         self.logins_failed.fetch_add(1, Ordering::Relaxed);
         self.recent_failures.add(now_minute());
     }
 
     /// Count one config reload.
-    pub fn reload(&self, how: Reload) {
+    pub(crate) fn reload(&self, how: Reload) {
         self.reloads[how as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Config reloads so far, by result.
-    pub fn reloads(&self) -> [(&'static str, u64); RELOADS.len()] {
+    pub(crate) fn reloads(&self) -> [(&'static str, u64); RELOADS.len()] {
         let mut out = [("", 0); RELOADS.len()];
         for (i, name) in RELOADS.iter().enumerate() {
             out[i] = (name, self.reloads[i].load(Ordering::Relaxed));
@@ -167,7 +167,7 @@ impl Metrics {
     }
 
     /// Count one finished request.
-    pub fn request(&self, outcome: Outcome, status: u16, took: Duration) {
+    pub(crate) fn request(&self, outcome: Outcome, status: u16, took: Duration) {
         let class = match status {
             100..=599 => usize::from(status / 100),
             _ => 0,
@@ -183,13 +183,13 @@ impl Metrics {
     }
 
     /// Count one upstream failure.
-    pub fn upstream_error(&self, kind: UpstreamError) {
+    pub(crate) fn upstream_error(&self, kind: UpstreamError) {
         self.upstream_errors[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests counted for an outcome, all status classes.
     #[cfg(test)]
-    pub fn requests_for(&self, outcome: Outcome) -> u64 {
+    pub(crate) fn requests_for(&self, outcome: Outcome) -> u64 {
         self.requests[outcome as usize]
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
@@ -198,7 +198,7 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4, by `prometheus-client`),
     /// with the store's gauges.
-    pub fn render(&self, live: StoreGauges) -> String {
+    pub(crate) fn render(&self, live: StoreGauges) -> String {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Snapshot::of(self, live)));
         let mut out = String::with_capacity(4096);
@@ -385,7 +385,7 @@ impl Collector for Snapshot {
 
 /// Store figures read at scrape time.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct StoreGauges {
+pub(crate) struct StoreGauges {
     pub sessions: u64,
     pub evictions: u64,
     pub expirations: u64,
@@ -431,7 +431,7 @@ mod tests {
 }
 
 /// Minutes since the Unix epoch.
-pub fn now_minute() -> u32 {
+pub(crate) fn now_minute() -> u32 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -443,7 +443,7 @@ pub fn now_minute() -> u32 {
 /// left from an earlier hour is recognised and restarted without a lock.
 /// Hand-written: the metrics crate exports totals, not windows, and this is
 /// forty lines (the admin page's "logins in the last hour").
-pub struct Recent {
+pub(crate) struct Recent {
     buckets: [AtomicU64; 60],
 }
 
@@ -451,14 +451,14 @@ impl Recent {
     #[allow(clippy::declare_interior_mutable_const)]
     const EMPTY: AtomicU64 = AtomicU64::new(0);
 
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Recent {
             buckets: [Self::EMPTY; 60],
         }
     }
 
     /// Count one event in `minute`.
-    pub fn add(&self, minute: u32) {
+    pub(crate) fn add(&self, minute: u32) {
         let bucket = &self.buckets[minute as usize % 60];
         let mut cur = bucket.load(Ordering::Relaxed);
         loop {
@@ -475,7 +475,7 @@ impl Recent {
     }
 
     /// Events in the sixty minutes up to and including `minute`.
-    pub fn last_hour(&self, minute: u32) -> u64 {
+    pub(crate) fn last_hour(&self, minute: u32) -> u64 {
         self.buckets
             .iter()
             .map(|b| b.load(Ordering::Relaxed))

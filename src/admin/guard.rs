@@ -23,20 +23,20 @@ const BASIC: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The configured admin token, kept only as its digest.
-pub struct Token {
+pub(super) struct Token {
     digest: Option<[u8; 32]>,
 }
 
 impl Token {
     /// `None`: no token configured, so nothing but the health endpoints opens.
-    pub fn new(secret: Option<&Secret>) -> Token {
+    pub(super) fn new(secret: Option<&Secret>) -> Token {
         Token {
             digest: secret.map(|t| Sha256::digest(t.expose()).into()),
         }
     }
 
     /// Whether `req` presents the token.
-    pub fn allows(&self, req: &RequestHeader) -> bool {
+    pub(super) fn allows(&self, req: &RequestHeader) -> bool {
         let Some(expected) = &self.digest else {
             return false;
         };

@@ -49,7 +49,7 @@ use crate::session::signing::Secret;
 use crate::session::{SessionStore, StoreError};
 
 /// The admin application.
-pub struct Admin<S> {
+pub(crate) struct Admin<S> {
     sessions: Arc<SessionManager<S>>,
     token: Token,
     upstreams: Vec<Arc<LoadBalancer<RoundRobin>>>,
@@ -59,7 +59,7 @@ pub struct Admin<S> {
 
 impl<S: SessionStore> Admin<S> {
     /// The admin app over `sessions`; `token` `None` leaves only health endpoints.
-    pub fn new(
+    pub(crate) fn new(
         sessions: Arc<SessionManager<S>>,
         token: Option<&Secret>,
         upstreams: Vec<Arc<LoadBalancer<RoundRobin>>>,
@@ -171,13 +171,13 @@ impl<S: SessionStore> ServeHttp for Admin<S> {
 
 /// The admin app of the current config generation (its token and upstreams
 /// change on reload), taken once per request.
-pub struct CurrentAdmin<S> {
+pub(crate) struct CurrentAdmin<S> {
     current: Arc<ArcSwap<Admin<S>>>,
 }
 
 impl<S> CurrentAdmin<S> {
     /// Serve whatever admin app `current` holds.
-    pub fn new(current: Arc<ArcSwap<Admin<S>>>) -> Self {
+    pub(crate) fn new(current: Arc<ArcSwap<Admin<S>>>) -> Self {
         CurrentAdmin { current }
     }
 }

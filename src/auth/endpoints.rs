@@ -36,11 +36,11 @@ use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::SessionStore;
 
 /// Largest login or logout form accepted (bytes).
-pub const MAX_FORM_LEN: usize = 8 * 1024;
+pub(crate) const MAX_FORM_LEN: usize = 8 * 1024;
 
 /// A built-in endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     LoginPage,
     LoginSubmit,
     LogoutPage,
@@ -69,7 +69,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Whether the endpoint reads a form body.
-    pub fn reads_form(self) -> bool {
+    pub(crate) fn reads_form(self) -> bool {
         matches!(
             self,
             Endpoint::LoginSubmit | Endpoint::LogoutSubmit | Endpoint::OwnSessionRevoke
@@ -79,7 +79,7 @@ impl Endpoint {
 
 /// Which endpoint a normalised path under `prefix` is; `None` when the path is
 /// not under the prefix at all.
-pub fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
+pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoint> {
     let rest = path.strip_prefix(prefix)?;
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
@@ -120,7 +120,7 @@ impl Auth {
     /// Answer a built-in endpoint. `path` is the request's normalised path,
     /// `form` the request body for the POST endpoints.
     #[allow(clippy::too_many_arguments)]
-    pub async fn handle<S: SessionStore>(
+    pub(crate) async fn handle<S: SessionStore>(
         &self,
         endpoint: Endpoint,
         req: &RequestHeader,

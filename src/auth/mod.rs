@@ -12,13 +12,13 @@
 //! - [`password`]: the login form and its checks;
 //! - [`oidc`]: the providers and the sign-in flow with them.
 
-pub mod endpoints;
-pub mod names;
-pub mod oidc;
-pub mod own_sessions;
-pub mod password;
-pub mod throttle;
-pub mod users;
+pub(crate) mod endpoints;
+pub(crate) mod names;
+pub(crate) mod oidc;
+pub(crate) mod own_sessions;
+pub(crate) mod password;
+pub(crate) mod throttle;
+pub(crate) mod users;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ const THROTTLE_CAPACITY: u64 = 100_000;
 
 /// The built-in endpoints' location and where anonymous browsers are sent.
 #[derive(Debug, Clone)]
-pub struct AuthOptions {
+pub(crate) struct AuthOptions {
     pub prefix: String,
     /// Relative URL of the login page; `?next=` is appended.
     pub login_url: String,
@@ -61,14 +61,16 @@ pub struct AuthOptions {
 /// Why the auth of a config cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The users file could not be read or was refused.
     #[error("users file: {0}")]
     Users(#[from] users::Error),
+    /// An OIDC provider could not be set up.
     #[error("auth.oidc: {0}")]
     Provider(String),
 }
 
 /// The built-in login: users, throttles, the hashing limit, the OIDC providers.
-pub struct Auth {
+pub(crate) struct Auth {
     pub(crate) config: AuthOptions,
     /// The users file as this login's config generation read it.
     pub(crate) users: Arc<Users>,
@@ -89,7 +91,7 @@ impl Auth {
     ///
     /// # Errors
     /// If the users file cannot be loaded.
-    pub fn new(config: AuthOptions) -> Result<Auth, Error> {
+    pub(crate) fn new(config: AuthOptions) -> Result<Auth, Error> {
         let users = load_users(&config)?;
         let providers = providers(&config, &[])?;
         let window = config.failure_window;
@@ -118,7 +120,7 @@ impl Auth {
     ///
     /// # Errors
     /// The users file is unreadable or invalid; `self` stays as it was.
-    pub fn next(&self, config: AuthOptions) -> Result<(Auth, Vec<String>), Error> {
+    pub(crate) fn next(&self, config: AuthOptions) -> Result<(Auth, Vec<String>), Error> {
         let users = load_users(&config)?;
         let providers = providers(&config, &self.providers)?;
         let revoked = self.users.revoked_in(&users);

@@ -11,16 +11,17 @@
 //! Unicode line or paragraph separator, and no space at either end.
 
 /// Longest user name or role, in bytes.
-pub const MAX_LEN: usize = 256;
+pub(crate) const MAX_LEN: usize = 256;
 
 /// What the alphabet asks, as a config error or a log line says it.
-pub const RULE: &str = "must be 1-256 bytes without `,`, control characters or surrounding spaces";
+pub(crate) const RULE: &str =
+    "must be 1-256 bytes without `,`, control characters or surrounding spaces";
 
 /// Whether `name` may be a user name.
 ///
 /// # Errors
 /// [`RULE`], when it may not.
-pub fn check_user(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_user(name: &str) -> Result<(), &'static str> {
     check(name)
 }
 
@@ -28,7 +29,7 @@ pub fn check_user(name: &str) -> Result<(), &'static str> {
 ///
 /// # Errors
 /// [`RULE`], when it may not.
-pub fn check_role(role: &str) -> Result<(), &'static str> {
+pub(crate) fn check_role(role: &str) -> Result<(), &'static str> {
     check(role)
 }
 

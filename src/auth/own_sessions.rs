@@ -16,7 +16,7 @@ use crate::session::manager::{RequestSession, SessionManager};
 use crate::session::{SessionKey, SessionStore};
 
 /// The caller's sessions: HTML, or JSON when the client accepts only that.
-pub async fn list<S: SessionStore>(
+pub(crate) async fn list<S: SessionStore>(
     req: &RequestHeader,
     cur: &RequestSession,
     sessions: &SessionManager<S>,
@@ -98,10 +98,10 @@ pub async fn list<S: SessionStore>(
 }
 
 /// The `key` of the form that ends every session of the caller but this one.
-pub const OTHERS: &str = "others";
+pub(crate) const OTHERS: &str = "others";
 
 /// End one of the caller's other sessions; 303 back to the list.
-pub async fn revoke<S: SessionStore>(
+pub(crate) async fn revoke<S: SessionStore>(
     form: &[u8],
     cur: &RequestSession,
     sessions: &SessionManager<S>,

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Failure counting for one kind of key.
-pub struct Throttle<K: Hash + Eq + Send + Sync + 'static> {
+pub(crate) struct Throttle<K: Hash + Eq + Send + Sync + 'static> {
     limit: u32,
     window: Duration,
     slots: moka::sync::Cache<K, Arc<Mutex<Window>>>,
@@ -32,7 +32,7 @@ struct Window {
 /// A taken slot: kept as a failure by [`Attempt::failed`], given back when
 /// dropped otherwise.
 #[must_use]
-pub struct Attempt<'a, K: Hash + Eq + Clone + Send + Sync + 'static> {
+pub(crate) struct Attempt<'a, K: Hash + Eq + Clone + Send + Sync + 'static> {
     throttle: &'a Throttle<K>,
     /// `None` once it counts as a failure.
     key: Option<K>,
@@ -41,7 +41,7 @@ pub struct Attempt<'a, K: Hash + Eq + Clone + Send + Sync + 'static> {
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> Attempt<'_, K> {
     /// The attempt failed: its slot stays taken until the window ends.
-    pub fn failed(mut self) {
+    pub(crate) fn failed(mut self) {
         self.key = None;
     }
 }
@@ -56,7 +56,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Drop for Attempt<'_, K> {
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
     /// `limit` failures per `window`, remembering at most `capacity` keys.
-    pub fn new(limit: u32, window: Duration, capacity: u64) -> Self {
+    pub(crate) fn new(limit: u32, window: Duration, capacity: u64) -> Self {
         let slots = moka::sync::Cache::builder()
             .max_capacity(capacity)
             .time_to_live(window)
@@ -69,7 +69,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
     }
 
     /// Take a slot for an attempt, or `Err(retry_after)` while locked out.
-    pub fn begin(&self, key: K) -> Result<Attempt<'_, K>, Duration> {
+    pub(crate) fn begin(&self, key: K) -> Result<Attempt<'_, K>, Duration> {
         let now = Instant::now();
         let cell = self.slots.get_with(key.clone(), || {
             Arc::new(Mutex::new(Window {
@@ -109,7 +109,7 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
 
     /// Failures counted for `key` in its current window.
     #[cfg(test)]
-    pub fn failures(&self, key: &K) -> u32 {
+    pub(crate) fn failures(&self, key: &K) -> u32 {
         self.slots
             .get(key)
             .map_or(0, |c| c.lock().unwrap_or_else(|e| e.into_inner()).failures)

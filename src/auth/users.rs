@@ -28,9 +28,9 @@ use unicode_normalization::UnicodeNormalization;
 use super::names;
 
 /// OWASP Password Storage Cheat Sheet, argon2id: m = 19 MiB, t = 2, p = 1.
-pub const ARGON2_M_KIB: u32 = 19 * 1024;
-pub const ARGON2_T: u32 = 2;
-pub const ARGON2_P: u32 = 1;
+pub(crate) const ARGON2_M_KIB: u32 = 19 * 1024;
+pub(crate) const ARGON2_T: u32 = 2;
+pub(crate) const ARGON2_P: u32 = 1;
 /// How every hash made with the default parameters begins.
 const DEFAULT_PHC_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
 /// Passwords longer than this are refused before hashing (a 1 MB password would
@@ -40,15 +40,30 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// Why a users file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The users file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The users file.
         path: String,
+        /// Why reading it failed.
         source: std::io::Error,
     },
+    /// The users file is not valid TOML, or not of the expected shape.
     #[error("{path}: {message}")]
-    Syntax { path: String, message: String },
+    Syntax {
+        /// The users file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The users file parses, but some entries are wrong.
     #[error("{path}: {}", problems.join("; "))]
-    Invalid { path: String, problems: Vec<String> },
+    Invalid {
+        /// The users file.
+        path: String,
+        /// One line per problem.
+        problems: Vec<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -71,7 +86,7 @@ struct RawUser {
 
 /// One account.
 #[derive(Clone)]
-pub struct User {
+pub(crate) struct User {
     /// The name as written in the file (what `X-User` carries).
     pub name: String,
     pub roles: Vec<String>,
@@ -92,7 +107,7 @@ impl std::fmt::Debug for User {
 
 /// A loaded users file, keyed by canonical name.
 #[derive(Debug, Clone, Default)]
-pub struct Users {
+pub(crate) struct Users {
     by_name: HashMap<String, User>,
 }
 
@@ -102,7 +117,7 @@ impl Users {
     /// # Errors
     /// An unreadable file, a TOML error, or every invalid entry, each named
     /// `user[i].field`.
-    pub fn load(path: &Path) -> Result<Users, Error> {
+    pub(crate) fn load(path: &Path) -> Result<Users, Error> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: shown.clone(),
@@ -173,14 +188,14 @@ impl Users {
     }
 
     /// The account for a name as typed (canonicalised here).
-    pub fn get(&self, typed: &str) -> Option<&User> {
+    pub(crate) fn get(&self, typed: &str) -> Option<&User> {
         self.by_name.get(&canonical_name(typed))
     }
 
     /// Names of accounts whose sessions must end when `next` replaces this
     /// file: removed, disabled or renamed; or with a new password (a stolen
     /// session must not outlive a reset) or other roles (no stale privileges).
-    pub fn revoked_in(&self, next: &Users) -> Vec<String> {
+    pub(crate) fn revoked_in(&self, next: &Users) -> Vec<String> {
         self.by_name
             .iter()
             .filter(|(_, u)| !u.disabled)
@@ -204,7 +219,7 @@ pub(crate) enum ParseError {
 
 /// The form names are compared in: Unicode NFKC, surrounding whitespace
 /// removed, lower case.
-pub fn canonical_name(typed: &str) -> String {
+pub(crate) fn canonical_name(typed: &str) -> String {
     typed.nfkc().collect::<String>().trim().to_lowercase()
 }
 
@@ -246,7 +261,7 @@ fn verify_hash(hash: &str, password: &[u8]) -> bool {
 
 /// A hash of a random password with the default parameters: unknown and
 /// disabled users are checked against it so every failure costs the same time.
-pub fn dummy_hash() -> String {
+pub(crate) fn dummy_hash() -> String {
     let mut pw = [0u8; 32];
     getrandom::getrandom(&mut pw).expect("the OS CSPRNG must be available");
     hash_password(&pw).expect("hashing a random password")
@@ -254,7 +269,7 @@ pub fn dummy_hash() -> String {
 
 /// Check a login. Unknown and disabled users verify against `dummy` so the
 /// caller cannot tell them from a wrong password by time.
-pub fn check<'u>(
+pub(crate) fn check<'u>(
     users: &'u Users,
     dummy: &str,
     typed_name: &str,

@@ -40,18 +40,28 @@ use self::validate::Validator;
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The config file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// Why reading it failed.
         source: std::io::Error,
     },
     /// TOML syntax or shape; toml's message carries line and column.
     #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
+    Syntax {
+        /// The config file.
+        path: PathBuf,
+        /// toml's message.
+        message: String,
+    },
     /// Semantic problems, one line each, every one naming its key.
     #[error("{path}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "))]
     Invalid {
+        /// The config file.
         path: PathBuf,
+        /// One line per problem, each naming its key.
         problems: Vec<String>,
         /// The files the refused config names, readable or not: a reload
         /// watches them, so a secret that appears later is picked up.
@@ -74,14 +84,14 @@ impl Error {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 /// Logging settings.
 #[derive(Debug, Clone)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     pub format: LogFormat,
     /// A `tracing_subscriber::EnvFilter` directive, e.g. `info`.
     pub level: String,
@@ -91,14 +101,14 @@ pub struct LogConfig {
 
 /// Where sessions live.
 #[derive(Debug, Clone)]
-pub enum StoreConfig {
+pub(crate) enum StoreConfig {
     Memory,
     Redis(RedisOptions),
 }
 
 /// The admin listener.
 #[derive(Debug, Clone)]
-pub struct AdminConfig {
+pub(crate) struct AdminConfig {
     pub listen: SocketAddr,
     /// The bearer token; `None` leaves only `/healthz` and `/readyz` open.
     pub token: Option<Secret>,
@@ -108,49 +118,59 @@ pub struct AdminConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The proxy's plain-HTTP listening addresses.
-    pub listen: Vec<SocketAddr>,
+    pub(crate) listen: Vec<SocketAddr>,
     /// `[[server.tls]]`: TLS listening addresses and their certificates.
-    pub tls: Vec<TlsListener>,
+    pub(crate) tls: Vec<TlsListener>,
     /// `server.upgrade_socket`: where `--upgrade` receives the listening sockets.
-    pub upgrade_socket: Option<PathBuf>,
+    pub(crate) upgrade_socket: Option<PathBuf>,
     /// Every file the config names (secrets, users file, certificates),
     /// which a reload watches besides the config file itself.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
-    pub trusted_proxies: TrustedProxies,
+    pub(crate) trusted_proxies: TrustedProxies,
     /// Proxy workers, one single-threaded service each.
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// How long after SIGTERM new connections are still accepted.
-    pub grace_period: Duration,
+    pub(crate) grace_period: Duration,
     /// How long in-flight requests get after the grace period.
-    pub shutdown_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     /// How long an idle client connection is kept open.
-    pub client_idle_timeout: Duration,
+    pub(crate) client_idle_timeout: Duration,
     /// `server.read_buffer`: each client connection's read buffer, in bytes.
-    pub read_buffer: usize,
+    pub(crate) read_buffer: usize,
     /// `server.max_connections` and `server.request_head_timeout`.
-    pub connections: Limits,
+    pub(crate) connections: Limits,
     /// `[session]`.
-    pub session: SessionOptions,
+    pub(crate) session: SessionOptions,
     /// `[auth]`.
-    pub auth: AuthOptions,
+    pub(crate) auth: AuthOptions,
     /// `[admin]`.
-    pub admin: AdminConfig,
+    pub(crate) admin: AdminConfig,
     /// `[store]`.
-    pub store: StoreConfig,
+    pub(crate) store: StoreConfig,
     /// `[log]`.
-    pub log: LogConfig,
+    pub(crate) log: LogConfig,
     /// `[upstream.<name>]`, in name order.
-    pub upstreams: Vec<UpstreamOptions>,
+    pub(crate) upstreams: Vec<UpstreamOptions>,
     /// `[routes]` and `[[route]]`, compiled.
-    pub rules: Rules,
+    pub(crate) rules: Rules,
     /// `[identity]`: the header names of the identity handed over.
-    pub identity: IdentityNames,
+    pub(crate) identity: IdentityNames,
     /// `[assertion]`: the signed identity's keys, when configured.
-    pub assertion: Option<crate::proxy::assertion::AssertionOptions>,
+    pub(crate) assertion: Option<crate::proxy::assertion::AssertionOptions>,
 }
 
 impl Config {
+    /// The admin listener's address (what `sessiongate healthcheck` probes).
+    pub fn admin_listen(&self) -> std::net::SocketAddr {
+        self.admin.listen
+    }
+
+    /// The session options (the benchmarks drive the session layer alone).
+    pub fn session(&self) -> &SessionOptions {
+        &self.session
+    }
+
     /// Read, parse and validate a config file. Relative secret files are resolved
     /// against the config file's directory.
     ///
@@ -200,8 +220,11 @@ impl Config {
 /// [`Config::parse`]'s failure, before a file name is attached.
 #[derive(Debug)]
 pub enum ParseError {
+    /// TOML syntax or shape, with toml's message.
     Syntax(String),
+    /// Semantic problems, one line each, every one naming its key.
     Invalid {
+        /// One line per problem, each naming its key.
         problems: Vec<String>,
         /// Every file the config names (see [`Error::files`]).
         files: Vec<PathBuf>,

@@ -65,7 +65,7 @@ use crate::metrics::METRICS;
 
 /// The limits, from `[server]`.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Most client connections open at once, all workers together.
     pub max_connections: u64,
     /// Longest a request head may take to arrive.
@@ -73,7 +73,7 @@ pub struct Limits {
 }
 
 /// pingora's HTTP app behind the connection cap and the head deadline.
-pub struct Guarded<A> {
+pub(crate) struct Guarded<A> {
     app: Arc<A>,
     limits: Limits,
     counts: &'static Counts,
@@ -114,12 +114,12 @@ static ADMIN_COUNTERS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), A
 /// Most admin connections open at once: operators and probes need few, and
 /// without a cap of its own a flood on the admin port could spend the file
 /// descriptors client traffic needs.
-pub const ADMIN_MAX_CONNECTIONS: u64 = 64;
+pub(crate) const ADMIN_MAX_CONNECTIONS: u64 = 64;
 
 impl<A> Guarded<A> {
     /// Wrap a proxy worker's app (pingora's `HttpProxy`): `server.*` limits,
     /// counted in the connection metrics.
-    pub fn new(app: A, limits: Limits) -> Self {
+    pub(crate) fn new(app: A, limits: Limits) -> Self {
         Guarded {
             app: Arc::new(app),
             limits,
@@ -129,7 +129,7 @@ impl<A> Guarded<A> {
     }
 
     /// Connections accepted on `addr` speak TLS, handshaken by `acceptor`.
-    pub fn with_tls(mut self, addr: std::net::SocketAddr, acceptor: Arc<Acceptor>) -> Self {
+    pub(crate) fn with_tls(mut self, addr: std::net::SocketAddr, acceptor: Arc<Acceptor>) -> Self {
         self.tls.push((addr, acceptor));
         self
     }
@@ -155,7 +155,7 @@ impl<A> Guarded<A> {
     }
 
     /// Wrap the admin service: the same head deadline, its own small cap.
-    pub fn admin(app: A, head_timeout: Duration) -> Self {
+    pub(crate) fn admin(app: A, head_timeout: Duration) -> Self {
         Guarded {
             app: Arc::new(app),
             limits: Limits {
@@ -265,7 +265,7 @@ fn refused(counts: &Counts, max: u64) {
 }
 
 /// Tell the connection's clock that its request head has been read.
-pub fn head_read(session: &pingora::protocols::http::ServerSession) {
+pub(crate) fn head_read(session: &pingora::protocols::http::ServerSession) {
     if let Some(stream) = session.stream() {
         if let Some(clocked) = (**stream).as_any().downcast_ref::<Clocked>() {
             clocked.head_done.store(true, Ordering::Relaxed);
@@ -275,7 +275,7 @@ pub fn head_read(session: &pingora::protocols::http::ServerSession) {
 
 /// A client stream whose reads fail once a request head is overdue.
 #[derive(Debug)]
-pub struct Clocked {
+pub(crate) struct Clocked {
     inner: Stream,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use woothee::parser::Parser;
 
 /// "<browser> on <os>", "<browser>", or "Unknown device".
-pub fn describe(user_agent: Option<&str>) -> String {
+pub(crate) fn describe(user_agent: Option<&str>) -> String {
     static PARSER: OnceLock<Parser> = OnceLock::new();
     let Some(ua) = user_agent.filter(|u| !u.is_empty()) else {
         return "Unknown device".to_owned();

@@ -9,7 +9,7 @@ use http::HeaderName;
 /// `Remote-User`, `X-WEBAUTH-USER`, …). Client copies of both are stripped
 /// in every spelling, as for the defaults. The roles are joined with `,`.
 #[derive(Debug, Clone)]
-pub struct IdentityNames {
+pub(crate) struct IdentityNames {
     pub user: HeaderName,
     pub roles: HeaderName,
 }
@@ -23,10 +23,10 @@ impl Default for IdentityNames {
     }
 }
 /// The session's data as compact JSON.
-pub const X_SESSION_DATA: &str = "X-Session-Data";
+pub(crate) const X_SESSION_DATA: &str = "X-Session-Data";
 /// The client address chain (RFC 7239's de-facto predecessor).
-pub const X_FORWARDED_FOR: &str = "X-Forwarded-For";
+pub(crate) const X_FORWARDED_FOR: &str = "X-Forwarded-For";
 /// `http` or `https`, as the client reached us.
-pub const X_FORWARDED_PROTO: &str = "X-Forwarded-Proto";
+pub(crate) const X_FORWARDED_PROTO: &str = "X-Forwarded-Proto";
 /// The `Host` the client sent.
-pub const X_FORWARDED_HOST: &str = "X-Forwarded-Host";
+pub(crate) const X_FORWARDED_HOST: &str = "X-Forwarded-Host";

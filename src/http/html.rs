@@ -3,7 +3,7 @@
 //! no JavaScript. Every value that reaches a page goes through [`escape`].
 
 /// Escape text for HTML element content and quoted attributes.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -19,17 +19,17 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A complete, small, accessible page: no scripts, readable on a phone.
-pub fn page(title: &str, main: &str) -> String {
+pub(crate) fn page(title: &str, main: &str) -> String {
     shell(title, main, "22rem")
 }
 
 /// [`page`] with room for a list (a user's sessions).
-pub fn card_page(title: &str, main: &str) -> String {
+pub(crate) fn card_page(title: &str, main: &str) -> String {
     shell(title, main, "36rem")
 }
 
 /// [`page`] with room for a table.
-pub fn wide_page(title: &str, main: &str) -> String {
+pub(crate) fn wide_page(title: &str, main: &str) -> String {
     shell(title, main, "72rem")
 }
 
@@ -89,7 +89,7 @@ nav.pages{{display:flex;gap:1rem;margin-top:1rem}}
 
 /// How long ago `ms` was at `now` (both unix ms), in words: "just now",
 /// "3 minutes ago", "2 hours ago", "5 days ago".
-pub fn ago(ms: u64, now: u64) -> String {
+pub(crate) fn ago(ms: u64, now: u64) -> String {
     let secs = now.saturating_sub(ms) / 1000;
     let (n, unit) = match secs {
         0..=59 => return "just now".to_owned(),
@@ -101,13 +101,13 @@ pub fn ago(ms: u64, now: u64) -> String {
 }
 
 /// `ms` for a page: the words of [`ago`], with the exact time on hover.
-pub fn time_ago(ms: u64, now: u64) -> String {
+pub(crate) fn time_ago(ms: u64, now: u64) -> String {
     let exact = date(ms);
     format!(r#"<time title="{exact}">{}</time>"#, ago(ms, now))
 }
 
 /// A session's device for a page: readable, with the raw user agent on hover.
-pub fn device(user_agent: Option<&str>) -> String {
+pub(crate) fn device(user_agent: Option<&str>) -> String {
     format!(
         r#"<span title="{}">{}</span>"#,
         escape(user_agent.unwrap_or("")),
@@ -117,7 +117,7 @@ pub fn device(user_agent: Option<&str>) -> String {
 
 /// A unix time in milliseconds as an IMF-fixdate (RFC 9110 §5.6.7), the way
 /// the pages show times.
-pub fn date(ms: u64) -> String {
+pub(crate) fn date(ms: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 

@@ -4,12 +4,12 @@
 //! certificates of the client listeners. They know
 //! nothing about sessions.
 
-pub mod connections;
-pub mod device;
-pub mod headers;
-pub mod html;
-pub mod origin;
-pub mod problem;
-pub mod redirect;
-pub mod reply;
-pub mod tls;
+pub(crate) mod connections;
+pub(crate) mod device;
+pub(crate) mod headers;
+pub(crate) mod html;
+pub(crate) mod origin;
+pub(crate) mod problem;
+pub(crate) mod redirect;
+pub(crate) mod reply;
+pub(crate) mod tls;

@@ -15,7 +15,7 @@ use pingora::http::RequestHeader;
 /// to. Ports are compared with the scheme's default filled in, so `Host:
 /// app` matches `Origin: http://app:80` but a front proxy that dropped the
 /// port (nginx's `$host`) does not pass `Origin: http://app:8080`.
-pub fn same_origin(req: &RequestHeader, via_trusted_proxy: bool) -> bool {
+pub(crate) fn same_origin(req: &RequestHeader, via_trusted_proxy: bool) -> bool {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     if header("sec-fetch-site").is_some_and(|s| s == "cross-site") {
         return false;

@@ -5,7 +5,7 @@
 
 /// What went wrong, as a client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// 400: a request sessiongate cannot read or forward faithfully.
     BadRequest,
     /// 401: no live session where one is needed.
@@ -36,7 +36,7 @@ pub enum Problem {
 
 impl Problem {
     /// The problem for an error status, in the one wording for it.
-    pub fn of_status(status: u16) -> Problem {
+    pub(crate) fn of_status(status: u16) -> Problem {
         match status {
             400 => Problem::BadRequest,
             401 => Problem::Unauthenticated,
@@ -53,7 +53,7 @@ impl Problem {
     }
 
     /// The HTTP status.
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             Problem::BadRequest => 400,
             Problem::Unauthenticated | Problem::Unauthorized => 401,
@@ -72,11 +72,11 @@ impl Problem {
     /// The JSON body.
     /// The body with the request's id: `{"error":"…","request_id":"…"}`.
     /// The id is from `proxy::request_id`, whose alphabet needs no escaping.
-    pub fn body_with_id(self, id: &str) -> String {
+    pub(crate) fn body_with_id(self, id: &str) -> String {
         with_request_id(self.body(), id)
     }
 
-    pub fn body(self) -> &'static str {
+    pub(crate) fn body(self) -> &'static str {
         match self {
             Problem::BadRequest => r#"{"error":"bad request"}"#,
             Problem::Unauthenticated => r#"{"error":"unauthenticated"}"#,
@@ -97,7 +97,7 @@ impl Problem {
 
 /// A JSON object body `{…}` with `"request_id"` added as its last member;
 /// any other body as it is.
-pub fn with_request_id(body: &str, id: &str) -> String {
+pub(crate) fn with_request_id(body: &str, id: &str) -> String {
     match body.strip_suffix('}') {
         Some(open) if body.starts_with('{') => {
             let sep = if open.len() > 1 { "," } else { "" };

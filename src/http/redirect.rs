@@ -21,7 +21,7 @@ use percent_encoding::{
 };
 
 /// The redirect target for a `next` parameter (already form-decoded once).
-pub fn safe_next(next: Option<&str>) -> Cow<'_, str> {
+pub(crate) fn safe_next(next: Option<&str>) -> Cow<'_, str> {
     match next {
         Some(n) if is_safe(n) => encode(n),
         _ => Cow::Borrowed("/"),
@@ -95,7 +95,7 @@ const NEXT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Append the login redirect's `next` value: the normalised path and the query,
 /// percent-encoded (the query's `?` too).
-pub fn encode_next(out: &mut String, path: &str, query: Option<&str>) {
+pub(crate) fn encode_next(out: &mut String, path: &str, query: Option<&str>) {
     out.extend(utf8_percent_encode(path, NEXT));
     if let Some(q) = query {
         out.push_str("%3F");

@@ -8,7 +8,7 @@ use super::problem::Problem;
 
 /// A response built here, written by the proxy (which adds the session cookie).
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub content_type: &'static str,
     pub headers: Vec<(HeaderName, String)>,
@@ -16,7 +16,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn html(status: StatusCode, body: String) -> Reply {
+    pub(crate) fn html(status: StatusCode, body: String) -> Reply {
         Reply {
             status,
             content_type: "text/html; charset=utf-8",
@@ -25,7 +25,7 @@ impl Reply {
         }
     }
 
-    pub fn json(status: StatusCode, body: String) -> Reply {
+    pub(crate) fn json(status: StatusCode, body: String) -> Reply {
         Reply {
             status,
             content_type: "application/json",
@@ -35,7 +35,7 @@ impl Reply {
     }
 
     /// The JSON error body for `problem`, with its status.
-    pub fn problem(problem: Problem) -> Reply {
+    pub(crate) fn problem(problem: Problem) -> Reply {
         Reply {
             status: StatusCode::from_u16(problem.status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -45,7 +45,7 @@ impl Reply {
         }
     }
 
-    pub fn see_other(location: &str) -> Reply {
+    pub(crate) fn see_other(location: &str) -> Reply {
         Reply {
             status: StatusCode::SEE_OTHER,
             content_type: "text/plain; charset=utf-8",
@@ -55,14 +55,14 @@ impl Reply {
     }
 
     /// The same reply with one more header.
-    pub fn with(mut self, name: HeaderName, value: String) -> Reply {
+    pub(crate) fn with(mut self, name: HeaderName, value: String) -> Reply {
         self.headers.push((name, value));
         self
     }
 }
 
 /// Headers every built-in page carries: never cached, never framed, no scripts.
-pub const PAGE_HEADERS: [(&str, &str); 4] = [
+pub(crate) const PAGE_HEADERS: [(&str, &str); 4] = [
     ("Cache-Control", "no-store"),
     ("X-Frame-Options", "DENY"),
     ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),

@@ -19,7 +19,7 @@ use pingora::tls::{ClientHello, ResolvesServerCert};
 
 /// Why a certificate pair was not loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -42,9 +42,7 @@ pub enum Error {
 
 /// A certificate chain (leaf first) and its private key, checked to match.
 #[derive(Debug, Clone)]
-pub struct Pair {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
+pub(crate) struct Pair {
     pub key: Arc<CertifiedKey>,
 }
 
@@ -54,7 +52,7 @@ impl Pair {
     /// # Errors
     /// An unreadable file, no certificate or key in it, an unsupported key,
     /// or a key that is not the leaf certificate's.
-    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Pair, Error> {
+    pub(crate) fn load(cert_file: &Path, key_file: &Path) -> Result<Pair, Error> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| Error::Read {
                 path: path.to_owned(),
@@ -83,17 +81,13 @@ impl Pair {
             key: key_file.to_owned(),
             message: e.to_string(),
         })?;
-        Ok(Pair {
-            cert_file: cert_file.to_owned(),
-            key_file: key_file.to_owned(),
-            key: Arc::new(key),
-        })
+        Ok(Pair { key: Arc::new(key) })
     }
 }
 
 /// One `[[server.tls]]`: addresses that speak TLS, and their pair.
 #[derive(Debug, Clone)]
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     pub listen: Vec<std::net::SocketAddr>,
     pub pair: Pair,
 }
@@ -109,20 +103,20 @@ fn provider() -> Arc<pingora::tls::CryptoProvider> {
 
 /// The current pair of one TLS listener, read at each handshake.
 #[derive(Debug)]
-pub struct Certificates {
+pub(crate) struct Certificates {
     current: ArcSwap<CertifiedKey>,
 }
 
 impl Certificates {
     /// Serve `pair` until [`Certificates::replace`].
-    pub fn new(pair: &Pair) -> Arc<Certificates> {
+    pub(crate) fn new(pair: &Pair) -> Arc<Certificates> {
         Arc::new(Certificates {
             current: ArcSwap::new(pair.key.clone()),
         })
     }
 
     /// Serve `pair` from the next handshake on.
-    pub fn replace(&self, pair: &Pair) {
+    pub(crate) fn replace(&self, pair: &Pair) {
         self.current.store(pair.key.clone());
     }
 

@@ -30,14 +30,14 @@ use crate::session::signing::Secret;
 use crate::session::{Session, SessionKey};
 
 /// The request header that carries the assertion.
-pub const X_USER_ASSERTION: &str = "X-User-Assertion";
+pub(crate) const X_USER_ASSERTION: &str = "X-User-Assertion";
 
 /// Assertions kept at most (sessions × upstreams that use them).
 const CACHE_CAPACITY: u64 = 100_000;
 
 /// One key of `[assertion] keys`: its id, its PKCS#8 PEM and its public key.
 #[derive(Debug, Clone)]
-pub struct AssertionKey {
+pub(crate) struct AssertionKey {
     pub kid: String,
     pub pem: Secret,
     pub public: [u8; 32],
@@ -48,7 +48,7 @@ impl AssertionKey {
     ///
     /// # Errors
     /// Not a PEM PKCS#8 Ed25519 key.
-    pub fn from_pem(pem: &[u8]) -> Result<AssertionKey, String> {
+    pub(crate) fn from_pem(pem: &[u8]) -> Result<AssertionKey, String> {
         let der = match rustls_pemfile::private_key(&mut &pem[..]) {
             Ok(Some(pingora::tls::PrivateKeyDer::Pkcs8(der))) => der,
             Ok(_) => return Err("no PKCS#8 private key in it".to_owned()),
@@ -77,7 +77,7 @@ impl AssertionKey {
 
 /// `[assertion]`, validated.
 #[derive(Debug, Clone)]
-pub struct AssertionOptions {
+pub(crate) struct AssertionOptions {
     pub issuer: String,
     pub ttl: Duration,
     /// The first signs; all are published.
@@ -85,7 +85,7 @@ pub struct AssertionOptions {
 }
 
 /// The signer of one config generation.
-pub struct Assertions {
+pub(crate) struct Assertions {
     issuer: String,
     ttl: Duration,
     kid: String,
@@ -116,7 +116,7 @@ struct Claims<'a> {
 
 impl Assertions {
     /// The signer for `options` (its keys were checked by `config`).
-    pub fn new(options: &AssertionOptions) -> Option<Arc<Assertions>> {
+    pub(crate) fn new(options: &AssertionOptions) -> Option<Arc<Assertions>> {
         let first = options.keys.first()?;
         let key = EncodingKey::from_ed_pem(first.pem.expose()).ok()?;
         let keys: Vec<serde_json::Value> = options
@@ -147,13 +147,18 @@ impl Assertions {
     }
 
     /// The JWKS document: every configured key's public half.
-    pub fn jwks(&self) -> &str {
+    pub(crate) fn jwks(&self) -> &str {
         &self.jwks
     }
 
     /// The assertion of `session` for upstream number `upstream`, whose
     /// audience is `audience`: from the cache, or signed now.
-    pub fn of(&self, session: &Session, upstream: usize, audience: &str) -> Option<HeaderValue> {
+    pub(crate) fn of(
+        &self,
+        session: &Session,
+        upstream: usize,
+        audience: &str,
+    ) -> Option<HeaderValue> {
         let user = session.user()?;
         self.cache.optionally_get_with((session.key, upstream), || {
             self.sign(session, user, audience)

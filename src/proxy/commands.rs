@@ -22,14 +22,14 @@ const MAX_DATA_LEN: usize = 8 * 1024;
 
 /// A login the backend asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
+pub(crate) struct Command {
     pub user: String,
     pub roles: Vec<String>,
 }
 
 /// The session commands in one backend response.
 #[derive(Debug, Default, PartialEq)]
-pub struct Commands {
+pub(crate) struct Commands {
     /// `X-Session-Logout: 1`: destroy the session, clear the cookie.
     pub logout: bool,
     /// `X-Session-Login: <user>` (+ `X-Session-Roles: a,b`): a new authenticated session.
@@ -43,7 +43,7 @@ pub struct Commands {
 /// `None` when the response carried no `X-Session-*` header at all (the common
 /// case, which allocates nothing). Malformed commands are dropped with a warning:
 /// a backend bug must not log anyone in.
-pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Commands> {
+pub(crate) fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Commands> {
     drop_backend_session_cookie(resp, cookie_name);
     if !resp
         .headers

@@ -19,19 +19,19 @@ use super::{Ctx, Downstream, Proxy};
 use crate::session::SessionStore;
 
 /// The current proxy, shared by every worker and by the reloader that swaps it.
-pub struct CurrentProxy<S> {
+pub(crate) struct CurrentProxy<S> {
     current: Arc<ArcSwap<Proxy<S>>>,
 }
 
 impl<S> CurrentProxy<S> {
     /// Serve whatever proxy `current` holds.
-    pub fn new(current: Arc<ArcSwap<Proxy<S>>>) -> Self {
+    pub(crate) fn new(current: Arc<ArcSwap<Proxy<S>>>) -> Self {
         CurrentProxy { current }
     }
 }
 
 /// One request's state and the proxy generation that serves it.
-pub struct ProxyCtx<S> {
+pub(crate) struct ProxyCtx<S> {
     proxy: Arc<Proxy<S>>,
     ctx: Ctx,
 }

@@ -31,7 +31,7 @@ use crate::http::redirect;
 
 /// Which front proxy's convention an endpoint speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Convention {
+pub(crate) enum Convention {
     /// nginx `auth_request`.
     Nginx,
     /// Caddy `forward_auth`, Traefik `ForwardAuth`.
@@ -49,7 +49,7 @@ impl Convention {
 
 /// The request the front proxy received, as far as the rules care.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Original<'a> {
+pub(crate) struct Original<'a> {
     pub method: Method,
     /// Normalised, as the rules see every path.
     pub path: Cow<'a, str>,
@@ -58,7 +58,7 @@ pub struct Original<'a> {
 
 /// Why the original request could not be taken from the headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The peer is not in `server.trusted_proxies`.
     Untrusted,
     /// A header is missing or is not a method / an origin-form target.
@@ -71,7 +71,7 @@ pub enum Refusal {
 /// [`Refusal::Untrusted`] from anyone else, whatever the headers say;
 /// [`Refusal::Malformed`] for a missing header, a bad method, or a target
 /// that is not an absolute path that normalises.
-pub fn original(
+pub(crate) fn original(
     convention: Convention,
     req: &RequestHeader,
     trusted_peer: bool,
@@ -109,7 +109,7 @@ pub fn original(
 
 /// The answer to a forward-auth request: its status and headers.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub headers: Vec<(HeaderName, String)>,
     /// Why, for the access log.
@@ -119,7 +119,7 @@ pub struct Answer {
 /// Decide `original` for `who` and answer in `convention`'s terms.
 /// `navigation`: the client is a browser loading a page (it gets the login
 /// page rather than a bare 401); `login_prefix`: `<login_url>?next=`.
-pub fn answer(
+pub(crate) fn answer(
     convention: Convention,
     rules: &Rules,
     names: &IdentityNames,
@@ -179,7 +179,7 @@ pub fn answer(
 }
 
 /// The deny for a request whose original could not be taken.
-pub fn refused(why: Refusal) -> Answer {
+pub(crate) fn refused(why: Refusal) -> Answer {
     Answer {
         status: StatusCode::FORBIDDEN,
         headers: Vec::new(),

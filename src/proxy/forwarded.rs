@@ -16,22 +16,22 @@ use crate::http::headers::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO}
 /// The peers whose `X-Forwarded-*` headers are believed: address ranges
 /// (`10.0.0.0/8`, `::1/128`) or single addresses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub(crate) struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
     /// The ranges, already parsed (see [`parse_range`]).
-    pub fn new(ranges: Vec<IpNet>) -> Self {
+    pub(crate) fn new(ranges: Vec<IpNet>) -> Self {
         TrustedProxies(ranges)
     }
 
     /// Whether no peer is trusted (the default).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// Whether `ip` is one of them (an IPv4-mapped IPv6 address counts as IPv4,
     /// as a dual-stack listener reports IPv4 peers so).
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
@@ -42,7 +42,7 @@ impl TrustedProxies {
 
 /// One `trusted_proxies` entry: a CIDR range, or a single address (a /32 or
 /// /128). `None` for anything else.
-pub fn parse_range(s: &str) -> Option<IpNet> {
+pub(crate) fn parse_range(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
@@ -51,7 +51,7 @@ pub fn parse_range(s: &str) -> Option<IpNet> {
 /// The client's address: the peer's, unless the peer is a trusted proxy, then
 /// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy
 /// (entries further left were written by the client and prove nothing).
-pub fn client_address<'a>(
+pub(crate) fn client_address<'a>(
     peer: IpAddr,
     xff: impl Iterator<Item = &'a str>,
     trusted: &TrustedProxies,
@@ -75,7 +75,7 @@ pub fn client_address<'a>(
 /// Whether a trusted proxy says the request reached it over HTTPS
 /// (`X-Forwarded-Proto: https`); from anyone else the header means nothing.
 /// (A request on our own TLS listener is HTTPS whatever its headers say.)
-pub fn is_https(req: &RequestHeader, peer_trusted: bool) -> bool {
+pub(crate) fn is_https(req: &RequestHeader, peer_trusted: bool) -> bool {
     peer_trusted
         && req
             .headers
@@ -85,7 +85,7 @@ pub fn is_https(req: &RequestHeader, peer_trusted: bool) -> bool {
 
 /// What the upstream is told about the client (`X-Forwarded-*`).
 #[derive(Debug, Clone, Copy)]
-pub struct Forwarded<'a> {
+pub(crate) struct Forwarded<'a> {
     /// The connection's peer (`None` on a Unix socket).
     pub peer: Option<IpAddr>,
     /// A trusted proxy's `X-Forwarded-For`, read before the client's
@@ -95,7 +95,7 @@ pub struct Forwarded<'a> {
 }
 
 /// The `X-Forwarded-For` chain to extend: a trusted proxy's, nobody else's.
-pub fn prior_chain(req: &RequestHeader, peer_trusted: bool) -> Option<HeaderValue> {
+pub(crate) fn prior_chain(req: &RequestHeader, peer_trusted: bool) -> Option<HeaderValue> {
     peer_trusted
         .then(|| req.headers.get(X_FORWARDED_FOR).cloned())
         .flatten()
@@ -108,7 +108,7 @@ pub fn prior_chain(req: &RequestHeader, peer_trusted: bool) -> Option<HeaderValu
 /// # Errors
 /// Only if a value is not a valid header value, which cannot happen for
 /// addresses and for headers that were valid.
-pub fn set(req: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
+pub(crate) fn set(req: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result<()> {
     if let Some(ip) = f.peer {
         match f.prior.and_then(|v| v.to_str().ok()) {
             Some(prior) => req.insert_header(X_FORWARDED_FOR, format!("{prior}, {ip}"))?,

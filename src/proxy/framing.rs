@@ -22,7 +22,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 /// # Errors
 /// When the values disagree or one is not a number; the caller answers 400
 /// (pingora should already have refused such a request).
-pub fn single_content_length(req: &mut RequestHeader) -> Result<(), ()> {
+pub(crate) fn single_content_length(req: &mut RequestHeader) -> Result<(), ()> {
     let mut values = req.headers.get_all(CONTENT_LENGTH).iter();
     match (values.next(), values.next()) {
         (None, _) => return Ok(()),
@@ -49,7 +49,7 @@ pub fn single_content_length(req: &mut RequestHeader) -> Result<(), ()> {
 
 /// Whether a backend's `101` switches to a protocol the client asked for: the
 /// response's `Upgrade` names one of the request's `Upgrade` tokens.
-pub fn upgrade_was_asked(req: &RequestHeader, resp: &ResponseHeader) -> bool {
+pub(crate) fn upgrade_was_asked(req: &RequestHeader, resp: &ResponseHeader) -> bool {
     let tokens = |v: Option<&http::HeaderValue>| -> Vec<String> {
         v.and_then(|v| v.to_str().ok())
             .map(|v| {

@@ -37,7 +37,7 @@ pub(super) fn starts_with_name(name: &[u8], canonical_prefix: &[u8]) -> bool {
 /// spelling a backend may read as one), any other `X-Forwarded-*` or
 /// `Forwarded` (RFC 7239), which the proxy does not vouch for, or a header that
 /// frameworks use to override the client address, the path or the method.
-pub fn is_reserved(name: &[u8]) -> bool {
+pub(crate) fn is_reserved(name: &[u8]) -> bool {
     const EXACT: [&[u8]; 12] = [
         b"x-user",
         b"x-user-roles",
@@ -65,7 +65,7 @@ pub fn is_reserved(name: &[u8]) -> bool {
 
 /// Remove every reserved header a client sent, and the configured identity
 /// names in every spelling. Allocates only when there is one.
-pub fn strip_client_identity(req: &mut RequestHeader, names: &IdentityNames) {
+pub(crate) fn strip_client_identity(req: &mut RequestHeader, names: &IdentityNames) {
     let configured = |n: &[u8]| {
         same_name(n, names.user.as_str().as_bytes())
             || same_name(n, names.roles.as_str().as_bytes())
@@ -90,7 +90,7 @@ pub fn strip_client_identity(req: &mut RequestHeader, names: &IdentityNames) {
 /// # Errors
 /// Only if the rebuilt header is not a valid header value, which cannot happen
 /// for input that was one.
-pub fn strip_session_cookie(req: &mut RequestHeader, name: &str) -> pingora::Result<()> {
+pub(crate) fn strip_session_cookie(req: &mut RequestHeader, name: &str) -> pingora::Result<()> {
     let ours = |v: &HeaderValue| {
         v.to_str()
             .is_ok_and(|v| cookie::find(v, name).next().is_some())
@@ -122,7 +122,7 @@ pub fn strip_session_cookie(req: &mut RequestHeader, name: &str) -> pingora::Res
 /// # Errors
 /// Only if a value is not a valid header value; user names and roles are
 /// in the identity alphabet, which is.
-pub fn set_identity(
+pub(crate) fn set_identity(
     req: &mut RequestHeader,
     names: &IdentityNames,
     user: &str,

@@ -23,18 +23,18 @@ use http::header::{self, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 
-pub mod assertion;
-pub mod commands;
-pub mod current;
-pub mod forward_auth;
-pub mod forwarded;
-pub mod framing;
-pub mod identity;
-pub mod path;
-pub mod request_id;
+pub(crate) mod assertion;
+pub(crate) mod commands;
+pub(crate) mod current;
+pub(crate) mod forward_auth;
+pub(crate) mod forwarded;
+pub(crate) mod framing;
+pub(crate) mod identity;
+pub(crate) mod path;
+pub(crate) mod request_id;
 mod respond;
-pub mod routes;
-pub mod upstream;
+pub(crate) mod routes;
+pub(crate) mod upstream;
 
 use self::forwarded::{Forwarded, TrustedProxies};
 use self::respond::{respond_problem, respond_store_down};
@@ -49,12 +49,12 @@ use crate::session::{SessionStore, StoreError};
 
 type Downstream = pingora::proxy::Session;
 
-pub use self::current::CurrentProxy;
-pub use self::upstream::{load_balancer, Upstream, UpstreamOptions};
+pub(crate) use self::current::CurrentProxy;
+pub(crate) use self::upstream::{load_balancer, Upstream, UpstreamOptions};
 
 /// What the request path needs to know, built once by `config`.
 #[derive(Debug, Clone)]
-pub struct ProxyOptions {
+pub(crate) struct ProxyOptions {
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
     pub trusted_proxies: TrustedProxies,
     /// How long an idle client connection is kept open.
@@ -74,7 +74,7 @@ pub struct ProxyOptions {
 }
 
 /// The proxy: everything built once at start-up.
-pub struct Proxy<S> {
+pub(crate) struct Proxy<S> {
     config: Arc<ProxyOptions>,
     sessions: Arc<SessionManager<S>>,
     auth: Arc<Auth>,
@@ -84,7 +84,7 @@ pub struct Proxy<S> {
 }
 
 /// Per-request state.
-pub struct Ctx {
+pub(crate) struct Ctx {
     start: Instant,
     /// The normalised path when it differs from the request's; `None` = unchanged.
     normalized: Option<String>,
@@ -133,7 +133,7 @@ impl Ctx {
 
 impl<S: SessionStore> Proxy<S> {
     /// Assemble the proxy.
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<ProxyOptions>,
         sessions: Arc<SessionManager<S>>,
         auth: Arc<Auth>,

@@ -11,7 +11,7 @@ use pingora::http::RequestHeader;
 
 /// Why a path was refused (answered with 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("path must start with '/'")]
     NotAbsolute,
     #[error("malformed percent-encoding")]
@@ -41,7 +41,7 @@ pub enum Refusal {
 /// encoded), a malformed escape, or a path not starting with `/`.
 ///
 /// Borrows the input when it is already normal, so the common case allocates nothing.
-pub fn normalize(path: &str) -> Result<Cow<'_, str>, Refusal> {
+pub(crate) fn normalize(path: &str) -> Result<Cow<'_, str>, Refusal> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(Refusal::NotAbsolute);
@@ -150,7 +150,7 @@ fn decode_segment(raw: &str) -> Result<String, Refusal> {
 /// # Errors
 /// When the rebuilt target does not parse, which a normalised path and a
 /// query pingora accepted cannot cause.
-pub fn set_upstream_target(
+pub(crate) fn set_upstream_target(
     req: &mut RequestHeader,
     normalized: Option<&str>,
 ) -> Result<(), http::uri::InvalidUri> {

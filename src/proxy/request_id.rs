@@ -15,13 +15,13 @@ use http::HeaderValue;
 use pingora::http::RequestHeader;
 
 /// The header's name.
-pub const X_REQUEST_ID: &str = "X-Request-Id";
+pub(crate) const X_REQUEST_ID: &str = "X-Request-Id";
 
 /// Longest id kept from a trusted peer.
 const MAX_LEN: usize = 128;
 
 /// A new id.
-pub fn generate() -> HeaderValue {
+pub(crate) fn generate() -> HeaderValue {
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| {
@@ -47,7 +47,7 @@ fn acceptable(value: &[u8]) -> bool {
 }
 
 /// The id of `req`: a trusted peer's single acceptable one, or `fresh`.
-pub fn of(req: &RequestHeader, trusted_peer: bool, fresh: HeaderValue) -> HeaderValue {
+pub(crate) fn of(req: &RequestHeader, trusted_peer: bool, fresh: HeaderValue) -> HeaderValue {
     if trusted_peer {
         let mut values = req.headers.get_all("x-request-id").iter();
         if let (Some(v), None) = (values.next(), values.next()) {

@@ -13,7 +13,7 @@ use std::fmt;
 use http::Method;
 /// Who is asking, as far as rules are concerned.
 #[derive(Debug, Clone, Copy)]
-pub struct Identity<'a> {
+pub(crate) struct Identity<'a> {
     pub user: &'a str,
     /// The roles as sent upstream: joined with `,` (no role contains one).
     pub roles: &'a str,
@@ -21,7 +21,7 @@ pub struct Identity<'a> {
 
 /// Who may use a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Anyone, with or without a session.
     Public,
     /// Any authenticated session.
@@ -37,7 +37,7 @@ pub enum Access {
 
 /// How a rule's path matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathMatch {
+pub(crate) enum PathMatch {
     /// The path equals the rule's path.
     Exact,
     /// The path equals the rule's path or continues it at a segment boundary:
@@ -47,7 +47,7 @@ pub enum PathMatch {
 
 /// One compiled `[[route]]`.
 #[derive(Debug, Clone)]
-pub struct Rule {
+pub(crate) struct Rule {
     pub path: String,
     pub kind: PathMatch,
     /// Empty means every method.
@@ -93,14 +93,14 @@ impl Rule {
 
 /// Two rules that could both decide the same request with equal specificity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
+pub(crate) struct Conflict {
     pub first: usize,
     pub second: usize,
 }
 
 /// What the rule table says about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Proxy to this upstream.
     Allow { upstream: usize },
     /// No (live) session on a protected route: login redirect or 401.
@@ -113,7 +113,7 @@ pub enum Decision {
 
 impl Decision {
     /// Short name for logs and metrics.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Decision::Allow { .. } => "allow",
             Decision::Unauthenticated => "unauthenticated",
@@ -125,7 +125,7 @@ impl Decision {
 
 /// The compiled rule table, ordered most specific first.
 #[derive(Debug, Clone)]
-pub struct Rules {
+pub(crate) struct Rules {
     rules: Vec<Rule>,
     default_access: Access,
     default_upstream: usize,
@@ -137,7 +137,7 @@ impl Rules {
     /// # Errors
     /// Every pair of rules with the same path, match kind and an overlapping
     /// method set, since neither would be more specific than the other.
-    pub fn new(
+    pub(crate) fn new(
         mut rules: Vec<Rule>,
         default_access: Access,
         default_upstream: usize,
@@ -168,14 +168,19 @@ impl Rules {
     }
 
     /// The most specific rule for this method and normalised path, if any.
-    pub fn find(&self, method: &Method, path: &str) -> Option<&Rule> {
+    pub(crate) fn find(&self, method: &Method, path: &str) -> Option<&Rule> {
         self.rules
             .iter()
             .find(|r| r.matches_path(path) && r.matches_method(method))
     }
 
     /// Decide a request. `path` must come from [`normalize`].
-    pub fn decide(&self, method: &Method, path: &str, who: Option<Identity<'_>>) -> Decision {
+    pub(crate) fn decide(
+        &self,
+        method: &Method,
+        path: &str,
+        who: Option<Identity<'_>>,
+    ) -> Decision {
         let (access, upstream) = match self.find(method, path) {
             Some(rule) => (&rule.access, rule.upstream),
             None => (&self.default_access, self.default_upstream),

@@ -11,7 +11,7 @@ use pingora::prelude::{ConnectNoRoute, HttpPeer};
 
 /// One named upstream.
 #[derive(Debug, Clone)]
-pub struct UpstreamOptions {
+pub(crate) struct UpstreamOptions {
     pub name: String,
     pub addrs: Vec<SocketAddr>,
     /// Whether this upstream may issue session commands (`X-Session-Login`, …).
@@ -27,7 +27,7 @@ pub struct UpstreamOptions {
 
 /// One upstream, ready for the request path.
 #[derive(Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub config: UpstreamOptions,
     pub lb: Arc<LoadBalancer<RoundRobin>>,
 }
@@ -36,7 +36,7 @@ pub struct Upstream {
 ///
 /// # Errors
 /// If pingora rejects the addresses (it parses them again).
-pub fn load_balancer(config: &UpstreamOptions) -> std::io::Result<LoadBalancer<RoundRobin>> {
+pub(crate) fn load_balancer(config: &UpstreamOptions) -> std::io::Result<LoadBalancer<RoundRobin>> {
     let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(config.addrs.iter().copied())?;
     let mut hc = pingora::lb::health_check::TcpHealthCheck::new();
     hc.peer_template.options.connection_timeout = Some(config.connect_timeout);
@@ -51,7 +51,7 @@ impl Upstream {
     ///
     /// # Errors
     /// `ConnectNoRoute` (answered 502) when no address is healthy.
-    pub fn peer(&self) -> pingora::Result<Box<HttpPeer>> {
+    pub(crate) fn peer(&self) -> pingora::Result<Box<HttpPeer>> {
         let backend = self.lb.select(b"", 256).ok_or_else(|| {
             pingora::Error::explain(ConnectNoRoute, "no healthy upstream address")
         })?;

@@ -41,7 +41,8 @@ fn filter(level: &str) -> EnvFilter {
 }
 
 /// Install the global subscriber (text or JSON on stdout).
-pub fn init(log: &LogConfig) {
+pub fn init(config: &crate::config::Config) {
+    let log = &config.log;
     let (format_layer, format_handle) = reload::Layer::new(format(log.format));
     let (filter_layer, filter_handle) = reload::Layer::new(filter(&log.level));
     // try_init: a second call (tests) keeps the first subscriber.
@@ -59,7 +60,7 @@ pub fn init(log: &LogConfig) {
 }
 
 /// Apply a reloaded `[log]`: the level at once, the format if it changed.
-pub fn apply(old: &LogConfig, new: &LogConfig) {
+pub(super) fn apply(old: &LogConfig, new: &LogConfig) {
     let Some(h) = HANDLES.get() else { return };
     if old.level != new.level {
         if let Err(e) = h.filter.reload(filter(&new.level)) {

@@ -41,20 +41,29 @@ use crate::session::{MemoryOptions, MemoryStore, SessionStore};
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An upstream could not be set up.
     #[error("upstream {name}: {source}")]
     Upstream {
+        /// The upstream's name in the config.
         name: String,
+        /// Why it failed.
         source: std::io::Error,
     },
+    /// The login could not be built from the config.
     #[error("{0}")]
     Auth(#[from] crate::auth::Error),
+    /// The Redis session store could not be reached or set up.
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A listening address could not be bound.
     #[error("listen {addr}: {source}")]
     Listen {
+        /// The address.
         addr: std::net::SocketAddr,
+        /// Why binding it failed.
         source: std::io::Error,
     },
+    /// The sockets of an upgrade could not be handed over.
     #[error("upgrade: {0}")]
     Upgrade(String),
 }
@@ -83,6 +92,13 @@ impl Built {
 /// # Errors
 /// An address in use, an upstream pingora rejects, a store that cannot be set up.
 pub fn build(config: Config, path: &Path, upgrade: bool) -> Result<Built, Error> {
+    tracing::info!(
+        listen = ?config.listen,
+        tls = config.tls.iter().map(|t| t.listen.len()).sum::<usize>(),
+        upstreams = config.upstreams.len(),
+        upgrade,
+        "sessiongate starting"
+    );
     let config = Arc::new(config);
     let all_listen: Vec<std::net::SocketAddr> = config
         .listen

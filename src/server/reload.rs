@@ -40,7 +40,7 @@ const POLL: Duration = Duration::from_secs(1);
 type Balancer = Arc<LoadBalancer<RoundRobin>>;
 
 /// The background service that owns the config generations.
-pub struct Reloader<S> {
+pub(super) struct Reloader<S> {
     path: PathBuf,
     proxies: Arc<ArcSwap<Proxy<S>>>,
     admins: Arc<ArcSwap<Admin<S>>>,
@@ -63,7 +63,7 @@ struct State<S> {
 }
 
 /// The parts of the first generation, built by `server::build`.
-pub struct FirstGeneration<S> {
+pub(super) struct FirstGeneration<S> {
     pub config: Arc<Config>,
     pub sessions: Arc<SessionManager<S>>,
     pub auth: Arc<Auth>,
@@ -75,7 +75,7 @@ pub struct FirstGeneration<S> {
 
 impl<S: SessionStore> Reloader<S> {
     /// Watch `path` (the config file `first` was loaded from).
-    pub fn new(path: &Path, first: FirstGeneration<S>) -> Self {
+    pub(super) fn new(path: &Path, first: FirstGeneration<S>) -> Self {
         METRICS
             .config_generation
             .store(1, std::sync::atomic::Ordering::Relaxed);
@@ -129,7 +129,7 @@ impl<S: SessionStore> Reloader<S> {
     }
 
     /// Load, validate and apply the config file; log and count the result.
-    pub async fn reload(&self) {
+    pub(super) async fn reload(&self) {
         let revoked = match self.apply() {
             Ok(revoked) => revoked,
             Err((how, message)) => {

@@ -24,7 +24,7 @@ use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// The shutdown signals pingora waits for.
-pub struct Signals {
+pub(super) struct Signals {
     /// `server.upgrade_socket` is set: SIGQUIT is a handover.
     pub upgrade: bool,
     /// After SIGINT, the process exits by itself at the latest this long after.
@@ -32,7 +32,7 @@ pub struct Signals {
 }
 
 /// How much longer than `shutdown_timeout` a fast shutdown may take.
-pub const FAST_EXIT_SLACK: Duration = Duration::from_secs(2);
+pub(super) const FAST_EXIT_SLACK: Duration = Duration::from_secs(2);
 
 #[async_trait]
 impl ShutdownSignalWatch for Signals {

@@ -24,7 +24,7 @@ pub fn find<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str>
 
 /// Remove every `name=…` pair from a `Cookie` header value; `None` when nothing
 /// else is left. Other cookies pass through byte for byte.
-pub fn strip(header: &str, name: &str) -> Option<String> {
+pub(crate) fn strip(header: &str, name: &str) -> Option<String> {
     let mut out = String::with_capacity(header.len());
     for pair in header.split(';') {
         let trimmed = pair.trim();
@@ -43,8 +43,11 @@ pub fn strip(header: &str, name: &str) -> Option<String> {
 /// The `SameSite` attribute (RFC 6265bis §4.1.2.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
+    /// `SameSite=Strict`: sent only on same-site requests.
     Strict,
+    /// `SameSite=Lax`: also sent on top-level navigations from other sites.
     Lax,
+    /// `SameSite=None`: sent on cross-site requests too (needs `Secure`).
     None,
 }
 
@@ -61,7 +64,9 @@ impl SameSite {
 /// When the cookie carries `Secure`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secure {
+    /// Always `Secure`.
     Always,
+    /// Never `Secure` (plain-HTTP deployments; config refuses it for prefixed names).
     Never,
     /// When the request came over HTTPS: on a TLS listener, or through a
     /// trusted proxy that says so. A `__Host-`/`__Secure-` name is always
@@ -72,11 +77,17 @@ pub enum Secure {
 /// Everything that goes into `Set-Cookie` besides the value.
 #[derive(Debug, Clone)]
 pub struct CookieAttrs {
+    /// The cookie's name.
     pub name: String,
+    /// `Path`.
     pub path: String,
+    /// `Domain`; `None` for a host-only cookie.
     pub domain: Option<String>,
+    /// `HttpOnly`: hidden from scripts.
     pub http_only: bool,
+    /// When the cookie carries `Secure`.
     pub secure: Secure,
+    /// `SameSite`.
     pub same_site: SameSite,
     /// `Max-Age` for a persistent cookie; `None` for a browser-session cookie.
     pub max_age: Option<Duration>,

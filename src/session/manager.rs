@@ -48,7 +48,7 @@ pub struct SessionOptions {
 }
 
 /// Most bytes of session data (as JSON) a session may hold.
-pub const MAX_DATA_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_DATA_BYTES: usize = 8 * 1024;
 
 /// Cookies of our name tried per request; the rest are ignored.
 const MAX_CANDIDATES: usize = 3;
@@ -80,7 +80,9 @@ impl RequestSession {
 /// What a new session records about the client that made it.
 #[derive(Debug, Clone, Default)]
 pub struct Client {
+    /// The client's address, if known.
     pub ip: Option<IpAddr>,
+    /// The client's `User-Agent`, if it sent one.
     pub user_agent: Option<String>,
     /// The request came over HTTPS (for cookies set outside the session's).
     pub https: bool,

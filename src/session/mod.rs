@@ -24,11 +24,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-pub mod cookie;
-pub mod manager;
-pub mod memory;
-pub mod redis;
-pub mod signing;
+pub(crate) mod cookie;
+pub(crate) mod manager;
+pub(crate) mod memory;
+pub(crate) mod redis;
+pub(crate) mod signing;
 
 use self::signing::SessionId;
 
@@ -103,7 +103,7 @@ pub struct Session {
 
 /// The longest user agent kept with a session; the rest is cut off so a client
 /// cannot make its session record arbitrarily large.
-pub const MAX_USER_AGENT: usize = 256;
+pub(crate) const MAX_USER_AGENT: usize = 256;
 
 impl Clone for Session {
     fn clone(&self) -> Self {
@@ -321,6 +321,7 @@ fn data_json(data: &Map<String, Value>) -> Option<String> {
 /// the proxy answers 503 rather than treating the visitor as anonymous.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store could not be reached or did not answer; the message says why.
     #[error("session store unavailable: {0}")]
     Unavailable(String),
 }

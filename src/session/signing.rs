@@ -21,15 +21,15 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of entropy in a session id (256 bits; OWASP asks for at least 64).
-pub const ID_BYTES: usize = 32;
+pub(crate) const ID_BYTES: usize = 32;
 /// Length of the id in lower-case hex.
-pub const ID_HEX_LEN: usize = ID_BYTES * 2;
+pub(crate) const ID_HEX_LEN: usize = ID_BYTES * 2;
 /// Length of the HMAC-SHA256 tag in lower-case hex.
-pub const SIG_HEX_LEN: usize = 64;
+pub(crate) const SIG_HEX_LEN: usize = 64;
 /// Length of a whole cookie value: `<id>.<sig>`.
-pub const VALUE_LEN: usize = ID_HEX_LEN + 1 + SIG_HEX_LEN;
+pub(crate) const VALUE_LEN: usize = ID_HEX_LEN + 1 + SIG_HEX_LEN;
 /// Shortest secret accepted: as long as the HMAC output (RFC 2104 §3).
-pub const MIN_SECRET_LEN: usize = 32;
+pub(crate) const MIN_SECRET_LEN: usize = 32;
 
 const _: () = assert!(VALUE_LEN == 129);
 const _: () = assert!(MIN_SECRET_LEN >= 32);

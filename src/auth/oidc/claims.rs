@@ -11,11 +11,11 @@ use serde_json::{Map, Value};
 use crate::auth::names;
 
 /// Most roles one sign-in may carry into a session; the rest are dropped.
-pub const MAX_ROLES: usize = 64;
+pub(crate) const MAX_ROLES: usize = 64;
 
 /// How a provider's claims become a user and roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimRules {
+pub(crate) struct ClaimRules {
     /// The claim that names the user (`preferred_username`, `email`, `sub`...).
     pub user_claim: String,
     /// The claim that lists the user's groups or roles, if any.
@@ -30,7 +30,7 @@ pub struct ClaimRules {
 
 /// Why a sign-in with valid tokens is still refused. Logged, never shown.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("the ID token has no string claim {0:?}")]
     NoUser(String),
     #[error("the user claim {claim:?} {rule}")]
@@ -45,7 +45,7 @@ pub enum Refusal {
 
 /// The identity a sign-in gives: a user name and roles, both in the alphabet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapped {
+pub(crate) struct Mapped {
     pub user: String,
     pub roles: Vec<String>,
     /// Groups that could not be roles (outside the alphabet, or past
@@ -59,7 +59,7 @@ impl ClaimRules {
     /// # Errors
     /// A [`Refusal`] when the user claim is missing or outside the alphabet,
     /// an email is used but not verified, or an allow-list does not match.
-    pub fn map(&self, claims: &Map<String, Value>) -> Result<Mapped, Refusal> {
+    pub(crate) fn map(&self, claims: &Map<String, Value>) -> Result<Mapped, Refusal> {
         let user = claims
             .get(&self.user_claim)
             .and_then(Value::as_str)

@@ -24,7 +24,7 @@ use crate::session::SessionStore;
 
 /// The session data key that records which provider signed a session in
 /// (for RP-initiated logout). The backend sees it in `X-Session-Data`.
-pub const PROVIDER_KEY: &str = "sessiongate.provider";
+pub(crate) const PROVIDER_KEY: &str = "sessiongate.provider";
 /// A longer `next` is replaced by `/` rather than carried through the provider.
 const MAX_NEXT_LEN: usize = 1024;
 
@@ -54,7 +54,7 @@ fn signed_in(next: &str, same_site: SameSite) -> Reply {
 impl Auth {
     /// The pre-login cookie's name when sign-in with a provider is on: it is
     /// ours, so the proxy strips it from requests to upstreams.
-    pub fn prelogin_cookie(
+    pub(crate) fn prelogin_cookie(
         &self,
         session: &crate::session::cookie::CookieAttrs,
     ) -> Option<&'static str> {

@@ -18,9 +18,9 @@
 //! Every failure ends on the login page with one generic message; the reason
 //! goes to the log at `warn`, without tokens or codes.
 
-pub mod claims;
-pub mod flow;
-pub mod prelogin;
+pub(crate) mod claims;
+pub(crate) mod flow;
+pub(crate) mod prelogin;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -42,12 +42,12 @@ use self::claims::{ClaimRules, Mapped};
 use self::prelogin::PreLogin;
 
 /// Clock difference allowed between the provider and us, for `exp` and `iat`.
-pub const LEEWAY: Duration = Duration::from_secs(60);
+pub(crate) const LEEWAY: Duration = Duration::from_secs(60);
 /// An ID token issued longer ago than this is refused, whatever its `exp`.
-pub const MAX_TOKEN_AGE: Duration = Duration::from_secs(600);
+pub(crate) const MAX_TOKEN_AGE: Duration = Duration::from_secs(600);
 /// An unknown `kid` refetches the provider's keys at most this often, so a
 /// stream of forged tokens cannot make us hammer the provider.
-pub const JWKS_REFETCH_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const JWKS_REFETCH_EVERY: Duration = Duration::from_secs(30);
 /// A failed discovery is retried at the next sign-in after this long.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
 /// Each call to the provider (discovery, keys, the code exchange).
@@ -55,7 +55,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One `[[auth.oidc]]` provider as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OidcOptions {
+pub(crate) struct OidcOptions {
     /// In the endpoint paths: `[a-z0-9-]`.
     pub id: String,
     /// On the button: "Sign in with <name>".
@@ -78,7 +78,7 @@ pub struct OidcOptions {
 
 /// Why a sign-in failed, for the log.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     #[error("the provider is unreachable or its discovery document is invalid: {0}")]
     Discovery(String),
     #[error("no valid pre-login cookie (expired, missing, or not ours)")]
@@ -109,7 +109,7 @@ struct Discovered {
 }
 
 /// A configured provider, its discovery document and keys once fetched.
-pub struct Provider {
+pub(crate) struct Provider {
     pub options: OidcOptions,
     http: reqwest::Client,
     discovered: ArcSwapOption<Discovered>,
@@ -128,7 +128,7 @@ impl std::fmt::Debug for Provider {
 }
 
 /// Where the browser goes to sign in, and the cookie that remembers it.
-pub struct Started {
+pub(crate) struct Started {
     pub location: String,
     pub record: PreLogin,
 }
@@ -138,7 +138,7 @@ impl Provider {
     ///
     /// # Errors
     /// If the HTTP client cannot be built (no TLS roots).
-    pub fn new(options: OidcOptions) -> Result<Provider, String> {
+    pub(crate) fn new(options: OidcOptions) -> Result<Provider, String> {
         let http = reqwest::Client::builder()
             // Following redirects would let a provider point us anywhere (SSRF).
             .redirect(reqwest::redirect::Policy::none())
@@ -163,7 +163,7 @@ impl Provider {
     ///
     /// # Errors
     /// When discovery fails.
-    pub async fn start(&self, next: &str, now: u64) -> Result<Started, Failure> {
+    pub(crate) async fn start(&self, next: &str, now: u64) -> Result<Started, Failure> {
         let d = self.discovered().await?;
         let client = self.client(&d)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -194,7 +194,7 @@ impl Provider {
     ///
     /// # Errors
     /// Every way a sign-in can fail ([`Failure`]).
-    pub async fn finish(&self, query: &str, record: &PreLogin) -> Result<Mapped, Failure> {
+    pub(crate) async fn finish(&self, query: &str, record: &PreLogin) -> Result<Mapped, Failure> {
         if record.provider != self.options.id {
             return Err(Failure::OtherProvider);
         }
@@ -262,7 +262,7 @@ impl Provider {
     /// RP-initiated logout is on and the provider has an end-session endpoint.
     /// Discovers the provider first if this process has not yet (the session
     /// may predate a restart); if that fails, `None`: the local logout stands.
-    pub async fn end_session_url(&self, post_logout: &str) -> Option<String> {
+    pub(crate) async fn end_session_url(&self, post_logout: &str) -> Option<String> {
         if !self.options.end_session {
             return None;
         }
@@ -287,7 +287,7 @@ impl Provider {
 
     /// `logout_redirect` on the origin of the callback: where the provider
     /// sends the browser back after its logout (registered at the provider).
-    pub fn post_logout_url(&self, logout_redirect: &str) -> String {
+    pub(crate) fn post_logout_url(&self, logout_redirect: &str) -> String {
         match url::Url::parse(&self.options.redirect_url) {
             Ok(mut u) => {
                 u.set_path(logout_redirect);

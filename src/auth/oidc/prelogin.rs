@@ -26,7 +26,7 @@ use crate::session::cookie::{CookieAttrs, SameSite, Secure};
 use crate::session::signing::Secret;
 
 /// How long a sign-in at the provider may take.
-pub const LIFETIME: Duration = Duration::from_secs(600);
+pub(crate) const LIFETIME: Duration = Duration::from_secs(600);
 /// Keeps the MAC of this record apart from every other use of the secrets.
 const LABEL: &[u8] = b"sessiongate oidc pre-login v1\0";
 /// A longer cookie is not ours (the fields are bounded; `next` is cut at start).
@@ -34,7 +34,7 @@ const MAX_VALUE_LEN: usize = 4096;
 
 /// One sign-in in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreLogin {
+pub(crate) struct PreLogin {
     /// The provider's id in the config.
     pub provider: String,
     pub state: String,
@@ -48,7 +48,7 @@ pub struct PreLogin {
 
 impl PreLogin {
     /// The cookie value, signed with the first secret.
-    pub fn seal(&self, secrets: &[Secret]) -> String {
+    pub(crate) fn seal(&self, secrets: &[Secret]) -> String {
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("plain strings"));
         let tag = mac(&secrets[0], &body).finalize().into_bytes();
         format!("{body}.{}", hex::encode(tag))
@@ -56,7 +56,7 @@ impl PreLogin {
 
     /// The record in a cookie value, if one of `secrets` signed it and it has
     /// not expired at `now` (unix seconds).
-    pub fn open(value: &str, secrets: &[Secret], now: u64) -> Option<PreLogin> {
+    pub(crate) fn open(value: &str, secrets: &[Secret], now: u64) -> Option<PreLogin> {
         if value.len() > MAX_VALUE_LEN {
             return None;
         }
@@ -87,7 +87,7 @@ fn mac(secret: &Secret, body: &str) -> Hmac<Sha256> {
 /// `SameSite=Lax` whatever the session cookie says, because the callback is a
 /// top-level navigation from the provider's site, which a `Strict` cookie
 /// would miss; `Path=/` so that a `__Host-` name is allowed.
-pub fn cookie_attrs(session: &CookieAttrs) -> CookieAttrs {
+pub(crate) fn cookie_attrs(session: &CookieAttrs) -> CookieAttrs {
     CookieAttrs {
         name: cookie_name(session).to_owned(),
         path: "/".to_owned(),
@@ -103,7 +103,7 @@ pub fn cookie_attrs(session: &CookieAttrs) -> CookieAttrs {
 }
 
 /// The cookie's name beside a session cookie with `session`'s attributes.
-pub fn cookie_name(session: &CookieAttrs) -> &'static str {
+pub(crate) fn cookie_name(session: &CookieAttrs) -> &'static str {
     if session.name.starts_with("__Host-") {
         "__Host-sg_oidc"
     } else {

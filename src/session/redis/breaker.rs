@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::session::now_ms;
 
 /// Consecutive failures that open the circuit breaker.
-pub const BREAKER_THRESHOLD: u32 = 3;
+pub(super) const BREAKER_THRESHOLD: u32 = 3;
 /// How long an open breaker refuses calls before trying again.
-pub const BREAKER_OPEN: Duration = Duration::from_millis(500);
+pub(super) const BREAKER_OPEN: Duration = Duration::from_millis(500);
 
 /// Counts consecutive failures; while open, calls fail at once.
 #[derive(Default)]

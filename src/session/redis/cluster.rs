@@ -26,7 +26,7 @@ use redis::{FromRedisValue, RedisResult, Value};
 
 /// `[store.cluster]` as configured; its `Debug` leaves the password out.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ClusterOptions {
+pub(crate) struct ClusterOptions {
     /// `host:port` of each seed node: any of the cluster's nodes; the client
     /// learns the others from them.
     pub nodes: Vec<String>,
@@ -59,7 +59,7 @@ const RETRY_WAIT_MAX_MS: u64 = 100;
 ///
 /// # Errors
 /// If a seed address does not parse.
-pub fn client(
+pub(super) fn client(
     options: &ClusterOptions,
     connect: Duration,
     response: Duration,
@@ -88,7 +88,7 @@ pub fn client(
 ///
 /// # Errors
 /// No node answers, or the answer is not a slot table.
-pub async fn primaries(conn: &mut ClusterConnection) -> RedisResult<Vec<String>> {
+pub(super) async fn primaries(conn: &mut ClusterConnection) -> RedisResult<Vec<String>> {
     let any = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("SLOTS");
@@ -124,7 +124,7 @@ pub async fn primaries(conn: &mut ClusterConnection) -> RedisResult<Vec<String>>
 ///
 /// # Errors
 /// If `addr` does not make a URL.
-pub fn node(addr: &str, options: &ClusterOptions) -> RedisResult<redis::ConnectionInfo> {
+pub(super) fn node(addr: &str, options: &ClusterOptions) -> RedisResult<redis::ConnectionInfo> {
     use redis::IntoConnectionInfo;
     let info = format!("redis://{addr}").into_connection_info()?;
     Ok(match &options.password {
@@ -143,7 +143,7 @@ pub fn node(addr: &str, options: &ClusterOptions) -> RedisResult<redis::Connecti
 /// # Errors
 /// A primary that does not answer, or answers an error: a listing is never
 /// quietly partial.
-pub async fn scan(
+pub(super) async fn scan(
     conn: &mut ClusterConnection,
     pattern: &str,
     count: usize,

@@ -60,10 +60,10 @@ mod tracking;
 mod user_index;
 mod watch;
 
-pub use self::cluster::ClusterOptions;
-pub use self::options::{RedisOptions, Servers};
-pub use self::sentinel::SentinelOptions;
-pub use self::watch::Watcher;
+pub(crate) use self::cluster::ClusterOptions;
+pub(crate) use self::options::{RedisOptions, Servers};
+pub(crate) use self::sentinel::SentinelOptions;
+pub(crate) use self::watch::Watcher;
 
 use self::breaker::Breaker;
 use self::call::admin_deadline;
@@ -79,10 +79,10 @@ use crate::session::{
 const SCAN_COUNT: usize = 1000;
 /// A session is touched in Redis at most this often (and at least every tenth
 /// of its idle time), so `resave = false` does not mean a write per request.
-pub const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The Redis store.
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     config: RedisOptions,
     /// Most sessions one user holds; a login past it ends the oldest.
     max_per_user: usize,
@@ -131,7 +131,10 @@ impl RedisStore {
     ///
     /// # Errors
     /// If an address cannot be parsed.
-    pub fn new(config: RedisOptions, max_per_user: usize) -> Result<RedisStore, redis::RedisError> {
+    pub(crate) fn new(
+        config: RedisOptions,
+        max_per_user: usize,
+    ) -> Result<RedisStore, redis::RedisError> {
         let admin_deadline = admin_deadline(config.timeout);
         let (target, sentinel) = match &config.servers {
             Servers::One(url) => (Target::Server(redis::Client::open(url.as_str())?), None),
@@ -206,7 +209,7 @@ impl RedisStore {
 
     /// Whether Redis answers and the local cache can be trusted (every
     /// invalidation connection is up).
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.tracking.load(Ordering::Relaxed) && !self.breaker.is_open()
     }
 

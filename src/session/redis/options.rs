@@ -12,7 +12,7 @@ use super::{ClusterOptions, SentinelOptions};
 
 /// The shared store.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RedisOptions {
+pub(crate) struct RedisOptions {
     pub servers: Servers,
     pub prefix: String,
     pub timeout: Duration,
@@ -22,7 +22,7 @@ pub struct RedisOptions {
 
 /// Which Redis servers hold the sessions. Its `Debug` leaves passwords out.
 #[derive(Clone, PartialEq)]
-pub enum Servers {
+pub(crate) enum Servers {
     /// One server: `redis://host:port/db`, with the password (if any) filled
     /// in from `store.password`.
     One(String),

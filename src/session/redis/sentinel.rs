@@ -15,7 +15,7 @@ use redis::RedisConnectionInfo;
 
 /// `[store.sentinel]` as configured; its `Debug` leaves the passwords out.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SentinelOptions {
+pub(crate) struct SentinelOptions {
     /// `host:port` of each sentinel.
     pub addrs: Vec<String>,
     /// The name the sentinels monitor the primary under.
@@ -44,10 +44,10 @@ impl std::fmt::Debug for SentinelOptions {
 
 /// The sentinels are asked at most this often; failing calls in between
 /// wait for the answer of the one that asked.
-pub const ASK_EVERY: Duration = Duration::from_millis(100);
+pub(super) const ASK_EVERY: Duration = Duration::from_millis(100);
 
 /// The sentinels, and when they were last asked.
-pub struct Link {
+pub(super) struct Link {
     sentinel: tokio::sync::Mutex<Sentinel>,
     options: SentinelOptions,
     node: SentinelNodeConnectionInfo,
@@ -66,7 +66,7 @@ impl std::fmt::Debug for Link {
 impl Link {
     /// # Errors
     /// If an address does not parse.
-    pub fn new(options: SentinelOptions) -> redis::RedisResult<Link> {
+    pub(super) fn new(options: SentinelOptions) -> redis::RedisResult<Link> {
         let urls: Vec<String> = options
             .addrs
             .iter()
@@ -97,7 +97,10 @@ impl Link {
     ///
     /// # Errors
     /// When no sentinel answers with a primary that confirms it.
-    pub async fn primary(&self, deadline: Duration) -> Option<redis::RedisResult<redis::Client>> {
+    pub(super) async fn primary(
+        &self,
+        deadline: Duration,
+    ) -> Option<redis::RedisResult<redis::Client>> {
         let mut sentinel = self.sentinel.try_lock().ok()?;
         {
             let mut asked = self

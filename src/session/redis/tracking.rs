@@ -25,7 +25,7 @@ const HEARTBEAT: Duration = Duration::from_millis(200);
 
 /// What one invalidation message said.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Invalidated {
+pub(super) enum Invalidated {
     /// These keys changed, in message order; `None` for a key under the prefix
     /// that is not a session key (the caller should then trust nothing).
     Keys(Vec<Option<SessionKey>>),
@@ -43,7 +43,7 @@ pub enum Invalidated {
 /// # Errors
 /// A connect or answer slower than `deadline`, a refused command, a dropped
 /// connection or a missed heartbeat.
-pub async fn run(
+pub(super) async fn run(
     info: &redis::ConnectionInfo,
     key_prefix: &str,
     deadline: Duration,

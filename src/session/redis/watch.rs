@@ -21,7 +21,7 @@ impl RedisStore {
     /// The invalidation listener: keeps one tracking connection, flushes the
     /// local cache on every invalidation, drop or missed heartbeat. Runs until
     /// `stop` resolves.
-    pub async fn watch(&self, mut stop: impl Future<Output = ()> + Unpin) {
+    pub(crate) async fn watch(&self, mut stop: impl Future<Output = ()> + Unpin) {
         let mut backoff = Duration::from_millis(100);
         loop {
             tokio::select! {
@@ -156,7 +156,7 @@ impl RedisStore {
 }
 
 /// Runs [`RedisStore::watch`] as a pingora background service.
-pub struct Watcher(pub Arc<RedisStore>);
+pub(crate) struct Watcher(pub Arc<RedisStore>);
 
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for Watcher {
