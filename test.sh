@@ -52,6 +52,12 @@ echo "== cargo build -p sessiongate-demo"; cargo build -p sessiongate-demo --qui
 echo "== cargo test";               cargo test --all-targets --quiet
 echo "== black-box tests again, against the Redis store"
 SESSIONGATE_TEST_STORE=redis cargo test --tests --quiet
+echo "== cargo deny: licences and duplicate versions (deny.toml), offline"
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "installing cargo-deny (once; a few minutes)"
+  cargo install --locked --quiet cargo-deny
+fi
+cargo deny --offline check licenses bans
 echo "== sessiongate check proxy.toml"
 SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-ci-only-secret-not-for-production-0123456789}" \
   cargo run --quiet --bin sessiongate -- check --config proxy.toml
