@@ -151,7 +151,7 @@ EOF
     start nginx-proxy "$NGINX" -p "$TMP/nginx-proxy" -e "$TMP/nginx-proxy/logs/error.log" -c "$TMP/nginx-proxy/nginx.conf" -g 'daemon off;'
     NGX_PID=$LAST_PID
     wait_port "$NGX_PORT" "$NGX_PID" nginx-proxy
-    expect "http://127.0.0.1:$NGX_PORT/app" 200 "" "ok"
+    expect "http://127.0.0.1:$NGX_PORT/public/x" 200 "" "ok"
 }
 
 # write_sg_config DIR PORT ADMIN_PORT ACCESS_LOG THREADS

@@ -59,11 +59,8 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         session: &mut Downstream,
         p: &mut ProxyCtx<S>,
     ) -> Result<Box<HttpPeer>> {
-        let span = p.ctx.span.clone();
-        p.proxy
-            .upstream_peer(session, &mut p.ctx)
-            .instrument(span)
-            .await
+        // No span: the phase never logs, and entering one costs every request.
+        p.proxy.upstream_peer(session, &mut p.ctx).await
     }
 
     async fn upstream_request_filter(
@@ -72,10 +69,10 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         req: &mut RequestHeader,
         p: &mut ProxyCtx<S>,
     ) -> Result<()> {
-        let span = p.ctx.span.clone();
+        // No span: the phase never logs (its errors are logged by pingora,
+        // outside any phase).
         p.proxy
             .upstream_request_filter(session, req, &mut p.ctx)
-            .instrument(span)
             .await
     }
 
