@@ -75,8 +75,8 @@ pub use crate::session::{
 pub mod fuzzing {
     pub use crate::auth::names::{check_role, check_user};
     pub use crate::http::redirect::safe_next;
-    pub use crate::proxy::commands::take_commands;
-    pub use crate::proxy::path::normalize;
+    pub use crate::proxy::commands::{take_commands, Command, Commands};
+    pub use crate::proxy::path::{normalize, Refusal};
     pub use crate::session::cookie::find as cookie_values;
 
     /// Whether a users file parses (it must never panic, whatever the bytes).

@@ -21,7 +21,8 @@ pub(crate) const RULE: &str =
 ///
 /// # Errors
 /// [`RULE`], when it may not.
-pub(crate) fn check_user(name: &str) -> Result<(), &'static str> {
+#[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
+pub fn check_user(name: &str) -> Result<(), &'static str> {
     check(name)
 }
 
@@ -29,7 +30,8 @@ pub(crate) fn check_user(name: &str) -> Result<(), &'static str> {
 ///
 /// # Errors
 /// [`RULE`], when it may not.
-pub(crate) fn check_role(role: &str) -> Result<(), &'static str> {
+#[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
+pub fn check_role(role: &str) -> Result<(), &'static str> {
     check(role)
 }
 

@@ -21,7 +21,8 @@ use percent_encoding::{
 };
 
 /// The redirect target for a `next` parameter (already form-decoded once).
-pub(crate) fn safe_next(next: Option<&str>) -> Cow<'_, str> {
+#[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
+pub fn safe_next(next: Option<&str>) -> Cow<'_, str> {
     match next {
         Some(n) if is_safe(n) => encode(n),
         _ => Cow::Borrowed("/"),

@@ -22,14 +22,18 @@ const MAX_DATA_LEN: usize = 8 * 1024;
 
 /// A login the backend asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Command {
+#[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
+pub struct Command {
+    /// The user to log in, in the identity alphabet.
     pub user: String,
+    /// Their roles, each in the identity alphabet.
     pub roles: Vec<String>,
 }
 
 /// The session commands in one backend response.
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct Commands {
+#[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
+pub struct Commands {
     /// `X-Session-Logout: 1`: destroy the session, clear the cookie.
     pub logout: bool,
     /// `X-Session-Login: <user>` (+ `X-Session-Roles: a,b`): a new authenticated session.
@@ -43,7 +47,8 @@ pub(crate) struct Commands {
 /// `None` when the response carried no `X-Session-*` header at all (the common
 /// case, which allocates nothing). Malformed commands are dropped with a warning:
 /// a backend bug must not log anyone in.
-pub(crate) fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Commands> {
+#[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
+pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Commands> {
     drop_backend_session_cookie(resp, cookie_name);
     if !resp
         .headers

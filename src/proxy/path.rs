@@ -11,17 +11,24 @@ use pingora::http::RequestHeader;
 
 /// Why a path was refused (answered with 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Refusal {
+#[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
+pub enum Refusal {
+    /// Not starting with `/` (an asterisk or a relative target).
     #[error("path must start with '/'")]
     NotAbsolute,
+    /// A `%` not followed by two hex digits, or one that decodes to invalid UTF-8.
     #[error("malformed percent-encoding")]
     BadEscape,
+    /// `%2F` or `%5C`: a separator hidden inside a segment.
     #[error("encoded '/' or '\\' in a path segment")]
     EncodedSeparator,
+    /// A literal `\`.
     #[error("backslash in path")]
     Backslash,
+    /// A `;`, raw or encoded (path parameters decide nothing here).
     #[error("';' in path")]
     Semicolon,
+    /// NUL, CR, LF or another control character.
     #[error("NUL or control character in path")]
     Control,
 }
@@ -41,7 +48,8 @@ pub(crate) enum Refusal {
 /// encoded), a malformed escape, or a path not starting with `/`.
 ///
 /// Borrows the input when it is already normal, so the common case allocates nothing.
-pub(crate) fn normalize(path: &str) -> Result<Cow<'_, str>, Refusal> {
+#[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
+pub fn normalize(path: &str) -> Result<Cow<'_, str>, Refusal> {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(Refusal::NotAbsolute);
