@@ -196,14 +196,19 @@ pub(crate) mod testing {
     use super::*;
 
     pub(crate) fn auth() -> Auth {
+        auth_at("/.sessiongate")
+    }
+
+    /// [`auth`] with its endpoints under `prefix`.
+    pub(crate) fn auth_at(prefix: &str) -> Auth {
         let dir =
             std::env::temp_dir().join(format!("sessiongate-auth-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let users = dir.join("users.toml");
         std::fs::write(&users, "").unwrap();
         Auth::new(AuthOptions {
-            prefix: "/.sessiongate".into(),
-            login_url: "/.sessiongate/login".into(),
+            prefix: prefix.into(),
+            login_url: format!("{prefix}/login"),
             users_file: Some(users),
             identity: IdentityNames::default(),
             logout_redirect: "/".into(),
