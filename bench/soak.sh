@@ -15,7 +15,8 @@
 # sessiongate's RSS, open file descriptors and live sessions. Tunables
 # (environment): SOAK_SECONDS, SOAK_SESSIONS, SOAK_RATE (default: half of the
 # peak of the same mix and client over 10 s, 3 s in CI), SOAK_CONNS (32),
-# SOAK_NGINX=1 (the nginx baseline in CI mode too).
+# SOAK_NGINX=1 (the nginx baseline in CI mode too), SOAK_PASSWORD=0 (no
+# built-in password login, to see what argon2id costs the tail).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -78,6 +79,8 @@ PASSWORD=soak-password-$RANDOM
 mkdir -p "$TMP/sg"
 printf '[[user]]\nname = "soak"\npassword_hash = "%s"\n' \
     "$(printf '%s\n' "$PASSWORD" | "$SG" hash-password)" >"$TMP/sg/users.toml"
+PASSWORD_ARGS=(--password "soak:$PASSWORD")
+[ "${SOAK_PASSWORD:-1}" = 0 ] && PASSWORD_ARGS=()
 SG_EXTRA_CONFIG=$'[auth]\nusers_file = "users.toml"'
 start_sg sg false
 BASE=127.0.0.1:$SG_PORT
@@ -92,7 +95,7 @@ if [ -z "${SOAK_RATE:-}" ]; then
     # machine can do reports what it achieved.
     say "peak: ${PEAK_SECONDS} s of the soak's mix, as fast as it goes"
     "$LOAD" "$BASE" "$TMP/cookies.txt" --seconds "$PEAK_SECONDS" --rate 1000000 --conns "$CONNS" \
-        --interval "$PEAK_SECONDS" --password "soak:$PASSWORD" >"$TMP/peak.jsonl" ||
+        --interval "$PEAK_SECONDS" "${PASSWORD_ARGS[@]}" >"$TMP/peak.jsonl" ||
         die "the peak run saw errors: $(cat "$TMP/peak.jsonl")"
     PEAK=$(python3 -c 'import json,sys; print(int(json.loads(open(sys.argv[1]).readline())["rate"]))' "$TMP/peak.jsonl")
     SOAK_RATE=$((PEAK / 2))
@@ -101,17 +104,20 @@ else
 fi
 
 # sample: every SAMPLE s, elapsed seconds, RSS kB, open fds, live sessions.
+# Only shell builtins, awk and one curl: the sampler shares the two cores with
+# the proxy, and a python start (~40 ms of CPU) every few seconds would compete
+# with the tail it is there to watch.
 sample() {
-    local t0 now live
-    t0=$(date +%s.%N)
+    local t0=$EPOCHREALTIME now live fds
     while kill -0 "$SG_PID" 2>/dev/null; do
-        now=$(date +%s.%N)
+        now=$EPOCHREALTIME
         live=$(curl -s -H "Authorization: Bearer $BENCH_SG_ADMIN_TOKEN" \
-            "http://127.0.0.1:$SG_ADMIN_PORT/stats" |
-            python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"]["live"])' 2>/dev/null || echo null)
+            "http://127.0.0.1:$SG_ADMIN_PORT/stats" | grep -o '"live":[0-9]*' | head -1)
+        live=${live#*:}
+        fds=(/proc/"$SG_PID"/fd/*)
         printf '{"t_s":%s,"rss_kb":%s,"fds":%s,"live":%s}\n' \
-            "$(python3 -c "print(round($now - $t0, 1))")" "$(rss_kb "$SG_PID")" \
-            "$(ls "/proc/$SG_PID/fd" | wc -l)" "$live"
+            "$(awk -v a="$t0" -v b="$now" 'BEGIN { printf "%.1f", b - a }')" "$(rss_kb "$SG_PID")" \
+            "${#fds[@]}" "${live:-null}"
         sleep "$SAMPLE"
     done
 }
@@ -122,7 +128,7 @@ PIDS+=("$SAMPLER")
 say "soak: ${SECONDS_} s at $SOAK_RATE req/s (peak $PEAK), $SESSIONS live sessions, $CONNS connections"
 STATUS=0
 "$LOAD" "$BASE" "$TMP/cookies.txt" --seconds "$SECONDS_" --rate "$SOAK_RATE" --conns "$CONNS" \
-    --interval "$INTERVAL" --password "soak:$PASSWORD" >"$TMP/load.jsonl" || STATUS=$?
+    --interval "$INTERVAL" "${PASSWORD_ARGS[@]}" >"$TMP/load.jsonl" || STATUS=$?
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
 kill -0 "$SG_PID" 2>/dev/null || die "sessiongate died during the soak: $(tail -5 "$TMP/sg.log")"
@@ -145,7 +151,7 @@ if [ "$MODE" = full ] || [ -n "${SOAK_NGINX:-}" ]; then
     start_nginx_proxy
     say "baseline: nginx as a plain proxy, ${SECONDS_} s at $SOAK_RATE req/s"
     "$LOAD" "127.0.0.1:$NGX_PORT" "$TMP/cookies.txt" --seconds "$SECONDS_" --rate "$SOAK_RATE" \
-        --conns "$CONNS" --interval "$INTERVAL" --password "soak:$PASSWORD" >"$TMP/load-nginx.jsonl" ||
+        --conns "$CONNS" --interval "$INTERVAL" "${PASSWORD_ARGS[@]}" >"$TMP/load-nginx.jsonl" ||
         die "the nginx baseline saw errors: $(head -c 600 "$TMP/load-nginx.jsonl")"
     NGX_LOAD=$TMP/load-nginx.jsonl
 fi
