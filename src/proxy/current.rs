@@ -6,6 +6,9 @@
 //! of that request to the same proxy. So a request is decided by the old config
 //! or by the new one from start to end, never by a mix, and a reload never
 //! waits for requests in flight.
+//!
+//! Each phase runs [`in_request`], so every event it logs carries the request
+//! id; the id is settled first thing ([`Proxy::note_peer`]).
 
 use std::sync::Arc;
 
@@ -13,8 +16,8 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
-use tracing::Instrument;
 
+use super::request_id::{in_request, LogId};
 use super::{Ctx, Downstream, Proxy};
 use crate::session::SessionStore;
 
@@ -47,11 +50,9 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
     }
 
     async fn request_filter(&self, session: &mut Downstream, p: &mut ProxyCtx<S>) -> Result<bool> {
-        let span = p.ctx.span.clone();
-        p.proxy
-            .request_filter(session, &mut p.ctx)
-            .instrument(span)
-            .await
+        p.proxy.note_peer(session, &mut p.ctx);
+        let id = LogId::of(&p.ctx.id);
+        in_request(id, p.proxy.request_filter(session, &mut p.ctx)).await
     }
 
     async fn upstream_peer(
@@ -59,8 +60,8 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         session: &mut Downstream,
         p: &mut ProxyCtx<S>,
     ) -> Result<Box<HttpPeer>> {
-        // No span: the phase never logs, and entering one costs every request.
-        p.proxy.upstream_peer(session, &mut p.ctx).await
+        let id = LogId::of(&p.ctx.id);
+        in_request(id, p.proxy.upstream_peer(session, &mut p.ctx)).await
     }
 
     async fn upstream_request_filter(
@@ -69,11 +70,12 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         req: &mut RequestHeader,
         p: &mut ProxyCtx<S>,
     ) -> Result<()> {
-        // No span: the phase never logs (its errors are logged by pingora,
-        // outside any phase).
-        p.proxy
-            .upstream_request_filter(session, req, &mut p.ctx)
-            .await
+        let id = LogId::of(&p.ctx.id);
+        in_request(
+            id,
+            p.proxy.upstream_request_filter(session, req, &mut p.ctx),
+        )
+        .await
     }
 
     async fn response_filter(
@@ -82,11 +84,8 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         resp: &mut ResponseHeader,
         p: &mut ProxyCtx<S>,
     ) -> Result<()> {
-        let span = p.ctx.span.clone();
-        p.proxy
-            .response_filter(session, resp, &mut p.ctx)
-            .instrument(span)
-            .await
+        let id = LogId::of(&p.ctx.id);
+        in_request(id, p.proxy.response_filter(session, resp, &mut p.ctx)).await
     }
 
     fn request_summary(&self, session: &Downstream, p: &ProxyCtx<S>) -> String {
@@ -99,18 +98,12 @@ impl<S: SessionStore> ProxyHttp for CurrentProxy<S> {
         e: &Error,
         p: &mut ProxyCtx<S>,
     ) -> FailToProxy {
-        let span = p.ctx.span.clone();
-        p.proxy
-            .fail_to_proxy(session, e, &mut p.ctx)
-            .instrument(span)
-            .await
+        let id = LogId::of(&p.ctx.id);
+        in_request(id, p.proxy.fail_to_proxy(session, e, &mut p.ctx)).await
     }
 
     async fn logging(&self, session: &mut Downstream, e: Option<&Error>, p: &mut ProxyCtx<S>) {
-        let span = p.ctx.span.clone();
-        p.proxy
-            .logging(session, e, &mut p.ctx)
-            .instrument(span)
-            .await;
+        let id = LogId::of(&p.ctx.id);
+        in_request(id, p.proxy.logging(session, e, &mut p.ctx)).await;
     }
 }

@@ -99,11 +99,9 @@ pub(crate) struct Ctx {
     store_down: bool,
     /// The client reached us over HTTPS (our TLS listener, or a trusted proxy says so).
     https: bool,
-    /// This request's `X-Request-Id` ([`request_id`]).
+    /// This request's `X-Request-Id` ([`request_id`]), set by
+    /// [`Proxy::note_peer`] before any other step runs.
     id: HeaderValue,
-    /// Every event of this request's phases is inside it, so a `warn!` (a
-    /// bad cookie, the store down) carries the request id of its access line.
-    span: tracing::Span,
 }
 
 impl Ctx {
@@ -153,8 +151,10 @@ impl<S: SessionStore> Proxy<S> {
 
     /// Who is on the other end: the connection's deadlines, whether the peer
     /// is a trusted proxy, whether the request came over HTTPS, the client's
-    /// address and the request id.
-    fn note_peer(&self, session: &mut Downstream, ctx: &mut Ctx) {
+    /// address and the request id. [`CurrentProxy`](current::CurrentProxy)
+    /// runs it first, before anything can log, so that every event of the
+    /// request carries the id.
+    pub(super) fn note_peer(&self, session: &mut Downstream, ctx: &mut Ctx) {
         crate::http::connections::head_read(session);
         // pingora keeps an idle keep-alive connection for ever (pingora#447).
         session.set_keepalive(Some(self.config.client_idle_timeout.as_secs()));
@@ -175,8 +175,6 @@ impl<S: SessionStore> Proxy<S> {
         });
         let fresh = std::mem::replace(&mut ctx.id, HeaderValue::from_static(""));
         ctx.id = request_id::of(req, ctx.trusted_peer, fresh);
-        ctx.span
-            .record("request_id", ctx.id.to_str().unwrap_or_default());
     }
 
     /// The one canonical path ([`path::normalize`]); `false` when the
@@ -295,12 +293,10 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             store_down: false,
             https: false,
             id: request_id::generate(),
-            span: tracing::info_span!("request", request_id = tracing::field::Empty),
         }
     }
 
     async fn request_filter(&self, session: &mut Downstream, ctx: &mut Ctx) -> Result<bool> {
-        self.note_peer(session, ctx);
         if !self.normalize_path(session, ctx) {
             respond_problem(session, &ctx.id, Problem::BadRequest, &[]).await?;
             return Ok(true);

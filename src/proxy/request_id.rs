@@ -1,6 +1,7 @@
 //! `X-Request-Id`: one id per request, sent upstream, returned to the client,
-//! in the access log line and in every error body sessiongate writes, so one
-//! line of each ties a complaint to a request.
+//! in the access log line, in every other log event of the request
+//! ([`in_request`]) and in every error body sessiongate writes, so one line of
+//! each ties a complaint to a request.
 //!
 //! A trusted peer's id (`server.trusted_proxies`: the front proxy that
 //! started the trace) is kept when it is 1–128 characters of `A–Z a–z 0–9 . _ : -`;
@@ -8,8 +9,11 @@
 //! random prefix and a counter (32 hex digits): unique across instances
 //! without a random draw per request.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 
 use http::HeaderValue;
 use pingora::http::RequestHeader;
@@ -59,6 +63,78 @@ pub(crate) fn of(req: &RequestHeader, trusted_peer: bool, fresh: HeaderValue) ->
     fresh
 }
 
+// ------------------------------------------------ the id in every log event
+
+/// A request id by value: what a worker thread holds while it polls one
+/// request's phase. A copy rather than a `HeaderValue` clone, so setting it on
+/// every poll counts no reference and allocates nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct LogId {
+    len: u8,
+    text: [u8; MAX_LEN],
+}
+
+impl LogId {
+    const NONE: LogId = LogId {
+        len: 0,
+        text: [0; MAX_LEN],
+    };
+
+    pub(crate) fn of(id: &HeaderValue) -> LogId {
+        let id = id.as_bytes();
+        let len = id.len().min(MAX_LEN);
+        let mut text = [0; MAX_LEN];
+        text[..len].copy_from_slice(&id[..len]);
+        LogId {
+            len: len as u8,
+            text,
+        }
+    }
+
+    /// Empty outside a request. Every id is ASCII from [`acceptable`]'s
+    /// alphabet or hex digits, so it needs no escaping in JSON or text.
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+thread_local! {
+    static CURRENT: std::cell::Cell<LogId> = const { std::cell::Cell::new(LogId::NONE) };
+}
+
+/// `phase` with `id` as this thread's current request id whenever it is
+/// polled, so the log formatter (`server::logging`) adds it to every event
+/// the phase emits, however deep. Not a `tracing` span: a span per request
+/// cost 5-10 % of the CPU per proxied request (bench/results/ab.md), most of
+/// it in the locks of the subscriber's reloadable layers, and a span made
+/// under the text format made the JSON formatter panic after a reload.
+pub(crate) fn in_request<F: Future + Unpin>(id: LogId, phase: F) -> InRequest<F> {
+    InRequest { id, phase }
+}
+
+/// The future [`in_request`] returns.
+pub(crate) struct InRequest<F> {
+    id: LogId,
+    phase: F,
+}
+
+impl<F: Future + Unpin> Future for InRequest<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let outer = CURRENT.replace(self.id);
+        let polled = Pin::new(&mut self.phase).poll(cx);
+        CURRENT.set(outer);
+        polled
+    }
+}
+
+/// `f` of the id of the request this thread is running a phase of, if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+    let id = CURRENT.get();
+    f(Some(id.as_str()).filter(|id| !id.is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +174,33 @@ mod tests {
             "two ids: neither"
         );
         assert_eq!(of(&req(&[]), true, fresh()), "fresh");
+    }
+
+    fn current() -> Option<String> {
+        with_current(|id| id.map(str::to_owned))
+    }
+
+    #[tokio::test]
+    async fn the_id_is_current_only_while_its_phase_is_polled() {
+        let mut phase = in_request(
+            LogId::of(&HeaderValue::from_static("req-1")),
+            Box::pin(async {
+                let first = current();
+                tokio::task::yield_now().await;
+                let nested = in_request(
+                    LogId::of(&HeaderValue::from_static("req-2")),
+                    Box::pin(async { current() }),
+                )
+                .await;
+                (first, nested, current())
+            }),
+        );
+        assert!(futures::poll!(&mut phase).is_pending());
+        assert_eq!(current(), None, "between polls the thread runs others");
+        let (first, nested, after) = phase.await;
+        assert_eq!(first.as_deref(), Some("req-1"));
+        assert_eq!(nested.as_deref(), Some("req-2"));
+        assert_eq!(after.as_deref(), Some("req-1"), "the outer id restored");
+        assert_eq!(current(), None);
     }
 }

@@ -65,22 +65,23 @@ fn json_access_log_has_one_event_per_request_without_secrets() {
     }
 }
 
+/// `cookie` with its MAC's last digit changed.
+fn tampered(cookie: &str) -> String {
+    let (head, last) = cookie.split_at(cookie.len() - 1);
+    format!("{head}{}", if last == "0" { "1" } else { "0" })
+}
+
 /// Every event inside a request carries the request id of its access line:
-/// a tampered cookie's `warn` (JSON: the request span's `request_id`).
+/// a tampered cookie's `warn` (JSON: a `request_id` field, as the access
+/// line has).
 #[test]
 fn a_warning_inside_a_request_names_its_request_id() {
     let backend = Backend::app();
     let config = standard_config(backend.addr, "")
         .replace("[upstream.app]", "[log]\nformat = \"json\"\n[upstream.app]");
     let gate = Gate::start(&config);
-    let cookie = gate.login("alice", "user");
-    let tampered = format!("{}0", &cookie[..cookie.len() - 1]);
-    let tampered = if tampered == cookie {
-        format!("{}1", &cookie[..cookie.len() - 1])
-    } else {
-        tampered
-    };
-    let resp = gate.get("/private").api().cookie(&tampered).send();
+    let cookie = tampered(&gate.login("alice", "user"));
+    let resp = gate.get("/private").api().cookie(&cookie).send();
     assert_eq!(resp.status, 401);
     let id = resp
         .header("x-request-id")
@@ -112,5 +113,30 @@ fn a_warning_inside_a_request_names_its_request_id() {
         },
     );
     let warning = warning.unwrap();
-    assert_eq!(warning["span"]["request_id"], id.as_str(), "{warning}");
+    assert_eq!(warning["request_id"], id.as_str(), "{warning}");
+}
+
+/// The same in the text format: the warning's line ends with the id.
+#[test]
+fn a_text_warning_inside_a_request_names_its_request_id() {
+    let backend = Backend::app();
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let cookie = tampered(&gate.login("alice", "user"));
+    let resp = gate.get("/private").api().cookie(&cookie).send();
+    assert_eq!(resp.status, 401);
+    let id = resp
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned();
+    let mut line = None;
+    wait_for(Duration::from_secs(3), "the warning", || {
+        line = gate
+            .output()
+            .lines()
+            .find(|l| l.contains("WARN") && l.contains("did not verify"))
+            .map(str::to_owned);
+        line.is_some()
+    });
+    let line = line.unwrap();
+    assert!(line.ends_with(&format!(" request_id={id}")), "{line}");
 }

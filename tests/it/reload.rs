@@ -405,3 +405,54 @@ fn reloads_under_load_fail_no_request() {
     );
     assert_eq!(gate.get("/r5").send().status, 200);
 }
+
+/// A request in flight while `log.format` goes from text to JSON logs its
+/// access line in JSON, with its request id. (With a span per request, the
+/// JSON formatter met a span made under the text format and panicked, and
+/// the line was lost.)
+#[test]
+fn a_request_across_a_log_format_reload_is_logged_in_the_new_format() {
+    let (arrived, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (arriving, held) = (arrived.clone(), release.clone());
+    let backend = Backend::start(move |r| {
+        if r.path() == "/public/held" {
+            arriving.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !held.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Reply::ok("ok")
+    });
+    let gate = Gate::start(&standard_config(backend.addr, ""));
+    let held_request = gate.get("/public/held");
+    let client = std::thread::spawn(move || held_request.send());
+    wait_for(Duration::from_secs(5), "the request at the backend", || {
+        arrived.load(Ordering::SeqCst)
+    });
+    edit(&gate, |t| t + "\n[log]\nformat = \"json\"\n");
+    release.store(true, Ordering::SeqCst);
+    let resp = client.join().unwrap();
+    assert_eq!(resp.status, 200);
+    let id = resp
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned();
+    let mut line = None;
+    wait_for(Duration::from_secs(5), "the access line", || {
+        line = gate
+            .output()
+            .lines()
+            .find(|l| l.contains("/public/held"))
+            .map(str::to_owned);
+        line.is_some()
+    });
+    let event: serde_json::Value =
+        serde_json::from_str(&line.unwrap()).expect("the access line in JSON");
+    assert_eq!(event["target"], "access");
+    assert_eq!(event["request_id"], id.as_str());
+    assert!(!gate.output().contains("panicked"), "{}", gate.output());
+}
