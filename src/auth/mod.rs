@@ -13,6 +13,7 @@
 //! - [`oidc`]: the providers and the sign-in flow with them.
 
 pub(crate) mod endpoints;
+mod hashing;
 pub(crate) mod names;
 pub(crate) mod oidc;
 pub(crate) mod own_sessions;

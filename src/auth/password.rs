@@ -4,8 +4,8 @@
 //! Failures have one shape: an unknown user, a disabled user and a wrong
 //! password get the same status, body and cookies, in the same time (unknown
 //! users are checked against a dummy hash). Attempts are throttled per canonical
-//! user name and per client IP; hashing runs off the async workers behind a
-//! bounded semaphore. POSTs from another origin get 403 (OWASP CSRF: verify
+//! user name and per client IP; hashing runs off the async workers, at idle
+//! CPU priority ([`hashing`]), behind a bounded semaphore. POSTs from another origin get 403 (OWASP CSRF: verify
 //! `Origin`, or failing that `Referer`).
 
 use std::sync::atomic::Ordering;
@@ -15,6 +15,7 @@ use http::StatusCode;
 use pingora::http::RequestHeader;
 
 use super::endpoints::{forbidden, unavailable};
+use super::hashing;
 use super::users::{self, MAX_PASSWORD_LEN};
 use super::Auth;
 use crate::http::html::{escape, page};
@@ -89,12 +90,11 @@ impl Auth {
         let typed = username.clone();
         let users = self.users();
         let dummy = self.dummy_hash.clone();
-        let checked = tokio::task::spawn_blocking(move || {
+        let checked = hashing::off_the_workers(move || {
             users::check(&users, &dummy, &username, password.as_bytes())
                 .map(|u| (u.name.clone(), u.roles.clone()))
         })
         .await
-        .ok()
         .flatten();
         let Some((user, roles)) = checked else {
             // The slots stay taken: they are the failures the throttle counts.
