@@ -12,6 +12,7 @@
 //! - [`password`]: the login form and its checks;
 //! - [`oidc`]: the providers and the sign-in flow with them.
 
+pub(crate) mod basic;
 pub(crate) mod endpoints;
 mod hashing;
 pub(crate) mod names;
@@ -85,6 +86,8 @@ pub(crate) struct Auth {
     pub(crate) hashing: Arc<Semaphore>,
     /// `[[auth.oidc]]`, in config order (the login page's order).
     pub(crate) providers: Vec<Arc<Provider>>,
+    /// Basic passwords verified lately ([`basic`]); a reload starts afresh.
+    pub(crate) basic: basic::Remembered,
 }
 
 impl Auth {
@@ -111,6 +114,7 @@ impl Auth {
             dummy_hash: Arc::new(users::dummy_hash()),
             users: Arc::new(users),
             providers,
+            basic: basic::Remembered::new(),
             config,
         })
     }
@@ -159,6 +163,7 @@ impl Auth {
             by_ip,
             hashing,
             providers,
+            basic: basic::Remembered::new(),
         };
         Ok((login, revoked))
     }

@@ -8,6 +8,7 @@
 //! CPU priority ([`hashing`]), behind a bounded semaphore. POSTs from another origin get 403 (OWASP CSRF: verify
 //! `Origin`, or failing that `Referer`).
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -29,6 +30,17 @@ use crate::session::SessionStore;
 
 /// How long a login waits for a hashing slot before 503.
 const HASH_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a password check gave no user.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PasswordRefusal {
+    /// Too many failures for this name or address: try again after this.
+    Throttled(Duration),
+    /// Every hashing slot stayed busy: 503.
+    Busy,
+    /// An unknown user, a disabled user or a wrong password: one answer for all.
+    Invalid,
+}
 
 impl Auth {
     pub(super) async fn submit_login<S: SessionStore>(
@@ -72,44 +84,22 @@ impl Auth {
                 self.login_page(&next, Some("That password is too long."), &username),
             );
         }
-        let user_key = users::canonical_name(&username);
-        let user_slot = match self.by_user.begin(user_key) {
-            Ok(a) => a,
-            Err(retry) => return self.locked_out(&next, retry, &username),
-        };
-        // Each slot is given back when dropped, unless the password failed.
-        let ip_slot = match client.ip.map(|ip| self.by_ip.begin(ip)).transpose() {
-            Ok(a) => a,
-            Err(retry) => return self.locked_out(&next, retry, &username),
-        };
-        let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
-        else {
-            return Reply::problem(Problem::Unavailable)
-                .with(http::header::RETRY_AFTER, "1".into());
-        };
-        let typed = username.clone();
-        let users = self.users();
-        let dummy = self.dummy_hash.clone();
-        let checked = hashing::off_the_workers(move || {
-            users::check(&users, &dummy, &username, password.as_bytes())
-                .map(|u| (u.name.clone(), u.roles.clone()))
-        })
-        .await
-        .flatten();
-        let Some((user, roles)) = checked else {
-            // The slots stay taken: they are the failures the throttle counts.
-            user_slot.failed();
-            if let Some(a) = ip_slot {
-                a.failed();
+        let (user, roles) = match self.check_password(&username, password, client.ip).await {
+            Ok(found) => found,
+            Err(PasswordRefusal::Throttled(retry)) => {
+                return self.locked_out(&next, retry, &username)
             }
-            METRICS.login_failed();
-            tracing::info!(target: "auth", "login failed");
-            return Reply::html(
-                StatusCode::UNAUTHORIZED,
-                self.login_page(&next, Some("Invalid username or password."), &typed),
-            );
+            Err(PasswordRefusal::Busy) => {
+                return Reply::problem(Problem::Unavailable)
+                    .with(http::header::RETRY_AFTER, "1".into())
+            }
+            Err(PasswordRefusal::Invalid) => {
+                return Reply::html(
+                    StatusCode::UNAUTHORIZED,
+                    self.login_page(&next, Some("Invalid username or password."), &username),
+                )
+            }
         };
-        drop((user_slot, ip_slot));
         if let Err(e) = sessions.login(cur, user.clone(), roles, client).await {
             return unavailable(&e);
         }
@@ -118,10 +108,57 @@ impl Auth {
         Reply::see_other(&next)
     }
 
+    /// Check `password` for the user typed as `username` against the users
+    /// file: throttled per canonical name and per client address, hashed off
+    /// the workers behind the hashing slots. Every credential that carries a
+    /// password (the login form, Basic) comes here, so they share one
+    /// throttle and one failure shape. Returns the user's name and roles.
+    pub(crate) async fn check_password(
+        &self,
+        username: &str,
+        password: String,
+        ip: Option<IpAddr>,
+    ) -> Result<(String, Vec<String>), PasswordRefusal> {
+        let throttled = |retry| {
+            METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "auth", "login throttled");
+            PasswordRefusal::Throttled(retry)
+        };
+        let user_slot = self
+            .by_user
+            .begin(users::canonical_name(username))
+            .map_err(throttled)?;
+        // Each slot is given back when dropped, unless the password failed.
+        let ip_slot = ip
+            .map(|ip| self.by_ip.begin(ip))
+            .transpose()
+            .map_err(throttled)?;
+        let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
+        else {
+            return Err(PasswordRefusal::Busy);
+        };
+        let (users, dummy, typed) = (self.users(), self.dummy_hash.clone(), username.to_owned());
+        let checked = hashing::off_the_workers(move || {
+            users::check(&users, &dummy, &typed, password.as_bytes())
+                .map(|u| (u.name.clone(), u.roles.clone()))
+        })
+        .await
+        .flatten();
+        let Some(found) = checked else {
+            // The slots stay taken: they are the failures the throttle counts.
+            user_slot.failed();
+            if let Some(a) = ip_slot {
+                a.failed();
+            }
+            METRICS.login_failed();
+            tracing::info!(target: "auth", "login failed");
+            return Err(PasswordRefusal::Invalid);
+        };
+        Ok(found)
+    }
+
     /// A lockout looks like a failure with a `Retry-After`, whatever the password.
     fn locked_out(&self, next: &str, retry: Duration, username: &str) -> Reply {
-        METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(target: "auth", "login throttled");
         let secs = retry.as_secs().max(1);
         let when = if secs < 90 {
             format!("{secs} seconds")

@@ -94,6 +94,23 @@ pub(crate) struct User {
     password_hash: String,
 }
 
+impl User {
+    /// What a verified password is remembered by (`auth::basic`): an HMAC,
+    /// under a key only this process knows, of the user's name, their stored
+    /// hash and the password. A new password in the users file is a new
+    /// stored hash, so nothing remembered for the old one matches it.
+    pub(crate) fn proof(&self, key: &[u8; 32], password: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key");
+        for part in [self.name.as_bytes(), self.password_hash.as_bytes()] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("User")
@@ -298,6 +315,37 @@ pub(crate) fn check<'u>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proof_is_for_one_user_one_stored_hash_and_one_key() {
+        let user = |name: &str, hash: &str| User {
+            name: name.into(),
+            roles: Vec::new(),
+            disabled: false,
+            password_hash: hash.into(),
+        };
+        let (k1, k2) = ([1u8; 32], [2u8; 32]);
+        let alice = user("alice", "$argon2id$one");
+        let proof = alice.proof(&k1, "pw");
+        assert_eq!(proof, alice.proof(&k1, "pw"));
+        assert_ne!(proof, alice.proof(&k1, "pw2"), "another password");
+        assert_ne!(proof, alice.proof(&k2, "pw"), "another process");
+        assert_ne!(
+            proof,
+            user("alice", "$argon2id$two").proof(&k1, "pw"),
+            "a new hash"
+        );
+        assert_ne!(
+            proof,
+            user("bob", "$argon2id$one").proof(&k1, "pw"),
+            "another user"
+        );
+        // Lengths are framed: moving bytes between name and hash changes it.
+        assert_ne!(
+            user("ab", "c").proof(&k1, "pw"),
+            user("a", "bc").proof(&k1, "pw")
+        );
+    }
 
     fn file(users: &[(&str, &str, bool)]) -> String {
         users

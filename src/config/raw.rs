@@ -369,6 +369,8 @@ pub(super) struct RawUpstream {
     pub(super) addrs: Vec<String>,
     #[serde(default)]
     pub(super) session_commands: bool,
+    #[serde(default)]
+    pub(super) pass_authorization: bool,
     #[serde(default = "default_connect_timeout")]
     pub(super) connect_timeout: String,
     #[serde(default = "default_read_timeout")]
@@ -403,6 +405,7 @@ pub(super) struct RawRoute {
     #[serde(default)]
     pub(super) users: Vec<String>,
     pub(super) upstream: Option<String>,
+    pub(super) credentials: Option<Vec<String>>,
 }
 
 // ---------------------------------------------------------------- defaults, each with its reason

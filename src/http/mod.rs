@@ -4,6 +4,7 @@
 //! certificates of the client listeners. They know
 //! nothing about sessions.
 
+pub(crate) mod authorization;
 pub(crate) mod connections;
 pub(crate) mod device;
 pub(crate) mod headers;

@@ -22,6 +22,8 @@ pub(crate) enum Problem {
     MethodNotAllowed,
     /// 413: a login form past its size limit.
     FormTooLarge,
+    /// 429: too many failed passwords from this client or for this user.
+    TooManyRequests,
     /// 500.
     Internal,
     /// 502: the upstream refused or broke the connection.
@@ -44,6 +46,7 @@ impl Problem {
             404 => Problem::NotFound,
             405 => Problem::MethodNotAllowed,
             413 => Problem::FormTooLarge,
+            429 => Problem::TooManyRequests,
             500 => Problem::Internal,
             502 => Problem::BadGateway,
             503 => Problem::Unavailable,
@@ -61,6 +64,7 @@ impl Problem {
             Problem::NotFound => 404,
             Problem::MethodNotAllowed => 405,
             Problem::FormTooLarge => 413,
+            Problem::TooManyRequests => 429,
             Problem::Internal => 500,
             Problem::BadGateway => 502,
             Problem::Unavailable => 503,
@@ -86,6 +90,7 @@ impl Problem {
             Problem::NotFound => r#"{"error":"not found"}"#,
             Problem::MethodNotAllowed => r#"{"error":"method not allowed"}"#,
             Problem::FormTooLarge => r#"{"error":"form too large"}"#,
+            Problem::TooManyRequests => r#"{"error":"too many requests"}"#,
             Problem::Internal => r#"{"error":"internal error"}"#,
             Problem::BadGateway => r#"{"error":"bad gateway"}"#,
             Problem::Unavailable => r#"{"error":"service unavailable"}"#,

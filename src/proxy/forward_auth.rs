@@ -133,7 +133,11 @@ pub(crate) fn answer(
         headers: Vec::new(),
         decision,
     };
-    match rules.decide(&original.method, &original.path, who) {
+    // Forward-auth sees the session only (Basic is not checked here): a
+    // route that does not take sessions is decided as for no identity.
+    let matched = rules.matched(&original.method, &original.path);
+    let who = who.filter(|_| matched.credentials.session);
+    match matched.decide(who) {
         Decision::Allow { .. } => {
             let (user, roles) = who.map_or(("", ""), |w| (w.user, w.roles));
             let headers = if who.is_some() || convention == Convention::Forward {

@@ -14,6 +14,7 @@
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
+use super::credentials::Credential;
 use super::{Ctx, Proxy};
 use crate::http::headers::IdentityNames;
 use crate::session::cookie;
@@ -147,17 +148,34 @@ impl<S: SessionStore> Proxy<S> {
         Ok(())
     }
 
-    /// Hand the upstream the session's identity, its signed assertion (when
-    /// the upstream has an audience) and its data (when it opted in).
+    /// Hand the upstream the identity of the request's credential: for a
+    /// session, its identity, its signed assertion (when the upstream has an
+    /// audience) and its data (when it opted in); for Basic, the identity
+    /// headers. The client's `Authorization` goes only to an upstream that
+    /// asked for it (`pass_authorization`): it is a credential for us.
     pub(super) fn hand_over_identity(
         &self,
         req: &mut RequestHeader,
         ctx: &Ctx,
     ) -> pingora::Result<()> {
-        let (Some(s), Some(upstream)) = (ctx.cur.session.as_deref(), ctx.upstream()) else {
+        let Some(upstream) = ctx.upstream() else {
             return Ok(());
         };
         let up = &self.upstreams[upstream].config;
+        if !up.pass_authorization {
+            req.remove_header(&header::AUTHORIZATION);
+        }
+        match &ctx.credential {
+            Credential::Basic(u) => {
+                return set_identity(req, &self.config.identity, &u.user, &u.roles);
+            }
+            // A session on a route that does not take sessions hands nothing over.
+            Credential::None | Credential::Session if !ctx.accepts.session => return Ok(()),
+            Credential::None | Credential::Session => {}
+        }
+        let Some(s) = ctx.cur.session.as_deref() else {
+            return Ok(());
+        };
         if let Some(user) = s.user() {
             set_identity(req, &self.config.identity, user, s.roles_header())?;
         }

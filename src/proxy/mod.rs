@@ -25,6 +25,7 @@ use pingora::proxy::FailToProxy;
 
 pub(crate) mod assertion;
 pub(crate) mod commands;
+pub(crate) mod credentials;
 pub(crate) mod current;
 pub(crate) mod forward_auth;
 pub(crate) mod forwarded;
@@ -36,9 +37,10 @@ mod respond;
 pub(crate) mod routes;
 pub(crate) mod upstream;
 
+use self::credentials::Credential;
 use self::forwarded::{Forwarded, TrustedProxies};
 use self::respond::{respond_problem, respond_store_down};
-use self::routes::{Decision, Identity, Rules};
+use self::routes::{Credentials, Decision, Identity, Rules};
 use crate::auth::endpoints::{self, Endpoint};
 use crate::auth::Auth;
 use crate::http::headers;
@@ -102,6 +104,10 @@ pub(crate) struct Ctx {
     /// This request's `X-Request-Id` ([`request_id`]), set by
     /// [`Proxy::note_peer`] before any other step runs.
     id: HeaderValue,
+    /// The credentials the request's route takes ([`credentials`]).
+    accepts: Credentials,
+    /// The credential the request was identified by on its route.
+    credential: Credential,
 }
 
 impl Ctx {
@@ -110,8 +116,9 @@ impl Ctx {
         self.normalized.as_deref().unwrap_or(req.uri.path())
     }
 
-    /// The identity the session gives the rules, if it is logged in.
-    fn identity(&self) -> Option<Identity<'_>> {
+    /// The identity of the session, if it is logged in, whatever the route
+    /// takes ([`Ctx::identity`] is what the route's rule sees).
+    fn session_identity(&self) -> Option<Identity<'_>> {
         self.cur.session.as_deref().and_then(|s| {
             s.user().map(|user| Identity {
                 user,
@@ -253,7 +260,12 @@ fn client_info(session: &Downstream, ctx: &Ctx) -> Client {
 
 /// A browser navigation gets the login redirect; API clients get 401 JSON
 /// (Fetch Metadata, W3C; `Accept: text/html` for browsers without it).
+/// A request that carries `Authorization` is a client's, never a
+/// navigation to send to the login page.
 fn is_navigation(req: &RequestHeader) -> bool {
+    if req.headers.contains_key(header::AUTHORIZATION) {
+        return false;
+    }
     if let Some(mode) = req.headers.get("sec-fetch-mode") {
         return mode.as_bytes() == b"navigate";
     }
@@ -293,6 +305,8 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             store_down: false,
             https: false,
             id: request_id::generate(),
+            accepts: Credentials::SESSION,
+            credential: Credential::None,
         }
     }
 
@@ -309,10 +323,14 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             return Ok(true);
         }
         let req = session.req_header();
-        let decision = self
-            .config
-            .rules
-            .decide(&req.method, ctx.path(req), ctx.identity());
+        let matched = self.config.rules.matched(&req.method, ctx.path(req));
+        if !self
+            .take_credential(session, ctx, matched.credentials)
+            .await?
+        {
+            return Ok(true);
+        }
+        let decision = matched.decide(ctx.identity());
         ctx.decision = Some(decision);
         match decision {
             Decision::Allow { .. } => return Ok(false),
@@ -439,6 +457,7 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
             decision,
             request_id = ctx.id.to_str().unwrap_or_default(),
+            credential = ctx.credential.as_str(),
             error = e.map(|e| e.etype().as_str()),
         );
     }

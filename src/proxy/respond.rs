@@ -109,7 +109,10 @@ impl<S: SessionStore> Proxy<S> {
             .map(|c| (header::SET_COOKIE, c))
             .collect();
         let problem = match decision {
-            Decision::Unauthenticated if super::is_navigation(session.req_header()) => {
+            // The login page makes a session: no use where sessions are not taken.
+            Decision::Unauthenticated
+                if ctx.accepts.session && super::is_navigation(session.req_header()) =>
+            {
                 let req = session.req_header();
                 let path = ctx.path(req);
                 let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
@@ -119,7 +122,13 @@ impl<S: SessionStore> Proxy<S> {
                 let text = "text/plain; charset=utf-8";
                 return respond(session, &ctx.id, 302, text, Bytes::new(), &extra).await;
             }
-            Decision::Unauthenticated => Problem::Unauthenticated,
+            Decision::Unauthenticated => {
+                if ctx.accepts.basic {
+                    let challenge = super::credentials::BASIC_CHALLENGE.to_owned();
+                    extra.push((header::WWW_AUTHENTICATE, challenge));
+                }
+                Problem::Unauthenticated
+            }
             Decision::Forbidden => Problem::Forbidden,
             Decision::NotFound => Problem::NotFound,
             Decision::Allow { .. } => return Ok(()),
@@ -177,7 +186,7 @@ impl<S: SessionStore> Proxy<S> {
                 &self.config.rules,
                 &self.config.identity,
                 &original,
-                ctx.identity(),
+                ctx.session_identity(),
                 super::is_navigation(req),
                 &self.login_prefix,
             ),

@@ -35,6 +35,24 @@ pub(crate) enum Access {
     Deny,
 }
 
+/// The credentials a route takes an identity from (`credentials = [...]`).
+/// A request's other credentials are ignored on it, as if absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    /// The session cookie.
+    pub session: bool,
+    /// `Authorization: Basic` against the users file.
+    pub basic: bool,
+}
+
+impl Credentials {
+    /// What a route takes unless it says otherwise, and what unmatched paths take.
+    pub(crate) const SESSION: Credentials = Credentials {
+        session: true,
+        basic: false,
+    };
+}
+
 /// How a rule's path matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PathMatch {
@@ -53,6 +71,7 @@ pub(crate) struct Rule {
     /// Empty means every method.
     pub methods: Vec<Method>,
     pub access: Access,
+    pub credentials: Credentials,
     /// Index into the configured upstreams.
     pub upstream: usize,
     /// The rule's position in the config (`route[i]`), for logs.
@@ -174,18 +193,49 @@ impl Rules {
             .find(|r| r.matches_path(path) && r.matches_method(method))
     }
 
-    /// Decide a request. `path` must come from [`normalize`].
+    /// Decide a request on `who`, whatever credential it came from (the
+    /// tests' shorthand for `matched(..).decide(..)`).
+    #[cfg(test)]
     pub(crate) fn decide(
         &self,
         method: &Method,
         path: &str,
         who: Option<Identity<'_>>,
     ) -> Decision {
-        let (access, upstream) = match self.find(method, path) {
-            Some(rule) => (&rule.access, rule.upstream),
-            None => (&self.default_access, self.default_upstream),
-        };
-        decide_access(access, upstream, who)
+        self.matched(method, path).decide(who)
+    }
+
+    /// What applies to a request: its rule's, or the defaults. `path` must
+    /// come from [`normalize`].
+    pub(crate) fn matched(&self, method: &Method, path: &str) -> Matched<'_> {
+        match self.find(method, path) {
+            Some(rule) => Matched {
+                access: &rule.access,
+                upstream: rule.upstream,
+                credentials: rule.credentials,
+            },
+            None => Matched {
+                access: &self.default_access,
+                upstream: self.default_upstream,
+                credentials: Credentials::SESSION,
+            },
+        }
+    }
+}
+
+/// The rule (or the defaults) a request falls under: which credentials it
+/// takes, then the decision on the identity they gave.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Matched<'r> {
+    access: &'r Access,
+    upstream: usize,
+    pub credentials: Credentials,
+}
+
+impl Matched<'_> {
+    /// Decide on `who`, the identity from a credential this route takes.
+    pub(crate) fn decide(&self, who: Option<Identity<'_>>) -> Decision {
+        decide_access(self.access, self.upstream, who)
     }
 }
 
@@ -234,6 +284,7 @@ mod tests {
             kind,
             methods: methods.to_vec(),
             access,
+            credentials: Credentials::SESSION,
             upstream: index,
             index,
         }
@@ -442,6 +493,7 @@ mod tests {
                         },
                         methods: methods.clone(),
                         access: Access::Public,
+                        credentials: Credentials::SESSION,
                         upstream: i,
                         index: i,
                     }

@@ -16,6 +16,9 @@ pub(crate) struct UpstreamOptions {
     pub addrs: Vec<SocketAddr>,
     /// Whether this upstream may issue session commands (`X-Session-Login`, …).
     pub session_commands: bool,
+    /// Whether the client's `Authorization` header reaches it (it is removed
+    /// otherwise: a credential for sessiongate is not the upstream's).
+    pub pass_authorization: bool,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,

@@ -13,6 +13,7 @@
 mod access;
 mod admin;
 mod assertion;
+mod basic;
 mod browser;
 mod check;
 mod cluster;

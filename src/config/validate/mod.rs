@@ -86,7 +86,9 @@ impl Validator {
         let store = self.store(raw.store, base);
         let log = self.log(raw.log);
         let upstreams = self.upstreams(raw.upstream);
-        let rules = self.rules(raw.routes, raw.route, &upstreams);
+        // An [auth] that failed is reported already: assume it has the file.
+        let users_file = auth.as_ref().is_none_or(|a| a.users_file.is_some());
+        let rules = self.rules(raw.routes, raw.route, &upstreams, users_file);
         let identity = self.identity(&raw.identity);
         let assertion = raw.assertion.as_ref().and_then(|a| self.assertion(a, base));
         self.assertion_audiences(&upstreams, assertion.as_ref());

@@ -11,7 +11,7 @@ use super::Validator;
 use crate::auth::names;
 use crate::config::raw::{RawRoute, RawRoutes};
 use crate::proxy::path;
-use crate::proxy::routes::{Access, PathMatch, Rule, Rules};
+use crate::proxy::routes::{Access, Credentials, PathMatch, Rule, Rules};
 use crate::proxy::UpstreamOptions;
 
 impl Validator {
@@ -20,6 +20,7 @@ impl Validator {
         defaults: RawRoutes,
         raw: Vec<RawRoute>,
         ups: &[UpstreamOptions],
+        users_file: bool,
     ) -> Option<Rules> {
         let find_upstream = |name: &str| ups.iter().position(|u| u.name == name);
         let default_upstream = match defaults.default_upstream.as_deref() {
@@ -62,7 +63,7 @@ impl Validator {
         let rules = raw
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| self.route(i, r, ups, default_upstream))
+            .filter_map(|(i, r)| self.route(i, r, ups, default_upstream, users_file))
             .collect();
         let (default_access, default_upstream) = (default_access?, default_upstream?);
         match Rules::new(rules, default_access, default_upstream) {
@@ -89,6 +90,7 @@ impl Validator {
         r: RawRoute,
         ups: &[UpstreamOptions],
         default_upstream: Option<usize>,
+        users_file: bool,
     ) -> Option<Rule> {
         let key = |field: &str| format!("route[{i}].{field}");
         self.route_path(&key("path"), &r.path);
@@ -132,6 +134,10 @@ impl Validator {
             }
         }
         let access = self.route_access(&key("access"), r.access.as_deref(), r.roles, r.users);
+        let credentials = self.route_credentials(&key("credentials"), r.credentials.as_deref());
+        if credentials.is_some_and(|c| c.basic) && !users_file {
+            self.problem(&key("credentials"), "basic needs auth.users_file");
+        }
         let upstream = match r.upstream.as_deref() {
             Some(name) => ups.iter().position(|u| u.name == name).or_else(|| {
                 self.problem(
@@ -147,9 +153,40 @@ impl Validator {
             kind: kind?,
             methods,
             access: access?,
+            credentials: credentials?,
             upstream: upstream?,
             index: i,
         })
+    }
+
+    /// A rule's credentials: a non-empty list of `session` and `basic`.
+    fn route_credentials(&mut self, key: &str, names: Option<&[String]>) -> Option<Credentials> {
+        let Some(names) = names else {
+            return Some(Credentials::SESSION);
+        };
+        if names.is_empty() {
+            self.problem(key, "lists no credential; leave it out for [\"session\"]");
+            return None;
+        }
+        let mut taken = Credentials {
+            session: false,
+            basic: false,
+        };
+        let mut ok = true;
+        for name in names {
+            match name.as_str() {
+                "session" => taken.session = true,
+                "basic" => taken.basic = true,
+                other => {
+                    self.problem(
+                        key,
+                        format!("each must be session or basic (got {other:?})"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(taken)
     }
 
     /// A rule's path: absolute and already in the normal form requests are
@@ -203,7 +240,7 @@ mod tests {
 
     use super::super::testing::{assert_refused, minimal, problems, valid};
     use crate::auth::names;
-    use crate::proxy::routes::Decision;
+    use crate::proxy::routes::{Credentials, Decision};
 
     #[test]
     fn every_problem_names_its_key() {
@@ -310,6 +347,36 @@ roles = ["", "a,b"]
         );
         assert_eq!(decide(&Method::GET, "/admin"), Decision::Unauthenticated);
         assert_eq!(decide(&Method::GET, "/elsewhere"), Decision::NotFound);
+    }
+
+    #[test]
+    fn credentials_default_to_the_session_and_basic_needs_the_users_file() {
+        let rules = valid(&route("path = \"/a\"")).rules;
+        assert_eq!(
+            rules.matched(&Method::GET, "/a").credentials,
+            Credentials::SESSION
+        );
+        assert_eq!(
+            rules.matched(&Method::GET, "/unmatched").credentials,
+            Credentials::SESSION
+        );
+        let cases = [
+            (
+                route("path = \"/a\"\ncredentials = [\"basic\"]"),
+                "route[0].credentials: basic needs auth.users_file",
+            ),
+            (
+                route("path = \"/a\"\ncredentials = []"),
+                "route[0].credentials: lists no credential; leave it out for [\"session\"]",
+            ),
+            (
+                route("path = \"/a\"\ncredentials = [\"session\", \"cookie\"]"),
+                "route[0].credentials: each must be session or basic (got \"cookie\")",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_refused(&text, want);
+        }
     }
 
     #[test]

@@ -53,6 +53,7 @@ impl Validator {
                     name,
                     addrs,
                     session_commands: u.session_commands,
+                    pass_authorization: u.pass_authorization,
                     connect_timeout: c,
                     read_timeout: r,
                     write_timeout: w,
