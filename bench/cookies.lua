@@ -31,8 +31,20 @@ function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 100000)
 end
 
+-- Headers given with -H (an Authorization for the credentials rows): wrk drops
+-- them when request() passes its own table, so they are added to it.
+local extra = nil
+
 function request()
-  return wrk.format(nil, nil, { ["Cookie"] = cookies[math.random(n)] })
+  if extra == nil then
+    extra = {}
+    for k, v in pairs(wrk.headers) do
+      if k ~= "Host" then extra[k] = v end
+    end
+  end
+  local h = { ["Cookie"] = cookies[math.random(n)] }
+  for k, v in pairs(extra) do h[k] = v end
+  return wrk.format(nil, nil, h)
 end
 
 function done(summary, latency, requests)

@@ -6,6 +6,7 @@
     report.py --check FACTS.jsonl               exit 1 unless every scenario produced
                                                 numbers with the expected status
     report.py --ab FACTS.jsonl A B              the A/B table of `run.sh --ab` (markdown)
+    report.py --credentials FACTS.jsonl ENV     cookie against Basic (`run.sh --credentials`)
     report.py --tls FACTS.jsonl ENV.txt         the TLS table of `run.sh --tls` (markdown)
 
 Standard library only.
@@ -427,7 +428,55 @@ def stack_report(facts, env_path):
     return "\n".join(out) + "\n"
 
 
+def credentials_report(facts, env_path):
+    rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
+    env = [line.rstrip("\n") for line in open(env_path)] if env_path else []
+
+    def med(kind, key):
+        v = sorted(r[key] for r in rows if r["id"].rsplit("-", 1)[0] == kind)
+        if not v:
+            return None
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    def ratio(a, b, key):
+        x, y = med(a, key), med(b, key)
+        return x / y if x and y else None
+
+    out = [
+        "# Credentials: the session cookie and HTTP Basic",
+        "",
+        "`bash bench/run.sh --credentials`: one sessiongate, the same backend, a protected route",
+        "reached with the session cookie and one taking only Basic (one user, its password",
+        "remembered after the first argon2id hash), measured in alternating rounds (wrk, 64",
+        "keep-alive connections, closed loop, pinned as in the main benchmark).",
+        "",
+        "| row | req/s | p50 ms | p99 ms | proxy CPU µs/req | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['id']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['proxy_us']:.1f} "
+            f"| {r['status_errors'] + r['socket_errors']} |"
+        )
+    out += [
+        "",
+        "Ratios of the medians (issue 23's target: Basic at most 1.10x the cookie):",
+        "",
+        f"- Basic ÷ session cookie: proxy CPU per request **{fmt_ratio(ratio('sg-protected-basic', 'sg-protected-session', 'proxy_us'))}**, "
+        f"req/s {fmt_ratio(ratio('sg-protected-basic', 'sg-protected-session', 'rps'))}",
+    ]
+    if env:
+        out += ["", "Machine: " + "; ".join(env)]
+    bad = problems(rows)
+    if bad:
+        out += ["", "Problems:"] + [f"- {b}" for b in bad]
+    return "\n".join(out) + "\n"
+
+
 def main():
+    if sys.argv[1] == "--credentials":
+        print(credentials_report(load(sys.argv[2]), sys.argv[3]), end="")
+        return
     if sys.argv[1] == "--stack":
         print(stack_report(load(sys.argv[2]), sys.argv[3]), end="")
         return

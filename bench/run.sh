@@ -25,6 +25,9 @@
 #                                  open: RSS per idle connection and the active p99 with
 #                                  them: bench/results/conns.md (BENCH_SG_READ_BUFFER sets
 #                                  sessiongate's server.read_buffer)
+#     bash bench/run.sh --credentials   the protected route with the session cookie and with
+#                                  HTTP Basic (remembered after its first hash), alternating
+#                                  rounds (BENCH_AB_PAIRS, 3): bench/results/credentials.md
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
 #                                  A/B of this build (or BENCH_SG) against another
 #                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
@@ -59,9 +62,10 @@ for arg in "$@"; do
         --slow) MODE=slow ;;
         --tls) MODE=tls ;;
         --stack) MODE=stack ;;
+        --credentials) MODE=credentials ;;
         --conns) MODE=conns ;;
         -h | --help)
-            sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -165,7 +169,7 @@ start_sg_assertion() {
 }
 
 
-if [ "$MODE" = tls ] || [ "$MODE" = stack ]; then
+if [ "$MODE" = tls ] || [ "$MODE" = stack ] || [ "$MODE" = credentials ]; then
     DURATION=${BENCH_DURATION:-10s}
     REPEATS=${BENCH_REPEATS:-1}
     WARMUP=${BENCH_WARMUP:-2s}
@@ -433,6 +437,43 @@ if [ "$MODE" = stack ]; then
     cp "$FACTS" "$RESULTS/stack.jsonl"
     python3 bench/report.py --stack "$FACTS" "$TMP/env.txt" >"$RESULTS/stack.md"
     cat "$RESULTS/stack.md"
+    exit 0
+fi
+
+if [ "$MODE" = credentials ]; then
+    # One gate; each round measures the session cookie and HTTP Basic on the
+    # same kind of protected route, in alternating order.
+    say "credentials: the session cookie against HTTP Basic (remembered after the first hash); $AB_PAIRS rounds"
+    printf '[[user]]\nname = "bench"\npassword_hash = "%s"\nroles = ["bench"]\n' \
+        "$(printf 'bench-password-1\n' | "$SG" hash-password)" >"$TMP/users.toml"
+    SG_EXTRA_CONFIG="[auth]
+users_file = \"$TMP/users.toml\"
+
+[[route]]
+path = \"/basic\"
+credentials = [\"basic\"]"
+    start_sg sg false
+    unset SG_EXTRA_CONFIG
+    mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_cookies_small.txt" /mint sid >/dev/null
+    BASIC="Authorization: Basic $(printf 'bench:bench-password-1' | base64)"
+    out=$(curl -s -o /dev/null -w '%{http_code}' -H "$BASIC" "http://127.0.0.1:$SG_PORT/basic")
+    [ "$out" = 200 ] || die "Basic on /basic answered $out"
+    for pair in $(seq "$AB_PAIRS"); do
+        for row in $([ $((pair % 2)) = 1 ] && echo "session basic" || echo "basic session"); do
+            case $row in
+                session) measure "sg-protected-session-$pair" "protected route, the session cookie, $SESSIONS sessions" \
+                    "http://127.0.0.1:$SG_PORT/app" "$TMP/sg_cookies_small.txt" 200 "$SG_PID" "$BACKEND_PID" ;;
+                basic) WRK_EXTRA=(-H "$BASIC")
+                    measure "sg-protected-basic-$pair" "protected route, HTTP Basic (look-alike cookies beside it)" \
+                        "http://127.0.0.1:$SG_PORT/basic" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+                    WRK_EXTRA=() ;;
+            esac
+        done
+    done
+    mkdir -p "$RESULTS"
+    cp "$FACTS" "$RESULTS/credentials.jsonl"
+    python3 bench/report.py --credentials "$FACTS" "$TMP/env.txt" >"$RESULTS/credentials.md"
+    cat "$RESULTS/credentials.md"
     exit 0
 fi
 

@@ -92,6 +92,8 @@ cat <<BANNER
   user      demo
   password  ${DEMO_PASSWORD}
 
+  script    curl -u demo:${DEMO_PASSWORD} http://127.0.0.1:8080/api/whoami
+
   admin     http://127.0.0.1:9091/
             the browser asks for a login: any user name, and as the
             password the admin token ${SESSIONGATE_ADMIN_TOKEN}

@@ -10,6 +10,11 @@
 //!   on a route that does not take sessions: the request is then decided as
 //!   if it carried none, and no identity of theirs reaches the upstream.
 //!
+//! - A browser that once answered the Basic challenge sends the credentials
+//!   by itself, from any site: Basic is not taken for a state-changing
+//!   request that a browser marks as from another origin (403, the login
+//!   form's CSRF check), as `SameSite=Lax` does for cookies.
+//!
 //! The access line names the credential used (`credential`).
 
 use http::header::{self, HeaderName};
@@ -20,6 +25,7 @@ use super::{Ctx, Downstream, Proxy};
 use crate::auth::basic::BasicUser;
 use crate::auth::password::PasswordRefusal;
 use crate::http::authorization::{self, Authorization};
+use crate::http::origin::same_origin;
 use crate::http::problem::Problem;
 use crate::session::SessionStore;
 
@@ -74,7 +80,15 @@ impl<S: SessionStore> Proxy<S> {
     ) -> Result<bool> {
         ctx.accepts = accepts;
         if accepts.basic {
-            match authorization::of(&session.req_header().headers) {
+            let req = session.req_header();
+            match authorization::of(&req.headers) {
+                Some(Authorization::Basic { .. })
+                    if !req.method.is_safe() && !same_origin(req, ctx.trusted_peer) =>
+                {
+                    let (id, problem) = (&ctx.id, Problem::CrossOrigin);
+                    super::respond::respond_problem(session, id, problem, &[]).await?;
+                    return Ok(false);
+                }
                 Some(Authorization::Basic { user, password }) => {
                     match self.auth.check_basic(&user, password, ctx.client_ip).await {
                         Ok(user) => {

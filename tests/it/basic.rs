@@ -229,3 +229,44 @@ fn authorization_reaches_only_an_upstream_that_asks_for_it() {
         Some("Bearer the-apps-own-token")
     );
 }
+
+#[test]
+fn a_cross_origin_write_never_rides_on_basic() {
+    let backend = Backend::app();
+    let users = users_file(&[("alice", "alice-password-1", "", false)]);
+    let gate = start(&backend, &users, "");
+    let good = basic("alice", "alice-password-1");
+    // A browser remembers Basic for the site and sends it from any page.
+    let forged = gate
+        .req("POST", "/api/transfer")
+        .header("Authorization", &good)
+        .header("Origin", "http://evil.example")
+        .send();
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let forged = gate
+        .req("POST", "/api/transfer")
+        .header("Authorization", &good)
+        .header("Sec-Fetch-Site", "cross-site")
+        .send();
+    assert_eq!(forged.status, 403);
+    assert_eq!(backend.count(), 0);
+    // A script (no Origin), and a page of the same origin, may write.
+    let script = gate
+        .req("POST", "/api/transfer")
+        .header("Authorization", &good)
+        .send();
+    assert_eq!(script.status, 200);
+    let same = gate
+        .req("POST", "/api/transfer")
+        .header("Authorization", &good)
+        .header("Origin", "http://app.test")
+        .send();
+    assert_eq!(same.status, 200);
+    // Reads are taken from anywhere, as a SameSite=Lax cookie is.
+    let read = gate
+        .get("/api/x")
+        .header("Authorization", &good)
+        .header("Sec-Fetch-Site", "cross-site")
+        .send();
+    assert_eq!(read.status, 200);
+}

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{free_addr, hash_password, Proc, ScratchDir};
+use crate::support::{free_addr, hash_password, Proc, Req, ScratchDir};
 
 const INSTALL_HINT: &str = "run ./test.sh to install chromium and playwright-core";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -227,4 +227,29 @@ fn browser_own_sessions_and_admin_pages_do_their_main_actions() {
             &docs.to_string_lossy(),
         ],
     );
+}
+
+/// The demo banner's and the README's script line, `curl -u demo:<password>
+/// http://127.0.0.1:8080/api/whoami`, against the demo's own config and
+/// backend (no browser).
+#[test]
+fn the_demos_script_route_takes_basic() {
+    use base64::Engine;
+    let demo = Demo::start(free_addr(), "", &[]);
+    let basic = |pair: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let resp = Req::new(demo.proxy_addr, "GET", "/api/whoami")
+        .header("Authorization", &basic(&format!("{USER}:{PASSWORD}")))
+        .send();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body, format!("user: {USER}\nroles: user,admin\n"));
+    let resp = Req::new(demo.proxy_addr, "GET", "/api/whoami")
+        .header("Authorization", &basic(&format!("{USER}:wrong")))
+        .send();
+    assert_eq!(resp.status, 401);
+    assert!(resp.header("www-authenticate").is_some());
 }

@@ -337,6 +337,40 @@ fn only_a_trusted_peer_may_name_the_original_request() {
         .contains("forward-auth request from a peer not in server.trusted_proxies"));
 }
 
+/// Forward-auth decides on the session only: a route that does not take
+/// sessions (`credentials = ["basic"]`) is decided as for no identity, even
+/// for a logged-in browser.
+#[test]
+fn forward_auth_honours_a_routes_credentials() {
+    let backend = Backend::app();
+    let config = format!(
+        "trusted_proxies = [\"127.0.0.1/32\"]\n{}",
+        standard_config(
+            backend.addr,
+            "\n[auth]\nusers_file = \"users.toml\"\n\n[[route]]\npath = \"/scripts\"\ncredentials = [\"basic\"]\n"
+        )
+    );
+    let gate = Gate::start_with(
+        &config,
+        &[("users.toml", &users_file(USERS))],
+        &[("TEST_SECRET", SECRET)],
+    );
+    let cookie = gate.login("alice", "user");
+    let check = |uri: &str| {
+        Req::new(gate.addr, "GET", "/.sessiongate/auth/nginx")
+            .header("X-Original-Method", "GET")
+            .header("X-Original-URI", uri)
+            .cookie(&cookie)
+            .send()
+    };
+    let allowed = check("/private");
+    assert_eq!(allowed.status, 200, "{allowed:#?}");
+    assert_eq!(allowed.header("x-user"), Some("alice"));
+    let refused = check("/scripts/run");
+    assert_eq!(refused.status, 401, "{refused:#?}");
+    assert_eq!(refused.header("x-user"), None);
+}
+
 /// A TCP connection to `to` from the loopback address `from`.
 fn bind_from(from: &str, to: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();

@@ -150,7 +150,15 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>
 fn write_response(w: &mut TcpStream, r: Response, head: bool, close: bool) -> io::Result<()> {
     let mut out = format!("HTTP/1.1 {}\r\n", r.status);
     out += &format!("Content-Length: {}\r\n", r.body.len());
-    out += "Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n";
+    // Pages are HTML unless the response names its own type.
+    if !r
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("Content-Type"))
+    {
+        out += "Content-Type: text/html; charset=utf-8\r\n";
+    }
+    out += "Cache-Control: no-store\r\n";
     out += "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'none'; \
             style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'\r\n";
     for (k, v) in &r.headers {
@@ -180,6 +188,17 @@ fn handle(req: &Request) -> Response {
                          here: the proxy checks, this app does not.</p>";
             page(req, OK, "Admin", &(intro.to_owned() + &headers_table(req)))
         }
+        // For scripts (the demo's /api route takes HTTP Basic as well): who
+        // the proxy says is asking, as plain text.
+        ("GET" | "HEAD", "/api/whoami") => Response::new(
+            OK,
+            vec![("Content-Type", "text/plain; charset=utf-8".to_owned())],
+            format!(
+                "user: {}\nroles: {}\n",
+                req.user().unwrap_or("(nobody)"),
+                req.header("X-User-Roles").unwrap_or("")
+            ),
+        ),
         (_, "/" | "/app" | "/admin") => error_page(req, "405 Method Not Allowed"),
         _ => error_page(req, "404 Not Found"),
     }
