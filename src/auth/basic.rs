@@ -10,7 +10,8 @@
 //! password in the users file misses at once (a new stored hash), and a
 //! disabled or removed user is refused at once (the user is looked up before
 //! the cache, on every request). Only successes are remembered, so a wrong
-//! password always costs a hash and counts as a failure.
+//! password always costs a hash and counts as a failure; and a lockout
+//! refuses a remembered password too, so guesses stay bounded while it lasts.
 //!
 //! [`User::proof`]: super::users::User::proof
 
@@ -74,6 +75,9 @@ impl Auth {
             .map(|u| (u, u.proof(&self.basic.key, &password)));
         if let Some((u, proof)) = &proof {
             if self.basic.proofs.contains_key(proof) {
+                // A lockout holds for remembered passwords too: else a
+                // locked account would answer guesses for free.
+                self.locked_out_now(user, ip)?;
                 return Ok(BasicUser {
                     user: u.name.clone(),
                     roles: u.roles.join(","),

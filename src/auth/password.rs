@@ -42,6 +42,13 @@ pub(crate) enum PasswordRefusal {
     Invalid,
 }
 
+/// A lockout, counted and logged wherever a credential meets it.
+fn throttled(retry: Duration) -> PasswordRefusal {
+    METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(target: "auth", "login throttled");
+    PasswordRefusal::Throttled(retry)
+}
+
 impl Auth {
     pub(super) async fn submit_login<S: SessionStore>(
         &self,
@@ -119,11 +126,6 @@ impl Auth {
         password: String,
         ip: Option<IpAddr>,
     ) -> Result<(String, Vec<String>), PasswordRefusal> {
-        let throttled = |retry| {
-            METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "auth", "login throttled");
-            PasswordRefusal::Throttled(retry)
-        };
         let user_slot = self
             .by_user
             .begin(users::canonical_name(username))
@@ -155,6 +157,23 @@ impl Auth {
             return Err(PasswordRefusal::Invalid);
         };
         Ok(found)
+    }
+
+    /// Whether `username` or `ip` is locked out now, taking no slot (see
+    /// [`super::throttle::Throttle::locked`]).
+    pub(crate) fn locked_out_now(
+        &self,
+        username: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), PasswordRefusal> {
+        let locked = self
+            .by_user
+            .locked(&users::canonical_name(username))
+            .or_else(|| ip.and_then(|ip| self.by_ip.locked(&ip)));
+        match locked {
+            Some(retry) => Err(throttled(retry)),
+            None => Ok(()),
+        }
     }
 
     /// A lockout looks like a failure with a `Retry-After`, whatever the password.

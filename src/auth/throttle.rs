@@ -96,6 +96,18 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
         })
     }
 
+    /// `Some(retry_after)` while `key` is locked out, taking no slot: for a
+    /// credential proved without a password check (a remembered Basic
+    /// password), which must still wait out a lockout, or a lockout would
+    /// no longer bound the guesses.
+    pub(crate) fn locked(&self, key: &K) -> Option<Duration> {
+        let cell = self.slots.get(key)?;
+        let w = cell.lock().unwrap_or_else(|e| e.into_inner());
+        let age = Instant::now().duration_since(w.started);
+        (age < self.window && w.failures >= self.limit)
+            .then(|| self.window.saturating_sub(age).max(Duration::from_secs(1)))
+    }
+
     /// An attempt that did not fail: its slot is free again (unless its
     /// window has ended and a new one started meanwhile).
     fn give_back(&self, key: &K, started: Instant) {
@@ -119,6 +131,18 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> Throttle<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locked_says_so_without_taking_a_slot() {
+        let t = Throttle::new(2, Duration::from_secs(60), 100);
+        assert_eq!(t.locked(&"a"), None, "unknown");
+        t.begin("a").unwrap().failed();
+        assert_eq!(t.locked(&"a"), None, "one failure of two");
+        assert_eq!(t.failures(&"a"), 1, "asking took nothing");
+        t.begin("a").unwrap().failed();
+        assert!(t.locked(&"a").is_some_and(|r| r >= Duration::from_secs(1)));
+        assert_eq!(t.locked(&"b"), None);
+    }
 
     #[test]
     fn locks_after_limit_and_reopens_after_window() {

@@ -189,6 +189,12 @@ fn basic_failures_are_throttled_like_the_login_form() {
     let backend = Backend::app();
     let users = users_file(&[("alice", "alice-password-1", "", false)]);
     let gate = start(&backend, &users, "max_failures = 2");
+    // Remembered from here on.
+    let ok = gate
+        .get("/api")
+        .header("Authorization", &basic("alice", "alice-password-1"))
+        .send();
+    assert_eq!(ok.status, 200);
     for _ in 0..2 {
         let resp = gate
             .get("/api")
@@ -196,7 +202,8 @@ fn basic_failures_are_throttled_like_the_login_form() {
             .send();
         assert_eq!(resp.status, 401);
     }
-    // Locked: even the right password waits, and the form shares the lock.
+    // Locked: even the right (remembered) password waits, else a locked
+    // account would still answer guesses; and the form shares the lock.
     let resp = gate
         .get("/api")
         .header("Authorization", &basic("alice", "alice-password-1"))
@@ -205,7 +212,7 @@ fn basic_failures_are_throttled_like_the_login_form() {
     assert!(resp.header("retry-after").is_some());
     let resp = gate.login_form("alice", "alice-password-1", "/");
     assert_eq!(resp.status, 429);
-    assert_eq!(backend.count(), 0);
+    assert_eq!(backend.count(), 1, "only the first");
 }
 
 #[test]

@@ -76,8 +76,13 @@ impl Gate {
         // Free ports for the proxy to bind (pingora has no port-0 getter).
         let addr = free_addr();
         let admin = free_addr();
+        // Short grace unless the test sets its own (upgrade.rs).
+        let grace = match config.contains("grace_period") {
+            true => "",
+            false => "grace_period = \"1s\"\n",
+        };
         let mut text = format!(
-            "[server]\nlisten = [\"{addr}\"]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{config}"
+            "[server]\nlisten = [\"{addr}\"]\nthreads = 2\n{grace}shutdown_timeout = \"1s\"\n{config}"
         );
         // SESSIONGATE_TEST_STORE=redis runs every test against a Redis store.
         let redis = (redis_run() && !config.contains("[store]")).then(Redis::start);
