@@ -381,19 +381,25 @@ def tls_report(facts, env_path):
     return "\n".join(out) + "\n"
 
 
+def median_of(rows, kind, key):
+    """The median of `key` over the rounds of row `kind` (ids `<kind>-<round>`)."""
+    v = sorted(r[key] for r in rows if r["id"].rsplit("-", 1)[0] == kind)
+    if not v:
+        return None
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def ratio_of(rows, a, b, key):
+    x, y = median_of(rows, a, key), median_of(rows, b, key)
+    return x / y if x and y else None
+
+
 def stack_report(facts, env_path):
     rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
     env = [line.rstrip("\n") for line in open(env_path)] if env_path else []
 
-    def med(kind, key):
-        v = sorted(r[key] for r in rows if r["id"].rsplit("-", 1)[0] == kind)
-        if not v:
-            return None
-        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
-
     def ratio(a, b, key):
-        x, y = med(a, key), med(b, key)
-        return x / y if x and y else None
+        return ratio_of(rows, a, b, key)
 
     out = [
         "# Fitting into a stack: forward-auth and the signed identity",
@@ -432,15 +438,8 @@ def credentials_report(facts, env_path):
     rows = [summarise(f) for f in facts if f["kind"] == "scenario"]
     env = [line.rstrip("\n") for line in open(env_path)] if env_path else []
 
-    def med(kind, key):
-        v = sorted(r[key] for r in rows if r["id"].rsplit("-", 1)[0] == kind)
-        if not v:
-            return None
-        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
-
     def ratio(a, b, key):
-        x, y = med(a, key), med(b, key)
-        return x / y if x and y else None
+        return ratio_of(rows, a, b, key)
 
     out = [
         "# Credentials: the session cookie and HTTP Basic",
