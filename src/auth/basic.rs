@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::password::PasswordRefusal;
 use super::users::MAX_PASSWORD_LEN;
-use super::Auth;
+use super::{Auth, Caller};
 
 /// How long a verified Basic password is remembered.
 pub(crate) const REMEMBERED_FOR: Duration = Duration::from_secs(60);
@@ -49,14 +49,6 @@ impl Remembered {
     }
 }
 
-/// A user Basic credentials proved: the name as in the users file, and the
-/// roles as sent upstream (joined with `,`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BasicUser {
-    pub(crate) user: String,
-    pub(crate) roles: String,
-}
-
 impl Auth {
     /// The user `user`:`password` proves, from memory or by the password check.
     pub(crate) async fn check_basic(
@@ -64,7 +56,7 @@ impl Auth {
         user: &str,
         password: String,
         ip: Option<IpAddr>,
-    ) -> Result<BasicUser, PasswordRefusal> {
+    ) -> Result<Caller, PasswordRefusal> {
         if self.config.users_file.is_none() || password.len() > MAX_PASSWORD_LEN {
             return Err(PasswordRefusal::Invalid);
         }
@@ -78,7 +70,7 @@ impl Auth {
                 // A lockout holds for remembered passwords too: else a
                 // locked account would answer guesses for free.
                 self.locked_out_now(user, ip)?;
-                return Ok(BasicUser {
+                return Ok(Caller {
                     user: u.name.clone(),
                     roles: u.roles.join(","),
                 });
@@ -88,7 +80,7 @@ impl Auth {
         if let Some((_, proof)) = proof {
             self.basic.proofs.insert(proof, ());
         }
-        Ok(BasicUser {
+        Ok(Caller {
             user,
             roles: roles.join(","),
         })

@@ -15,6 +15,7 @@
 pub(crate) mod basic;
 pub(crate) mod endpoints;
 mod hashing;
+pub(crate) mod jwt;
 pub(crate) mod names;
 pub(crate) mod oidc;
 pub(crate) mod own_sessions;
@@ -58,6 +59,8 @@ pub(crate) struct AuthOptions {
     pub max_concurrent_hashes: usize,
     /// `[[auth.oidc]]`: the OpenID Connect providers one may sign in with.
     pub oidc: Vec<OidcOptions>,
+    /// `[[auth.jwt]]`: the issuers whose bearer tokens routes may take.
+    pub jwt: Vec<jwt::JwtOptions>,
 }
 
 /// Why the auth of a config cannot be built.
@@ -69,6 +72,18 @@ pub enum Error {
     /// An OIDC provider could not be set up.
     #[error("auth.oidc: {0}")]
     Provider(String),
+    /// A bearer token issuer could not be set up.
+    #[error("auth.jwt: {0}")]
+    Issuer(String),
+}
+
+/// The user a credential other than the session proves (Basic, a bearer
+/// token): the name, and the roles as sent upstream (joined with `,`). Both in
+/// the identity alphabet of [`names`], whatever the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Caller {
+    pub(crate) user: String,
+    pub(crate) roles: String,
 }
 
 /// The built-in login: users, throttles, the hashing limit, the OIDC providers.
@@ -88,6 +103,8 @@ pub(crate) struct Auth {
     pub(crate) providers: Vec<Arc<Provider>>,
     /// Basic passwords verified lately ([`basic`]); a reload starts afresh.
     pub(crate) basic: basic::Remembered,
+    /// `[[auth.jwt]]` and the bearer tokens verified lately ([`jwt`]).
+    pub(crate) bearer: jwt::Bearer,
 }
 
 impl Auth {
@@ -98,6 +115,7 @@ impl Auth {
     pub(crate) fn new(config: AuthOptions) -> Result<Auth, Error> {
         let users = load_users(&config)?;
         let providers = providers(&config, &[])?;
+        let bearer = jwt::Bearer::new(&config.jwt, &[]).map_err(Error::Issuer)?;
         let window = config.failure_window;
         Ok(Auth {
             by_user: Arc::new(Throttle::new(
@@ -115,6 +133,7 @@ impl Auth {
             users: Arc::new(users),
             providers,
             basic: basic::Remembered::new(),
+            bearer,
             config,
         })
     }
@@ -128,6 +147,7 @@ impl Auth {
     pub(crate) fn next(&self, config: AuthOptions) -> Result<(Auth, Vec<String>), Error> {
         let users = load_users(&config)?;
         let providers = providers(&config, &self.providers)?;
+        let bearer = jwt::Bearer::new(&config.jwt, self.bearer.issuers()).map_err(Error::Issuer)?;
         let revoked = self.users.revoked_in(&users);
         let old = &self.config;
         let window = config.failure_window;
@@ -164,6 +184,7 @@ impl Auth {
             hashing,
             providers,
             basic: basic::Remembered::new(),
+            bearer,
         };
         Ok((login, revoked))
     }
@@ -223,6 +244,7 @@ pub(crate) mod testing {
             failure_window: Duration::from_secs(60),
             max_concurrent_hashes: 1,
             oidc: Vec::new(),
+            jwt: Vec::new(),
         })
         .expect("an empty users file")
     }

@@ -214,6 +214,8 @@ pub(super) struct RawAuth {
     pub(super) max_concurrent_hashes: usize,
     #[serde(default)]
     pub(super) oidc: Vec<RawOidc>,
+    #[serde(default)]
+    pub(super) jwt: Vec<RawJwt>,
 }
 
 /// `[[auth.oidc]]`: one OpenID Connect provider (`validate::oidc` checks it).
@@ -243,6 +245,32 @@ pub(super) struct RawOidc {
     pub(super) end_session: bool,
 }
 
+/// `[[auth.jwt]]`: one issuer of bearer tokens (`validate::jwt` checks it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJwt {
+    pub(super) id: String,
+    pub(super) issuer: String,
+    pub(super) jwks_url: Option<String>,
+    #[serde(default)]
+    pub(super) audiences: Vec<String>,
+    #[serde(default = "default_oidc_algorithms")]
+    pub(super) algorithms: Vec<String>,
+    #[serde(default = "default_jwt_user_claim")]
+    pub(super) user_claim: String,
+    pub(super) roles_claim: Option<String>,
+    #[serde(default)]
+    pub(super) roles_map: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) allowed_email_domains: Vec<String>,
+    #[serde(default)]
+    pub(super) allowed_groups: Vec<String>,
+}
+
+fn default_jwt_user_claim() -> String {
+    "sub".to_owned()
+}
+
 fn default_oidc_scopes() -> Vec<String> {
     ["openid", "profile", "email"].map(String::from).to_vec()
 }
@@ -267,6 +295,7 @@ impl Default for RawAuth {
             failure_window: default_failure_window(),
             max_concurrent_hashes: default_max_concurrent_hashes(),
             oidc: Vec::new(),
+            jwt: Vec::new(),
         }
     }
 }

@@ -17,20 +17,29 @@
 //!
 //! The access line names the credential used (`credential`).
 
+use std::sync::Arc;
+
 use http::header::{self, HeaderName};
 use pingora::prelude::*;
 
 use super::routes::{Credentials, Identity};
 use super::{Ctx, Downstream, Proxy};
-use crate::auth::basic::BasicUser;
+use crate::auth::jwt::BearerRefusal;
 use crate::auth::password::PasswordRefusal;
+use crate::auth::Caller;
 use crate::http::authorization::{self, Authorization};
 use crate::http::origin::same_origin;
 use crate::http::problem::Problem;
 use crate::session::SessionStore;
 
 /// The challenge of routes that take Basic (RFC 7617 §2.1: UTF-8 user-pass).
-pub(super) const BASIC_CHALLENGE: &str = "Basic realm=\"sessiongate\", charset=\"UTF-8\"";
+const BASIC_CHALLENGE: &str = "Basic realm=\"sessiongate\", charset=\"UTF-8\"";
+/// The challenge of routes that take bearer tokens (RFC 6750 §3).
+const BEARER_CHALLENGE: &str = "Bearer realm=\"sessiongate\"";
+const BEARER_INVALID_TOKEN: &str = "Bearer realm=\"sessiongate\", error=\"invalid_token\"";
+/// A bearer token that proves a user without the route's role (RFC 6750 §3.1).
+pub(super) const BEARER_INSUFFICIENT_SCOPE: &str =
+    "Bearer realm=\"sessiongate\", error=\"insufficient_scope\"";
 
 /// The credential a request was identified by.
 #[derive(Debug, Default)]
@@ -41,7 +50,9 @@ pub(crate) enum Credential {
     /// The session cookie, logged in.
     Session,
     /// `Authorization: Basic` against the users file.
-    Basic(BasicUser),
+    Basic(Caller),
+    /// `Authorization: Bearer` with a JWT of a trusted issuer.
+    Bearer(Arc<Caller>),
 }
 
 impl Credential {
@@ -51,6 +62,7 @@ impl Credential {
             Credential::None => "-",
             Credential::Session => "session",
             Credential::Basic(_) => "basic",
+            Credential::Bearer(_) => "bearer",
         }
     }
 }
@@ -60,6 +72,10 @@ impl Ctx {
     pub(super) fn identity(&self) -> Option<Identity<'_>> {
         match &self.credential {
             Credential::Basic(u) => Some(Identity {
+                user: &u.user,
+                roles: &u.roles,
+            }),
+            Credential::Bearer(u) => Some(Identity {
                 user: &u.user,
                 roles: &u.roles,
             }),
@@ -79,34 +95,40 @@ impl<S: SessionStore> Proxy<S> {
         accepts: Credentials,
     ) -> Result<bool> {
         ctx.accepts = accepts;
-        if accepts.basic {
+        if accepts.basic || accepts.bearer {
             let req = session.req_header();
-            match authorization::of(&req.headers) {
+            let refusal = match authorization::of(&req.headers) {
                 Some(Authorization::Basic { .. })
-                    if !req.method.is_safe() && !same_origin(req, ctx.trusted_peer) =>
+                    if accepts.basic
+                        && !req.method.is_safe()
+                        && !same_origin(req, ctx.trusted_peer) =>
                 {
-                    let (id, problem) = (&ctx.id, Problem::CrossOrigin);
-                    super::respond::respond_problem(session, id, problem, &[]).await?;
-                    return Ok(false);
+                    Refusal::CrossOrigin
                 }
-                Some(Authorization::Basic { user, password }) => {
+                Some(Authorization::Basic { user, password }) if accepts.basic => {
                     match self.auth.check_basic(&user, password, ctx.client_ip).await {
                         Ok(user) => {
                             ctx.credential = Credential::Basic(user);
                             return Ok(true);
                         }
-                        Err(refusal) => {
-                            self.refuse_basic(session, ctx, refusal).await?;
-                            return Ok(false);
-                        }
+                        Err(refusal) => Refusal::Password(refusal),
                     }
                 }
-                Some(Authorization::Malformed) => {
-                    self.refuse_basic(session, ctx, PasswordRefusal::Invalid)
-                        .await?;
-                    return Ok(false);
+                Some(Authorization::Bearer(token)) if accepts.bearer => {
+                    match self.auth.bearer.check(&token).await {
+                        Ok(caller) => {
+                            ctx.credential = Credential::Bearer(caller);
+                            return Ok(true);
+                        }
+                        Err(refusal) => Refusal::Bearer(refusal),
+                    }
                 }
-                Some(Authorization::Bearer(_) | Authorization::Other) | None => {}
+                Some(Authorization::Malformed) => Refusal::Malformed,
+                Some(_) | None => Refusal::None,
+            };
+            if !matches!(refusal, Refusal::None) {
+                self.refuse(session, ctx, refusal).await?;
+                return Ok(false);
             }
         }
         if accepts.session && ctx.session_identity().is_some() {
@@ -115,25 +137,54 @@ impl<S: SessionStore> Proxy<S> {
         Ok(true)
     }
 
-    /// Answer a Basic credential that proved no user.
-    async fn refuse_basic(
-        &self,
-        session: &mut Downstream,
-        ctx: &Ctx,
-        refusal: PasswordRefusal,
-    ) -> Result<()> {
-        let challenge = (header::WWW_AUTHENTICATE, BASIC_CHALLENGE.to_owned());
+    /// Answer an `Authorization` the route takes that proved no one.
+    async fn refuse(&self, session: &mut Downstream, ctx: &Ctx, refusal: Refusal) -> Result<()> {
+        let retry = |secs: u64| (header::RETRY_AFTER, secs.max(1).to_string());
         let (problem, extra): (Problem, Vec<(HeaderName, String)>) = match refusal {
-            PasswordRefusal::Invalid => (Problem::Unauthenticated, vec![challenge]),
-            PasswordRefusal::Throttled(retry) => {
-                let secs = retry.as_secs().max(1).to_string();
-                (Problem::TooManyRequests, vec![(header::RETRY_AFTER, secs)])
+            Refusal::None => return Ok(()),
+            Refusal::CrossOrigin => (Problem::CrossOrigin, Vec::new()),
+            Refusal::Password(PasswordRefusal::Throttled(wait)) => {
+                (Problem::TooManyRequests, vec![retry(wait.as_secs())])
             }
-            PasswordRefusal::Busy => (
-                Problem::Unavailable,
-                vec![(header::RETRY_AFTER, "1".to_owned())],
-            ),
+            Refusal::Password(PasswordRefusal::Busy)
+            | Refusal::Bearer(BearerRefusal::KeysUnavailable) => {
+                (Problem::Unavailable, vec![retry(1)])
+            }
+            Refusal::Password(PasswordRefusal::Invalid)
+            | Refusal::Bearer(BearerRefusal::Invalid)
+            | Refusal::Malformed => (Problem::Unauthenticated, challenges(ctx.accepts, true)),
         };
         super::respond::respond_problem(session, &ctx.id, problem, &extra).await
     }
+}
+
+/// Why a request's `Authorization` was refused.
+enum Refusal {
+    /// Nothing to refuse: no header, or a scheme the route does not take.
+    None,
+    /// Basic on a cross-origin state-changing request.
+    CrossOrigin,
+    Password(PasswordRefusal),
+    Bearer(BearerRefusal),
+    /// Unreadable, or given twice.
+    Malformed,
+}
+
+/// The `WWW-Authenticate` challenges of a route's credentials (RFC 7617 for
+/// Basic, RFC 6750 §3 for Bearer: `invalid_token` when one was refused, and
+/// nothing an attacker could use).
+pub(super) fn challenges(accepts: Credentials, refused: bool) -> Vec<(HeaderName, String)> {
+    let mut out = Vec::new();
+    if accepts.bearer {
+        let bearer = if refused {
+            BEARER_INVALID_TOKEN
+        } else {
+            BEARER_CHALLENGE
+        };
+        out.push((header::WWW_AUTHENTICATE, bearer.to_owned()));
+    }
+    if accepts.basic {
+        out.push((header::WWW_AUTHENTICATE, BASIC_CHALLENGE.to_owned()));
+    }
+    out
 }

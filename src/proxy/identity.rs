@@ -169,6 +169,9 @@ impl<S: SessionStore> Proxy<S> {
             Credential::Basic(u) => {
                 return set_identity(req, &self.config.identity, &u.user, &u.roles);
             }
+            Credential::Bearer(u) => {
+                return set_identity(req, &self.config.identity, &u.user, &u.roles);
+            }
             // A session on a route that does not take sessions hands nothing over.
             Credential::None | Credential::Session if !ctx.accepts.session => return Ok(()),
             Credential::None | Credential::Session => {}

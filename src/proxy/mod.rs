@@ -452,7 +452,8 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             method = %req.method,
             path = ctx.path(req),
             status,
-            user = ctx.cur.user().unwrap_or("-"),
+            // The credential's user (Basic, bearer), else the session's.
+            user = ctx.identity().map(|i| i.user).or(ctx.cur.user()).unwrap_or("-"),
             upstream,
             duration_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
             decision,

@@ -123,13 +123,16 @@ impl<S: SessionStore> Proxy<S> {
                 return respond(session, &ctx.id, 302, text, Bytes::new(), &extra).await;
             }
             Decision::Unauthenticated => {
-                if ctx.accepts.basic {
-                    let challenge = super::credentials::BASIC_CHALLENGE.to_owned();
-                    extra.push((header::WWW_AUTHENTICATE, challenge));
-                }
+                extra.extend(super::credentials::challenges(ctx.accepts, false));
                 Problem::Unauthenticated
             }
-            Decision::Forbidden => Problem::Forbidden,
+            Decision::Forbidden => {
+                if matches!(ctx.credential, super::credentials::Credential::Bearer(_)) {
+                    let scope = super::credentials::BEARER_INSUFFICIENT_SCOPE.to_owned();
+                    extra.push((header::WWW_AUTHENTICATE, scope));
+                }
+                Problem::Forbidden
+            }
             Decision::NotFound => Problem::NotFound,
             Decision::Allow { .. } => return Ok(()),
         };

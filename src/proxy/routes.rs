@@ -43,6 +43,8 @@ pub(crate) struct Credentials {
     pub session: bool,
     /// `Authorization: Basic` against the users file.
     pub basic: bool,
+    /// `Authorization: Bearer` with a JWT of an `[[auth.jwt]]` issuer.
+    pub bearer: bool,
 }
 
 impl Credentials {
@@ -50,6 +52,7 @@ impl Credentials {
     pub(crate) const SESSION: Credentials = Credentials {
         session: true,
         basic: false,
+        bearer: false,
     };
 }
 

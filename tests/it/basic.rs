@@ -68,6 +68,10 @@ fn basic_identifies_the_user_and_the_upstream_never_sees_the_password() {
     let line = out.lines().find(|l| l.contains("/api/items")).unwrap();
     assert!(line.contains("credential=\"basic\""), "{line}");
     assert!(
+        line.contains("user=\"alice\""),
+        "the credential's user: {line}"
+    );
+    assert!(
         !out.contains("alice-password-1"),
         "the password reached the log"
     );

@@ -14,6 +14,7 @@ mod access;
 mod admin;
 mod assertion;
 mod basic;
+mod bearer;
 mod browser;
 mod check;
 mod cluster;

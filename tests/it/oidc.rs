@@ -9,13 +9,7 @@
 //! `alg: none`, HS256 keyed with the public key. Each must end on the login
 //! page with no session, and a key rotation must be followed.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-use crate::support::{form, users_file, Backend, Gate, Req, Resp};
+use crate::support::{form, users_file, Backend, Gate, NodeIssuer, Req, Resp};
 
 pub const CLIENT_ID: &str = "sessiongate-test";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
@@ -26,66 +20,30 @@ const POST_LOGOUT: &str = "http://localhost/goodbye";
 const FAILED: &str = "Sign-in with Test OP did not complete. Try again.";
 
 /// node-oidc-provider on a loopback port; ended on drop (its stdin closes).
-pub struct Op {
-    pub issuer: String,
-    pub addr: SocketAddr,
-    child: Child,
+pub struct Op(pub NodeIssuer);
+
+impl std::ops::Deref for Op {
+    type Target = NodeIssuer;
+    fn deref(&self) -> &NodeIssuer {
+        &self.0
+    }
 }
 
 impl Op {
     pub fn start(extra: &[&str], redirect_uri: &str, post_logout: &str) -> Op {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/browser/oidc_provider.mjs"
-        );
-        let mut child = Command::new("node")
-            .arg(script)
-            .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
-            .args([
-                "--redirect-uri",
-                redirect_uri,
-                "--post-logout-uri",
-                post_logout,
-            ])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node runs (./test.sh installs what the OIDC tests need)");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(issuer) = line.strip_prefix("issuer ") {
-                    let _ = tx.send(issuer.to_owned());
-                }
-            }
-        });
-        let issuer = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the OpenID provider starts within 30 s");
-        let addr = issuer
-            .trim_start_matches("http://")
-            .parse()
-            .expect("an issuer on 127.0.0.1:<port>");
-        Op {
-            issuer,
-            addr,
-            child,
-        }
+        let mut args = vec!["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET];
+        args.extend([
+            "--redirect-uri",
+            redirect_uri,
+            "--post-logout-uri",
+            post_logout,
+        ]);
+        args.extend(extra);
+        Op(NodeIssuer::start("oidc_provider.mjs", &args))
     }
 
     pub fn simple(extra: &[&str]) -> Op {
         Op::start(extra, CALLBACK, POST_LOGOUT)
-    }
-}
-
-impl Drop for Op {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -108,7 +108,8 @@ impl ClaimRules {
         })
     }
 
-    /// The roles claim as a list: an array of strings, or one string.
+    /// The roles claim as a list: an array of strings, or one string of
+    /// space-separated values (OAuth's `scope`, RFC 9068 §2.2.3).
     fn groups(&self, claims: &Map<String, Value>) -> Vec<String> {
         let Some(claim) = &self.roles_claim else {
             return Vec::new();
@@ -119,7 +120,7 @@ impl ClaimRules {
                 .filter_map(Value::as_str)
                 .map(str::to_owned)
                 .collect(),
-            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
             _ => Vec::new(),
         }
     }
@@ -180,6 +181,12 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(one.roles, vec!["staff"]);
+        let scope = rules()
+            .map(&claims(
+                json!({"preferred_username": "ci", "groups": " read  deploy "}),
+            ))
+            .unwrap();
+        assert_eq!(scope.roles, vec!["read", "deploy"], "OAuth's scope claim");
     }
 
     #[test]

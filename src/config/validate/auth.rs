@@ -2,7 +2,8 @@
 //! only), the users file (loaded now, so a bad one is a config problem) and
 //! the login throttles.
 //!
-//! The `[[auth.oidc]]` providers are checked in [`oidc`](super::oidc); the
+//! The `[[auth.oidc]]` providers are checked in [`oidc`](super::oidc), the
+//! `[[auth.jwt]]` issuers in [`jwt`](super::jwt); the
 //! identity header names are copied in by `config` from `[identity]`.
 
 use std::path::Path;
@@ -52,6 +53,7 @@ impl Validator {
         }
         let failure_window = self.duration("auth.failure_window", &raw.failure_window);
         let oidc = self.oidc(raw.oidc, &raw.prefix, base);
+        let jwt = self.jwt(raw.jwt);
         let users_file = raw.users_file.map(|f| base.join(f));
         self.files.extend(users_file.clone());
         if let Some(path) = &users_file {
@@ -69,6 +71,7 @@ impl Validator {
             failure_window: failure_window?,
             max_concurrent_hashes: raw.max_concurrent_hashes,
             oidc: oidc?,
+            jwt: jwt?,
             // Set by `config` from `[identity]`.
             identity: IdentityNames::default(),
         })

@@ -19,6 +19,7 @@ mod admin;
 mod assertion;
 mod auth;
 mod identity;
+mod jwt;
 mod log;
 mod oidc;
 mod routes;
@@ -86,12 +87,18 @@ impl Validator {
         let store = self.store(raw.store, base);
         let log = self.log(raw.log);
         let upstreams = self.upstreams(raw.upstream);
-        // An [auth] that failed is reported already: assume it has the file.
-        let users_file = auth.as_ref().is_none_or(|a| a.users_file.is_some());
-        let rules = self.rules(raw.routes, raw.route, &upstreams, users_file);
+        // An [auth] that failed is reported already: assume it has them.
+        let sources = routes::Sources {
+            users_file: auth.as_ref().is_none_or(|a| a.users_file.is_some()),
+            jwt: auth.as_ref().is_none_or(|a| !a.jwt.is_empty()),
+        };
+        let rules = self.rules(raw.routes, raw.route, &upstreams, sources);
         let identity = self.identity(&raw.identity);
         let assertion = raw.assertion.as_ref().and_then(|a| self.assertion(a, base));
         self.assertion_audiences(&upstreams, assertion.as_ref());
+        if let Some(a) = &auth {
+            self.jwt_apart_from_assertions(&a.jwt, assertion.as_ref(), &upstreams);
+        }
         let mut auth = auth;
         if let (Some(a), Some(names)) = (auth.as_mut(), identity.as_ref()) {
             a.identity = names.clone();

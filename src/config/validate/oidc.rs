@@ -17,6 +17,15 @@ const ALGORITHMS: [&str; 9] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
 
+/// The claim mapping's keys, shared by `[[auth.oidc]]` and `[[auth.jwt]]`.
+pub(super) struct RawClaims {
+    pub(super) user_claim: String,
+    pub(super) roles_claim: Option<String>,
+    pub(super) roles_map: std::collections::BTreeMap<String, String>,
+    pub(super) allowed_email_domains: Vec<String>,
+    pub(super) allowed_groups: Vec<String>,
+}
+
 impl Validator {
     pub(super) fn oidc(
         &mut self,
@@ -46,17 +55,7 @@ impl Validator {
         prefix: &str,
         base: &Path,
     ) -> Option<OidcOptions> {
-        let id_ok = !p.id.is_empty()
-            && p.id.len() <= 32
-            && p.id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !id_ok {
-            self.problem(
-                &format!("{key}.id"),
-                format!("must be 1-32 of a-z, 0-9 and '-' (got {:?})", p.id),
-            );
-        }
+        self.short_id(key, &p.id);
         if p.name.trim().is_empty() || p.name.len() > 64 {
             self.problem(&format!("{key}.name"), "must be 1-64 bytes of text");
         }
@@ -95,17 +94,49 @@ impl Validator {
                 scopes.push(s);
             }
         }
-        if p.algorithms.is_empty() {
-            self.problem(&format!("{key}.algorithms"), "must name at least one");
+        self.algorithms(key, &p.algorithms);
+        let claims = self.claim_rules(
+            key,
+            RawClaims {
+                user_claim: p.user_claim,
+                roles_claim: p.roles_claim,
+                roles_map: p.roles_map,
+                allowed_email_domains: p.allowed_email_domains,
+                allowed_groups: p.allowed_groups,
+            },
+        );
+        Some(OidcOptions {
+            id: p.id,
+            name: p.name,
+            issuer: p.issuer,
+            client_id: p.client_id,
+            client_secret,
+            redirect_url: p.redirect_url,
+            scopes,
+            algorithms: p.algorithms,
+            claims,
+            end_session: p.end_session,
+        })
+    }
+
+    /// An `id` that names a provider or issuer in paths and logs.
+    pub(super) fn short_id(&mut self, key: &str, id: &str) {
+        let ok = !id.is_empty()
+            && id.len() <= 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            self.problem(
+                &format!("{key}.id"),
+                format!("must be 1-32 of a-z, 0-9 and '-' (got {id:?})"),
+            );
         }
-        for a in &p.algorithms {
-            if !ALGORITHMS.contains(&a.as_str()) {
-                self.problem(
-                    &format!("{key}.algorithms"),
-                    format!("{a:?} is not allowed; one of {}", ALGORITHMS.join(", ")),
-                );
-            }
-        }
+    }
+
+    /// How a token's claims become an identity (`[[auth.oidc]]` and
+    /// `[[auth.jwt]]` alike).
+    pub(super) fn claim_rules(&mut self, key: &str, p: RawClaims) -> ClaimRules {
         if p.user_claim.is_empty() {
             self.problem(&format!("{key}.user_claim"), "must not be empty");
         }
@@ -131,29 +162,33 @@ impl Validator {
                 "must be domains such as \"example.com\"",
             );
         }
-        Some(OidcOptions {
-            id: p.id,
-            name: p.name,
-            issuer: p.issuer,
-            client_id: p.client_id,
-            client_secret,
-            redirect_url: p.redirect_url,
-            scopes,
-            algorithms: p.algorithms,
-            claims: ClaimRules {
-                user_claim: p.user_claim,
-                roles_claim: p.roles_claim,
-                roles_map: p.roles_map,
-                allowed_email_domains: domains,
-                allowed_groups: p.allowed_groups,
-            },
-            end_session: p.end_session,
-        })
+        ClaimRules {
+            user_claim: p.user_claim,
+            roles_claim: p.roles_claim,
+            roles_map: p.roles_map,
+            allowed_email_domains: domains,
+            allowed_groups: p.allowed_groups,
+        }
+    }
+
+    /// The algorithms a token may be signed with: asymmetric only.
+    pub(super) fn algorithms(&mut self, key: &str, algorithms: &[String]) {
+        if algorithms.is_empty() {
+            self.problem(&format!("{key}.algorithms"), "must name at least one");
+        }
+        for a in algorithms {
+            if !ALGORITHMS.contains(&a.as_str()) {
+                self.problem(
+                    &format!("{key}.algorithms"),
+                    format!("{a:?} is not allowed; one of {}", ALGORITHMS.join(", ")),
+                );
+            }
+        }
     }
 
     /// An absolute URL a provider or its callback lives at: `https`, or
     /// `http` on a loopback host only (a provider started beside us).
-    fn provider_url(&mut self, key: &str, value: &str) -> Option<url::Url> {
+    pub(super) fn provider_url(&mut self, key: &str, value: &str) -> Option<url::Url> {
         let Ok(u) = url::Url::parse(value) else {
             self.problem(key, format!("must be an absolute URL (got {value:?})"));
             return None;

@@ -14,13 +14,23 @@ use crate::proxy::path;
 use crate::proxy::routes::{Access, Credentials, PathMatch, Rule, Rules};
 use crate::proxy::UpstreamOptions;
 
+/// Where the credentials routes may take come from: a route cannot take one
+/// nothing can prove.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sources {
+    /// `auth.users_file`: Basic.
+    pub users_file: bool,
+    /// `[[auth.jwt]]`: bearer tokens.
+    pub jwt: bool,
+}
+
 impl Validator {
     pub(super) fn rules(
         &mut self,
         defaults: RawRoutes,
         raw: Vec<RawRoute>,
         ups: &[UpstreamOptions],
-        users_file: bool,
+        sources: Sources,
     ) -> Option<Rules> {
         let find_upstream = |name: &str| ups.iter().position(|u| u.name == name);
         let default_upstream = match defaults.default_upstream.as_deref() {
@@ -63,7 +73,7 @@ impl Validator {
         let rules = raw
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| self.route(i, r, ups, default_upstream, users_file))
+            .filter_map(|(i, r)| self.route(i, r, ups, default_upstream, sources))
             .collect();
         let (default_access, default_upstream) = (default_access?, default_upstream?);
         match Rules::new(rules, default_access, default_upstream) {
@@ -90,7 +100,7 @@ impl Validator {
         r: RawRoute,
         ups: &[UpstreamOptions],
         default_upstream: Option<usize>,
-        users_file: bool,
+        sources: Sources,
     ) -> Option<Rule> {
         let key = |field: &str| format!("route[{i}].{field}");
         self.route_path(&key("path"), &r.path);
@@ -135,8 +145,11 @@ impl Validator {
         }
         let access = self.route_access(&key("access"), r.access.as_deref(), r.roles, r.users);
         let credentials = self.route_credentials(&key("credentials"), r.credentials.as_deref());
-        if credentials.is_some_and(|c| c.basic) && !users_file {
+        if credentials.is_some_and(|c| c.basic) && !sources.users_file {
             self.problem(&key("credentials"), "basic needs auth.users_file");
+        }
+        if credentials.is_some_and(|c| c.bearer) && !sources.jwt {
+            self.problem(&key("credentials"), "bearer needs an [[auth.jwt]] issuer");
         }
         let upstream = match r.upstream.as_deref() {
             Some(name) => ups.iter().position(|u| u.name == name).or_else(|| {
@@ -159,7 +172,7 @@ impl Validator {
         })
     }
 
-    /// A rule's credentials: a non-empty list of `session` and `basic`.
+    /// A rule's credentials: a non-empty list of `session`, `basic` and `bearer`.
     fn route_credentials(&mut self, key: &str, names: Option<&[String]>) -> Option<Credentials> {
         let Some(names) = names else {
             return Some(Credentials::SESSION);
@@ -171,16 +184,18 @@ impl Validator {
         let mut taken = Credentials {
             session: false,
             basic: false,
+            bearer: false,
         };
         let mut ok = true;
         for name in names {
             match name.as_str() {
                 "session" => taken.session = true,
                 "basic" => taken.basic = true,
+                "bearer" => taken.bearer = true,
                 other => {
                     self.problem(
                         key,
-                        format!("each must be session or basic (got {other:?})"),
+                        format!("each must be session, basic or bearer (got {other:?})"),
                     );
                     ok = false;
                 }
@@ -371,7 +386,7 @@ roles = ["", "a,b"]
             ),
             (
                 route("path = \"/a\"\ncredentials = [\"session\", \"cookie\"]"),
-                "route[0].credentials: each must be session or basic (got \"cookie\")",
+                "route[0].credentials: each must be session, basic or bearer (got \"cookie\")",
             ),
         ];
         for (text, want) in cases {

@@ -3,7 +3,7 @@
 //! part (as linkerd2-proxy's `app/integration` has `client`, `server`,
 //! `proxy`): [`backend`] records what reached it, [`gate`] runs the proxy,
 //! [`config`] writes its config, [`client`] sends byte-exact requests,
-//! [`redis`] runs a throwaway redis-server, [`tls`] a throwaway CA and curl,
+//! [`redis`] runs a throwaway redis-server, [`node`] an OpenID provider, [`tls`] a throwaway CA and curl,
 //! [`process`] runs a child process with its log and hands out ports and
 //! scratch directories, [`wait`] polls and loads. Tests import everything
 //! with `use crate::support::*;`. No test lives here.
@@ -16,6 +16,7 @@ mod client;
 mod config;
 mod gate;
 mod http1;
+mod node;
 mod process;
 mod redis;
 mod tls;
@@ -25,6 +26,7 @@ pub use backend::*;
 pub use client::*;
 pub use config::*;
 pub use gate::*;
+pub use node::*;
 pub use process::*;
 pub use redis::*;
 pub use tls::*;
