@@ -13,6 +13,11 @@
 //! | `POST /sessions/{key}/revoke`   | token + same origin | the HTML page's revoke button; 303   |
 //! | `DELETE /users/{user}/sessions` | token | revoke all of a user's sessions: `{"revoked": n}`  |
 //! | `POST /users/{user}/revoke`     | token + same origin | the HTML page's "revoke all" button; 303 |
+//! | `GET /keys?user=`               | token | API keys (no secret, no hash)                      |
+//! | `POST /keys`                    | token | make a key: `{"owner","name","roles"?,"expires_in"?}`; 201 with the key, once |
+//! | `DELETE /keys/{id}`             | token | revoke one key (204, or 404)                       |
+//! | `DELETE /users/{user}/keys`     | token | revoke all of a user's keys: `{"revoked": n}`      |
+//! | `POST /keys/new`, `POST /keys/{id}/revoke` | token + same origin | the HTML page's key forms |
 //! | `GET /stats`                    | token | live sessions, logins, evictions, capacity         |
 //! | `GET /metrics`                  | token | Prometheus text                                    |
 //!
@@ -28,6 +33,7 @@
 
 mod api;
 mod guard;
+mod keys;
 mod page;
 mod probe;
 
@@ -43,6 +49,7 @@ use pingora::lb::{selection::RoundRobin, LoadBalancer};
 use pingora::protocols::http::ServerSession;
 
 use self::guard::Token;
+use crate::auth::Auth;
 use crate::http::problem::Problem;
 use crate::session::manager::SessionManager;
 use crate::session::signing::Secret;
@@ -51,6 +58,8 @@ use crate::session::{SessionStore, StoreError};
 /// The admin application.
 pub(crate) struct Admin<S> {
     sessions: Arc<SessionManager<S>>,
+    /// This generation's users and API keys.
+    auth: Arc<Auth>,
     token: Token,
     upstreams: Vec<Arc<LoadBalancer<RoundRobin>>>,
     /// The identity assertion's JWKS, when `[assertion]` is configured.
@@ -61,12 +70,14 @@ impl<S: SessionStore> Admin<S> {
     /// The admin app over `sessions`; `token` `None` leaves only health endpoints.
     pub(crate) fn new(
         sessions: Arc<SessionManager<S>>,
+        auth: Arc<Auth>,
         token: Option<&Secret>,
         upstreams: Vec<Arc<LoadBalancer<RoundRobin>>>,
         jwks: Option<String>,
     ) -> Self {
         Admin {
             sessions,
+            auth,
             token: Token::new(token),
             upstreams,
             jwks,
@@ -99,6 +110,7 @@ impl<S: SessionStore> Admin<S> {
         path: &str,
         query: Option<&str>,
         req: &pingora::http::RequestHeader,
+        body: &[u8],
     ) -> Response<Vec<u8>> {
         match (method, path) {
             (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n"),
@@ -130,6 +142,12 @@ impl<S: SessionStore> Admin<S> {
             (&Method::POST, ["users", user, "revoke"]) => {
                 self.revoke_user_from_page(user, req).await
             }
+            (&Method::GET, ["keys"]) => self.list_keys(query).await,
+            (&Method::POST, ["keys"]) => self.create_key(body).await,
+            (&Method::DELETE, ["keys", id]) => self.revoke_key(id).await,
+            (&Method::POST, ["keys", id, "revoke"]) => self.revoke_key_from_page(id, req).await,
+            (&Method::POST, ["keys", "new"]) => self.create_key_from_page(body, req).await,
+            (&Method::DELETE, ["users", user, "keys"]) => self.revoke_user_keys(user).await,
             (&Method::GET, ["stats"]) => self.stats().await,
             (&Method::GET, ["metrics"]) => self.metrics().await,
             (
@@ -138,6 +156,9 @@ impl<S: SessionStore> Admin<S> {
                 | ["sessions"]
                 | ["sessions", _]
                 | ["users", _, "sessions"]
+                | ["keys"]
+                | ["keys", _]
+                | ["users", _, "keys"]
                 | ["stats"]
                 | ["metrics"],
             ) => problem(Problem::MethodNotAllowed),
@@ -150,15 +171,22 @@ impl<S: SessionStore> Admin<S> {
 impl<S: SessionStore> ServeHttp for Admin<S> {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         crate::http::connections::head_read(session);
-        // Bodies are not used; drain them so the connection can be reused.
-        let _ = session.drain_request_body().await;
+        // A key's JSON or the page's form, at most MAX_BODY; the rest is
+        // drained so the connection can be reused.
+        let body = read_body(session).await;
         let req = session.req_header();
         let (method, path, query) = (
             req.method.clone(),
             req.uri.path().to_owned(),
             req.uri.query().map(str::to_owned),
         );
-        let mut resp = self.route(&method, &path, query.as_deref(), req).await;
+        let mut resp = match body {
+            Some(body) => {
+                self.route(&method, &path, query.as_deref(), req, &body)
+                    .await
+            }
+            None => problem(Problem::FormTooLarge),
+        };
         let len = resp.body().len();
         resp.headers_mut()
             .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
@@ -187,6 +215,27 @@ impl<S: SessionStore> ServeHttp for CurrentAdmin<S> {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let admin = self.current.load_full();
         admin.response(session).await
+    }
+}
+
+/// The largest admin request body read (a key's JSON, the page's forms).
+const MAX_BODY: usize = 16 * 1024;
+
+/// The request body, or `None` when it is longer than [`MAX_BODY`] (or unreadable).
+async fn read_body(session: &mut ServerSession) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    let _ = session.drain_request_body().await;
+                    return None;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Some(body),
+            Err(_) => return None,
+        }
     }
 }
 

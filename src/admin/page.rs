@@ -100,8 +100,9 @@ impl<S: SessionStore> Admin<S> {
              <form class=\"inline\" method=\"get\" action=\"/\"><div><label for=\"user\">User</label>\
              <input id=\"user\" name=\"user\" value=\"{uq}\"></div><button type=\"submit\">Filter</button></form>\n{revoke_all}\
              <div class=\"scroll\"><table><thead><tr><th>Key</th><th>User</th><th>Roles</th><th>Client IP</th><th>Device</th>\
-             <th>Active</th><th>Signed in</th><th></th></tr></thead><tbody>\n{rows}</tbody></table></div>\n<nav class=\"pages\">{pages}</nav>",
+             <th>Active</th><th>Signed in</th><th></th></tr></thead><tbody>\n{rows}</tbody></table></div>\n<nav class=\"pages\">{pages}</nav>\n{keys}",
             uq = escape(user_q),
+            keys = self.keys_section(q.user.as_deref()).await,
         );
         let mut resp = Response::new(wide_page("sessiongate admin", &body).into_bytes());
         let h = resp.headers_mut();
@@ -159,7 +160,7 @@ impl<S: SessionStore> Admin<S> {
 }
 
 /// 303 to `location` (a path of this listener).
-fn see_other(location: &str) -> Response<Vec<u8>> {
+pub(super) fn see_other(location: &str) -> Response<Vec<u8>> {
     let mut resp = empty(StatusCode::SEE_OTHER);
     resp.headers_mut().insert(
         http::header::LOCATION,
@@ -203,7 +204,13 @@ mod tests {
             )
             .await
             .unwrap();
-        let admin = Admin::new(sessions, None, Vec::new(), None);
+        let admin = Admin::new(
+            sessions,
+            Arc::new(crate::auth::testing::auth()),
+            None,
+            Vec::new(),
+            None,
+        );
         let filter: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("user", HOSTILE)
             .finish();

@@ -51,6 +51,10 @@ pub(crate) enum Endpoint {
     Check,
     /// The caller's own sessions (ASVS 5.0 7.5.2).
     OwnSessions,
+    /// Make an API key for the caller (a personal access token).
+    OwnKeyCreate,
+    /// Revoke one of the caller's API keys.
+    OwnKeyRevoke,
     /// End one of the caller's own other sessions.
     OwnSessionRevoke,
     NotFound,
@@ -72,7 +76,11 @@ impl Endpoint {
     pub(crate) fn reads_form(self) -> bool {
         matches!(
             self,
-            Endpoint::LoginSubmit | Endpoint::LogoutSubmit | Endpoint::OwnSessionRevoke
+            Endpoint::LoginSubmit
+                | Endpoint::LogoutSubmit
+                | Endpoint::OwnSessionRevoke
+                | Endpoint::OwnKeyCreate
+                | Endpoint::OwnKeyRevoke
         )
     }
 }
@@ -95,6 +103,8 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
         ("/check", true, _) => Endpoint::Check,
         ("/sessions", true, _) => Endpoint::OwnSessions,
         ("/sessions/revoke", _, true) => Endpoint::OwnSessionRevoke,
+        ("/keys", _, true) => Endpoint::OwnKeyCreate,
+        ("/keys/revoke", _, true) => Endpoint::OwnKeyRevoke,
         // Any method: nginx's subrequest keeps the original request's.
         ("/auth/nginx", _, _) => Endpoint::AuthNginx,
         ("/auth/forward", _, _) => Endpoint::AuthForward,
@@ -103,9 +113,12 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
         (r, true, _) if oidc_step(r).is_some_and(|(_, s)| s == "callback") => {
             Endpoint::OidcCallback
         }
-        ("/login" | "/logout" | "/me" | "/check" | "/sessions" | "/sessions/revoke", _, _) => {
-            Endpoint::MethodNotAllowed
-        }
+        (
+            "/login" | "/logout" | "/me" | "/check" | "/sessions" | "/sessions/revoke" | "/keys"
+            | "/keys/revoke",
+            _,
+            _,
+        ) => Endpoint::MethodNotAllowed,
         _ => Endpoint::NotFound,
     })
 }
@@ -176,7 +189,22 @@ impl Auth {
             }
             Endpoint::Me => me(cur),
             Endpoint::OwnSessions => {
-                crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix).await
+                let keys = match cur.user() {
+                    Some(user) => self.own_keys_section(user).await,
+                    None => String::new(),
+                };
+                crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix, &keys)
+                    .await
+            }
+            Endpoint::OwnKeyCreate | Endpoint::OwnKeyRevoke => {
+                if !same_origin(req, client.via_trusted_proxy) {
+                    return forbidden();
+                }
+                if endpoint == Endpoint::OwnKeyCreate {
+                    self.create_own_key(form, cur).await
+                } else {
+                    self.revoke_own_key(form, cur).await
+                }
             }
             Endpoint::OwnSessionRevoke => {
                 if !same_origin(req, client.via_trusted_proxy) {

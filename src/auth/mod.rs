@@ -12,12 +12,14 @@
 //! - [`password`]: the login form and its checks;
 //! - [`oidc`]: the providers and the sign-in flow with them.
 
+pub(crate) mod api_keys;
 pub(crate) mod basic;
 pub(crate) mod endpoints;
 mod hashing;
 pub(crate) mod jwt;
 pub(crate) mod names;
 pub(crate) mod oidc;
+pub(crate) mod own_keys;
 pub(crate) mod own_sessions;
 pub(crate) mod password;
 pub(crate) mod throttle;
@@ -105,6 +107,8 @@ pub(crate) struct Auth {
     pub(crate) basic: basic::Remembered,
     /// `[[auth.jwt]]` and the bearer tokens verified lately ([`jwt`]).
     pub(crate) bearer: jwt::Bearer,
+    /// The API keys in the credential store, when there is one ([`api_keys`]).
+    pub(crate) api_keys: Option<api_keys::ApiKeys>,
 }
 
 impl Auth {
@@ -112,7 +116,10 @@ impl Auth {
     ///
     /// # Errors
     /// If the users file cannot be loaded.
-    pub(crate) fn new(config: AuthOptions) -> Result<Auth, Error> {
+    pub(crate) fn new(
+        config: AuthOptions,
+        credentials: Option<Arc<dyn crate::session::credentials::Home>>,
+    ) -> Result<Auth, Error> {
         let users = load_users(&config)?;
         let providers = providers(&config, &[])?;
         let bearer = jwt::Bearer::new(&config.jwt, &[]).map_err(Error::Issuer)?;
@@ -134,6 +141,7 @@ impl Auth {
             providers,
             basic: basic::Remembered::new(),
             bearer,
+            api_keys: credentials.map(api_keys::ApiKeys::new),
             config,
         })
     }
@@ -185,6 +193,7 @@ impl Auth {
             providers,
             basic: basic::Remembered::new(),
             bearer,
+            api_keys: (self.api_keys.as_ref()).map(|k| api_keys::ApiKeys::new(k.home().clone())),
         };
         Ok((login, revoked))
     }
@@ -233,19 +242,22 @@ pub(crate) mod testing {
         std::fs::create_dir_all(&dir).unwrap();
         let users = dir.join("users.toml");
         std::fs::write(&users, "").unwrap();
-        Auth::new(AuthOptions {
-            prefix: prefix.into(),
-            login_url: format!("{prefix}/login"),
-            users_file: Some(users),
-            identity: IdentityNames::default(),
-            logout_redirect: "/".into(),
-            max_failures: 5,
-            ip_max_failures: 50,
-            failure_window: Duration::from_secs(60),
-            max_concurrent_hashes: 1,
-            oidc: Vec::new(),
-            jwt: Vec::new(),
-        })
+        Auth::new(
+            AuthOptions {
+                prefix: prefix.into(),
+                login_url: format!("{prefix}/login"),
+                users_file: Some(users),
+                identity: IdentityNames::default(),
+                logout_redirect: "/".into(),
+                max_failures: 5,
+                ip_max_failures: 50,
+                failure_window: Duration::from_secs(60),
+                max_concurrent_hashes: 1,
+                oidc: Vec::new(),
+                jwt: Vec::new(),
+            },
+            None,
+        )
         .expect("an empty users file")
     }
 }

@@ -21,6 +21,7 @@ pub(crate) async fn list<S: SessionStore>(
     cur: &RequestSession,
     sessions: &SessionManager<S>,
     prefix: &str,
+    keys: &str,
 ) -> Reply {
     let Some((user, current)) = cur
         .session
@@ -91,7 +92,7 @@ pub(crate) async fn list<S: SessionStore>(
         "<p><small>This is your only session.</small></p>".to_owned()
     };
     let body = format!(
-        "<h1>Your sessions</h1>\n<p>Signed in as <strong>{u}</strong>.</p>\n<ul class=\"sessions\">\n{items}</ul>\n{others}",
+        "<h1>Your sessions</h1>\n<p>Signed in as <strong>{u}</strong>.</p>\n<ul class=\"sessions\">\n{items}</ul>\n{others}\n{keys}",
         u = escape(user)
     );
     Reply::html(StatusCode::OK, card_page("Your sessions", &body))
@@ -177,7 +178,7 @@ mod tests {
                 .unwrap();
         }
         let req = RequestHeader::build("GET", b"/.sessiongate/sessions", None).unwrap();
-        let reply = list(&req, &cur, &sessions, "/.sessiongate").await;
+        let reply = list(&req, &cur, &sessions, "/.sessiongate", "").await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_inert(&String::from_utf8(reply.body).unwrap());
     }

@@ -148,6 +148,9 @@ pub struct Config {
     pub(crate) admin: AdminConfig,
     /// `[store]`.
     pub(crate) store: StoreConfig,
+    /// `store.credentials_file`: the credential store's home beside the memory
+    /// store (with Redis, it lives in Redis).
+    pub(crate) credentials_file: Option<std::path::PathBuf>,
     /// `[log]`.
     pub(crate) log: LogConfig,
     /// `[upstream.<name>]`, in name order.

@@ -317,6 +317,7 @@ pub(super) struct RawStore {
     pub(super) local_capacity: u64,
     pub(super) sentinel: Option<RawSentinel>,
     pub(super) cluster: Option<RawCluster>,
+    pub(super) credentials_file: Option<String>,
 }
 
 /// `[store.cluster]`: a Redis Cluster, through its seed nodes.
@@ -349,6 +350,7 @@ impl Default for RawStore {
             local_capacity: default_local_capacity(),
             sentinel: None,
             cluster: None,
+            credentials_file: None,
         }
     }
 }

@@ -24,6 +24,7 @@ use pingora::prelude::*;
 
 use super::routes::{Credentials, Identity};
 use super::{Ctx, Downstream, Proxy};
+use crate::auth::api_keys::{self, KeyRefusal};
 use crate::auth::jwt::BearerRefusal;
 use crate::auth::password::PasswordRefusal;
 use crate::auth::Caller;
@@ -53,6 +54,8 @@ pub(crate) enum Credential {
     Basic(Caller),
     /// `Authorization: Bearer` with a JWT of a trusted issuer.
     Bearer(Arc<Caller>),
+    /// `Authorization: Bearer sgk_...`: an API key.
+    ApiKey(Arc<Caller>),
 }
 
 impl Credential {
@@ -63,6 +66,7 @@ impl Credential {
             Credential::Session => "session",
             Credential::Basic(_) => "basic",
             Credential::Bearer(_) => "bearer",
+            Credential::ApiKey(_) => "api_key",
         }
     }
 }
@@ -75,7 +79,7 @@ impl Ctx {
                 user: &u.user,
                 roles: &u.roles,
             }),
-            Credential::Bearer(u) => Some(Identity {
+            Credential::Bearer(u) | Credential::ApiKey(u) => Some(Identity {
                 user: &u.user,
                 roles: &u.roles,
             }),
@@ -95,7 +99,7 @@ impl<S: SessionStore> Proxy<S> {
         accepts: Credentials,
     ) -> Result<bool> {
         ctx.accepts = accepts;
-        if accepts.basic || accepts.bearer {
+        if accepts.basic || accepts.bearer || accepts.api_key {
             let req = session.req_header();
             let refusal = match authorization::of(&req.headers) {
                 Some(Authorization::Basic { .. })
@@ -114,6 +118,17 @@ impl<S: SessionStore> Proxy<S> {
                         Err(refusal) => Refusal::Password(refusal),
                     }
                 }
+                Some(Authorization::Bearer(token))
+                    if accepts.api_key && api_keys::is_api_key(&token) =>
+                {
+                    match self.auth.check_api_key(&token, ctx.client_ip).await {
+                        Ok(caller) => {
+                            ctx.credential = Credential::ApiKey(caller);
+                            return Ok(true);
+                        }
+                        Err(refusal) => Refusal::ApiKey(refusal),
+                    }
+                }
                 Some(Authorization::Bearer(token)) if accepts.bearer => {
                     match self.auth.bearer.check(&token).await {
                         Ok(caller) => {
@@ -122,6 +137,10 @@ impl<S: SessionStore> Proxy<S> {
                         }
                         Err(refusal) => Refusal::Bearer(refusal),
                     }
+                }
+                // A bearer token that is no API key, where only keys are taken.
+                Some(Authorization::Bearer(_)) if accepts.api_key => {
+                    Refusal::Bearer(BearerRefusal::Invalid)
                 }
                 Some(Authorization::Malformed) => Refusal::Malformed,
                 Some(_) | None => Refusal::None,
@@ -143,15 +162,16 @@ impl<S: SessionStore> Proxy<S> {
         let (problem, extra): (Problem, Vec<(HeaderName, String)>) = match refusal {
             Refusal::None => return Ok(()),
             Refusal::CrossOrigin => (Problem::CrossOrigin, Vec::new()),
-            Refusal::Password(PasswordRefusal::Throttled(wait)) => {
+            Refusal::Password(PasswordRefusal::Throttled(wait))
+            | Refusal::ApiKey(KeyRefusal::Throttled(wait)) => {
                 (Problem::TooManyRequests, vec![retry(wait.as_secs())])
             }
             Refusal::Password(PasswordRefusal::Busy)
-            | Refusal::Bearer(BearerRefusal::KeysUnavailable) => {
-                (Problem::Unavailable, vec![retry(1)])
-            }
+            | Refusal::Bearer(BearerRefusal::KeysUnavailable)
+            | Refusal::ApiKey(KeyRefusal::Unavailable) => (Problem::Unavailable, vec![retry(1)]),
             Refusal::Password(PasswordRefusal::Invalid)
             | Refusal::Bearer(BearerRefusal::Invalid)
+            | Refusal::ApiKey(KeyRefusal::Invalid)
             | Refusal::Malformed => (Problem::Unauthenticated, challenges(ctx.accepts, true)),
         };
         super::respond::respond_problem(session, &ctx.id, problem, &extra).await
@@ -166,6 +186,7 @@ enum Refusal {
     CrossOrigin,
     Password(PasswordRefusal),
     Bearer(BearerRefusal),
+    ApiKey(KeyRefusal),
     /// Unreadable, or given twice.
     Malformed,
 }
@@ -175,7 +196,7 @@ enum Refusal {
 /// nothing an attacker could use).
 pub(super) fn challenges(accepts: Credentials, refused: bool) -> Vec<(HeaderName, String)> {
     let mut out = Vec::new();
-    if accepts.bearer {
+    if accepts.bearer || accepts.api_key {
         let bearer = if refused {
             BEARER_INVALID_TOKEN
         } else {

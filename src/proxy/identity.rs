@@ -169,7 +169,7 @@ impl<S: SessionStore> Proxy<S> {
             Credential::Basic(u) => {
                 return set_identity(req, &self.config.identity, &u.user, &u.roles);
             }
-            Credential::Bearer(u) => {
+            Credential::Bearer(u) | Credential::ApiKey(u) => {
                 return set_identity(req, &self.config.identity, &u.user, &u.roles);
             }
             // A session on a route that does not take sessions hands nothing over.

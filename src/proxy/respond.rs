@@ -127,7 +127,11 @@ impl<S: SessionStore> Proxy<S> {
                 Problem::Unauthenticated
             }
             Decision::Forbidden => {
-                if matches!(ctx.credential, super::credentials::Credential::Bearer(_)) {
+                if matches!(
+                    ctx.credential,
+                    super::credentials::Credential::Bearer(_)
+                        | super::credentials::Credential::ApiKey(_)
+                ) {
                     let scope = super::credentials::BEARER_INSUFFICIENT_SCOPE.to_owned();
                     extra.push((header::WWW_AUTHENTICATE, scope));
                 }

@@ -45,6 +45,8 @@ pub(crate) struct Credentials {
     pub basic: bool,
     /// `Authorization: Bearer` with a JWT of an `[[auth.jwt]]` issuer.
     pub bearer: bool,
+    /// `Authorization: Bearer sgk_...`: an API key of the credential store.
+    pub api_key: bool,
 }
 
 impl Credentials {
@@ -53,6 +55,7 @@ impl Credentials {
         session: true,
         basic: false,
         bearer: false,
+        api_key: false,
     };
 }
 

@@ -34,6 +34,8 @@ use crate::config::StoreConfig;
 use crate::http::connections;
 use crate::http::tls::Certificates;
 use crate::proxy::{self, Proxy, ProxyOptions, Upstream};
+use crate::session::credentials::file::FileHome;
+use crate::session::credentials::Home;
 use crate::session::manager::SessionManager;
 use crate::session::redis::{RedisStore, Watcher};
 use crate::session::{MemoryOptions, MemoryStore, SessionStore};
@@ -66,6 +68,9 @@ pub enum Error {
     /// The sockets of an upgrade could not be handed over.
     #[error("upgrade: {0}")]
     Upgrade(String),
+    /// The credentials file could not be read.
+    #[error("store.credentials_file: {0}")]
+    Credentials(String),
 }
 
 /// A built server, and how it reacts to signals.
@@ -164,7 +169,13 @@ pub fn build(config: Config, path: &Path, upgrade: bool) -> Result<Built, Error>
                 idle_timeout: s.idle_timeout,
                 max_per_user: s.max_per_user,
             }));
-            add_services(&mut server, &config, path, store, upstreams)?;
+            let credentials =
+                match &config.credentials_file {
+                    Some(file) => Some(Arc::new(FileHome::open(file).map_err(Error::Credentials)?)
+                        as Arc<dyn Home>),
+                    None => None,
+                };
+            add_services(&mut server, &config, path, store, credentials, upstreams)?;
         }
         StoreConfig::Redis(redis) => {
             let store = Arc::new(RedisStore::new(redis.clone(), config.session.max_per_user)?);
@@ -172,7 +183,8 @@ pub fn build(config: Config, path: &Path, upgrade: bool) -> Result<Built, Error>
                 "redis invalidations",
                 Watcher(store.clone()),
             ));
-            add_services(&mut server, &config, path, store, upstreams)?;
+            let credentials = Some(store.clone() as Arc<dyn Home>);
+            add_services(&mut server, &config, path, store, credentials, upstreams)?;
         }
     }
     if upgrade {
@@ -293,15 +305,16 @@ fn add_services<S: SessionStore>(
     config: &Arc<Config>,
     path: &Path,
     store: Arc<S>,
+    credentials: Option<Arc<dyn Home>>,
     upstreams: Vec<Upstream>,
 ) -> Result<(), Error> {
     let sessions = Arc::new(SessionManager::new(config.session.clone(), store));
-    let auth = Arc::new(Auth::new(config.auth.clone())?);
+    let auth = Arc::new(Auth::new(config.auth.clone(), credentials)?);
     let proxies = Arc::new(ArcSwap::from_pointee(proxy_of(
         config, &sessions, &auth, &upstreams,
     )));
     let admins = Arc::new(ArcSwap::from_pointee(admin_app(
-        config, &sessions, &upstreams,
+        config, &sessions, &auth, &upstreams,
     )));
     let certificates: Vec<Arc<Certificates>> = config
         .tls
@@ -360,6 +373,7 @@ fn proxy_of<S: SessionStore>(
 fn admin_app<S: SessionStore>(
     config: &Config,
     sessions: &Arc<SessionManager<S>>,
+    auth: &Arc<Auth>,
     upstreams: &[Upstream],
 ) -> Admin<S> {
     let lbs = upstreams.iter().map(|u| u.lb.clone()).collect();
@@ -368,7 +382,13 @@ fn admin_app<S: SessionStore>(
         .as_ref()
         .and_then(proxy::assertion::Assertions::new)
         .map(|a| a.jwks().to_owned());
-    Admin::new(sessions.clone(), config.admin.token.as_ref(), lbs, jwks)
+    Admin::new(
+        sessions.clone(),
+        auth.clone(),
+        config.admin.token.as_ref(),
+        lbs,
+        jwks,
+    )
 }
 
 /// The proxy itself: one single-threaded pingora service per configured

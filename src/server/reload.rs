@@ -198,8 +198,9 @@ impl<S: SessionStore> Reloader<S> {
         self.proxies.store(Arc::new(super::proxy_of(
             &config, &sessions, &auth, &upstreams,
         )));
-        self.admins
-            .store(Arc::new(super::admin_app(&config, &sessions, &upstreams)));
+        self.admins.store(Arc::new(super::admin_app(
+            &config, &sessions, &auth, &upstreams,
+        )));
         for (certs, tls) in self.certificates.iter().zip(&config.tls) {
             certs.replace(&tls.pair);
         }
@@ -335,6 +336,10 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         "server.upgrade_socket",
     );
     check(old.admin.listen != new.admin.listen, "admin.listen");
+    check(
+        old.credentials_file != new.credentials_file,
+        "store.credentials_file",
+    );
     let (o, n) = (&old.session, &new.session);
     check(
         o.max_per_user != n.max_per_user,

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 pub(crate) mod cookie;
+pub(crate) mod credentials;
 pub(crate) mod manager;
 pub(crate) mod memory;
 pub(crate) mod redis;

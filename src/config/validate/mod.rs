@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawSecret};
-use super::Config;
+use super::{Config, StoreConfig};
 use crate::session::signing::{Secret, MIN_SECRET_LEN};
 
 pub(super) struct Validator {
@@ -84,13 +84,18 @@ impl Validator {
         let session = self.session(raw.session, base);
         let auth = self.auth(raw.auth, base);
         let admin = self.admin(raw.admin, base);
-        let store = self.store(raw.store, base);
+        let mut raw_store = raw.store;
+        let credentials_file = self.credentials_file(&raw_store, base);
+        raw_store.credentials_file = None;
+        let store = self.store(raw_store, base);
         let log = self.log(raw.log);
         let upstreams = self.upstreams(raw.upstream);
         // An [auth] that failed is reported already: assume it has them.
         let sources = routes::Sources {
             users_file: auth.as_ref().is_none_or(|a| a.users_file.is_some()),
             jwt: auth.as_ref().is_none_or(|a| !a.jwt.is_empty()),
+            credential_store: credentials_file.is_some()
+                || matches!(store, Some(StoreConfig::Redis(_))),
         };
         let rules = self.rules(raw.routes, raw.route, &upstreams, sources);
         let identity = self.identity(&raw.identity);
@@ -122,6 +127,7 @@ impl Validator {
             auth: auth?,
             admin: admin?,
             store: store?,
+            credentials_file,
             log: log?,
             upstreams,
             rules: rules?,

@@ -22,6 +22,8 @@ pub(super) struct Sources {
     pub users_file: bool,
     /// `[[auth.jwt]]`: bearer tokens.
     pub jwt: bool,
+    /// A credential store (Redis, or `store.credentials_file`): API keys.
+    pub credential_store: bool,
 }
 
 impl Validator {
@@ -151,6 +153,18 @@ impl Validator {
         if credentials.is_some_and(|c| c.bearer) && !sources.jwt {
             self.problem(&key("credentials"), "bearer needs an [[auth.jwt]] issuer");
         }
+        if credentials.is_some_and(|c| c.api_key) && !sources.credential_store {
+            self.problem(
+                &key("credentials"),
+                "api_key needs a credential store: store.kind = \"redis\", or store.credentials_file",
+            );
+        }
+        if credentials.is_some_and(|c| c.api_key) && !sources.users_file {
+            self.problem(
+                &key("credentials"),
+                "api_key needs auth.users_file (keys act as its users)",
+            );
+        }
         let upstream = match r.upstream.as_deref() {
             Some(name) => ups.iter().position(|u| u.name == name).or_else(|| {
                 self.problem(
@@ -172,7 +186,8 @@ impl Validator {
         })
     }
 
-    /// A rule's credentials: a non-empty list of `session`, `basic` and `bearer`.
+    /// A rule's credentials: a non-empty list of `session`, `basic`, `bearer`
+    /// and `api_key`.
     fn route_credentials(&mut self, key: &str, names: Option<&[String]>) -> Option<Credentials> {
         let Some(names) = names else {
             return Some(Credentials::SESSION);
@@ -185,6 +200,7 @@ impl Validator {
             session: false,
             basic: false,
             bearer: false,
+            api_key: false,
         };
         let mut ok = true;
         for name in names {
@@ -192,10 +208,11 @@ impl Validator {
                 "session" => taken.session = true,
                 "basic" => taken.basic = true,
                 "bearer" => taken.bearer = true,
+                "api_key" => taken.api_key = true,
                 other => {
                     self.problem(
                         key,
-                        format!("each must be session, basic or bearer (got {other:?})"),
+                        format!("each must be session, basic, bearer or api_key (got {other:?})"),
                     );
                     ok = false;
                 }
@@ -386,7 +403,7 @@ roles = ["", "a,b"]
             ),
             (
                 route("path = \"/a\"\ncredentials = [\"session\", \"cookie\"]"),
-                "route[0].credentials: each must be session, basic or bearer (got \"cookie\")",
+                "route[0].credentials: each must be session, basic, bearer or api_key (got \"cookie\")",
             ),
         ];
         for (text, want) in cases {

@@ -5,7 +5,7 @@
 //!
 //! It does not connect to anything; `session::redis` does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Validator;
@@ -14,6 +14,25 @@ use crate::config::StoreConfig;
 use crate::session::redis::{ClusterOptions, RedisOptions, SentinelOptions, Servers};
 
 impl Validator {
+    /// `store.credentials_file`: only beside the memory store; an existing
+    /// file must be a credentials file (a new one is made at the first key).
+    pub(super) fn credentials_file(&mut self, raw: &RawStore, base: &Path) -> Option<PathBuf> {
+        let file = raw.credentials_file.as_ref()?;
+        if raw.kind != "memory" {
+            self.problem(
+                "store.credentials_file",
+                "only with kind = \"memory\" (with Redis, credentials live in Redis)",
+            );
+            return None;
+        }
+        let path = base.join(file);
+        if let Err(e) = crate::session::credentials::file::FileHome::open(&path) {
+            self.problem("store.credentials_file", e);
+            return None;
+        }
+        Some(path)
+    }
+
     pub(super) fn store(&mut self, raw: RawStore, base: &Path) -> Option<StoreConfig> {
         let timeout = self.duration("store.timeout", &raw.timeout);
         let local_ttl = self.duration("store.local_ttl", &raw.local_ttl);

@@ -52,6 +52,7 @@ mod breaker;
 mod call;
 mod cluster;
 mod conn;
+mod credentials;
 mod local;
 mod options;
 mod record;
