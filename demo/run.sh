@@ -94,6 +94,12 @@ cat <<BANNER
 
   script    curl -u demo:${DEMO_PASSWORD} http://127.0.0.1:8080/api/whoami
 
+  API key   make one on http://127.0.0.1:8080/.sessiongate/sessions, or:
+            curl -H 'Authorization: Bearer ${SESSIONGATE_ADMIN_TOKEN}' \
+              -d '{"owner":"demo","name":"script","expires_in":"30d"}' \
+              http://127.0.0.1:9091/keys
+            then: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8080/api/whoami
+
   admin     http://127.0.0.1:9091/
             the browser asks for a login: any user name, and as the
             password the admin token ${SESSIONGATE_ADMIN_TOKEN}

@@ -253,3 +253,24 @@ fn the_demos_script_route_takes_basic() {
     assert_eq!(resp.status, 401);
     assert!(resp.header("www-authenticate").is_some());
 }
+
+/// The demo banner's API key lines: a key made on the admin API, as printed,
+/// reaches the demo's `/api` route as its owner.
+#[test]
+fn the_demos_script_route_takes_an_api_key_made_as_the_banner_says() {
+    let demo = Demo::start(free_addr(), "", &[]);
+    let admin: SocketAddr = demo.admin.trim_start_matches("http://").parse().unwrap();
+    let made = Req::new(admin, "POST", "/keys")
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"owner":"demo","name":"script","expires_in":"30d"}"#)
+        .send();
+    assert_eq!(made.status, 201, "{}", made.body);
+    let key = made.json()["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("sgk_"), "{key}");
+    let resp = Req::new(demo.proxy_addr, "GET", "/api/whoami")
+        .header("Authorization", &format!("Bearer {key}"))
+        .send();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body, format!("user: {USER}\nroles: user,admin\n"));
+}
