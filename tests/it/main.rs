@@ -12,6 +12,7 @@
 
 mod access;
 mod admin;
+mod api_keys;
 mod assertion;
 mod basic;
 mod bearer;

@@ -3,7 +3,10 @@
 //!
 //! Layout, under the store's prefix `p` (every command names one key, so it
 //! works on a cluster too):
-//! - `p cred:key:<id>`: the record as JSON, expiring with the key (`PXAT`);
+//! - `p cred:key:<id>`: the record as JSON; an expiring key's record stays
+//!   [`EXPIRED_KEPT`] past its expiry (`PXAT`), so it is still listed as
+//!   expired and a client still sending it is told so rather than counted as
+//!   guessing an unknown key, as with the file home;
 //! - `p cred:keys:<owner>` and `p cred:keys`: sets of ids, per owner and all,
 //!   for listing without a scan (ids whose record has gone are pruned);
 //! - `p cred:used`: a hash of id to the last use (unix seconds).
@@ -15,6 +18,9 @@ use async_trait::async_trait;
 use redis::AsyncCommands as _;
 
 use super::RedisStore;
+
+/// How long an expired key's record stays, listed as expired.
+const EXPIRED_KEPT: u64 = 7 * 24 * 3600;
 use crate::session::credentials::{ApiKeyRecord, Home};
 use crate::session::StoreError;
 
@@ -51,7 +57,7 @@ impl Home for RedisStore {
     async fn put(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
         let key = self.cred_key(&record.id);
         let json = serde_json::to_string(record).expect("records serialise");
-        let expires_ms = record.expires_at.map(|s| s * 1000);
+        let expires_ms = record.expires_at.map(|s| (s + EXPIRED_KEPT) * 1000);
         self.call_admin(|mut c| async move {
             let mut cmd = redis::cmd("SET");
             cmd.arg(&key).arg(json);

@@ -228,4 +228,57 @@ impl Gate {
     pub fn alive(&mut self) -> bool {
         self.process.exited().is_none()
     }
+
+    /// Kill the process and start the binary again in the same directory,
+    /// with the same config and files (and the environment every test gate
+    /// has), on new ports: what a restart keeps. The first process's output
+    /// stays in `output.before-restart.log`. Waits until it listens.
+    pub fn restart(&mut self) {
+        self.process.stop();
+        let dir = self.dir.path().to_owned();
+        let _ = std::fs::rename(
+            dir.join("output.log"),
+            dir.join("output.before-restart.log"),
+        );
+        let path = dir.join("proxy.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // New ports: the old ones may still be held by connections in TIME_WAIT.
+        for _ in 0..4 {
+            let (addr, admin) = (free_addr(), free_addr());
+            let new = text
+                .replace(&format!("\"{}\"", self.addr), &format!("\"{addr}\""))
+                .replace(&format!("\"{}\"", self.admin), &format!("\"{admin}\""));
+            std::fs::write(&path, &new).unwrap();
+            self.process = Proc::spawn(
+                "sessiongate",
+                &mut sessiongate(&[], &path),
+                dir.join("output.log"),
+            )
+            .expect("start sessiongate");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if TcpStream::connect(addr).is_ok() && TcpStream::connect(admin).is_ok() {
+                    self.addr = addr;
+                    self.admin = admin;
+                    return;
+                }
+                if let Some(status) = self.process.exited() {
+                    if self.output().contains("Address already in use") {
+                        break;
+                    }
+                    panic!(
+                        "sessiongate exited at restart with {status}:\n{}",
+                        self.output()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "sessiongate did not listen after a restart:\n{}",
+                    self.output()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("sessiongate could not bind free ports four times in a row at a restart");
+    }
 }
