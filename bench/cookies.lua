@@ -4,15 +4,23 @@
 -- use a file of look-alike cookies under another name, so that wrk does the
 -- same work and sends the same bytes in every scenario.
 --
---   wrk -t1 -c64 -d10s -s cookies.lua http://127.0.0.1:PORT/path -- cookies.txt
+--   wrk -t1 -c64 -d10s -s cookies.lua http://127.0.0.1:PORT/path -- cookies.txt [sequential]
+--
+-- A line of the form `Name: value` is sent as that header instead of a
+-- cookie (the bearer token rows). With `sequential`, lines are taken in order,
+-- each once until the file is used up (the first-token rows: every request a
+-- token sessiongate has not seen).
 --
 -- At the end it prints one line `RESULT {json}` with exact figures.
 
 local cookies = {}
 local n = 0
+local sequential = false
+local next_line = 0
 
 function init(args)
   local path = args[1]
+  sequential = args[2] == "sequential"
   if not path then
     error("cookies.lua: pass the cookie file after --")
   end
@@ -42,7 +50,16 @@ function request()
       if k ~= "Host" then extra[k] = v end
     end
   end
-  local h = { ["Cookie"] = cookies[math.random(n)] }
+  local line
+  if sequential then
+    next_line = next_line % n + 1
+    line = cookies[next_line]
+  else
+    line = cookies[math.random(n)]
+  end
+  local h = {}
+  local name, value = line:match("^([%w-]+): (.*)$")
+  if name then h[name] = value else h["Cookie"] = line end
   for k, v in pairs(extra) do h[k] = v end
   return wrk.format(nil, nil, h)
 end

@@ -25,9 +25,13 @@
 #                                  open: RSS per idle connection and the active p99 with
 #                                  them: bench/results/conns.md (BENCH_SG_READ_BUFFER sets
 #                                  sessiongate's server.read_buffer)
-#     bash bench/run.sh --credentials   the protected route with the session cookie and with
-#                                  HTTP Basic (remembered after its first hash), alternating
-#                                  rounds (BENCH_AB_PAIRS, 3): bench/results/credentials.md
+#     bash bench/run.sh --credentials   the protected route with the session cookie, HTTP
+#                                  Basic (remembered after its first hash), a bearer JWT
+#                                  (remembered after its first check) and an API key, in
+#                                  rotated rounds (BENCH_AB_PAIRS, 3); then the first
+#                                  check of new JWTs per algorithm (BENCH_JWT_TOKENS,
+#                                  40000 each, for BENCH_JWT_DURATION, 3s):
+#                                  bench/results/credentials.md
 #     BENCH_BASELINE=path/to/other/sessiongate bash bench/run.sh --ab
 #                                  A/B of this build (or BENCH_SG) against another
 #                                  sessiongate binary, both with BENCH_SESSIONS_LARGE
@@ -270,7 +274,7 @@ measure() {
     fi
     while [ "$kept" -lt "$REPEATS" ]; do
         line=$(python3 "$ROOT/bench/measure.py" --proxy "$proxy" --backend "$backend" \
-            --quiet-wait "$QUIET_WAIT" -- "${wrk[@]}" -d"$DURATION" "$url" -- "$cookies") ||
+            --quiet-wait "$QUIET_WAIT" -- "${wrk[@]}" -d"$DURATION" "$url" -- "$cookies" ${LUA_ORDER:-}) ||
             die "measuring $id failed"
         if [ "$discarded" -lt "$MAX_DISCARDS" ] && python3 -c '
 import json, sys
@@ -441,25 +445,73 @@ if [ "$MODE" = stack ]; then
 fi
 
 if [ "$MODE" = credentials ]; then
-    # One gate; each round measures the session cookie and HTTP Basic on the
-    # same kind of protected route, in alternating order.
-    say "credentials: the session cookie against HTTP Basic (remembered after the first hash); $AB_PAIRS rounds"
+    # One gate; each round measures the session cookie, HTTP Basic, a bearer
+    # JWT and an API key on the same kind of protected route, in rotated order.
+    say "credentials: the session cookie, HTTP Basic, a bearer JWT, an API key; $AB_PAIRS rounds"
+    [ -d tests/browser/node_modules/jose ] ||
+        die "the bearer rows need jose: run ./test.sh once (or npm ci in tests/browser)"
     printf '[[user]]\nname = "bench"\npassword_hash = "%s"\nroles = ["bench"]\n' \
         "$(printf 'bench-password-1\n' | "$SG" hash-password)" >"$TMP/users.toml"
-    SG_EXTRA_CONFIG="[auth]
+    # An issuer with one key per algorithm (bench/jwt_tokens.mjs): its tokens,
+    # an hour long, for the remembered row and the first-check rows.
+    JWT_TOKENS=${BENCH_JWT_TOKENS:-40000}
+    say "minting $JWT_TOKENS JWTs per algorithm (RS256, PS256, ES256, EdDSA)"
+    mkfifo "$TMP/algs.in"
+    node bench/jwt_tokens.mjs "$TMP" "$JWT_TOKENS" <"$TMP/algs.in" >"$TMP/algs.out" 2>"$TMP/algs.err" &
+    PIDS+=("$!")
+    exec 8>"$TMP/algs.in"
+    for _ in $(seq 600); do
+        grep -q '^issuer ' "$TMP/algs.out" && break
+        kill -0 "${PIDS[-1]}" 2>/dev/null || die "the issuer did not start: $(cat "$TMP/algs.err")"
+        sleep 0.5
+    done
+    ALGS_ISSUER=$(sed -n 's/^issuer //p' "$TMP/algs.out")
+    [ -n "$ALGS_ISSUER" ] || die "the issuer did not start in 5 minutes"
+    SG_EXTRA_CONFIG="[store]
+kind = \"memory\"
+credentials_file = \"$TMP/credentials.json\"
+
+[auth]
 users_file = \"$TMP/users.toml\"
+
+[[auth.jwt]]
+id = \"algs\"
+issuer = \"$ALGS_ISSUER\"
+audiences = [\"bench\"]
+algorithms = [\"RS256\", \"PS256\", \"ES256\", \"EdDSA\"]
+roles_claim = \"scope\"
 
 [[route]]
 path = \"/basic\"
-credentials = [\"basic\"]"
+credentials = [\"basic\"]
+
+[[route]]
+path = \"/bearer\"
+credentials = [\"bearer\"]
+
+[[route]]
+path = \"/key\"
+credentials = [\"api_key\"]"
     start_sg sg false
     unset SG_EXTRA_CONFIG
     mint "127.0.0.1:$SG_PORT" "$SESSIONS" "$TMP/sg_cookies_small.txt" /mint sid >/dev/null
     BASIC="Authorization: Basic $(printf 'bench:bench-password-1' | base64)"
-    out=$(curl -s -o /dev/null -w '%{http_code}' -H "$BASIC" "http://127.0.0.1:$SG_PORT/basic")
-    [ "$out" = 200 ] || die "Basic on /basic answered $out"
+    # The remembered row's token: the RS256 file's last (the first-check rows
+    # run out of time long before they reach it).
+    BEARER=$(tail -1 "$TMP/tokens-RS256.txt")
+    KEY=$(curl -s -H "Authorization: Bearer $BENCH_SG_ADMIN_TOKEN" \
+        -d '{"owner":"bench","name":"bench"}' "http://127.0.0.1:$SG_ADMIN_PORT/keys" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])') ||
+        die "no API key from the admin API"
+    APIKEY="Authorization: Bearer $KEY"
+    for check in "basic:$BASIC" "bearer:$BEARER" "key:$APIKEY"; do
+        out=$(curl -s -o /dev/null -w '%{http_code}' -H "${check#*:}" "http://127.0.0.1:$SG_PORT/${check%%:*}")
+        [ "$out" = 200 ] || die "${check%%:*} on /${check%%:*} answered $out"
+    done
     for pair in $(seq "$AB_PAIRS"); do
-        for row in $([ $((pair % 2)) = 1 ] && echo "session basic" || echo "basic session"); do
+        rows="session basic bearer apikey"
+        for _ in $(seq $(((pair - 1) % 4))); do rows="${rows#* } ${rows%% *}"; done
+        for row in $rows; do
             case $row in
                 session) measure "sg-protected-session-$pair" "protected route, the session cookie, $SESSIONS sessions" \
                     "http://127.0.0.1:$SG_PORT/app" "$TMP/sg_cookies_small.txt" 200 "$SG_PID" "$BACKEND_PID" ;;
@@ -467,9 +519,26 @@ credentials = [\"basic\"]"
                     measure "sg-protected-basic-$pair" "protected route, HTTP Basic (look-alike cookies beside it)" \
                         "http://127.0.0.1:$SG_PORT/basic" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
                     WRK_EXTRA=() ;;
+                bearer) WRK_EXTRA=(-H "$BEARER")
+                    measure "sg-protected-bearer-$pair" "protected route, a bearer JWT, remembered (look-alike cookies beside it)" \
+                        "http://127.0.0.1:$SG_PORT/bearer" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+                    WRK_EXTRA=() ;;
+                apikey) WRK_EXTRA=(-H "$APIKEY")
+                    measure "sg-protected-apikey-$pair" "protected route, an API key (look-alike cookies beside it)" \
+                        "http://127.0.0.1:$SG_PORT/key" "$TMP/anon_cookies.txt" 200 "$SG_PID" "$BACKEND_PID"
+                    WRK_EXTRA=() ;;
             esac
         done
     done
+    # The first check of a JWT: every request a token the gate has not seen.
+    # No warm-up (it would spend the tokens); the gate is warm from the rows above.
+    for alg in RS256 PS256 ES256 EdDSA; do
+        DURATION=${BENCH_JWT_DURATION:-3s} WARMUP=0s LUA_ORDER=sequential \
+            measure "sg-jwt-first-$alg" "protected route, a new $alg JWT on every request ($JWT_TOKENS tokens)" \
+            "http://127.0.0.1:$SG_PORT/bearer" "$TMP/tokens-$alg.txt" 200 "$SG_PID" "$BACKEND_PID"
+    done
+    fact "{\"kind\":\"param\",\"jwt_tokens\":$JWT_TOKENS}"
+    exec 8>&-
     mkdir -p "$RESULTS"
     cp "$FACTS" "$RESULTS/credentials.jsonl"
     python3 bench/report.py --credentials "$FACTS" "$TMP/env.txt" >"$RESULTS/credentials.md"

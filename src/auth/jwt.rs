@@ -173,7 +173,12 @@ impl Issuer {
             keys
         } else {
             // A key the issuer rotated in since we fetched them, or a forgery.
-            self.fetch(true).await.unwrap_or(keys)
+            // Refetched at most every 30 s: else the keys as they are now
+            // (another request may have just refetched them).
+            match self.fetch(true).await {
+                Ok(fresh) => fresh,
+                Err(_) => self.keys.load_full().unwrap_or(keys),
+            }
         };
         let key = find(&keys, header).ok_or(Refused::Invalid("no key with its kid"))?;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)

@@ -51,7 +51,7 @@ impl Auth {
         format!(
             r#"<h2>API keys</h2>
 <p><small>For scripts that act as you, on the routes that take API keys.</small></p>
-<ul class="sessions">
+<ul class="keys">
 {items}</ul>
 <form method="post" action="{prefix}/keys"><label for="key-name">Name</label><input id="key-name" name="name" required maxlength="64"><label for="key-exp">Expires in</label><select id="key-exp" name="expires_in"><option>7d</option><option>30d</option><option selected>90d</option><option>365d</option><option value="">never</option></select><button type="submit">Create API key</button></form>
 "#
