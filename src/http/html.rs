@@ -48,7 +48,7 @@ main{{box-sizing:border-box;width:calc(100% - 2rem);max-width:{width};margin:8vh
 h1{{font-size:1.4rem;margin:0 0 1.2rem}}
 h2{{font-size:1.1rem;margin:1.2rem 0 .6rem}}
 label{{display:block;font-weight:600;margin:.9rem 0 .3rem}}
-input{{box-sizing:border-box;width:100%;padding:.6rem .7rem;font:inherit;border:1px solid #b8bfcc;border-radius:8px}}
+input,select{{box-sizing:border-box;width:100%;padding:.6rem .7rem;font:inherit;border:1px solid #b8bfcc;border-radius:8px}}
 input:focus,button:focus{{outline:3px solid #7aa7ff;outline-offset:1px}}
 button{{margin-top:1.4rem;width:100%;padding:.7rem;font:inherit;font-weight:600;color:#fff;background:#2856d6;border:0;border-radius:8px;cursor:pointer}}
 .error{{color:#a1181d;background:#fdecec;padding:.6rem .8rem;border-radius:8px}}
