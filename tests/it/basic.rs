@@ -188,6 +188,32 @@ fn a_disabled_user_or_a_new_password_applies_at_once() {
     );
 }
 
+/// A client with many connections sends its password on all of them at once
+/// (at start, and each time the remembered verification expires): one check
+/// answers them all. Checked each apart, every one in flight held a throttle
+/// slot, and the ones past `max_failures` were refused 429 with the right
+/// password (bench/run.sh --credentials: 19,505 refusals in one run).
+#[test]
+fn parallel_requests_with_one_password_share_one_check() {
+    let backend = Backend::app();
+    let users = users_file(&[("alice", "alice-password-1", "", false)]);
+    let gate = start(&backend, &users, "max_failures = 2");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    gate.get("/api")
+                        .header("Authorization", &basic("alice", "alice-password-1"))
+                        .send()
+                        .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+}
+
 #[test]
 fn basic_failures_are_throttled_like_the_login_form() {
     let backend = Backend::app();
