@@ -13,8 +13,9 @@
 //!   sessiongate's own `X-User-Assertion` can never verify: `check` refuses an
 //!   issuer equal to `[assertion] issuer`, and audiences an upstream's
 //!   assertions are made for.
-//! - Keys are fetched at the first token, and again when a token names a
-//!   `kid` we do not have, at most once per [`JWKS_REFETCH_EVERY`]. When the
+//! - Keys are fetched at start (and for an issuer a reload adds), off the
+//!   request path ([`Bearer::warm_up`]), or at the first token if that
+//!   failed; and again when a token names a `kid` we do not have, at most once per [`JWKS_REFETCH_EVERY`]. When the
 //!   keys cannot be fetched, the keys already known still verify and a token
 //!   under any other is refused (fail closed); before any key was ever
 //!   fetched, a token gets 503 (try again), not a wrong 401.
@@ -406,6 +407,38 @@ impl Bearer {
 
     pub(crate) fn issuers(&self) -> &[Arc<Issuer>] {
         &self.issuers
+    }
+
+    /// Fetch the keys of every issuer that has none yet, on a thread of its
+    /// own (start-up and reloads run outside pingora's runtimes), so the
+    /// first token does not wait for them. A failure is logged, and the
+    /// first token tries again.
+    pub(crate) fn warm_up(&self) {
+        let cold: Vec<Arc<Issuer>> = self
+            .issuers
+            .iter()
+            .filter(|i| i.keys.load().is_none())
+            .cloned()
+            .collect();
+        if cold.is_empty() {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("sg-jwt-keys".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(rt) => rt.block_on(async {
+                        futures::future::join_all(cold.iter().map(|i| i.fetch(false))).await;
+                    }),
+                    Err(e) => tracing::warn!(target: "auth", error = %e, "bearer token keys not fetched at start"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(target: "auth", error = %e, "bearer token keys not fetched at start");
+        }
     }
 
     /// The caller a bearer JWT proves, from memory or by its signature.

@@ -123,6 +123,7 @@ impl Auth {
         let users = load_users(&config)?;
         let providers = providers(&config, &[])?;
         let bearer = jwt::Bearer::new(&config.jwt, &[]).map_err(Error::Issuer)?;
+        bearer.warm_up();
         let window = config.failure_window;
         Ok(Auth {
             by_user: Arc::new(Throttle::new(
@@ -156,6 +157,7 @@ impl Auth {
         let users = load_users(&config)?;
         let providers = providers(&config, &self.providers)?;
         let bearer = jwt::Bearer::new(&config.jwt, self.bearer.issuers()).map_err(Error::Issuer)?;
+        bearer.warm_up();
         let revoked = self.users.revoked_in(&users);
         let old = &self.config;
         let window = config.failure_window;

@@ -319,11 +319,31 @@ fn a_token_without_the_route_role_gets_403_insufficient_scope() {
 }
 
 #[test]
+fn the_issuers_keys_are_fetched_at_start_before_any_token() {
+    let issuer = Issuer::start();
+    let backend = Backend::app();
+    let gate = start(&backend, &issuer);
+    wait_for(Duration::from_secs(10), "the keys fetched at start", || {
+        gate.output().contains("bearer token keys fetched")
+    });
+    let resp = gate
+        .get("/api/items")
+        .header("Authorization", &bearer(&issuer.token("valid")))
+        .send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    assert_eq!(
+        gate.output().matches("bearer token keys fetched").count(),
+        1,
+        "the first token used the keys fetched at start"
+    );
+}
+
+#[test]
 fn a_key_rotated_in_at_the_issuer_is_fetched_and_accepted() {
     let issuer = Issuer::start();
     let backend = Backend::app();
     let gate = start(&backend, &issuer);
-    // The keys as they were: fetched at the first token.
+    // The keys as they were: fetched at start.
     let resp = gate
         .get("/api/items")
         .header("Authorization", &bearer(&issuer.token("valid")))
