@@ -118,12 +118,24 @@ pub(crate) struct InRequest<F> {
     phase: F,
 }
 
+/// A poll longer than this held its worker thread, and every other request
+/// on that thread, that long: it is logged, naming the request.
+const LONG_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl<F: Future + Unpin> Future for InRequest<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let outer = CURRENT.replace(self.id);
+        let started = std::time::Instant::now();
         let polled = Pin::new(&mut self.phase).poll(cx);
+        let took = started.elapsed();
+        if took > LONG_POLL {
+            // A request phase must never block: each worker thread runs
+            // many connections (issue 22's tail). Inside the request, so the
+            // event carries its id.
+            tracing::warn!(target: "proxy", took_ms = took.as_millis() as u64, "a request phase held its worker thread");
+        }
         CURRENT.set(outer);
         polled
     }
