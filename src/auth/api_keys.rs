@@ -103,16 +103,23 @@ impl ApiKeys {
     }
 }
 
+/// Whether `s` is `n` lower-case hex digits.
+fn hex_of(s: &str, n: usize) -> bool {
+    s.len() == n
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `id` is a key's id (16 lower-case hex digits).
+pub(crate) fn is_id(id: &str) -> bool {
+    hex_of(id, ID_HEX)
+}
+
 /// The id and secret of a well-formed key, or `None`.
 fn split(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    (hex(id, ID_HEX) && hex(secret, SECRET_HEX)).then_some((id, secret))
+    (is_id(id) && hex_of(secret, SECRET_HEX)).then_some((id, secret))
 }
 
 /// Whether a bearer token is an API key (by its prefix) rather than a JWT.
@@ -317,6 +324,10 @@ impl Auth {
         let Some(keys) = &self.api_keys else {
             return Ok(false);
         };
+        // Only an id of the key format names a key: nothing else reaches the store.
+        if !is_id(id) {
+            return Ok(false);
+        }
         if let Some(owner) = owner {
             match keys.home.get(id).await? {
                 Some(r) if r.owner == owner => {}

@@ -15,9 +15,11 @@ use crate::http::reply::Reply;
 use crate::session::manager::RequestSession;
 
 impl Auth {
-    /// The sessions page's section on `user`'s keys; empty without a store.
+    /// The sessions page's section on `user`'s keys; empty without a store,
+    /// and for a user who is not in the users file (signed in with a
+    /// provider): a key acts as a user of the users file.
     pub(crate) async fn own_keys_section(&self, user: &str) -> String {
-        if self.api_keys.is_none() {
+        if self.api_keys.is_none() || self.users.get(user).is_none_or(|u| u.name != user) {
             return String::new();
         }
         let prefix = escape(&self.config.prefix);
