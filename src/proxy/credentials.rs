@@ -1,11 +1,13 @@
 //! Which credential identifies a request on the route it falls under: the
-//! session cookie, or `Authorization: Basic`, as the route's `credentials`
-//! say (`routes::Credentials`; the default is the session only).
+//! session cookie, `Authorization: Basic`, a bearer JWT or an API key, as
+//! the route's `credentials` say (`routes::Credentials`; the default is the
+//! session only). Forward-auth resolves the original request's the same way
+//! ([`Proxy::resolve_credential`]).
 //!
 //! - An `Authorization` header the route takes must prove a user: a refusal
-//!   is answered here (401 with the Basic challenge, 429 while throttled, 503
-//!   while every hashing slot is busy), never replaced by the session's
-//!   identity and never by the login redirect.
+//!   is answered here (401 with the route's challenges, 429 while throttled,
+//!   503 while every hashing slot is busy or the store cannot answer), never
+//!   replaced by the session's identity and never by the login redirect.
 //! - A header of a scheme the route does not take is ignored, as is a session
 //!   on a route that does not take sessions: the request is then decided as
 //!   if it carried none, and no identity of theirs reaches the upstream.
@@ -99,12 +101,33 @@ impl<S: SessionStore> Proxy<S> {
         accepts: Credentials,
     ) -> Result<bool> {
         ctx.accepts = accepts;
+        let req = session.req_header();
+        let method = req.method.clone();
+        match self.resolve_credential(req, &method, ctx, accepts).await {
+            Ok(()) => Ok(true),
+            Err(refusal) => {
+                let (problem, extra) = refusal.answer(accepts);
+                super::respond::respond_problem(session, &ctx.id, problem, &extra).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The credential `req` proves for a route that takes `accepts` (`method`
+    /// is the original request's: forward-auth decides for another request),
+    /// into `ctx.credential`; or why its `Authorization` proves no one.
+    pub(super) async fn resolve_credential(
+        &self,
+        req: &pingora::http::RequestHeader,
+        method: &http::Method,
+        ctx: &mut Ctx,
+        accepts: Credentials,
+    ) -> std::result::Result<(), Refusal> {
         if accepts.basic || accepts.bearer || accepts.api_key {
-            let req = session.req_header();
             let refusal = match authorization::of(&req.headers) {
                 Some(Authorization::Basic { .. })
                     if accepts.basic
-                        && !req.method.is_safe()
+                        && !method.is_safe()
                         && !same_origin(req, ctx.trusted_peer) =>
                 {
                     Refusal::CrossOrigin
@@ -113,7 +136,7 @@ impl<S: SessionStore> Proxy<S> {
                     match self.auth.check_basic(&user, password, ctx.client_ip).await {
                         Ok(user) => {
                             ctx.credential = Credential::Basic(user);
-                            return Ok(true);
+                            return Ok(());
                         }
                         Err(refusal) => Refusal::Password(refusal),
                     }
@@ -124,7 +147,7 @@ impl<S: SessionStore> Proxy<S> {
                     match self.auth.check_api_key(&token, ctx.client_ip).await {
                         Ok(caller) => {
                             ctx.credential = Credential::ApiKey(caller);
-                            return Ok(true);
+                            return Ok(());
                         }
                         Err(refusal) => Refusal::ApiKey(refusal),
                     }
@@ -133,7 +156,7 @@ impl<S: SessionStore> Proxy<S> {
                     match self.auth.bearer.check(&token).await {
                         Ok(caller) => {
                             ctx.credential = Credential::Bearer(caller);
-                            return Ok(true);
+                            return Ok(());
                         }
                         Err(refusal) => Refusal::Bearer(refusal),
                     }
@@ -146,21 +169,22 @@ impl<S: SessionStore> Proxy<S> {
                 Some(_) | None => Refusal::None,
             };
             if !matches!(refusal, Refusal::None) {
-                self.refuse(session, ctx, refusal).await?;
-                return Ok(false);
+                return Err(refusal);
             }
         }
         if accepts.session && ctx.session_identity().is_some() {
             ctx.credential = Credential::Session;
         }
-        Ok(true)
+        Ok(())
     }
+}
 
-    /// Answer an `Authorization` the route takes that proved no one.
-    async fn refuse(&self, session: &mut Downstream, ctx: &Ctx, refusal: Refusal) -> Result<()> {
+impl Refusal {
+    /// The problem and headers a refusal is answered with.
+    pub(super) fn answer(&self, accepts: Credentials) -> (Problem, Vec<(HeaderName, String)>) {
         let retry = |secs: u64| (header::RETRY_AFTER, secs.max(1).to_string());
-        let (problem, extra): (Problem, Vec<(HeaderName, String)>) = match refusal {
-            Refusal::None => return Ok(()),
+        match self {
+            Refusal::None => (Problem::Unauthenticated, Vec::new()),
             Refusal::CrossOrigin => (Problem::CrossOrigin, Vec::new()),
             Refusal::Password(PasswordRefusal::Throttled(wait))
             | Refusal::ApiKey(KeyRefusal::Throttled(wait)) => {
@@ -172,14 +196,14 @@ impl<S: SessionStore> Proxy<S> {
             Refusal::Password(PasswordRefusal::Invalid)
             | Refusal::Bearer(BearerRefusal::Invalid)
             | Refusal::ApiKey(KeyRefusal::Invalid)
-            | Refusal::Malformed => (Problem::Unauthenticated, challenges(ctx.accepts, true)),
-        };
-        super::respond::respond_problem(session, &ctx.id, problem, &extra).await
+            | Refusal::Malformed => (Problem::Unauthenticated, challenges(accepts, true)),
+        }
     }
 }
 
 /// Why a request's `Authorization` was refused.
-enum Refusal {
+#[derive(Debug)]
+pub(super) enum Refusal {
     /// Nothing to refuse: no header, or a scheme the route does not take.
     None,
     /// Basic on a cross-origin state-changing request.

@@ -133,10 +133,9 @@ pub(crate) fn answer(
         headers: Vec::new(),
         decision,
     };
-    // Forward-auth sees the session only (Basic is not checked here): a
-    // route that does not take sessions is decided as for no identity.
+    // `who` is the credential the original request proved that its route
+    // takes (`proxy::credentials`), or none.
     let matched = rules.matched(&original.method, &original.path);
-    let who = who.filter(|_| matched.credentials.session);
     match matched.decide(who) {
         Decision::Allow { .. } => {
             let (user, roles) = who.map_or(("", ""), |w| (w.user, w.roles));
@@ -179,6 +178,26 @@ pub(crate) fn answer(
             bare(StatusCode::FORBIDDEN, "not_found")
         }
         Decision::NotFound => bare(StatusCode::NOT_FOUND, "not_found"),
+    }
+}
+
+/// The answer to an original request whose `Authorization` proved no one:
+/// `status` and `headers` as sessiongate itself answers it (401 with the
+/// challenge, 429, 503). nginx's `auth_request` knows only 401 and 403 (it
+/// turns anything else into a 500): a throttled client gets 403 there.
+pub(crate) fn credential_refused(
+    convention: Convention,
+    status: u16,
+    headers: Vec<(HeaderName, String)>,
+) -> Answer {
+    let status = match (convention, status) {
+        (Convention::Nginx, 429) => StatusCode::FORBIDDEN,
+        (_, s) => StatusCode::from_u16(s).unwrap_or(StatusCode::FORBIDDEN),
+    };
+    Answer {
+        status,
+        headers,
+        decision: "credential_refused",
     }
 }
 

@@ -180,23 +180,43 @@ impl<S: SessionStore> Proxy<S> {
 
     /// Answer a front proxy's forward-auth request ([`forward_auth`]). No
     /// cookie is set: the front proxy does not pass the auth answer's on.
+    /// The original request's credential is taken as its route says, so a
+    /// script's Basic, bearer token or API key works behind nginx, Caddy and
+    /// Traefik as it does here.
     async fn forward_auth(
         &self,
         session: &mut Downstream,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
         convention: forward_auth::Convention,
     ) -> Result<()> {
         let req = session.req_header();
         let answer = match forward_auth::original(convention, req, ctx.trusted_peer) {
-            Ok(original) => forward_auth::answer(
-                convention,
-                &self.config.rules,
-                &self.config.identity,
-                &original,
-                ctx.session_identity(),
-                super::is_navigation(req),
-                &self.login_prefix,
-            ),
+            Ok(original) => {
+                let accepts = self
+                    .config
+                    .rules
+                    .matched(&original.method, &original.path)
+                    .credentials;
+                ctx.accepts = accepts;
+                match self
+                    .resolve_credential(req, &original.method, ctx, accepts)
+                    .await
+                {
+                    Ok(()) => forward_auth::answer(
+                        convention,
+                        &self.config.rules,
+                        &self.config.identity,
+                        &original,
+                        ctx.identity(),
+                        super::is_navigation(req),
+                        &self.login_prefix,
+                    ),
+                    Err(refusal) => {
+                        let (problem, headers) = refusal.answer(accepts);
+                        forward_auth::credential_refused(convention, problem.status(), headers)
+                    }
+                }
+            }
             Err(why) => {
                 if why == forward_auth::Refusal::Untrusted {
                     tracing::warn!(

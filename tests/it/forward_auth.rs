@@ -371,6 +371,67 @@ fn forward_auth_honours_a_routes_credentials() {
     assert_eq!(refused.header("x-user"), None);
 }
 
+/// A script's credential works behind a front proxy as it does here: the
+/// original request's Basic (or bearer token, or API key: the same code)
+/// where its route takes it, with the same refusals in each convention.
+#[test]
+fn forward_auth_takes_a_scripts_credential_where_its_route_does() {
+    use base64::Engine;
+    let backend = Backend::app();
+    let config = format!(
+        "trusted_proxies = [\"127.0.0.1/32\"]\n{}",
+        standard_config(
+            backend.addr,
+            "\n[auth]\nusers_file = \"users.toml\"\nip_max_failures = 2\n\n[[route]]\npath = \"/scripts\"\ncredentials = [\"basic\"]\n"
+        )
+    );
+    let gate = Gate::start_with(
+        &config,
+        &[("users.toml", &users_file(USERS))],
+        &[("TEST_SECRET", SECRET)],
+    );
+    let basic = |pair: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let check = |endpoint: &str, uri: &str, authorization: &str| {
+        Req::new(gate.addr, "GET", endpoint)
+            .header("X-Original-Method", "GET")
+            .header("X-Original-URI", uri)
+            .header("X-Forwarded-Method", "GET")
+            .header("X-Forwarded-Uri", uri)
+            .header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Host", "app.test")
+            .header("Authorization", authorization)
+            .send()
+    };
+    let right = basic("alice:alice-password");
+    for endpoint in ["/.sessiongate/auth/nginx", "/.sessiongate/auth/forward"] {
+        let allowed = check(endpoint, "/scripts/run", &right);
+        assert_eq!(allowed.status, 200, "{endpoint}: {allowed:#?}");
+        assert_eq!(allowed.header("x-user"), Some("alice"), "{endpoint}");
+        // Not where the route takes only sessions.
+        let elsewhere = check(endpoint, "/private", &right);
+        assert_ne!(elsewhere.status, 200, "{endpoint}: {elsewhere:#?}");
+        assert_eq!(elsewhere.header("x-user"), None, "{endpoint}");
+    }
+    // A wrong password: 401 with the challenge, then throttled. nginx's
+    // auth_request knows only 401 and 403: 403 there; 429 elsewhere.
+    let wrong = basic("alice:guess");
+    let refused = check("/.sessiongate/auth/forward", "/scripts/run", &wrong);
+    assert_eq!(refused.status, 401, "{refused:#?}");
+    assert!(refused
+        .header("www-authenticate")
+        .is_some_and(|c| c.starts_with("Basic")));
+    let _ = check("/.sessiongate/auth/forward", "/scripts/run", &wrong);
+    let throttled = check("/.sessiongate/auth/forward", "/scripts/run", &wrong);
+    assert_eq!(throttled.status, 429, "{throttled:#?}");
+    let throttled = check("/.sessiongate/auth/nginx", "/scripts/run", &wrong);
+    assert_eq!(throttled.status, 403, "{throttled:#?}");
+}
+
 /// A TCP connection to `to` from the loopback address `from`.
 fn bind_from(from: &str, to: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
