@@ -10,10 +10,9 @@ use serde_json::json;
 
 use super::{json_resp, problem, unavailable, Admin};
 use crate::auth::api_keys::{lifetime, CreateError};
-use crate::http::html::{escape, wide_page};
+use crate::http::html::escape;
 use crate::http::origin::same_origin;
 use crate::http::problem::Problem;
-use crate::http::reply::PAGE_HEADERS;
 use crate::session::credentials::ApiKeyRecord;
 use crate::session::SessionStore;
 
@@ -171,16 +170,7 @@ impl<S: SessionStore> Admin<S> {
                 escape(&e.to_string())
             ),
         };
-        let mut resp = Response::new(wide_page("sessiongate admin", &body).into_bytes());
-        let h = resp.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        for (k, v) in PAGE_HEADERS {
-            h.insert(k, http::HeaderValue::from_static(v));
-        }
-        resp
+        super::page::admin_page(&body)
     }
 
     /// The page's section: every key (or the filtered user's), a revoke

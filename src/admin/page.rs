@@ -104,16 +104,7 @@ impl<S: SessionStore> Admin<S> {
             uq = escape(user_q),
             keys = self.keys_section(q.user.as_deref()).await,
         );
-        let mut resp = Response::new(wide_page("sessiongate admin", &body).into_bytes());
-        let h = resp.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        for (k, v) in PAGE_HEADERS {
-            h.insert(k, http::HeaderValue::from_static(v));
-        }
-        resp
+        admin_page(&body)
     }
 
     /// `POST /users/{user}/revoke`: the page's "revoke all" button; back to
@@ -157,6 +148,20 @@ impl<S: SessionStore> Admin<S> {
         );
         see_other(&back)
     }
+}
+
+/// `body` in the admin page's shell, with the pages' headers.
+pub(super) fn admin_page(body: &str) -> Response<Vec<u8>> {
+    let mut resp = Response::new(wide_page("sessiongate admin", body).into_bytes());
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    for (k, v) in PAGE_HEADERS {
+        h.insert(k, http::HeaderValue::from_static(v));
+    }
+    resp
 }
 
 /// 303 to `location` (a path of this listener).

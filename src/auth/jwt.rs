@@ -116,20 +116,12 @@ impl std::fmt::Debug for Issuer {
 }
 
 impl Issuer {
-    /// An issuer; its keys are fetched at its first token.
+    /// An issuer; its keys are fetched by [`Bearer::warm_up`] or its first token.
     ///
     /// # Errors
     /// If the HTTP client cannot be built.
     pub(crate) fn new(options: JwtOptions) -> Result<Issuer, String> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(HTTP_TIMEOUT)
-            .connect_timeout(HTTP_TIMEOUT)
-            // A pooled connection is tied to the runtime that opened it, and
-            // pingora runs several.
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| format!("the HTTP client for the issuer: {e}"))?;
+        let http = super::oidc::http_client(HTTP_TIMEOUT)?;
         let validations = options
             .algorithms
             .iter()

@@ -139,16 +139,7 @@ impl Provider {
     /// # Errors
     /// If the HTTP client cannot be built (no TLS roots).
     pub(crate) fn new(options: OidcOptions) -> Result<Provider, String> {
-        let http = reqwest::Client::builder()
-            // Following redirects would let a provider point us anywhere (SSRF).
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(HTTP_TIMEOUT)
-            .connect_timeout(HTTP_TIMEOUT)
-            // Sign-ins are rare; a pooled connection would be tied to the
-            // runtime that opened it, and pingora runs several.
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| format!("the HTTP client for the provider: {e}"))?;
+        let http = http_client(HTTP_TIMEOUT)?;
         Ok(Provider {
             options,
             http,
@@ -420,6 +411,24 @@ impl Provider {
         tracing::info!(target: "auth", provider = %self.options.id, "provider keys fetched again for an unknown key id");
         Ok(fresh)
     }
+}
+
+/// The HTTP client for calls to a provider or issuer (discovery, keys, the
+/// code exchange), each bounded by `timeout`.
+///
+/// # Errors
+/// If it cannot be built (no TLS roots).
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        // Following redirects would let a provider point us anywhere (SSRF).
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // Calls are rare; a pooled connection would be tied to the runtime
+        // that opened it, and pingora runs several.
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| format!("the HTTP client for the provider: {e}"))
 }
 
 /// An error and its causes on one line (the crate's errors nest).
