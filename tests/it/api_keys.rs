@@ -924,17 +924,7 @@ fn check_refuses_keys_without_a_credential_store_or_users() {
         "[server]\nlisten = [\"127.0.0.1:1\"]\n{}",
         config(dead_addr(), "", "", FILE_STORE)
     );
-    let check = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        let out = sessiongate(&["check"], &path).output().unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), said)
-    };
+    let check = |name: &str, text: &str| check_config(&dir, name, text);
     // The bases pass: each failure below is its one change.
     let (ok, said) = check("base.toml", &base);
     assert!(ok, "{said}");

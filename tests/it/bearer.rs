@@ -145,6 +145,13 @@ fn config(backend: &Backend, issuer: &Issuer, auth: &str, extra: &str) -> String
     )
 }
 
+/// `GET /api/items` with `token` as the bearer token.
+fn with_token(gate: &Gate, token: &str) -> Resp {
+    gate.get("/api/items")
+        .header("Authorization", &bearer(token))
+        .send()
+}
+
 fn start(backend: &Backend, issuer: &Issuer) -> Gate {
     Gate::start(&config(backend, issuer, "", ""))
 }
@@ -240,10 +247,7 @@ fn a_bad_token_is_a_401_invalid_token_never_a_redirect() {
     let gate = start(&backend, &issuer);
     // A good one first: the keys are fetched, so `unknown` below takes the
     // refetch path, and the refusals are not a gate that verifies nothing.
-    let resp = gate
-        .get("/api/items")
-        .header("Authorization", &bearer(&issuer.token("valid")))
-        .send();
+    let resp = with_token(&gate, &issuer.token("valid"));
     assert_eq!(resp.status, 200, "{resp:#?}\n{}", gate.output());
 
     let mut cases: Vec<(String, String)> = [
@@ -326,10 +330,7 @@ fn the_issuers_keys_are_fetched_at_start_before_any_token() {
     wait_for(Duration::from_secs(10), "the keys fetched at start", || {
         gate.output().contains("bearer token keys fetched")
     });
-    let resp = gate
-        .get("/api/items")
-        .header("Authorization", &bearer(&issuer.token("valid")))
-        .send();
+    let resp = with_token(&gate, &issuer.token("valid"));
     assert_eq!(resp.status, 200, "{resp:#?}");
     assert_eq!(
         gate.output().matches("bearer token keys fetched").count(),
@@ -344,24 +345,15 @@ fn a_key_rotated_in_at_the_issuer_is_fetched_and_accepted() {
     let backend = Backend::app();
     let gate = start(&backend, &issuer);
     // The keys as they were: fetched at start.
-    let resp = gate
-        .get("/api/items")
-        .header("Authorization", &bearer(&issuer.token("valid")))
-        .send();
+    let resp = with_token(&gate, &issuer.token("valid"));
     assert_eq!(resp.status, 200, "{resp:#?}\n{}", gate.output());
 
     issuer.control("rotate");
-    let resp = gate
-        .get("/api/items")
-        .header("Authorization", &bearer(&issuer.token("rotated")))
-        .send();
+    let resp = with_token(&gate, &issuer.token("rotated"));
     assert_eq!(resp.status, 200, "{resp:#?}\n{}", gate.output());
     assert_eq!(backend.last().one("x-user"), Some(CLIENT_ID));
     // The old key still verifies beside it.
-    let resp = gate
-        .get("/api/items")
-        .header("Authorization", &bearer(&issuer.token("valid")))
-        .send();
+    let resp = with_token(&gate, &issuer.token("valid"));
     assert_eq!(resp.status, 200, "{resp:#?}");
 }
 
@@ -370,24 +362,15 @@ fn while_the_keys_cannot_be_fetched_known_keys_verify_and_unknown_are_refused() 
     let issuer = Issuer::start();
     let backend = Backend::app();
     let gate = start(&backend, &issuer);
-    let resp = gate
-        .get("/api/items")
-        .header("Authorization", &bearer(&issuer.token("valid")))
-        .send();
+    let resp = with_token(&gate, &issuer.token("valid"));
     assert_eq!(resp.status, 200, "{resp:#?}\n{}", gate.output());
 
     issuer.control("jwks-down");
     // A token never seen before (not remembered), under the known key.
-    let resp = gate
-        .get("/api/items")
-        .header("Authorization", &bearer(&issuer.token("valid")))
-        .send();
+    let resp = with_token(&gate, &issuer.token("valid"));
     assert_eq!(resp.status, 200, "{resp:#?}\n{}", gate.output());
     // A kid the gate does not have and cannot fetch: fail closed.
-    let resp = gate
-        .get("/api/items")
-        .header("Authorization", &bearer(&issuer.token("rotated")))
-        .send();
+    let resp = with_token(&gate, &issuer.token("rotated"));
     assert_invalid_token(&resp, "an unknown kid while the keys are down");
     assert_eq!(backend.count(), 2);
 }
@@ -500,17 +483,7 @@ fn check_refuses_a_bearer_config_that_would_let_forgeries_in() {
         "[server]\nlisten = [\"127.0.0.1:1\"]\n{}",
         standard_config(dead_addr(), &format!("{jwt}{BEARER_ROUTES}"))
     );
-    let check = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        let out = sessiongate(&["check"], &path).output().unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), said)
-    };
+    let check = |name: &str, text: &str| check_config(&dir, name, text);
     // The base passes: each failure below is its one change.
     let (ok, said) = check("base.toml", &base);
     assert!(ok, "{said}");

@@ -33,6 +33,20 @@ pub fn sessiongate(args: &[&str], config: &Path) -> Command {
     cmd
 }
 
+/// `sessiongate check` of `text`, written to `dir/name`: whether it passed,
+/// and what it said (stdout and stderr).
+pub fn check_config(dir: &Path, name: &str, text: &str) -> (bool, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = sessiongate(&["check"], &path).output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
 /// A running `sessiongate`, killed on drop.
 pub struct Gate {
     pub addr: SocketAddr,
