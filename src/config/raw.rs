@@ -246,6 +246,9 @@ pub(super) struct RawOidc {
 }
 
 /// `[[auth.jwt]]`: one issuer of bearer tokens (`validate::jwt` checks it).
+/// The claim keys repeat `RawOidc`'s rather than share a flattened struct:
+/// serde's `flatten` does not work with `deny_unknown_fields`, and a typo in
+/// an auth table must stay an error.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawJwt {
