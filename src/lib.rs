@@ -83,4 +83,29 @@ pub mod fuzzing {
     pub fn users_file(text: &str) -> bool {
         crate::auth::users::Users::parse(text).is_ok()
     }
+
+    /// Whether an `Authorization` value reads as a credential.
+    pub fn authorization(value: &[u8]) -> bool {
+        let Ok(value) = http::HeaderValue::from_bytes(value) else {
+            return false;
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, value);
+        crate::http::authorization::of(&headers).is_some()
+    }
+
+    /// The id and secret of a well-formed API key.
+    pub fn api_key(token: &str) -> Option<(&str, &str)> {
+        crate::auth::api_keys::split(token)
+    }
+
+    /// The `iss` a JWT names, before its signature is checked.
+    pub fn jwt_issuer(token: &str) -> Option<String> {
+        crate::auth::jwt::unverified_issuer(token)
+    }
+
+    /// Whether a credentials file parses.
+    pub fn credentials_file(bytes: &[u8]) -> bool {
+        crate::session::credentials::file::parse(bytes).is_ok()
+    }
 }

@@ -116,7 +116,7 @@ pub(crate) fn is_id(id: &str) -> bool {
 }
 
 /// The id and secret of a well-formed key, or `None`.
-fn split(token: &str) -> Option<(&str, &str)> {
+pub(crate) fn split(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     (is_id(id) && hex_of(secret, SECRET_HEX)).then_some((id, secret))

@@ -480,7 +480,7 @@ impl Bearer {
 }
 
 /// The `iss` of a compact JWS, signature unchecked.
-fn unverified_issuer(token: &str) -> Option<String> {
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
     let part = token.split('.').nth(1)?;

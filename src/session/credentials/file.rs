@@ -25,7 +25,7 @@ const USED_WRITE_EVERY: Duration = Duration::from_secs(60);
 /// The file's contents.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Contents {
+pub(crate) struct Contents {
     /// The format; 1 today.
     version: u32,
     #[serde(default)]
@@ -55,18 +55,7 @@ impl FileHome {
     /// The file exists but cannot be read or is not a credential file.
     pub(crate) fn open(path: &Path) -> Result<FileHome, String> {
         let contents = match std::fs::read(path) {
-            Ok(bytes) => {
-                let c: Contents = serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("{}: not a credentials file: {e}", path.display()))?;
-                if c.version != 1 {
-                    return Err(format!(
-                        "{}: version {} is not one this sessiongate reads (1)",
-                        path.display(),
-                        c.version
-                    ));
-                }
-                c
-            }
+            Ok(bytes) => parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Contents {
                 version: 1,
                 ..Contents::default()
@@ -145,6 +134,19 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     drop(f);
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// The contents of a credentials file.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Contents, String> {
+    let c: Contents =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a credentials file: {e}"))?;
+    if c.version != 1 {
+        return Err(format!(
+            "version {} is not one this sessiongate reads (1)",
+            c.version
+        ));
+    }
+    Ok(c)
 }
 
 #[async_trait]
