@@ -96,6 +96,7 @@ cat <<BANNER
 
   API key   make one on http://127.0.0.1:8080/.sessiongate/sessions, or:
             curl -H 'Authorization: Bearer ${SESSIONGATE_ADMIN_TOKEN}' \
+              -H 'Content-Type: application/json' \
               -d '{"owner":"demo","name":"script","expires_in":"30d"}' \
               http://127.0.0.1:9091/keys
             then: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8080/api/whoami

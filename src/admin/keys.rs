@@ -66,9 +66,24 @@ impl<S: SessionStore> Admin<S> {
     }
 
     /// `POST /keys`: 201 with the key, shown this once.
-    pub(super) async fn create_key(&self, body: &[u8]) -> Response<Vec<u8>> {
+    ///
+    /// Only with `Content-Type: application/json`: a browser that holds the
+    /// admin's Basic login sends it with a cross-site form too, and a form can
+    /// post a JSON-shaped body as `text/plain` without a CORS preflight; it
+    /// cannot set this type (OWASP CSRF cheat sheet, "custom request headers").
+    pub(super) async fn create_key(
+        &self,
+        req: &pingora::http::RequestHeader,
+        body: &[u8],
+    ) -> Response<Vec<u8>> {
         if self.auth.api_keys.is_none() {
             return problem(Problem::NotFound);
+        }
+        if !is_json(req) {
+            return json_resp(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"error": "unsupported media type", "detail": "send Content-Type: application/json"}),
+            );
         }
         let new: NewKey = match serde_json::from_slice(body) {
             Ok(n) => n,
@@ -237,4 +252,13 @@ pub(crate) fn shown_once(key: &str, r: &ApiKeyRecord) -> String {
         owner = escape(&r.owner),
         roles = escape(&r.roles.join(", ")),
     )
+}
+
+/// Whether the request says its body is JSON (`application/json`, any parameters).
+fn is_json(req: &pingora::http::RequestHeader) -> bool {
+    req.headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }

@@ -143,7 +143,7 @@ impl<S: SessionStore> Admin<S> {
                 self.revoke_user_from_page(user, req).await
             }
             (&Method::GET, ["keys"]) => self.list_keys(query).await,
-            (&Method::POST, ["keys"]) => self.create_key(body).await,
+            (&Method::POST, ["keys"]) => self.create_key(req, body).await,
             (&Method::DELETE, ["keys", id]) => self.revoke_key(id).await,
             (&Method::POST, ["keys", id, "revoke"]) => self.revoke_key_from_page(id, req).await,
             (&Method::POST, ["keys", "new"]) => self.create_key_from_page(body, req).await,

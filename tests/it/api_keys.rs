@@ -404,6 +404,17 @@ fn the_admin_api_refuses_what_it_cannot_make() {
     for (what, body) in &cases {
         assert_bad_request(&create(&gate, body), what);
     }
+    // A cross-site form can post a JSON-shaped body as text/plain (no CORS
+    // preflight) with the admin's cached Basic login: only JSON is taken.
+    let body = json!({"owner": "alice", "name": "csrf"}).to_string();
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let mut req = gate.admin("POST", "/keys").body(&body);
+        if !content_type.is_empty() {
+            req = req.header("Content-Type", content_type);
+        }
+        let resp = req.send();
+        assert_eq!(resp.status, 415, "{content_type}: {resp:#?}");
+    }
     assert!(listed(&gate, "").is_empty(), "nothing was made");
     let resp = gate.admin("DELETE", "/keys/0123456789abcdef").send();
     assert_eq!(resp.status, 404, "{resp:#?}");
