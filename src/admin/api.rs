@@ -62,6 +62,7 @@ fn item(s: &Session) -> serde_json::Value {
         "client_ip": s.client_ip.map(|i| i.to_string()),
         "user_agent": s.user_agent(),
         "data_bytes": s.data_header().map_or(0, str::len),
+        "second_factor_at": (s.factor_at != 0).then_some(s.factor_at / 1000),
     })
 }
 

@@ -18,6 +18,9 @@
 //! | `DELETE /keys/{id}`             | token | revoke one key (204, or 404)                       |
 //! | `DELETE /users/{user}/keys`     | token | revoke all of a user's keys: `{"revoked": n}`      |
 //! | `POST /keys/new`, `POST /keys/{id}/revoke` | token + same origin | the HTML page's key forms |
+//! | `GET /factors`                  | token | who has which second factor (no secret)            |
+//! | `DELETE /users/{user}/factors`  | token | reset a user's second factors (204, or 404)        |
+//! | `POST /users/{user}/factors/reset` | token + same origin | the HTML page's reset button; 303 |
 //! | `GET /stats`                    | token | live sessions, logins, evictions, capacity         |
 //! | `GET /metrics`                  | token | Prometheus text                                    |
 //!
@@ -32,6 +35,7 @@
 //! [`probe`] is the `sessiongate healthcheck` client of `/healthz`.
 
 mod api;
+mod factors;
 mod guard;
 mod keys;
 mod page;
@@ -148,6 +152,11 @@ impl<S: SessionStore> Admin<S> {
             (&Method::POST, ["keys", id, "revoke"]) => self.revoke_key_from_page(id, req).await,
             (&Method::POST, ["keys", "new"]) => self.create_key_from_page(body, req).await,
             (&Method::DELETE, ["users", user, "keys"]) => self.revoke_user_keys(user).await,
+            (&Method::GET, ["factors"]) => self.list_factors().await,
+            (&Method::DELETE, ["users", user, "factors"]) => self.reset_factors(user).await,
+            (&Method::POST, ["users", user, "factors", "reset"]) => {
+                self.reset_factors_from_page(user, req).await
+            }
             (&Method::GET, ["stats"]) => self.stats().await,
             (&Method::GET, ["metrics"]) => self.metrics().await,
             (
@@ -159,6 +168,8 @@ impl<S: SessionStore> Admin<S> {
                 | ["keys"]
                 | ["keys", _]
                 | ["users", _, "keys"]
+                | ["factors"]
+                | ["users", _, "factors"]
                 | ["stats"]
                 | ["metrics"],
             ) => problem(Problem::MethodNotAllowed),

@@ -100,9 +100,10 @@ impl<S: SessionStore> Admin<S> {
              <form class=\"inline\" method=\"get\" action=\"/\"><div><label for=\"user\">User</label>\
              <input id=\"user\" name=\"user\" value=\"{uq}\"></div><button type=\"submit\">Filter</button></form>\n{revoke_all}\
              <div class=\"scroll\"><table><thead><tr><th>Key</th><th>User</th><th>Roles</th><th>Client IP</th><th>Device</th>\
-             <th>Active</th><th>Signed in</th><th></th></tr></thead><tbody>\n{rows}</tbody></table></div>\n<nav class=\"pages\">{pages}</nav>\n{keys}",
+             <th>Active</th><th>Signed in</th><th></th></tr></thead><tbody>\n{rows}</tbody></table></div>\n<nav class=\"pages\">{pages}</nav>\n{keys}{factors}",
             uq = escape(user_q),
             keys = self.keys_section(q.user.as_deref()).await,
+            factors = self.factors_section().await,
         );
         admin_page(&body)
     }

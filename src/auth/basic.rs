@@ -13,6 +13,13 @@
 //! password always costs a hash and counts as a failure; and a lockout
 //! refuses a remembered password too, so guesses stay bounded while it lasts.
 //!
+//! Basic carries a password and nothing else, so it is refused, with the
+//! answer a wrong password gets, for a user who has a second factor or must
+//! have one (`[auth.second_factor]`): every credential path asks for the same
+//! factors (tinyauth #123 let Basic past them). That is decided with the
+//! password and remembered with it, so a factor enrolled later stops Basic
+//! within [`REMEMBERED_FOR`].
+//!
 //! [`User::proof`]: super::users::User::proof
 
 use std::net::IpAddr;
@@ -39,7 +46,8 @@ pub(crate) struct Remembered {
     /// 64 connections, 64 hashes start at once, and all but the hashing
     /// slots' worth are refused 503 (measured: 19,505 of 148,000 requests in
     /// one 10 s run of bench/run.sh --credentials).
-    proofs: moka::sync::Cache<[u8; 32], Arc<tokio::sync::OnceCell<()>>>,
+    /// The cell holds whether the user may use Basic at all (no second factor).
+    proofs: moka::sync::Cache<[u8; 32], Arc<tokio::sync::OnceCell<bool>>>,
 }
 
 impl Remembered {
@@ -84,22 +92,48 @@ impl Auth {
             .basic
             .proofs
             .get_with(proof, || Arc::new(tokio::sync::OnceCell::new()));
-        if cell.initialized() {
-            // A lockout holds for remembered passwords too: else a locked
-            // account would answer guesses for free.
-            self.locked_out_now(user, ip)?;
-        } else {
-            // A wrong password leaves the cell empty: the next request with
-            // it checks (and counts) again.
-            cell.get_or_try_init(|| async {
-                self.check_password(user, password, ip).await.map(|_| ())
+        // A wrong password leaves the cell empty: the next request with it
+        // checks (and counts) again.
+        let allowed = *cell
+            .get_or_try_init(|| async {
+                self.check_password(user, password, ip).await?;
+                self.password_is_enough(&u.name, &u.roles).await
             })
             .await?;
-            self.locked_out_now(user, ip)?;
+        // A lockout holds for remembered passwords too: else a locked
+        // account would answer guesses for free.
+        self.locked_out_now(user, ip)?;
+        if !allowed {
+            tracing::info!(target: "auth", user = %u.name, "Basic refused: the user has a second factor");
+            return Err(PasswordRefusal::Invalid);
         }
         Ok(Caller {
             user: u.name.clone(),
             roles: u.roles.join(","),
         })
+    }
+}
+
+impl Auth {
+    /// Whether a password alone signs `user` in: no second factor enrolled
+    /// and none required of `roles`.
+    async fn password_is_enough(
+        &self,
+        user: &str,
+        roles: &[String],
+    ) -> Result<bool, PasswordRefusal> {
+        let Some(factors) = &self.factors else {
+            return Ok(true);
+        };
+        if factors.required_for(roles) {
+            return Ok(false);
+        }
+        match factors.has_factor(user).await {
+            Ok(has) => Ok(!has),
+            Err(e) => {
+                tracing::error!(error = %e, "credential store unavailable");
+                Err(PasswordRefusal::Busy)
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! | `GET  <p>/check`    | 204 with `X-User`/`X-User-Roles`, or 401: who this is        |
 //! | `*    <p>/auth/nginx`, `<p>/auth/forward` | forward-auth with the route rules; answered by `proxy::forward_auth` |
 //! | `GET  <p>/oidc/<id>/start`, `<p>/oidc/<id>/callback` | sign-in with an OpenID Connect provider (`auth::oidc`) |
+//! | `<p>/factor`, `<p>/factor/enrol`, `<p>/factor/recovery` | the second factor (`auth::factor::pages`) |
 //!
 //! Failures have one shape: an unknown user, a disabled user and a wrong
 //! password get the same status, body and cookies, in the same time (unknown
@@ -69,6 +70,16 @@ pub(crate) enum Endpoint {
     OidcStart,
     /// `<p>/oidc/<id>/callback`: back from the provider.
     OidcCallback,
+    /// `GET <p>/factor`: the second factor's prompt.
+    FactorPage,
+    /// `POST <p>/factor`: a code.
+    FactorSubmit,
+    /// `GET <p>/factor/enrol`: set up an authenticator app.
+    EnrolPage,
+    /// `POST <p>/factor/enrol`: its first code.
+    EnrolSubmit,
+    /// `POST <p>/factor/recovery`: new recovery codes.
+    RecoveryRenew,
 }
 
 impl Endpoint {
@@ -81,6 +92,9 @@ impl Endpoint {
                 | Endpoint::OwnSessionRevoke
                 | Endpoint::OwnKeyCreate
                 | Endpoint::OwnKeyRevoke
+                | Endpoint::FactorSubmit
+                | Endpoint::EnrolSubmit
+                | Endpoint::RecoveryRenew
         )
     }
 }
@@ -105,6 +119,11 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
         ("/sessions/revoke", _, true) => Endpoint::OwnSessionRevoke,
         ("/keys", _, true) => Endpoint::OwnKeyCreate,
         ("/keys/revoke", _, true) => Endpoint::OwnKeyRevoke,
+        ("/factor", true, _) => Endpoint::FactorPage,
+        ("/factor", _, true) => Endpoint::FactorSubmit,
+        ("/factor/enrol", true, _) => Endpoint::EnrolPage,
+        ("/factor/enrol", _, true) => Endpoint::EnrolSubmit,
+        ("/factor/recovery", _, true) => Endpoint::RecoveryRenew,
         // Any method: nginx's subrequest keeps the original request's.
         ("/auth/nginx", _, _) => Endpoint::AuthNginx,
         ("/auth/forward", _, _) => Endpoint::AuthForward,
@@ -115,7 +134,7 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
         }
         (
             "/login" | "/logout" | "/me" | "/check" | "/sessions" | "/sessions/revoke" | "/keys"
-            | "/keys/revoke",
+            | "/keys/revoke" | "/factor" | "/factor/enrol" | "/factor/recovery",
             _,
             _,
         ) => Endpoint::MethodNotAllowed,
@@ -188,9 +207,29 @@ impl Auth {
                 Reply::problem(Problem::NotFound)
             }
             Endpoint::Me => me(cur),
+            Endpoint::FactorPage => self.factor_page(req, cur, sessions).await,
+            Endpoint::EnrolPage => self.enrol_page(req, cur, sessions).await,
+            Endpoint::FactorSubmit | Endpoint::EnrolSubmit | Endpoint::RecoveryRenew => {
+                if !same_origin(req, client.via_trusted_proxy) {
+                    return forbidden();
+                }
+                match endpoint {
+                    Endpoint::FactorSubmit => {
+                        self.factor_submit(req, form, client, cur, sessions).await
+                    }
+                    Endpoint::EnrolSubmit => {
+                        self.enrol_submit(req, form, client, cur, sessions).await
+                    }
+                    _ => self.renew_recovery(cur).await,
+                }
+            }
             Endpoint::OwnSessions => {
                 let keys = match cur.user() {
-                    Some(user) => self.own_keys_section(user).await,
+                    Some(user) => {
+                        let mut s = self.own_factors_section(user).await;
+                        s.push_str(&self.own_keys_section(user).await);
+                        s
+                    }
                     None => String::new(),
                 };
                 crate::auth::own_sessions::list(req, cur, sessions, &self.config.prefix, &keys)
@@ -258,6 +297,7 @@ fn me(cur: &RequestSession) -> Reply {
                 "roles": s.roles().collect::<Vec<_>>(),
                 "expires_at": s.expires_at() / 1000,
                 "absolute_expires_at": s.absolute_expires_at / 1000,
+                "second_factor_at": (s.factor_at != 0).then_some(s.factor_at / 1000),
             })
             .to_string(),
         ),
@@ -270,7 +310,7 @@ fn method_not_allowed(path: &str) -> Reply {
     let allow = if path.ends_with("/me") || path.ends_with("/check") || path.ends_with("/sessions")
     {
         "GET, HEAD"
-    } else if path.ends_with("/revoke") {
+    } else if path.ends_with("/revoke") || path.ends_with("/recovery") {
         "POST"
     } else {
         "GET, HEAD, POST"

@@ -15,6 +15,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod basic;
 pub(crate) mod endpoints;
+pub(crate) mod factor;
 mod hashing;
 pub(crate) mod jwt;
 pub(crate) mod names;
@@ -63,6 +64,8 @@ pub(crate) struct AuthOptions {
     pub oidc: Vec<OidcOptions>,
     /// `[[auth.jwt]]`: the issuers whose bearer tokens routes may take.
     pub jwt: Vec<jwt::JwtOptions>,
+    /// `[auth.second_factor]`; `None`: the built-in login asks for a password only.
+    pub second_factor: Option<factor::FactorOptions>,
 }
 
 /// Why the auth of a config cannot be built.
@@ -77,6 +80,9 @@ pub enum Error {
     /// A bearer token issuer could not be set up.
     #[error("auth.jwt: {0}")]
     Issuer(String),
+    /// The second factor needs a credential store.
+    #[error("auth.second_factor needs a credential store: store.kind = \"redis\", or store.credentials_file")]
+    NoFactorHome,
 }
 
 /// The user a credential other than the session proves (Basic, a bearer
@@ -109,6 +115,8 @@ pub(crate) struct Auth {
     pub(crate) bearer: jwt::Bearer,
     /// The API keys in the credential store, when there is one ([`api_keys`]).
     pub(crate) api_keys: Option<api_keys::ApiKeys>,
+    /// `[auth.second_factor]` and the records in the credential store ([`factor`]).
+    pub(crate) factors: Option<factor::Factors>,
 }
 
 impl Auth {
@@ -124,6 +132,7 @@ impl Auth {
         let providers = providers(&config, &[])?;
         let bearer = jwt::Bearer::new(&config.jwt, &[]).map_err(Error::Issuer)?;
         bearer.warm_up();
+        let factors = factors(&config, credentials.as_ref())?;
         let window = config.failure_window;
         Ok(Auth {
             by_user: Arc::new(Throttle::new(
@@ -143,6 +152,7 @@ impl Auth {
             basic: basic::Remembered::new(),
             bearer,
             api_keys: credentials.map(api_keys::ApiKeys::new),
+            factors,
             config,
         })
     }
@@ -158,6 +168,8 @@ impl Auth {
         let providers = providers(&config, &self.providers)?;
         let bearer = jwt::Bearer::new(&config.jwt, self.bearer.issuers()).map_err(Error::Issuer)?;
         bearer.warm_up();
+        let home = self.api_keys.as_ref().map(|k| k.home().clone());
+        let factors = factors(&config, home.as_ref())?;
         let revoked = self.users.revoked_in(&users);
         let old = &self.config;
         let window = config.failure_window;
@@ -195,7 +207,8 @@ impl Auth {
             providers,
             basic: basic::Remembered::new(),
             bearer,
-            api_keys: (self.api_keys.as_ref()).map(|k| api_keys::ApiKeys::new(k.home().clone())),
+            api_keys: home.map(api_keys::ApiKeys::new),
+            factors,
         };
         Ok((login, revoked))
     }
@@ -218,6 +231,18 @@ fn providers(config: &AuthOptions, old: &[Arc<Provider>]) -> Result<Vec<Arc<Prov
                 .map_err(Error::Provider),
         })
         .collect()
+}
+
+/// The second factor of `config`, in `home`.
+fn factors(
+    config: &AuthOptions,
+    home: Option<&Arc<dyn crate::session::credentials::Home>>,
+) -> Result<Option<factor::Factors>, Error> {
+    match (&config.second_factor, home) {
+        (None, _) => Ok(None),
+        (Some(o), Some(h)) => Ok(Some(factor::Factors::new(o.clone(), h.clone()))),
+        (Some(_), None) => Err(Error::NoFactorHome),
+    }
 }
 
 fn load_users(config: &AuthOptions) -> Result<Users, users::Error> {
@@ -257,6 +282,7 @@ pub(crate) mod testing {
                 max_concurrent_hashes: 1,
                 oidc: Vec::new(),
                 jwt: Vec::new(),
+                second_factor: None,
             },
             None,
         )

@@ -5,6 +5,10 @@
 //! the user, with their roles. Only the caller's own keys are listed or
 //! revocable: another user's key is answered like one that does not exist.
 //! Both forms are same-origin only (checked by the endpoint table).
+//!
+//! A key is a credential of its own that outlives the session, so a user who
+//! has a second factor (or must have one) makes keys only from a session
+//! that passed it: else a stolen password would mint a key that never asks.
 
 use http::StatusCode;
 
@@ -65,6 +69,24 @@ impl Auth {
         let Some(user) = cur.user() else {
             return Reply::problem(Problem::Unauthenticated);
         };
+        if let Some(factors) = &self.factors {
+            let factor_at = cur.session.as_deref().map_or(0, |s| s.factor_at);
+            let roles: Vec<String> = cur
+                .session
+                .as_deref()
+                .map(|s| s.roles().map(str::to_owned).collect())
+                .unwrap_or_default();
+            let needed = match factors.has_factor(user).await {
+                Ok(has) => has || factors.required_for(&roles),
+                Err(_) => return Reply::problem(Problem::Unavailable),
+            };
+            if needed && factor_at == 0 {
+                return Reply::see_other(&format!(
+                    "{}/factor?next={}/sessions",
+                    self.config.prefix, self.config.prefix
+                ));
+            }
+        }
         let (mut name, mut expires) = (String::new(), String::new());
         for (k, v) in form_urlencoded::parse(form) {
             match k.as_ref() {

@@ -107,6 +107,16 @@ impl Auth {
                 )
             }
         };
+        let cookie = &sessions.config().cookie;
+        let secrets = &sessions.config().secrets;
+        match self
+            .second_step(&user, &roles, &next, client, cookie, secrets)
+            .await
+        {
+            Ok(Some(reply)) => return reply,
+            Ok(None) => {}
+            Err(e) => return unavailable(&e),
+        }
         if let Err(e) = sessions.login(cur, user.clone(), roles, client).await {
             return unavailable(&e);
         }

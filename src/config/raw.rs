@@ -216,6 +216,39 @@ pub(super) struct RawAuth {
     pub(super) oidc: Vec<RawOidc>,
     #[serde(default)]
     pub(super) jwt: Vec<RawJwt>,
+    pub(super) second_factor: Option<RawSecondFactor>,
+}
+
+/// `[auth.second_factor]` (`validate::factor` checks it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecondFactor {
+    /// `"optional"` or `"required"`.
+    #[serde(default = "default_factor_mode")]
+    pub(super) mode: String,
+    /// With `mode = "required"`: only users with one of these roles (empty: everyone).
+    #[serde(default)]
+    pub(super) required_roles: Vec<String>,
+    #[serde(default)]
+    pub(super) keys: Vec<RawSecret>,
+    #[serde(default = "default_factor_issuer")]
+    pub(super) issuer: String,
+    #[serde(default = "default_pending_timeout")]
+    pub(super) pending_timeout: String,
+}
+
+/// Users choose; an operator turns `required` on when they are ready.
+fn default_factor_mode() -> String {
+    "optional".into()
+}
+/// What authenticator apps show beside the user's name.
+fn default_factor_issuer() -> String {
+    "sessiongate".into()
+}
+/// Long enough to find a phone, short enough that a password typed on a
+/// shared computer and walked away from is soon worthless.
+fn default_pending_timeout() -> String {
+    "5m".into()
 }
 
 /// `[[auth.oidc]]`: one OpenID Connect provider (`validate::oidc` checks it).
@@ -243,6 +276,12 @@ pub(super) struct RawOidc {
     pub(super) allowed_groups: Vec<String>,
     #[serde(default)]
     pub(super) end_session: bool,
+    /// `amr` values any one of which counts as a second factor at sign-in.
+    #[serde(default)]
+    pub(super) second_factor_amr: Vec<String>,
+    /// `acr` values any one of which counts as a second factor at sign-in.
+    #[serde(default)]
+    pub(super) second_factor_acr: Vec<String>,
 }
 
 /// `[[auth.jwt]]`: one issuer of bearer tokens (`validate::jwt` checks it).
@@ -299,6 +338,7 @@ impl Default for RawAuth {
             max_concurrent_hashes: default_max_concurrent_hashes(),
             oidc: Vec::new(),
             jwt: Vec::new(),
+            second_factor: None,
         }
     }
 }
@@ -440,6 +480,11 @@ pub(super) struct RawRoute {
     pub(super) users: Vec<String>,
     pub(super) upstream: Option<String>,
     pub(super) credentials: Option<Vec<String>>,
+    /// Step-up: only a session that passed a second factor.
+    #[serde(default)]
+    pub(super) second_factor: bool,
+    /// Step-up: ... within this long (implies `second_factor`).
+    pub(super) second_factor_within: Option<String>,
 }
 
 // ---------------------------------------------------------------- defaults, each with its reason

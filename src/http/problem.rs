@@ -12,6 +12,8 @@ pub(crate) enum Problem {
     Unauthenticated,
     /// 401 on the admin listener: no valid admin token.
     Unauthorized,
+    /// 401: a session, but the route asks for a (recent) second factor.
+    SecondFactor,
     /// 403: logged in, but not allowed here.
     Forbidden,
     /// 403: a state-changing request from another origin (CSRF).
@@ -59,7 +61,7 @@ impl Problem {
     pub(crate) fn status(self) -> u16 {
         match self {
             Problem::BadRequest => 400,
-            Problem::Unauthenticated | Problem::Unauthorized => 401,
+            Problem::Unauthenticated | Problem::Unauthorized | Problem::SecondFactor => 401,
             Problem::Forbidden | Problem::CrossOrigin => 403,
             Problem::NotFound => 404,
             Problem::MethodNotAllowed => 405,
@@ -85,6 +87,7 @@ impl Problem {
             Problem::BadRequest => r#"{"error":"bad request"}"#,
             Problem::Unauthenticated => r#"{"error":"unauthenticated"}"#,
             Problem::Unauthorized => r#"{"error":"unauthorized"}"#,
+            Problem::SecondFactor => r#"{"error":"second factor required"}"#,
             Problem::Forbidden => r#"{"error":"forbidden"}"#,
             Problem::CrossOrigin => r#"{"error":"cross-origin request"}"#,
             Problem::NotFound => r#"{"error":"not found"}"#,

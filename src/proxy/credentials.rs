@@ -80,10 +80,12 @@ impl Ctx {
             Credential::Basic(u) => Some(Identity {
                 user: &u.user,
                 roles: &u.roles,
+                factor_at: 0,
             }),
             Credential::Bearer(u) | Credential::ApiKey(u) => Some(Identity {
                 user: &u.user,
                 roles: &u.roles,
+                factor_at: 0,
             }),
             Credential::Session => self.session_identity(),
             Credential::None => None,

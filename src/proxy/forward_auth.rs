@@ -126,7 +126,7 @@ pub(crate) fn answer(
     original: &Original<'_>,
     who: Option<Identity<'_>>,
     navigation: bool,
-    login_prefix: &str,
+    redirects: &super::Redirects,
 ) -> Answer {
     let bare = |status, decision| Answer {
         status,
@@ -157,9 +157,14 @@ pub(crate) fn answer(
                 decision: "allow",
             }
         }
-        Decision::Unauthenticated if navigation => {
-            let mut location = String::with_capacity(login_prefix.len() + original.path.len() + 16);
-            location.push_str(login_prefix);
+        d @ (Decision::Unauthenticated | Decision::StepUp) if navigation => {
+            let to = if d == Decision::StepUp {
+                &redirects.factor
+            } else {
+                &redirects.login
+            };
+            let mut location = String::with_capacity(to.len() + original.path.len() + 16);
+            location.push_str(to);
             redirect::encode_next(&mut location, &original.path, original.query);
             let status = match convention {
                 Convention::Nginx => StatusCode::UNAUTHORIZED,
@@ -168,9 +173,14 @@ pub(crate) fn answer(
             Answer {
                 status,
                 headers: vec![(http::header::LOCATION, location)],
-                decision: "login",
+                decision: if d == Decision::StepUp {
+                    "step_up"
+                } else {
+                    "login"
+                },
             }
         }
+        Decision::StepUp => bare(StatusCode::UNAUTHORIZED, "step_up"),
         Decision::Unauthenticated => bare(StatusCode::UNAUTHORIZED, "unauthenticated"),
         Decision::Forbidden => bare(StatusCode::FORBIDDEN, "forbidden"),
         // nginx knows only 401 and 403; the others can say 404.

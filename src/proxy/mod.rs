@@ -81,8 +81,16 @@ pub(crate) struct Proxy<S> {
     sessions: Arc<SessionManager<S>>,
     auth: Arc<Auth>,
     upstreams: Vec<Upstream>,
-    /// `login_url?next=`, prepared once.
-    login_prefix: String,
+    redirects: Redirects,
+}
+
+/// Where a browser is sent when a route wants more than it brought,
+/// prepared once; `next` (the path and query) is appended encoded.
+pub(crate) struct Redirects {
+    /// `login_url?next=`: no session.
+    pub(crate) login: String,
+    /// `<prefix>/factor?next=`: a session without the route's second factor.
+    pub(crate) factor: String,
 }
 
 /// Per-request state.
@@ -123,6 +131,7 @@ impl Ctx {
             s.user().map(|user| Identity {
                 user,
                 roles: s.roles_header(),
+                factor_at: s.factor_at,
             })
         })
     }
@@ -144,13 +153,16 @@ impl<S: SessionStore> Proxy<S> {
         auth: Arc<Auth>,
         upstreams: Vec<Upstream>,
     ) -> Self {
-        let login_prefix = format!("{}?next=", config.login_url);
+        let redirects = Redirects {
+            login: format!("{}?next=", config.login_url),
+            factor: format!("{}/factor?next=", auth.config.prefix),
+        };
         Proxy {
             config,
             sessions,
             auth,
             upstreams,
-            login_prefix,
+            redirects,
         }
     }
 
@@ -469,7 +481,10 @@ fn outcome(ctx: &Ctx, status: u16) -> Outcome {
     match (ctx.endpoint, ctx.decision) {
         (Some(_), _) => Outcome::Builtin,
         (None, Some(Decision::Allow { .. })) => Outcome::Allowed,
-        (None, Some(Decision::Unauthenticated)) if status == 302 => Outcome::Redirected,
+        (None, Some(Decision::Unauthenticated | Decision::StepUp)) if status == 302 => {
+            Outcome::Redirected
+        }
+        (None, Some(Decision::StepUp)) => Outcome::Unauthenticated,
         (None, Some(Decision::Unauthenticated)) => Outcome::Unauthenticated,
         (None, Some(Decision::Forbidden)) => Outcome::Forbidden,
         (None, Some(Decision::NotFound)) => Outcome::NotFound,

@@ -110,18 +110,24 @@ impl<S: SessionStore> Proxy<S> {
             .collect();
         let problem = match decision {
             // The login page makes a session: no use where sessions are not taken.
-            Decision::Unauthenticated
+            Decision::Unauthenticated | Decision::StepUp
                 if ctx.accepts.session && super::is_navigation(session.req_header()) =>
             {
+                let to = if decision == Decision::StepUp {
+                    &self.redirects.factor
+                } else {
+                    &self.redirects.login
+                };
                 let req = session.req_header();
                 let path = ctx.path(req);
-                let mut location = String::with_capacity(self.login_prefix.len() + path.len() + 16);
-                location.push_str(&self.login_prefix);
+                let mut location = String::with_capacity(to.len() + path.len() + 16);
+                location.push_str(to);
                 redirect::encode_next(&mut location, path, req.uri.query());
                 extra.push((header::LOCATION, location));
                 let text = "text/plain; charset=utf-8";
                 return respond(session, &ctx.id, 302, text, Bytes::new(), &extra).await;
             }
+            Decision::StepUp => Problem::SecondFactor,
             Decision::Unauthenticated => {
                 extra.extend(super::credentials::challenges(ctx.accepts, false));
                 Problem::Unauthenticated
@@ -209,7 +215,7 @@ impl<S: SessionStore> Proxy<S> {
                         &original,
                         ctx.identity(),
                         super::is_navigation(req),
-                        &self.login_prefix,
+                        &self.redirects,
                     ),
                     Err(refusal) => {
                         let (problem, headers) = refusal.answer(accepts);

@@ -15,6 +15,9 @@ use http::Method;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity<'a> {
     pub user: &'a str,
+    /// When a second factor was last passed (unix ms; 0: never). Only a
+    /// session carries one.
+    pub factor_at: u64,
     /// The roles as sent upstream: joined with `,` (no role contains one).
     pub roles: &'a str,
 }
@@ -69,6 +72,24 @@ pub(crate) enum PathMatch {
     Prefix,
 }
 
+/// A route's step-up: only a session that passed a second factor, and
+/// within `within` when set (`second_factor_within`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StepUp {
+    pub within: Option<std::time::Duration>,
+}
+
+impl StepUp {
+    /// Whether a factor passed at `factor_at` (unix ms; 0: never) will do.
+    fn met(&self, factor_at: u64) -> bool {
+        factor_at != 0
+            && self.within.is_none_or(|w| {
+                let age = crate::session::now_ms().saturating_sub(factor_at);
+                u128::from(age) <= w.as_millis()
+            })
+    }
+}
+
 /// One compiled `[[route]]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
@@ -78,6 +99,8 @@ pub(crate) struct Rule {
     pub methods: Vec<Method>,
     pub access: Access,
     pub credentials: Credentials,
+    /// Step-up (`second_factor`): the session must have passed a second factor.
+    pub step_up: Option<StepUp>,
     /// Index into the configured upstreams.
     pub upstream: usize,
     /// The rule's position in the config (`route[i]`), for logs.
@@ -134,6 +157,9 @@ pub(crate) enum Decision {
     Forbidden,
     /// The default rule denies unmatched paths: 404.
     NotFound,
+    /// A session this route admits, but without the (recent) second factor
+    /// it asks for: to the factor prompt, and back.
+    StepUp,
 }
 
 impl Decision {
@@ -144,6 +170,7 @@ impl Decision {
             Decision::Unauthenticated => "unauthenticated",
             Decision::Forbidden => "forbidden",
             Decision::NotFound => "not_found",
+            Decision::StepUp => "step_up",
         }
     }
 }
@@ -219,11 +246,13 @@ impl Rules {
                 access: &rule.access,
                 upstream: rule.upstream,
                 credentials: rule.credentials,
+                step_up: rule.step_up,
             },
             None => Matched {
                 access: &self.default_access,
                 upstream: self.default_upstream,
                 credentials: Credentials::SESSION,
+                step_up: None,
             },
         }
     }
@@ -236,12 +265,20 @@ pub(crate) struct Matched<'r> {
     access: &'r Access,
     upstream: usize,
     pub credentials: Credentials,
+    step_up: Option<StepUp>,
 }
 
 impl Matched<'_> {
     /// Decide on `who`, the identity from a credential this route takes.
     pub(crate) fn decide(&self, who: Option<Identity<'_>>) -> Decision {
-        decide_access(self.access, self.upstream, who)
+        match (
+            decide_access(self.access, self.upstream, who),
+            self.step_up,
+            who,
+        ) {
+            (Decision::Allow { .. }, Some(s), Some(w)) if !s.met(w.factor_at) => Decision::StepUp,
+            (d, _, _) => d,
+        }
     }
 }
 
@@ -291,6 +328,7 @@ mod tests {
             methods: methods.to_vec(),
             access,
             credentials: Credentials::SESSION,
+            step_up: None,
             upstream: index,
             index,
         }
@@ -355,14 +393,17 @@ mod tests {
         let alice = Identity {
             user: "alice",
             roles: "",
+            factor_at: 0,
         };
         let boss = Identity {
             user: "bob",
             roles: "ops,admin",
+            factor_at: 0,
         };
         let root = Identity {
             user: "root",
             roles: "",
+            factor_at: 0,
         };
         let g = Method::GET;
         assert_eq!(
@@ -407,6 +448,7 @@ mod tests {
         let nobody = Identity {
             user: "n",
             roles: "",
+            factor_at: 0,
         };
         assert_eq!(
             t.decide(&Method::GET, "/r", Some(nobody)),
@@ -500,6 +542,7 @@ mod tests {
                         methods: methods.clone(),
                         access: Access::Public,
                         credentials: Credentials::SESSION,
+                        step_up: None,
                         upstream: i,
                         index: i,
                     }

@@ -94,6 +94,30 @@ pub struct CookieAttrs {
 }
 
 impl CookieAttrs {
+    /// A short-lived cookie of sessiongate's own beside this session cookie
+    /// (the OIDC pre-login, a sign-in waiting for its second factor): the same
+    /// `Secure` policy, `HttpOnly`, host-only, `Path=/` so that a `__Host-`
+    /// name is allowed, and `Max-Age` of `lifetime`.
+    pub(crate) fn beside(
+        &self,
+        name: &str,
+        same_site: SameSite,
+        lifetime: Duration,
+    ) -> CookieAttrs {
+        CookieAttrs {
+            name: name.to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+            http_only: true,
+            secure: match self.secure {
+                Secure::Never if self.name.starts_with("__Host-") => Secure::Always,
+                s => s,
+            },
+            same_site,
+            max_age: Some(lifetime),
+        }
+    }
+
     /// `Set-Cookie` for a new or refreshed session cookie; `https` says whether
     /// the request came over HTTPS (it matters for [`Secure::Auto`]).
     pub fn set_cookie(&self, value: &str, https: bool) -> String {

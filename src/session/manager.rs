@@ -218,10 +218,13 @@ impl<S: SessionStore> SessionManager<S> {
         roles: Vec<String>,
         client: &Client,
     ) -> Result<(), StoreError> {
-        self.login_with(cur, user, roles, Map::new(), client).await
+        self.login_with(cur, user, roles, Map::new(), 0, client)
+            .await
     }
 
-    /// [`Self::login`] with session data from the start (the OIDC provider).
+    /// [`Self::login`] with session data from the start (the OIDC provider),
+    /// and when the user passed a second factor (unix ms; 0: not in this
+    /// sign-in).
     ///
     /// # Errors
     /// When the store fails.
@@ -231,12 +234,14 @@ impl<S: SessionStore> SessionManager<S> {
         user: String,
         roles: Vec<String>,
         data: Map<String, Value>,
+        factor_at: u64,
         client: &Client,
     ) -> Result<(), StoreError> {
         if let Some(old) = cur.session.take() {
             self.store.destroy(&old.key).await?;
         }
-        self.create(cur, Some(user), roles, data, client).await
+        self.create_with(cur, Some(user), roles, data, factor_at, client)
+            .await
     }
 
     /// Destroy the session server-side and clear the cookie.
@@ -294,9 +299,21 @@ impl<S: SessionStore> SessionManager<S> {
         data: Map<String, Value>,
         client: &Client,
     ) -> Result<(), StoreError> {
+        self.create_with(cur, user, roles, data, 0, client).await
+    }
+
+    async fn create_with(
+        &self,
+        cur: &mut RequestSession,
+        user: Option<String>,
+        roles: Vec<String>,
+        data: Map<String, Value>,
+        factor_at: u64,
+        client: &Client,
+    ) -> Result<(), StoreError> {
         let id = SessionId::generate();
         let now = now_ms();
-        let s = Session::new(
+        let mut s = Session::new(
             SessionKey::of(&id),
             user,
             roles,
@@ -306,6 +323,7 @@ impl<S: SessionStore> SessionManager<S> {
             self.config.idle_timeout,
         )
         .with_client(client.ip, client.user_agent.as_deref());
+        s.factor_at = factor_at;
         self.writes.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.create(s).await?;
         *cur = RequestSession {

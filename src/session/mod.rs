@@ -98,6 +98,10 @@ pub struct Session {
     pub created_at: u64,
     /// When it dies however busy it is (unix ms).
     pub absolute_expires_at: u64,
+    /// When its user last passed a second factor (unix ms); 0: never in this
+    /// session. Set only by sessiongate's own sign-in (`auth::factor`), never
+    /// from session data, which a backend can write.
+    pub factor_at: u64,
     idle_ms: u64,
     last_seen: AtomicU64,
 }
@@ -119,6 +123,7 @@ impl Clone for Session {
             client_ip: self.client_ip,
             created_at: self.created_at,
             absolute_expires_at: self.absolute_expires_at,
+            factor_at: self.factor_at,
             idle_ms: self.idle_ms,
             last_seen: AtomicU64::new(self.last_seen_at()),
         }
@@ -204,6 +209,7 @@ impl Session {
             client_ip: None,
             created_at,
             absolute_expires_at,
+            factor_at: 0,
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             last_seen: AtomicU64::new(created_at),
         };

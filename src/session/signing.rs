@@ -1,5 +1,6 @@
-//! The only cryptography in sessiongate: session ids, secrets, and the signed
-//! cookie value.
+//! The only cryptography in sessiongate: session ids, secrets, the signed
+//! cookie value, and the signed records some flows keep in the browser
+//! ([`seal_record`]: the OIDC pre-login, a sign-in waiting for its second factor).
 //!
 //! A cookie value is `<id>.<sig>` where `id` is 32 bytes from the OS CSPRNG in
 //! lower-case hex and `sig = hex(HMAC-SHA256(secret, name "=" id))`.
@@ -15,7 +16,11 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -169,6 +174,48 @@ impl Signer {
             resign: i != 0,
         })
     }
+}
+
+/// A record kept in the browser:
+/// `base64url(JSON) "." hex(HMAC-SHA256(secret, label || base64url(JSON)))`,
+/// signed with `secret` (the first of the session secrets). `label` keeps each
+/// kind of record apart from every other use of the secrets. The browser can
+/// read it; it holds nothing secret from the browser that carries it.
+pub(crate) fn seal_record<T: Serialize>(label: &[u8], secret: &Secret, record: &T) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(record).expect("plain records"));
+    let tag = record_mac(label, secret, &body).finalize().into_bytes();
+    format!("{body}.{}", hex::encode(tag))
+}
+
+/// The record in `value` if one of `secrets` signed it under `label`; every
+/// secret is tried, so the time does not tell which one matched. Values past
+/// `max_len` are refused before any work.
+pub(crate) fn open_record<T: DeserializeOwned>(
+    label: &[u8],
+    secrets: &[Secret],
+    value: &str,
+    max_len: usize,
+) -> Option<T> {
+    if value.len() > max_len {
+        return None;
+    }
+    let (body, tag) = value.rsplit_once('.')?;
+    let tag = hex::decode(tag).ok()?;
+    let mut ok = false;
+    for s in secrets {
+        ok |= record_mac(label, s, body).verify_slice(&tag).is_ok();
+    }
+    if !ok {
+        return None;
+    }
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
+}
+
+fn record_mac(label: &[u8], secret: &Secret, body: &str) -> HmacSha256 {
+    let mut m = HmacSha256::new_from_slice(&secret.0).expect("any key length");
+    m.update(label);
+    m.update(body.as_bytes());
+    m
 }
 
 /// Decode lower-case hex of exactly `2 * N` characters; upper case is rejected so

@@ -51,6 +51,9 @@ pub(crate) struct Mapped {
     /// Groups that could not be roles (outside the alphabet, or past
     /// [`MAX_ROLES`]): logged by the caller, never a reason to refuse.
     pub dropped: usize,
+    /// The provider says the user passed a second factor
+    /// ([`super::FactorClaims`]); set by the sign-in, never by the mapping.
+    pub second_factor: bool,
 }
 
 impl ClaimRules {
@@ -105,6 +108,7 @@ impl ClaimRules {
             user: user.to_owned(),
             roles,
             dropped,
+            second_factor: false,
         })
     }
 

@@ -165,8 +165,13 @@ impl Auth {
         let mut data = serde_json::Map::new();
         data.insert(PROVIDER_KEY.to_owned(), provider.options.id.clone().into());
         let user = mapped.user;
+        let factor_at = if mapped.second_factor {
+            crate::session::now_ms()
+        } else {
+            0
+        };
         if let Err(e) = sessions
-            .login_with(cur, user.clone(), mapped.roles, data, client)
+            .login_with(cur, user.clone(), mapped.roles, data, factor_at, client)
             .await
         {
             return unavailable(&e).with(http::header::SET_COOKIE, clear);

@@ -74,6 +74,32 @@ pub(crate) struct OidcOptions {
     /// RP-initiated logout: send the browser to the provider's
     /// `end_session_endpoint` after the local logout.
     pub end_session: bool,
+    /// Which `amr`/`acr` claims of the ID token count as a second factor.
+    pub factor_claims: FactorClaims,
+}
+
+/// `second_factor_amr` and `second_factor_acr`: the ID token claims by which
+/// the provider says the user passed more than a password (RFC 8176 names
+/// `amr` values such as `mfa`, `otp`, `hwk`). None configured: a sign-in
+/// here never counts as a second factor, whatever the token says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FactorClaims {
+    pub amr: Vec<String>,
+    pub acr: Vec<String>,
+}
+
+impl FactorClaims {
+    /// Whether `claims` (a verified ID token's) show one of the listed values.
+    pub(crate) fn met(&self, claims: &serde_json::Map<String, serde_json::Value>) -> bool {
+        let amr = claims.get("amr").and_then(|v| v.as_array());
+        let by_amr = amr.is_some_and(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .any(|v| self.amr.iter().any(|w| w == v))
+        });
+        let acr = claims.get("acr").and_then(|v| v.as_str());
+        by_amr || acr.is_some_and(|v| self.acr.iter().any(|w| w == v))
+    }
 }
 
 /// Why a sign-in failed, for the log.
@@ -246,7 +272,9 @@ impl Provider {
         // the like are not in the crate's standard set) from the same payload.
         let claims = payload(&id_token.to_string())
             .ok_or_else(|| Failure::IdToken("the payload is not a JSON object".to_owned()))?;
-        Ok(self.options.claims.map(&claims)?)
+        let mut mapped = self.options.claims.map(&claims)?;
+        mapped.second_factor = self.options.factor_claims.met(&claims);
+        Ok(mapped)
     }
 
     /// The provider's logout URL for a session that signed in here, when

@@ -11,19 +11,15 @@
 //! code itself is single-use at the provider, and the cookie is cleared by the
 //! callback whatever its outcome.
 //!
-//! Value: `base64url(JSON) "." hex(HMAC-SHA256(secret, LABEL || base64url(JSON)))`.
+//! Value: a record sealed by [`signing::seal_record`] under [`LABEL`].
 //! The first secret signs; every secret verifies, in constant time.
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-use crate::session::cookie::{CookieAttrs, SameSite, Secure};
-use crate::session::signing::Secret;
+use crate::session::cookie::{CookieAttrs, SameSite};
+use crate::session::signing::{self, Secret};
 
 /// How long a sign-in at the provider may take.
 pub(crate) const LIFETIME: Duration = Duration::from_secs(600);
@@ -49,37 +45,15 @@ pub(crate) struct PreLogin {
 impl PreLogin {
     /// The cookie value, signed with the first secret.
     pub(crate) fn seal(&self, secrets: &[Secret]) -> String {
-        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("plain strings"));
-        let tag = mac(&secrets[0], &body).finalize().into_bytes();
-        format!("{body}.{}", hex::encode(tag))
+        signing::seal_record(LABEL, &secrets[0], self)
     }
 
     /// The record in a cookie value, if one of `secrets` signed it and it has
     /// not expired at `now` (unix seconds).
     pub(crate) fn open(value: &str, secrets: &[Secret], now: u64) -> Option<PreLogin> {
-        if value.len() > MAX_VALUE_LEN {
-            return None;
-        }
-        let (body, tag) = value.rsplit_once('.')?;
-        let tag = hex::decode(tag).ok()?;
-        // Every secret is tried, so the time does not tell which one matched.
-        let mut ok = false;
-        for s in secrets {
-            ok |= mac(s, body).verify_slice(&tag).is_ok();
-        }
-        if !ok {
-            return None;
-        }
-        let record: PreLogin = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+        let record: PreLogin = signing::open_record(LABEL, secrets, value, MAX_VALUE_LEN)?;
         (now < record.expires).then_some(record)
     }
-}
-
-fn mac(secret: &Secret, body: &str) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.expose()).expect("any key length");
-    m.update(LABEL);
-    m.update(body.as_bytes());
-    m
 }
 
 /// The cookie's name and attributes, from the session cookie's: the same
@@ -88,18 +62,7 @@ fn mac(secret: &Secret, body: &str) -> Hmac<Sha256> {
 /// top-level navigation from the provider's site, which a `Strict` cookie
 /// would miss; `Path=/` so that a `__Host-` name is allowed.
 pub(crate) fn cookie_attrs(session: &CookieAttrs) -> CookieAttrs {
-    CookieAttrs {
-        name: cookie_name(session).to_owned(),
-        path: "/".to_owned(),
-        domain: None,
-        http_only: true,
-        secure: match session.secure {
-            Secure::Never if session.name.starts_with("__Host-") => Secure::Always,
-            s => s,
-        },
-        same_site: SameSite::Lax,
-        max_age: Some(LIFETIME),
-    }
+    session.beside(cookie_name(session), SameSite::Lax, LIFETIME)
 }
 
 /// The cookie's name beside a session cookie with `session`'s attributes.

@@ -54,6 +54,18 @@ impl Validator {
         let failure_window = self.duration("auth.failure_window", &raw.failure_window);
         let oidc = self.oidc(raw.oidc, &raw.prefix, base);
         let jwt = self.jwt(raw.jwt);
+        let second_factor = match raw.second_factor {
+            Some(f) => {
+                if raw.users_file.is_none() {
+                    self.problem(
+                        "auth.second_factor",
+                        "needs auth.users_file (it is the built-in login's second factor; providers have their own: second_factor_amr)",
+                    );
+                }
+                Some(self.second_factor(f, base))
+            }
+            None => None,
+        };
         let users_file = raw.users_file.map(|f| base.join(f));
         self.files.extend(users_file.clone());
         if let Some(path) = &users_file {
@@ -72,6 +84,10 @@ impl Validator {
             max_concurrent_hashes: raw.max_concurrent_hashes,
             oidc: oidc?,
             jwt: jwt?,
+            second_factor: match second_factor {
+                Some(f) => Some(f?),
+                None => None,
+            },
             // Set by `config` from `[identity]`.
             identity: IdentityNames::default(),
         })

@@ -18,6 +18,7 @@
 mod admin;
 mod assertion;
 mod auth;
+mod factor;
 mod identity;
 mod jwt;
 mod log;
@@ -96,7 +97,19 @@ impl Validator {
             jwt: auth.as_ref().is_none_or(|a| !a.jwt.is_empty()),
             credential_store: credentials_file.is_some()
                 || matches!(store, Some(StoreConfig::Redis(_))),
+            second_factor: auth.as_ref().is_none_or(|a| {
+                a.second_factor.is_some()
+                    || a.oidc
+                        .iter()
+                        .any(|o| !o.factor_claims.amr.is_empty() || !o.factor_claims.acr.is_empty())
+            }),
         };
+        if auth.as_ref().is_some_and(|a| a.second_factor.is_some()) && !sources.credential_store {
+            self.problem(
+                "auth.second_factor",
+                "needs a credential store to keep the factors: store.kind = \"redis\", or store.credentials_file",
+            );
+        }
         let rules = self.rules(raw.routes, raw.route, &upstreams, sources);
         let identity = self.identity(&raw.identity);
         let assertion = raw.assertion.as_ref().and_then(|a| self.assertion(a, base));

@@ -1,6 +1,7 @@
 //! `[[auth.oidc]]`: the OpenID Connect providers, checked like the rest of the
 //! config (one line per problem, never a secret's value).
 
+use crate::auth::oidc::FactorClaims;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -116,6 +117,10 @@ impl Validator {
             algorithms: p.algorithms,
             claims,
             end_session: p.end_session,
+            factor_claims: FactorClaims {
+                amr: p.second_factor_amr,
+                acr: p.second_factor_acr,
+            },
         })
     }
 

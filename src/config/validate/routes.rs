@@ -11,7 +11,7 @@ use super::Validator;
 use crate::auth::names;
 use crate::config::raw::{RawRoute, RawRoutes};
 use crate::proxy::path;
-use crate::proxy::routes::{Access, Credentials, PathMatch, Rule, Rules};
+use crate::proxy::routes::{Access, Credentials, PathMatch, Rule, Rules, StepUp};
 use crate::proxy::UpstreamOptions;
 
 /// Where the credentials routes may take come from: a route cannot take one
@@ -24,6 +24,9 @@ pub(super) struct Sources {
     pub jwt: bool,
     /// A credential store (Redis, or `store.credentials_file`): API keys.
     pub credential_store: bool,
+    /// `[auth.second_factor]`, or a provider whose sign-ins can count as one:
+    /// step-up routes.
+    pub second_factor: bool,
 }
 
 impl Validator {
@@ -145,8 +148,9 @@ impl Validator {
                 );
             }
         }
-        let access = self.route_access(&key("access"), r.access.as_deref(), r.roles, r.users);
         let credentials = self.route_credentials(&key("credentials"), r.credentials.as_deref());
+        let step_up = self.step_up(&key, &r, credentials, sources);
+        let access = self.route_access(&key("access"), r.access.as_deref(), r.roles, r.users);
         if credentials.is_some_and(|c| c.basic) && !sources.users_file {
             self.problem(&key("credentials"), "basic needs auth.users_file");
         }
@@ -181,9 +185,44 @@ impl Validator {
             methods,
             access: access?,
             credentials: credentials?,
+            step_up: step_up?,
             upstream: upstream?,
             index: i,
         })
+    }
+
+    /// `second_factor` and `second_factor_within`: a step-up route. Only a
+    /// session can carry a passed factor, so such a route takes sessions only.
+    fn step_up(
+        &mut self,
+        key: &dyn Fn(&str) -> String,
+        r: &RawRoute,
+        credentials: Option<Credentials>,
+        sources: Sources,
+    ) -> Option<Option<StepUp>> {
+        let within = match &r.second_factor_within {
+            Some(w) => Some(self.duration(&key("second_factor_within"), w)?),
+            None => None,
+        };
+        if !r.second_factor && within.is_none() {
+            return Some(None);
+        }
+        if !sources.second_factor {
+            self.problem(
+                &key("second_factor"),
+                "needs [auth.second_factor], or a provider with second_factor_amr or second_factor_acr",
+            );
+        }
+        if credentials.is_some_and(|c| c != Credentials::SESSION) {
+            self.problem(
+                &key("second_factor"),
+                "takes sessions only (credentials = [\"session\"]): no other credential carries a second factor",
+            );
+        }
+        if r.access.as_deref() == Some("public") {
+            self.problem(&key("second_factor"), "makes no sense on a public route");
+        }
+        Some(Some(StepUp { within }))
     }
 
     /// A rule's credentials: a non-empty list of `session`, `basic`, `bearer`

@@ -6,8 +6,12 @@
 //! Last use is kept in memory and written with the next change, or at most
 //! once per [`USED_WRITE_EVERY`] when only uses changed, so a busy key does
 //! not rewrite the file per request.
+//!
+//! The second factor's counters (failed codes, codes used) live in memory:
+//! one instance owns the file, and its windows are minutes long, so only a
+//! restart forgets them (documented in the README; with Redis they survive).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiKeyRecord, Home};
+use super::{ApiKeyRecord, FactorRecord, Home};
 use crate::session::StoreError;
 
 /// Uses alone rewrite the file at most this often.
@@ -30,6 +34,49 @@ pub(crate) struct Contents {
     version: u32,
     #[serde(default)]
     api_keys: BTreeMap<String, ApiKeyRecord>,
+    /// By user.
+    #[serde(default)]
+    factors: BTreeMap<String, FactorRecord>,
+}
+
+/// Most entries each in-memory counter keeps: past it, the expired ones are
+/// dropped, and if none has expired the oldest window goes first.
+const MAX_COUNTED: usize = 100_000;
+
+/// Expiring entries in memory: the file home's `first_use` and failure counts.
+#[derive(Default)]
+struct Counted {
+    /// Key to (count, until).
+    entries: HashMap<String, (u32, Instant)>,
+}
+
+impl Counted {
+    /// Add one to `key` (a new window of `ttl` if it has none); the count.
+    fn add(&mut self, key: &str, ttl: Duration) -> u32 {
+        let now = Instant::now();
+        if self.entries.len() >= MAX_COUNTED {
+            self.entries.retain(|_, (_, until)| *until > now);
+            if self.entries.len() >= MAX_COUNTED {
+                let oldest = self.entries.iter().min_by_key(|(_, (_, u))| *u);
+                if let Some(k) = oldest.map(|(k, _)| k.clone()) {
+                    self.entries.remove(&k);
+                }
+            }
+        }
+        let e = self.entries.entry(key.to_owned()).or_insert((0, now + ttl));
+        if e.1 <= now {
+            *e = (0, now + ttl);
+        }
+        e.0 = e.0.saturating_add(1);
+        e.0
+    }
+
+    fn get(&self, key: &str) -> u32 {
+        match self.entries.get(key) {
+            Some((n, until)) if *until > Instant::now() => *n,
+            _ => 0,
+        }
+    }
 }
 
 struct State {
@@ -45,6 +92,10 @@ pub(crate) struct FileHome {
     state: Mutex<State>,
     /// Writers one at a time, in order (the state lock is not held while writing).
     writing: tokio::sync::Mutex<()>,
+    /// Tokens used once ([`Home::first_use`]).
+    used_once: Mutex<Counted>,
+    /// Failed factor codes per user.
+    failures: Mutex<Counted>,
 }
 
 impl FileHome {
@@ -70,13 +121,13 @@ impl FileHome {
                 written: Instant::now(),
             }),
             writing: tokio::sync::Mutex::new(()),
+            used_once: Mutex::default(),
+            failures: Mutex::default(),
         })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locked(&self.state)
     }
 
     /// Change the contents with `change` and write them; on a failed write
@@ -111,6 +162,10 @@ impl FileHome {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
             .map_err(|e| StoreError::Unavailable(format!("credentials file: {e}")))
     }
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Replace `path` with `bytes`: all of them or none.
@@ -194,6 +249,41 @@ impl Home for FileHome {
             self.change(|_| ()).await?;
         }
         Ok(())
+    }
+
+    async fn factors(&self, user: &str) -> Result<Option<FactorRecord>, StoreError> {
+        Ok(self.state().contents.factors.get(user).cloned())
+    }
+
+    async fn put_factors(&self, record: &FactorRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.change(|c| {
+            c.factors.insert(record.user.clone(), record);
+        })
+        .await
+    }
+
+    async fn remove_factors(&self, user: &str) -> Result<bool, StoreError> {
+        if !self.state().contents.factors.contains_key(user) {
+            return Ok(false);
+        }
+        self.change(|c| c.factors.remove(user).is_some()).await
+    }
+
+    async fn list_factors(&self) -> Result<Vec<FactorRecord>, StoreError> {
+        Ok(self.state().contents.factors.values().cloned().collect())
+    }
+
+    async fn first_use(&self, token: &str, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(locked(&self.used_once).add(token, ttl) == 1)
+    }
+
+    async fn factor_failed(&self, user: &str, window: Duration) -> Result<u32, StoreError> {
+        Ok(locked(&self.failures).add(user, window))
+    }
+
+    async fn factor_failures(&self, user: &str) -> Result<u32, StoreError> {
+        Ok(locked(&self.failures).get(user))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The credential store: what proves a client other than its session and must
-//! outlive a restart, kept where the operator's sessions are kept. Today the
-//! API keys ([`ApiKeyRecord`]); the second factor's enrolments are to live
-//! here too, as more record kinds in the same two homes.
+//! outlive a restart, kept where the operator's sessions are kept: the API
+//! keys ([`ApiKeyRecord`]) and each user's second factors ([`FactorRecord`]),
+//! with the two counters the second factor needs on every instance (failed
+//! codes per account, and codes already used).
 //!
 //! Two homes, one interface ([`Home`]):
 //! - with the Redis store, in Redis beside the sessions
@@ -15,6 +16,8 @@
 //! nothing to guess that a slow hash would protect).
 
 pub(crate) mod file;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -45,6 +48,40 @@ pub(crate) struct ApiKeyRecord {
     pub last_used_at: Option<u64>,
 }
 
+/// A user's second factors. Holds no usable secret in the clear: the TOTP
+/// secret is sealed with `[auth.second_factor] keys` (`auth::factor::sealing`),
+/// recovery codes are kept as their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FactorRecord {
+    /// The user, as the users file spells it (canonical).
+    pub user: String,
+    /// The authenticator app, if enrolled.
+    #[serde(default)]
+    pub totp: Option<TotpFactor>,
+    /// SHA-256 (hex) of each recovery code not yet used.
+    #[serde(default)]
+    pub recovery: Vec<String>,
+    /// Unix seconds of the last enrolment or reset of codes.
+    pub updated_at: u64,
+}
+
+impl FactorRecord {
+    /// Whether the record holds a factor that can be asked for (recovery
+    /// codes alone are a way back in, not a factor).
+    pub(crate) fn has_factor(&self) -> bool {
+        self.totp.is_some()
+    }
+}
+
+/// An enrolled authenticator app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TotpFactor {
+    /// The shared secret, sealed (AEAD) and bound to the user.
+    pub sealed: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
 /// Where credential records live.
 #[async_trait]
 pub(crate) trait Home: Send + Sync + 'static {
@@ -58,4 +95,22 @@ pub(crate) trait Home: Send + Sync + 'static {
     async fn list(&self, owner: Option<&str>) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// Note that `id` was used at `at` (unix seconds).
     async fn used(&self, id: &str, at: u64) -> Result<(), StoreError>;
+
+    /// The second factors of `user`, if any were enrolled.
+    async fn factors(&self, user: &str) -> Result<Option<FactorRecord>, StoreError>;
+    /// Store `record`, replacing the user's previous one.
+    async fn put_factors(&self, record: &FactorRecord) -> Result<(), StoreError>;
+    /// Forget every factor of `user`; whether there was a record.
+    async fn remove_factors(&self, user: &str) -> Result<bool, StoreError>;
+    /// Every user's factors.
+    async fn list_factors(&self) -> Result<Vec<FactorRecord>, StoreError>;
+    /// True the first time `token` is presented within `ttl`, false after, on
+    /// every instance sharing the home: a TOTP code, a recovery code, a
+    /// pending sign-in, each accepted once.
+    async fn first_use(&self, token: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Count a failed factor code for `user`; the failures within `window`
+    /// of the first one, this one included.
+    async fn factor_failed(&self, user: &str, window: Duration) -> Result<u32, StoreError>;
+    /// The failed factor codes counted for `user` in the current window.
+    async fn factor_failures(&self, user: &str) -> Result<u32, StoreError>;
 }

@@ -9,10 +9,16 @@
 //!   guessing an unknown key, as with the file home;
 //! - `p cred:keys:<owner>` and `p cred:keys`: sets of ids, per owner and all,
 //!   for listing without a scan (ids whose record has gone are pruned);
-//! - `p cred:used`: a hash of id to the last use (unix seconds).
+//! - `p cred:used`: a hash of id to the last use (unix seconds);
+//! - `p cred:factor:<user>`: a user's second factors as JSON, and
+//!   `p cred:factors`: the set of users that have a record;
+//! - `p cred:once:<token>`: a code already used (`SET NX PX`), until its window ends;
+//! - `p cred:fail:<user>`: failed factor codes, expiring a window after the first.
 //!
 //! Reads on the request path go through the store's deadline and breaker
 //! ([`RedisStore::call`]); listing uses the admin connection.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::AsyncCommands as _;
@@ -21,7 +27,7 @@ use super::RedisStore;
 
 /// How long an expired key's record stays, listed as expired.
 const EXPIRED_KEPT: u64 = 7 * 24 * 3600;
-use crate::session::credentials::{ApiKeyRecord, Home};
+use crate::session::credentials::{ApiKeyRecord, FactorRecord, Home};
 use crate::session::StoreError;
 
 impl RedisStore {
@@ -39,6 +45,26 @@ impl RedisStore {
     fn cred_used(&self) -> String {
         format!("{}cred:used", self.config.prefix)
     }
+
+    fn cred_index_factors(&self) -> String {
+        format!("{}cred:factors", self.config.prefix)
+    }
+
+    fn cred(&self, kind: &str, name: &str) -> String {
+        format!("{}cred:{kind}:{name}", self.config.prefix)
+    }
+}
+
+/// One failure more, and the window starts with the first: atomically, so a
+/// crash between the two steps cannot leave a count that never expires.
+const COUNT_FAILURE: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn parse(json: Option<String>) -> Option<ApiKeyRecord> {
@@ -134,5 +160,84 @@ impl Home for RedisStore {
         let (used, id) = (self.cred_used(), id.to_owned());
         self.call_admin(|mut c| async move { c.hset::<_, _, _, ()>(used, id, at).await })
             .await
+    }
+
+    async fn factors(&self, user: &str) -> Result<Option<FactorRecord>, StoreError> {
+        let key = self.cred("factor", user);
+        let json: Option<String> = self.call(|mut c| async move { c.get(key).await }).await?;
+        // A record this version cannot read is refused loudly by the caller's
+        // check: here it is no record, and the caller fails closed on it.
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    async fn put_factors(&self, record: &FactorRecord) -> Result<(), StoreError> {
+        let key = self.cred("factor", &record.user);
+        let json = serde_json::to_string(record).expect("records serialise");
+        self.call_admin(|mut c| async move { c.set::<_, _, ()>(key, json).await })
+            .await?;
+        let (index, user) = (self.cred_index_factors(), record.user.clone());
+        self.call_admin(|mut c| async move { c.sadd::<_, _, ()>(index, user).await })
+            .await
+    }
+
+    async fn remove_factors(&self, user: &str) -> Result<bool, StoreError> {
+        let key = self.cred("factor", user);
+        let n: u32 = self
+            .call_admin(|mut c| async move { c.del(key).await })
+            .await?;
+        let (index, user) = (self.cred_index_factors(), user.to_owned());
+        self.call_admin(|mut c| async move { c.srem::<_, _, ()>(index, user).await })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn list_factors(&self) -> Result<Vec<FactorRecord>, StoreError> {
+        let index = self.cred_index_factors();
+        let users: Vec<String> = self
+            .call_admin(|mut c| async move { c.smembers(index).await })
+            .await?;
+        let mut out = Vec::with_capacity(users.len());
+        for user in users {
+            if let Some(r) = self.factors(&user).await? {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.user.cmp(&b.user));
+        Ok(out)
+    }
+
+    async fn first_use(&self, token: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let key = self.cred("once", token);
+        let set: Option<String> = self
+            .call(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl))
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn factor_failed(&self, user: &str, window: Duration) -> Result<u32, StoreError> {
+        let key = self.cred("fail", user);
+        self.call(|mut c| async move {
+            redis::Script::new(COUNT_FAILURE)
+                .key(key)
+                .arg(millis(window))
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn factor_failures(&self, user: &str) -> Result<u32, StoreError> {
+        let key = self.cred("fail", user);
+        let n: Option<u32> = self.call(|mut c| async move { c.get(key).await }).await?;
+        Ok(n.unwrap_or(0))
     }
 }

@@ -21,6 +21,9 @@ pub(super) struct Record {
     idle_ms: u64,
     client_ip: Option<String>,
     user_agent: Option<String>,
+    /// Absent in records written before the second factor: never passed.
+    #[serde(default)]
+    factor_at: u64,
 }
 
 impl Record {
@@ -35,6 +38,7 @@ impl Record {
             idle_ms: s.idle().as_millis() as u64,
             client_ip: s.client_ip.map(|i| i.to_string()),
             user_agent: s.user_agent().map(str::to_owned),
+            factor_at: s.factor_at,
         }
     }
 
@@ -51,7 +55,7 @@ impl Record {
             serde_json::Value::Array(a) if a.is_empty() => serde_json::Map::new(),
             _ => return None,
         };
-        let s = Session::new(
+        let mut s = Session::new(
             key,
             self.user,
             roles,
@@ -65,6 +69,7 @@ impl Record {
             self.user_agent.as_deref(),
         );
         s.mark_seen(self.last_seen);
+        s.factor_at = self.factor_at;
         Some(s)
     }
 }
@@ -90,6 +95,7 @@ mod tests {
         );
         s.client_ip = Some("10.0.0.1".parse().unwrap());
         s.mark_seen(2_000);
+        s.factor_at = 1_500;
         let json = serde_json::to_string(&Record::of(&s)).unwrap();
         let back = serde_json::from_str::<Record>(&json)
             .unwrap()
@@ -100,6 +106,7 @@ mod tests {
         assert_eq!(back.data_header(), Some(r#"{"cart":[1,2]}"#));
         assert_eq!(back.last_seen_at(), 2_000);
         assert_eq!(back.client_ip, s.client_ip);
+        assert_eq!(back.factor_at, 1_500);
         // Lua's cjson writes "/" as "\/" and an empty object as "{}".
         let lua = json.replace('/', "\\/");
         assert!(serde_json::from_str::<Record>(&lua)

@@ -1,0 +1,679 @@
+//! The second factor's endpoints under the auth prefix:
+//!
+//! | endpoint                  | does                                                       |
+//! |---------------------------|------------------------------------------------------------|
+//! | `GET  <p>/factor`         | the prompt: a pending sign-in's, or a session's step-up    |
+//! | `POST <p>/factor`         | checks a code; passed: a new session id, 303 to `next`     |
+//! | `GET  <p>/factor/enrol`   | a new authenticator secret: QR code, text, a code to confirm |
+//! | `POST <p>/factor/enrol`   | saves it and shows ten recovery codes, once                |
+//! | `POST <p>/factor/recovery`| new recovery codes (after a recent factor)                 |
+//!
+//! Who asks is either a pending sign-in ([`super::pending`], its own cookie)
+//! or a signed-in session. Both end the same way when the factor passes: a
+//! new session with a new id, stamped with the time (`Session::factor_at`).
+//! POSTs are same-origin only (checked by the caller's endpoint table).
+
+use std::time::Duration;
+
+use http::{header, StatusCode};
+use pingora::http::RequestHeader;
+
+use super::pending::{self, Pending, Waiting};
+use super::{Factors, Verdict, RECENT};
+use crate::auth::endpoints::{query_param, unavailable};
+use crate::auth::Auth;
+use crate::http::html::{card_page, date, escape, page};
+use crate::http::redirect::safe_next;
+use crate::http::reply::Reply;
+use crate::metrics::METRICS;
+use crate::session::manager::{Client, RequestSession, SessionManager};
+use crate::session::{now_ms, SessionStore};
+
+/// Who is at the factor endpoints.
+enum Asker {
+    /// A sign-in whose password passed.
+    Pending(Pending),
+    /// A signed-in session (step-up, enrolment, new codes).
+    Session {
+        user: String,
+        roles: Vec<String>,
+        factor_at: u64,
+    },
+}
+
+impl Asker {
+    fn user(&self) -> &str {
+        match self {
+            Asker::Pending(p) => &p.user,
+            Asker::Session { user, .. } => user,
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+impl Auth {
+    fn factors_or_404(&self) -> Result<&Factors, Reply> {
+        self.factors
+            .as_ref()
+            .ok_or_else(|| Reply::problem(crate::http::problem::Problem::NotFound))
+    }
+
+    /// After a correct password: `None` when the sign-in may complete now;
+    /// else the reply that starts the second step (a pending cookie and a
+    /// redirect to the prompt or to enrolment).
+    ///
+    /// # Errors
+    /// When the credential store fails: the sign-in does not complete.
+    pub(crate) async fn second_step(
+        &self,
+        user: &str,
+        roles: &[String],
+        next: &str,
+        client: &Client,
+        cookie: &crate::session::cookie::CookieAttrs,
+        secrets: &[crate::session::signing::Secret],
+    ) -> Result<Option<Reply>, crate::session::StoreError> {
+        let Some(factors) = &self.factors else {
+            return Ok(None);
+        };
+        let waiting = if factors.has_factor(user).await? {
+            Waiting::Code
+        } else if factors.required_for(roles) {
+            Waiting::Enrolment
+        } else {
+            return Ok(None);
+        };
+        let timeout = factors.options.pending_timeout;
+        let p = Pending::new(
+            user.to_owned(),
+            waiting,
+            next.to_owned(),
+            now_secs() + timeout.as_secs(),
+        );
+        let attrs = pending::cookie_attrs(cookie, timeout);
+        tracing::info!(target: "auth", user = %user, waiting = ?waiting, "password accepted; second factor pending");
+        let to = match waiting {
+            Waiting::Code => format!("{}/factor", self.config.prefix),
+            Waiting::Enrolment => format!("{}/factor/enrol", self.config.prefix),
+        };
+        Ok(Some(Reply::see_other(&to).with(
+            header::SET_COOKIE,
+            attrs.set_cookie(&p.seal(secrets), client.https),
+        )))
+    }
+
+    /// The pending sign-in this request carries, if valid.
+    fn pending<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        sessions: &SessionManager<S>,
+    ) -> Option<Pending> {
+        let factors = self.factors.as_ref()?;
+        let attrs =
+            pending::cookie_attrs(&sessions.config().cookie, factors.options.pending_timeout);
+        let now = now_secs();
+        let found = req
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| crate::session::cookie::find(v, &attrs.name))
+            .find_map(|v| Pending::open(v, &sessions.config().secrets, now));
+        found
+    }
+
+    fn asker<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        cur: &RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Option<Asker> {
+        if let Some(p) = self.pending(req, sessions) {
+            return Some(Asker::Pending(p));
+        }
+        let s = cur.session.as_deref()?;
+        Some(Asker::Session {
+            user: s.user()?.to_owned(),
+            roles: s.roles().map(str::to_owned).collect(),
+            factor_at: s.factor_at,
+        })
+    }
+
+    fn clear_pending<S: SessionStore>(&self, sessions: &SessionManager<S>, https: bool) -> String {
+        let timeout = self
+            .factors
+            .as_ref()
+            .map_or(Duration::from_secs(1), |f| f.options.pending_timeout);
+        pending::cookie_attrs(&sessions.config().cookie, timeout).clear_cookie(https)
+    }
+
+    fn to_login(&self, next: &str) -> Reply {
+        let mut location = self.config.login_url.clone();
+        location.push_str("?next=");
+        crate::http::redirect::encode_next(&mut location, next, None);
+        Reply::see_other(&location)
+    }
+
+    /// `GET <p>/factor`
+    pub(crate) async fn factor_page<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        cur: &RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let factors = match self.factors_or_404() {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        let typed_next = safe_next(query_param(req, "next").as_deref()).into_owned();
+        match self.asker(req, cur, sessions) {
+            Some(Asker::Pending(p)) if p.waiting == Waiting::Enrolment => {
+                Reply::see_other(&format!("{}/factor/enrol", self.config.prefix))
+            }
+            Some(Asker::Pending(p)) => Reply::html(StatusCode::OK, self.prompt(&p.next, None)),
+            Some(Asker::Session { user, .. }) => match factors.has_factor(&user).await {
+                Ok(true) => Reply::html(StatusCode::OK, self.prompt(&typed_next, None)),
+                Ok(false) => Reply::see_other(&format!(
+                    "{}/factor/enrol?{}",
+                    self.config.prefix,
+                    next_query(&typed_next)
+                )),
+                Err(e) => unavailable(&e),
+            },
+            None => self.to_login(&typed_next),
+        }
+    }
+
+    /// `POST <p>/factor`
+    pub(crate) async fn factor_submit<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        form: &[u8],
+        client: &Client,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let factors = match self.factors_or_404() {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        let (mut code, mut next) = (String::new(), None);
+        for (k, v) in form_urlencoded::parse(form) {
+            match k.as_ref() {
+                "code" => code = v.into_owned(),
+                "next" => next = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let asker = match self.asker(req, cur, sessions) {
+            Some(Asker::Pending(p)) if p.waiting == Waiting::Code => Asker::Pending(p),
+            Some(a @ Asker::Session { .. }) => a,
+            _ => return self.to_login(&safe_next(next.as_deref())),
+        };
+        let next = match &asker {
+            Asker::Pending(p) => p.next.clone(),
+            Asker::Session { .. } => safe_next(next.as_deref()).into_owned(),
+        };
+        if code.len() > 64 {
+            return Reply::html(
+                StatusCode::BAD_REQUEST,
+                self.prompt(&next, Some("That is not a code.")),
+            );
+        }
+        let verdict = factors
+            .verify(
+                asker.user(),
+                &code,
+                self.config.max_failures,
+                self.config.failure_window,
+                now_secs(),
+            )
+            .await;
+        match verdict {
+            Err(e) => unavailable(&e),
+            Ok(Verdict::Throttled) => Reply::html(
+                StatusCode::TOO_MANY_REQUESTS,
+                self.prompt(&next, Some("Too many attempts. Try again later.")),
+            )
+            .with(
+                header::RETRY_AFTER,
+                self.config.failure_window.as_secs().to_string(),
+            ),
+            Ok(Verdict::Refused) => {
+                METRICS.login_failed();
+                Reply::html(
+                    StatusCode::UNAUTHORIZED,
+                    self.prompt(&next, Some("That code is not valid.")),
+                )
+            }
+            Ok(Verdict::Passed { recovery_left }) => {
+                let done = self
+                    .factor_passed(asker, &next, client, cur, sessions)
+                    .await;
+                match recovery_left {
+                    // Say how many are left, on a page of its own, once.
+                    Some(left) if done.status == StatusCode::SEE_OTHER => {
+                        let mut r = Reply::html(
+                            StatusCode::OK,
+                            card_page(
+                                "Recovery code used",
+                                &format!(
+                                    "<h1>Signed in with a recovery code</h1><p>You have {left} recovery codes left. \
+                                     New ones can be made on <a href=\"{p}/sessions\">your sessions page</a>.</p>\
+                                     <p><a class=\"button\" href=\"{next}\">Continue</a></p>",
+                                    p = escape(&self.config.prefix),
+                                    next = escape(&next),
+                                ),
+                            ),
+                        );
+                        r.headers = done
+                            .headers
+                            .into_iter()
+                            .filter(|(n, _)| n != header::LOCATION)
+                            .collect();
+                        r
+                    }
+                    _ => done,
+                }
+            }
+        }
+    }
+
+    /// The factor passed for `asker`: a new session (new id) stamped now,
+    /// the pending cookie spent and cleared; 303 to `next`.
+    async fn factor_passed<S: SessionStore>(
+        &self,
+        asker: Asker,
+        next: &str,
+        client: &Client,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let Some(factors) = &self.factors else {
+            return self.to_login(next);
+        };
+        let now = now_ms();
+        let (user, roles, data) = match asker {
+            Asker::Pending(p) => {
+                match factors.spend(&p.nonce).await {
+                    Ok(true) => {}
+                    // A copy of the cookie already completed this sign-in.
+                    Ok(false) => {
+                        return self.to_login(next).with(
+                            header::SET_COOKIE,
+                            self.clear_pending(sessions, client.https),
+                        )
+                    }
+                    Err(e) => return unavailable(&e),
+                }
+                // The users file may have changed since the password.
+                match self.users.get(&p.user).filter(|u| !u.disabled) {
+                    Some(u) => (u.name.clone(), u.roles.clone(), serde_json::Map::new()),
+                    None => {
+                        return self.to_login(next).with(
+                            header::SET_COOKIE,
+                            self.clear_pending(sessions, client.https),
+                        )
+                    }
+                }
+            }
+            Asker::Session { user, roles, .. } => {
+                let data = cur.session.as_deref().map(|s| s.data()).unwrap_or_default();
+                (user, roles, data)
+            }
+        };
+        if let Err(e) = sessions
+            .login_with(cur, user.clone(), roles, data, now, client)
+            .await
+        {
+            return unavailable(&e);
+        }
+        METRICS.login_succeeded();
+        tracing::info!(target: "auth", user = %user, "second factor passed");
+        Reply::see_other(next).with(
+            header::SET_COOKIE,
+            self.clear_pending(sessions, client.https),
+        )
+    }
+
+    /// The prompt for a code.
+    fn prompt(&self, next: &str, error: Option<&str>) -> String {
+        let error = error.map_or(String::new(), |e| {
+            format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
+        });
+        page(
+            "Second factor",
+            &format!(
+                r#"<h1>Second factor</h1>{error}
+<p>Enter the code from your authenticator app, or one of your recovery codes.</p>
+<form method="post" action="{action}">
+<input type="hidden" name="next" value="{next}">
+<label for="code">Code</label>
+<input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" autocapitalize="none" spellcheck="false" maxlength="64" required autofocus>
+<button type="submit">Verify</button>
+</form>"#,
+                action = escape(&format!("{}/factor", self.config.prefix)),
+                next = escape(next),
+            ),
+        )
+    }
+
+    /// `GET <p>/factor/enrol`
+    pub(crate) async fn enrol_page<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        cur: &RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let factors = match self.factors_or_404() {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        let typed_next = safe_next(query_param(req, "next").as_deref()).into_owned();
+        let (user, next) = match self.may_enrol(req, cur, sessions).await {
+            Ok((user, next)) => (user, next.unwrap_or(typed_next)),
+            Err(reply) => return reply,
+        };
+        let expires = now_secs() + factors.options.pending_timeout.as_secs().max(300);
+        let (secret, sealed) = factors.enrolment(&user, expires);
+        Reply::html(
+            StatusCode::OK,
+            self.enrol_form(&user, &secret, &sealed, expires, &next, None),
+        )
+    }
+
+    /// Who may enrol now, and the pending sign-in's `next`: a pending
+    /// enrolment, or a signed-in user of the users file who has no factor
+    /// yet or passed theirs within [`RECENT`].
+    async fn may_enrol<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        cur: &RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Result<(String, Option<String>), Reply> {
+        let factors = self.factors_or_404()?;
+        match self.asker(req, cur, sessions) {
+            Some(Asker::Pending(p)) if p.waiting == Waiting::Enrolment => {
+                Ok((p.user, Some(p.next)))
+            }
+            Some(Asker::Session {
+                user, factor_at, ..
+            }) => {
+                // A key of the users file: a provider's user has the
+                // provider's factors.
+                if self.users.get(&user).is_none_or(|u| u.name != user) {
+                    return Err(Reply::problem(crate::http::problem::Problem::NotFound));
+                }
+                match factors.has_factor(&user).await {
+                    Ok(false) => Ok((user, None)),
+                    Ok(true) if recent(factor_at) => Ok((user, None)),
+                    Ok(true) => Err(Reply::see_other(&format!(
+                        "{p}/factor?{q}",
+                        p = self.config.prefix,
+                        q = next_query(&format!("{}/factor/enrol", self.config.prefix))
+                    ))),
+                    Err(e) => Err(unavailable(&e)),
+                }
+            }
+            _ => Err(self.to_login(&format!("{}/factor/enrol", self.config.prefix))),
+        }
+    }
+
+    fn enrol_form(
+        &self,
+        user: &str,
+        secret: &[u8],
+        sealed: &str,
+        expires: u64,
+        next: &str,
+        error: Option<&str>,
+    ) -> String {
+        let Some(factors) = &self.factors else {
+            return String::new();
+        };
+        let url = super::totp::url(secret, &factors.options.issuer, user);
+        let error = error.map_or(String::new(), |e| {
+            format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
+        });
+        page(
+            "Set up an authenticator app",
+            &format!(
+                r#"<h1>Set up an authenticator app</h1>{error}
+<p>Scan this code with your authenticator app, or type the key into it.</p>
+<figure class="qr">{qr}</figure>
+<p><small>Key</small><br><code id="totp-secret">{text}</code></p>
+<form method="post" action="{action}">
+<input type="hidden" name="next" value="{next}">
+<input type="hidden" name="sealed" value="{sealed}">
+<input type="hidden" name="expires" value="{expires}">
+<label for="code">Code from the app</label>
+<input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" maxlength="6" required autofocus>
+<button type="submit">Confirm</button>
+</form>"#,
+                // The SVG is the qrcode crate's, made from the URL: no text of ours in it.
+                qr = super::totp::qr_svg(&url),
+                text = escape(&super::totp::base32(secret)),
+                action = escape(&format!("{}/factor/enrol", self.config.prefix)),
+                next = escape(next),
+                sealed = escape(sealed),
+            ),
+        )
+    }
+
+    /// `POST <p>/factor/enrol`
+    pub(crate) async fn enrol_submit<S: SessionStore>(
+        &self,
+        req: &RequestHeader,
+        form: &[u8],
+        client: &Client,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
+    ) -> Reply {
+        let factors = match self.factors_or_404() {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        let (mut code, mut sealed, mut expires, mut next) =
+            (String::new(), String::new(), 0u64, None);
+        for (k, v) in form_urlencoded::parse(form) {
+            match k.as_ref() {
+                "code" => code = v.into_owned(),
+                "sealed" => sealed = v.into_owned(),
+                "expires" => expires = v.parse().unwrap_or(0),
+                "next" => next = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let (user, pending_next) = match self.may_enrol(req, cur, sessions).await {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
+        let next = pending_next.unwrap_or_else(|| safe_next(next.as_deref()).into_owned());
+        let now = now_secs();
+        let enrolled = factors
+            .enrol(
+                &user,
+                &sealed,
+                expires,
+                &code,
+                self.config.max_failures,
+                self.config.failure_window,
+                now,
+            )
+            .await;
+        let codes = match enrolled {
+            Err(e) => return unavailable(&e),
+            Ok(Ok(codes)) => codes,
+            Ok(Err(verdict)) => {
+                let (status, msg) = match verdict {
+                    Verdict::Throttled => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many attempts. Try again later.",
+                    ),
+                    _ => (
+                        StatusCode::UNAUTHORIZED,
+                        "That code did not match. Check the app's clock and try the next code.",
+                    ),
+                };
+                // The same secret again while the form is fresh (it is in the
+                // user's app already); a new one once it is stale.
+                let (secret, sealed, expires) =
+                    match factors.enrolling(&user, &sealed, expires, now) {
+                        Some(secret) => (secret, sealed, expires),
+                        None => {
+                            let expires = now + factors.options.pending_timeout.as_secs().max(300);
+                            let (secret, sealed) = factors.enrolment(&user, expires);
+                            (secret, sealed, expires)
+                        }
+                    };
+                return Reply::html(
+                    status,
+                    self.enrol_form(&user, &secret, &sealed, expires, &next, Some(msg)),
+                );
+            }
+        };
+        let asker = match self.asker(req, cur, sessions) {
+            Some(a) => a,
+            None => return self.to_login(&next),
+        };
+        let done = self
+            .factor_passed(asker, &next, client, cur, sessions)
+            .await;
+        if done.status != StatusCode::SEE_OTHER {
+            return done;
+        }
+        let mut r = self.codes_page("Authenticator app set up", &codes, &next);
+        r.headers = done
+            .headers
+            .into_iter()
+            .filter(|(n, _)| n != header::LOCATION)
+            .collect();
+        r
+    }
+
+    /// `POST <p>/factor/recovery`: new codes, after a recent factor.
+    pub(crate) async fn renew_recovery(&self, cur: &RequestSession) -> Reply {
+        let factors = match self.factors_or_404() {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        let Some(s) = cur.session.as_deref() else {
+            return self.to_login(&format!("{}/sessions", self.config.prefix));
+        };
+        let Some(user) = s.user() else {
+            return self.to_login(&format!("{}/sessions", self.config.prefix));
+        };
+        if !recent(s.factor_at) {
+            return Reply::see_other(&format!(
+                "{}/factor?{}",
+                self.config.prefix,
+                next_query(&format!("{}/sessions", self.config.prefix))
+            ));
+        }
+        match factors.renew_recovery(user, now_secs()).await {
+            Ok(Some(codes)) => self.codes_page(
+                "New recovery codes",
+                &codes,
+                &format!("{}/sessions", self.config.prefix),
+            ),
+            Ok(None) => Reply::see_other(&format!("{}/factor/enrol", self.config.prefix)),
+            Err(e) => unavailable(&e),
+        }
+    }
+
+    fn codes_page(&self, title: &str, codes: &[String], next: &str) -> Reply {
+        let items: String = codes
+            .iter()
+            .map(|c| format!("<li><code>{}</code></li>", escape(c)))
+            .collect();
+        Reply::html(
+            StatusCode::OK,
+            card_page(
+                title,
+                &format!(
+                    r#"<h1>{title}</h1>
+<p>Keep these recovery codes somewhere safe: each signs you in once if you lose your authenticator. They are shown only this once.</p>
+<ol class="recovery-codes">{items}</ol>
+<p><a class="button" href="{next}">Continue</a></p>"#,
+                    title = escape(title),
+                    next = escape(next),
+                ),
+            ),
+        )
+    }
+
+    /// The sessions page's section on the user's sign-in methods; empty when
+    /// the second factor is off or the user is not of the users file.
+    pub(crate) async fn own_factors_section(&self, user: &str) -> String {
+        let Some(factors) = &self.factors else {
+            return String::new();
+        };
+        if self.users.get(user).is_none_or(|u| u.name != user) {
+            return String::new();
+        }
+        let prefix = escape(&self.config.prefix);
+        let record = match factors.record(user).await {
+            Ok(r) => r.filter(|r| r.has_factor()),
+            Err(_) => {
+                return "<h2>Sign-in methods</h2><p>Your sign-in methods cannot be listed right now.</p>"
+                    .to_owned()
+            }
+        };
+        let body = match record {
+            Some(r) => format!(
+                r#"<ul class="factors">
+<li><div><strong>Password</strong></div></li>
+<li><div><strong>Authenticator app</strong><br><small>set up {made}</small></div><a class="button secondary" href="{prefix}/factor/enrol">Replace</a></li>
+<li><div><strong>Recovery codes</strong><br><small id="recovery-left">{left} left</small></div><form method="post" action="{prefix}/factor/recovery"><button type="submit" class="secondary">New codes</button></form></li>
+</ul>"#,
+                made = r
+                    .totp
+                    .as_ref()
+                    .map_or_else(String::new, |t| date(t.created_at * 1000)),
+                left = r.recovery.len(),
+            ),
+            None => format!(
+                r#"<ul class="factors">
+<li><div><strong>Password</strong></div></li>
+</ul>
+<p><a class="button" href="{prefix}/factor/enrol">Set up an authenticator app</a></p>"#
+            ),
+        };
+        format!("<h2>Sign-in methods</h2>\n{body}\n")
+    }
+}
+
+impl Factors {
+    /// The secret of an enrolment form still fresh at `now`, to show again.
+    pub(crate) fn enrolling(
+        &self,
+        user: &str,
+        sealed: &str,
+        expires: u64,
+        now: u64,
+    ) -> Option<Vec<u8>> {
+        (now < expires)
+            .then(|| {
+                self.sealer
+                    .open(sealed, &super::enrol_context(user, expires))
+            })
+            .flatten()
+            .map(|o| o.plain)
+    }
+}
+
+/// Whether a factor passed at `factor_at` (unix ms) is recent enough for the
+/// factor's own pages.
+fn recent(factor_at: u64) -> bool {
+    factor_at != 0 && now_ms().saturating_sub(factor_at) <= RECENT.as_millis() as u64
+}
+
+/// `next=<next>`, encoded.
+fn next_query(next: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish()
+}
