@@ -20,6 +20,7 @@ mod browser;
 mod check;
 mod cluster;
 mod connections;
+mod factor;
 mod forward_auth;
 mod framing;
 mod http2;
