@@ -30,6 +30,9 @@ command -v cargo >/dev/null || { echo "missing cargo: install Rust from rustup" 
 export CARGO_INCREMENTAL=0
 need_pkg cmake cmake   # pingora's zlib-ng build needs it
 need_pkg cc gcc
+# webauthn-rs (passkeys) links the system OpenSSL: pkg-config finds its headers.
+need_pkg pkg-config pkg-config
+pkg-config --exists openssl || need_pkg libssl-dev-headers libssl-dev
 # The browser test (tests/browser.rs): headless Chromium driven by playwright-core.
 need_pkg chromium chromium
 command -v npm >/dev/null || { echo "missing npm: install Node.js 20 or later" >&2; exit 1; }

@@ -26,6 +26,16 @@ if ! command -v cmake >/dev/null 2>&1; then
     fi
 fi
 
+if ! pkg-config --exists openssl 2>/dev/null; then
+    # Passkeys (webauthn-rs) link the system OpenSSL.
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update && apt-get install -y pkg-config libssl-dev
+    else
+        echo "install OpenSSL's headers: sudo apt-get install -y pkg-config libssl-dev" >&2
+        exit 1
+    fi
+fi
+
 echo "building (the first build takes a few minutes)..."
 # The demo profile (Cargo.toml): optimised, without the release build's
 # whole-program LTO, and without the test and benchmark crates.
@@ -41,6 +51,11 @@ alnum() { # $1 random letters and digits: easy to type, paste and use in curl -d
 export SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-$(random 48)}"
 export SESSIONGATE_ADMIN_TOKEN="${SESSIONGATE_ADMIN_TOKEN:-$(alnum 40)}"
 DEMO_PASSWORD="${DEMO_PASSWORD:-$(alnum 16)}"
+# The key that seals authenticator-app secrets in demo/credentials.json: made
+# once and kept, or the factors set up in an earlier run would not open.
+if [ ! -s demo/factor.key ]; then
+    (umask 077 && random 48 >demo/factor.key)
+fi
 
 # The users file of the built-in login (demo/proxy.toml: users_file).
 hash="$(printf '%s\n' "$DEMO_PASSWORD" | "$bin/sessiongate" hash-password)"
@@ -100,6 +115,10 @@ cat <<BANNER
               -d '{"owner":"demo","name":"script","expires_in":"30d"}' \
               http://127.0.0.1:9091/keys
             then: curl -H 'Authorization: Bearer <key>' http://127.0.0.1:8080/api/whoami
+
+  2nd factor  passkeys or an authenticator app, on your sessions page
+            (http://localhost:8080/.sessiongate/sessions; passkeys need the
+            name localhost, not 127.0.0.1)
 
   admin     http://127.0.0.1:9091/
             the browser asks for a login: any user name, and as the

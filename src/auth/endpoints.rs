@@ -80,6 +80,18 @@ pub(crate) enum Endpoint {
     EnrolSubmit,
     /// `POST <p>/factor/recovery`: new recovery codes.
     RecoveryRenew,
+    /// `GET <p>/factor/passkey.js`: the passkey buttons' script.
+    PasskeyScript,
+    /// `POST <p>/factor/passkey/register`: creation options.
+    PasskeyRegister,
+    /// `POST <p>/factor/passkey/register/finish`: the new credential.
+    PasskeyRegisterFinish,
+    /// `POST <p>/factor/passkey/auth`: request options.
+    PasskeyAuth,
+    /// `POST <p>/factor/passkey/auth/finish`: the assertion.
+    PasskeyAuthFinish,
+    /// `POST <p>/factor/passkey/remove`: remove one.
+    PasskeyRemove,
 }
 
 impl Endpoint {
@@ -95,6 +107,11 @@ impl Endpoint {
                 | Endpoint::FactorSubmit
                 | Endpoint::EnrolSubmit
                 | Endpoint::RecoveryRenew
+                | Endpoint::PasskeyRegister
+                | Endpoint::PasskeyRegisterFinish
+                | Endpoint::PasskeyAuth
+                | Endpoint::PasskeyAuthFinish
+                | Endpoint::PasskeyRemove
         )
     }
 }
@@ -124,6 +141,12 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
         ("/factor/enrol", true, _) => Endpoint::EnrolPage,
         ("/factor/enrol", _, true) => Endpoint::EnrolSubmit,
         ("/factor/recovery", _, true) => Endpoint::RecoveryRenew,
+        ("/factor/passkey.js", true, _) => Endpoint::PasskeyScript,
+        ("/factor/passkey/register", _, true) => Endpoint::PasskeyRegister,
+        ("/factor/passkey/register/finish", _, true) => Endpoint::PasskeyRegisterFinish,
+        ("/factor/passkey/auth", _, true) => Endpoint::PasskeyAuth,
+        ("/factor/passkey/auth/finish", _, true) => Endpoint::PasskeyAuthFinish,
+        ("/factor/passkey/remove", _, true) => Endpoint::PasskeyRemove,
         // Any method: nginx's subrequest keeps the original request's.
         ("/auth/nginx", _, _) => Endpoint::AuthNginx,
         ("/auth/forward", _, _) => Endpoint::AuthForward,
@@ -133,8 +156,23 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
             Endpoint::OidcCallback
         }
         (
-            "/login" | "/logout" | "/me" | "/check" | "/sessions" | "/sessions/revoke" | "/keys"
-            | "/keys/revoke" | "/factor" | "/factor/enrol" | "/factor/recovery",
+            "/login"
+            | "/logout"
+            | "/me"
+            | "/check"
+            | "/sessions"
+            | "/sessions/revoke"
+            | "/keys"
+            | "/keys/revoke"
+            | "/factor"
+            | "/factor/enrol"
+            | "/factor/recovery"
+            | "/factor/passkey.js"
+            | "/factor/passkey/register"
+            | "/factor/passkey/register/finish"
+            | "/factor/passkey/auth"
+            | "/factor/passkey/auth/finish"
+            | "/factor/passkey/remove",
             _,
             _,
         ) => Endpoint::MethodNotAllowed,
@@ -209,11 +247,40 @@ impl Auth {
             Endpoint::Me => me(cur),
             Endpoint::FactorPage => self.factor_page(req, cur, sessions).await,
             Endpoint::EnrolPage => self.enrol_page(req, cur, sessions).await,
-            Endpoint::FactorSubmit | Endpoint::EnrolSubmit | Endpoint::RecoveryRenew => {
+            Endpoint::PasskeyScript => match &self.factors {
+                Some(f) if f.passkeys.is_some() => Reply {
+                    status: StatusCode::OK,
+                    content_type: "text/javascript; charset=utf-8",
+                    headers: Vec::new(),
+                    body: crate::auth::factor::passkeys::SCRIPT.as_bytes().to_vec(),
+                },
+                _ => Reply::problem(Problem::NotFound),
+            },
+            Endpoint::FactorSubmit
+            | Endpoint::EnrolSubmit
+            | Endpoint::RecoveryRenew
+            | Endpoint::PasskeyRegister
+            | Endpoint::PasskeyRegisterFinish
+            | Endpoint::PasskeyAuth
+            | Endpoint::PasskeyAuthFinish
+            | Endpoint::PasskeyRemove => {
                 if !same_origin(req, client.via_trusted_proxy) {
                     return forbidden();
                 }
                 match endpoint {
+                    Endpoint::PasskeyRegister => {
+                        self.passkey_register(req, client, cur, sessions).await
+                    }
+                    Endpoint::PasskeyRegisterFinish => {
+                        self.passkey_register_finish(req, form, client, cur, sessions)
+                            .await
+                    }
+                    Endpoint::PasskeyAuth => self.passkey_auth(req, client, cur, sessions).await,
+                    Endpoint::PasskeyAuthFinish => {
+                        self.passkey_auth_finish(req, form, client, cur, sessions)
+                            .await
+                    }
+                    Endpoint::PasskeyRemove => self.passkey_remove(form, cur).await,
                     Endpoint::FactorSubmit => {
                         self.factor_submit(req, form, client, cur, sessions).await
                     }
@@ -254,7 +321,7 @@ impl Auth {
             Endpoint::NotFound => Reply::problem(Problem::NotFound),
             Endpoint::MethodNotAllowed => method_not_allowed(req.uri.path()),
         };
-        reply
+        crate::auth::factor::passkeys::scripted(reply)
     }
 
     fn logout_page(&self) -> String {
@@ -310,8 +377,13 @@ fn method_not_allowed(path: &str) -> Reply {
     let allow = if path.ends_with("/me") || path.ends_with("/check") || path.ends_with("/sessions")
     {
         "GET, HEAD"
-    } else if path.ends_with("/revoke") || path.ends_with("/recovery") {
+    } else if path.ends_with("/revoke")
+        || path.ends_with("/recovery")
+        || path.contains("/factor/passkey/")
+    {
         "POST"
+    } else if path.ends_with("/passkey.js") {
+        "GET, HEAD"
     } else {
         "GET, HEAD, POST"
     };

@@ -80,6 +80,9 @@ pub enum Error {
     /// A bearer token issuer could not be set up.
     #[error("auth.jwt: {0}")]
     Issuer(String),
+    /// The second factor could not be set up.
+    #[error("auth.second_factor: {0}")]
+    Factor(String),
     /// The second factor needs a credential store.
     #[error("auth.second_factor needs a credential store: store.kind = \"redis\", or store.credentials_file")]
     NoFactorHome,
@@ -240,7 +243,9 @@ fn factors(
 ) -> Result<Option<factor::Factors>, Error> {
     match (&config.second_factor, home) {
         (None, _) => Ok(None),
-        (Some(o), Some(h)) => Ok(Some(factor::Factors::new(o.clone(), h.clone()))),
+        (Some(o), Some(h)) => factor::Factors::new(o.clone(), h.clone())
+            .map(Some)
+            .map_err(Error::Factor),
         (Some(_), None) => Err(Error::NoFactorHome),
     }
 }

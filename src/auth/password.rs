@@ -261,9 +261,21 @@ impl Auth {
         } else {
             String::new()
         };
+        // A passkey alone, where the operator allows it (`passkey_login`).
+        let passkey = match self.factors.as_ref().and_then(|f| f.passkeys.as_ref()) {
+            Some(p) if p.login => format!(
+                r#"<p><button type="button" class="provider" data-passkey="authenticate" data-next="{next}">Sign in with a passkey</button></p>
+<p class="error" role="alert" id="passkey-error" hidden></p>
+{script}
+"#,
+                next = escape(next),
+                script = super::factor::passkeys::script_tag(&self.config.prefix),
+            ),
+            _ => String::new(),
+        };
         page(
             "Sign in",
-            &format!("<h1>Sign in</h1>{error}\n{providers}{password}"),
+            &format!("<h1>Sign in</h1>{error}\n{passkey}{providers}{password}"),
         )
     }
 }

@@ -235,6 +235,11 @@ pub(super) struct RawSecondFactor {
     pub(super) issuer: String,
     #[serde(default = "default_pending_timeout")]
     pub(super) pending_timeout: String,
+    /// The origin browsers use (`https://app.example.com`): passkeys on.
+    pub(super) passkey_origin: Option<String>,
+    /// A passkey alone signs in.
+    #[serde(default)]
+    pub(super) passkey_login: bool,
 }
 
 /// Users choose; an operator turns `required` on when they are ready.

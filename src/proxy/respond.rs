@@ -303,7 +303,13 @@ impl<S: SessionStore> Proxy<S> {
             resp.insert_header(k, v)?;
         }
         for (k, v) in reply.headers {
-            resp.append_header(k, v)?;
+            // A page may loosen the default policy (the passkey pages run
+            // their one same-origin script): replace it, never add a second.
+            if k == header::CONTENT_SECURITY_POLICY {
+                resp.insert_header(k, v)?;
+            } else {
+                resp.append_header(k, v)?;
+            }
         }
         if let Some(c) = self.sessions.set_cookie(&ctx.cur, ctx.https) {
             resp.append_header(header::SET_COOKIE, c)?;

@@ -17,7 +17,7 @@ const STEP_MS = 10_000;
 export async function run(
   name,
   body,
-  { viewport = { width: 800, height: 600 }, httpCredentials = undefined } = {},
+  { viewport = { width: 800, height: 600 }, httpCredentials = undefined, args = [] } = {},
 ) {
   const watchdog = setTimeout(() => {
     console.error(`FAIL: the ${name} took longer than ${TOTAL_MS / 1000} s`);
@@ -51,6 +51,7 @@ export async function run(
         '--disable-component-update',
         '--disable-sync',
         '--disable-quic',
+        ...args,
       ],
       viewport,
       httpCredentials,

@@ -42,7 +42,7 @@ await run('login, /app, logout, login page again', async ({ page, log, check }) 
   log('a wrong password: the message, and the user name still filled in');
   await page.getByLabel('Username').fill(user);
   await page.getByLabel('Password').fill(`${password}-wrong`);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: 'Invalid username or password.' }).waitFor();
   check((await page.getByLabel('Username').inputValue()) === user, 'the user name is kept');
 
@@ -50,7 +50,7 @@ await run('login, /app, logout, login page again', async ({ page, log, check }) 
   await page.getByLabel('Password').fill(password);
   await Promise.all([
     page.waitForURL((u) => u.pathname === '/app'),
-    page.getByRole('button', { name: 'Sign in' }).click(),
+    page.getByRole('button', { name: 'Sign in', exact: true }).click(),
   ]);
   await page.getByRole('heading', { name: `Hello, ${user}` }).waitFor();
 

@@ -54,7 +54,7 @@ await run(
     await page.getByLabel('Password').fill(password);
     await Promise.all([
       page.waitForURL((u) => u.pathname === '/.sessiongate/sessions'),
-      page.getByRole('button', { name: 'Sign in' }).click(),
+      page.getByRole('button', { name: 'Sign in', exact: true }).click(),
     ]);
     const items = page.locator('ul.sessions li');
     check((await items.count()) === 2, `two sessions, got ${await items.count()}`);

@@ -21,6 +21,7 @@ const USER: &str = "demo";
 const PASSWORD: &str = "browser-test-password-7f3a";
 const SECRET: &str = "browser-test-secret-0123456789abcdef0123456789";
 const ADMIN_TOKEN: &str = "browser-test-admin-token-0123456789abcdef";
+const FACTOR_KEY: &str = "browser-test-factor-key-0123456789abcdef0123";
 const NODE_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn repo() -> &'static Path {
@@ -31,12 +32,13 @@ fn repo() -> &'static Path {
 fn demo_config(proxy: SocketAddr, admin: SocketAddr, backend: SocketAddr) -> String {
     let mut text = std::fs::read_to_string(repo().join("demo/proxy.toml")).unwrap();
     for (from, to) in [
-        ("127.0.0.1:8080", proxy),
-        ("127.0.0.1:9091", admin),
-        ("127.0.0.1:3000", backend),
+        ("127.0.0.1:8080", proxy.to_string()),
+        ("localhost:8080", format!("localhost:{}", proxy.port())),
+        ("127.0.0.1:9091", admin.to_string()),
+        ("127.0.0.1:3000", backend.to_string()),
     ] {
         assert!(text.contains(from), "demo/proxy.toml no longer has {from}");
-        text = text.replace(from, &to.to_string());
+        text = text.replace(from, &to);
     }
     text
 }
@@ -119,6 +121,8 @@ impl Demo {
             hash_password(PASSWORD)
         );
         std::fs::write(dir.path().join("users.toml"), users).unwrap();
+        // What demo/run.sh makes once.
+        std::fs::write(dir.path().join("factor.key"), FACTOR_KEY).unwrap();
         let config = dir.path().join("proxy.toml");
         let text = demo_config(proxy_addr, admin_addr, backend_addr) + extra;
         std::fs::write(&config, text).unwrap();
@@ -226,6 +230,21 @@ fn browser_own_sessions_and_admin_pages_do_their_main_actions() {
             ADMIN_TOKEN,
             &docs.to_string_lossy(),
         ],
+    );
+}
+
+/// The second factor in Chromium with its virtual WebAuthn authenticator: a
+/// passkey added and used (after the password, and alone), an authenticator
+/// app set up and used. WebAuthn needs a host name: the browser opens the
+/// demo as `localhost`, its `passkey_origin`.
+#[test]
+fn browser_passkeys_and_an_authenticator_app() {
+    let demo = Demo::start(free_addr(), "", &[]);
+    let base = format!("http://localhost:{}", demo.proxy_addr.port());
+    let docs = repo().join("docs");
+    demo.node(
+        "factor_flow.mjs",
+        &[&base, USER, PASSWORD, &docs.to_string_lossy()],
     );
 }
 

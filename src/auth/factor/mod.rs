@@ -6,6 +6,7 @@
 //! - [`pending`]: "password correct, factor pending", a signed cookie and
 //!   never a session;
 //! - [`totp`], [`recovery`]: the codes; [`sealing`]: TOTP secrets at rest;
+//! - [`passkeys`]: WebAuthn, its ceremonies and endpoints;
 //! - [`pages`]: the prompt, the enrolment and the recovery codes pages.
 //!
 //! The records live in the credential store ([`Home`]) beside the API keys, so
@@ -16,6 +17,7 @@
 //! accepted once: TOTP per time step, recovery codes for good.
 
 pub(crate) mod pages;
+pub(crate) mod passkeys;
 pub(crate) mod pending;
 pub(crate) mod recovery;
 pub(crate) mod sealing;
@@ -43,6 +45,8 @@ pub(crate) struct FactorOptions {
     pub issuer: String,
     /// How long a sign-in may wait for its second factor.
     pub pending_timeout: Duration,
+    /// Passkeys, when `passkey_origin` is set.
+    pub passkeys: Option<passkeys::PasskeyOptions>,
 }
 
 /// Who must have a second factor.
@@ -76,15 +80,52 @@ pub(crate) struct Factors {
     pub(crate) options: FactorOptions,
     sealer: Sealer,
     home: Arc<dyn Home>,
+    /// The relying party, when passkeys are on.
+    pub(crate) passkeys: Option<passkeys::Passkeys>,
 }
 
 impl Factors {
-    pub(crate) fn new(options: FactorOptions, home: Arc<dyn Home>) -> Factors {
-        Factors {
+    /// # Errors
+    /// When the passkey relying party cannot be built from the options.
+    pub(crate) fn new(options: FactorOptions, home: Arc<dyn Home>) -> Result<Factors, String> {
+        let passkeys = match &options.passkeys {
+            Some(p) => Some(passkeys::Passkeys::new(p, &options.issuer)?),
+            None => None,
+        };
+        Ok(Factors {
             sealer: Sealer::new(&options.keys),
             options,
             home,
-        }
+            passkeys,
+        })
+    }
+
+    /// Store `record`, replacing the user's previous one.
+    ///
+    /// # Errors
+    /// When the credential store fails.
+    pub(crate) async fn save(&self, record: &FactorRecord) -> Result<(), StoreError> {
+        self.home.put_factors(record).await
+    }
+
+    /// Count a failed factor for `user` (a passkey that did not verify).
+    ///
+    /// # Errors
+    /// When the credential store fails.
+    pub(crate) async fn count_failure(
+        &self,
+        user: &str,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        self.home.factor_failed(user, window).await.map(|_| ())
+    }
+
+    /// The user a passkey's user handle belongs to.
+    ///
+    /// # Errors
+    /// When the credential store fails.
+    pub(crate) async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError> {
+        self.home.user_of_handle(handle).await
     }
 
     /// Whether a user with `roles` must have a second factor.
@@ -253,19 +294,17 @@ impl Factors {
             .first_use(&token, Duration::from_secs(3 * totp::STEP))
             .await?;
         let codes = recovery::new_codes();
-        let record = FactorRecord {
-            user: user.to_owned(),
-            totp: Some(TotpFactor {
-                sealed: self.sealer.seal(&secret.plain, &totp_context(user)),
-                created_at: now,
-            }),
-            recovery: codes
-                .iter()
-                .filter_map(|c| recovery::normalise(c))
-                .map(|c| recovery::hash(&c))
-                .collect(),
-            updated_at: now,
-        };
+        // Passkeys stay; a new app gets new recovery codes.
+        let mut record = self
+            .record(user)
+            .await?
+            .unwrap_or_else(|| empty_record(user));
+        record.totp = Some(TotpFactor {
+            sealed: self.sealer.seal(&secret.plain, &totp_context(user)),
+            created_at: now,
+        });
+        record.recovery = hashed(&codes);
+        record.updated_at = now;
         self.home.put_factors(&record).await?;
         tracing::info!(target: "auth", user = %user, "authenticator app enrolled");
         Ok(Ok(codes))
@@ -285,11 +324,7 @@ impl Factors {
             return Ok(None);
         };
         let codes = recovery::new_codes();
-        r.recovery = codes
-            .iter()
-            .filter_map(|c| recovery::normalise(c))
-            .map(|c| recovery::hash(&c))
-            .collect();
+        r.recovery = hashed(&codes);
         r.updated_at = now;
         self.home.put_factors(&r).await?;
         tracing::info!(target: "auth", user = %user, "recovery codes renewed");
@@ -322,6 +357,27 @@ impl Factors {
     pub(crate) async fn list(&self) -> Result<Vec<FactorRecord>, StoreError> {
         self.home.list_factors().await
     }
+}
+
+/// A record with no factor yet.
+pub(crate) fn empty_record(user: &str) -> FactorRecord {
+    FactorRecord {
+        user: user.to_owned(),
+        totp: None,
+        recovery: Vec::new(),
+        passkeys: Vec::new(),
+        handle: None,
+        updated_at: 0,
+    }
+}
+
+/// Recovery codes as stored.
+pub(crate) fn hashed(codes: &[String]) -> Vec<String> {
+    codes
+        .iter()
+        .filter_map(|c| recovery::normalise(c))
+        .map(|c| recovery::hash(&c))
+        .collect()
 }
 
 /// What a user's TOTP secret is sealed for.

@@ -30,9 +30,12 @@ use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::{now_ms, SessionStore};
 
 /// Who is at the factor endpoints.
-enum Asker {
+pub(crate) enum Asker {
     /// A sign-in whose password passed.
     Pending(Pending),
+    /// A sign-in with a passkey alone (`passkey_login`): this user of the
+    /// users file, proved by the passkey.
+    PasskeyOnly(String),
     /// A signed-in session (step-up, enrolment, new codes).
     Session {
         user: String,
@@ -42,10 +45,10 @@ enum Asker {
 }
 
 impl Asker {
-    fn user(&self) -> &str {
+    pub(crate) fn user(&self) -> &str {
         match self {
             Asker::Pending(p) => &p.user,
-            Asker::Session { user, .. } => user,
+            Asker::PasskeyOnly(user) | Asker::Session { user, .. } => user,
         }
     }
 }
@@ -125,7 +128,7 @@ impl Auth {
         found
     }
 
-    fn asker<S: SessionStore>(
+    pub(crate) fn asker<S: SessionStore>(
         &self,
         req: &RequestHeader,
         cur: &RequestSession,
@@ -173,9 +176,15 @@ impl Auth {
             Some(Asker::Pending(p)) if p.waiting == Waiting::Enrolment => {
                 Reply::see_other(&format!("{}/factor/enrol", self.config.prefix))
             }
-            Some(Asker::Pending(p)) => Reply::html(StatusCode::OK, self.prompt(&p.next, None)),
+            Some(Asker::Pending(p)) => Reply::html(
+                StatusCode::OK,
+                self.prompt_for(&p.user, &p.next, None).await,
+            ),
             Some(Asker::Session { user, .. }) => match factors.has_factor(&user).await {
-                Ok(true) => Reply::html(StatusCode::OK, self.prompt(&typed_next, None)),
+                Ok(true) => Reply::html(
+                    StatusCode::OK,
+                    self.prompt_for(&user, &typed_next, None).await,
+                ),
                 Ok(false) => Reply::see_other(&format!(
                     "{}/factor/enrol?{}",
                     self.config.prefix,
@@ -183,7 +192,7 @@ impl Auth {
                 )),
                 Err(e) => unavailable(&e),
             },
-            None => self.to_login(&typed_next),
+            Some(Asker::PasskeyOnly(_)) | None => self.to_login(&typed_next),
         }
     }
 
@@ -215,12 +224,13 @@ impl Auth {
         };
         let next = match &asker {
             Asker::Pending(p) => p.next.clone(),
-            Asker::Session { .. } => safe_next(next.as_deref()).into_owned(),
+            _ => safe_next(next.as_deref()).into_owned(),
         };
         if code.len() > 64 {
             return Reply::html(
                 StatusCode::BAD_REQUEST,
-                self.prompt(&next, Some("That is not a code.")),
+                self.prompt_for(asker.user(), &next, Some("That is not a code."))
+                    .await,
             );
         }
         let verdict = factors
@@ -236,7 +246,12 @@ impl Auth {
             Err(e) => unavailable(&e),
             Ok(Verdict::Throttled) => Reply::html(
                 StatusCode::TOO_MANY_REQUESTS,
-                self.prompt(&next, Some("Too many attempts. Try again later.")),
+                self.prompt_for(
+                    asker.user(),
+                    &next,
+                    Some("Too many attempts. Try again later."),
+                )
+                .await,
             )
             .with(
                 header::RETRY_AFTER,
@@ -246,7 +261,8 @@ impl Auth {
                 METRICS.login_failed();
                 Reply::html(
                     StatusCode::UNAUTHORIZED,
-                    self.prompt(&next, Some("That code is not valid.")),
+                    self.prompt_for(asker.user(), &next, Some("That code is not valid."))
+                        .await,
                 )
             }
             Ok(Verdict::Passed { recovery_left }) => {
@@ -284,7 +300,7 @@ impl Auth {
 
     /// The factor passed for `asker`: a new session (new id) stamped now,
     /// the pending cookie spent and cleared; 303 to `next`.
-    async fn factor_passed<S: SessionStore>(
+    pub(crate) async fn factor_passed<S: SessionStore>(
         &self,
         asker: Asker,
         next: &str,
@@ -320,6 +336,10 @@ impl Auth {
                     }
                 }
             }
+            Asker::PasskeyOnly(user) => match self.users.get(&user).filter(|u| !u.disabled) {
+                Some(u) => (u.name.clone(), u.roles.clone(), serde_json::Map::new()),
+                None => return self.to_login(next),
+            },
             Asker::Session { user, roles, .. } => {
                 let data = cur.session.as_deref().map(|s| s.data()).unwrap_or_default();
                 (user, roles, data)
@@ -339,25 +359,57 @@ impl Auth {
         )
     }
 
-    /// The prompt for a code.
-    fn prompt(&self, next: &str, error: Option<&str>) -> String {
+    /// The prompt for `user`'s factors: the code form when they have an
+    /// authenticator app (or only recovery codes), a passkey button when
+    /// they have passkeys.
+    async fn prompt_for(&self, user: &str, next: &str, error: Option<&str>) -> String {
+        let record = match &self.factors {
+            Some(f) => f.record(user).await.ok().flatten(),
+            None => None,
+        };
+        let passkey = self.factors.as_ref().is_some_and(|f| f.passkeys.is_some())
+            && record.as_ref().is_some_and(|r| !r.passkeys.is_empty());
+        let code = record.as_ref().is_none_or(|r| r.totp.is_some() || !passkey);
+        self.prompt(next, error, code, passkey)
+    }
+
+    fn prompt(&self, next: &str, error: Option<&str>, code: bool, passkey: bool) -> String {
         let error = error.map_or(String::new(), |e| {
             format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
         });
-        page(
-            "Second factor",
-            &format!(
-                r#"<h1>Second factor</h1>{error}
-<p>Enter the code from your authenticator app, or one of your recovery codes.</p>
+        let passkey = if passkey {
+            format!(
+                r#"<p><button type="button" data-passkey="authenticate" data-next="{next}">Use a passkey</button></p>
+<p class="error" role="alert" id="passkey-error" hidden></p>
+{script}
+"#,
+                next = escape(next),
+                script = super::passkeys::script_tag(&self.config.prefix),
+            )
+        } else {
+            String::new()
+        };
+        let form = format!(
+            r#"<p>Enter the code from your authenticator app, or one of your recovery codes.</p>
 <form method="post" action="{action}">
 <input type="hidden" name="next" value="{next}">
 <label for="code">Code</label>
-<input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" autocapitalize="none" spellcheck="false" maxlength="64" required autofocus>
+<input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" autocapitalize="none" spellcheck="false" maxlength="64" required{focus}>
 <button type="submit">Verify</button>
 </form>"#,
-                action = escape(&format!("{}/factor", self.config.prefix)),
-                next = escape(next),
-            ),
+            action = escape(&format!("{}/factor", self.config.prefix)),
+            next = escape(next),
+            focus = if passkey.is_empty() { " autofocus" } else { "" },
+        );
+        let form = if code {
+            form
+        } else {
+            // Recovery codes still work for a passkey-only user who lost it.
+            format!("<details><summary>Use a recovery code</summary>{form}</details>")
+        };
+        page(
+            "Second factor",
+            &format!("<h1>Second factor</h1>{error}\n{passkey}{form}"),
         )
     }
 
@@ -388,7 +440,7 @@ impl Auth {
     /// Who may enrol now, and the pending sign-in's `next`: a pending
     /// enrolment, or a signed-in user of the users file who has no factor
     /// yet or passed theirs within [`RECENT`].
-    async fn may_enrol<S: SessionStore>(
+    pub(crate) async fn may_enrol<S: SessionStore>(
         &self,
         req: &RequestHeader,
         cur: &RequestSession,
@@ -438,11 +490,27 @@ impl Auth {
         let error = error.map_or(String::new(), |e| {
             format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
         });
+        let passkey = if factors.passkeys.is_some() {
+            format!(
+                r#"<h2>A passkey</h2>
+<p>Your device's screen lock, fingerprint or face, or a security key.</p>
+<label for="passkey-name">Name</label>
+<input id="passkey-name" maxlength="64" placeholder="laptop">
+<button type="button" data-passkey="register" data-name-input="passkey-name">Add a passkey</button>
+<p class="error" role="alert" id="passkey-error" hidden></p>
+{script}
+<h2>Or an authenticator app</h2>
+"#,
+                script = super::passkeys::script_tag(&self.config.prefix),
+            )
+        } else {
+            String::new()
+        };
         page(
-            "Set up an authenticator app",
+            "Set up a second factor",
             &format!(
-                r#"<h1>Set up an authenticator app</h1>{error}
-<p>Scan this code with your authenticator app, or type the key into it.</p>
+                r#"<h1>Set up a second factor</h1>{error}
+{passkey}<p>Scan this code with your authenticator app, or type the key into it.</p>
 <figure class="qr">{qr}</figure>
 <p><small>Key</small><br><code id="totp-secret">{text}</code></p>
 <form method="post" action="{action}">
@@ -622,24 +690,47 @@ impl Auth {
                     .to_owned()
             }
         };
+        let passkeys = match (&record, factors.passkeys.is_some()) {
+            (Some(r), true) => r
+                .passkeys
+                .iter()
+                .map(|p| {
+                    format!(
+                        r#"<li><div><strong>Passkey</strong> {name}<br><small>added {made} · used {used}</small></div><form method="post" action="{prefix}/factor/passkey/remove"><input type="hidden" name="id" value="{id}"><button type="submit" class="secondary">Remove</button></form></li>
+"#,
+                        name = escape(&p.name),
+                        made = date(p.created_at * 1000),
+                        used = p.last_used_at.map_or_else(|| "never".to_owned(), |t| date(t * 1000)),
+                        id = escape(&p.id),
+                    )
+                })
+                .collect::<String>(),
+            _ => String::new(),
+        };
+        let add = if factors.passkeys.is_some() {
+            "Add a passkey or an authenticator app"
+        } else {
+            "Set up an authenticator app"
+        };
         let body = match record {
             Some(r) => format!(
                 r#"<ul class="factors">
 <li><div><strong>Password</strong></div></li>
-<li><div><strong>Authenticator app</strong><br><small>set up {made}</small></div><a class="button secondary" href="{prefix}/factor/enrol">Replace</a></li>
-<li><div><strong>Recovery codes</strong><br><small id="recovery-left">{left} left</small></div><form method="post" action="{prefix}/factor/recovery"><button type="submit" class="secondary">New codes</button></form></li>
-</ul>"#,
-                made = r
-                    .totp
-                    .as_ref()
-                    .map_or_else(String::new, |t| date(t.created_at * 1000)),
+{app}{passkeys}<li><div><strong>Recovery codes</strong><br><small id="recovery-left">{left} left</small></div><form method="post" action="{prefix}/factor/recovery"><button type="submit" class="secondary">New codes</button></form></li>
+</ul>
+<p><a class="button secondary" href="{prefix}/factor/enrol">{add}</a></p>"#,
+                app = r.totp.as_ref().map_or_else(String::new, |t| format!(
+                    r#"<li><div><strong>Authenticator app</strong><br><small>set up {}</small></div></li>
+"#,
+                    date(t.created_at * 1000)
+                )),
                 left = r.recovery.len(),
             ),
             None => format!(
                 r#"<ul class="factors">
 <li><div><strong>Password</strong></div></li>
 </ul>
-<p><a class="button" href="{prefix}/factor/enrol">Set up an authenticator app</a></p>"#
+<p><a class="button" href="{prefix}/factor/enrol">{add}</a></p>"#
             ),
         };
         format!("<h2>Sign-in methods</h2>\n{body}\n")
@@ -667,7 +758,7 @@ impl Factors {
 
 /// Whether a factor passed at `factor_at` (unix ms) is recent enough for the
 /// factor's own pages.
-fn recent(factor_at: u64) -> bool {
+pub(crate) fn recent(factor_at: u64) -> bool {
     factor_at != 0 && now_ms().saturating_sub(factor_at) <= RECENT.as_millis() as u64
 }
 

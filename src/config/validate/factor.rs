@@ -8,6 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Validator;
+use url::Url;
+
+use crate::auth::factor::passkeys::{PasskeyOptions, Passkeys};
 use crate::auth::factor::{FactorOptions, Required};
 use crate::auth::names;
 use crate::config::raw::RawSecondFactor;
@@ -87,6 +90,17 @@ impl Validator {
                 }
                 ok
             });
+        let passkeys = match &raw.passkey_origin {
+            Some(origin) => {
+                Some(self.passkey_origin(key, origin, raw.passkey_login, &raw.issuer)?)
+            }
+            None => {
+                if raw.passkey_login {
+                    self.problem(&format!("{key}.passkey_login"), "needs passkey_origin");
+                }
+                None
+            }
+        };
         if !issuer_ok || keys.len() != raw.keys.len() || keys.is_empty() {
             return None;
         }
@@ -95,6 +109,48 @@ impl Validator {
             keys,
             issuer: raw.issuer,
             pending_timeout: pending?,
+            passkeys,
         })
+    }
+
+    /// `passkey_origin`: an origin (no path) with a host name, https or a
+    /// loopback name over http; webauthn-rs must take it.
+    fn passkey_origin(
+        &mut self,
+        key: &str,
+        origin: &str,
+        login: bool,
+        issuer: &str,
+    ) -> Option<PasskeyOptions> {
+        let key = format!("{key}.passkey_origin");
+        let url = match Url::parse(origin) {
+            Ok(u) => u,
+            Err(e) => {
+                self.problem(&key, format!("{e} (got {origin:?})"));
+                return None;
+            }
+        };
+        let bare = url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        let local = url
+            .host_str()
+            .is_some_and(|h| h == "localhost" || h.ends_with(".localhost"));
+        let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && local);
+        if !bare || !scheme_ok || url.domain().is_none() {
+            self.problem(
+                &key,
+                format!("must be an origin like \"https://app.example.com\" (http only for localhost; a host name, not an address) (got {origin:?})"),
+            );
+            return None;
+        }
+        let options = PasskeyOptions { origin: url, login };
+        if let Err(e) = Passkeys::new(&options, issuer) {
+            self.problem(&key, e);
+            return None;
+        }
+        Some(options)
     }
 }

@@ -285,6 +285,17 @@ impl Home for FileHome {
     async fn factor_failures(&self, user: &str) -> Result<u32, StoreError> {
         Ok(locked(&self.failures).get(user))
     }
+
+    async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError> {
+        // One instance's users: a scan of memory, no index to keep.
+        Ok(self
+            .state()
+            .contents
+            .factors
+            .values()
+            .find(|r| r.handle.as_deref() == Some(handle))
+            .map(|r| r.user.clone()))
+    }
 }
 
 #[cfg(test)]

@@ -50,8 +50,8 @@ pub(crate) struct ApiKeyRecord {
 
 /// A user's second factors. Holds no usable secret in the clear: the TOTP
 /// secret is sealed with `[auth.second_factor] keys` (`auth::factor::sealing`),
-/// recovery codes are kept as their SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// recovery codes are kept as their SHA-256, and a passkey is a public key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FactorRecord {
     /// The user, as the users file spells it (canonical).
     pub user: String,
@@ -61,6 +61,13 @@ pub(crate) struct FactorRecord {
     /// SHA-256 (hex) of each recovery code not yet used.
     #[serde(default)]
     pub recovery: Vec<String>,
+    /// Passkeys (WebAuthn credentials), in the order they were added.
+    #[serde(default)]
+    pub passkeys: Vec<PasskeyFactor>,
+    /// The WebAuthn user handle of this user (a random UUID, made with the
+    /// first passkey): what a passkey alone says it is for.
+    #[serde(default)]
+    pub handle: Option<String>,
     /// Unix seconds of the last enrolment or reset of codes.
     pub updated_at: u64,
 }
@@ -69,8 +76,24 @@ impl FactorRecord {
     /// Whether the record holds a factor that can be asked for (recovery
     /// codes alone are a way back in, not a factor).
     pub(crate) fn has_factor(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || !self.passkeys.is_empty()
     }
+}
+
+/// One passkey of a user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PasskeyFactor {
+    /// What the user called it ("laptop", "phone").
+    pub name: String,
+    /// The credential id, base64url: how the user names it to remove it.
+    pub id: String,
+    /// The public key and its signature counter (`webauthn-rs`).
+    pub key: webauthn_rs::prelude::Passkey,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    #[serde(default)]
+    pub last_used_at: Option<u64>,
 }
 
 /// An enrolled authenticator app.
@@ -113,4 +136,6 @@ pub(crate) trait Home: Send + Sync + 'static {
     async fn factor_failed(&self, user: &str, window: Duration) -> Result<u32, StoreError>;
     /// The failed factor codes counted for `user` in the current window.
     async fn factor_failures(&self, user: &str) -> Result<u32, StoreError>;
+    /// The user whose record has the WebAuthn user handle `handle`.
+    async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError>;
 }

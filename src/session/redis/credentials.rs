@@ -13,7 +13,8 @@
 //! - `p cred:factor:<user>`: a user's second factors as JSON, and
 //!   `p cred:factors`: the set of users that have a record;
 //! - `p cred:once:<token>`: a code already used (`SET NX PX`), until its window ends;
-//! - `p cred:fail:<user>`: failed factor codes, expiring a window after the first.
+//! - `p cred:fail:<user>`: failed factor codes, expiring a window after the first;
+//! - `p cred:handle:<uuid>`: the user of a WebAuthn user handle (passkey sign-in).
 //!
 //! Reads on the request path go through the store's deadline and breaker
 //! ([`RedisStore::call`]); listing uses the admin connection.
@@ -175,12 +176,22 @@ impl Home for RedisStore {
         let json = serde_json::to_string(record).expect("records serialise");
         self.call_admin(|mut c| async move { c.set::<_, _, ()>(key, json).await })
             .await?;
+        if let Some(handle) = &record.handle {
+            let (key, user) = (self.cred("handle", handle), record.user.clone());
+            self.call_admin(|mut c| async move { c.set::<_, _, ()>(key, user).await })
+                .await?;
+        }
         let (index, user) = (self.cred_index_factors(), record.user.clone());
         self.call_admin(|mut c| async move { c.sadd::<_, _, ()>(index, user).await })
             .await
     }
 
     async fn remove_factors(&self, user: &str) -> Result<bool, StoreError> {
+        if let Some(handle) = self.factors(user).await?.and_then(|r| r.handle) {
+            let key = self.cred("handle", &handle);
+            self.call_admin(|mut c| async move { c.del::<_, ()>(key).await })
+                .await?;
+        }
         let key = self.cred("factor", user);
         let n: u32 = self
             .call_admin(|mut c| async move { c.del(key).await })
@@ -239,5 +250,10 @@ impl Home for RedisStore {
         let key = self.cred("fail", user);
         let n: Option<u32> = self.call(|mut c| async move { c.get(key).await }).await?;
         Ok(n.unwrap_or(0))
+    }
+
+    async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError> {
+        let key = self.cred("handle", handle);
+        self.call(|mut c| async move { c.get(key).await }).await
     }
 }
