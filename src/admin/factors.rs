@@ -22,6 +22,11 @@ fn item(r: &FactorRecord) -> serde_json::Value {
         "user": r.user,
         "totp": r.totp.is_some(),
         "totp_created_at": r.totp.as_ref().map(|t| t.created_at),
+        "passkeys": r.passkeys.iter().map(|p| json!({
+            "name": p.name,
+            "created_at": p.created_at,
+            "last_used_at": p.last_used_at,
+        })).collect::<Vec<_>>(),
         "recovery_codes_left": r.recovery.len(),
         "updated_at": r.updated_at,
     })
@@ -97,19 +102,20 @@ impl<S: SessionStore> Admin<S> {
                 percent_encoding::utf8_percent_encode(&r.user, percent_encoding::NON_ALPHANUMERIC)
                     .collect();
             rows.push_str(&format!(
-                "<tr><td>{user}</td><td>{app}</td><td>{left}</td><td>{updated}</td><td>\
+                "<tr><td>{user}</td><td>{app}</td><td>{passkeys}</td><td>{left}</td><td>{updated}</td><td>\
                  <form method=\"post\" action=\"/users/{path}/factors/reset\"><button type=\"submit\" class=\"secondary\">Reset</button></form></td></tr>\n",
                 app = if r.totp.is_some() { "yes" } else { "no" },
+                passkeys = r.passkeys.len(),
                 left = r.recovery.len(),
                 updated = time_ago(r.updated_at * 1000, now),
             ));
         }
         if rows.is_empty() {
-            rows.push_str("<tr><td colspan=\"5\">Nobody has a second factor yet.</td></tr>\n");
+            rows.push_str("<tr><td colspan=\"6\">Nobody has a second factor yet.</td></tr>\n");
         }
         format!(
             "<h2 id=\"factors\">Second factors</h2>\n<div class=\"scroll\"><table><thead><tr><th>User</th>\
-             <th>Authenticator app</th><th>Recovery codes left</th><th>Changed</th><th></th></tr></thead><tbody>\n{rows}</tbody></table></div>\n"
+             <th>Authenticator app</th><th>Passkeys</th><th>Recovery codes left</th><th>Changed</th><th></th></tr></thead><tbody>\n{rows}</tbody></table></div>\n"
         )
     }
 }

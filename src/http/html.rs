@@ -66,9 +66,11 @@ form.inline input{{width:auto}}
 code{{font-size:.85em}}
 small{{color:#5c6473}}
 button.secondary,a.secondary{{color:#1d2330;background:#fff;border:1px solid #b8bfcc}}
-ul.sessions,ul.keys{{list-style:none;margin:1rem 0;padding:0}}
-ul.sessions li,ul.keys li{{display:flex;gap:1rem;align-items:center;justify-content:space-between;padding:.8rem 0;border-bottom:1px solid #e3e6ec}}
-ul.sessions li button,ul.keys li button{{margin:0;width:auto;padding:.4rem .8rem}}
+ul.sessions,ul.keys,ul.factors{{list-style:none;margin:1rem 0;padding:0}}
+ul.sessions li,ul.keys li,ul.factors li{{display:flex;gap:1rem;align-items:center;justify-content:space-between;padding:.8rem 0;border-bottom:1px solid #e3e6ec}}
+ul.sessions li button,ul.keys li button,ul.factors li button{{margin:0;width:auto;padding:.4rem .8rem}}
+figure.qr{{margin:1rem 0;text-align:center}}
+ol.recovery-codes{{columns:2;font-size:1.05rem}}
 .tag{{font-size:.8rem;font-weight:600;color:#22543d;background:#e6f4ea;padding:.2rem .5rem;border-radius:6px;white-space:nowrap}}
 .totals{{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.8rem;margin:0 0 1.5rem}}
 .totals div{{background:#f4f5f7;border-radius:8px;padding:.7rem .9rem}}

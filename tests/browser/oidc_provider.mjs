@@ -15,7 +15,9 @@
 //
 // --interactive: the provider's own login and consent pages (a browser drives
 // them). Without it, every authorization request signs in as the login_hint
-// (default alice) at once, so an HTTP client can run the flow.
+// (default alice) at once, so an HTTP client can run the flow. A hint ending
+// in `:mfa` (`alice:mfa`) signs in as `alice` with amr ["pwd", "mfa"] and
+// acr "mfa-acr": what a provider says after a second factor.
 //
 // --tamper MODE rewrites the ID token of every token response, the way a broken
 // or hostile provider would, to test that sessiongate refuses it:
@@ -90,12 +92,15 @@ const provider = new Provider(issuer, {
   // The claims go into the ID token itself: sessiongate reads only the ID token.
   conformIdTokenClaims: false,
   claims: {
-    openid: ['sub'],
+    // acr and amr with the openid scope: in every ID token that has them
+    // (the `:mfa` sign-ins), as a provider that does MFA puts them.
+    openid: ['sub', 'acr', 'amr'],
     profile: ['preferred_username', 'name'],
     email: ['email', 'email_verified'],
     groups: ['groups'],
   },
   scopes: ['openid', 'profile', 'email', 'groups'],
+  acrValues: ['mfa-acr'],
   features: {
     devInteractions: { enabled: opt.interactive },
     rpInitiatedLogout: { enabled: true },
@@ -114,14 +119,17 @@ if (!opt.interactive) {
   provider.use(async (ctx, next) => {
     if (!ctx.path.startsWith('/interaction/')) return next();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    const accountId = details.params.login_hint || 'alice';
+    const hint = details.params.login_hint || 'alice';
+    const mfa = hint.endsWith(':mfa');
+    const accountId = mfa ? hint.slice(0, -':mfa'.length) : hint;
     const grant = new provider.Grant({ accountId, clientId: details.params.client_id });
     grant.addOIDCScope(details.params.scope);
     const grantId = await grant.save();
+    const login = mfa ? { accountId, amr: ['pwd', 'mfa'], acr: 'mfa-acr' } : { accountId, amr: ['pwd'] };
     const to = await provider.interactionResult(
       ctx.req,
       ctx.res,
-      { login: { accountId }, consent: { grantId } },
+      { login, consent: { grantId } },
       { mergeWithLastSubmission: false },
     );
     ctx.redirect(to);

@@ -699,6 +699,10 @@ fn check_refuses_factor_settings_that_cannot_work() {
         (with(&format!("{keys}pending_timeout = \"1h\"\n"), "", FILE_STORE), "between 30s and 15m"),
         (with("", "[[route]]\npath = \"/x\"\nsecond_factor = true\n", FILE_STORE), "route[4].second_factor: needs [auth.second_factor]"),
         (with(keys, "[[route]]\npath = \"/x\"\nsecond_factor = true\ncredentials = [\"session\", \"basic\"]\n", FILE_STORE), "takes sessions only"),
+        (with(&format!("{keys}passkey_origin = \"http://127.0.0.1:8080\"\n"), "", FILE_STORE), "passkey_origin: must be an origin"),
+        (with(&format!("{keys}passkey_origin = \"http://example.com\"\n"), "", FILE_STORE), "http only for localhost"),
+        (with(&format!("{keys}passkey_origin = \"https://app.example.com/app\"\n"), "", FILE_STORE), "passkey_origin: must be an origin"),
+        (with(&format!("{keys}passkey_login = true\n"), "", FILE_STORE), "passkey_login: needs passkey_origin"),
     ];
     let check = |text: &str| {
         let path = dir.join("proxy.toml");
@@ -718,4 +722,110 @@ fn check_refuses_factor_settings_that_cannot_work() {
     let (ok, out) = check(&with(keys, "", FILE_STORE));
     assert!(ok, "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The passkey endpoints without a browser: what they refuse (the ceremony
+/// itself runs in Chromium, tests/it/browser.rs). A ceremony is started by
+/// the caller it is for, finished once, and only with its cookie; the pages
+/// that load the passkey script, and only those, allow that one script.
+#[test]
+fn passkey_ceremonies_need_their_cookie_and_work_once() {
+    let backend = Backend::app();
+    let gate = start(
+        &backend,
+        "passkey_origin = \"https://localhost\"\npasskey_login = true",
+    );
+    let post = |target: &str, cookie: Option<&str>, body: &str| {
+        let mut r = gate
+            .req("POST", target)
+            .header("Content-Type", "application/json")
+            .header("Origin", "http://app.test")
+            .body(body);
+        if let Some(c) = cookie {
+            r = r.cookie(c);
+        }
+        r.send()
+    };
+    // Anyone may start a passkey sign-in here (passkey_login): the options
+    // name this relying party and ask for user verification.
+    let started = post("/.sessiongate/factor/passkey/auth", None, "{}");
+    assert_eq!(started.status, 200, "{started:#?}");
+    let options = started.json();
+    assert_eq!(options["publicKey"]["rpId"], "localhost", "{options}");
+    assert_eq!(options["publicKey"]["userVerification"], "required");
+    assert!(options["publicKey"]["challenge"].as_str().unwrap().len() >= 43);
+    let ceremony = started
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("__Host-sg_passkey="))
+        .expect("a ceremony cookie");
+    assert!(ceremony.contains("SameSite=Strict") && ceremony.contains("HttpOnly"));
+    let ceremony = ceremony.split(';').next().unwrap().to_owned();
+    // A made-up assertion: refused, and the ceremony is spent with it.
+    let forged = r#"{"credential":{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"authenticatorData":"AAAA","clientDataJSON":"AAAA","signature":"AAAA","userHandle":null}}}"#;
+    let resp = post(
+        "/.sessiongate/factor/passkey/auth/finish",
+        Some(&ceremony),
+        forged,
+    );
+    assert_eq!(resp.status, 401, "{resp:#?}");
+    assert!(resp.session_cookie().is_none());
+    let resp = post(
+        "/.sessiongate/factor/passkey/auth/finish",
+        Some(&ceremony),
+        forged,
+    );
+    assert_eq!(resp.status, 400, "used once: {resp:#?}");
+    // No ceremony, a forged one, a cross-origin one.
+    let resp = post("/.sessiongate/factor/passkey/auth/finish", None, forged);
+    assert_eq!(resp.status, 400, "{resp:#?}");
+    let resp = post(
+        "/.sessiongate/factor/passkey/auth/finish",
+        Some("__Host-sg_passkey=eyJ9.00"),
+        forged,
+    );
+    assert_eq!(resp.status, 400, "{resp:#?}");
+    let resp = gate
+        .req("POST", "/.sessiongate/factor/passkey/auth")
+        .header("Origin", "https://evil.example")
+        .body("{}")
+        .send();
+    assert_eq!(resp.status, 403, "{resp:#?}");
+    // Registering needs a sign-in.
+    let resp = post("/.sessiongate/factor/passkey/register", None, "{}");
+    assert_eq!(resp.status, 401, "{resp:#?}");
+
+    // The script, and the pages that load it under a policy that allows it.
+    let js = gate.get("/.sessiongate/factor/passkey.js").send();
+    assert_eq!(js.status, 200);
+    assert!(js
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
+    let login = gate.get(LOGIN).send();
+    assert!(
+        login.body.contains("Sign in with a passkey"),
+        "{}",
+        login.body
+    );
+    let csp = login.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert_eq!(login.all("content-security-policy").len(), 1);
+    let mut jar = Jar::default();
+    jar.password(&gate, ALICE);
+    let sessions = jar.get(&gate, "/.sessiongate/sessions");
+    let csp = sessions.header("content-security-policy").unwrap();
+    assert!(!csp.contains("script-src"), "no script there: {csp}");
+    let enrol = jar.get(&gate, ENROL);
+    assert!(enrol.body.contains("Add a passkey"));
+    let csp = enrol.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    // A signed-in user may start a registration: options for them.
+    let resp = jar.send(
+        gate.req("POST", "/.sessiongate/factor/passkey/register")
+            .header("Content-Type", "application/json")
+            .body("{}"),
+    );
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    assert_eq!(resp.json()["publicKey"]["user"]["name"], "alice");
 }

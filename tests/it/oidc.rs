@@ -648,3 +648,48 @@ allowed_groups = ["staff"]
         assert!(err.contains(want), "{want} in {err}");
     }
 }
+
+/// `second_factor_amr` / `second_factor_acr`: a sign-in whose ID token says
+/// the provider asked for more than a password counts as a second factor
+/// (step-up routes take it); one that does not, or a provider without the
+/// setting, does not, whatever the token says.
+#[test]
+fn the_providers_amr_or_acr_can_count_as_a_second_factor() {
+    let op = Op::simple(&[]);
+    let backend = Backend::app();
+    let step_up = "\n[[route]]\npath = \"/secure\"\nsecond_factor = true\n";
+    let sign_in = |gate: &Gate, hint: &str| {
+        begin(gate, &op, "/", hint)
+            .finish(gate)
+            .session_cookie()
+            .unwrap()
+    };
+    for keys in [
+        "second_factor_amr = [\"mfa\", \"hwk\"]",
+        "second_factor_acr = [\"mfa-acr\"]",
+    ] {
+        let gate = gate_with(&backend, &op, &format!("{keys}\n{step_up}"), "");
+        let with_mfa = sign_in(&gate, "alice:mfa");
+        let me = gate.get("/.sessiongate/me").cookie(&with_mfa).send().json();
+        assert!(me["second_factor_at"].is_u64(), "{keys}: {me}");
+        let resp = gate.get("/secure").cookie(&with_mfa).api().send();
+        assert_eq!(resp.status, 200, "{keys}: {resp:#?}");
+        assert_eq!(backend.last().one("x-user"), Some("alice"));
+        // A password alone at the provider: no second factor here.
+        let without = sign_in(&gate, "alice");
+        let me = gate.get("/.sessiongate/me").cookie(&without).send().json();
+        assert!(me["second_factor_at"].is_null(), "{keys}: {me}");
+        let resp = gate.get("/secure").cookie(&without).browser().send();
+        assert_eq!(resp.status, 302, "{keys}: {resp:#?}");
+        assert_eq!(
+            resp.header("location"),
+            Some("/.sessiongate/factor?next=/secure")
+        );
+    }
+    // Without the setting, the provider's amr is not taken at its word; a
+    // step-up route then cannot be configured at all.
+    let gate = gate(&backend, &op, "");
+    let cookie = sign_in(&gate, "alice:mfa");
+    let me = gate.get("/.sessiongate/me").cookie(&cookie).send().json();
+    assert!(me["second_factor_at"].is_null(), "{me}");
+}
