@@ -1,7 +1,8 @@
 //! What scripts and services send, and the credential store's file: the
-//! `Authorization` header, an API key, a JWT's unverified issuer and the
-//! credentials file never panic, and an API key accepted is exactly of the
-//! key format.
+//! `Authorization` header, an API key, a JWT's unverified issuer, the
+//! credentials file and what the second factor reads (a typed code, a sealed
+//! secret, a pending sign-in cookie) never panic; an API key accepted is
+//! exactly of the key format, a recovery code is 20 hex digits.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -12,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = sessiongate::fuzzing::jwt_issuer(text);
+    if let Some(code) = sessiongate::fuzzing::second_factor(text) {
+        assert!(code.len() == 20 && code.bytes().all(|b| b.is_ascii_hexdigit()), "{text:?}");
+    }
     if let Some((id, secret)) = sessiongate::fuzzing::api_key(text) {
         let hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         assert!(id.len() == 16 && hex(id), "{text:?}");

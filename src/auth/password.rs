@@ -113,7 +113,16 @@ impl Auth {
             .second_step(&user, &roles, &next, client, cookie, secrets)
             .await
         {
-            Ok(Some(reply)) => return reply,
+            Ok(Some(reply)) => {
+                // A sign-in as someone (else) ends the session it replaces
+                // now: a pending sign-in never sits beside a session.
+                if cur.user().is_some() {
+                    if let Err(e) = sessions.logout(cur).await {
+                        return unavailable(&e);
+                    }
+                }
+                return reply;
+            }
             Ok(None) => {}
             Err(e) => return unavailable(&e),
         }

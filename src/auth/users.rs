@@ -109,6 +109,18 @@ impl User {
         mac.update(password.as_bytes());
         mac.finalize().into_bytes().into()
     }
+
+    /// Which password a half-finished sign-in was proved with: 16 hex digits
+    /// of a hash of the stored hash (the pending second factor carries it, so
+    /// a new password in the users file voids a sign-in started with the old).
+    pub(crate) fn password_stamp(&self) -> String {
+        use sha2::Digest as _;
+        let h = sha2::Sha256::new()
+            .chain_update(b"sessiongate password stamp v1\0")
+            .chain_update(self.password_hash.as_bytes())
+            .finalize();
+        hex::encode(&h[..8])
+    }
 }
 
 impl std::fmt::Debug for User {

@@ -113,17 +113,26 @@ pub fn take_commands(resp: &mut ResponseHeader, cookie_name: &str) -> Option<Com
 }
 
 fn drop_backend_session_cookie(resp: &mut ResponseHeader, cookie_name: &str) {
+    drop_backend_cookies(resp, &[cookie_name]);
+}
+
+/// Drop a backend's `Set-Cookie` for any of `names` (ours: the session
+/// cookie, and the cookies of our own flows), keeping its others.
+pub(crate) fn drop_backend_cookies(resp: &mut ResponseHeader, names: &[&str]) {
+    if names.is_empty() {
+        return;
+    }
     let is_ours = |v: &HeaderValue| {
         let v = v.as_bytes();
         let end = v.iter().position(|&b| b == b'=').unwrap_or(v.len());
-        v[..end].trim_ascii() == cookie_name.as_bytes()
+        names.iter().any(|n| v[..end].trim_ascii() == n.as_bytes())
     };
     let all = resp.headers.get_all(header::SET_COOKIE);
     if !all.iter().any(is_ours) {
         return;
     }
     let keep: Vec<HeaderValue> = all.iter().filter(|v| !is_ours(v)).cloned().collect();
-    tracing::warn!("backend Set-Cookie for the session cookie dropped");
+    tracing::warn!("backend Set-Cookie for a cookie of sessiongate's dropped");
     resp.remove_header(&header::SET_COOKIE);
     for v in keep {
         // append_header only fails on invalid names; SET_COOKIE is valid.

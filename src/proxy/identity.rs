@@ -136,13 +136,15 @@ pub(crate) fn set_identity(
 
 impl<S: SessionStore> Proxy<S> {
     /// Remove what is ours from a request bound upstream: the client's
-    /// identity headers in every spelling, the session cookie, the OIDC
-    /// pre-login cookie.
+    /// identity headers in every spelling, the session cookie, and the
+    /// cookies of our own flows (the OIDC pre-login, a pending second
+    /// factor, a passkey ceremony): a pending sign-in in a backend's log is
+    /// half a login.
     pub(super) fn strip_ours(&self, req: &mut RequestHeader) -> pingora::Result<()> {
         strip_client_identity(req, &self.config.identity);
         let cookie = &self.sessions.config().cookie;
         strip_session_cookie(req, &cookie.name)?;
-        if let Some(name) = self.auth.prelogin_cookie(cookie) {
+        for name in &self.own_cookies {
             strip_session_cookie(req, name)?;
         }
         Ok(())

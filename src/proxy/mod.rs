@@ -82,6 +82,9 @@ pub(crate) struct Proxy<S> {
     auth: Arc<Auth>,
     upstreams: Vec<Upstream>,
     redirects: Redirects,
+    /// The cookies of sessiongate's own flows besides the session cookie
+    /// (`Auth::own_cookies`): stripped upstream, refused from a backend.
+    own_cookies: Vec<&'static str>,
 }
 
 /// Where a browser is sent when a route wants more than it brought,
@@ -157,12 +160,14 @@ impl<S: SessionStore> Proxy<S> {
             login: format!("{}?next=", config.login_url),
             factor: format!("{}/factor?next=", auth.config.prefix),
         };
+        let own_cookies = auth.own_cookies(&sessions.config().cookie);
         Proxy {
             config,
             sessions,
             auth,
             upstreams,
             redirects,
+            own_cookies,
         }
     }
 
@@ -404,6 +409,7 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             return Error::e_explain(HTTPStatus(502), "unrequested 101 from the backend");
         }
         let cookie_name = &self.sessions.config().cookie.name;
+        commands::drop_backend_cookies(resp, &self.own_cookies);
         if let Some(commands) = commands::take_commands(resp, cookie_name) {
             self.apply_commands(session, ctx, commands).await?;
         }

@@ -64,6 +64,11 @@ pub(crate) enum Required {
 /// recovery codes, replacing the app) asks for one.
 pub(crate) const RECENT: Duration = Duration::from_secs(600);
 
+/// How long a used TOTP code is remembered: past the last moment its step is
+/// accepted (the step after it), with a step to spare for instances whose
+/// clocks differ.
+const CODE_REMEMBERED: Duration = Duration::from_secs(4 * totp::STEP);
+
 /// What a code proved.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -108,16 +113,12 @@ impl Factors {
         self.home.put_factors(record).await
     }
 
-    /// Count a failed factor for `user` (a passkey that did not verify).
+    /// Give back an attempt of `user`'s that passed (a passkey).
     ///
     /// # Errors
     /// When the credential store fails.
-    pub(crate) async fn count_failure(
-        &self,
-        user: &str,
-        window: Duration,
-    ) -> Result<(), StoreError> {
-        self.home.factor_failed(user, window).await.map(|_| ())
+    pub(crate) async fn refund(&self, user: &str) -> Result<(), StoreError> {
+        self.home.factor_refund(user).await
     }
 
     /// The user a passkey's user handle belongs to.
@@ -167,24 +168,41 @@ impl Factors {
         window: Duration,
         now: u64,
     ) -> Result<Verdict, StoreError> {
-        if self.home.factor_failures(user).await? >= max_failures {
-            METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "auth", user = %user, "second factor throttled");
+        let Some(n) = self.attempt(user, max_failures, window).await? else {
             return Ok(Verdict::Throttled);
-        }
+        };
         let record = self.record(user).await?;
         let passed = match &record {
             Some(r) => self.check(r, typed.trim(), now).await?,
             None => None,
         };
         match passed {
-            Some(v) => Ok(v),
+            Some(v) => {
+                self.home.factor_refund(user).await?;
+                Ok(v)
+            }
             None => {
-                let n = self.home.factor_failed(user, window).await?;
                 tracing::warn!(target: "auth", user = %user, failures = n, "second factor refused");
                 Ok(Verdict::Refused)
             }
         }
+    }
+
+    /// Count an attempt at `user`'s factor before checking it: `None` past
+    /// `max_failures` within `window` (throttled), else the attempts so far.
+    pub(crate) async fn attempt(
+        &self,
+        user: &str,
+        max_failures: u32,
+        window: Duration,
+    ) -> Result<Option<u32>, StoreError> {
+        let n = self.home.factor_attempt(user, window).await?;
+        if n > max_failures {
+            METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "auth", user = %user, "second factor throttled");
+            return Ok(None);
+        }
+        Ok(Some(n))
     }
 
     async fn check(
@@ -205,11 +223,7 @@ impl Factors {
             // Once per step, on every instance: kept past the last moment the
             // step's code is accepted (it and its successor's window).
             let token = once_token(&["totp", &r.user, &step.to_string()]);
-            if !self
-                .home
-                .first_use(&token, Duration::from_secs(3 * totp::STEP))
-                .await?
-            {
+            if !self.home.first_use(&token, CODE_REMEMBERED).await? {
                 tracing::warn!(target: "auth", user = %r.user, "a TOTP code was used again");
                 return Ok(None);
             }
@@ -275,7 +289,7 @@ impl Factors {
         window: Duration,
         now: u64,
     ) -> Result<Result<Vec<String>, Verdict>, StoreError> {
-        if self.home.factor_failures(user).await? >= max_failures {
+        if self.attempt(user, max_failures, window).await?.is_none() {
             return Ok(Err(Verdict::Throttled));
         }
         let secret = (now < expires)
@@ -285,14 +299,20 @@ impl Factors {
             .as_ref()
             .and_then(|s| totp::matching_step(&s.plain, typed.trim(), now));
         let (Some(secret), Some(step)) = (secret, step) else {
-            self.home.factor_failed(user, window).await?;
             return Ok(Err(Verdict::Refused));
         };
-        // The code that enrolled cannot sign in again in its window.
-        let token = once_token(&["totp", user, &step.to_string()]);
-        self.home
-            .first_use(&token, Duration::from_secs(3 * totp::STEP))
-            .await?;
+        // A form enrols once (a second submit would replace the recovery
+        // codes just shown), and the code that enrolled cannot sign in again
+        // in its window.
+        let form = once_token(&["enrol", user, sealed]);
+        let code = once_token(&["totp", user, &step.to_string()]);
+        let form_lives = Duration::from_secs(expires.saturating_sub(now) + 60);
+        if !self.home.first_use(&form, form_lives).await?
+            || !self.home.first_use(&code, CODE_REMEMBERED).await?
+        {
+            return Ok(Err(Verdict::Refused));
+        }
+        self.home.factor_refund(user).await?;
         let codes = recovery::new_codes();
         // Passkeys stay; a new app gets new recovery codes.
         let mut record = self
@@ -336,10 +356,15 @@ impl Factors {
     /// # Errors
     /// When the credential store fails.
     pub(crate) async fn spend(&self, nonce: &str) -> Result<bool, StoreError> {
+        // Past the longest a pending sign-in or a passkey ceremony lives.
+        let lives = self
+            .options
+            .pending_timeout
+            .max(passkeys::CEREMONY_LIFETIME);
         let token = once_token(&["pending", nonce]);
-        // Past the longest a pending sign-in lives.
-        let ttl = self.options.pending_timeout + Duration::from_secs(60);
-        self.home.first_use(&token, ttl).await
+        self.home
+            .first_use(&token, lives + Duration::from_secs(60))
+            .await
     }
 
     /// Forget every factor of `user` (the admin's reset).
@@ -357,6 +382,15 @@ impl Factors {
     pub(crate) async fn list(&self) -> Result<Vec<FactorRecord>, StoreError> {
         self.home.list_factors().await
     }
+}
+
+/// The pending sign-in's and the passkey ceremony's cookie names beside a
+/// session cookie with `session`'s attributes.
+pub(crate) fn cookie_names(session: &crate::session::cookie::CookieAttrs) -> [&'static str; 2] {
+    [
+        pending::cookie_name(session),
+        passkeys::cookie_name(session),
+    ]
 }
 
 /// A record with no factor yet.

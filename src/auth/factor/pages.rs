@@ -41,6 +41,8 @@ pub(crate) enum Asker {
         user: String,
         roles: Vec<String>,
         factor_at: u64,
+        /// When the session was made (unix ms).
+        created_at: u64,
     },
 }
 
@@ -90,8 +92,14 @@ impl Auth {
             return Ok(None);
         };
         let timeout = factors.options.pending_timeout;
+        let stamp = self
+            .users
+            .get(user)
+            .map(|u| u.password_stamp())
+            .unwrap_or_default();
         let p = Pending::new(
             user.to_owned(),
+            stamp,
             waiting,
             next.to_owned(),
             now_secs() + timeout.as_secs(),
@@ -125,7 +133,12 @@ impl Auth {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| crate::session::cookie::find(v, &attrs.name))
             .find_map(|v| Pending::open(v, &sessions.config().secrets, now));
-        found
+        // Still that user, enabled, with the password it was proved with.
+        found.filter(|p| {
+            self.users
+                .get(&p.user)
+                .is_some_and(|u| !u.disabled && u.name == p.user && u.password_stamp() == p.stamp)
+        })
     }
 
     pub(crate) fn asker<S: SessionStore>(
@@ -134,15 +147,38 @@ impl Auth {
         cur: &RequestSession,
         sessions: &SessionManager<S>,
     ) -> Option<Asker> {
-        if let Some(p) = self.pending(req, sessions) {
-            return Some(Asker::Pending(p));
+        // A signed-in session first: a pending cookie beside it was not
+        // made by this browser's last sign-in (that ends the session it
+        // replaces), so it may be planted.
+        if let Some(s) = cur.session.as_deref().filter(|s| s.user().is_some()) {
+            let user = s.user()?;
+            // Factors belong to users of the users file.
+            if self
+                .users
+                .get(user)
+                .is_none_or(|u| u.name != user || u.disabled)
+            {
+                return None;
+            }
+            return Some(Asker::Session {
+                user: user.to_owned(),
+                roles: s.roles().map(str::to_owned).collect(),
+                factor_at: s.factor_at,
+                created_at: s.created_at,
+            });
         }
+        self.pending(req, sessions).map(Asker::Pending)
+    }
+
+    /// The signed-in user of the users file this session is, and when it
+    /// last passed a factor: who may change their own factors.
+    pub(crate) fn session_user(&self, cur: &RequestSession) -> Option<(String, u64)> {
         let s = cur.session.as_deref()?;
-        Some(Asker::Session {
-            user: s.user()?.to_owned(),
-            roles: s.roles().map(str::to_owned).collect(),
-            factor_at: s.factor_at,
-        })
+        let user = s.user()?;
+        self.users
+            .get(user)
+            .filter(|u| u.name == user && !u.disabled)
+            .map(|u| (u.name.clone(), s.factor_at))
     }
 
     fn clear_pending<S: SessionStore>(&self, sessions: &SessionManager<S>, https: bool) -> String {
@@ -267,7 +303,7 @@ impl Auth {
             }
             Ok(Verdict::Passed { recovery_left }) => {
                 let done = self
-                    .factor_passed(asker, &next, client, cur, sessions)
+                    .factor_passed(asker, Proved::User, &next, client, cur, sessions)
                     .await;
                 match recovery_left {
                     // Say how many are left, on a page of its own, once.
@@ -303,6 +339,7 @@ impl Auth {
     pub(crate) async fn factor_passed<S: SessionStore>(
         &self,
         asker: Asker,
+        proved: Proved,
         next: &str,
         client: &Client,
         cur: &mut RequestSession,
@@ -312,6 +349,12 @@ impl Auth {
             return self.to_login(next);
         };
         let now = now_ms();
+        // Setting up a factor from a session proves the new factor, not the
+        // person: the session keeps what it had (a step-up route asks again).
+        let factor_at = match (&asker, proved) {
+            (Asker::Session { factor_at, .. }, Proved::NewFactor) => *factor_at,
+            _ => now,
+        };
         let (user, roles, data) = match asker {
             Asker::Pending(p) => {
                 match factors.spend(&p.nonce).await {
@@ -346,7 +389,7 @@ impl Auth {
             }
         };
         if let Err(e) = sessions
-            .login_with(cur, user.clone(), roles, data, now, client)
+            .login_with(cur, user.clone(), roles, data, factor_at, client)
             .await
         {
             return unavailable(&e);
@@ -448,19 +491,28 @@ impl Auth {
     ) -> Result<(String, Option<String>), Reply> {
         let factors = self.factors_or_404()?;
         match self.asker(req, cur, sessions) {
+            // A pending enrolment, while the user still has no factor (one
+            // set up since must not be replaced with it).
             Some(Asker::Pending(p)) if p.waiting == Waiting::Enrolment => {
-                Ok((p.user, Some(p.next)))
+                match factors.has_factor(&p.user).await {
+                    Ok(false) => Ok((p.user, Some(p.next))),
+                    Ok(true) => Err(self.to_login(&p.next)),
+                    Err(e) => Err(unavailable(&e)),
+                }
             }
             Some(Asker::Session {
-                user, factor_at, ..
+                user,
+                factor_at,
+                created_at,
+                ..
             }) => {
-                // A key of the users file: a provider's user has the
-                // provider's factors.
-                if self.users.get(&user).is_none_or(|u| u.name != user) {
-                    return Err(Reply::problem(crate::http::problem::Problem::NotFound));
-                }
                 match factors.has_factor(&user).await {
-                    Ok(false) => Ok((user, None)),
+                    // A first factor from a recent sign-in only: a stolen,
+                    // older session must not set up the thief's factor.
+                    Ok(false) if recent(created_at) => Ok((user, None)),
+                    Ok(false) => {
+                        Err(self.to_login(&format!("{}/factor/enrol", self.config.prefix)))
+                    }
                     Ok(true) if recent(factor_at) => Ok((user, None)),
                     Ok(true) => Err(Reply::see_other(&format!(
                         "{p}/factor?{q}",
@@ -608,7 +660,7 @@ impl Auth {
             None => return self.to_login(&next),
         };
         let done = self
-            .factor_passed(asker, &next, client, cur, sessions)
+            .factor_passed(asker, Proved::NewFactor, &next, client, cur, sessions)
             .await;
         if done.status != StatusCode::SEE_OTHER {
             return done;
@@ -628,13 +680,11 @@ impl Auth {
             Ok(f) => f,
             Err(r) => return r,
         };
-        let Some(s) = cur.session.as_deref() else {
+        let Some((user, factor_at)) = self.session_user(cur) else {
             return self.to_login(&format!("{}/sessions", self.config.prefix));
         };
-        let Some(user) = s.user() else {
-            return self.to_login(&format!("{}/sessions", self.config.prefix));
-        };
-        if !recent(s.factor_at) {
+        let user = user.as_str();
+        if !recent(factor_at) {
             return Reply::see_other(&format!(
                 "{}/factor?{}",
                 self.config.prefix,
@@ -756,10 +806,19 @@ impl Factors {
     }
 }
 
-/// Whether a factor passed at `factor_at` (unix ms) is recent enough for the
-/// factor's own pages.
-pub(crate) fn recent(factor_at: u64) -> bool {
-    factor_at != 0 && now_ms().saturating_sub(factor_at) <= RECENT.as_millis() as u64
+/// What a passed factor proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proved {
+    /// The user: a code or a passkey they already had.
+    User,
+    /// A factor just set up: its owner holds it, whoever they are.
+    NewFactor,
+}
+
+/// Whether `at` (unix ms; 0: never) is recent enough for the factor's own
+/// pages ([`RECENT`]).
+pub(crate) fn recent(at: u64) -> bool {
+    at != 0 && now_ms().saturating_sub(at) <= RECENT.as_millis() as u64
 }
 
 /// `next=<next>`, encoded.

@@ -144,12 +144,16 @@ fn cookie_attrs<S: SessionStore>(
     sessions: &SessionManager<S>,
 ) -> crate::session::cookie::CookieAttrs {
     let session = &sessions.config().cookie;
-    let name = if session.name.starts_with("__Host-") {
+    session.beside(cookie_name(session), SameSite::Strict, CEREMONY_LIFETIME)
+}
+
+/// The ceremony cookie's name beside a session cookie with `session`'s attributes.
+pub(crate) fn cookie_name(session: &crate::session::cookie::CookieAttrs) -> &'static str {
+    if session.name.starts_with("__Host-") {
         "__Host-sg_passkey"
     } else {
         "sg_passkey"
-    };
-    session.beside(name, SameSite::Strict, CEREMONY_LIFETIME)
+    }
 }
 
 fn json_error(status: StatusCode, error: &str) -> Reply {
@@ -185,15 +189,15 @@ impl Auth {
             .with(header::SET_COOKIE, attrs.set_cookie(&value, client.https))
     }
 
-    /// The ceremony this request carries, of `kind`, spent now (once, on
-    /// every instance). `Err`: the reply to send instead.
-    async fn finish_ceremony<S: SessionStore>(
+    /// The ceremony this request carries, of `kind`, not yet expired.
+    /// `Err`: the reply to send instead. It is spent ([`Auth::spend_ceremony`])
+    /// only once its answer verified, so made-up answers cost the store nothing.
+    fn ceremony<S: SessionStore>(
         &self,
         req: &RequestHeader,
         sessions: &SessionManager<S>,
         kind: Kind,
     ) -> Result<Ceremony, Reply> {
-        let (factors, _) = self.passkeys_or_404()?;
         let attrs = cookie_attrs(sessions);
         let now = now_secs();
         let found: Option<Ceremony> = req
@@ -211,14 +215,18 @@ impl Auth {
                 )
             })
             .filter(|c| c.kind == kind && now < c.expires);
-        let Some(c) = found else {
-            return Err(json_error(
+        found.ok_or_else(|| {
+            json_error(
                 StatusCode::BAD_REQUEST,
                 "no passkey ceremony in progress; start again",
-            ));
-        };
-        match factors.spend(&format!("passkey\0{}", c.nonce)).await {
-            Ok(true) => Ok(c),
+            )
+        })
+    }
+
+    /// Spend `c` (once, on every instance): `Err` when it was spent already.
+    async fn spend_ceremony(&self, factors: &Factors, nonce: &str) -> Result<(), Reply> {
+        match factors.spend(&format!("passkey\0{nonce}")).await {
+            Ok(true) => Ok(()),
             Ok(false) => Err(json_error(
                 StatusCode::BAD_REQUEST,
                 "this passkey ceremony was used; start again",
@@ -304,7 +312,7 @@ impl Auth {
             Ok(found) => found,
             Err(_) => return json_error(StatusCode::UNAUTHORIZED, "sign in first"),
         };
-        let ceremony = match self.finish_ceremony(req, sessions, Kind::Register).await {
+        let ceremony = match self.ceremony(req, sessions, Kind::Register) {
             Ok(c) => c,
             Err(r) => return r,
         };
@@ -331,11 +339,20 @@ impl Auth {
                 return json_error(StatusCode::BAD_REQUEST, "the passkey was not accepted");
             }
         };
+        if let Err(r) = self.spend_ceremony(factors, &ceremony.nonce).await {
+            return r;
+        }
         let now = now_secs();
         let mut record = match factors.record(&user).await {
             Ok(r) => r.unwrap_or_else(|| empty_record(&user)),
             Err(e) => return unavailable(&e),
         };
+        // Another registration finished meanwhile: the user keeps one
+        // handle (the passkey made here carries this ceremony's), and the cap.
+        let same_handle = record.handle.is_none() || record.handle == ceremony.handle;
+        if !same_handle || record.passkeys.len() >= MAX_PASSKEYS {
+            return json_error(StatusCode::CONFLICT, "start again");
+        }
         let name = clean_name(&finish.name, record.passkeys.len() + 1);
         record.handle = ceremony.handle;
         record.passkeys.push(PasskeyFactor {
@@ -363,7 +380,14 @@ impl Auth {
             return json_error(StatusCode::UNAUTHORIZED, "sign in first");
         };
         let done = self
-            .factor_passed(asker, &next, client, cur, sessions)
+            .factor_passed(
+                asker,
+                super::pages::Proved::NewFactor,
+                &next,
+                client,
+                cur,
+                sessions,
+            )
             .await;
         as_json(done, &next, &codes)
     }
@@ -446,10 +470,7 @@ impl Auth {
             Ok(p) => p,
             Err(r) => return r,
         };
-        let ceremony = match self
-            .finish_ceremony(req, sessions, Kind::Authenticate)
-            .await
-        {
+        let ceremony = match self.ceremony(req, sessions, Kind::Authenticate) {
             Ok(c) => c,
             Err(r) => return r,
         };
@@ -487,6 +508,18 @@ impl Auth {
         if handle.is_some() && handle != record.handle {
             return refused();
         }
+        // A known user's attempt counts before it is checked, as a code does.
+        let window = self.config.failure_window;
+        if ceremony.user.is_some() {
+            match factors
+                .attempt(&user, self.config.max_failures, window)
+                .await
+            {
+                Ok(Some(_)) => {}
+                Ok(None) => return json_error(StatusCode::TOO_MANY_REQUESTS, "too many attempts"),
+                Err(e) => return unavailable(&e),
+            }
+        }
         let keys: Vec<DiscoverableKey> = record.passkeys.iter().map(|p| (&p.key).into()).collect();
         let result =
             passkeys
@@ -496,16 +529,19 @@ impl Auth {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(target: "auth", user = %user, error = %e, "passkey refused");
-                if ceremony.user.is_some() {
-                    let window = self.config.failure_window;
-                    if let Err(e) = factors.count_failure(&user, window).await {
-                        return unavailable(&e);
-                    }
-                }
                 METRICS.login_failed();
                 return refused();
             }
         };
+        // Verified: now spend the ceremony (a replayed answer stops here).
+        if let Err(r) = self.spend_ceremony(factors, &ceremony.nonce).await {
+            return r;
+        }
+        if ceremony.user.is_some() {
+            if let Err(e) = factors.refund(&user).await {
+                return unavailable(&e);
+            }
+        }
         let now = now_secs();
         for p in &mut record.passkeys {
             if p.key.cred_id() == result.cred_id() {
@@ -538,7 +574,14 @@ impl Auth {
             .into_owned(),
         };
         let done = self
-            .factor_passed(asker, &next, client, cur, sessions)
+            .factor_passed(
+                asker,
+                super::pages::Proved::User,
+                &next,
+                client,
+                cur,
+                sessions,
+            )
             .await;
         as_json(done, &next, &[])
     }
@@ -549,13 +592,11 @@ impl Auth {
             return json_error(StatusCode::NOT_FOUND, "not found");
         };
         let back = format!("{}/sessions", self.config.prefix);
-        let Some(s) = cur.session.as_deref() else {
+        let Some((user, factor_at)) = self.session_user(cur) else {
             return Reply::see_other(&self.config.login_url);
         };
-        let Some(user) = s.user() else {
-            return Reply::see_other(&self.config.login_url);
-        };
-        if !super::pages::recent(s.factor_at) {
+        let user = user.as_str();
+        if !super::pages::recent(factor_at) {
             return Reply::see_other(&format!(
                 "{}/factor?next={}",
                 self.config.prefix,

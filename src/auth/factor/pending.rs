@@ -42,10 +42,18 @@ pub(crate) struct Pending {
     pub expires: u64,
     /// 128 random bits, spent when the sign-in completes.
     pub nonce: String,
+    /// The password it was proved with (`User::password_stamp`).
+    pub stamp: String,
 }
 
 impl Pending {
-    pub(crate) fn new(user: String, waiting: Waiting, next: String, expires: u64) -> Pending {
+    pub(crate) fn new(
+        user: String,
+        stamp: String,
+        waiting: Waiting,
+        next: String,
+        expires: u64,
+    ) -> Pending {
         let mut n = [0u8; 16];
         getrandom::getrandom(&mut n).expect("the OS CSPRNG must be available");
         Pending {
@@ -54,6 +62,7 @@ impl Pending {
             next,
             expires,
             nonce: hex::encode(n),
+            stamp,
         }
     }
 
@@ -72,12 +81,16 @@ impl Pending {
 
 /// The cookie's name and attributes beside the session cookie.
 pub(crate) fn cookie_attrs(session: &CookieAttrs, lifetime: std::time::Duration) -> CookieAttrs {
-    let name = if session.name.starts_with("__Host-") {
+    session.beside(cookie_name(session), SameSite::Strict, lifetime)
+}
+
+/// The cookie's name beside a session cookie with `session`'s attributes.
+pub(crate) fn cookie_name(session: &CookieAttrs) -> &'static str {
+    if session.name.starts_with("__Host-") {
         "__Host-sg_factor"
     } else {
         "sg_factor"
-    };
-    session.beside(name, SameSite::Strict, lifetime)
+    }
 }
 
 #[cfg(test)]
@@ -87,7 +100,13 @@ mod tests {
     #[test]
     fn a_pending_sign_in_opens_until_it_expires_and_not_as_anything_else() {
         let s = Secret::new(vec![1; 32]);
-        let p = Pending::new("alice".into(), Waiting::Code, "/app".into(), 100);
+        let p = Pending::new(
+            "alice".into(),
+            "00".into(),
+            Waiting::Code,
+            "/app".into(),
+            100,
+        );
         let sealed = p.seal(std::slice::from_ref(&s));
         assert_eq!(
             Pending::open(&sealed, std::slice::from_ref(&s), 99),
@@ -101,6 +120,6 @@ mod tests {
     }
 
     fn p_json() -> serde_json::Value {
-        serde_json::json!({"user": "alice", "waiting": "code", "next": "/", "expires": 100, "nonce": "00"})
+        serde_json::json!({"user": "alice", "waiting": "code", "next": "/", "expires": 100, "nonce": "00", "stamp": "00"})
     }
 }

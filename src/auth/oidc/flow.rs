@@ -54,11 +54,22 @@ fn signed_in(next: &str, same_site: SameSite) -> Reply {
 impl Auth {
     /// The pre-login cookie's name when sign-in with a provider is on: it is
     /// ours, so the proxy strips it from requests to upstreams.
-    pub(crate) fn prelogin_cookie(
+    /// The names of the short-lived cookies of sessiongate's own flows
+    /// beside a session cookie with `session`'s attributes (the OIDC
+    /// pre-login, a pending second factor, a passkey ceremony): never sent
+    /// upstream, never set by a backend.
+    pub(crate) fn own_cookies(
         &self,
         session: &crate::session::cookie::CookieAttrs,
-    ) -> Option<&'static str> {
-        (!self.providers.is_empty()).then(|| prelogin::cookie_name(session))
+    ) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if !self.providers.is_empty() {
+            names.push(prelogin::cookie_name(session));
+        }
+        if self.factors.is_some() {
+            names.extend(crate::auth::factor::cookie_names(session));
+        }
+        names
     }
 
     pub(crate) fn provider(&self, id: &str) -> Option<&Arc<Provider>> {

@@ -40,7 +40,9 @@ pub(crate) struct Contents {
 }
 
 /// Most entries each in-memory counter keeps: past it, the expired ones are
-/// dropped, and if none has expired the oldest window goes first.
+/// dropped, and if none has expired the count fails closed (a 503). Entries
+/// are made only by codes that passed and by failures of users whose
+/// password passed, so real use stays far below it.
 const MAX_COUNTED: usize = 100_000;
 
 /// Expiring entries in memory: the file home's `first_use` and failure counts.
@@ -52,15 +54,14 @@ struct Counted {
 
 impl Counted {
     /// Add one to `key` (a new window of `ttl` if it has none); the count.
-    fn add(&mut self, key: &str, ttl: Duration) -> u32 {
+    /// `None` when the map is full of live entries: the caller fails closed
+    /// rather than forget a code that was used or a failure that was counted.
+    fn add(&mut self, key: &str, ttl: Duration) -> Option<u32> {
         let now = Instant::now();
-        if self.entries.len() >= MAX_COUNTED {
+        if self.entries.len() >= MAX_COUNTED && !self.entries.contains_key(key) {
             self.entries.retain(|_, (_, until)| *until > now);
             if self.entries.len() >= MAX_COUNTED {
-                let oldest = self.entries.iter().min_by_key(|(_, (_, u))| *u);
-                if let Some(k) = oldest.map(|(k, _)| k.clone()) {
-                    self.entries.remove(&k);
-                }
+                return None;
             }
         }
         let e = self.entries.entry(key.to_owned()).or_insert((0, now + ttl));
@@ -68,13 +69,13 @@ impl Counted {
             *e = (0, now + ttl);
         }
         e.0 = e.0.saturating_add(1);
-        e.0
+        Some(e.0)
     }
 
-    fn get(&self, key: &str) -> u32 {
-        match self.entries.get(key) {
-            Some((n, until)) if *until > Instant::now() => *n,
-            _ => 0,
+    /// Take one off `key`, if it is counted.
+    fn take_one(&mut self, key: &str) {
+        if let Some(e) = self.entries.get_mut(key) {
+            e.0 = e.0.saturating_sub(1);
         }
     }
 }
@@ -162,6 +163,12 @@ impl FileHome {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
             .map_err(|e| StoreError::Unavailable(format!("credentials file: {e}")))
     }
+}
+
+fn full() -> StoreError {
+    StoreError::Unavailable(format!(
+        "more than {MAX_COUNTED} second-factor codes in use at once"
+    ))
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -275,15 +282,19 @@ impl Home for FileHome {
     }
 
     async fn first_use(&self, token: &str, ttl: Duration) -> Result<bool, StoreError> {
-        Ok(locked(&self.used_once).add(token, ttl) == 1)
+        match locked(&self.used_once).add(token, ttl) {
+            Some(n) => Ok(n == 1),
+            None => Err(full()),
+        }
     }
 
-    async fn factor_failed(&self, user: &str, window: Duration) -> Result<u32, StoreError> {
-        Ok(locked(&self.failures).add(user, window))
+    async fn factor_attempt(&self, user: &str, window: Duration) -> Result<u32, StoreError> {
+        locked(&self.failures).add(user, window).ok_or_else(full)
     }
 
-    async fn factor_failures(&self, user: &str) -> Result<u32, StoreError> {
-        Ok(locked(&self.failures).get(user))
+    async fn factor_refund(&self, user: &str) -> Result<(), StoreError> {
+        locked(&self.failures).take_one(user);
+        Ok(())
     }
 
     async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError> {

@@ -131,11 +131,13 @@ pub(crate) trait Home: Send + Sync + 'static {
     /// every instance sharing the home: a TOTP code, a recovery code, a
     /// pending sign-in, each accepted once.
     async fn first_use(&self, token: &str, ttl: Duration) -> Result<bool, StoreError>;
-    /// Count a failed factor code for `user`; the failures within `window`
-    /// of the first one, this one included.
-    async fn factor_failed(&self, user: &str, window: Duration) -> Result<u32, StoreError>;
-    /// The failed factor codes counted for `user` in the current window.
-    async fn factor_failures(&self, user: &str) -> Result<u32, StoreError>;
+    /// Count an attempt at `user`'s factor before it is checked; the
+    /// attempts within `window` of the first one, this one included. Counted
+    /// first, atomically, so parallel guesses cannot all read a count below
+    /// the limit; a passed attempt is given back ([`Home::factor_refund`]).
+    async fn factor_attempt(&self, user: &str, window: Duration) -> Result<u32, StoreError>;
+    /// Give back one attempt of `user`'s (it passed).
+    async fn factor_refund(&self, user: &str) -> Result<(), StoreError>;
     /// The user whose record has the WebAuthn user handle `handle`.
     async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError>;
 }

@@ -56,12 +56,18 @@ impl RedisStore {
     }
 }
 
-/// One failure more, and the window starts with the first: atomically, so a
+/// One attempt more, and the window starts with the first: atomically, so a
 /// crash between the two steps cannot leave a count that never expires.
-const COUNT_FAILURE: &str = r"
+const COUNT_ATTEMPT: &str = r"
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
+";
+
+/// One attempt back (it passed), never below zero, the window kept.
+const REFUND_ATTEMPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
 ";
 
 fn millis(d: Duration) -> u64 {
@@ -166,9 +172,14 @@ impl Home for RedisStore {
     async fn factors(&self, user: &str) -> Result<Option<FactorRecord>, StoreError> {
         let key = self.cred("factor", user);
         let json: Option<String> = self.call(|mut c| async move { c.get(key).await }).await?;
-        // A record this version cannot read is refused loudly by the caller's
-        // check: here it is no record, and the caller fails closed on it.
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+        // A record this version cannot read is an error, never "no factor":
+        // else a damaged record would turn a user's second factor off.
+        match json {
+            None => Ok(None),
+            Some(j) => serde_json::from_str(&j).map(Some).map_err(|e| {
+                StoreError::Unavailable(format!("an unreadable second-factor record: {e}"))
+            }),
+        }
     }
 
     async fn put_factors(&self, record: &FactorRecord) -> Result<(), StoreError> {
@@ -234,10 +245,10 @@ impl Home for RedisStore {
         Ok(set.is_some())
     }
 
-    async fn factor_failed(&self, user: &str, window: Duration) -> Result<u32, StoreError> {
+    async fn factor_attempt(&self, user: &str, window: Duration) -> Result<u32, StoreError> {
         let key = self.cred("fail", user);
         self.call(|mut c| async move {
-            redis::Script::new(COUNT_FAILURE)
+            redis::Script::new(COUNT_ATTEMPT)
                 .key(key)
                 .arg(millis(window))
                 .invoke_async(&mut c)
@@ -246,10 +257,15 @@ impl Home for RedisStore {
         .await
     }
 
-    async fn factor_failures(&self, user: &str) -> Result<u32, StoreError> {
+    async fn factor_refund(&self, user: &str) -> Result<(), StoreError> {
         let key = self.cred("fail", user);
-        let n: Option<u32> = self.call(|mut c| async move { c.get(key).await }).await?;
-        Ok(n.unwrap_or(0))
+        self.call(|mut c| async move {
+            redis::Script::new(REFUND_ATTEMPT)
+                .key(key)
+                .invoke_async::<()>(&mut c)
+                .await
+        })
+        .await
     }
 
     async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError> {
