@@ -693,3 +693,49 @@ fn the_providers_amr_or_acr_can_count_as_a_second_factor() {
     let me = gate.get("/.sessiongate/me").cookie(&cookie).send().json();
     assert!(me["second_factor_at"].is_null(), "{me}");
 }
+
+/// With a second factor required of a role and a provider that says whether
+/// it asked for one, a sign-in of that role without it is refused; one with
+/// it, and one of a role not required, go through.
+#[test]
+fn a_required_second_factor_takes_the_providers_word_or_refuses() {
+    let op = Op::simple(&[]);
+    let backend = Backend::app();
+    let auth = "users_file = \"users.toml\"\n\n[auth.second_factor]\nmode = \"required\"\nrequired_roles = [\"admin\"]\nkeys = [{ env = \"TEST_FACTOR_KEY\" }]\n";
+    let config = crate::support::standard_config(
+        backend.addr,
+        &format!(
+            "\n{}\n[auth]\nlogout_redirect = \"/goodbye\"\n{auth}\n[store]\nkind = \"memory\"\ncredentials_file = \"credentials.json\"\n",
+            provider_config(&op, "second_factor_amr = [\"mfa\"]")
+        ),
+    );
+    let gate = Gate::start_with(
+        &config,
+        &[("users.toml", "")],
+        &[
+            ("TEST_SECRET", "oidc-test-secret-0123456789abcdef0123456789"),
+            ("TEST_OIDC_SECRET", CLIENT_SECRET),
+            (
+                "TEST_FACTOR_KEY",
+                "oidc-test-factor-key-0123456789abcdef012345",
+            ),
+        ],
+    );
+    // alice (admins: role admin) without a second factor at the provider.
+    let refused = begin(&gate, &op, "/", "alice").finish(&gate);
+    assert_eq!(refused.status, 401, "{refused:#?}");
+    assert!(refused.session_cookie().is_none());
+    assert!(
+        refused
+            .body
+            .contains("Sign-in with Test OP needs a second factor there."),
+        "{}",
+        refused.body
+    );
+    // With one.
+    let done = begin(&gate, &op, "/", "alice:mfa").finish(&gate);
+    assert!(done.session_cookie().is_some(), "{done:#?}");
+    // bob (contractors) is not required to have one.
+    let done = begin(&gate, &op, "/", "bob").finish(&gate);
+    assert!(done.session_cookie().is_some(), "{done:#?}");
+}

@@ -173,6 +173,31 @@ impl Auth {
         if mapped.dropped > 0 {
             tracing::warn!(target: "auth", provider = %provider.options.id, dropped = mapped.dropped, "groups that cannot be roles were left out");
         }
+        // A second factor required of these roles, and a provider that says
+        // whether it asked for one (second_factor_amr/acr): it must have.
+        // A provider without those settings is trusted to apply its own policy.
+        let claims = &provider.options.factor_claims;
+        let speaks = !claims.amr.is_empty() || !claims.acr.is_empty();
+        let required = self
+            .factors
+            .as_ref()
+            .is_some_and(|f| f.required_for(&mapped.roles));
+        if speaks && required && !mapped.second_factor {
+            METRICS.login_failed();
+            tracing::warn!(target: "auth", provider = %provider.options.id, user = %mapped.user, "sign-in refused: a second factor is required and the provider did not say it asked for one");
+            return Reply::html(
+                StatusCode::UNAUTHORIZED,
+                self.login_page(
+                    &next,
+                    Some(&format!(
+                        "Sign-in with {} needs a second factor there. Try again.",
+                        provider.options.name
+                    )),
+                    "",
+                ),
+            )
+            .with(http::header::SET_COOKIE, clear);
+        }
         let mut data = serde_json::Map::new();
         data.insert(PROVIDER_KEY.to_owned(), provider.options.id.clone().into());
         let user = mapped.user;
