@@ -485,6 +485,9 @@ pub(super) struct RawRoute {
     pub(super) users: Vec<String>,
     pub(super) upstream: Option<String>,
     pub(super) credentials: Option<Vec<String>>,
+    /// The hosts it applies to (exact, or `*.example.com`); empty: every host.
+    #[serde(default)]
+    pub(super) hosts: Vec<String>,
     /// Step-up: only a session that passed a second factor.
     #[serde(default)]
     pub(super) second_factor: bool,

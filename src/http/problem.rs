@@ -22,6 +22,8 @@ pub(crate) enum Problem {
     NotFound,
     /// 405.
     MethodNotAllowed,
+    /// 421: a host this gate serves no rules for.
+    Misdirected,
     /// 413: a login form past its size limit.
     FormTooLarge,
     /// 429: too many failed passwords from this client or for this user.
@@ -47,6 +49,7 @@ impl Problem {
             403 => Problem::Forbidden,
             404 => Problem::NotFound,
             405 => Problem::MethodNotAllowed,
+            421 => Problem::Misdirected,
             413 => Problem::FormTooLarge,
             429 => Problem::TooManyRequests,
             500 => Problem::Internal,
@@ -65,6 +68,7 @@ impl Problem {
             Problem::Forbidden | Problem::CrossOrigin => 403,
             Problem::NotFound => 404,
             Problem::MethodNotAllowed => 405,
+            Problem::Misdirected => 421,
             Problem::FormTooLarge => 413,
             Problem::TooManyRequests => 429,
             Problem::Internal => 500,
@@ -92,6 +96,7 @@ impl Problem {
             Problem::CrossOrigin => r#"{"error":"cross-origin request"}"#,
             Problem::NotFound => r#"{"error":"not found"}"#,
             Problem::MethodNotAllowed => r#"{"error":"method not allowed"}"#,
+            Problem::Misdirected => r#"{"error":"misdirected request"}"#,
             Problem::FormTooLarge => r#"{"error":"form too large"}"#,
             Problem::TooManyRequests => r#"{"error":"too many requests"}"#,
             Problem::Internal => r#"{"error":"internal error"}"#,

@@ -54,6 +54,9 @@ pub(crate) struct Original<'a> {
     /// Normalised, as the rules see every path.
     pub path: Cow<'a, str>,
     pub query: Option<&'a str>,
+    /// Canonical, as the rules see every host: the front proxy's
+    /// `X-Forwarded-Host`, else this request's own host.
+    pub host: Option<Cow<'a, str>>,
 }
 
 /// Why the original request could not be taken from the headers.
@@ -75,6 +78,7 @@ pub(crate) fn original(
     convention: Convention,
     req: &RequestHeader,
     trusted_peer: bool,
+    https: bool,
 ) -> Result<Original<'_>, Refusal> {
     if !trusted_peer {
         return Err(Refusal::Untrusted);
@@ -100,10 +104,20 @@ pub(crate) fn original(
         None => (target, None),
     };
     let path = super::path::normalize(path).map_err(|_| Refusal::Malformed)?;
+    // The host the front proxy was asked for (the last of a chain: the
+    // nearest proxy's), canonical like any request's; else this one's.
+    let host = match one("x-forwarded-host") {
+        Some(v) => {
+            let nearest = v.rsplit(',').next().unwrap_or(v).trim();
+            Some(super::host::canonical(nearest, https).map_err(|_| Refusal::Malformed)?)
+        }
+        None => super::host::of_request(req, https).map_err(|_| Refusal::Malformed)?,
+    };
     Ok(Original {
         method,
         path,
         query,
+        host: host.map(|h| h.name),
     })
 }
 
@@ -135,7 +149,7 @@ pub(crate) fn answer(
     };
     // `who` is the credential the original request proved that its route
     // takes (`proxy::credentials`), or none.
-    let matched = rules.matched(&original.method, &original.path);
+    let matched = rules.matched(&original.method, original.host.as_deref(), &original.path);
     match matched.decide(who) {
         Decision::Allow { .. } => {
             let (user, roles) = who.map_or(("", ""), |w| (w.user, w.roles));
@@ -188,6 +202,10 @@ pub(crate) fn answer(
             bare(StatusCode::FORBIDDEN, "not_found")
         }
         Decision::NotFound => bare(StatusCode::NOT_FOUND, "not_found"),
+        Decision::Misdirected if convention == Convention::Nginx => {
+            bare(StatusCode::FORBIDDEN, "misdirected")
+        }
+        Decision::Misdirected => bare(StatusCode::MISDIRECTED_REQUEST, "misdirected"),
     }
 }
 
@@ -239,14 +257,14 @@ mod tests {
     fn only_a_trusted_peer_names_the_original_request() {
         let r = req(&[("X-Original-Method", "GET"), ("X-Original-URI", "/public")]);
         assert_eq!(
-            original(Convention::Nginx, &r, false),
+            original(Convention::Nginx, &r, false, false),
             Err(Refusal::Untrusted)
         );
-        let o = original(Convention::Nginx, &r, true).unwrap();
+        let o = original(Convention::Nginx, &r, true, false).unwrap();
         assert_eq!((o.method, o.path.as_ref()), (Method::GET, "/public"));
         // The other convention's headers are not read.
         assert_eq!(
-            original(Convention::Forward, &r, true),
+            original(Convention::Forward, &r, true, false),
             Err(Refusal::Malformed)
         );
     }
@@ -257,7 +275,7 @@ mod tests {
             ("X-Forwarded-Method", "POST"),
             ("X-Forwarded-Uri", "/public/..//admin/./x?a=1"),
         ]);
-        let o = original(Convention::Forward, &r, true).unwrap();
+        let o = original(Convention::Forward, &r, true, false).unwrap();
         assert_eq!(o.method, Method::POST);
         assert_eq!(o.path, "/admin/x");
         assert_eq!(o.query, Some("a=1"));
@@ -267,7 +285,7 @@ mod tests {
             ("X-Forwarded-Uri", "/../../admin"),
         ]);
         assert_eq!(
-            original(Convention::Forward, &r, true).unwrap().path,
+            original(Convention::Forward, &r, true, false).unwrap().path,
             "/admin"
         );
     }
@@ -282,7 +300,7 @@ mod tests {
         ] {
             let r = req(&[("X-Original-Method", method), ("X-Original-URI", uri)]);
             assert_eq!(
-                original(Convention::Nginx, &r, true),
+                original(Convention::Nginx, &r, true, false),
                 Err(Refusal::Malformed),
                 "{method} {uri}"
             );
@@ -293,11 +311,11 @@ mod tests {
             ("X-Original-URI", "/admin"),
         ]);
         assert_eq!(
-            original(Convention::Nginx, &twice, true),
+            original(Convention::Nginx, &twice, true, false),
             Err(Refusal::Malformed)
         );
         assert_eq!(
-            original(Convention::Nginx, &req(&[]), true),
+            original(Convention::Nginx, &req(&[]), true, false),
             Err(Refusal::Malformed)
         );
     }

@@ -30,6 +30,7 @@ pub(crate) mod current;
 pub(crate) mod forward_auth;
 pub(crate) mod forwarded;
 pub(crate) mod framing;
+pub(crate) mod host;
 pub(crate) mod identity;
 pub(crate) mod path;
 pub(crate) mod request_id;
@@ -101,6 +102,11 @@ pub(crate) struct Ctx {
     start: Instant,
     /// The normalised path when it differs from the request's; `None` = unchanged.
     normalized: Option<String>,
+    /// The canonical host when it differs from the request's `Host`
+    /// ([`host`]); `None` with `host_as_sent`: the `Host` is canonical.
+    host: Option<host::Host<'static>>,
+    /// The request's own host is canonical as sent (no copy was made).
+    host_as_sent: bool,
     cur: RequestSession,
     decision: Option<Decision>,
     endpoint: Option<Endpoint>,
@@ -125,6 +131,22 @@ impl Ctx {
     /// The path the rule is decided on and the upstream gets.
     fn path<'r>(&'r self, req: &'r RequestHeader) -> &'r str {
         self.normalized.as_deref().unwrap_or(req.uri.path())
+    }
+
+    /// The host name the rule is decided on (canonical, no port), if the
+    /// request named one.
+    fn host_name<'r>(&'r self, req: &'r RequestHeader) -> Option<std::borrow::Cow<'r, str>> {
+        if let Some(h) = &self.host {
+            return Some(std::borrow::Cow::Borrowed(&h.name));
+        }
+        if !self.host_as_sent {
+            return None;
+        }
+        // Canonical as sent: read again without a copy (checked once already).
+        host::of_request(req, self.https)
+            .ok()
+            .flatten()
+            .map(|h| h.name)
     }
 
     /// The identity of the session, if it is logged in, whatever the route
@@ -216,6 +238,32 @@ impl<S: SessionStore> Proxy<S> {
                 true
             }
             Err(_) => false,
+        }
+    }
+
+    /// Canonicalise the request's host ([`host`]): `false` when it is
+    /// malformed, repeated, or disagrees with the target (a 400).
+    fn normalize_host(&self, session: &Downstream, ctx: &mut Ctx) -> bool {
+        match host::of_request(session.req_header(), ctx.https) {
+            Ok(Some(h)) => {
+                let sent = session
+                    .req_header()
+                    .headers
+                    .get(http::header::HOST)
+                    .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+                    .is_some_and(|v| host::is_as_sent(v, &h));
+                if sent {
+                    ctx.host_as_sent = true;
+                } else {
+                    ctx.host = Some(h.into_owned());
+                }
+                true
+            }
+            Ok(None) => true,
+            Err(why) => {
+                tracing::info!(reason = ?why, "request refused: its host is malformed");
+                false
+            }
         }
     }
 
@@ -314,6 +362,8 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
         Ctx {
             start: Instant::now(),
             normalized: None,
+            host: None,
+            host_as_sent: false,
             cur: RequestSession::default(),
             decision: None,
             endpoint: None,
@@ -328,7 +378,7 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
     }
 
     async fn request_filter(&self, session: &mut Downstream, ctx: &mut Ctx) -> Result<bool> {
-        if !self.normalize_path(session, ctx) {
+        if !self.normalize_path(session, ctx) || !self.normalize_host(session, ctx) {
             respond_problem(session, &ctx.id, Problem::BadRequest, &[]).await?;
             return Ok(true);
         }
@@ -340,7 +390,11 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             return Ok(true);
         }
         let req = session.req_header();
-        let matched = self.config.rules.matched(&req.method, ctx.path(req));
+        let host = ctx.host_name(req);
+        let matched = self
+            .config
+            .rules
+            .matched(&req.method, host.as_deref(), ctx.path(req));
         if !self
             .take_credential(session, ctx, matched.credentials)
             .await?
@@ -377,9 +431,13 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
         if framing::single_content_length(req).is_err() {
             return Error::e_explain(HTTPStatus(400), "conflicting Content-Length");
         }
-        // The path the rule was decided on is the path the backend gets.
+        // The path the rule was decided on is the path the backend gets, and
+        // so is the host.
         path::set_upstream_target(req, ctx.normalized.as_deref())
             .or_err(HTTPStatus(400), "normalised target")?;
+        if let Some(h) = &ctx.host {
+            req.insert_header(http::header::HOST, h.authority().as_ref())?;
+        }
         let prior = forwarded::prior_chain(req, ctx.trusted_peer);
         self.strip_ours(req)?;
         self.hand_over_identity(req, ctx)?;
@@ -494,6 +552,7 @@ fn outcome(ctx: &Ctx, status: u16) -> Outcome {
         (None, Some(Decision::Unauthenticated)) => Outcome::Unauthenticated,
         (None, Some(Decision::Forbidden)) => Outcome::Forbidden,
         (None, Some(Decision::NotFound)) => Outcome::NotFound,
+        (None, Some(Decision::Misdirected)) => Outcome::BadRequest,
         (None, None) => Outcome::BadRequest,
     }
 }

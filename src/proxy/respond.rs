@@ -144,6 +144,7 @@ impl<S: SessionStore> Proxy<S> {
                 Problem::Forbidden
             }
             Decision::NotFound => Problem::NotFound,
+            Decision::Misdirected => Problem::Misdirected,
             Decision::Allow { .. } => return Ok(()),
         };
         respond_problem(session, &ctx.id, problem, &extra).await
@@ -196,12 +197,12 @@ impl<S: SessionStore> Proxy<S> {
         convention: forward_auth::Convention,
     ) -> Result<()> {
         let req = session.req_header();
-        let answer = match forward_auth::original(convention, req, ctx.trusted_peer) {
+        let answer = match forward_auth::original(convention, req, ctx.trusted_peer, ctx.https) {
             Ok(original) => {
                 let accepts = self
                     .config
                     .rules
-                    .matched(&original.method, &original.path)
+                    .matched(&original.method, original.host.as_deref(), &original.path)
                     .credentials;
                 ctx.accepts = accepts;
                 match self

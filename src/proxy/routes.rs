@@ -1,13 +1,23 @@
 //! The route rule table: pure functions, no I/O.
 //!
 //! The rule table ([`Rules`]) picks the most specific rule regardless of the
-//! order rules were written in, and a path no rule covers gets the configured
-//! default, which is never `public`. It is given the path [`super::path`]
-//! normalised, the same path the upstream gets.
+//! order rules were written in: the most specific host first (an exact name,
+//! then wildcards from the longest, then rules for every host), then the most
+//! specific path. A path no rule covers gets the configured default, which is
+//! never `public`. It is given the path [`super::path`] normalised and the
+//! host [`super::host`] canonicalised, the same ones the upstream gets.
+//!
+//! Once any rule names a host, the gate serves only the hosts its rules name:
+//! a request for any other host is [`Decision::Misdirected`] (421), so it can
+//! never fall through to another site's rules; rules without a host apply to
+//! every host served. Hosts are looked up in hash maps (an exact name, then
+//! each parent domain for wildcards), so the decision does not grow with the
+//! number of hosts.
 //!
 //! This module does not know about cookies or sessions: it is given an
 //! [`Identity`] (or none) and answers with a [`Decision`].
 
+use std::collections::HashMap;
 use std::fmt;
 
 use http::Method;
@@ -90,6 +100,24 @@ impl StepUp {
     }
 }
 
+/// The host a rule applies to (`hosts = [...]`), canonical.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum HostPattern {
+    /// Exactly this name.
+    Exact(String),
+    /// `*.<suffix>`: any name under `suffix` (one label or more), not `suffix` itself.
+    Wildcard(String),
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Wildcard(s) => write!(f, "*.{s}"),
+        }
+    }
+}
+
 /// One compiled `[[route]]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
@@ -105,6 +133,9 @@ pub(crate) struct Rule {
     pub upstream: usize,
     /// The rule's position in the config (`route[i]`), for logs.
     pub index: usize,
+    /// The host it applies to; `None`: every host. A rule naming several
+    /// hosts is compiled once per host.
+    pub host: Option<HostPattern>,
 }
 
 impl Rule {
@@ -157,6 +188,8 @@ pub(crate) enum Decision {
     Forbidden,
     /// The default rule denies unmatched paths: 404.
     NotFound,
+    /// The request's host is none the rules name: 421 Misdirected Request.
+    Misdirected,
     /// A session this route admits, but without the (recent) second factor
     /// it asks for: to the factor prompt, and back.
     StepUp,
@@ -170,60 +203,136 @@ impl Decision {
             Decision::Unauthenticated => "unauthenticated",
             Decision::Forbidden => "forbidden",
             Decision::NotFound => "not_found",
+            Decision::Misdirected => "misdirected",
             Decision::StepUp => "step_up",
         }
     }
 }
 
-/// The compiled rule table, ordered most specific first.
+/// The compiled rule table: for each host pattern, and for every host, its
+/// rules ordered most specific first.
 #[derive(Debug, Clone)]
 pub(crate) struct Rules {
+    /// Rules for every host.
     rules: Vec<Rule>,
+    /// Rules by exact host name.
+    exact: HashMap<String, Vec<Rule>>,
+    /// Rules by wildcard suffix (`*.example.com` under `example.com`).
+    wildcard: HashMap<String, Vec<Rule>>,
     default_access: Access,
     default_upstream: usize,
+}
+
+/// What the table has for a request.
+enum Found<'r> {
+    Rule(&'r Rule),
+    /// No rule's path: the defaults.
+    Default,
+    /// A host no rule names, in a table that names hosts.
+    UnknownHost,
 }
 
 impl Rules {
     /// Compile rules; ordering by specificity happens here, once.
     ///
     /// # Errors
-    /// Every pair of rules with the same path, match kind and an overlapping
-    /// method set, since neither would be more specific than the other.
+    /// Every pair of rules for the same host with the same path, match kind
+    /// and an overlapping method set, since neither would be more specific
+    /// than the other.
     pub(crate) fn new(
-        mut rules: Vec<Rule>,
+        rules: Vec<Rule>,
         default_access: Access,
         default_upstream: usize,
     ) -> Result<Self, Vec<Conflict>> {
+        let mut groups: HashMap<Option<HostPattern>, Vec<Rule>> = HashMap::new();
+        for r in rules {
+            groups.entry(r.host.clone()).or_default().push(r);
+        }
         let mut conflicts = Vec::new();
-        for (i, a) in rules.iter().enumerate() {
-            for b in &rules[i + 1..] {
-                let same_target = a.path == b.path && a.kind == b.kind;
-                let overlap = (a.methods.is_empty() && b.methods.is_empty())
-                    || a.methods.iter().any(|m| b.methods.contains(m));
-                if same_target && overlap {
-                    conflicts.push(Conflict {
-                        first: a.index,
-                        second: b.index,
-                    });
+        let (mut every, mut exact, mut wildcard) = (Vec::new(), HashMap::new(), HashMap::new());
+        for (host, mut group) in groups {
+            conflicts.extend(conflicts_in(&group));
+            group.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
+            match host {
+                None => every = group,
+                Some(HostPattern::Exact(h)) => {
+                    exact.insert(h, group);
+                }
+                Some(HostPattern::Wildcard(s)) => {
+                    wildcard.insert(s, group);
                 }
             }
         }
         if !conflicts.is_empty() {
+            conflicts.sort_by_key(|c| (c.first, c.second));
             return Err(conflicts);
         }
-        rules.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
         Ok(Rules {
-            rules,
+            rules: every,
+            exact,
+            wildcard,
             default_access,
             default_upstream,
         })
     }
 
-    /// The most specific rule for this method and normalised path, if any.
-    pub(crate) fn find(&self, method: &Method, path: &str) -> Option<&Rule> {
-        self.rules
-            .iter()
-            .find(|r| r.matches_path(path) && r.matches_method(method))
+    /// Whether any rule names a host.
+    pub(crate) fn names_hosts(&self) -> bool {
+        !self.exact.is_empty() || !self.wildcard.is_empty()
+    }
+
+    fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Found<'_> {
+        fn first<'r>(rules: &'r [Rule], method: &Method, path: &str) -> Option<&'r Rule> {
+            rules
+                .iter()
+                .find(|r| r.matches_path(path) && r.matches_method(method))
+        }
+        let first = |rules| first(rules, method, path);
+        if self.names_hosts() {
+            let Some(host) = host else {
+                return Found::UnknownHost;
+            };
+            let mut known = false;
+            if let Some(rules) = self.exact.get(host) {
+                known = true;
+                if let Some(r) = first(rules) {
+                    return Found::Rule(r);
+                }
+            }
+            // Each parent domain, the longest first: `a.b.example.com` looks
+            // in `*.b.example.com`, then `*.example.com`, then `*.com`.
+            let mut rest = host;
+            while let Some((_, parent)) = rest.split_once('.') {
+                if let Some(rules) = self.wildcard.get(parent) {
+                    known = true;
+                    if let Some(r) = first(rules) {
+                        return Found::Rule(r);
+                    }
+                }
+                rest = parent;
+            }
+            if !known {
+                return Found::UnknownHost;
+            }
+        }
+        match first(&self.rules) {
+            Some(r) => Found::Rule(r),
+            None => Found::Default,
+        }
+    }
+
+    /// The rule a request falls under, if any (the tests' view of `find`).
+    #[cfg(test)]
+    pub(crate) fn find_rule(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+    ) -> Option<&Rule> {
+        match self.find(method, host, path) {
+            Found::Rule(r) => Some(r),
+            _ => None,
+        }
     }
 
     /// Decide a request on `who`, whatever credential it came from (the
@@ -235,27 +344,54 @@ impl Rules {
         path: &str,
         who: Option<Identity<'_>>,
     ) -> Decision {
-        self.matched(method, path).decide(who)
+        self.matched(method, None, path).decide(who)
     }
 
-    /// What applies to a request: its rule's, or the defaults. `path` must
-    /// come from [`normalize`].
-    pub(crate) fn matched(&self, method: &Method, path: &str) -> Matched<'_> {
-        match self.find(method, path) {
-            Some(rule) => Matched {
+    /// What applies to a request: its rule's, or the defaults. `host` must
+    /// come from [`super::host`] (the name, no port), `path` from
+    /// [`super::path::normalize`].
+    pub(crate) fn matched(&self, method: &Method, host: Option<&str>, path: &str) -> Matched<'_> {
+        match self.find(method, host, path) {
+            Found::Rule(rule) => Matched {
                 access: &rule.access,
                 upstream: rule.upstream,
                 credentials: rule.credentials,
                 step_up: rule.step_up,
+                misdirected: false,
             },
-            None => Matched {
+            Found::Default => Matched {
                 access: &self.default_access,
                 upstream: self.default_upstream,
                 credentials: Credentials::SESSION,
                 step_up: None,
+                misdirected: false,
+            },
+            Found::UnknownHost => Matched {
+                access: &self.default_access,
+                upstream: self.default_upstream,
+                credentials: Credentials::SESSION,
+                step_up: None,
+                misdirected: true,
             },
         }
     }
+}
+
+/// Pairs of rules of one host group that neither is more specific than.
+fn conflicts_in(rules: &[Rule]) -> Vec<Conflict> {
+    let mut conflicts = Vec::new();
+    for (i, a) in rules.iter().enumerate() {
+        for b in &rules[i + 1..] {
+            let same_target = a.path == b.path && a.kind == b.kind;
+            let overlap = (a.methods.is_empty() && b.methods.is_empty())
+                || a.methods.iter().any(|m| b.methods.contains(m));
+            if same_target && overlap {
+                let (first, second) = (a.index.min(b.index), a.index.max(b.index));
+                conflicts.push(Conflict { first, second });
+            }
+        }
+    }
+    conflicts
 }
 
 /// The rule (or the defaults) a request falls under: which credentials it
@@ -266,11 +402,16 @@ pub(crate) struct Matched<'r> {
     upstream: usize,
     pub credentials: Credentials,
     step_up: Option<StepUp>,
+    /// A host none of the rules name.
+    misdirected: bool,
 }
 
 impl Matched<'_> {
     /// Decide on `who`, the identity from a credential this route takes.
     pub(crate) fn decide(&self, who: Option<Identity<'_>>) -> Decision {
+        if self.misdirected {
+            return Decision::Misdirected;
+        }
         match (
             decide_access(self.access, self.upstream, who),
             self.step_up,
@@ -331,7 +472,115 @@ mod tests {
             step_up: None,
             upstream: index,
             index,
+            host: None,
         }
+    }
+
+    fn on(host: &str, r: Rule) -> Rule {
+        let host = match host.strip_prefix("*.") {
+            Some(s) => HostPattern::Wildcard(s.into()),
+            None => HostPattern::Exact(host.into()),
+        };
+        Rule {
+            host: Some(host),
+            ..r
+        }
+    }
+
+    /// Rules for two apps and every host: which rule (its index) decides.
+    #[test]
+    fn the_most_specific_host_wins_then_the_most_specific_path() {
+        use PathMatch::Prefix;
+        let p = |i, path| rule(i, path, Prefix, &[], Access::Public);
+        let t = Rules::new(
+            vec![
+                p(0, "/static"),
+                on("app.example.com", p(1, "/")),
+                on("*.example.com", p(2, "/")),
+                on("*.example.com", p(3, "/admin")),
+                on("*.eu.example.com", p(4, "/")),
+                on("api.example.org", p(5, "/v1")),
+            ],
+            Access::Authenticated,
+            9,
+        )
+        .unwrap();
+        let get = Method::GET;
+        let cases = [
+            ("app.example.com", "/x", Some(1)),
+            // The exact host's `/` beats a wildcard's `/admin` and everyone's `/static`.
+            ("app.example.com", "/admin", Some(1)),
+            ("app.example.com", "/static/a.css", Some(1)),
+            ("grafana.example.com", "/x", Some(2)),
+            ("grafana.example.com", "/admin/x", Some(3)),
+            ("a.b.example.com", "/x", Some(2)),
+            ("x.eu.example.com", "/x", Some(4)),
+            // The apex is not under its own wildcard; nor is a look-alike.
+            ("example.com", "/x", None),
+            ("badexample.com", "/x", None),
+            // A host with rules that miss the path: everyone's rules, then the default.
+            ("api.example.org", "/static/a.css", Some(0)),
+            ("api.example.org", "/other", None),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(
+                t.find_rule(&get, Some(host), path).map(|r| r.index),
+                want,
+                "{host}{path}"
+            );
+        }
+        // Hosts no rule names: 421, whatever the path; no host at all too.
+        for host in [Some("example.com"), Some("evil.test"), None] {
+            assert_eq!(
+                t.matched(&get, host, "/static/a.css").decide(None),
+                Decision::Misdirected,
+                "{host:?}"
+            );
+        }
+        assert_eq!(
+            t.matched(&get, Some("api.example.org"), "/other")
+                .decide(None),
+            Decision::Unauthenticated,
+            "a known host's unmatched path gets the default"
+        );
+        // Without any host in the rules, every host is served, as before.
+        let plain = Rules::new(vec![p(0, "/")], Access::Authenticated, 9).unwrap();
+        assert_eq!(
+            plain.matched(&get, Some("anything.test"), "/").decide(None),
+            Decision::Allow { upstream: 0 }
+        );
+    }
+
+    #[test]
+    fn rules_conflict_only_for_the_same_host() {
+        use PathMatch::Prefix;
+        let p = |i, path| rule(i, path, Prefix, &[], Access::Public);
+        let ok = Rules::new(
+            vec![
+                on("a.example.com", p(0, "/")),
+                on("b.example.com", p(1, "/")),
+                p(2, "/"),
+            ],
+            Access::Authenticated,
+            0,
+        );
+        assert!(ok.is_ok());
+        let clash = Rules::new(
+            vec![
+                on("*.example.com", p(0, "/x")),
+                on("*.example.com", p(1, "/x")),
+                on("a.example.com", p(2, "/x")),
+            ],
+            Access::Authenticated,
+            0,
+        );
+        assert_eq!(
+            clash.unwrap_err(),
+            vec![Conflict {
+                first: 0,
+                second: 1
+            }]
+        );
     }
 
     fn admin() -> Access {
@@ -373,16 +622,26 @@ mod tests {
             ("/other", Some(0)),
         ];
         for (path, want) in cases {
-            assert_eq!(t.find(&get, path).map(|r| r.index), want, "{path}");
+            assert_eq!(
+                t.find_rule(&get, None, path).map(|r| r.index),
+                want,
+                "{path}"
+            );
         }
         assert_eq!(
-            t.find(&Method::POST, "/api/items").map(|r| r.index),
+            t.find_rule(&Method::POST, None, "/api/items")
+                .map(|r| r.index),
             Some(5)
         );
-        assert_eq!(t.find(&Method::PUT, "/api/items").map(|r| r.index), Some(0));
+        assert_eq!(
+            t.find_rule(&Method::PUT, None, "/api/items")
+                .map(|r| r.index),
+            Some(0)
+        );
         // HEAD is served by GET handlers: a GET rule covers it.
         assert_eq!(
-            t.find(&Method::HEAD, "/api/items").map(|r| r.index),
+            t.find_rule(&Method::HEAD, None, "/api/items")
+                .map(|r| r.index),
             Some(4)
         );
     }
@@ -545,6 +804,7 @@ mod tests {
                         step_up: None,
                         upstream: i,
                         index: i,
+                        host: None,
                     }
                 })
                 .collect();

@@ -60,7 +60,7 @@ fn broken_configs_fail_naming_each_key() {
                 "path = \"/admin\"",
                 "path = \"/static\"\nmatch = \"prefix\"\nmethods = [\"GET\"]",
             ),
-            vec!["route[2]: same path, match and methods as route[0]"],
+            vec!["route[2]: same host, path, match and methods as route[0]"],
         ),
         (
             base.replace("threads = 2", "threads = 2\ncolour = \"blue\""),

@@ -23,6 +23,7 @@ mod connections;
 mod factor;
 mod forward_auth;
 mod framing;
+mod hosts;
 mod http2;
 mod identity;
 mod lifecycle;

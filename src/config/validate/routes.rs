@@ -11,7 +11,7 @@ use super::Validator;
 use crate::auth::names;
 use crate::config::raw::{RawRoute, RawRoutes};
 use crate::proxy::path;
-use crate::proxy::routes::{Access, Credentials, PathMatch, Rule, Rules, StepUp};
+use crate::proxy::routes::{Access, Credentials, HostPattern, PathMatch, Rule, Rules, StepUp};
 use crate::proxy::UpstreamOptions;
 
 /// Where the credentials routes may take come from: a route cannot take one
@@ -75,10 +75,23 @@ impl Validator {
                 None
             }
         };
+        // A rule naming several hosts is one rule per host.
         let rules = raw
             .into_iter()
             .enumerate()
             .filter_map(|(i, r)| self.route(i, r, ups, default_upstream, sources))
+            .flat_map(|(rule, hosts)| {
+                if hosts.is_empty() {
+                    return vec![rule];
+                }
+                hosts
+                    .into_iter()
+                    .map(|h| Rule {
+                        host: Some(h),
+                        ..rule.clone()
+                    })
+                    .collect()
+            })
             .collect();
         let (default_access, default_upstream) = (default_access?, default_upstream?);
         match Rules::new(rules, default_access, default_upstream) {
@@ -88,7 +101,7 @@ impl Validator {
                     self.problem(
                         &format!("route[{}]", c.second),
                         format!(
-                            "same path, match and methods as route[{}]: neither would win",
+                            "same host, path, match and methods as route[{}]: neither would win",
                             c.first
                         ),
                     );
@@ -106,9 +119,18 @@ impl Validator {
         ups: &[UpstreamOptions],
         default_upstream: Option<usize>,
         sources: Sources,
-    ) -> Option<Rule> {
+    ) -> Option<(Rule, Vec<HostPattern>)> {
         let key = |field: &str| format!("route[{i}].{field}");
         self.route_path(&key("path"), &r.path);
+        let (mut hosts, mut hosts_ok) = (Vec::new(), true);
+        for (j, h) in r.hosts.iter().enumerate() {
+            match self.host_pattern(&key(&format!("hosts[{j}]")), h) {
+                // The same host twice (`App.example.com` and `app.example.com`) is once.
+                Some(p) if !hosts.contains(&p) => hosts.push(p),
+                Some(_) => {}
+                None => hosts_ok = false,
+            }
+        }
         let kind = match r.kind.as_str() {
             "prefix" => Some(PathMatch::Prefix),
             "exact" => Some(PathMatch::Exact),
@@ -188,7 +210,47 @@ impl Validator {
             step_up: step_up?,
             upstream: upstream?,
             index: i,
+            host: None,
         })
+        .filter(|_| hosts_ok)
+        .map(|rule| (rule, hosts))
+    }
+
+    /// One of a rule's `hosts`: a host name or address, or `*.` and a domain
+    /// of two labels or more, canonicalised as a request's host is (lower
+    /// case, punycode, no trailing dot). No port: rules match names.
+    fn host_pattern(&mut self, key: &str, text: &str) -> Option<HostPattern> {
+        let (wild, name) = match text.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let bad = |v: &mut Self, why: &str| {
+            v.problem(key, format!("{why} (got {text:?})"));
+            None
+        };
+        if name.contains(['*', ':']) && !name.starts_with('[') {
+            return bad(
+                self,
+                "a host name without a port; a wildcard only as a leading \"*.\"",
+            );
+        }
+        let canonical = match crate::proxy::host::canonical(name, false) {
+            Ok(h) if h.port.is_none() => h.name.into_owned(),
+            _ => return bad(self, "not a host name or address"),
+        };
+        if wild {
+            let domain = canonical.contains('.')
+                && !canonical.starts_with('[')
+                && canonical.parse::<std::net::Ipv4Addr>().is_err();
+            if !domain {
+                return bad(
+                    self,
+                    "a wildcard needs a domain of two labels or more, as \"*.example.com\"",
+                );
+            }
+            return Some(HostPattern::Wildcard(canonical));
+        }
+        Some(HostPattern::Exact(canonical))
     }
 
     /// `second_factor` and `second_factor_within`: a step-up route. Only a
@@ -359,7 +421,7 @@ roles = ["", "a,b"]
         let cases = [
             (
                 minimal("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/a\"\n"),
-                "route[1]: same path",
+                "route[1]: same host, path",
             ),
             (
                 minimal("[routes]\ndefault_access = \"public\"\n"),
@@ -389,7 +451,9 @@ roles = ["", "a,b"]
         );
         // A rule matches by prefix, for every method, and needs a session.
         let rules = valid(&route("path = \"/static\"")).rules;
-        assert!(rules.find(&Method::DELETE, "/static/a.css").is_some());
+        assert!(rules
+            .find_rule(&Method::DELETE, None, "/static/a.css")
+            .is_some());
         assert_eq!(
             rules.decide(&Method::GET, "/static/a.css", None),
             Decision::Unauthenticated
@@ -424,11 +488,11 @@ roles = ["", "a,b"]
     fn credentials_default_to_the_session_and_basic_needs_the_users_file() {
         let rules = valid(&route("path = \"/a\"")).rules;
         assert_eq!(
-            rules.matched(&Method::GET, "/a").credentials,
+            rules.matched(&Method::GET, None, "/a").credentials,
             Credentials::SESSION
         );
         assert_eq!(
-            rules.matched(&Method::GET, "/unmatched").credentials,
+            rules.matched(&Method::GET, None, "/unmatched").credentials,
             Credentials::SESSION
         );
         let cases = [
@@ -496,7 +560,7 @@ roles = ["", "a,b"]
             ),
             (
                 minimal("[[route]]\npath = \"/a\"\nmethods = [\"GET\"]\n[[route]]\npath = \"/a\"\nmethods = [\"GET\"]\n"),
-                "route[1]: same path, match and methods as route[0]: neither would win".to_owned(),
+                "route[1]: same host, path, match and methods as route[0]: neither would win".to_owned(),
             ),
         ];
         for (text, want) in cases {
