@@ -174,6 +174,14 @@ impl Config {
         &self.session
     }
 
+    /// What the rule table decides for an anonymous request (`allow`,
+    /// `unauthenticated`, `not_found`, `misdirected`, ...): the benchmarks
+    /// drive the rule table alone. `host` is a canonical name, `path` a
+    /// normalised path.
+    pub fn route(&self, method: &http::Method, host: Option<&str>, path: &str) -> &'static str {
+        self.rules.matched(method, host, path).decide(None).as_str()
+    }
+
     /// Read, parse and validate a config file. Relative secret files are resolved
     /// against the config file's directory.
     ///
