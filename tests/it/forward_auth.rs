@@ -156,9 +156,14 @@ http://:{port} {{
 }
 
 fn gate(backend: &Backend) -> Gate {
+    gate_with(backend, "")
+}
+
+/// [`gate`] with more routes.
+fn gate_with(backend: &Backend, routes: &str) -> Gate {
     let config = format!(
         "trusted_proxies = [\"127.0.0.1/32\"]\n{}",
-        standard_config(backend.addr, "").replace(
+        standard_config(backend.addr, routes).replace(
             "[upstream.app]",
             "[auth]\nusers_file = \"users.toml\"\n[upstream.app]"
         )
@@ -443,4 +448,59 @@ fn bind_from(from: &str, to: SocketAddr) -> TcpStream {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream
+}
+
+/// Two hosts behind one front proxy: `app.test` keeps `/public` public,
+/// `ops.test` is for admins only, whatever the path; a third host no rule
+/// names is refused (421 from Caddy; nginx knows only 401 and 403).
+const TWO_HOSTS: &str = r#"
+[[route]]
+path = "/public"
+hosts = ["app.test"]
+access = "public"
+
+[[route]]
+path = "/"
+hosts = ["app.test"]
+
+[[route]]
+path = "/"
+hosts = ["ops.test"]
+roles = ["admin"]
+"#;
+
+fn two_hosts(front: &Front, backend: &Backend, misdirected: u16) {
+    let at = |host: &str, target: &str| {
+        Req::new(front.addr, "GET", target)
+            .host(&format!("{host}:{}", front.addr.port()))
+            .api()
+            .send()
+    };
+    assert_eq!(at("app.test", "/public/x").status, 200);
+    assert_eq!(backend.last().path(), "/public/x");
+    let before = backend.count();
+    assert_eq!(
+        at("ops.test", "/public/x").status,
+        401,
+        "ops.test's own rule"
+    );
+    assert_eq!(at("OPS.Test.", "/public/x").status, 401, "in any spelling");
+    assert_eq!(at("other.test", "/public/x").status, misdirected);
+    assert_eq!(backend.count(), before, "none of them reached the backend");
+}
+
+#[test]
+fn a_second_host_gets_its_own_rules_behind_nginx() {
+    let backend = Backend::app();
+    let gate = gate_with(&backend, TWO_HOSTS);
+    let front = nginx(&gate, backend.addr);
+    two_hosts(&front, &backend, 403);
+}
+
+#[test]
+fn a_second_host_gets_its_own_rules_behind_caddy() {
+    let backend = Backend::app();
+    let gate = gate_with(&backend, TWO_HOSTS);
+    let front = caddy(&gate, backend.addr);
+    two_hosts(&front, &backend, 421);
 }
