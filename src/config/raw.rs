@@ -115,6 +115,19 @@ pub(super) struct RawTls {
     pub(super) listen: Vec<String>,
     pub(super) cert_file: String,
     pub(super) key_file: String,
+    /// More pairs on the same addresses, chosen by SNI.
+    #[serde(default)]
+    pub(super) certificates: Vec<RawCertificate>,
+}
+
+/// One more certificate of a TLS listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCertificate {
+    pub(super) cert_file: String,
+    pub(super) key_file: String,
+    /// The names it serves; default: its own DNS names.
+    pub(super) names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -241,30 +241,43 @@ impl<S: SessionStore> Proxy<S> {
         }
     }
 
-    /// Canonicalise the request's host ([`host`]): `false` when it is
-    /// malformed, repeated, or disagrees with the target (a 400).
-    fn normalize_host(&self, session: &Downstream, ctx: &mut Ctx) -> bool {
-        match host::of_request(session.req_header(), ctx.https) {
-            Ok(Some(h)) => {
-                let sent = session
-                    .req_header()
-                    .headers
-                    .get(http::header::HOST)
-                    .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-                    .is_some_and(|v| host::is_as_sent(v, &h));
-                if sent {
-                    ctx.host_as_sent = true;
-                } else {
-                    ctx.host = Some(h.into_owned());
-                }
-                true
-            }
-            Ok(None) => true,
+    /// Canonicalise the request's host ([`host`]). Refused: a host that is
+    /// malformed, repeated, or disagrees with the target (400), or that is
+    /// not the name its TLS connection asked for (421: one certificate must
+    /// not reach another site's rules).
+    fn normalize_host(&self, session: &Downstream, ctx: &mut Ctx) -> Result<(), Problem> {
+        let req = session.req_header();
+        let h = match host::of_request(req, ctx.https) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Ok(()),
             Err(why) => {
                 tracing::info!(reason = ?why, "request refused: its host is malformed");
-                false
+                return Err(Problem::BadRequest);
             }
+        };
+        let sni = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|t| {
+                t.extension
+                    .get::<crate::http::tls::Sni>()
+                    .map(|s| s.0.as_str())
+            });
+        if let Some(sni) = sni.filter(|sni| *sni != h.name) {
+            tracing::info!(sni = %sni, host = %h.name, "request refused: its host is not its connection's TLS name");
+            return Err(Problem::Misdirected);
         }
+        let sent = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .is_some_and(|v| host::is_as_sent(v, &h));
+        if sent {
+            ctx.host_as_sent = true;
+        } else {
+            ctx.host = Some(h.into_owned());
+        }
+        Ok(())
     }
 
     /// The request's session from its cookie (and a new anonymous one with
@@ -378,8 +391,12 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
     }
 
     async fn request_filter(&self, session: &mut Downstream, ctx: &mut Ctx) -> Result<bool> {
-        if !self.normalize_path(session, ctx) || !self.normalize_host(session, ctx) {
+        if !self.normalize_path(session, ctx) {
             respond_problem(session, &ctx.id, Problem::BadRequest, &[]).await?;
+            return Ok(true);
+        }
+        if let Err(problem) = self.normalize_host(session, ctx) {
+            respond_problem(session, &ctx.id, problem, &[]).await?;
             return Ok(true);
         }
         let store_down = self.load_session(session, ctx).await?;

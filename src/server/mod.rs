@@ -292,8 +292,10 @@ fn reuse_port() -> TcpSocketOptions {
 /// listener offers nothing older), HTTP/2 or HTTP/1.1 by ALPN, and the
 /// certificate from `certificates` at each handshake, so a reload swaps it.
 fn tls_settings(certificates: &Arc<Certificates>) -> TlsSettings {
-    // The paths are unused: a resolver takes their place.
-    let mut settings = TlsSettings::intermediate("", "").expect("no files are read here");
+    // No files: a resolver picks the pair; the callback keeps the name the
+    // client asked for with the connection (`http::tls::Sni`).
+    let mut settings = TlsSettings::with_callbacks(Box::new(crate::http::tls::RecordSni))
+        .expect("no files are read here");
     settings.set_cert_resolver(certificates.clone());
     settings.enable_h2();
     settings
@@ -319,7 +321,7 @@ fn add_services<S: SessionStore>(
     let certificates: Vec<Arc<Certificates>> = config
         .tls
         .iter()
-        .map(|t| Certificates::new(&t.pair))
+        .map(|t| Certificates::new(&t.pairs))
         .collect();
 
     let admin = admin::CurrentAdmin::new(admins.clone());

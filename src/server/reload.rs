@@ -202,7 +202,7 @@ impl<S: SessionStore> Reloader<S> {
             &config, &sessions, &auth, &upstreams,
         )));
         for (certs, tls) in self.certificates.iter().zip(&config.tls) {
-            certs.replace(&tls.pair);
+            certs.replace(&tls.pairs);
         }
         super::logging::apply(&state.config.log, &config.log);
 

@@ -294,3 +294,98 @@ fn a_stalled_tls_handshake_is_cut_at_the_head_deadline_and_counts_against_the_ca
     // Served again once they are gone.
     assert_eq!(curl(tls, &ca_file, "/public", &["--http1.1"]).status, 200);
 }
+
+/// Several certificates on one listener: the one for the name the client
+/// asks for (SNI: exact, then a wildcard), the first for any other name; a
+/// request whose Host is not its connection's name is 421, so one
+/// certificate cannot reach another site's rules.
+#[test]
+fn the_certificate_follows_the_name_asked_for_and_the_host_must_match_it() {
+    let backend = Backend::app();
+    let ca = Ca::new("sni test CA");
+    let (app_cert, app_key) = ca.leaf(&["app.test", "*.example.test"]);
+    let (ops_cert, ops_key) = ca.leaf(&["internal.host"]);
+    let tls = free_addr();
+    let config = format!(
+        "{}\n[[server.tls]]\nlisten = [\"{tls}\"]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n\
+         certificates = [{{ cert_file = \"app.pem\", key_file = \"app.key\" }}, \
+         {{ cert_file = \"ops.pem\", key_file = \"ops.key\", names = [\"OPS.test\"] }}]\n",
+        standard_config(backend.addr, "")
+    );
+    let gate = Gate::start_with(
+        &config,
+        &[
+            ("cert.pem", &ca.cert_pem),
+            ("key.pem", &ca.key_pem),
+            ("app.pem", &app_cert),
+            ("app.key", &app_key),
+            ("ops.pem", &ops_cert),
+            ("ops.key", &ops_key),
+        ],
+        &[("TEST_SECRET", crate::support::SECRET)],
+    );
+    let ca_file = ca.ca_file(gate.dir(), "ca.pem");
+    wait_for(Duration::from_secs(10), "the TLS listener", || {
+        curl(tls, &ca_file, "/public", &["--http1.1"]).status == 200
+    });
+    // curl checks the certificate against the name: each of these would fail
+    // with the listener's first (localhost) certificate.
+    for name in ["app.test", "api.example.test"] {
+        for version in ["--http1.1", "--http2"] {
+            let r = curl_at(name, tls, &ca_file, "/public/x", &[version]);
+            assert!(r.ok && r.status == 200, "{name} {version}: {r:#?}");
+        }
+    }
+    // A name given in the config, not the certificate's: curl refuses it
+    // (the certificate is not for ops.test), which shows it was the one served.
+    let r = curl_at("ops.test", tls, &ca_file, "/public/x", &["--http1.1"]);
+    assert!(!r.ok, "{r:#?}");
+    let r = curl_at(
+        "ops.test",
+        tls,
+        &ca_file,
+        "/public/x",
+        &["--http1.1", "-k", "-v"],
+    );
+    assert!(
+        r.stderr.contains("subject: CN=internal.host"),
+        "{}",
+        r.stderr
+    );
+    let r = curl_at(
+        "other.test",
+        tls,
+        &ca_file,
+        "/public/x",
+        &["--http1.1", "-k", "-v"],
+    );
+    assert!(
+        r.stderr.contains("subject: CN=rcgen self signed cert"),
+        "the first: {}",
+        r.stderr
+    );
+    // An unknown name: the first certificate.
+    let r = curl_at("localhost", tls, &ca_file, "/public/x", &["--http1.1"]);
+    assert_eq!(r.status, 200, "{r:#?}");
+    // A Host other than the connection's name: 421, over HTTP/1.1 and HTTP/2.
+    let port = tls.port();
+    for version in ["--http1.1", "--http2"] {
+        let r = curl_at(
+            "app.test",
+            tls,
+            &ca_file,
+            "/public/x",
+            &[version, "-H", &format!("Host: localhost:{port}")],
+        );
+        assert_eq!(r.status, 421, "{version}: {r:#?}");
+    }
+    // The same name in another spelling is the same name.
+    let r = curl_at(
+        "app.test",
+        tls,
+        &ca_file,
+        "/public/x",
+        &["--http1.1", "-H", &format!("Host: APP.test.:{port}")],
+    );
+    assert_eq!(r.status, 200, "{r:#?}");
+}

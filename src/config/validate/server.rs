@@ -125,15 +125,65 @@ impl Validator {
             if t.listen.is_empty() {
                 self.problem(&format!("{key}.listen"), "needs at least one address");
             }
-            let (cert, key_file) = (base.join(&t.cert_file), base.join(&t.key_file));
-            self.files.push(cert.clone());
-            self.files.push(key_file.clone());
-            match tls::Pair::load(&cert, &key_file) {
-                Ok(pair) => out.push(TlsListener { listen, pair }),
-                Err(e) => self.problem(&key, e),
+            let first = self.tls_pair(&key, &t.cert_file, &t.key_file, None, base);
+            let mut pairs: Vec<tls::Pair> = first.into_iter().collect();
+            for (j, c) in t.certificates.iter().enumerate() {
+                let key = format!("{key}.certificates[{j}]");
+                match self.tls_pair(&key, &c.cert_file, &c.key_file, c.names.as_deref(), base) {
+                    Some(p) if p.names.is_empty() => self.problem(
+                        &key,
+                        "serves no name: the certificate has no DNS names; give them in names = [...]",
+                    ),
+                    Some(p) => pairs.push(p),
+                    None => {}
+                }
+            }
+            if pairs.len() == 1 + t.certificates.len() {
+                out.push(TlsListener { listen, pairs });
             }
         }
         out
+    }
+
+    /// One certificate pair, loaded and checked; `names` in place of its own.
+    fn tls_pair(
+        &mut self,
+        key: &str,
+        cert_file: &str,
+        key_file: &str,
+        names: Option<&[String]>,
+        base: &Path,
+    ) -> Option<tls::Pair> {
+        let (cert, key_file) = (base.join(cert_file), base.join(key_file));
+        self.files.push(cert.clone());
+        self.files.push(key_file.clone());
+        let mut pair = match tls::Pair::load(&cert, &key_file) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problem(key, e);
+                return None;
+            }
+        };
+        if let Some(names) = names {
+            let mut given = Vec::new();
+            for (i, n) in names.iter().enumerate() {
+                let (wild, name) = match n.strip_prefix("*.") {
+                    Some(rest) => ("*.", rest),
+                    None => ("", n.as_str()),
+                };
+                match crate::proxy::host::canonical(name, false) {
+                    Ok(h) if h.port.is_none() && !name.contains('*') => {
+                        given.push(format!("{wild}{}", h.name));
+                    }
+                    _ => self.problem(
+                        &format!("{key}.names[{i}]"),
+                        format!("not a host name or \"*.\" and a domain (got {n:?})"),
+                    ),
+                }
+            }
+            pair.names = given;
+        }
+        Some(pair)
     }
 
     /// `server.upgrade_socket`: the new process listens there and the old one

@@ -20,6 +20,8 @@ pub struct Ca {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    ca_key: rcgen::KeyPair,
+    ca_cert: rcgen::Certificate,
 }
 
 impl Ca {
@@ -39,7 +41,22 @@ impl Ca {
             ca_pem: ca.pem(),
             cert_pem: leaf.pem(),
             key_pem: key.serialize_pem(),
+            ca_key,
+            ca_cert: ca,
         }
+    }
+
+    /// Another leaf this CA signs, for `names` (DNS names, `*.` wildcards
+    /// allowed; the first is its common name too): its certificate and key, PEM.
+    pub fn leaf(&self, names: &[&str]) -> (String, String) {
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let owned = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(owned).unwrap();
+        // The first name as the subject too, so a client can tell which was served.
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        let leaf = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        (leaf.pem(), key.serialize_pem())
     }
 
     /// Write `cert.pem` and `key.pem` into `dir` (atomically: a rename each).
@@ -102,14 +119,20 @@ pub struct Curl {
 
 /// `curl https://localhost:<port><path>` trusting only `ca`, with `args`.
 pub fn curl(tls: SocketAddr, ca: &Path, path: &str, args: &[&str]) -> Curl {
+    curl_at("localhost", tls, ca, path, args)
+}
+
+/// `curl https://<name>:<port><path>`, `name` resolved to the listener
+/// (the name is the TLS SNI and the Host), trusting only `ca`.
+pub fn curl_at(name: &str, tls: SocketAddr, ca: &Path, path: &str, args: &[&str]) -> Curl {
     let port = tls.port();
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10", "--cacert"])
         .arg(ca)
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
         .args(["-D", "-", "-w", "\n%{http_version} %{http_code}"])
         .args(args)
-        .arg(format!("https://localhost:{port}{path}"))
+        .arg(format!("https://{name}:{port}{path}"))
         .output()
         .expect("curl (Debian package curl)");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
