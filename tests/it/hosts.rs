@@ -158,3 +158,52 @@ fn check_refuses_bad_host_patterns_and_names_both_rules_of_a_clash() {
     );
     assert!(ok, "different hosts do not clash: {out}");
 }
+
+/// One sign-in for every app under one parent domain: the session cookie
+/// with `domain` (and a name without `__Host-`, which forbids one) is sent
+/// by the browser to every host under it, and each host's rules decide.
+#[test]
+fn a_cookie_domain_signs_in_once_for_every_host_under_it() {
+    let backend = Backend::app();
+    let routes = r#"
+[[route]]
+path = "/"
+hosts = ["app.example.test"]
+
+[[route]]
+path = "/_test"
+hosts = ["app.example.test"]
+access = "public"
+
+[[route]]
+path = "/"
+hosts = ["*.example.test"]
+roles = ["admin"]
+"#;
+    let config = with_keys(
+        standard_config(backend.addr, routes),
+        "[session.cookie]\nname = \"__Secure-sid\"\ndomain = \"example.test\"\nsecure = true",
+    );
+    let gate = Gate::start(&config);
+    // The backend logs alice in on app.example.test (a public path for it).
+    let resp = gate
+        .get("/_test/login?user=alice&roles=admin")
+        .host("app.example.test")
+        .send();
+    assert_eq!(resp.status, 200, "{resp:#?}");
+    let set = resp
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("__Secure-sid="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(set.contains("Domain=example.test"), "{set}");
+    let pair = set.split(';').next().unwrap().to_owned();
+    // The browser sends it to grafana.example.test too: signed in there.
+    for host in ["app.example.test", "grafana.example.test"] {
+        let resp = gate.get("/dashboard").host(host).cookie(&pair).api().send();
+        assert_eq!(resp.status, 200, "{host}: {resp:#?}");
+        assert_eq!(backend.last().one("x-user"), Some("alice"));
+        assert_eq!(backend.last().one("host"), Some(host));
+    }
+}
