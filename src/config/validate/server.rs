@@ -462,5 +462,27 @@ mod tests {
                 cert.display()
             ),
         );
+        // More pairs: their own names, or the config's, canonical.
+        let more = |extra: &str| minimal(&format!("{}certificates = [{extra}]\n", tls));
+        let c = valid_in(
+            &more("{ cert_file = \"cert2.pem\", key_file = \"key2.pem\", names = [\"App.Example.COM.\", \"*.example.org\"] }"),
+            dir.path(),
+        );
+        assert_eq!(c.tls[0].pairs.len(), 2);
+        assert_eq!(c.tls[0].pairs[0].names, ["localhost"]);
+        assert_eq!(
+            c.tls[0].pairs[1].names,
+            ["app.example.com", "*.example.org"]
+        );
+        assert_refused_in(
+            &more("{ cert_file = \"cert2.pem\", key_file = \"key2.pem\", names = [\"a.*.org\"] }"),
+            dir.path(),
+            "server.tls[0].certificates[0].names[0]: not a host name",
+        );
+        assert_refused_in(
+            &more("{ cert_file = \"cert2.pem\", key_file = \"key1.pem\" }"),
+            dir.path(),
+            "server.tls[0].certificates[0]: ",
+        );
     }
 }
