@@ -370,3 +370,41 @@ fn the_stream_and_header_limits_are_advertised() {
         "MAX_HEADER_LIST_SIZE: {values:?}"
     );
 }
+
+/// HTTP/2's `:authority` and a `host` header that names another host: the
+/// request is refused (400) before any rule or upstream sees it (pingora
+/// refuses a host that differs from `:authority` at all, which is stricter
+/// than canonical equality, and sessiongate compares canonical forms after
+/// it); the same host goes through.
+#[test]
+fn an_authority_and_a_host_that_disagree_are_refused() {
+    let backend = Backend::app();
+    let ca = Ca::new("test CA");
+    let (_gate, tls) = tls_gate(&backend, &ca, "", "");
+    // :status from HPACK's static table: 200 is index 8, 400 index 12.
+    let status_of = |host: &str| {
+        let mut block = request_block("GET", "/public/x");
+        // host: a literal with the static table's name 38 (4-bit prefix: 15 + 23).
+        block.extend_from_slice(&[0x0f, 38 - 15, u8::try_from(host.len()).unwrap()]);
+        block.extend_from_slice(host.as_bytes());
+        let mut conn = h2_connect(tls, &ca);
+        let req = [
+            PREFACE,
+            &frame(SETTINGS, 0, 0, &[]),
+            &frame(HEADERS, END_STREAM | END_HEADERS, 1, &block),
+        ]
+        .concat();
+        send(&mut conn, &req);
+        let seen = watch(&mut conn, Duration::from_millis(1500), |_, _| {});
+        let headers = seen
+            .frames
+            .iter()
+            .find(|f| f.0 == HEADERS && f.2 == 1)
+            .unwrap_or_else(|| panic!("no response: {seen:?}"));
+        headers.3[0]
+    };
+    let before = backend.count();
+    assert_eq!(status_of("other.test"), 0x80 | 12, "400");
+    assert_eq!(backend.count(), before);
+    assert_eq!(status_of("localhost"), 0x80 | 8, "200");
+}
