@@ -106,6 +106,9 @@ pub(crate) fn original(
     let path = super::path::normalize(path).map_err(|_| Refusal::Malformed)?;
     // The host the front proxy was asked for (the last of a chain: the
     // nearest proxy's), canonical like any request's; else this one's.
+    if req.headers.get_all("x-forwarded-host").iter().count() > 1 {
+        return Err(Refusal::Malformed);
+    }
     let host = match one("x-forwarded-host") {
         Some(v) => {
             let nearest = v.rsplit(',').next().unwrap_or(v).trim();
@@ -267,6 +270,36 @@ mod tests {
             original(Convention::Forward, &r, true, false),
             Err(Refusal::Malformed)
         );
+    }
+
+    #[test]
+    fn the_original_host_is_the_front_proxys_canonicalised() {
+        let base = [("X-Forwarded-Method", "GET"), ("X-Forwarded-Uri", "/x")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut h = base.to_vec();
+            h.extend_from_slice(extra);
+            req(&h)
+        };
+        let host = |r: &RequestHeader| {
+            original(Convention::Forward, r, true, true).map(|o| o.host.map(|h| h.into_owned()))
+        };
+        let r = with(&[("X-Forwarded-Host", "App.Example.COM.:443")]);
+        assert_eq!(host(&r), Ok(Some("app.example.com".to_owned())));
+        // The nearest proxy's, last in a chain.
+        let r = with(&[("X-Forwarded-Host", "evil.test, app.example.com")]);
+        assert_eq!(host(&r), Ok(Some("app.example.com".to_owned())));
+        // Else the request's own Host.
+        let r = with(&[("Host", "Grafana.example.com")]);
+        assert_eq!(host(&r), Ok(Some("grafana.example.com".to_owned())));
+        for bad in [
+            with(&[("X-Forwarded-Host", "a b")]),
+            with(&[
+                ("X-Forwarded-Host", "a.test"),
+                ("X-Forwarded-Host", "b.test"),
+            ]),
+        ] {
+            assert_eq!(host(&bad), Err(Refusal::Malformed));
+        }
     }
 
     #[test]
