@@ -7,7 +7,8 @@
 //!   never a session;
 //! - [`totp`], [`recovery`]: the codes; [`sealing`]: TOTP secrets at rest;
 //! - [`passkeys`]: WebAuthn, its ceremonies and endpoints;
-//! - [`pages`]: the prompt, the enrolment and the recovery codes pages.
+//! - [`pages`]: the prompt and passing it; [`enrol`]: setting a factor up,
+//!   recovery codes, the sessions page's section.
 //!
 //! The records live in the credential store ([`Home`]) beside the API keys, so
 //! every instance sees them and they survive a restart. Failed codes are
@@ -16,6 +17,7 @@
 //! password (`auth.max_failures` within `auth.failure_window`). A code is
 //! accepted once: TOTP per time step, recovery codes for good.
 
+pub(crate) mod enrol;
 pub(crate) mod pages;
 pub(crate) mod passkeys;
 pub(crate) mod pending;
