@@ -126,9 +126,10 @@ impl<S: SessionStore> Admin<S> {
         let Some(key) = SessionKey::from_hex(key) else {
             return problem(Problem::NotFound);
         };
-        match self.sessions.store().destroy(&key).await {
-            Ok(true) => empty(StatusCode::NO_CONTENT),
-            Ok(false) => problem(Problem::NotFound),
+        // With it, the sessions its sign-in opened on other domains.
+        match self.sessions.end_login_of(&key).await {
+            Ok(1..) => empty(StatusCode::NO_CONTENT),
+            Ok(0) => problem(Problem::NotFound),
             Err(e) => unavailable(&e),
         }
     }

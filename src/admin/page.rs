@@ -139,7 +139,7 @@ impl<S: SessionStore> Admin<S> {
             return problem(Problem::CrossOrigin);
         }
         if let Some(k) = SessionKey::from_hex(key) {
-            if let Err(e) = self.sessions.store().destroy(&k).await {
+            if let Err(e) = self.sessions.end_login_of(&k).await {
                 return unavailable(&e);
             }
         }

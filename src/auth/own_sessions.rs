@@ -128,25 +128,29 @@ pub(crate) async fn revoke<S: SessionStore>(
     if !owned {
         return Reply::problem(Problem::NotFound);
     }
-    if sessions.store().destroy(&key).await.is_err() {
+    // With it, the sessions its sign-in opened on other domains.
+    if sessions.end_login_of(&key).await.is_err() {
         return Reply::problem(Problem::Unavailable);
     }
     Reply::see_other(&format!("{prefix}/sessions"))
 }
 
-/// End every session of the caller but the one making the request.
+/// End every session of the caller but the ones of this browser's sign-in.
 async fn revoke_others<S: SessionStore>(
     user: &str,
     cur: &RequestSession,
     sessions: &SessionManager<S>,
     prefix: &str,
 ) -> Reply {
-    let current = cur.session.as_deref().map(|s| s.key);
+    let current = cur.session.as_deref().map(|s| (s.key, s.login));
     let mine = match sessions.store().list_user(user).await {
         Ok(v) => v,
         Err(_) => return Reply::problem(Problem::Unavailable),
     };
-    for s in mine.iter().filter(|s| Some(s.key) != current) {
+    // This browser's sign-in stays, on every domain it reached.
+    let this_browser =
+        |s: &crate::session::Session| current.is_some_and(|(k, l)| s.key == k || (l != 0 && s.login == l));
+    for s in mine.iter().filter(|s| !this_browser(s)) {
         if sessions.store().destroy(&s.key).await.is_err() {
             return Reply::problem(Problem::Unavailable);
         }

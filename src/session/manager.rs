@@ -237,26 +237,86 @@ impl<S: SessionStore> SessionManager<S> {
         factor_at: u64,
         client: &Client,
     ) -> Result<(), StoreError> {
+        // The same user signing in again in this browser (a second factor
+        // passed, a factor set up) stays the same sign-in: the sessions it
+        // opened on other domains stay tied to it.
+        let mut login = 0;
         if let Some(old) = cur.session.take() {
+            if old.user() == Some(user.as_str()) {
+                login = old.login;
+            }
             self.store.destroy(&old.key).await?;
         }
-        self.create_with(cur, Some(user), roles, data, factor_at, client)
+        if login == 0 {
+            login = new_login();
+        }
+        let joined = Joined { factor_at, login };
+        self.create_with(cur, Some(user), roles, data, joined, client)
             .await
     }
 
-    /// Destroy the session server-side and clear the cookie.
+    /// Open a session here for the sign-in `login` belongs to (a browser
+    /// back from the login site, `auth::hop`): the same user, roles and
+    /// second factor, a new id, and none of its data (each site's data is its
+    /// own).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn join(
+        &self,
+        cur: &mut RequestSession,
+        login: &Session,
+        client: &Client,
+    ) -> Result<(), StoreError> {
+        if let Some(old) = cur.session.take() {
+            self.end_login(&old).await?;
+        }
+        let user = login.user().map(str::to_owned);
+        let roles = login.roles().map(str::to_owned).collect();
+        let joined = Joined {
+            factor_at: login.factor_at,
+            login: login.login,
+        };
+        self.create_with(cur, user, roles, Map::new(), joined, client)
+            .await
+    }
+
+    /// Destroy the session server-side and clear the cookie; every session
+    /// of the same sign-in on other domains ends with it.
     ///
     /// # Errors
     /// When the store fails.
     pub async fn logout(&self, cur: &mut RequestSession) -> Result<(), StoreError> {
         if let Some(old) = cur.session.take() {
-            self.store.destroy(&old.key).await?;
+            self.end_login(&old).await?;
         }
         *cur = RequestSession {
             clear: true,
             ..RequestSession::default()
         };
         Ok(())
+    }
+
+    /// End `s` and every other session of its sign-in (the same user and
+    /// `login` label: the sessions a cross-domain sign-in opened). Returns
+    /// how many ended.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn end_login(&self, s: &Session) -> Result<usize, StoreError> {
+        let mut n = usize::from(self.store.destroy(&s.key).await?);
+        let (Some(user), login) = (s.user(), s.login) else {
+            return Ok(n);
+        };
+        if login == 0 {
+            return Ok(n);
+        }
+        for other in self.store.list_user(user).await? {
+            if other.login == login && other.key != s.key && self.store.destroy(&other.key).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Merge `data` into the session, creating an anonymous one if there is none.
@@ -299,7 +359,8 @@ impl<S: SessionStore> SessionManager<S> {
         data: Map<String, Value>,
         client: &Client,
     ) -> Result<(), StoreError> {
-        self.create_with(cur, user, roles, data, 0, client).await
+        self.create_with(cur, user, roles, data, Joined::NONE, client)
+            .await
     }
 
     async fn create_with(
@@ -308,7 +369,7 @@ impl<S: SessionStore> SessionManager<S> {
         user: Option<String>,
         roles: Vec<String>,
         data: Map<String, Value>,
-        factor_at: u64,
+        joined: Joined,
         client: &Client,
     ) -> Result<(), StoreError> {
         let id = SessionId::generate();
@@ -323,7 +384,8 @@ impl<S: SessionStore> SessionManager<S> {
             self.config.idle_timeout,
         )
         .with_client(client.ip, client.user_agent.as_deref());
-        s.factor_at = factor_at;
+        s.factor_at = joined.factor_at;
+        s.login = joined.login;
         self.writes.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.create(s).await?;
         *cur = RequestSession {
@@ -361,6 +423,18 @@ impl<S: SessionStore> SessionManager<S> {
             if let Err(e) = self.store.update(s.clone()).await {
                 tracing::warn!(error = %e, "resave failed");
             }
+        }
+    }
+
+    /// [`Self::end_login`] for the session under `key`: how many ended (0:
+    /// no such session).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn end_login_of(&self, key: &SessionKey) -> Result<usize, StoreError> {
+        match self.store.peek(key).await? {
+            Some(s) => self.end_login(&s).await,
+            None => Ok(usize::from(self.store.destroy(key).await?)),
         }
     }
 
@@ -604,4 +678,27 @@ mod tests {
             assert_eq!(m.writes(), before);
         }
     }
+}
+
+/// What a new session takes over from its sign-in.
+#[derive(Clone, Copy)]
+struct Joined {
+    /// When the sign-in passed a second factor (unix ms; 0: not).
+    factor_at: u64,
+    /// Its label ([`Session::login`]; 0: none).
+    login: u64,
+}
+
+impl Joined {
+    const NONE: Joined = Joined {
+        factor_at: 0,
+        login: 0,
+    };
+}
+
+/// A new sign-in's label: random, never 0 (0 is "none").
+fn new_login() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).expect("the OS CSPRNG must be available");
+    u64::from_le_bytes(b).max(1)
 }

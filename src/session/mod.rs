@@ -102,6 +102,11 @@ pub struct Session {
     /// session. Set only by sessiongate's own sign-in (`auth::factor`), never
     /// from session data, which a backend can write.
     pub factor_at: u64,
+    /// The sign-in this session belongs to (random; 0: none). A sign-in that
+    /// hops to other domains (`auth::hop`) gives each domain's session the
+    /// same value, so that ending one ends them all
+    /// ([`manager::SessionManager::end_login`]). A label, not a secret.
+    pub login: u64,
     idle_ms: u64,
     last_seen: AtomicU64,
 }
@@ -124,6 +129,7 @@ impl Clone for Session {
             created_at: self.created_at,
             absolute_expires_at: self.absolute_expires_at,
             factor_at: self.factor_at,
+            login: self.login,
             idle_ms: self.idle_ms,
             last_seen: AtomicU64::new(self.last_seen_at()),
         }
@@ -210,6 +216,7 @@ impl Session {
             created_at,
             absolute_expires_at,
             factor_at: 0,
+            login: 0,
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             last_seen: AtomicU64::new(created_at),
         };

@@ -24,6 +24,10 @@ pub(super) struct Record {
     /// Absent in records written before the second factor: never passed.
     #[serde(default)]
     factor_at: u64,
+    /// The sign-in it belongs to, in hex: Lua's cjson would round a number
+    /// past 2^53. Absent in older records: none.
+    #[serde(default)]
+    login: String,
 }
 
 impl Record {
@@ -39,6 +43,10 @@ impl Record {
             client_ip: s.client_ip.map(|i| i.to_string()),
             user_agent: s.user_agent().map(str::to_owned),
             factor_at: s.factor_at,
+            login: match s.login {
+                0 => String::new(),
+                l => format!("{l:016x}"),
+            },
         }
     }
 
@@ -70,6 +78,10 @@ impl Record {
         );
         s.mark_seen(self.last_seen);
         s.factor_at = self.factor_at;
+        s.login = match self.login.as_str() {
+            "" => 0,
+            l => u64::from_str_radix(l, 16).ok()?,
+        };
         Some(s)
     }
 }
@@ -96,6 +108,7 @@ mod tests {
         s.client_ip = Some("10.0.0.1".parse().unwrap());
         s.mark_seen(2_000);
         s.factor_at = 1_500;
+        s.login = u64::MAX - 1;
         let json = serde_json::to_string(&Record::of(&s)).unwrap();
         let back = serde_json::from_str::<Record>(&json)
             .unwrap()
@@ -107,6 +120,7 @@ mod tests {
         assert_eq!(back.last_seen_at(), 2_000);
         assert_eq!(back.client_ip, s.client_ip);
         assert_eq!(back.factor_at, 1_500);
+        assert_eq!(back.login, u64::MAX - 1, "past 2^53, kept exactly");
         // Lua's cjson writes "/" as "\/" and an empty object as "{}".
         let lua = json.replace('/', "\\/");
         assert!(serde_json::from_str::<Record>(&lua)
