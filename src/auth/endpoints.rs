@@ -11,6 +11,7 @@
 //! | `*    <p>/auth/nginx`, `<p>/auth/forward` | forward-auth with the route rules; answered by `proxy::forward_auth` |
 //! | `GET  <p>/oidc/<id>/start`, `<p>/oidc/<id>/callback` | sign-in with an OpenID Connect provider (`auth::oidc`) |
 //! | `<p>/factor`, `<p>/factor/enrol`, `<p>/factor/recovery` | the second factor (`auth::factor::pages`) |
+//! | `GET  <p>/hop`, `<p>/hop/land` | one sign-in across domains (`auth::hop`)              |
 //!
 //! Failures have one shape: an unknown user, a disabled user and a wrong
 //! password get the same status, body and cookies, in the same time (unknown
@@ -25,13 +26,14 @@
 use http::{Method, StatusCode};
 use pingora::http::RequestHeader;
 
+use super::hop::Site;
 use super::oidc::flow::PROVIDER_KEY;
 use super::Auth;
 use crate::http::headers::IdentityNames;
 use crate::http::html::{escape, page};
 use crate::http::origin::same_origin;
 use crate::http::problem::Problem;
-use crate::http::redirect::safe_next;
+use crate::http::redirect::safe_next_among;
 use crate::http::reply::Reply;
 use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::SessionStore;
@@ -92,6 +94,10 @@ pub(crate) enum Endpoint {
     PasskeyAuthFinish,
     /// `POST <p>/factor/passkey/remove`: remove one.
     PasskeyRemove,
+    /// `GET <p>/hop`: the login site sends a signed-in browser back with a code.
+    HopIssue,
+    /// `GET <p>/hop/land`: a code becomes a session here.
+    HopLand,
 }
 
 impl Endpoint {
@@ -147,6 +153,8 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
         ("/factor/passkey/auth", _, true) => Endpoint::PasskeyAuth,
         ("/factor/passkey/auth/finish", _, true) => Endpoint::PasskeyAuthFinish,
         ("/factor/passkey/remove", _, true) => Endpoint::PasskeyRemove,
+        ("/hop", true, _) => Endpoint::HopIssue,
+        ("/hop/land", true, _) => Endpoint::HopLand,
         // Any method: nginx's subrequest keeps the original request's.
         ("/auth/nginx", _, _) => Endpoint::AuthNginx,
         ("/auth/forward", _, _) => Endpoint::AuthForward,
@@ -172,7 +180,9 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
             | "/factor/passkey/register/finish"
             | "/factor/passkey/auth"
             | "/factor/passkey/auth/finish"
-            | "/factor/passkey/remove",
+            | "/factor/passkey/remove"
+            | "/hop"
+            | "/hop/land",
             _,
             _,
         ) => Endpoint::MethodNotAllowed,
@@ -195,19 +205,28 @@ impl Auth {
         endpoint: Endpoint,
         req: &RequestHeader,
         path: &str,
+        site: Option<Site<'_>>,
         form: &[u8],
         client: &Client,
         cur: &mut RequestSession,
         sessions: &SessionManager<S>,
     ) -> Reply {
         let reply = match endpoint {
-            Endpoint::LoginPage => {
-                let next = query_param(req, "next");
-                Reply::html(
-                    StatusCode::OK,
-                    self.login_page(&safe_next(next.as_deref()), None, ""),
-                )
-            }
+            Endpoint::LoginPage => match site.filter(|_| self.hops_from(site)) {
+                Some(site) => {
+                    let config = sessions.config();
+                    self.hop_out(req, site, client, &config.secrets, &config.cookie)
+                }
+                None => {
+                    let next = query_param(req, "next");
+                    Reply::html(
+                        StatusCode::OK,
+                        self.login_page(&self.safe_next(next.as_deref(), client), None, ""),
+                    )
+                }
+            },
+            Endpoint::HopIssue => self.hop_issue(req, site, client, cur, sessions).await,
+            Endpoint::HopLand => self.hop_land(req, site, client, cur, sessions).await,
             Endpoint::OidcStart => self.oidc_start(req, path, client, sessions).await,
             Endpoint::OidcCallback => self.oidc_callback(req, path, client, cur, sessions).await,
             Endpoint::LoginSubmit => self.submit_login(req, form, client, cur, sessions).await,
@@ -322,6 +341,12 @@ impl Auth {
             Endpoint::MethodNotAllowed => method_not_allowed(req.uri.path()),
         };
         crate::auth::factor::passkeys::scripted(reply)
+    }
+
+    /// Where a sign-in may send the browser on to: a local path, or a host
+    /// the routes name with this request's scheme ([`safe_next_among`]).
+    pub(super) fn safe_next(&self, next: Option<&str>, client: &Client) -> String {
+        safe_next_among(next, &self.config.sites, client.https).into_owned()
     }
 
     fn logout_page(&self) -> String {

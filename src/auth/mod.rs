@@ -17,6 +17,7 @@ pub(crate) mod basic;
 pub(crate) mod endpoints;
 pub(crate) mod factor;
 mod hashing;
+pub(crate) mod hop;
 pub(crate) mod jwt;
 pub(crate) mod names;
 pub(crate) mod oidc;
@@ -66,6 +67,11 @@ pub(crate) struct AuthOptions {
     pub jwt: Vec<jwt::JwtOptions>,
     /// `[auth.second_factor]`; `None`: the built-in login asks for a password only.
     pub second_factor: Option<factor::FactorOptions>,
+    /// The hosts the routes name: a sign-in may send the browser on to them
+    /// (set by `config` from the rule table).
+    pub sites: crate::http::redirect::Sites,
+    /// `[auth.cross_domain]`: one sign-in for hosts under unrelated domains.
+    pub cross_domain: Option<hop::CrossDomain>,
 }
 
 /// Why the auth of a config cannot be built.
@@ -288,6 +294,8 @@ pub(crate) mod testing {
                 oidc: Vec::new(),
                 jwt: Vec::new(),
                 second_factor: None,
+                sites: crate::http::redirect::Sites::default(),
+                cross_domain: None,
             },
             None,
         )

@@ -148,8 +148,9 @@ async fn revoke_others<S: SessionStore>(
         Err(_) => return Reply::problem(Problem::Unavailable),
     };
     // This browser's sign-in stays, on every domain it reached.
-    let this_browser =
-        |s: &crate::session::Session| current.is_some_and(|(k, l)| s.key == k || (l != 0 && s.login == l));
+    let this_browser = |s: &crate::session::Session| {
+        current.is_some_and(|(k, l)| s.key == k || (l != 0 && s.login == l))
+    };
     for s in mine.iter().filter(|s| !this_browser(s)) {
         if sessions.store().destroy(&s.key).await.is_err() {
             return Reply::problem(Problem::Unavailable);

@@ -22,7 +22,6 @@ use super::Auth;
 use crate::http::html::{escape, page};
 use crate::http::origin::same_origin;
 use crate::http::problem::Problem;
-use crate::http::redirect::safe_next;
 use crate::http::reply::Reply;
 use crate::metrics::METRICS;
 use crate::session::manager::{Client, RequestSession, SessionManager};
@@ -70,7 +69,7 @@ impl Auth {
                 _ => {}
             }
         }
-        let next = safe_next(next.as_deref()).into_owned();
+        let next = self.safe_next(next.as_deref(), client);
         let (Some(username), Some(password)) = (username.clone(), password) else {
             return Reply::html(
                 StatusCode::BAD_REQUEST,

@@ -230,6 +230,15 @@ pub(super) struct RawAuth {
     #[serde(default)]
     pub(super) jwt: Vec<RawJwt>,
     pub(super) second_factor: Option<RawSecondFactor>,
+    pub(super) cross_domain: Option<RawCrossDomain>,
+}
+
+/// `[auth.cross_domain]`: one sign-in for hosts under unrelated domains.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCrossDomain {
+    /// The host people sign in on; the others hop there and back.
+    pub(super) login_host: String,
 }
 
 /// `[auth.second_factor]` (`validate::factor` checks it).
@@ -357,6 +366,7 @@ impl Default for RawAuth {
             oidc: Vec::new(),
             jwt: Vec::new(),
             second_factor: None,
+            cross_domain: None,
         }
     }
 }

@@ -12,13 +12,107 @@
 //! The way there is encoded here too: [`encode_next`] writes the `next` of the
 //! login redirect the proxy sends an anonymous browser to.
 //!
-//! Pure functions; the login endpoints call [`safe_next`].
+//! After a sign-in, `next` may also be an absolute URL to another host the
+//! gate serves ([`safe_next_among`]): one a route names, exactly or under a
+//! wildcard ([`Sites`]), with the request's own scheme and no user info. The
+//! host is read by a WHATWG URL parser (the `url` crate, as browsers read
+//! it), so a look-alike internationalised name is its punycode and matches
+//! nothing configured; backslashes, controls and spaces are refused before
+//! any parsing.
+//!
+//! Pure functions; the login endpoints call [`safe_next_among`].
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use percent_encoding::{
     percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC,
 };
+
+/// The hosts the gate serves: a redirect after sign-in may name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Sites {
+    /// Exact names.
+    exact: HashSet<String>,
+    /// Wildcards, by the domain under them (`*.example.com`: `example.com`).
+    under: HashSet<String>,
+}
+
+impl Sites {
+    /// The sites of canonical exact names and wildcard domains.
+    pub(crate) fn new(
+        exact: impl IntoIterator<Item = String>,
+        under: impl IntoIterator<Item = String>,
+    ) -> Sites {
+        Sites {
+            exact: exact.into_iter().collect(),
+            under: under.into_iter().collect(),
+        }
+    }
+
+    /// Whether `name` (canonical, no port) is served: named, or under a
+    /// wildcard (one label or more, never the wildcard's domain itself).
+    /// Only letters, digits, `.` and `-`: a name given in a query
+    /// (`auth::hop`) can carry nothing that would change a URL built from it.
+    pub(crate) fn serves(&self, name: &str) -> bool {
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        {
+            return false;
+        }
+        if self.exact.contains(name) {
+            return true;
+        }
+        let mut rest = name;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if self.under.contains(parent) {
+                return true;
+            }
+            rest = parent;
+        }
+        false
+    }
+}
+
+/// The redirect target after a sign-in: what [`safe_next`] keeps, or an
+/// absolute URL to a host `sites` serves, with the request's scheme
+/// (`https` or not) and no user info. Anything else is `/`.
+pub(crate) fn safe_next_among<'a>(
+    next: Option<&'a str>,
+    sites: &Sites,
+    https: bool,
+) -> Cow<'a, str> {
+    match next {
+        Some(n) if n.starts_with('/') => safe_next(Some(n)),
+        Some(n) => match elsewhere(n, sites, https) {
+            Some(url) => Cow::Owned(url),
+            None => Cow::Borrowed("/"),
+        },
+        None => Cow::Borrowed("/"),
+    }
+}
+
+/// `next` as an absolute URL to a served host, re-serialised by the parser.
+fn elsewhere(next: &str, sites: &Sites, https: bool) -> Option<String> {
+    let scheme = if https { "https://" } else { "http://" };
+    if !next.starts_with(scheme)
+        || next.len() > 2048
+        || next
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    {
+        return None;
+    }
+    let url = url::Url::parse(next).ok()?;
+    let host = match url.host()? {
+        url::Host::Domain(d) => d.to_owned(),
+        url::Host::Ipv4(a) => a.to_string(),
+        url::Host::Ipv6(a) => format!("[{a}]"),
+    };
+    (url.username().is_empty() && url.password().is_none() && sites.serves(&host))
+        .then(|| url.to_string())
+}
 
 /// The redirect target for a `next` parameter (already form-decoded once).
 #[allow(unreachable_pub)] // pub for the fuzz targets (lib.rs `fuzzing`)
@@ -163,6 +257,95 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{line:?} -> {got:?}: {e}"));
             assert_eq!(resolved.origin(), base.origin(), "{line:?} -> {got:?}");
         }
+    }
+
+    fn sites() -> Sites {
+        Sites::new(
+            ["app.example.org".to_owned(), "login.example.com".to_owned()],
+            ["example.net".to_owned()],
+        )
+    }
+
+    #[test]
+    fn a_served_host_is_a_destination_with_this_scheme() {
+        let s = sites();
+        for (next, want) in [
+            (
+                "https://app.example.org/x?y=1",
+                "https://app.example.org/x?y=1",
+            ),
+            ("https://app.example.org", "https://app.example.org/"),
+            (
+                "https://APP.example.org:8443/a%20b",
+                "https://app.example.org:8443/a%20b",
+            ),
+            ("https://a.b.example.net/", "https://a.b.example.net/"),
+            ("/local", "/local"),
+        ] {
+            assert_eq!(safe_next_among(Some(next), &s, true), want, "{next}");
+        }
+        assert_eq!(
+            safe_next_among(Some("http://app.example.org/"), &s, false),
+            "http://app.example.org/"
+        );
+    }
+
+    #[test]
+    fn only_plain_names_are_served() {
+        let s = sites();
+        assert!(s.serves("a.example.net"));
+        for bad in [
+            "x/@evil.test#.example.net",
+            "evil.test:1.example.net",
+            "A.example.net",
+            "a b.example.net",
+        ] {
+            assert!(!s.serves(bad), "{bad}");
+        }
+    }
+
+    /// One case per form an open redirect takes: none leaves the served hosts.
+    #[test]
+    fn every_other_destination_falls_back_to_root() {
+        let s = sites();
+        for next in [
+            // another host
+            "https://evil.test/",
+            "https://app.example.org.evil.test/",
+            "https://example.net/",
+            "https://evilexample.net/",
+            // scheme-relative
+            "//app.example.org/",
+            "//evil.test/",
+            // backslashes
+            "https:\\\\evil.test/",
+            "https://evil.test\\@app.example.org/",
+            "https://app.example.org\\@evil.test/",
+            "/\\evil.test",
+            // user info
+            "https://app.example.org@evil.test/",
+            "https://user:pw@app.example.org/",
+            "https://evil.test%40app.example.org/",
+            // a look-alike name (Cyrillic 'а'), and its punycode
+            "https://\u{430}pp.example.org/",
+            "https://xn--pp-8cd.example.org/",
+            // other schemes, or a downgrade
+            "http://app.example.org/",
+            "javascript://app.example.org/%0aalert(1)",
+            "HTTPS://app.example.org/",
+            // controls and spaces
+            "https://app.example.org/\t",
+            "https://app.example.org /",
+            "https://app.example.org/\r\nSet-Cookie:x=1",
+            // a trailing dot is another spelling: not served
+            "https://app.example.org./",
+        ] {
+            assert_eq!(safe_next_among(Some(next), &s, true), "/", "{next:?}");
+        }
+        assert_eq!(
+            safe_next_among(Some("https://app.example.org/"), &s, false),
+            "/"
+        );
     }
 
     #[test]

@@ -272,12 +272,26 @@ impl<S: SessionStore> Proxy<S> {
         let client = super::client_info(session, ctx);
         let req = session.req_header();
         let path = ctx.normalized.as_deref().unwrap_or(req.uri.path());
+        // The canonical host, borrowed (from the request when it was canonical as sent).
+        let host = match &ctx.host {
+            Some(h) => Some(super::host::Host {
+                name: std::borrow::Cow::Borrowed(h.name.as_ref()),
+                port: h.port,
+            }),
+            None if ctx.host_as_sent => super::host::of_request(req, ctx.https).ok().flatten(),
+            None => None,
+        };
+        let site = host.as_ref().map(|h| crate::auth::hop::Site {
+            name: &h.name,
+            port: h.port,
+        });
         let reply = self
             .auth
             .handle(
                 endpoint,
                 req,
                 path,
+                site,
                 &form,
                 &client,
                 &mut ctx.cur,

@@ -8,7 +8,6 @@
 //! The credential store is the file beside the memory store, or Redis when
 //! the suite runs against it; the multi-instance test has its own Redis.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::support::*;
@@ -107,79 +106,6 @@ fn code(secret: &str, steps: i64) -> String {
         String::new(),
     );
     t.generate(now().saturating_add_signed(steps * 30))
-}
-
-/// A browser's cookies for one gate: what `Set-Cookie` sets, sent back.
-#[derive(Default, Clone)]
-struct Jar(BTreeMap<String, String>);
-
-impl Jar {
-    fn take(&mut self, resp: &Resp) {
-        for c in resp.all("set-cookie") {
-            let pair = c.split(';').next().unwrap_or_default();
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let cleared = value.is_empty() || c.contains("Max-Age=0");
-            if cleared {
-                self.0.remove(name);
-            } else {
-                self.0.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
-
-    /// Only the named cookie, as its own `Cookie` header.
-    fn only(&self, name: &str) -> String {
-        format!("{name}={}", self.0[name])
-    }
-
-    fn send(&mut self, req: Req) -> Resp {
-        let req = if self.0.is_empty() {
-            req
-        } else {
-            req.cookie(&self.header())
-        };
-        let resp = req.send();
-        self.take(&resp);
-        resp
-    }
-
-    fn get(&mut self, gate: &Gate, target: &str) -> Resp {
-        self.send(gate.get(target).browser())
-    }
-
-    fn post(&mut self, gate: &Gate, target: &str, pairs: &[(&str, &str)]) -> Resp {
-        self.send(
-            gate.req("POST", target)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .header("Origin", "http://app.test")
-                .body(&form(pairs)),
-        )
-    }
-
-    /// The password step: 303 on to the factor (or in).
-    fn password(&mut self, gate: &Gate, (user, password, ..): (&str, &str, &str, bool)) -> Resp {
-        self.post(
-            gate,
-            LOGIN,
-            &[
-                ("username", user),
-                ("password", password),
-                ("next", "/app?x=1"),
-            ],
-        )
-    }
 }
 
 /// The text between `start` and the next `end` in `html`.

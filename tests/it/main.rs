@@ -20,6 +20,7 @@ mod browser;
 mod check;
 mod cluster;
 mod connections;
+mod cross_domain;
 mod factor;
 mod forward_auth;
 mod framing;

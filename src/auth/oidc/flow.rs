@@ -15,7 +15,6 @@ use crate::auth::endpoints::{oidc_step, query_param, unavailable};
 use crate::auth::Auth;
 use crate::http::html::{escape, page};
 use crate::http::problem::Problem;
-use crate::http::redirect::safe_next;
 use crate::http::reply::Reply;
 use crate::metrics::METRICS;
 use crate::session::cookie::SameSite;
@@ -69,6 +68,9 @@ impl Auth {
         if self.factors.is_some() {
             names.extend(crate::auth::factor::cookie_names(session));
         }
+        if self.config.cross_domain.is_some() {
+            names.push(crate::auth::hop::hop_cookie_name(session));
+        }
         names
     }
 
@@ -94,7 +96,7 @@ impl Auth {
             return Reply::problem(Problem::NotFound);
         };
         let next = query_param(req, "next");
-        let mut next = safe_next(next.as_deref()).into_owned();
+        let mut next = self.safe_next(next.as_deref(), client);
         if next.len() > MAX_NEXT_LEN {
             next = "/".to_owned();
         }

@@ -66,6 +66,22 @@ impl Validator {
             }
             None => None,
         };
+        let cross_domain = raw.cross_domain.and_then(|c| {
+            match crate::proxy::host::canonical(&c.login_host, true) {
+                Ok(h) if h.port.is_none() && h.name == c.login_host.as_str() => {
+                    Some(crate::auth::hop::CrossDomain {
+                        login_host: c.login_host,
+                    })
+                }
+                _ => {
+                    self.problem(
+                        "auth.cross_domain.login_host",
+                        format!("must be a host name in canonical form, lower case without port, like \"login.example.com\" (got {:?})", c.login_host),
+                    );
+                    None
+                }
+            }
+        });
         let users_file = raw.users_file.map(|f| base.join(f));
         self.files.extend(users_file.clone());
         if let Some(path) = &users_file {
@@ -90,6 +106,9 @@ impl Validator {
             },
             // Set by `config` from `[identity]`.
             identity: IdentityNames::default(),
+            // Set by `config` from the rule table.
+            sites: crate::http::redirect::Sites::default(),
+            cross_domain,
         })
     }
 }

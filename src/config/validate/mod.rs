@@ -80,6 +80,26 @@ impl Validator {
         }
     }
 
+    /// `[auth.cross_domain]` against the rule table: its login site is a host
+    /// the routes name, and its codes are spent in a credential store.
+    fn cross_domain(&mut self, auth: &crate::auth::AuthOptions, sources: &routes::Sources) {
+        let Some(c) = &auth.cross_domain else {
+            return;
+        };
+        if !auth.sites.serves(&c.login_host) {
+            self.problem(
+                "auth.cross_domain.login_host",
+                format!("{:?} is no host a route names (hosts = [...]): the other hosts could not send browsers there", c.login_host),
+            );
+        }
+        if !sources.credential_store {
+            self.problem(
+                "auth.cross_domain",
+                "needs a credential store to spend each sign-in code once on every instance: store.kind = \"redis\", or store.credentials_file",
+            );
+        }
+    }
+
     pub(super) fn config(&mut self, raw: RawConfig, base: &Path) -> Option<Config> {
         let server = self.server(raw.server, base);
         let session = self.session(raw.session, base);
@@ -120,6 +140,10 @@ impl Validator {
         let mut auth = auth;
         if let (Some(a), Some(names)) = (auth.as_mut(), identity.as_ref()) {
             a.identity = names.clone();
+        }
+        if let (Some(a), Some(rules)) = (auth.as_mut(), rules.as_ref()) {
+            a.sites = rules.sites();
+            self.cross_domain(a, &sources);
         }
         let server = server?;
         Some(Config {

@@ -276,6 +276,11 @@ impl Rules {
         })
     }
 
+    /// The hosts the rules name, for the redirects after a sign-in.
+    pub(crate) fn sites(&self) -> crate::http::redirect::Sites {
+        crate::http::redirect::Sites::new(self.exact.keys().cloned(), self.wildcard.keys().cloned())
+    }
+
     /// Whether any rule names a host.
     pub(crate) fn names_hosts(&self) -> bool {
         !self.exact.is_empty() || !self.wildcard.is_empty()

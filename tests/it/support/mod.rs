@@ -4,7 +4,7 @@
 //! `proxy`): [`backend`] records what reached it, [`gate`] runs the proxy,
 //! [`config`] writes its config, [`client`] sends byte-exact requests,
 //! [`redis`] runs a throwaway redis-server, [`node`] an OpenID provider, [`tls`] a throwaway CA and curl,
-//! [`process`] runs a child process with its log and hands out ports and
+//! [`jar`] keeps a browser's cookies, [`process`] runs a child process with its log and hands out ports and
 //! scratch directories, [`wait`] polls and loads. Tests import everything
 //! with `use crate::support::*;`. No test lives here.
 //!
@@ -16,6 +16,7 @@ mod client;
 mod config;
 mod gate;
 mod http1;
+mod jar;
 mod node;
 mod process;
 mod redis;
@@ -26,6 +27,7 @@ pub use backend::*;
 pub use client::*;
 pub use config::*;
 pub use gate::*;
+pub use jar::*;
 pub use node::*;
 pub use process::*;
 pub use redis::*;

@@ -194,10 +194,10 @@ impl Auth {
         };
         let next = match &asker {
             crate::auth::factor::pages::Asker::Pending(p) => p.next.clone(),
-            _ => crate::http::redirect::safe_next(
+            _ => self.safe_next(
                 crate::auth::endpoints::query_param(req, "next").as_deref(),
-            )
-            .into_owned(),
+                client,
+            ),
         };
         let done = self
             .factor_passed(
