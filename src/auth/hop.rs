@@ -148,7 +148,10 @@ impl Auth {
             ),
             hop.state
         );
-        Reply::see_other(&location).with(http::header::SET_COOKIE, cookie)
+        // A page, not a redirect: the way here may have begun with one of
+        // our forms (a logout, then a protected page), and a cross-origin
+        // 303 in that chain would break the form's CSP `form-action 'self'`.
+        Reply::onward_page(&location, "Signing in").with(http::header::SET_COOKIE, cookie)
     }
 
     /// `GET <p>/hop?to=<host>&state=…` on the login site: a sign-in first if
@@ -191,7 +194,8 @@ impl Auth {
         };
         let sealed = signing::seal_record(CODE_LABEL, &sessions.config().secrets[0], &code);
         tracing::info!(target: "auth", user = s.user().unwrap_or_default(), to = %code.to, "cross-domain sign-in: code issued");
-        Reply::see_other(&format!(
+        // A page, not a redirect: this step may follow the login form's POST.
+        Reply::onward(&format!(
             "{}/hop/land?code={sealed}",
             origin(client.https, &code.to, site.port, &self.config.prefix)
         ))

@@ -130,7 +130,7 @@ impl Auth {
         }
         METRICS.login_succeeded();
         tracing::info!(target: "auth", user = %user, "login succeeded");
-        Reply::see_other(&next)
+        Reply::onward(&next)
     }
 
     /// Check `password` for the user typed as `username` against the users

@@ -54,6 +54,33 @@ impl Reply {
         }
     }
 
+    /// On to `location` after a sign-in: a local path is a `303`; another
+    /// host is [`Reply::onward_page`]. A redirect would not do: the chain may
+    /// have begun with one of our forms, and browsers hold every step of it
+    /// to the page's CSP `form-action 'self'`, so a cross-origin 303 is blocked.
+    pub(crate) fn onward(location: &str) -> Reply {
+        if location.starts_with('/') {
+            return Reply::see_other(location);
+        }
+        Reply::onward_page(location, "Signed in")
+    }
+
+    /// A page that goes on to `location` by itself (`<meta
+    /// http-equiv="refresh">`, and a link): a navigation of its own, which
+    /// starts a new chain. `heading` says what is happening.
+    pub(crate) fn onward_page(location: &str, heading: &str) -> Reply {
+        let (to, heading) = (super::html::escape(location), super::html::escape(heading));
+        Reply::html(
+            StatusCode::OK,
+            super::html::page(
+                &heading,
+                &format!(
+                    r#"<meta http-equiv="refresh" content="0;url={to}"><h1>{heading}</h1><p><a class="button" href="{to}">Continue</a></p>"#
+                ),
+            ),
+        )
+    }
+
     /// The same reply with one more header.
     pub(crate) fn with(mut self, name: HeaderName, value: String) -> Reply {
         self.headers.push((name, value));

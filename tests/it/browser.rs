@@ -161,6 +161,13 @@ impl Demo {
     /// Run a browser script with `args`; fail with node's output when it fails
     /// (the proxy and the backend print theirs as they are dropped).
     fn node(&self, script: &str, args: &[&str]) {
+        node(script, args);
+    }
+}
+
+/// Run a browser script with `args`; fail with node's output when it fails.
+fn node(script: &str, args: &[&str]) {
+    {
         let (status, stdout, stderr) = run_with_timeout(
             Command::new("node")
                 .arg(repo().join("tests/browser").join(script))
@@ -292,4 +299,56 @@ fn the_demos_script_route_takes_an_api_key_made_as_the_banner_says() {
         .send();
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(resp.body, format!("user: {USER}\nroles: user,admin\n"));
+}
+
+/// One sign-in across two unrelated domains in Chromium, over TLS with a
+/// throwaway CA whose leaf names all three hosts, each resolved to the
+/// loopback by `--host-resolver-rules`; Chromium trusts the leaf by its key
+/// (`--ignore-certificate-errors-spki-list`). The cases, one by one, are in
+/// `cross_domain.rs`; this shows a real browser's cookies and redirects
+/// carry them: `SameSite=Lax` hop cookies, `__Host-` cookies per host.
+#[test]
+fn browser_one_sign_in_across_two_domains_and_one_sign_out() {
+    use crate::cross_domain::{store, ALICE, ROUTES};
+    use crate::support::{curl_at, standard_config, users_file, wait_for, Backend, Ca, Gate};
+    use base64::Engine;
+    use sha2::Digest;
+
+    let backend = Backend::app();
+    let ca = Ca::new("sessiongate browser test CA");
+    let (cert, key) = ca.leaf(&["login.test", "app.example.org", "*.example.com"]);
+    let tls = free_addr();
+    let config = format!(
+        "{}\n[[server.tls]]\nlisten = [\"{tls}\"]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n",
+        standard_config(backend.addr, &format!("{ROUTES}{}", store()))
+    );
+    let gate = Gate::start_with(
+        &config,
+        &[
+            ("cert.pem", &cert),
+            ("key.pem", &key),
+            ("users.toml", &users_file(&[ALICE])),
+        ],
+        &[("TEST_SECRET", crate::support::SECRET)],
+    );
+    let ca_file = ca.ca_file(gate.dir(), "ca.pem");
+    wait_for(Duration::from_secs(10), "the TLS listener", || {
+        curl_at("login.test", tls, &ca_file, "/public", &["--http1.1"]).status == 200
+    });
+    // Chromium's form of a key pin: base64 of the SHA-256 of the leaf's SubjectPublicKeyInfo.
+    let der = x509_parser::pem::parse_x509_pem(cert.as_bytes()).unwrap().1;
+    let parsed = der.parse_x509().unwrap();
+    let spki = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(parsed.public_key().raw));
+    node(
+        "cross_domain_flow.mjs",
+        &[&tls.port().to_string(), ALICE.0, ALICE.1, &spki],
+    );
+    // The app got the signed-in user over the hop.
+    assert!(
+        backend.requests().iter().any(|r| r.one("host")
+            == Some(&format!("app.example.org:{}", tls.port()))
+            && r.one("x-user") == Some("alice")),
+        "the app never saw alice"
+    );
 }

@@ -396,7 +396,7 @@ impl Auth {
         }
         METRICS.login_succeeded();
         tracing::info!(target: "auth", user = %user, "second factor passed");
-        Reply::see_other(next).with(
+        Reply::onward(next).with(
             header::SET_COOKIE,
             self.clear_pending(sessions, client.https),
         )

@@ -13,7 +13,6 @@ use super::prelogin::{self, PreLogin};
 use super::{Failure, Provider};
 use crate::auth::endpoints::{oidc_step, query_param, unavailable};
 use crate::auth::Auth;
-use crate::http::html::{escape, page};
 use crate::http::problem::Problem;
 use crate::http::reply::Reply;
 use crate::metrics::METRICS;
@@ -31,23 +30,16 @@ fn now_secs() -> u64 {
     crate::session::now_ms() / 1000
 }
 
-/// After a sign-in at a provider: a 303 to `next`, or, when the session cookie
-/// is `SameSite=Strict`, a page that moves on by itself, because a browser
-/// does not send a Strict cookie on a redirect chain that began at another site.
+/// After a sign-in at a provider: [`Reply::onward`], or, when the session
+/// cookie is `SameSite=Strict`, always a page that moves on by itself,
+/// because a browser does not send a Strict cookie on a redirect chain that
+/// began at another site.
 fn signed_in(next: &str, same_site: SameSite) -> Reply {
-    if same_site != SameSite::Strict {
-        return Reply::see_other(next);
+    if same_site == SameSite::Strict {
+        Reply::onward_page(next, "Signed in")
+    } else {
+        Reply::onward(next)
     }
-    let next = escape(next);
-    Reply::html(
-        StatusCode::OK,
-        page(
-            "Signed in",
-            &format!(
-                r#"<meta http-equiv="refresh" content="0;url={next}"><h1>Signed in</h1><p><a class="button" href="{next}">Continue</a></p>"#
-            ),
-        ),
-    )
 }
 
 impl Auth {
