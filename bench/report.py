@@ -160,7 +160,7 @@ def ab_report(facts, a, baseline):
     bad = problems(list(rows.values()))
     pairs = sorted({int(i.rsplit("-", 1)[1]) for i in rows})
     out = [
-        "# A/B of two sessiongate builds",
+        "# A/B of two sessiongate gates",
         "",
         f"a: `{a}`; b: `{baseline}`. Both gates ran side by side with the same sessions count;",
         "every pair measured both, the order swapped each pair. Proxy CPU µs per request",

@@ -39,6 +39,11 @@
 #                                  protected and the public route: bench/results/ab.md.
 #                                  Side a starts and is filled first, which costs it a few
 #                                  % on the protected route: run it both ways round.
+#     bash bench/run.sh --hosts    A/B of this build with two configs side by side: the
+#                                  same 10 host rules for the request's host, and a
+#                                  1,000 hosts of 10 rules each (BENCH_HOSTS) against 1
+#                                  host, BENCH_SESSIONS sessions each, alternating runs
+#                                  (BENCH_AB_PAIRS, 4): bench/results/hosts.md
 #
 # Everything listens on 127.0.0.1 on ephemeral ports, runs from a temporary
 # directory, and is stopped at the end (or on Ctrl-C). Tunables (environment):
@@ -63,6 +68,7 @@ for arg in "$@"; do
         --smoke) MODE=smoke ;;
         --perf) PERF=1 ;;
         --ab) MODE=ab ;;
+        --hosts) MODE=hosts ;;
         --slow) MODE=slow ;;
         --tls) MODE=tls ;;
         --stack) MODE=stack ;;
@@ -188,8 +194,8 @@ if [ "$MODE" = conns ]; then
     BENCH_CONNS=${BENCH_CONNS:-8}
 fi
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
-if [ "$MODE" = ab ]; then
-    [ -x "${BENCH_BASELINE:-}" ] || {
+if [ "$MODE" = ab ] || [ "$MODE" = hosts ]; then
+    [ "$MODE" = hosts ] || [ -x "${BENCH_BASELINE:-}" ] || {
         echo "bench: --ab needs BENCH_BASELINE=<path of the other sessiongate binary>" >&2
         exit 2
     }
@@ -559,7 +565,7 @@ if [ "$MODE" = tls ]; then
     exit 0
 fi
 
-if [ "$MODE" != ab ] && [ "$MODE" != slow ]; then
+if [ "$MODE" != ab ] && [ "$MODE" != hosts ] && [ "$MODE" != slow ]; then
 # 1. direct
 measure direct "direct to the backend (nginx return 200, 1 worker)" \
     "http://127.0.0.1:$BACKEND_PORT/app" "$TMP/anon_cookies.txt" 200 "" "$BACKEND_PID"
@@ -664,37 +670,63 @@ ${BENCH_SG_READ_BUFFER:+read_buffer = $BENCH_SG_READ_BUFFER}" start_sg sg false
 fi
 
 # ---------------------------------------------------------------- A/B of two builds
-if [ "$MODE" = ab ]; then
+if [ "$MODE" = ab ] || [ "$MODE" = hosts ]; then
     # Both gates hold the same number of sessions and run side by side; each
     # pair measures A then B (the order swaps every pair), so a change in the
     # machine's load lands on both.
-    say "A/B: this build (a) against $BENCH_BASELINE (b), $SESSIONS_LARGE sessions each"
-    declare -A AB_BASE AB_PID
+    declare -A AB_BASE AB_PID AB_BIN AB_EXTRA
+    if [ "$MODE" = hosts ]; then
+        # The same binary twice: rules naming the request's host (127.0.0.1,
+        # 10 rules) in both, and BENCH_HOSTS - 1 more hosts of 10 rules in a.
+        AB_SESSIONS=$SESSIONS
+        HOSTS=${BENCH_HOSTS:-1000}
+        AB_BIN[a]=$SG AB_BIN[b]=$SG
+        for side in a b; do
+            n=$([ $side = a ] && echo "$HOSTS" || echo 1)
+            AB_EXTRA[$side]=$(python3 - "$n" <<'PY'
+import sys
+n = int(sys.argv[1])
+hosts = ["127.0.0.1"] + [f"h{i}.bench.test" for i in range(1, n)]
+for h in hosts:
+    for j in range(10):
+        print(f'[[route]]\npath = "/r{j}"\nhosts = ["{h}"]\naccess = "public"\n')
+PY
+)
+        done
+        AB_LABELS=("$HOSTS hosts of 10 rules" "1 host of 10 rules")
+        say "A/B: $HOSTS hosts (a) against 1 host (b), $AB_SESSIONS sessions each"
+    else
+        AB_SESSIONS=$SESSIONS_LARGE
+        AB_BIN[a]=$SG AB_BIN[b]=$BENCH_BASELINE AB_EXTRA[a]="" AB_EXTRA[b]=""
+        AB_LABELS=("$SG" "$BENCH_BASELINE")
+        say "A/B: this build (a) against $BENCH_BASELINE (b), $AB_SESSIONS sessions each"
+    fi
     for side in a b; do
-        start_sg "sg-$side" false "$SG_THREADS" "" "$([ $side = a ] && echo "$SG" || echo "$BENCH_BASELINE")"
+        SG_EXTRA_CONFIG=${AB_EXTRA[$side]} start_sg "sg-$side" false "$SG_THREADS" "" "${AB_BIN[$side]}"
         AB_BASE[$side]=127.0.0.1:$SG_PORT
         AB_PID[$side]=$SG_PID
         sleep 1
         rss0=$(rss_kb "$SG_PID")
-        mint "${AB_BASE[$side]}" "$SESSIONS_LARGE" "$TMP/ab_cookies_$side.txt" /mint sid >/dev/null
+        mint "${AB_BASE[$side]}" "$AB_SESSIONS" "$TMP/ab_cookies_$side.txt" /mint sid >/dev/null
         sleep 2
         expect "http://${AB_BASE[$side]}/app" 200 "$(head -1 "$TMP/ab_cookies_$side.txt")" "ok"
-        fact "{\"kind\":\"rss\",\"peer\":\"sg-$side\",\"start_kb\":$rss0,\"points\":[[0,$rss0],[$SESSIONS_LARGE,$(rss_kb "$SG_PID")]]}"
+        fact "{\"kind\":\"rss\",\"peer\":\"sg-$side\",\"start_kb\":$rss0,\"points\":[[0,$rss0],[$AB_SESSIONS,$(rss_kb "$SG_PID")]]}"
     done
     for pair in $(seq "$AB_PAIRS"); do
         order="a b"
         [ $((pair % 2)) = 0 ] && order="b a"
         for side in $order; do
-            measure "ab-$side-protected-$pair" "$side: protected route, $SESSIONS_LARGE sessions" \
+            measure "ab-$side-protected-$pair" "$side: protected route, $AB_SESSIONS sessions" \
                 "http://${AB_BASE[$side]}/app" "$TMP/ab_cookies_$side.txt" 200 "${AB_PID[$side]}" "$BACKEND_PID"
-            measure "ab-$side-public-$pair" "$side: public route, $SESSIONS_LARGE sessions in the store" \
+            measure "ab-$side-public-$pair" "$side: public route, $AB_SESSIONS sessions in the store" \
                 "http://${AB_BASE[$side]}/public/x" "$TMP/anon_cookies.txt" 200 "${AB_PID[$side]}" "$BACKEND_PID"
         done
     done
     mkdir -p "$RESULTS"
-    cp "$FACTS" "$RESULTS/ab.jsonl"
-    python3 bench/report.py --ab "$FACTS" "$SG" "$BENCH_BASELINE" >"$RESULTS/ab.md"
-    cat "$RESULTS/ab.md"
+    name=$([ "$MODE" = hosts ] && echo hosts || echo ab)
+    cp "$FACTS" "$RESULTS/$name.jsonl"
+    python3 bench/report.py --ab "$FACTS" "${AB_LABELS[@]}" >"$RESULTS/$name.md"
+    cat "$RESULTS/$name.md"
     exit 0
 fi
 
