@@ -211,6 +211,7 @@ upstream = "mint"
 EOF
     # A caller's extra sections (bench/soak.sh: the users file).
     if [ -n "${SG_EXTRA_CONFIG:-}" ]; then printf '%s\n' "$SG_EXTRA_CONFIG" >>"$1/proxy.toml"; fi
+    if [ -n "${SG_EXTRA_CONFIG_FILE:-}" ]; then cat "$SG_EXTRA_CONFIG_FILE" >>"$1/proxy.toml"; fi
 }
 
 # start_sg NAME ACCESS_LOG [THREADS] [LD_PRELOAD] [BINARY]: sets SG_PORT,

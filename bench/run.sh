@@ -56,6 +56,7 @@
 #   BENCH_SLOW_CONNS (1000; 50 in smoke): slowloris connections for the sg-public-slow rows
 #   BENCH_KEEP=1 keeps the temporary directory (configs, logs, cookie files).
 #   BENCH_PROFILE (release; dev in smoke): the cargo profile of the binaries.
+#   BENCH_PREBUILT=<dir>: take sessiongate, bench_mint and bench_memory from there, build nothing.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -244,10 +245,16 @@ fi
 # The smoke run only checks that every scenario produces numbers, so it uses the
 # debug build CI already has; measurements use the release build.
 PROFILE=${BENCH_PROFILE:-$([ "$MODE" = smoke ] && echo dev || echo release)}
-say "building ($PROFILE profile; a cold release build takes ~5 minutes)"
-cargo build --profile "$PROFILE" --quiet --bin sessiongate
-cargo build --profile "$PROFILE" --quiet -p sessiongate-bench
-BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+if [ -n "${BENCH_PREBUILT:-}" ]; then
+    # Binaries built before (sessiongate, bench_mint, bench_memory): a run
+    # while the tree changes, without building it.
+    BIN_DIR=$BENCH_PREBUILT
+else
+    say "building ($PROFILE profile; a cold release build takes ~5 minutes)"
+    cargo build --profile "$PROFILE" --quiet --bin sessiongate
+    cargo build --profile "$PROFILE" --quiet -p sessiongate-bench
+    BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
+fi
 SG=${BENCH_SG:-$BIN_DIR/sessiongate}
 MINT=$BIN_DIR/bench_mint
 MEMORY=$BIN_DIR/bench_memory
@@ -683,7 +690,9 @@ if [ "$MODE" = ab ] || [ "$MODE" = hosts ]; then
         AB_BIN[a]=$SG AB_BIN[b]=$SG
         for side in a b; do
             n=$([ $side = a ] && echo "$HOSTS" || echo 1)
-            AB_EXTRA[$side]=$(python3 - "$n" <<'PY'
+            # A file, not the environment: 10,000 rules pass the limit of one variable.
+            AB_EXTRA[$side]=$TMP/hosts_$side.toml
+            python3 - "$n" >"${AB_EXTRA[$side]}" <<'PY'
 import sys
 n = int(sys.argv[1])
 hosts = ["127.0.0.1"] + [f"h{i}.bench.test" for i in range(1, n)]
@@ -691,18 +700,17 @@ for h in hosts:
     for j in range(10):
         print(f'[[route]]\npath = "/r{j}"\nhosts = ["{h}"]\naccess = "public"\n')
 PY
-)
         done
         AB_LABELS=("$HOSTS hosts of 10 rules" "1 host of 10 rules")
         say "A/B: $HOSTS hosts (a) against 1 host (b), $AB_SESSIONS sessions each"
     else
         AB_SESSIONS=$SESSIONS_LARGE
-        AB_BIN[a]=$SG AB_BIN[b]=$BENCH_BASELINE AB_EXTRA[a]="" AB_EXTRA[b]=""
+        AB_BIN[a]=$SG AB_BIN[b]=$BENCH_BASELINE AB_EXTRA[a]=/dev/null AB_EXTRA[b]=/dev/null
         AB_LABELS=("$SG" "$BENCH_BASELINE")
         say "A/B: this build (a) against $BENCH_BASELINE (b), $AB_SESSIONS sessions each"
     fi
     for side in a b; do
-        SG_EXTRA_CONFIG=${AB_EXTRA[$side]} start_sg "sg-$side" false "$SG_THREADS" "" "${AB_BIN[$side]}"
+        SG_EXTRA_CONFIG_FILE=${AB_EXTRA[$side]} start_sg "sg-$side" false "$SG_THREADS" "" "${AB_BIN[$side]}"
         AB_BASE[$side]=127.0.0.1:$SG_PORT
         AB_PID[$side]=$SG_PID
         sleep 1
