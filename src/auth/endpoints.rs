@@ -33,7 +33,7 @@ use crate::http::headers::IdentityNames;
 use crate::http::html::{escape, page};
 use crate::http::origin::same_origin;
 use crate::http::problem::Problem;
-use crate::http::redirect::safe_next_among;
+use crate::http::redirect::{safe_next, safe_next_among};
 use crate::http::reply::Reply;
 use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::SessionStore;
@@ -213,6 +213,10 @@ impl Auth {
     ) -> Reply {
         let reply = match endpoint {
             Endpoint::LoginPage => match site.filter(|_| self.hops_from(site)) {
+                // Signed in here already: no hop, on to where it was going.
+                Some(_) if cur.user().is_some() => {
+                    Reply::see_other(&safe_next(query_param(req, "next").as_deref()))
+                }
                 Some(site) => {
                     let config = sessions.config();
                     self.hop_out(req, site, client, &config.secrets, &config.cookie)

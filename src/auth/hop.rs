@@ -179,7 +179,13 @@ impl Auth {
             tracing::warn!(target: "auth", to = %to, "cross-domain sign-in refused: not a host the routes name");
             return not_found();
         }
-        let Some(s) = cur.session.as_deref().filter(|s| s.user().is_some()) else {
+        // A session from before sign-ins had labels cannot be joined: ending
+        // it could not end the others. It signs in again.
+        let Some(s) = cur
+            .session
+            .as_deref()
+            .filter(|s| s.user().is_some() && s.login != 0)
+        else {
             // Sign in here first, then come back to this very step.
             let mut login = format!("{}?next=", self.config.login_url);
             encode_next(&mut login, req.uri.path(), req.uri.query());

@@ -268,8 +268,10 @@ impl<S: SessionStore> SessionManager<S> {
         login: &Session,
         client: &Client,
     ) -> Result<(), StoreError> {
+        // Only the session this browser had here ends: ending its sign-in
+        // would end the very one being joined, everywhere.
         if let Some(old) = cur.session.take() {
-            self.end_login(&old).await?;
+            self.store.destroy(&old.key).await?;
         }
         let user = login.user().map(str::to_owned);
         let roles = login.roles().map(str::to_owned).collect();

@@ -220,6 +220,18 @@ fn one_sign_in_reaches_every_domain_and_one_logout_ends_them_all() {
     for host in [LOGIN_SITE, APP, GRAFANA] {
         assert_eq!(b.me(&gate, host).json()["user"], "alice", "{host}");
     }
+    // The login page of a host already signed in goes on, and never ends
+    // the sign-in it belongs to (a link to it from anywhere is harmless).
+    let again = b.get(&gate, APP, "/.sessiongate/login?next=/y");
+    assert_eq!(again.status, 303, "{again:#?}");
+    assert_eq!(again.header("location"), Some("/y"));
+    for host in [LOGIN_SITE, APP, GRAFANA] {
+        assert_eq!(
+            b.me(&gate, host).status,
+            200,
+            "{host} after a second look at the login page"
+        );
+    }
 
     // One logout, on any domain, ends the sign-in on every domain.
     let out = b.post(&gate, APP, "/.sessiongate/logout", &[]);
