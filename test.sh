@@ -39,6 +39,9 @@ command -v npm >/dev/null || { echo "missing npm: install Node.js 20 or later" >
 [ -d tests/browser/node_modules/oidc-provider ] || npm ci --prefix tests/browser --no-audit --no-fund
 # The Redis store's tests start their own redis-server on ephemeral ports.
 need_pkg redis-server redis-server
+# The [auth.ldap] tests start their own slapd (OpenLDAP) and fill it with ldapadd.
+need_pkg slapd slapd
+need_pkg ldapadd ldap-utils
 # nginx: the benchmark's backend and peer, and a front proxy in the forward-auth tests;
 # wrk: the benchmark's load.
 need_pkg nginx nginx
@@ -60,6 +63,8 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
   echo "installing cargo-deny (once; a few minutes)"
   cargo install --locked --quiet cargo-deny
 fi
+# Every platform's dependencies (cargo deny reads the whole graph; a build fetches only this one's).
+cargo fetch --quiet
 cargo deny --offline check licenses bans
 echo "== sessiongate check proxy.toml"
 SESSIONGATE_SECRET="${SESSIONGATE_SECRET:-ci-only-secret-not-for-production-0123456789}" \

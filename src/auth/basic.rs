@@ -72,7 +72,7 @@ impl Auth {
         password: String,
         ip: Option<IpAddr>,
     ) -> Result<Caller, PasswordRefusal> {
-        if self.config.users_file.is_none() || password.len() > MAX_PASSWORD_LEN {
+        if !self.takes_passwords() || password.len() > MAX_PASSWORD_LEN {
             return Err(PasswordRefusal::Invalid);
         }
         let proof = self

@@ -19,6 +19,7 @@ pub(crate) mod factor;
 mod hashing;
 pub(crate) mod hop;
 pub(crate) mod jwt;
+pub(crate) mod ldap;
 pub(crate) mod names;
 pub(crate) mod oidc;
 pub(crate) mod own_keys;
@@ -72,6 +73,8 @@ pub(crate) struct AuthOptions {
     pub sites: crate::http::redirect::Sites,
     /// `[auth.cross_domain]`: one sign-in for hosts under unrelated domains.
     pub cross_domain: Option<hop::CrossDomain>,
+    /// `[auth.ldap]`: passwords of names the users file lacks, checked by a directory.
+    pub ldap: Option<ldap::LdapOptions>,
 }
 
 /// Why the auth of a config cannot be built.
@@ -126,6 +129,8 @@ pub(crate) struct Auth {
     pub(crate) api_keys: Option<api_keys::ApiKeys>,
     /// `[auth.second_factor]` and the records in the credential store ([`factor`]).
     pub(crate) factors: Option<factor::Factors>,
+    /// `[auth.ldap]` ([`ldap`]); kept across a reload that does not change it.
+    pub(crate) directory: Option<Arc<ldap::Directory>>,
 }
 
 impl Auth {
@@ -162,6 +167,10 @@ impl Auth {
             bearer,
             api_keys: credentials.map(api_keys::ApiKeys::new),
             factors,
+            directory: config
+                .ldap
+                .clone()
+                .map(|o| Arc::new(ldap::Directory::new(o))),
             config,
         })
     }
@@ -206,7 +215,13 @@ impl Auth {
         } else {
             Arc::new(Semaphore::new(config.max_concurrent_hashes))
         };
+        let directory = match (&config.ldap, &self.directory) {
+            (Some(o), Some(d)) if d.options() == o => Some(d.clone()),
+            (Some(o), _) => Some(Arc::new(ldap::Directory::new(o.clone()))),
+            (None, _) => None,
+        };
         let login = Auth {
+            directory,
             config,
             users: Arc::new(users),
             dummy_hash: self.dummy_hash.clone(),
@@ -296,6 +311,7 @@ pub(crate) mod testing {
                 second_factor: None,
                 sites: crate::http::redirect::Sites::default(),
                 cross_domain: None,
+                ldap: None,
             },
             None,
         )

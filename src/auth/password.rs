@@ -37,6 +37,8 @@ pub(crate) enum PasswordRefusal {
     Throttled(Duration),
     /// Every hashing slot stayed busy: 503.
     Busy,
+    /// The directory (`[auth.ldap]`) could not be asked: 503.
+    Unavailable,
     /// An unknown user, a disabled user or a wrong password: one answer for all.
     Invalid,
 }
@@ -80,7 +82,7 @@ impl Auth {
                 ),
             );
         };
-        if self.config.users_file.is_none() {
+        if !self.takes_passwords() {
             return Reply::problem(Problem::NotFound);
         }
         if password.len() > MAX_PASSWORD_LEN {
@@ -98,6 +100,17 @@ impl Auth {
             Err(PasswordRefusal::Busy) => {
                 return Reply::problem(Problem::Unavailable)
                     .with(http::header::RETRY_AFTER, "1".into())
+            }
+            Err(PasswordRefusal::Unavailable) => {
+                return Reply::html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    self.login_page(
+                        &next,
+                        Some("The directory cannot be reached right now. Try again later."),
+                        &username,
+                    ),
+                )
+                .with(http::header::RETRY_AFTER, "5".into())
             }
             Err(PasswordRefusal::Invalid) => {
                 return Reply::html(
@@ -157,13 +170,27 @@ impl Auth {
         else {
             return Err(PasswordRefusal::Busy);
         };
-        let (users, dummy, typed) = (self.users(), self.dummy_hash.clone(), username.to_owned());
-        let checked = hashing::off_the_workers(move || {
-            users::check(&users, &dummy, &typed, password.as_bytes())
-                .map(|u| (u.name.clone(), u.roles.clone()))
-        })
-        .await
-        .flatten();
+        let users = self.users();
+        // The users file decides for the names it has; the directory for the rest.
+        let checked = match &self.directory {
+            Some(dir) if users.get(username).is_none() => {
+                match dir.check(&users::canonical_name(username), &password).await {
+                    super::ldap::Checked::User(name, roles) => Some((name, roles)),
+                    super::ldap::Checked::Invalid => None,
+                    // Not a failed password: the slots are given back.
+                    super::ldap::Checked::Unavailable => return Err(PasswordRefusal::Unavailable),
+                }
+            }
+            _ => {
+                let (dummy, typed) = (self.dummy_hash.clone(), username.to_owned());
+                hashing::off_the_workers(move || {
+                    users::check(&users, &dummy, &typed, password.as_bytes())
+                        .map(|u| (u.name.clone(), u.roles.clone()))
+                })
+                .await
+                .flatten()
+            }
+        };
         let Some(found) = checked else {
             // The slots stay taken: they are the failures the throttle counts.
             user_slot.failed();
@@ -175,6 +202,11 @@ impl Auth {
             return Err(PasswordRefusal::Invalid);
         };
         Ok(found)
+    }
+
+    /// Whether the login form takes passwords: a users file, or a directory.
+    pub(crate) fn takes_passwords(&self) -> bool {
+        self.config.users_file.is_some() || self.directory.is_some()
     }
 
     /// Whether `username` or `ip` is locked out now, taking no slot (see
@@ -236,7 +268,7 @@ impl Auth {
                 escape(&p.options.name)
             ));
         }
-        let password = if self.config.users_file.is_some() {
+        let password = if self.takes_passwords() {
             format!(
                 r#"{or}<form method="post" action="{action}">
 <input type="hidden" name="next" value="{next}">

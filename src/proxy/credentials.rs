@@ -192,7 +192,7 @@ impl Refusal {
             | Refusal::ApiKey(KeyRefusal::Throttled(wait)) => {
                 (Problem::TooManyRequests, vec![retry(wait.as_secs())])
             }
-            Refusal::Password(PasswordRefusal::Busy)
+            Refusal::Password(PasswordRefusal::Busy | PasswordRefusal::Unavailable)
             | Refusal::Bearer(BearerRefusal::KeysUnavailable)
             | Refusal::ApiKey(KeyRefusal::Unavailable) => (Problem::Unavailable, vec![retry(1)]),
             Refusal::Password(PasswordRefusal::Invalid)

@@ -82,6 +82,7 @@ impl Validator {
                 }
             }
         });
+        let ldap = raw.ldap.map(|l| self.ldap(l, base));
         let users_file = raw.users_file.map(|f| base.join(f));
         self.files.extend(users_file.clone());
         if let Some(path) = &users_file {
@@ -109,6 +110,10 @@ impl Validator {
             // Set by `config` from the rule table.
             sites: crate::http::redirect::Sites::default(),
             cross_domain,
+            ldap: match ldap {
+                Some(l) => Some(l?),
+                None => None,
+            },
         })
     }
 }

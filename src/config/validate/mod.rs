@@ -21,6 +21,7 @@ mod auth;
 mod factor;
 mod identity;
 mod jwt;
+mod ldap;
 mod log;
 mod oidc;
 mod routes;

@@ -3,7 +3,7 @@
 //! part (as linkerd2-proxy's `app/integration` has `client`, `server`,
 //! `proxy`): [`backend`] records what reached it, [`gate`] runs the proxy,
 //! [`config`] writes its config, [`client`] sends byte-exact requests,
-//! [`redis`] runs a throwaway redis-server, [`node`] an OpenID provider, [`tls`] a throwaway CA and curl,
+//! [`redis`] runs a throwaway redis-server, [`ldap`] a throwaway slapd, [`node`] an OpenID provider, [`tls`] a throwaway CA and curl,
 //! [`jar`] keeps a browser's cookies, [`process`] runs a child process with its log and hands out ports and
 //! scratch directories, [`wait`] polls and loads. Tests import everything
 //! with `use crate::support::*;`. No test lives here.
@@ -17,6 +17,7 @@ mod config;
 mod gate;
 mod http1;
 mod jar;
+mod ldap;
 mod node;
 mod process;
 mod redis;
@@ -28,6 +29,7 @@ pub use client::*;
 pub use config::*;
 pub use gate::*;
 pub use jar::*;
+pub use ldap::*;
 pub use node::*;
 pub use process::*;
 pub use redis::*;
