@@ -27,7 +27,7 @@ use crate::auth::AuthOptions;
 use crate::http::connections::Limits;
 use crate::http::headers::IdentityNames;
 use crate::http::tls::TlsListener;
-use crate::proxy::forwarded::TrustedProxies;
+use crate::proxy::forwarded::Networks;
 use crate::proxy::routes::Rules;
 use crate::proxy::UpstreamOptions;
 use crate::session::manager::SessionOptions;
@@ -127,7 +127,7 @@ pub struct Config {
     /// which a reload watches besides the config file itself.
     pub(crate) files: Vec<PathBuf>,
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
-    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) trusted_proxies: Networks,
     /// Proxy workers, one single-threaded service each.
     pub(crate) threads: usize,
     /// How long after SIGTERM new connections are still accepted.
@@ -179,7 +179,10 @@ impl Config {
     /// drive the rule table alone. `host` is a canonical name, `path` a
     /// normalised path.
     pub fn route(&self, method: &http::Method, host: Option<&str>, path: &str) -> &'static str {
-        self.rules.matched(method, host, path).decide(None).as_str()
+        self.rules
+            .matched(method, host, path, None)
+            .decide(None)
+            .as_str()
     }
 
     /// Read, parse and validate a config file. Relative secret files are resolved

@@ -231,6 +231,61 @@ pub(super) struct RawAuth {
     pub(super) jwt: Vec<RawJwt>,
     pub(super) second_factor: Option<RawSecondFactor>,
     pub(super) cross_domain: Option<RawCrossDomain>,
+    pub(super) ldap: Option<RawLdap>,
+}
+
+/// `[auth.ldap]` (`validate::ldap` checks it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLdap {
+    pub(super) url: String,
+    #[serde(default)]
+    pub(super) start_tls: bool,
+    /// Plain `ldap://` without StartTLS, on a loopback address only.
+    #[serde(default)]
+    pub(super) allow_plain: bool,
+    pub(super) bind_dn: String,
+    pub(super) bind_password: RawSecret,
+    pub(super) base_dn: String,
+    #[serde(default = "default_ldap_user_filter")]
+    pub(super) user_filter: String,
+    #[serde(default = "default_ldap_user_attribute")]
+    pub(super) user_attribute: String,
+    #[serde(default = "default_ldap_group_attribute")]
+    pub(super) group_attribute: String,
+    /// Set: groups are searched for here instead of read from `group_attribute`.
+    pub(super) group_base_dn: Option<String>,
+    #[serde(default = "default_ldap_group_filter")]
+    pub(super) group_filter: String,
+    #[serde(default)]
+    pub(super) roles_map: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_ldap_timeout")]
+    pub(super) timeout: String,
+    #[serde(default = "default_ldap_cache_ttl")]
+    pub(super) cache_ttl: String,
+}
+
+/// OpenLDAP's people; Active Directory wants `(&(objectClass=user)(sAMAccountName={user}))`.
+fn default_ldap_user_filter() -> String {
+    "(&(objectClass=person)(uid={user}))".into()
+}
+fn default_ldap_user_attribute() -> String {
+    "uid".into()
+}
+/// Active Directory's, and OpenLDAP's with the memberof overlay.
+fn default_ldap_group_attribute() -> String {
+    "memberOf".into()
+}
+fn default_ldap_group_filter() -> String {
+    "(member={dn})".into()
+}
+/// A directory slower than this is as good as down for a sign-in.
+fn default_ldap_timeout() -> String {
+    "5s".into()
+}
+/// A group change reaches the next sign-in within this.
+fn default_ldap_cache_ttl() -> String {
+    "60s".into()
 }
 
 /// `[auth.cross_domain]`: one sign-in for hosts under unrelated domains.
@@ -367,6 +422,7 @@ impl Default for RawAuth {
             jwt: Vec::new(),
             second_factor: None,
             cross_domain: None,
+            ldap: None,
         }
     }
 }
@@ -511,6 +567,9 @@ pub(super) struct RawRoute {
     /// The hosts it applies to (exact, or `*.example.com`); empty: every host.
     #[serde(default)]
     pub(super) hosts: Vec<String>,
+    /// The client networks it applies to (CIDR ranges); empty: every client.
+    #[serde(default)]
+    pub(super) networks: Vec<String>,
     /// Step-up: only a session that passed a second factor.
     #[serde(default)]
     pub(super) second_factor: bool,

@@ -57,6 +57,9 @@ pub(crate) struct Original<'a> {
     /// Canonical, as the rules see every host: the front proxy's
     /// `X-Forwarded-Host`, else this request's own host.
     pub host: Option<Cow<'a, str>>,
+    /// The client's address through the trusted proxies (their
+    /// `X-Forwarded-For`), for rules by network; set by the caller.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// Why the original request could not be taken from the headers.
@@ -121,6 +124,7 @@ pub(crate) fn original(
         path,
         query,
         host: host.map(|h| h.name),
+        client: None,
     })
 }
 
@@ -152,7 +156,12 @@ pub(crate) fn answer(
     };
     // `who` is the credential the original request proved that its route
     // takes (`proxy::credentials`), or none.
-    let matched = rules.matched(&original.method, original.host.as_deref(), &original.path);
+    let matched = rules.matched(
+        &original.method,
+        original.host.as_deref(),
+        &original.path,
+        original.client,
+    );
     match matched.decide(who) {
         Decision::Allow { .. } => {
             let (user, roles) = who.map_or(("", ""), |w| (w.user, w.roles));

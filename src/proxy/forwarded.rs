@@ -13,15 +13,16 @@ use pingora::http::RequestHeader;
 
 use crate::http::headers::{X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 
-/// The peers whose `X-Forwarded-*` headers are believed: address ranges
-/// (`10.0.0.0/8`, `::1/128`) or single addresses.
+/// A set of address ranges (`10.0.0.0/8`, `::1/128`) or single addresses:
+/// the peers whose `X-Forwarded-*` headers are believed
+/// (`server.trusted_proxies`), or the clients a route applies to (its `networks`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct TrustedProxies(Vec<IpNet>);
+pub(crate) struct Networks(Vec<IpNet>);
 
-impl TrustedProxies {
+impl Networks {
     /// The ranges, already parsed (see [`parse_range`]).
     pub(crate) fn new(ranges: Vec<IpNet>) -> Self {
-        TrustedProxies(ranges)
+        Networks(ranges)
     }
 
     /// Whether no peer is trusted (the default).
@@ -54,7 +55,7 @@ pub(crate) fn parse_range(s: &str) -> Option<IpNet> {
 pub(crate) fn client_address<'a>(
     peer: IpAddr,
     xff: impl Iterator<Item = &'a str>,
-    trusted: &TrustedProxies,
+    trusted: &Networks,
 ) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.contains(ip);
     if !is_trusted(peer) {
@@ -199,7 +200,7 @@ mod tests {
 
     #[test]
     fn client_address_walks_x_forwarded_for_from_the_right() {
-        let trusted = TrustedProxies::new(vec![parse_range("10.0.0.0/8").unwrap()]);
+        let trusted = Networks::new(vec![parse_range("10.0.0.0/8").unwrap()]);
         let lb: IpAddr = "10.0.0.2".parse().unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let cases = [
@@ -221,7 +222,7 @@ mod tests {
 
     #[test]
     fn trusted_ranges_contain_their_addresses() {
-        let net = |s| TrustedProxies::new(vec![parse_range(s).unwrap()]);
+        let net = |s| Networks::new(vec![parse_range(s).unwrap()]);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert!(net("10.1.0.0/16").contains(ip("10.1.2.3")));
         assert!(net("10.1.0.0/16").contains(ip("::ffff:10.1.2.3")));

@@ -39,7 +39,7 @@ pub(crate) mod routes;
 pub(crate) mod upstream;
 
 use self::credentials::Credential;
-use self::forwarded::{Forwarded, TrustedProxies};
+use self::forwarded::{Forwarded, Networks};
 use self::respond::{respond_problem, respond_store_down};
 use self::routes::{Credentials, Decision, Identity, Rules};
 use crate::auth::endpoints::{self, Endpoint};
@@ -59,7 +59,7 @@ pub(crate) use self::upstream::{load_balancer, Upstream, UpstreamOptions};
 #[derive(Debug, Clone)]
 pub(crate) struct ProxyOptions {
     /// Peers whose `X-Forwarded-For`/`-Proto` are believed.
-    pub trusted_proxies: TrustedProxies,
+    pub trusted_proxies: Networks,
     /// How long an idle client connection is kept open.
     pub client_idle_timeout: Duration,
     /// Where sessiongate's own endpoints live (`auth.prefix`).
@@ -408,10 +408,10 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
         }
         let req = session.req_header();
         let host = ctx.host_name(req);
-        let matched = self
-            .config
-            .rules
-            .matched(&req.method, host.as_deref(), ctx.path(req));
+        let matched =
+            self.config
+                .rules
+                .matched(&req.method, host.as_deref(), ctx.path(req), ctx.client_ip);
         if !self
             .take_credential(session, ctx, matched.credentials)
             .await?

@@ -198,11 +198,17 @@ impl<S: SessionStore> Proxy<S> {
     ) -> Result<()> {
         let req = session.req_header();
         let answer = match forward_auth::original(convention, req, ctx.trusted_peer, ctx.https) {
-            Ok(original) => {
+            Ok(mut original) => {
+                original.client = ctx.client_ip;
                 let accepts = self
                     .config
                     .rules
-                    .matched(&original.method, original.host.as_deref(), &original.path)
+                    .matched(
+                        &original.method,
+                        original.host.as_deref(),
+                        &original.path,
+                        original.client,
+                    )
                     .credentials;
                 ctx.accepts = accepts;
                 match self

@@ -131,6 +131,17 @@ impl Validator {
                 None => hosts_ok = false,
             }
         }
+        let mut networks = Vec::new();
+        for (j, n) in r.networks.iter().enumerate() {
+            match crate::proxy::forwarded::parse_range(n) {
+                Some(net) => networks.push(net),
+                None => self.problem(
+                    &key(&format!("networks[{j}]")),
+                    format!("must be a CIDR range like \"10.0.0.0/8\" or an address (got {n:?})"),
+                ),
+            }
+        }
+        let networks_ok = networks.len() == r.networks.len();
         let kind = match r.kind.as_str() {
             "prefix" => Some(PathMatch::Prefix),
             "exact" => Some(PathMatch::Exact),
@@ -211,8 +222,9 @@ impl Validator {
             upstream: upstream?,
             index: i,
             host: None,
+            networks: crate::proxy::forwarded::Networks::new(networks),
         })
-        .filter(|_| hosts_ok)
+        .filter(|_| hosts_ok && networks_ok)
         .map(|rule| (rule, hosts))
     }
 
@@ -352,14 +364,16 @@ impl Validator {
             ("public", false) => Some(Access::Public),
             ("authenticated", false) => Some(Access::Authenticated),
             ("authenticated", true) => Some(Access::Restricted { roles, users }),
-            ("public", true) => {
-                self.problem(key, "a public route cannot require roles or users");
+            // Nobody: 404 (with `networks` elsewhere, a path for some clients only).
+            ("deny", false) => Some(Access::Deny),
+            ("public" | "deny", true) => {
+                self.problem(key, "a public or deny route cannot name roles or users");
                 None
             }
             (other, _) => {
                 self.problem(
                     key,
-                    format!("must be public or authenticated (got {other:?})"),
+                    format!("must be public, authenticated or deny (got {other:?})"),
                 );
                 None
             }
@@ -401,7 +415,7 @@ roles = ["", "a,b"]
         let want = [
             "route[0].path: must start with '/' (got \"admin\")",
             "route[1].path: not in normal form",
-            "route[2].access: must be public or authenticated",
+            "route[2].access: must be public, authenticated or deny",
             "route[2].upstream: no [upstream.nope]",
             "route[3].match: must be prefix or exact",
             "route[3].methods[0]: not an upper-case HTTP method",
@@ -488,11 +502,13 @@ roles = ["", "a,b"]
     fn credentials_default_to_the_session_and_basic_needs_the_users_file() {
         let rules = valid(&route("path = \"/a\"")).rules;
         assert_eq!(
-            rules.matched(&Method::GET, None, "/a").credentials,
+            rules.matched(&Method::GET, None, "/a", None).credentials,
             Credentials::SESSION
         );
         assert_eq!(
-            rules.matched(&Method::GET, None, "/unmatched").credentials,
+            rules
+                .matched(&Method::GET, None, "/unmatched", None)
+                .credentials,
             Credentials::SESSION
         );
         let cases = [
@@ -548,11 +564,15 @@ roles = ["", "a,b"]
             ),
             (
                 route("path = \"/a\"\naccess = \"public\"\nusers = [\"alice\"]"),
-                "route[0].access: a public route cannot require roles or users".to_owned(),
+                "route[0].access: a public or deny route cannot name roles or users".to_owned(),
             ),
             (
-                route("path = \"/a\"\naccess = \"deny\""),
-                "route[0].access: must be public or authenticated (got \"deny\")".to_owned(),
+                route("path = \"/a\"\naccess = \"nobody\""),
+                "route[0].access: must be public, authenticated or deny (got \"nobody\")".to_owned(),
+            ),
+            (
+                route("path = \"/a\"\nnetworks = [\"10.0.0.0/33\"]"),
+                "route[0].networks[0]: must be a CIDR range like \"10.0.0.0/8\" or an address (got \"10.0.0.0/33\")".to_owned(),
             ),
             (
                 route("path = \"/a\"\nupstream = \"nope\""),

@@ -13,7 +13,7 @@ use super::Validator;
 use crate::config::raw::{RawServer, RawTls};
 use crate::http::connections::Limits;
 use crate::http::tls::{self, TlsListener};
-use crate::proxy::forwarded::{self, TrustedProxies};
+use crate::proxy::forwarded::{self, Networks};
 
 /// `[server]`, validated: the fields of [`Config`](crate::config::Config)
 /// it fills, named as there.
@@ -21,7 +21,7 @@ pub(super) struct Server {
     pub(super) listen: Vec<SocketAddr>,
     pub(super) tls: Vec<TlsListener>,
     pub(super) upgrade_socket: Option<PathBuf>,
-    pub(super) trusted_proxies: TrustedProxies,
+    pub(super) trusted_proxies: Networks,
     pub(super) threads: usize,
     pub(super) grace_period: Duration,
     pub(super) shutdown_timeout: Duration,
@@ -85,7 +85,7 @@ impl Validator {
             listen,
             tls,
             upgrade_socket,
-            trusted_proxies: TrustedProxies::new(trusted_proxies),
+            trusted_proxies: Networks::new(trusted_proxies),
             threads: raw.threads,
             grace_period: grace_period?,
             shutdown_timeout: shutdown_timeout?,

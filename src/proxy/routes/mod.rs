@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 
 use http::Method;
 /// Who is asking, as far as rules are concerned.
@@ -136,9 +137,18 @@ pub(crate) struct Rule {
     /// The host it applies to; `None`: every host. A rule naming several
     /// hosts is compiled once per host.
     pub host: Option<HostPattern>,
+    /// The clients it applies to (their address through trusted proxies);
+    /// empty: every client.
+    pub networks: crate::proxy::forwarded::Networks,
 }
 
 impl Rule {
+    /// A rule naming networks applies only to a client from one of them; a
+    /// request without a known address (a Unix socket) is from none.
+    fn matches_client(&self, client: Option<IpAddr>) -> bool {
+        self.networks.is_empty() || client.is_some_and(|ip| self.networks.contains(ip))
+    }
+
     fn matches_path(&self, path: &str) -> bool {
         match self.kind {
             PathMatch::Exact => path == self.path,
@@ -159,12 +169,14 @@ impl Rule {
             || (method == Method::HEAD && self.methods.contains(&Method::GET))
     }
 
-    /// Larger is more specific: exact beats prefix, longer beats shorter, a rule
-    /// naming methods beats one that does not.
-    fn specificity(&self) -> (bool, usize, bool) {
+    /// Larger is more specific: exact beats prefix, longer beats shorter, a
+    /// rule naming networks beats one that does not (for the clients in
+    /// them), and then a rule naming methods beats one that does not.
+    fn specificity(&self) -> (bool, usize, bool, bool) {
         (
             self.kind == PathMatch::Exact,
             self.path.len(),
+            !self.networks.is_empty(),
             !self.methods.is_empty(),
         )
     }
@@ -286,13 +298,24 @@ impl Rules {
         !self.exact.is_empty() || !self.wildcard.is_empty()
     }
 
-    fn find(&self, method: &Method, host: Option<&str>, path: &str) -> Found<'_> {
-        fn first<'r>(rules: &'r [Rule], method: &Method, path: &str) -> Option<&'r Rule> {
-            rules
-                .iter()
-                .find(|r| r.matches_path(path) && r.matches_method(method))
+    fn find(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+        client: Option<IpAddr>,
+    ) -> Found<'_> {
+        fn first<'r>(
+            rules: &'r [Rule],
+            method: &Method,
+            path: &str,
+            client: Option<IpAddr>,
+        ) -> Option<&'r Rule> {
+            rules.iter().find(|r| {
+                r.matches_path(path) && r.matches_method(method) && r.matches_client(client)
+            })
         }
-        let first = |rules| first(rules, method, path);
+        let first = |rules| first(rules, method, path, client);
         if self.names_hosts() {
             let Some(host) = host else {
                 return Found::UnknownHost;
@@ -334,7 +357,19 @@ impl Rules {
         host: Option<&str>,
         path: &str,
     ) -> Option<&Rule> {
-        match self.find(method, host, path) {
+        self.find_rule_from(method, host, path, None)
+    }
+
+    /// [`Rules::find_rule`] for a client at `client`.
+    #[cfg(test)]
+    pub(crate) fn find_rule_from(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+        client: Option<IpAddr>,
+    ) -> Option<&Rule> {
+        match self.find(method, host, path, client) {
             Found::Rule(r) => Some(r),
             _ => None,
         }
@@ -349,14 +384,21 @@ impl Rules {
         path: &str,
         who: Option<Identity<'_>>,
     ) -> Decision {
-        self.matched(method, None, path).decide(who)
+        self.matched(method, None, path, None).decide(who)
     }
 
     /// What applies to a request: its rule's, or the defaults. `host` must
     /// come from [`super::host`] (the name, no port), `path` from
-    /// [`super::path::normalize`].
-    pub(crate) fn matched(&self, method: &Method, host: Option<&str>, path: &str) -> Matched<'_> {
-        match self.find(method, host, path) {
+    /// [`super::path::normalize`], `client` from [`super::forwarded`] (the
+    /// address through trusted proxies only).
+    pub(crate) fn matched(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+        client: Option<IpAddr>,
+    ) -> Matched<'_> {
+        match self.find(method, host, path, client) {
             Found::Rule(rule) => Matched {
                 access: &rule.access,
                 upstream: rule.upstream,
@@ -387,7 +429,11 @@ fn conflicts_in(rules: &[Rule]) -> Vec<Conflict> {
     let mut conflicts = Vec::new();
     for (i, a) in rules.iter().enumerate() {
         for b in &rules[i + 1..] {
-            let same_target = a.path == b.path && a.kind == b.kind;
+            // Two rules naming networks for one path: which would win for a
+            // client in both is not obvious; list every range in one rule.
+            let same_target = a.path == b.path
+                && a.kind == b.kind
+                && a.networks.is_empty() == b.networks.is_empty();
             let overlap = (a.methods.is_empty() && b.methods.is_empty())
                 || a.methods.iter().any(|m| b.methods.contains(m));
             if same_target && overlap {

@@ -13,7 +13,70 @@ fn rule(index: usize, path: &str, kind: PathMatch, methods: &[Method], access: A
         upstream: index,
         index,
         host: None,
+        networks: crate::proxy::forwarded::Networks::default(),
     }
+}
+
+fn from(networks: &[&str], r: Rule) -> Rule {
+    let nets = networks
+        .iter()
+        .map(|n| crate::proxy::forwarded::parse_range(n).unwrap())
+        .collect();
+    Rule {
+        networks: crate::proxy::forwarded::Networks::new(nets),
+        ..r
+    }
+}
+
+/// A rule naming networks decides for the clients in them, and only for
+/// them: public from the office, a login elsewhere; an admin path from the
+/// VPN only, nobody elsewhere; a client without an address is in none.
+#[test]
+fn a_rule_naming_networks_decides_for_its_clients_only() {
+    use PathMatch::Prefix;
+    let t = Rules::new(
+        vec![
+            from(&["10.1.0.0/16"], rule(0, "/", Prefix, &[], Access::Public)),
+            rule(1, "/", Prefix, &[], Access::Authenticated),
+            from(
+                &["10.8.0.0/16", "fd00::/8"],
+                rule(2, "/admin", Prefix, &[], Access::Authenticated),
+            ),
+            rule(3, "/admin", Prefix, &[], Access::Deny),
+        ],
+        Access::Authenticated,
+        9,
+    )
+    .unwrap();
+    let at = |ip: Option<&str>, path| {
+        t.find_rule_from(&Method::GET, None, path, ip.map(|i| i.parse().unwrap()))
+            .map(|r| r.index)
+    };
+    assert_eq!(at(Some("10.1.2.3"), "/x"), Some(0));
+    assert_eq!(at(Some("10.2.2.3"), "/x"), Some(1));
+    assert_eq!(at(None, "/x"), Some(1));
+    assert_eq!(at(Some("10.8.0.9"), "/admin/x"), Some(2));
+    assert_eq!(at(Some("fd00::1"), "/admin"), Some(2));
+    // An IPv4 client on a dual-stack listener is still IPv4.
+    assert_eq!(at(Some("::ffff:10.8.0.9"), "/admin"), Some(2));
+    assert_eq!(at(Some("10.1.2.3"), "/admin"), Some(3));
+    assert_eq!(at(None, "/admin"), Some(3));
+    // Two rules for one path that both name networks are refused.
+    let clash = Rules::new(
+        vec![
+            from(&["10.1.0.0/16"], rule(0, "/", Prefix, &[], Access::Public)),
+            from(&["10.2.0.0/16"], rule(1, "/", Prefix, &[], Access::Public)),
+        ],
+        Access::Authenticated,
+        9,
+    );
+    assert_eq!(
+        clash.unwrap_err(),
+        vec![Conflict {
+            first: 0,
+            second: 1
+        }]
+    );
 }
 
 fn on(host: &str, r: Rule) -> Rule {
@@ -72,13 +135,13 @@ fn the_most_specific_host_wins_then_the_most_specific_path() {
     // Hosts no rule names: 421, whatever the path; no host at all too.
     for host in [Some("example.com"), Some("evil.test"), None] {
         assert_eq!(
-            t.matched(&get, host, "/static/a.css").decide(None),
+            t.matched(&get, host, "/static/a.css", None).decide(None),
             Decision::Misdirected,
             "{host:?}"
         );
     }
     assert_eq!(
-        t.matched(&get, Some("api.example.org"), "/other")
+        t.matched(&get, Some("api.example.org"), "/other", None)
             .decide(None),
         Decision::Unauthenticated,
         "a known host's unmatched path gets the default"
@@ -86,7 +149,9 @@ fn the_most_specific_host_wins_then_the_most_specific_path() {
     // Without any host in the rules, every host is served, as before.
     let plain = Rules::new(vec![p(0, "/")], Access::Authenticated, 9).unwrap();
     assert_eq!(
-        plain.matched(&get, Some("anything.test"), "/").decide(None),
+        plain
+            .matched(&get, Some("anything.test"), "/", None)
+            .decide(None),
         Decision::Allow { upstream: 0 }
     );
 }
@@ -345,6 +410,7 @@ mod properties {
                     upstream: i,
                     index: i,
                     host: None,
+                    networks: crate::proxy::forwarded::Networks::default(),
                 }
             })
             .collect();
