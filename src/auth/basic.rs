@@ -81,8 +81,13 @@ impl Auth {
             .filter(|u| !u.disabled)
             .map(|u| (u, u.proof(&self.basic.key, &password)));
         let Some((u, proof)) = proof else {
-            // Unknown or disabled: the check fails, at a hash's cost.
+            // Unknown or disabled: the check fails, at a hash's cost; or a
+            // directory account ([auth.ldap]), which asks the same factors.
             let (user, roles) = self.check_password(user, password, ip).await?;
+            if !self.password_is_enough(&user, &roles).await? {
+                tracing::info!(target: "auth", user = %user, "Basic refused: the user has a second factor");
+                return Err(PasswordRefusal::Invalid);
+            }
             return Ok(Caller {
                 user,
                 roles: roles.join(","),

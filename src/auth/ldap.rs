@@ -130,7 +130,8 @@ impl Directory {
     /// Check `password` for the name typed as `typed` (already in its
     /// canonical form: the throttle's).
     pub(crate) async fn check(&self, typed: &str, password: &str) -> Checked {
-        if password.is_empty() || typed.is_empty() {
+        // NUL ends a C string: some servers would read less than was typed.
+        if password.is_empty() || typed.is_empty() || password.contains('\0') {
             return Checked::Invalid;
         }
         let account = match self.found.get(typed) {
@@ -153,13 +154,16 @@ impl Directory {
             || format!("cn=sessiongate-nobody,{}", self.options.base_dn),
             |a| a.dn.clone(),
         );
-        match self.bind(&dn, password).await {
-            Ok(true) => match account {
-                Some(a) => Checked::User(a.user.clone(), a.roles.clone()),
-                None => Checked::Invalid,
-            },
-            Ok(false) => Checked::Invalid,
-            Err(e) => {
+        match (self.bind(&dn, password).await, account) {
+            (Ok(0), Some(a)) => Checked::User(a.user.clone(), a.roles.clone()),
+            // Nobody: whatever the server said of the made-up DN (49, or
+            // 32 "no such object"), the same answer as a wrong password.
+            (Ok(_), None) | (Ok(INVALID_CREDENTIALS), Some(_)) => Checked::Invalid,
+            (Ok(rc), Some(_)) => {
+                tracing::error!(target: "auth", rc, "directory bind failed");
+                Checked::Unavailable
+            }
+            (Err(e), _) => {
                 tracing::error!(target: "auth", error = %e, "directory bind failed");
                 Checked::Unavailable
             }
@@ -236,10 +240,12 @@ impl Directory {
             return Ok(None);
         }
         let groups = match &o.groups {
+            // Attribute names are case-insensitive (`memberOf`, `memberof`).
             Groups::Attribute(a) => entry
                 .attrs
-                .get(a)
-                .map(|dns| dns.iter().filter_map(|dn| rdn_value(dn)).collect())
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(a))
+                .map(|(_, dns)| dns.iter().filter_map(|dn| rdn_value(dn)).collect())
                 .unwrap_or_default(),
             Groups::Search { base_dn, filter } => {
                 let filter = filter.replace("{dn}", &ldap_escape(entry.dn.as_str()));
@@ -261,20 +267,16 @@ impl Directory {
         }))
     }
 
-    /// Whether `password` binds as `dn`, on a connection of its own.
-    async fn bind(&self, dn: &str, password: &str) -> ldap3::result::Result<bool> {
+    /// The result code of a bind as `dn` with `password`, on a connection of
+    /// its own; an error when the server could not be asked.
+    async fn bind(&self, dn: &str, password: &str) -> ldap3::result::Result<u32> {
         let mut ldap = self.connect().await?;
         let result = ldap
             .with_timeout(self.options.timeout)
             .simple_bind(dn, password)
             .await;
         let _ = ldap.unbind().await;
-        let result = result?;
-        match result.rc {
-            0 => Ok(true),
-            INVALID_CREDENTIALS => Ok(false),
-            _ => Err(ldap3::LdapError::from(result)),
-        }
+        Ok(result?.rc)
     }
 }
 

@@ -166,15 +166,18 @@ impl Auth {
             .map(|ip| self.by_ip.begin(ip))
             .transpose()
             .map_err(throttled)?;
-        let Ok(Ok(_permit)) = tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
-        else {
-            return Err(PasswordRefusal::Busy);
-        };
         let users = self.users();
-        // The users file decides for the names it has; the directory for the rest.
+        // The users file decides for the names it has; the directory for the
+        // rest (without a hashing slot: its round trips must not hold one).
         let checked = match &self.directory {
             Some(dir) if users.get(username).is_none() => {
                 match dir.check(&users::canonical_name(username), &password).await {
+                    // A directory account may not be a users-file user under
+                    // another spelling the directory's filter matched.
+                    super::ldap::Checked::User(name, _) if users.get(&name).is_some() => {
+                        tracing::warn!(target: "auth", "a directory account named like a users-file user was refused");
+                        None
+                    }
                     super::ldap::Checked::User(name, roles) => Some((name, roles)),
                     super::ldap::Checked::Invalid => None,
                     // Not a failed password: the slots are given back.
@@ -182,6 +185,11 @@ impl Auth {
                 }
             }
             _ => {
+                let Ok(Ok(_permit)) =
+                    tokio::time::timeout(HASH_QUEUE_WAIT, self.hashing.acquire()).await
+                else {
+                    return Err(PasswordRefusal::Busy);
+                };
                 let (dummy, typed) = (self.dummy_hash.clone(), username.to_owned());
                 hashing::off_the_workers(move || {
                     users::check(&users, &dummy, &typed, password.as_bytes())

@@ -44,9 +44,21 @@ impl Networks {
 /// One `trusted_proxies` entry: a CIDR range, or a single address (a /32 or
 /// /128). `None` for anything else.
 pub(crate) fn parse_range(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
+    let net = s
+        .parse::<IpNet>()
         .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))?;
+    // An IPv4-mapped IPv6 range (`::ffff:10.0.0.0/104`) is the IPv4 range it
+    // maps: [`Networks::contains`] sees every such client as IPv4.
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .ok()
+                .map(IpNet::V4),
+            None => Some(net),
+        },
+        _ => Some(net),
+    }
 }
 
 /// The client's address: the peer's, unless the peer is a trusted proxy, then
@@ -132,6 +144,22 @@ pub(crate) fn set(req: &mut RequestHeader, f: &Forwarded<'_>) -> pingora::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv4_mapped_range_is_the_ipv4_range() {
+        let n = Networks::new(vec![parse_range("::ffff:10.8.0.0/112").unwrap()]);
+        assert_eq!(
+            parse_range("::ffff:10.8.0.0/112"),
+            parse_range("10.8.0.0/16")
+        );
+        assert!(n.contains("10.8.3.4".parse().unwrap()));
+        assert!(n.contains("::ffff:10.8.3.4".parse().unwrap()));
+        assert!(!n.contains("10.9.0.1".parse().unwrap()));
+        assert_eq!(
+            parse_range("fd00::/8").map(|n| n.to_string()).as_deref(),
+            Some("fd00::/8")
+        );
+    }
 
     #[test]
     fn forwarded_headers_extend_only_a_trusted_chain() {

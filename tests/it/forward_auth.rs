@@ -56,6 +56,7 @@ http {{
             proxy_set_header Host $http_host;
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Forwarded-For $remote_addr;
         }}
 
         # 401: a browser goes to the login page sessiongate named, an API client gets 401.

@@ -11,6 +11,7 @@ use crate::support::*;
 const LOGIN: &str = "/.sessiongate/login";
 /// A user name made of every character an LDAP filter treats specially.
 const ODD: &str = r"x*(y)\z";
+const FACTOR_KEY: &str = "ldap-test-factor-key-0123456789abcdef0123456";
 
 fn directory() -> Slapd {
     Slapd::start(&format!(
@@ -25,6 +26,11 @@ fn directory() -> Slapd {
 }
 
 fn gate(backend: &Backend, slapd: &Slapd) -> Gate {
+    gate_with(backend, slapd, "")
+}
+
+/// [`gate`] with more config after the LDAP section.
+fn gate_with(backend: &Backend, slapd: &Slapd, more: &str) -> Gate {
     let ldap = format!(
         r#"
 [auth]
@@ -40,15 +46,19 @@ base_dn = "ou=people,{LDAP_BASE}"
 user_filter = "(&(objectClass=inetOrgPerson)(uid={{user}})(!(employeeType=disabled)))"
 roles_map = {{ "admins" = "admin" }}
 timeout = "2s"
+{more}
 "#,
         addr = slapd.addr
     );
     Gate::start_with(
         &standard_config(backend.addr, &ldap),
-        &[(
-            "users.toml",
-            &users_file(&[("bob", "bob-file-password", "", false)]),
-        )],
+        &[
+            (
+                "users.toml",
+                &users_file(&[("bob", "bob-file-password", "", false)]),
+            ),
+            ("factor.key", FACTOR_KEY),
+        ],
         &[
             ("TEST_SECRET", SECRET),
             ("TEST_LDAP_PASSWORD", LDAP_SERVICE_PASSWORD),
@@ -167,4 +177,42 @@ fn a_directory_that_is_down_is_a_clear_failure_never_a_sign_in() {
     slapd.restart();
     let back = sign_in(&gate, "alice", "alice-directory-pw");
     assert_eq!(back.status, 303, "{back:#?}");
+}
+
+/// Every credential asks the same factors: Basic with a directory password
+/// is refused to an account whose roles require a second factor.
+#[test]
+fn basic_asks_a_directory_account_the_same_factors() {
+    use base64::Engine;
+    let (backend, slapd) = (Backend::app(), directory());
+    let gate = gate_with(
+        &backend,
+        &slapd,
+        r#"
+[auth.second_factor]
+mode = "required"
+required_roles = ["admin"]
+keys = [{ file = "factor.key" }]
+
+[store]
+kind = "memory"
+credentials_file = "credentials.json"
+
+[[route]]
+path = "/basic"
+credentials = ["basic"]
+"#,
+    );
+    let basic = |user: &str, password: &str| {
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        gate.get("/basic/x")
+            .header("Authorization", &format!("Basic {pair}"))
+            .send()
+            .status
+    };
+    // alice is an admin (the admins group): a factor is required of her.
+    assert_eq!(basic("alice", "alice-directory-pw"), 401);
+    // The odd user is staff only: the password is enough.
+    assert_eq!(basic(ODD, "odd-directory-pw"), 200);
+    assert_eq!(backend.last().one("x-user"), Some(ODD));
 }

@@ -92,7 +92,21 @@ impl Validator {
                     })
                     .collect()
             })
-            .collect();
+            .collect::<Vec<Rule>>();
+        // A rule naming networks says nothing of other clients: a rule for the
+        // same host and path that names none must, or they would fall through
+        // to whatever a shorter path allows.
+        for r in rules.iter().filter(|r| !r.networks.is_empty()) {
+            let covered = rules.iter().any(|o| {
+                o.networks.is_empty() && o.host == r.host && o.path == r.path && o.kind == r.kind
+            });
+            if !covered {
+                self.problem(
+                    &format!("route[{}].networks", r.index),
+                    format!("needs a rule for the same hosts and path {:?} without networks, to decide for every other client (access = \"deny\" to refuse them)", r.path),
+                );
+            }
+        }
         let (default_access, default_upstream) = (default_access?, default_upstream?);
         match Rules::new(rules, default_access, default_upstream) {
             Ok(r) => Some(r),
@@ -569,6 +583,10 @@ roles = ["", "a,b"]
             (
                 route("path = \"/a\"\naccess = \"nobody\""),
                 "route[0].access: must be public, authenticated or deny (got \"nobody\")".to_owned(),
+            ),
+            (
+                route("path = \"/a\"\nnetworks = [\"10.0.0.0/8\"]"),
+                "route[0].networks: needs a rule for the same hosts and path \"/a\" without networks, to decide for every other client (access = \"deny\" to refuse them)".to_owned(),
             ),
             (
                 route("path = \"/a\"\nnetworks = [\"10.0.0.0/33\"]"),
