@@ -10,6 +10,7 @@
 //! | `GET  <p>/check`    | 204 with `X-User`/`X-User-Roles`, or 401: who this is        |
 //! | `*    <p>/auth/nginx`, `<p>/auth/forward` | forward-auth with the route rules; answered by `proxy::forward_auth` |
 //! | `GET  <p>/oidc/<id>/start`, `<p>/oidc/<id>/callback` | sign-in with an OpenID Connect provider (`auth::oidc`) |
+//! | `POST <p>/oidc/<id>/backchannel-logout` | the provider ends sessions (`auth::oidc::backchannel`) |
 //! | `<p>/factor`, `<p>/factor/enrol`, `<p>/factor/recovery` | the second factor (`auth::factor::pages`) |
 //! | `GET  <p>/hop`, `<p>/hop/land` | one sign-in across domains (`auth::hop`)              |
 //!
@@ -72,6 +73,8 @@ pub(crate) enum Endpoint {
     OidcStart,
     /// `<p>/oidc/<id>/callback`: back from the provider.
     OidcCallback,
+    /// `POST <p>/oidc/<id>/backchannel-logout`: the provider ends sessions.
+    OidcBackchannel,
     /// `GET <p>/factor`: the second factor's prompt.
     FactorPage,
     /// `POST <p>/factor`: a code.
@@ -118,6 +121,7 @@ impl Endpoint {
                 | Endpoint::PasskeyAuth
                 | Endpoint::PasskeyAuthFinish
                 | Endpoint::PasskeyRemove
+                | Endpoint::OidcBackchannel
         )
     }
 }
@@ -162,6 +166,9 @@ pub(crate) fn route(prefix: &str, method: &Method, path: &str) -> Option<Endpoin
         (r, true, _) if oidc_step(r).is_some_and(|(_, s)| s == "start") => Endpoint::OidcStart,
         (r, true, _) if oidc_step(r).is_some_and(|(_, s)| s == "callback") => {
             Endpoint::OidcCallback
+        }
+        (r, _, true) if oidc_step(r).is_some_and(|(_, s)| s == "backchannel-logout") => {
+            Endpoint::OidcBackchannel
         }
         (
             "/login"
@@ -233,6 +240,9 @@ impl Auth {
             Endpoint::HopLand => self.hop_land(req, site, client, cur, sessions).await,
             Endpoint::OidcStart => self.oidc_start(req, path, client, sessions).await,
             Endpoint::OidcCallback => self.oidc_callback(req, path, client, cur, sessions).await,
+            // From the provider's server: no cookie, no origin to check; the
+            // signed logout token is the credential.
+            Endpoint::OidcBackchannel => self.backchannel_logout(path, form, sessions).await,
             Endpoint::LoginSubmit => self.submit_login(req, form, client, cur, sessions).await,
             Endpoint::LogoutPage => Reply::html(StatusCode::OK, self.logout_page()),
             Endpoint::LogoutSubmit => {

@@ -358,6 +358,9 @@ pub(super) struct RawOidc {
     pub(super) allowed_groups: Vec<String>,
     #[serde(default)]
     pub(super) end_session: bool,
+    /// OpenID Connect Back-Channel Logout: the provider can end sessions.
+    #[serde(default)]
+    pub(super) backchannel_logout: bool,
     /// `amr` values any one of which counts as a second factor at sign-in.
     #[serde(default)]
     pub(super) second_factor_amr: Vec<String>,

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::session::cookie::{self, CookieAttrs};
 use crate::session::signing::{Secret, SessionId, Signer};
-use crate::session::{now_ms, Session, SessionKey, SessionStore, StoreError};
+use crate::session::{now_ms, ProviderSession, Session, SessionKey, SessionStore, StoreError};
 
 /// Session and cookie settings.
 #[derive(Debug, Clone)]
@@ -237,6 +237,25 @@ impl<S: SessionStore> SessionManager<S> {
         factor_at: u64,
         client: &Client,
     ) -> Result<(), StoreError> {
+        self.login_from(cur, user, roles, data, (factor_at, None), client)
+            .await
+    }
+
+    /// [`Self::login_with`] for a sign-in at a provider: `from` is when the
+    /// second factor passed (0: not) and the provider's session it came from.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub(crate) async fn login_from(
+        &self,
+        cur: &mut RequestSession,
+        user: String,
+        roles: Vec<String>,
+        data: Map<String, Value>,
+        from: (u64, Option<ProviderSession>),
+        client: &Client,
+    ) -> Result<(), StoreError> {
+        let (factor_at, provider_session) = from;
         // The same user signing in again in this browser (a second factor
         // passed, a factor set up) stays the same sign-in: the sessions it
         // opened on other domains stay tied to it.
@@ -250,7 +269,11 @@ impl<S: SessionStore> SessionManager<S> {
         if login == 0 {
             login = new_login();
         }
-        let joined = Joined { factor_at, login };
+        let joined = Joined {
+            factor_at,
+            login,
+            provider_session: provider_session.map(Box::new),
+        };
         self.create_with(cur, Some(user), roles, data, joined, client)
             .await
     }
@@ -278,6 +301,7 @@ impl<S: SessionStore> SessionManager<S> {
         let joined = Joined {
             factor_at: login.factor_at,
             login: login.login,
+            provider_session: login.provider_session.clone(),
         };
         self.create_with(cur, user, roles, Map::new(), joined, client)
             .await
@@ -388,6 +412,7 @@ impl<S: SessionStore> SessionManager<S> {
         .with_client(client.ip, client.user_agent.as_deref());
         s.factor_at = joined.factor_at;
         s.login = joined.login;
+        s.provider_session = joined.provider_session;
         self.writes.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.create(s).await?;
         *cur = RequestSession {
@@ -683,18 +708,20 @@ mod tests {
 }
 
 /// What a new session takes over from its sign-in.
-#[derive(Clone, Copy)]
 struct Joined {
     /// When the sign-in passed a second factor (unix ms; 0: not).
     factor_at: u64,
     /// Its label ([`Session::login`]; 0: none).
     login: u64,
+    /// The provider's session it came from ([`Session::provider_session`]).
+    provider_session: Option<Box<ProviderSession>>,
 }
 
 impl Joined {
     const NONE: Joined = Joined {
         factor_at: 0,
         login: 0,
+        provider_session: None,
     };
 }
 

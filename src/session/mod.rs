@@ -107,8 +107,24 @@ pub struct Session {
     /// same value, so that ending one ends them all
     /// ([`manager::SessionManager::end_login`]). A label, not a secret.
     pub login: u64,
+    /// The provider's session this one came from (an OpenID Connect
+    /// sign-in), for its back-channel logout; `None` for every other sign-in.
+    pub(crate) provider_session: Option<Box<ProviderSession>>,
     idle_ms: u64,
     last_seen: AtomicU64,
+}
+
+/// Who an OpenID provider said signed in, and in which of its sessions: what
+/// its back-channel logout token names (`auth::oidc::backchannel`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ProviderSession {
+    /// The provider's id (`[[auth.oidc]] id`).
+    pub provider: String,
+    /// The ID token's `sub`.
+    pub sub: String,
+    /// The ID token's `sid`, when the provider sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// The longest user agent kept with a session; the rest is cut off so a client
@@ -130,6 +146,7 @@ impl Clone for Session {
             absolute_expires_at: self.absolute_expires_at,
             factor_at: self.factor_at,
             login: self.login,
+            provider_session: self.provider_session.clone(),
             idle_ms: self.idle_ms,
             last_seen: AtomicU64::new(self.last_seen_at()),
         }
@@ -217,6 +234,7 @@ impl Session {
             absolute_expires_at,
             factor_at: 0,
             login: 0,
+            provider_session: None,
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             last_seen: AtomicU64::new(created_at),
         };

@@ -3,6 +3,7 @@
 //
 //     node tests/browser/oidc_provider.mjs --client-id ID --client-secret S \
 //          --redirect-uri URL [--post-logout-uri URL] [--interactive] [--tamper MODE]
+//          [--backchannel-uri URL]
 //
 // It listens on an ephemeral port of 127.0.0.1 and prints one line,
 // `issuer http://127.0.0.1:<port>`, once it answers. It ends when stdin closes
@@ -18,6 +19,13 @@
 // (default alice) at once, so an HTTP client can run the flow. A hint ending
 // in `:mfa` (`alice:mfa`) signs in as `alice` with amr ["pwd", "mfa"] and
 // acr "mfa-acr": what a provider says after a second factor.
+//
+// --backchannel-uri URL: Back-Channel Logout on, the client registered with
+// that URL and backchannel_logout_session_required (ID tokens carry `sid`).
+// Signing out at /session/end then POSTs a logout token there. For the
+// refusal cases, GET /test/logout-token mints one as the provider would,
+// with what the query changes (sub, sid, aud, jti, iat as seconds ago,
+// nonce, events=none, key=unknown): test infrastructure, never a provider's.
 //
 // --tamper MODE rewrites the ID token of every token response, the way a broken
 // or hostile provider would, to test that sessiongate refuses it:
@@ -43,6 +51,7 @@ const { values: opt } = parseArgs({
     'post-logout-uri': { type: 'string', multiple: true, default: [] },
     interactive: { type: 'boolean', default: false },
     tamper: { type: 'string', default: '' },
+    'backchannel-uri': { type: 'string', default: '' },
   },
 });
 if (!opt['client-id'] || !opt['redirect-uri']) {
@@ -84,6 +93,9 @@ const provider = new Provider(issuer, {
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: opt['client-secret'] ? 'client_secret_basic' : 'none',
+      ...(opt['backchannel-uri']
+        ? { backchannel_logout_uri: opt['backchannel-uri'], backchannel_logout_session_required: true }
+        : {}),
     },
   ],
   jwks: { keys: [main.jwk] },
@@ -104,8 +116,15 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: opt.interactive },
     rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: Boolean(opt['backchannel-uri']) },
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  // Its back-channel POSTs refuse loopback addresses (SSRF protection): the
+  // gate under test is on one. Without the protecting dispatcher, for tests only.
+  fetch: (url, options) => {
+    delete options.dispatcher;
+    return globalThis.fetch(url, options);
+  },
   findAccount: async (ctx, id) => ({
     accountId: id,
     claims: async () => ({ sub: id, preferred_username: id, name: id, ...(ACCOUNTS[id] ?? {}) }),
@@ -113,6 +132,7 @@ const provider = new Provider(issuer, {
   ttl: { Session: 600, Interaction: 600, Grant: 600, AuthorizationCode: 60, IdToken: 300, AccessToken: 300 },
 });
 provider.on('server_error', (ctx, err) => console.error('provider error:', err));
+provider.on('backchannel.error', (ctx, err) => console.error('back-channel logout error:', err.message, err.cause?.message ?? ''));
 
 // Without --interactive: sign in as the login_hint and grant what was asked.
 if (!opt.interactive) {
@@ -166,6 +186,28 @@ async function tamper(idToken) {
       throw new Error(`unknown --tamper mode ${opt.tamper}`);
   }
 }
+
+// A logout token as the provider makes them, changed as the query says.
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/test/logout-token') return next();
+  const q = Object.fromEntries(new URL(ctx.href).searchParams);
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    iss: issuer,
+    aud: q.aud ?? opt['client-id'],
+    iat: now - Number(q.iat ?? 0),
+    exp: now - Number(q.iat ?? 0) + 120,
+    jti: q.jti ?? crypto.randomUUID(),
+    ...(q.events === 'none' ? {} : { events: { 'http://schemas.openid.net/event/backchannel-logout': {} } }),
+    ...(q.sub ? { sub: q.sub } : {}),
+    ...(q.sid ? { sid: q.sid } : {}),
+    ...(q.nonce ? { nonce: q.nonce } : {}),
+  };
+  const k = q.key === 'unknown' ? unknown : main;
+  ctx.body = await new jose.SignJWT(claims)
+    .setProtectedHeader({ alg: 'RS256', kid: q.key === 'unknown' ? 'unknown' : 'main', typ: 'logout+jwt' })
+    .sign(k.privateKey);
+});
 
 provider.use(async (ctx, next) => {
   if (ctx.path === '/auth') rotatedPublished = true;

@@ -14,6 +14,7 @@ mod access;
 mod admin;
 mod api_keys;
 mod assertion;
+mod backchannel;
 mod basic;
 mod bearer;
 mod browser;

@@ -15,8 +15,8 @@ pub const CLIENT_ID: &str = "sessiongate-test";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
 /// The callback as registered: the test client catches the redirect to it and
 /// sends the request to the gate itself, so no port is needed here.
-const CALLBACK: &str = "http://localhost/.sessiongate/oidc/op/callback";
-const POST_LOGOUT: &str = "http://localhost/goodbye";
+pub(crate) const CALLBACK: &str = "http://localhost/.sessiongate/oidc/op/callback";
+pub(crate) const POST_LOGOUT: &str = "http://localhost/goodbye";
 const FAILED: &str = "Sign-in with Test OP did not complete. Try again.";
 
 /// node-oidc-provider on a loopback port; ended on drop (its stdin closes).
@@ -98,10 +98,10 @@ fn gate_with(backend: &Backend, op: &Op, keys: &str, auth: &str) -> Gate {
 /// Cookies by name, as a browser would keep them for one site (paths ignored:
 /// the provider's cookie names differ).
 #[derive(Default)]
-struct Jar(Vec<(String, String)>);
+pub(crate) struct Jar(Vec<(String, String)>);
 
 impl Jar {
-    fn absorb(&mut self, resp: &Resp) {
+    pub(crate) fn absorb(&mut self, resp: &Resp) {
         for c in resp.all("set-cookie") {
             let pair = c.split(';').next().unwrap_or_default();
             let Some((name, value)) = pair.split_once('=') else {
@@ -115,7 +115,7 @@ impl Jar {
         }
     }
 
-    fn header(&self) -> String {
+    pub(crate) fn header(&self) -> String {
         let pairs: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v}")).collect();
         pairs.join("; ")
     }
@@ -130,14 +130,16 @@ impl Jar {
 
 /// A sign-in in progress: the gate's pre-login cookie and the callback URL
 /// the provider sent the browser to.
-struct Flow {
+pub(crate) struct Flow {
     gate_jar: Jar,
+    /// The provider's cookies: its session, for a logout there.
+    pub(crate) op_jar: Jar,
     callback: String,
 }
 
 /// `start` at the gate, then the provider's redirects until it sends the
 /// browser back to the callback. `hint` picks the account.
-fn begin(gate: &Gate, op: &Op, next: &str, hint: &str) -> Flow {
+pub(crate) fn begin(gate: &Gate, op: &Op, next: &str, hint: &str) -> Flow {
     let mut gate_jar = Jar::default();
     let start = gate
         .get(&format!(
@@ -176,6 +178,7 @@ fn begin(gate: &Gate, op: &Op, next: &str, hint: &str) -> Flow {
         if location.starts_with(CALLBACK) {
             return Flow {
                 gate_jar,
+                op_jar,
                 callback: location[CALLBACK.len() - "/.sessiongate/oidc/op/callback".len()..]
                     .to_owned(),
             };
@@ -202,7 +205,7 @@ fn begin(gate: &Gate, op: &Op, next: &str, hint: &str) -> Flow {
 
 impl Flow {
     /// The callback, as the browser would send it.
-    fn finish(&self, gate: &Gate) -> Resp {
+    pub(crate) fn finish(&self, gate: &Gate) -> Resp {
         self.finish_at(gate, &self.callback)
     }
 

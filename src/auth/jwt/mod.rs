@@ -146,12 +146,45 @@ impl Issuer {
         })
     }
 
+    /// The claims of `token` once its signature, `iss`, `aud`, `exp` and
+    /// `nbf` are checked (an OpenID provider's logout tokens,
+    /// `auth::oidc::backchannel`), or why not (for the log).
+    pub(crate) async fn verified_claims(&self, token: &str) -> Result<Map<String, Value>, String> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err("too long".to_owned());
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        self.claims_of(token, &header)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// The identity `token` proves, and until when (its `exp`), or why not.
     async fn verify(
         &self,
         token: &str,
         header: &jsonwebtoken::Header,
     ) -> Result<(Caller, u64), Refused> {
+        let claims = self.claims_of(token, header).await?;
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let mapped = self
+            .options
+            .claims
+            .map(&claims)
+            .map_err(|e| Refused::Token(e.to_string()))?;
+        let caller = Caller {
+            user: mapped.user,
+            roles: mapped.roles.join(","),
+        };
+        Ok((caller, exp))
+    }
+
+    /// The checked claims of `token`.
+    async fn claims_of(
+        &self,
+        token: &str,
+        header: &jsonwebtoken::Header,
+    ) -> Result<Map<String, Value>, Refused> {
         let validation = self
             .validations
             .iter()
@@ -176,17 +209,7 @@ impl Issuer {
         let key = find(&keys, header).ok_or(Refused::Invalid("no key with its kid"))?;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
             .map_err(|e| Refused::Token(e.to_string()))?;
-        let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
-        let mapped = self
-            .options
-            .claims
-            .map(&data.claims)
-            .map_err(|e| Refused::Token(e.to_string()))?;
-        let caller = Caller {
-            user: mapped.user,
-            roles: mapped.roles.join(","),
-        };
-        Ok((caller, exp))
+        Ok(data.claims)
     }
 
     /// Fetch the keys: the first time (`refetch` false; retried after

@@ -54,6 +54,8 @@ pub(crate) struct Mapped {
     /// The provider says the user passed a second factor
     /// ([`super::FactorClaims`]); set by the sign-in, never by the mapping.
     pub second_factor: bool,
+    /// The provider's session (`sub`, `sid`); set by the sign-in.
+    pub session: Option<crate::session::ProviderSession>,
 }
 
 impl ClaimRules {
@@ -109,6 +111,7 @@ impl ClaimRules {
             roles,
             dropped,
             second_factor: false,
+            session: None,
         })
     }
 

@@ -71,7 +71,7 @@ impl Auth {
     }
 
     /// The provider a `<p>/oidc/<id>/...` path names.
-    fn provider_at(&self, path: &str) -> Option<&Arc<Provider>> {
+    pub(crate) fn provider_at(&self, path: &str) -> Option<&Arc<Provider>> {
         let rest = path.strip_prefix(self.config.prefix.as_str())?;
         self.provider(oidc_step(rest)?.0)
     }
@@ -200,8 +200,23 @@ impl Auth {
         } else {
             0
         };
+        // The provider's session, for its back-channel logout.
+        let provider_session = mapped
+            .session
+            .filter(|_| provider.options.backchannel_logout);
+        if let Some(ps) = &provider_session {
+            let lifetime = sessions.config().absolute_timeout;
+            self.link_provider_session(ps, &user, lifetime).await;
+        }
         if let Err(e) = sessions
-            .login_with(cur, user.clone(), mapped.roles, data, factor_at, client)
+            .login_from(
+                cur,
+                user.clone(),
+                mapped.roles,
+                data,
+                (factor_at, provider_session),
+                client,
+            )
             .await
         {
             return unavailable(&e).with(http::header::SET_COOKIE, clear);

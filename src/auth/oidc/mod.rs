@@ -18,6 +18,7 @@
 //! Every failure ends on the login page with one generic message; the reason
 //! goes to the log at `warn`, without tokens or codes.
 
+pub(crate) mod backchannel;
 pub(crate) mod claims;
 pub(crate) mod flow;
 pub(crate) mod prelogin;
@@ -74,6 +75,9 @@ pub(crate) struct OidcOptions {
     /// RP-initiated logout: send the browser to the provider's
     /// `end_session_endpoint` after the local logout.
     pub end_session: bool,
+    /// Back-Channel Logout: `POST <p>/oidc/<id>/backchannel-logout` takes
+    /// the provider's logout tokens ([`backchannel`]).
+    pub backchannel_logout: bool,
     /// Which `amr`/`acr` claims of the ID token count as a second factor.
     pub factor_claims: FactorClaims,
 }
@@ -142,6 +146,9 @@ pub(crate) struct Provider {
     /// When discovery last failed, and when keys were last refetched.
     last_discovery_failure: Mutex<Option<Instant>>,
     last_refetch: Mutex<Option<Instant>>,
+    /// With `backchannel_logout`: its logout tokens' checks (the provider's
+    /// keys, `iss`, this client as `aud`, `exp`), as for a bearer issuer.
+    pub(crate) logout_tokens: Option<super::jwt::Issuer>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -166,7 +173,12 @@ impl Provider {
     /// If the HTTP client cannot be built (no TLS roots).
     pub(crate) fn new(options: OidcOptions) -> Result<Provider, String> {
         let http = http_client(HTTP_TIMEOUT)?;
+        let logout_tokens = match options.backchannel_logout {
+            true => Some(backchannel::verifier(&options)?),
+            false => None,
+        };
         Ok(Provider {
+            logout_tokens,
             options,
             http,
             discovered: ArcSwapOption::empty(),
@@ -274,6 +286,7 @@ impl Provider {
             .ok_or_else(|| Failure::IdToken("the payload is not a JSON object".to_owned()))?;
         let mut mapped = self.options.claims.map(&claims)?;
         mapped.second_factor = self.options.factor_claims.met(&claims);
+        mapped.session = backchannel::provider_session(&self.options.id, &claims);
         Ok(mapped)
     }
 

@@ -131,6 +131,14 @@ impl Validator {
                 "needs a credential store to keep the factors: store.kind = \"redis\", or store.credentials_file",
             );
         }
+        for p in auth.iter().flat_map(|a| &a.oidc) {
+            if p.backchannel_logout && !sources.credential_store {
+                self.problem(
+                    &format!("auth.oidc[{}].backchannel_logout", p.id),
+                    "needs a credential store, where logout tokens are spent and provider sessions found: store.kind = \"redis\", or store.credentials_file",
+                );
+            }
+        }
         let rules = self.rules(raw.routes, raw.route, &upstreams, sources);
         let identity = self.identity(&raw.identity);
         let assertion = raw.assertion.as_ref().and_then(|a| self.assertion(a, base));

@@ -117,6 +117,7 @@ impl Validator {
             algorithms: p.algorithms,
             claims,
             end_session: p.end_session,
+            backchannel_logout: p.backchannel_logout,
             factor_claims: FactorClaims {
                 amr: p.second_factor_amr,
                 acr: p.second_factor_acr,

@@ -97,6 +97,9 @@ pub(crate) struct FileHome {
     used_once: Mutex<Counted>,
     /// Failed factor codes per user.
     failures: Mutex<Counted>,
+    /// Provider subjects and sessions to users ([`Home::link`]): in memory,
+    /// like the memory store's sessions they find.
+    links: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl FileHome {
@@ -124,6 +127,7 @@ impl FileHome {
             writing: tokio::sync::Mutex::new(()),
             used_once: Mutex::default(),
             failures: Mutex::default(),
+            links: Mutex::default(),
         })
     }
 
@@ -295,6 +299,29 @@ impl Home for FileHome {
     async fn factor_refund(&self, user: &str) -> Result<(), StoreError> {
         locked(&self.failures).take_one(user);
         Ok(())
+    }
+
+    async fn link(&self, link: &str, user: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut links = locked(&self.links);
+        if links.len() >= MAX_COUNTED && !links.contains_key(link) {
+            links.retain(|_, (_, until)| *until > now);
+            if links.len() >= MAX_COUNTED {
+                return Err(StoreError::Unavailable(format!(
+                    "more than {MAX_COUNTED} provider sign-ins remembered at once"
+                )));
+            }
+        }
+        links.insert(link.to_owned(), (user.to_owned(), now + ttl));
+        Ok(())
+    }
+
+    async fn linked(&self, link: &str) -> Result<Option<String>, StoreError> {
+        let now = Instant::now();
+        Ok(locked(&self.links)
+            .get(link)
+            .filter(|(_, until)| *until > now)
+            .map(|(user, _)| user.clone()))
     }
 
     async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError> {

@@ -140,4 +140,10 @@ pub(crate) trait Home: Send + Sync + 'static {
     async fn factor_refund(&self, user: &str) -> Result<(), StoreError>;
     /// The user whose record has the WebAuthn user handle `handle`.
     async fn user_of_handle(&self, handle: &str) -> Result<Option<String>, StoreError>;
+    /// Remember for `ttl` that `link` (a provider's subject or session id,
+    /// as `auth::oidc::backchannel` spells it) names `user`: how its
+    /// back-channel logout finds sessions without a scan.
+    async fn link(&self, link: &str, user: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// The user `link` names, if remembered.
+    async fn linked(&self, link: &str) -> Result<Option<String>, StoreError>;
 }

@@ -272,4 +272,23 @@ impl Home for RedisStore {
         let key = self.cred("handle", handle);
         self.call(|mut c| async move { c.get(key).await }).await
     }
+
+    async fn link(&self, link: &str, user: &str, ttl: Duration) -> Result<(), StoreError> {
+        let (key, user) = (self.cred("link", link), user.to_owned());
+        self.call(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(user)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn linked(&self, link: &str) -> Result<Option<String>, StoreError> {
+        let key = self.cred("link", link);
+        self.call(|mut c| async move { c.get(key).await }).await
+    }
 }

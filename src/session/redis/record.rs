@@ -28,6 +28,9 @@ pub(super) struct Record {
     /// past 2^53. Absent in older records: none.
     #[serde(default)]
     login: String,
+    /// Absent in older records and for sign-ins without a provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider_session: Option<crate::session::ProviderSession>,
 }
 
 impl Record {
@@ -47,6 +50,7 @@ impl Record {
                 0 => String::new(),
                 l => format!("{l:016x}"),
             },
+            provider_session: s.provider_session.as_deref().cloned(),
         }
     }
 
@@ -82,6 +86,7 @@ impl Record {
             "" => 0,
             l => u64::from_str_radix(l, 16).ok()?,
         };
+        s.provider_session = self.provider_session.map(Box::new);
         Some(s)
     }
 }

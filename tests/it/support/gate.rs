@@ -75,20 +75,37 @@ impl Gate {
         // The ports are picked by binding port 0 and letting go; a parallel test
         // can take one before the proxy binds it. Then start again on new ones.
         for _ in 0..4 {
-            if let Some(gate) = Gate::try_start_with(config, files, env) {
+            if let Some(gate) = Gate::try_start_with(None, config, files, env) {
                 return gate;
             }
         }
         panic!("sessiongate could not bind free ports four times in a row");
     }
 
-    fn try_start_with(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Option<Gate> {
+    /// [`Gate::start_with`] listening on `addr`, picked before (another
+    /// server must know it first: a provider's back-channel logout URL).
+    pub fn start_at(
+        addr: SocketAddr,
+        config: &str,
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Gate {
+        Gate::try_start_with(Some(addr), config, files, env)
+            .unwrap_or_else(|| panic!("sessiongate could not bind {addr}"))
+    }
+
+    fn try_start_with(
+        addr: Option<SocketAddr>,
+        config: &str,
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Option<Gate> {
         let dir = ScratchDir::create();
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).unwrap();
         }
         // Free ports for the proxy to bind (pingora has no port-0 getter).
-        let addr = free_addr();
+        let addr = addr.unwrap_or_else(free_addr);
         let admin = free_addr();
         // Short grace unless the test sets its own (upgrade.rs).
         let grace = match config.contains("grace_period") {
