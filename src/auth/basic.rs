@@ -83,7 +83,8 @@ impl Auth {
         let Some((u, proof)) = proof else {
             // Unknown or disabled: the check fails, at a hash's cost; or a
             // directory account ([auth.ldap]), which asks the same factors.
-            let (user, roles) = self.check_password(user, password, ip).await?;
+            let super::password::Proved { user, roles, .. } =
+                self.check_password(user, password, ip).await?;
             if !self.password_is_enough(&user, &roles).await? {
                 tracing::info!(target: "auth", user = %user, "Basic refused: the user has a second factor");
                 return Err(PasswordRefusal::Invalid);

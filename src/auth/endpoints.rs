@@ -383,10 +383,18 @@ fn check(cur: &RequestSession, names: &IdentityNames) -> Reply {
         Some(s) if s.user().is_some() => Reply {
             status: StatusCode::NO_CONTENT,
             content_type: "text/plain; charset=utf-8",
-            headers: vec![
-                (names.user.clone(), s.user().unwrap_or_default().to_owned()),
-                (names.roles.clone(), s.roles_header().to_owned()),
-            ],
+            headers: {
+                let mut h = vec![
+                    (names.user.clone(), s.user().unwrap_or_default().to_owned()),
+                    (names.roles.clone(), s.roles_header().to_owned()),
+                ];
+                for (header, claim) in &names.claims {
+                    if let Some(v) = s.claim(claim) {
+                        h.push((header.clone(), v.to_owned()));
+                    }
+                }
+                h
+            },
             body: Vec::new(),
         },
         _ => Reply::problem(Problem::Unauthenticated),

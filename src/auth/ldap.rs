@@ -88,8 +88,9 @@ impl std::fmt::Debug for LdapOptions {
 /// What the directory said of a typed name and password.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Checked {
-    /// The password is right: the user name and roles.
-    User(String, Vec<String>),
+    /// The password is right: the user name, roles, and the attributes
+    /// asked for (claim, value).
+    User(String, Vec<String>, Vec<(String, String)>),
     /// Nobody by that name, or a wrong password: one answer for both.
     Invalid,
     /// The directory could not be asked.
@@ -102,6 +103,9 @@ struct Account {
     dn: String,
     user: String,
     roles: Vec<String>,
+    /// The attributes asked for, by claim (`email` is `mail`, `name` is
+    /// `displayName`, any other claim the attribute of its name).
+    attributes: Vec<(String, String)>,
 }
 
 /// The directory: its settings, the service connection, the lookups kept.
@@ -129,14 +133,14 @@ impl Directory {
 
     /// Check `password` for the name typed as `typed` (already in its
     /// canonical form: the throttle's).
-    pub(crate) async fn check(&self, typed: &str, password: &str) -> Checked {
+    pub(crate) async fn check(&self, typed: &str, password: &str, claims: &[&str]) -> Checked {
         // NUL ends a C string: some servers would read less than was typed.
         if password.is_empty() || typed.is_empty() || password.contains('\0') {
             return Checked::Invalid;
         }
         let account = match self.found.get(typed) {
             Some(a) => Some(a),
-            None => match self.lookup(typed).await {
+            None => match self.lookup(typed, claims).await {
                 Ok(Some(a)) => {
                     let a = Arc::new(a);
                     self.found.insert(typed.to_owned(), a.clone());
@@ -155,7 +159,9 @@ impl Directory {
             |a| a.dn.clone(),
         );
         match (self.bind(&dn, password).await, account) {
-            (Ok(0), Some(a)) => Checked::User(a.user.clone(), a.roles.clone()),
+            (Ok(0), Some(a)) => {
+                Checked::User(a.user.clone(), a.roles.clone(), a.attributes.clone())
+            }
             // Nobody: whatever the server said of the made-up DN (49, or
             // 32 "no such object"), the same answer as a wrong password.
             (Ok(_), None) | (Ok(INVALID_CREDENTIALS), Some(_)) => Checked::Invalid,
@@ -203,13 +209,14 @@ impl Directory {
     }
 
     /// The one account `typed` names, if any.
-    async fn lookup(&self, typed: &str) -> ldap3::result::Result<Option<Account>> {
+    async fn lookup(&self, typed: &str, claims: &[&str]) -> ldap3::result::Result<Option<Account>> {
         let o = &self.options;
         let filter = o.user_filter.replace("{user}", &ldap_escape(typed));
         let mut wanted = vec![o.user_attribute.as_str()];
         if let Groups::Attribute(a) = &o.groups {
             wanted.push(a);
         }
+        wanted.extend(claims.iter().map(|c| attribute_of(c)));
         let mut ldap = self.service().await?;
         let found = ldap
             .with_timeout(o.timeout)
@@ -260,10 +267,15 @@ impl Directory {
                     .collect::<Vec<_>>()
             }
         };
+        let attributes = claims
+            .iter()
+            .filter_map(|c| Some(((*c).to_owned(), first(&entry, attribute_of(c))?)))
+            .collect();
         Ok(Some(Account {
             dn: entry.dn,
             user,
             roles: roles(&groups, &o.roles_map),
+            attributes,
         }))
     }
 
@@ -277,6 +289,17 @@ impl Directory {
             .await;
         let _ = ldap.unbind().await;
         Ok(result?.rc)
+    }
+}
+
+/// The directory attribute a claim is read from: `mail` for `email`,
+/// `displayName` for `name` (as Active Directory and inetOrgPerson have
+/// them), and the attribute of the claim's own name for any other.
+fn attribute_of(claim: &str) -> &str {
+    match claim {
+        "email" => "mail",
+        "name" => "displayName",
+        other => other,
     }
 }
 

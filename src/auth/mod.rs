@@ -237,6 +237,26 @@ impl Auth {
         Ok((login, revoked))
     }
 
+    /// The claims a sign-in records for the backend (`[identity]`'s email,
+    /// name and named claims), `get` reading each from what the sign-in
+    /// proved; a value outside the identity alphabet is left out, and logged.
+    pub(crate) fn claims_for(&self, get: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for claim in self.config.identity.wanted() {
+            if out.iter().any(|(c, _)| c == claim) {
+                continue;
+            }
+            match get(claim) {
+                Some(v) if names::check_user(&v).is_ok() => out.push((claim.to_owned(), v)),
+                Some(_) => {
+                    tracing::warn!(target: "auth", claim, "a claim outside the identity alphabet was left out");
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
     pub(crate) fn users(&self) -> Arc<Users> {
         self.users.clone()
     }

@@ -43,6 +43,14 @@ pub(crate) enum PasswordRefusal {
     Invalid,
 }
 
+/// Who a password proved: the user, roles and claims for the backend.
+#[derive(Debug)]
+pub(crate) struct Proved {
+    pub user: String,
+    pub roles: Vec<String>,
+    pub claims: Vec<(String, String)>,
+}
+
 /// A lockout, counted and logged wherever a credential meets it.
 fn throttled(retry: Duration) -> PasswordRefusal {
     METRICS.logins_throttled.fetch_add(1, Ordering::Relaxed);
@@ -92,7 +100,11 @@ impl Auth {
                 self.login_page(&next, Some("That password is too long."), &username),
             );
         }
-        let (user, roles) = match self.check_password(&username, password, client.ip).await {
+        let Proved {
+            user,
+            roles,
+            claims,
+        } = match self.check_password(&username, password, client.ip).await {
             Ok(found) => found,
             Err(PasswordRefusal::Throttled(retry)) => {
                 return self.locked_out(&next, retry, &username)
@@ -138,7 +150,21 @@ impl Auth {
             Ok(None) => {}
             Err(e) => return unavailable(&e),
         }
-        if let Err(e) = sessions.login(cur, user.clone(), roles, client).await {
+        let sign_in = crate::session::manager::SignIn {
+            claims,
+            ..Default::default()
+        };
+        if let Err(e) = sessions
+            .login_from(
+                cur,
+                user.clone(),
+                roles,
+                serde_json::Map::new(),
+                sign_in,
+                client,
+            )
+            .await
+        {
             return unavailable(&e);
         }
         METRICS.login_succeeded();
@@ -156,7 +182,7 @@ impl Auth {
         username: &str,
         password: String,
         ip: Option<IpAddr>,
-    ) -> Result<(String, Vec<String>), PasswordRefusal> {
+    ) -> Result<Proved, PasswordRefusal> {
         let user_slot = self
             .by_user
             .begin(users::canonical_name(username))
@@ -171,14 +197,30 @@ impl Auth {
         // rest (without a hashing slot: its round trips must not hold one).
         let checked = match &self.directory {
             Some(dir) if users.get(username).is_none() => {
-                match dir.check(&users::canonical_name(username), &password).await {
+                let wanted: Vec<&str> = self.config.identity.wanted().collect();
+                match dir
+                    .check(&users::canonical_name(username), &password, &wanted)
+                    .await
+                {
                     // A directory account may not be a users-file user under
                     // another spelling the directory's filter matched.
-                    super::ldap::Checked::User(name, _) if users.get(&name).is_some() => {
+                    super::ldap::Checked::User(name, ..) if users.get(&name).is_some() => {
                         tracing::warn!(target: "auth", "a directory account named like a users-file user was refused");
                         None
                     }
-                    super::ldap::Checked::User(name, roles) => Some((name, roles)),
+                    super::ldap::Checked::User(name, roles, attributes) => {
+                        let claims = self.claims_for(|c| {
+                            attributes
+                                .iter()
+                                .find(|(k, _)| k == c)
+                                .map(|(_, v)| v.clone())
+                        });
+                        Some(Proved {
+                            user: name,
+                            roles,
+                            claims,
+                        })
+                    }
                     super::ldap::Checked::Invalid => None,
                     // Not a failed password: the slots are given back.
                     super::ldap::Checked::Unavailable => return Err(PasswordRefusal::Unavailable),
@@ -192,8 +234,11 @@ impl Auth {
                 };
                 let (dummy, typed) = (self.dummy_hash.clone(), username.to_owned());
                 hashing::off_the_workers(move || {
-                    users::check(&users, &dummy, &typed, password.as_bytes())
-                        .map(|u| (u.name.clone(), u.roles.clone()))
+                    users::check(&users, &dummy, &typed, password.as_bytes()).map(|u| Proved {
+                        user: u.name.clone(),
+                        roles: u.roles.clone(),
+                        claims: Vec::new(),
+                    })
                 })
                 .await
                 .flatten()

@@ -63,6 +63,15 @@ pub(super) struct RawIdentity {
     pub(super) user_header: String,
     #[serde(default = "default_roles_header")]
     pub(super) roles_header: String,
+    /// The `email` claim's header; "" for none.
+    #[serde(default = "default_email_header")]
+    pub(super) email_header: String,
+    /// The `name` claim's (the display name) header; "" for none.
+    #[serde(default = "default_name_header")]
+    pub(super) name_header: String,
+    /// More claims: header to claim (an ID token claim, a directory attribute).
+    #[serde(default)]
+    pub(super) claim_headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for RawIdentity {
@@ -70,8 +79,20 @@ impl Default for RawIdentity {
         RawIdentity {
             user_header: default_user_header(),
             roles_header: default_roles_header(),
+            email_header: default_email_header(),
+            name_header: default_name_header(),
+            claim_headers: std::collections::BTreeMap::new(),
         }
     }
+}
+
+/// Under `X-User-`, which clients can never send.
+fn default_email_header() -> String {
+    "X-User-Email".to_owned()
+}
+
+fn default_name_header() -> String {
+    "X-User-Name".to_owned()
 }
 
 /// What backends behind sessiongate have always read.

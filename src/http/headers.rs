@@ -12,6 +12,9 @@ use http::HeaderName;
 pub(crate) struct IdentityNames {
     pub user: HeaderName,
     pub roles: HeaderName,
+    /// The user's claims a sign-in recorded (the email, the display name,
+    /// named claims), each under its header: (header, claim).
+    pub claims: Vec<(HeaderName, String)>,
 }
 
 impl Default for IdentityNames {
@@ -19,7 +22,18 @@ impl Default for IdentityNames {
         IdentityNames {
             user: HeaderName::from_static("x-user"),
             roles: HeaderName::from_static("x-user-roles"),
+            claims: vec![
+                (HeaderName::from_static("x-user-email"), "email".to_owned()),
+                (HeaderName::from_static("x-user-name"), "name".to_owned()),
+            ],
         }
+    }
+}
+
+impl IdentityNames {
+    /// The claims a sign-in records: those a header hands over.
+    pub(crate) fn wanted(&self) -> impl Iterator<Item = &str> {
+        self.claims.iter().map(|(_, c)| c.as_str())
     }
 }
 /// The session's data as compact JSON.

@@ -112,7 +112,16 @@ struct Claims<'a> {
     iat: u64,
     exp: u64,
     sid: String,
+    /// The user's claims the sign-in recorded (`email`, `name`, named
+    /// claims), under their own names, but never one of the above.
+    #[serde(flatten)]
+    claims: std::collections::BTreeMap<&'a str, &'a str>,
 }
+
+/// The assertion's own claims: a recorded claim of one of these names is left out.
+const OWN_CLAIMS: [&str; 9] = [
+    "iss", "aud", "sub", "roles", "iat", "exp", "sid", "nbf", "jti",
+];
 
 impl Assertions {
     /// The signer for `options` (its keys were checked by `config`).
@@ -175,6 +184,14 @@ impl Assertions {
             iat,
             exp: iat + self.ttl.as_secs(),
             sid: session.key.to_hex(),
+            claims: session
+                .claims
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .filter(|(k, _)| !OWN_CLAIMS.contains(&&**k))
+                .map(|(k, v)| (&**k, &**v))
+                .collect(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());

@@ -81,11 +81,13 @@ impl Ctx {
                 user: &u.user,
                 roles: &u.roles,
                 factor_at: 0,
+                claims: &[],
             }),
             Credential::Bearer(u) | Credential::ApiKey(u) => Some(Identity {
                 user: &u.user,
                 roles: &u.roles,
                 factor_at: 0,
+                claims: &[],
             }),
             Credential::Session => self.session_identity(),
             Credential::None => None,

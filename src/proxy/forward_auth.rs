@@ -170,10 +170,18 @@ pub(crate) fn answer(
                 // Caddy 2.6's copy_headers sets a header the answer lacks to
                 // its own placeholder text ("{http.reverse_proxy.header.X-User}"),
                 // which an app would take for a user name.
-                vec![
+                let mut h = vec![
                     (names.user.clone(), user.to_owned()),
                     (names.roles.clone(), roles.to_owned()),
-                ]
+                ];
+                // The user's claims, each header present (empty when the
+                // sign-in recorded none), for the same reason.
+                let claims = who.map_or(&[][..], |w| w.claims);
+                for (header, claim) in &names.claims {
+                    let v = claims.iter().find(|(k, _)| **k == **claim).map(|(_, v)| v);
+                    h.push((header.clone(), v.map_or(String::new(), |v| v.to_string())));
+                }
+                h
             } else {
                 Vec::new()
             };

@@ -59,6 +59,8 @@ pub(crate) fn is_reserved(name: &[u8]) -> bool {
     ];
     EXACT.iter().any(|c| same_name(name, c))
         || starts_with_name(name, b"x-session-")
+        // Every X-User-* (Email, Name, and any claim header to come).
+        || starts_with_name(name, b"x-user-")
         // Every X-Forwarded-* (User, Email, Prefix, Port, ...): only the proxy
         // sets the three it vouches for.
         || starts_with_name(name, b"x-forwarded-")
@@ -70,6 +72,10 @@ pub(crate) fn strip_client_identity(req: &mut RequestHeader, names: &IdentityNam
     let configured = |n: &[u8]| {
         same_name(n, names.user.as_str().as_bytes())
             || same_name(n, names.roles.as_str().as_bytes())
+            || names
+                .claims
+                .iter()
+                .any(|(h, _)| same_name(n, h.as_str().as_bytes()))
     };
     let spoofed: Vec<HeaderName> = req
         .headers
@@ -183,6 +189,12 @@ impl<S: SessionStore> Proxy<S> {
         };
         if let Some(user) = s.user() {
             set_identity(req, &self.config.identity, user, s.roles_header())?;
+            // The user's claims the sign-in recorded (identity alphabet: valid values).
+            for (header, claim) in &self.config.identity.claims {
+                if let Some(v) = s.claim(claim) {
+                    req.insert_header(header.clone(), v)?;
+                }
+            }
         }
         let signer = self.config.assertions.as_deref();
         if let (Some(signer), Some(audience)) = (signer, up.assertion_audience.as_deref()) {
@@ -243,17 +255,14 @@ mod tests {
             "X-Real-IP",
             "x_original_url",
             "X-HTTP-Method-Override",
+            "x-user-role",
+            "X-User-Email",
+            "x_user_name",
+            "x-user-anything",
         ] {
             assert!(is_reserved(name.as_bytes()), "{name}");
         }
-        for name in [
-            "x-users",
-            "x-user-role",
-            "x-sessions",
-            "user",
-            "x-forwarded",
-            "accept",
-        ] {
+        for name in ["x-users", "x-sessions", "user", "x-forwarded", "accept"] {
             assert!(!is_reserved(name.as_bytes()), "{name}");
         }
     }

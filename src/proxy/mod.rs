@@ -157,6 +157,7 @@ impl Ctx {
                 user,
                 roles: s.roles_header(),
                 factor_at: s.factor_at,
+                claims: s.claims.as_deref().unwrap_or_default(),
             })
         })
     }

@@ -237,12 +237,16 @@ impl<S: SessionStore> SessionManager<S> {
         factor_at: u64,
         client: &Client,
     ) -> Result<(), StoreError> {
-        self.login_from(cur, user, roles, data, (factor_at, None), client)
+        let sign_in = SignIn {
+            factor_at,
+            ..SignIn::default()
+        };
+        self.login_from(cur, user, roles, data, sign_in, client)
             .await
     }
 
-    /// [`Self::login_with`] for a sign-in at a provider: `from` is when the
-    /// second factor passed (0: not) and the provider's session it came from.
+    /// [`Self::login_with`] with what the sign-in proved besides the user:
+    /// its second factor, the provider's session, the user's claims.
     ///
     /// # Errors
     /// When the store fails.
@@ -252,10 +256,14 @@ impl<S: SessionStore> SessionManager<S> {
         user: String,
         roles: Vec<String>,
         data: Map<String, Value>,
-        from: (u64, Option<ProviderSession>),
+        sign_in: SignIn,
         client: &Client,
     ) -> Result<(), StoreError> {
-        let (factor_at, provider_session) = from;
+        let SignIn {
+            factor_at,
+            mut provider_session,
+            mut claims,
+        } = sign_in;
         // The same user signing in again in this browser (a second factor
         // passed, a factor set up) stays the same sign-in: the sessions it
         // opened on other domains stay tied to it.
@@ -263,6 +271,21 @@ impl<S: SessionStore> SessionManager<S> {
         if let Some(old) = cur.session.take() {
             if old.user() == Some(user.as_str()) {
                 login = old.login;
+                // A second factor passed in a provider's sign-in keeps what
+                // the provider said: its session (for its back-channel
+                // logout) and the user's claims.
+                if provider_session.is_none() {
+                    provider_session = old.provider_session.as_deref().cloned();
+                }
+                if claims.is_empty() {
+                    claims = old
+                        .claims
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                }
             }
             self.store.destroy(&old.key).await?;
         }
@@ -273,6 +296,7 @@ impl<S: SessionStore> SessionManager<S> {
             factor_at,
             login,
             provider_session: provider_session.map(Box::new),
+            claims: crate::session::claims_of(claims),
         };
         self.create_with(cur, Some(user), roles, data, joined, client)
             .await
@@ -302,6 +326,7 @@ impl<S: SessionStore> SessionManager<S> {
             factor_at: login.factor_at,
             login: login.login,
             provider_session: login.provider_session.clone(),
+            claims: login.claims.clone(),
         };
         self.create_with(cur, user, roles, Map::new(), joined, client)
             .await
@@ -413,6 +438,7 @@ impl<S: SessionStore> SessionManager<S> {
         s.factor_at = joined.factor_at;
         s.login = joined.login;
         s.provider_session = joined.provider_session;
+        s.claims = joined.claims;
         self.writes.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.create(s).await?;
         *cur = RequestSession {
@@ -715,6 +741,8 @@ struct Joined {
     login: u64,
     /// The provider's session it came from ([`Session::provider_session`]).
     provider_session: Option<Box<ProviderSession>>,
+    /// The user's claims ([`Session::claims`]).
+    claims: Option<crate::session::Claims>,
 }
 
 impl Joined {
@@ -722,7 +750,19 @@ impl Joined {
         factor_at: 0,
         login: 0,
         provider_session: None,
+        claims: None,
     };
+}
+
+/// What a sign-in proved besides the user and roles.
+#[derive(Debug, Default)]
+pub(crate) struct SignIn {
+    /// When a second factor passed (unix ms; 0: not in this sign-in).
+    pub factor_at: u64,
+    /// The provider's session it came from, for its back-channel logout.
+    pub provider_session: Option<ProviderSession>,
+    /// The user's claims for the backend: (claim, value), each checked.
+    pub claims: Vec<(String, String)>,
 }
 
 /// A new sign-in's label: random, never 0 (0 is "none").

@@ -110,8 +110,24 @@ pub struct Session {
     /// The provider's session this one came from (an OpenID Connect
     /// sign-in), for its back-channel logout; `None` for every other sign-in.
     pub(crate) provider_session: Option<Box<ProviderSession>>,
+    /// The user's claims its sign-in recorded for the backend (`email`,
+    /// `name`, named claims), each in the identity alphabet: (claim, value).
+    pub(crate) claims: Option<Claims>,
     idle_ms: u64,
     last_seen: AtomicU64,
+}
+
+/// A session's recorded claims: (claim, value), in one allocation.
+pub(crate) type Claims = Box<[(Box<str>, Box<str>)]>;
+
+/// Recorded claims as a session keeps them; none: `None`.
+pub(crate) fn claims_of(claims: Vec<(String, String)>) -> Option<Claims> {
+    (!claims.is_empty()).then(|| {
+        claims
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .collect()
+    })
 }
 
 /// Who an OpenID provider said signed in, and in which of its sessions: what
@@ -147,6 +163,7 @@ impl Clone for Session {
             factor_at: self.factor_at,
             login: self.login,
             provider_session: self.provider_session.clone(),
+            claims: self.claims.clone(),
             idle_ms: self.idle_ms,
             last_seen: AtomicU64::new(self.last_seen_at()),
         }
@@ -235,6 +252,7 @@ impl Session {
             factor_at: 0,
             login: 0,
             provider_session: None,
+            claims: None,
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             last_seen: AtomicU64::new(created_at),
         };
@@ -277,6 +295,15 @@ impl Session {
         let (user, roles, _, _) = self.parts();
         let packed = Packed::new(user, roles, self.user_agent(), json.as_deref());
         self.set_text(packed);
+    }
+
+    /// The value of the recorded claim `name`, if any.
+    pub(crate) fn claim(&self, name: &str) -> Option<&str> {
+        self.claims
+            .as_deref()?
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| &**v)
     }
 
     /// The user, or `None` for an anonymous session (one that only carries data).

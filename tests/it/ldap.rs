@@ -25,6 +25,16 @@ fn directory() -> Slapd {
     ))
 }
 
+/// Display names: one the identity alphabet takes, one it refuses (a comma).
+fn named_directory() -> Slapd {
+    let slapd = directory();
+    slapd.add(&format!(
+        "dn: uid=alice,ou=people,{LDAP_BASE}\nchangetype: modify\nadd: displayName\ndisplayName: Alice Liddell\n\n\
+         dn: uid=dana,ou=people,{LDAP_BASE}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: dana\ncn: dana\nsn: dana\nuserPassword: dana-directory-pw\ndisplayName: Doe, Dana\n\n"
+    ));
+    slapd
+}
+
 fn gate(backend: &Backend, slapd: &Slapd) -> Gate {
     gate_with(backend, slapd, "")
 }
@@ -215,4 +225,48 @@ credentials = ["basic"]
     // The odd user is staff only: the password is enough.
     assert_eq!(basic(ODD, "odd-directory-pw"), 200);
     assert_eq!(backend.last().one("x-user"), Some(ODD));
+}
+
+/// The directory's `mail` and `displayName` reach the backend as
+/// `X-User-Email` and `X-User-Name`, and a named attribute under its header;
+/// a value outside the identity alphabet is left out; a client's own copies
+/// never reach the backend.
+#[test]
+fn directory_attributes_reach_the_backend_as_claims() {
+    let (backend, slapd) = (Backend::app(), named_directory());
+    let gate = gate_with(
+        &backend,
+        &slapd,
+        "\n[identity]\nclaim_headers = { \"X-User-Surname\" = \"sn\" }\n",
+    );
+    let alice = sign_in(&gate, "alice", "alice-directory-pw")
+        .session_cookie()
+        .unwrap();
+    let resp = gate
+        .get("/app")
+        .cookie(&alice)
+        .header("X-User-Email", "root@evil.test")
+        .header("x_user_department", "spoofed")
+        .api()
+        .send();
+    assert_eq!(resp.status, 200);
+    let seen = backend.last();
+    assert_eq!(seen.all("x-user-email"), ["alice@example.test"]);
+    assert_eq!(seen.one("x-user-name"), Some("Alice Liddell"));
+    assert_eq!(seen.one("x-user-surname"), Some("alice"));
+    assert_eq!(seen.one("x-user-department"), None);
+    assert_eq!(seen.one("x_user_department"), None);
+    // A display name with a comma would read as a list: left out.
+    let dana = sign_in(&gate, "dana", "dana-directory-pw")
+        .session_cookie()
+        .unwrap();
+    assert_eq!(gate.get("/app").cookie(&dana).api().send().status, 200);
+    assert_eq!(backend.last().one("x-user"), Some("dana"));
+    assert_eq!(backend.last().one("x-user-name"), None);
+    // /check answers with them too.
+    let check = gate.get("/.sessiongate/check").cookie(&alice).send();
+    assert_eq!(check.header("x-user-name"), Some("Alice Liddell"));
+    // A client's copies never pass, signed in or not, on any route.
+    gate.get("/public").header("X-User-Name", "Mallory").send();
+    assert_eq!(backend.last().one("x-user-name"), None);
 }

@@ -742,3 +742,28 @@ fn a_required_second_factor_takes_the_providers_word_or_refuses() {
     let done = begin(&gate, &op, "/", "bob").finish(&gate);
     assert!(done.session_cookie().is_some(), "{done:#?}");
 }
+
+/// The ID token's `email`, `name` and a named claim reach the backend
+/// under their headers; a client's own copies never do.
+#[test]
+fn the_id_tokens_claims_reach_the_backend() {
+    let backend = Backend::app();
+    let op = Op::simple(&[]);
+    let gate = gate(
+        &backend,
+        &op,
+        "\n[identity]\nclaim_headers = { \"X-User-Login\" = \"preferred_username\" }\n",
+    );
+    let resp = begin(&gate, &op, "/dashboard", "alice").finish(&gate);
+    let cookie = resp.session_cookie().expect("a session");
+    let seen = gate
+        .get("/dashboard")
+        .cookie(&cookie)
+        .header("X-User-Email", "root@evil.test")
+        .send();
+    assert_eq!(seen.status, 200);
+    let last = backend.last();
+    assert_eq!(last.all("x-user-email"), ["alice@example.com"]);
+    assert_eq!(last.one("x-user-name"), Some("alice"));
+    assert_eq!(last.one("x-user-login"), Some("alice"));
+}

@@ -125,23 +125,26 @@ fn named(claims: &Map<String, Value>, now: u64) -> Result<Named, &'static str> {
 
 impl Auth {
     /// After a sign-in through `provider`: link its subject and session to
-    /// `user` for `lifetime` (a failure is logged: the sign-in stands).
+    /// `user` for `lifetime`.
+    ///
+    /// # Errors
+    /// When the credential store fails: the sign-in must not stand, since
+    /// the provider could not end it.
     pub(crate) async fn link_provider_session(
         &self,
         ps: &ProviderSession,
         user: &str,
         lifetime: Duration,
-    ) {
+    ) -> Result<(), crate::session::StoreError> {
         let Some(home) = self.api_keys.as_ref().map(|k| k.home()) else {
-            return;
+            return Ok(());
         };
         let mut links = vec![link(&ps.provider, "sub", &ps.sub)];
         links.extend(ps.sid.as_deref().map(|sid| link(&ps.provider, "sid", sid)));
         for l in links {
-            if let Err(e) = home.link(&l, user, lifetime).await {
-                tracing::error!(target: "auth", error = %e, "the provider's session could not be linked: its back-channel logout will not find this session");
-            }
+            home.link(&l, user, lifetime).await?;
         }
+        Ok(())
     }
 
     /// `POST <p>/oidc/<id>/backchannel-logout`.

@@ -56,6 +56,9 @@ pub(crate) struct Mapped {
     pub second_factor: bool,
     /// The provider's session (`sub`, `sid`); set by the sign-in.
     pub session: Option<crate::session::ProviderSession>,
+    /// Every claim of the ID token, for the ones handed to the backend; set
+    /// by the sign-in.
+    pub id_token: Map<String, Value>,
 }
 
 impl ClaimRules {
@@ -112,6 +115,7 @@ impl ClaimRules {
             dropped,
             second_factor: false,
             session: None,
+            id_token: Map::new(),
         })
     }
 

@@ -17,7 +17,7 @@ use crate::http::problem::Problem;
 use crate::http::reply::Reply;
 use crate::metrics::METRICS;
 use crate::session::cookie::SameSite;
-use crate::session::manager::{Client, RequestSession, SessionManager};
+use crate::session::manager::{Client, RequestSession, SessionManager, SignIn};
 use crate::session::SessionStore;
 
 /// The session data key that records which provider signed a session in
@@ -200,13 +200,23 @@ impl Auth {
         } else {
             0
         };
+        // The user's claims for the backend: strings (or numbers) as the ID token has them.
+        let id_token = &mapped.id_token;
+        let claims = self.claims_for(|c| match id_token.get(c)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(v.to_string()),
+            _ => None,
+        });
         // The provider's session, for its back-channel logout.
         let provider_session = mapped
             .session
             .filter(|_| provider.options.backchannel_logout);
         if let Some(ps) = &provider_session {
             let lifetime = sessions.config().absolute_timeout;
-            self.link_provider_session(ps, &user, lifetime).await;
+            if let Err(e) = self.link_provider_session(ps, &user, lifetime).await {
+                tracing::error!(target: "auth", error = %e, "sign-in refused: the provider's session could not be recorded for its back-channel logout");
+                return unavailable(&e).with(http::header::SET_COOKIE, clear);
+            }
         }
         if let Err(e) = sessions
             .login_from(
@@ -214,7 +224,11 @@ impl Auth {
                 user.clone(),
                 mapped.roles,
                 data,
-                (factor_at, provider_session),
+                SignIn {
+                    factor_at,
+                    provider_session,
+                    claims,
+                },
                 client,
             )
             .await

@@ -287,6 +287,7 @@ impl Provider {
         let mut mapped = self.options.claims.map(&claims)?;
         mapped.second_factor = self.options.factor_claims.met(&claims);
         mapped.session = backchannel::provider_session(&self.options.id, &claims);
+        mapped.id_token = claims;
         Ok(mapped)
     }
 

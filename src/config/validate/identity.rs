@@ -5,30 +5,96 @@ use super::Validator;
 use crate::config::raw::RawIdentity;
 use crate::http::headers::IdentityNames;
 
+/// Headers a backend reads that HTTP or sessiongate uses for something else.
+const FORBIDDEN: [&str; 16] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "cookie",
+    "authorization",
+    "proxy-authorization",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+];
+
+/// A claim or directory attribute name: what an ID token or a directory entry has.
+fn is_claim_name(c: &str) -> bool {
+    !c.is_empty()
+        && c.len() <= 64
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
 impl Validator {
     /// `[identity]`: header names a backend reads. Not a header that frames
-    /// or routes the request, carries credentials, or is another of ours.
+    /// or routes the request, carries credentials, or is another of ours;
+    /// no header named twice.
     pub(super) fn identity(&mut self, raw: &RawIdentity) -> Option<IdentityNames> {
-        const FORBIDDEN: [&str; 16] = [
-            "host",
-            "content-length",
-            "content-type",
-            "transfer-encoding",
-            "connection",
-            "keep-alive",
-            "upgrade",
-            "te",
-            "trailer",
-            "cookie",
-            "authorization",
-            "proxy-authorization",
-            "x-forwarded-for",
-            "x-forwarded-proto",
-            "x-forwarded-host",
-            "x-request-id",
+        let user = self.identity_header("identity.user_header", &raw.user_header);
+        let roles = self.identity_header("identity.roles_header", &raw.roles_header);
+        let mut claims = Vec::new();
+        let mut claims_ok = true;
+        let named = [
+            ("identity.email_header", &raw.email_header, "email"),
+            ("identity.name_header", &raw.name_header, "name"),
         ];
-        let mut name = |key: &str, value: &str| match http::HeaderName::from_bytes(value.as_bytes())
-        {
+        for (key, header, claim) in named.into_iter().filter(|(_, h, _)| !h.is_empty()) {
+            match self.identity_header(key, header) {
+                Some(h) => claims.push((h, claim.to_owned())),
+                None => claims_ok = false,
+            }
+        }
+        for (header, claim) in &raw.claim_headers {
+            let key = format!("identity.claim_headers.{header:?}");
+            if !is_claim_name(claim) {
+                self.problem(
+                    &key,
+                    format!("not a claim or attribute name (got {claim:?})"),
+                );
+                claims_ok = false;
+                continue;
+            }
+            match self.identity_header(&key, header) {
+                Some(h) => claims.push((h, claim.clone())),
+                None => claims_ok = false,
+            }
+        }
+        let (user, roles) = (user?, roles?);
+        if user == roles {
+            self.problem(
+                "identity.roles_header",
+                "must differ from identity.user_header",
+            );
+            return None;
+        }
+        let mut all: Vec<&http::HeaderName> = vec![&user, &roles];
+        all.extend(claims.iter().map(|(h, _)| h));
+        for (i, h) in all.iter().enumerate() {
+            if all[..i].contains(h) {
+                self.problem(
+                    "identity",
+                    format!("the header {:?} is named twice", h.as_str()),
+                );
+                return None;
+            }
+        }
+        claims_ok.then_some(IdentityNames {
+            user,
+            roles,
+            claims,
+        })
+    }
+
+    fn identity_header(&mut self, key: &str, value: &str) -> Option<http::HeaderName> {
+        match http::HeaderName::from_bytes(value.as_bytes()) {
             Ok(n) if FORBIDDEN.contains(&n.as_str()) || n.as_str().starts_with("x-session-") => {
                 self.problem(
                     key,
@@ -41,18 +107,7 @@ impl Validator {
                 self.problem(key, format!("not a header name (got {value:?})"));
                 None
             }
-        };
-        let user = name("identity.user_header", &raw.user_header);
-        let roles = name("identity.roles_header", &raw.roles_header);
-        let (user, roles) = (user?, roles?);
-        if user == roles {
-            self.problem(
-                "identity.roles_header",
-                "must differ from identity.user_header",
-            );
-            return None;
         }
-        Some(IdentityNames { user, roles })
     }
 }
 

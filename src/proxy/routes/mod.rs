@@ -31,6 +31,8 @@ pub(crate) struct Identity<'a> {
     pub factor_at: u64,
     /// The roles as sent upstream: joined with `,` (no role contains one).
     pub roles: &'a str,
+    /// The user's claims for the backend (a session's; none for others).
+    pub claims: &'a [(Box<str>, Box<str>)],
 }
 
 /// Who may use a route.

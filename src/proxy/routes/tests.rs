@@ -258,16 +258,19 @@ fn decisions_follow_access() {
         user: "alice",
         roles: "",
         factor_at: 0,
+        claims: &[],
     };
     let boss = Identity {
         user: "bob",
         roles: "ops,admin",
         factor_at: 0,
+        claims: &[],
     };
     let root = Identity {
         user: "root",
         roles: "",
         factor_at: 0,
+        claims: &[],
     };
     let g = Method::GET;
     assert_eq!(
@@ -313,6 +316,7 @@ fn a_user_without_roles_never_matches_a_role_even_an_empty_one() {
         user: "n",
         roles: "",
         factor_at: 0,
+        claims: &[],
     };
     assert_eq!(
         t.decide(&Method::GET, "/r", Some(nobody)),

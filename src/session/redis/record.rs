@@ -31,6 +31,9 @@ pub(super) struct Record {
     /// Absent in older records and for sign-ins without a provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     provider_session: Option<crate::session::ProviderSession>,
+    /// The user's claims for the backend; absent: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    claims: Vec<(String, String)>,
 }
 
 impl Record {
@@ -51,6 +54,13 @@ impl Record {
                 l => format!("{l:016x}"),
             },
             provider_session: s.provider_session.as_deref().cloned(),
+            claims: s
+                .claims
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -87,6 +97,7 @@ impl Record {
             l => u64::from_str_radix(l, 16).ok()?,
         };
         s.provider_session = self.provider_session.map(Box::new);
+        s.claims = crate::session::claims_of(self.claims);
         Some(s)
     }
 }

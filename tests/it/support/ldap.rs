@@ -140,12 +140,12 @@ userPassword: {LDAP_SERVICE_PASSWORD}
     }
 }
 
-/// A user entry under `ou=people` with `uid`, password and optional
-/// `employeeType` (the tests' "disabled" marker).
+/// A user entry under `ou=people` with `uid`, password, `mail`
+/// `<uid>@example.test`, and optional `employeeType` (the tests' "disabled" marker).
 pub fn ldap_user(uid: &str, password: &str, employee_type: Option<&str>) -> String {
     let escaped = ldap_dn_value(uid);
     let mut e = format!(
-        "dn: uid={escaped},ou=people,{LDAP_BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nuserPassword: {password}\n"
+        "dn: uid={escaped},ou=people,{LDAP_BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nuserPassword: {password}\nmail: {uid}@example.test\n"
     );
     if let Some(t) = employee_type {
         e.push_str(&format!("employeeType: {t}\n"));
