@@ -119,8 +119,30 @@ struct Claims<'a> {
 }
 
 /// The assertion's own claims: a recorded claim of one of these names is left out.
-const OWN_CLAIMS: [&str; 9] = [
-    "iss", "aud", "sub", "roles", "iat", "exp", "sid", "nbf", "jti",
+/// (`config` refuses these names too: this is the second line.)
+const OWN_CLAIMS: [&str; 22] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "sid",
+    "roles",
+    "acr",
+    "amr",
+    "azp",
+    "auth_time",
+    "nonce",
+    "cnf",
+    "scope",
+    "client_id",
+    "act",
+    "typ",
+    "at_hash",
+    "c_hash",
+    "events",
 ];
 
 impl Assertions {

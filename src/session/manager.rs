@@ -261,8 +261,8 @@ impl<S: SessionStore> SessionManager<S> {
     ) -> Result<(), StoreError> {
         let SignIn {
             factor_at,
-            mut provider_session,
-            mut claims,
+            provider_session,
+            claims,
         } = sign_in;
         // The same user signing in again in this browser (a second factor
         // passed, a factor set up) stays the same sign-in: the sessions it
@@ -271,21 +271,6 @@ impl<S: SessionStore> SessionManager<S> {
         if let Some(old) = cur.session.take() {
             if old.user() == Some(user.as_str()) {
                 login = old.login;
-                // A second factor passed in a provider's sign-in keeps what
-                // the provider said: its session (for its back-channel
-                // logout) and the user's claims.
-                if provider_session.is_none() {
-                    provider_session = old.provider_session.as_deref().cloned();
-                }
-                if claims.is_empty() {
-                    claims = old
-                        .claims
-                        .as_deref()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect();
-                }
             }
             self.store.destroy(&old.key).await?;
         }

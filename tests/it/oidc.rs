@@ -766,4 +766,10 @@ fn the_id_tokens_claims_reach_the_backend() {
     assert_eq!(last.all("x-user-email"), ["alice@example.com"]);
     assert_eq!(last.one("x-user-name"), Some("alice"));
     assert_eq!(last.one("x-user-login"), Some("alice"));
+    // carol's address is not verified at the provider: it is nobody's.
+    let carol = begin(&gate, &op, "/dashboard", "carol").finish(&gate);
+    let carol = carol.session_cookie().expect("a session");
+    assert_eq!(gate.get("/dashboard").cookie(&carol).send().status, 200);
+    assert_eq!(backend.last().one("x-user"), Some("carol"));
+    assert_eq!(backend.last().one("x-user-email"), None);
 }

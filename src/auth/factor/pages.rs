@@ -388,8 +388,28 @@ impl Auth {
                 (user, roles, data)
             }
         };
+        // A factor passed from a session (a step-up after a provider's
+        // sign-in) keeps what that sign-in proved: the provider's session,
+        // the user's claims. A sign-in that began here has none.
+        let (provider_session, claims) = match cur.session.as_deref() {
+            Some(s) if s.user() == Some(user.as_str()) => (
+                s.provider_session.as_deref().cloned(),
+                s.claims
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            _ => (None, Vec::new()),
+        };
+        let sign_in = crate::session::manager::SignIn {
+            factor_at,
+            provider_session,
+            claims,
+        };
         if let Err(e) = sessions
-            .login_with(cur, user.clone(), roles, data, factor_at, client)
+            .login_from(cur, user.clone(), roles, data, sign_in, client)
             .await
         {
             return unavailable(&e);

@@ -202,7 +202,11 @@ impl Auth {
         };
         // The user's claims for the backend: strings (or numbers) as the ID token has them.
         let id_token = &mapped.id_token;
+        // An address the provider has not verified is anyone's claim: a
+        // backend that links accounts by email must never see one.
+        let verified = id_token.get("email_verified") == Some(&serde_json::Value::Bool(true));
         let claims = self.claims_for(|c| match id_token.get(c)? {
+            _ if c == "email" && !verified => None,
             serde_json::Value::String(s) => Some(s.clone()),
             v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(v.to_string()),
             _ => None,

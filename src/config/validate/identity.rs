@@ -33,6 +33,41 @@ fn is_claim_name(c: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
+/// Claims the signed assertion or a token already has a meaning for: a
+/// recorded claim of one of these names could pass for it (an `amr` from a
+/// directory attribute would fake a second factor).
+const RESERVED_CLAIMS: [&str; 22] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "sid",
+    "roles",
+    "acr",
+    "amr",
+    "azp",
+    "auth_time",
+    "nonce",
+    "cnf",
+    "scope",
+    "client_id",
+    "act",
+    "typ",
+    "at_hash",
+    "c_hash",
+    "events",
+];
+
+/// Whether `claim` names a secret a directory keeps (`userPassword`,
+/// `unicodePwd`, ...): never a header.
+fn is_secret_attribute(claim: &str) -> bool {
+    let c = claim.to_ascii_lowercase();
+    c.contains("password") || c.contains("pwd") || c.contains("secret")
+}
+
 impl Validator {
     /// `[identity]`: header names a backend reads. Not a header that frames
     /// or routes the request, carries credentials, or is another of ours;
@@ -47,7 +82,7 @@ impl Validator {
             ("identity.name_header", &raw.name_header, "name"),
         ];
         for (key, header, claim) in named.into_iter().filter(|(_, h, _)| !h.is_empty()) {
-            match self.identity_header(key, header) {
+            match self.claim_header(key, header) {
                 Some(h) => claims.push((h, claim.to_owned())),
                 None => claims_ok = false,
             }
@@ -62,7 +97,15 @@ impl Validator {
                 claims_ok = false;
                 continue;
             }
-            match self.identity_header(&key, header) {
+            if RESERVED_CLAIMS.contains(&claim.as_str()) || is_secret_attribute(claim) {
+                self.problem(
+                    &key,
+                    format!("{claim:?} is a claim tokens and the assertion use for something else, or a secret"),
+                );
+                claims_ok = false;
+                continue;
+            }
+            match self.claim_header(&key, header) {
                 Some(h) => claims.push((h, claim.clone())),
                 None => claims_ok = false,
             }
@@ -94,8 +137,35 @@ impl Validator {
     }
 
     fn identity_header(&mut self, key: &str, value: &str) -> Option<http::HeaderName> {
+        self.named_header(key, value, false)
+    }
+
+    /// A header for a user's claim: also not one the proxy strips for
+    /// another purpose (a client address, an override, the assertion).
+    fn claim_header(&mut self, key: &str, value: &str) -> Option<http::HeaderName> {
+        self.named_header(key, value, true)
+    }
+
+    fn named_header(&mut self, key: &str, value: &str, claim: bool) -> Option<http::HeaderName> {
+        if value.contains('_') {
+            // CGI-style servers read `_` as `-`: one name, two spellings.
+            self.problem(key, format!("use '-', not '_' (got {value:?})"));
+            return None;
+        }
+        // Another of ours, a client address or an override the proxy strips
+        // (every X-User-* but the assertion is ours to name).
+        let taken = |n: &str| {
+            claim
+                && (n == "x-user-assertion"
+                    || (crate::proxy::identity::is_reserved(n.as_bytes())
+                        && !n.starts_with("x-user")))
+        };
         match http::HeaderName::from_bytes(value.as_bytes()) {
-            Ok(n) if FORBIDDEN.contains(&n.as_str()) || n.as_str().starts_with("x-session-") => {
+            Ok(n)
+                if FORBIDDEN.contains(&n.as_str())
+                    || n.as_str().starts_with("x-session-")
+                    || taken(n.as_str()) =>
+            {
                 self.problem(
                     key,
                     format!("{value:?} is a header sessiongate or HTTP uses for something else"),
@@ -113,7 +183,47 @@ impl Validator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_refused, minimal, valid};
+    use super::super::testing::{assert_refused, minimal, problems, valid};
+
+    #[test]
+    fn claim_headers_are_refused_where_they_could_pass_for_something_else() {
+        for (lines, want) in [
+            (
+                "claim_headers = { \"X-User-Amr\" = \"amr\" }",
+                "is a claim tokens and the assertion use",
+            ),
+            (
+                "claim_headers = { \"X-User-Pw\" = \"userPassword\" }",
+                "or a secret",
+            ),
+            (
+                "claim_headers = { \"X-User-Assertion\" = \"mail\" }",
+                "is a header sessiongate or HTTP uses",
+            ),
+            (
+                "claim_headers = { \"X-Real-IP\" = \"mail\" }",
+                "is a header sessiongate or HTTP uses",
+            ),
+            (
+                "email_header = \"X-Forwarded-Email\"",
+                "is a header sessiongate or HTTP uses",
+            ),
+            ("name_header = \"X_User_Name\"", "use '-', not '_'"),
+            (
+                "claim_headers = { \"X-User\" = \"mail\" }",
+                "is named twice",
+            ),
+            (
+                "claim_headers = { \"X-A\" = \"a b\" }",
+                "not a claim or attribute name",
+            ),
+        ] {
+            let p = problems(&minimal(&format!("[identity]\n{lines}\n")));
+            assert!(p.iter().any(|l| l.contains(want)), "{lines}: {p:#?}");
+        }
+        // An app's own name for the user, as before.
+        valid(&minimal("[identity]\nuser_header = \"X-Forwarded-User\"\n"));
+    }
 
     #[test]
     fn unsafe_identity_headers_are_refused() {
