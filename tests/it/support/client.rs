@@ -128,13 +128,20 @@ impl Req {
 
     /// [`Req::send`], or `None` when the server closes without answering.
     pub fn try_send(self) -> Option<Resp> {
+        self.send_or_why().ok()
+    }
+
+    /// [`Req::try_send`], saying why there was no response: the connection
+    /// was refused, or it was accepted and closed with no answer.
+    pub fn send_or_why(self) -> Result<Resp, NoResponse> {
         let raw = self.raw();
-        let mut s = TcpStream::connect(self.addr).ok()?;
+        let mut s = TcpStream::connect(self.addr).map_err(|_| NoResponse::Refused)?;
         s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        s.write_all(raw.as_bytes()).ok()?;
+        s.write_all(raw.as_bytes())
+            .map_err(|_| NoResponse::Closed)?;
         match s.peek(&mut [0u8; 1]) {
-            Ok(n) if n > 0 => Some(read_response(&mut s, &raw)),
-            _ => None,
+            Ok(n) if n > 0 => Ok(read_response(&mut s, &raw)),
+            _ => Err(NoResponse::Closed),
         }
     }
 }
@@ -177,6 +184,15 @@ pub fn read_response(s: &mut TcpStream, request: &str) -> Resp {
         body: String::from_utf8_lossy(&body).into_owned(),
         request: request.to_owned(),
     }
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoResponse {
+    /// The connection was refused.
+    Refused,
+    /// It was accepted, then closed (or timed out) before any answer.
+    Closed,
 }
 
 /// A response, with the request that produced it (for failure messages).
