@@ -118,9 +118,11 @@ struct Claims<'a> {
     claims: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
-/// The assertion's own claims: a recorded claim of one of these names is left out.
-/// (`config` refuses these names too: this is the second line.)
-const OWN_CLAIMS: [&str; 22] = [
+/// Claims the assertion or a token already has a meaning for: a recorded
+/// claim of one of these names could pass for it (an `amr` from a directory
+/// attribute would fake a second factor). `config` refuses them as claim
+/// names; the assertion leaves them out as a second line.
+pub(crate) const RESERVED_CLAIMS: [&str; 22] = [
     "iss",
     "sub",
     "aud",
@@ -211,7 +213,7 @@ impl Assertions {
                 .as_deref()
                 .unwrap_or_default()
                 .iter()
-                .filter(|(k, _)| !OWN_CLAIMS.contains(&&**k))
+                .filter(|(k, _)| !RESERVED_CLAIMS.contains(&&**k))
                 .map(|(k, v)| (&**k, &**v))
                 .collect(),
         };

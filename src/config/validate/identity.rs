@@ -33,34 +33,6 @@ fn is_claim_name(c: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
-/// Claims the signed assertion or a token already has a meaning for: a
-/// recorded claim of one of these names could pass for it (an `amr` from a
-/// directory attribute would fake a second factor).
-const RESERVED_CLAIMS: [&str; 22] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "nbf",
-    "iat",
-    "jti",
-    "sid",
-    "roles",
-    "acr",
-    "amr",
-    "azp",
-    "auth_time",
-    "nonce",
-    "cnf",
-    "scope",
-    "client_id",
-    "act",
-    "typ",
-    "at_hash",
-    "c_hash",
-    "events",
-];
-
 /// Whether `claim` names a secret a directory keeps (`userPassword`,
 /// `unicodePwd`, ...): never a header.
 fn is_secret_attribute(claim: &str) -> bool {
@@ -97,7 +69,9 @@ impl Validator {
                 claims_ok = false;
                 continue;
             }
-            if RESERVED_CLAIMS.contains(&claim.as_str()) || is_secret_attribute(claim) {
+            if crate::proxy::assertion::RESERVED_CLAIMS.contains(&claim.as_str())
+                || is_secret_attribute(claim)
+            {
                 self.problem(
                     &key,
                     format!("{claim:?} is a claim tokens and the assertion use for something else, or a secret"),
