@@ -44,6 +44,10 @@
 #                                  1,000 hosts of 10 rules each (BENCH_HOSTS) against 1
 #                                  host, BENCH_SESSIONS sessions each, alternating runs
 #                                  (BENCH_AB_PAIRS, 4): bench/results/hosts.md
+#     bash bench/run.sh --factor   A/B of this build with two configs side by side: a
+#                                  second factor on (optional, with a credential file)
+#                                  against off, BENCH_SESSIONS sessions each, alternating
+#                                  runs (BENCH_AB_PAIRS, 4): bench/results/factor.md
 #
 # Everything listens on 127.0.0.1 on ephemeral ports, runs from a temporary
 # directory, and is stopped at the end (or on Ctrl-C). Tunables (environment):
@@ -70,13 +74,14 @@ for arg in "$@"; do
         --perf) PERF=1 ;;
         --ab) MODE=ab ;;
         --hosts) MODE=hosts ;;
+        --factor) MODE=factor ;;
         --slow) MODE=slow ;;
         --tls) MODE=tls ;;
         --stack) MODE=stack ;;
         --credentials) MODE=credentials ;;
         --conns) MODE=conns ;;
         -h | --help)
-            sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -195,8 +200,8 @@ if [ "$MODE" = conns ]; then
     BENCH_CONNS=${BENCH_CONNS:-8}
 fi
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
-if [ "$MODE" = ab ] || [ "$MODE" = hosts ]; then
-    [ "$MODE" = hosts ] || [ -x "${BENCH_BASELINE:-}" ] || {
+if [ "$MODE" = ab ] || [ "$MODE" = hosts ] || [ "$MODE" = factor ]; then
+    [ "$MODE" != ab ] || [ -x "${BENCH_BASELINE:-}" ] || {
         echo "bench: --ab needs BENCH_BASELINE=<path of the other sessiongate binary>" >&2
         exit 2
     }
@@ -572,7 +577,7 @@ if [ "$MODE" = tls ]; then
     exit 0
 fi
 
-if [ "$MODE" != ab ] && [ "$MODE" != hosts ] && [ "$MODE" != slow ]; then
+if [ "$MODE" != ab ] && [ "$MODE" != hosts ] && [ "$MODE" != factor ] && [ "$MODE" != slow ]; then
 # 1. direct
 measure direct "direct to the backend (nginx return 200, 1 worker)" \
     "http://127.0.0.1:$BACKEND_PORT/app" "$TMP/anon_cookies.txt" 200 "" "$BACKEND_PID"
@@ -677,7 +682,7 @@ ${BENCH_SG_READ_BUFFER:+read_buffer = $BENCH_SG_READ_BUFFER}" start_sg sg false
 fi
 
 # ---------------------------------------------------------------- A/B of two builds
-if [ "$MODE" = ab ] || [ "$MODE" = hosts ]; then
+if [ "$MODE" = ab ] || [ "$MODE" = hosts ] || [ "$MODE" = factor ]; then
     # Both gates hold the same number of sessions and run side by side; each
     # pair measures A then B (the order swaps every pair), so a change in the
     # machine's load lands on both.
@@ -703,6 +708,22 @@ PY
         done
         AB_LABELS=("$HOSTS hosts of 10 rules" "1 host of 10 rules")
         say "A/B: $HOSTS hosts (a) against 1 host (b), $AB_SESSIONS sessions each"
+    elif [ "$MODE" = factor ]; then
+        # The same binary twice: a second factor on in a, off in b. The factor
+        # state is a field of the session record the protected route loads
+        # anyway, so a should cost what b does.
+        AB_SESSIONS=$SESSIONS
+        AB_BIN[a]=$SG AB_BIN[b]=$SG
+        head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/factor.key"
+        # Both have the built-in login (the factor's); only a has the factor.
+        printf '[[user]]\nname = "bench"\npassword_hash = "%s"\n' \
+            "$(printf 'bench-password\n' | "$SG" hash-password)" >"$TMP/users.toml"
+        AB_EXTRA[a]=$TMP/factor_a.toml AB_EXTRA[b]=$TMP/factor_b.toml
+        printf '[auth]\nusers_file = "%s"\n' "$TMP/users.toml" >"${AB_EXTRA[b]}"
+        printf '[auth]\nusers_file = "%s"\n[auth.second_factor]\nmode = "optional"\nkeys = [{ file = "%s" }]\n\n[store]\nkind = "memory"\ncredentials_file = "%s"\n' \
+            "$TMP/users.toml" "$TMP/factor.key" "$TMP/credentials.json" >"${AB_EXTRA[a]}"
+        AB_LABELS=("second factor on" "second factor off")
+        say "A/B: a second factor on (a) against off (b), $AB_SESSIONS sessions each"
     else
         AB_SESSIONS=$SESSIONS_LARGE
         AB_BIN[a]=$SG AB_BIN[b]=$BENCH_BASELINE AB_EXTRA[a]=/dev/null AB_EXTRA[b]=/dev/null
@@ -731,7 +752,7 @@ PY
         done
     done
     mkdir -p "$RESULTS"
-    name=$([ "$MODE" = hosts ] && echo hosts || echo ab)
+    name=$([ "$MODE" = ab ] && echo ab || echo "$MODE")
     cp "$FACTS" "$RESULTS/$name.jsonl"
     python3 bench/report.py --ab "$FACTS" "${AB_LABELS[@]}" >"$RESULTS/$name.md"
     cat "$RESULTS/$name.md"

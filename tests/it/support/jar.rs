@@ -51,17 +51,29 @@ impl Jar {
         resp
     }
 
+    /// As [`Jar::send`], but `None` when no answer came (a killed gate).
+    pub fn try_send(&mut self, req: Req) -> Option<Resp> {
+        let req = if self.0.is_empty() {
+            req
+        } else {
+            req.cookie(&self.header())
+        };
+        let resp = req.send_or_why().ok()?;
+        self.take(&resp);
+        Some(resp)
+    }
+
     pub fn get(&mut self, gate: &Gate, target: &str) -> Resp {
         self.send(gate.get(target).browser())
     }
 
     pub fn post(&mut self, gate: &Gate, target: &str, pairs: &[(&str, &str)]) -> Resp {
-        self.send(
-            gate.req("POST", target)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .header("Origin", "http://app.test")
-                .body(&form(pairs)),
-        )
+        self.send(form_post(gate, target, pairs))
+    }
+
+    /// As [`Jar::post`], but `None` when no answer came (a killed gate).
+    pub fn try_post(&mut self, gate: &Gate, target: &str, pairs: &[(&str, &str)]) -> Option<Resp> {
+        self.try_send(form_post(gate, target, pairs))
     }
 
     /// The password step: 303 on to the factor (or in).
@@ -80,4 +92,12 @@ impl Jar {
             ],
         )
     }
+}
+
+/// A same-origin form POST, as a browser sends it.
+fn form_post(gate: &Gate, target: &str, pairs: &[(&str, &str)]) -> Req {
+    gate.req("POST", target)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", "http://app.test")
+        .body(&form(pairs))
 }
