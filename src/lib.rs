@@ -113,12 +113,13 @@ pub mod fuzzing {
     /// code or a recovery code), a sealed secret from an enrolment form, a
     /// pending sign-in cookie. Returns the normalised recovery code, if any.
     pub fn second_factor(text: &str) -> Option<String> {
-        use crate::auth::factor::{pending::Pending, recovery, sealing::Sealer, totp};
+        use crate::auth::factor::{pending::Pending, recovery, totp};
+        use crate::auth::sealing::{Sealer, SECOND_FACTOR};
         use crate::session::signing::Secret;
         let secret = [7u8; totp::SECRET_LEN];
         let _ = totp::matching_step(&secret, text, 1_700_000_000);
         let key = Secret::new(vec![1; 32]);
-        let _ = Sealer::new(std::slice::from_ref(&key)).open(text, "totp\0alice");
+        let _ = Sealer::new(std::slice::from_ref(&key), &SECOND_FACTOR).open(text, "totp\0alice");
         let _ = Pending::open(text, std::slice::from_ref(&key), 0);
         recovery::normalise(text)
     }

@@ -25,6 +25,7 @@ pub(crate) mod oidc;
 pub(crate) mod own_keys;
 pub(crate) mod own_sessions;
 pub(crate) mod password;
+pub(crate) mod sealing;
 pub(crate) mod throttle;
 pub(crate) mod users;
 

@@ -5,7 +5,7 @@
 //!
 //! - [`pending`]: "password correct, factor pending", a signed cookie and
 //!   never a session;
-//! - [`totp`], [`recovery`]: the codes; [`sealing`]: TOTP secrets at rest;
+//! - [`totp`], [`recovery`]: the codes; `auth::sealing`: TOTP secrets at rest;
 //! - [`passkeys`]: WebAuthn, its ceremonies and endpoints;
 //! - [`pages`]: the prompt and passing it; [`enrol`]: setting a factor up,
 //!   recovery codes, the sessions page's section.
@@ -22,7 +22,6 @@ pub(crate) mod pages;
 pub(crate) mod passkeys;
 pub(crate) mod pending;
 pub(crate) mod recovery;
-pub(crate) mod sealing;
 pub(crate) mod totp;
 
 use std::sync::atomic::Ordering;
@@ -31,7 +30,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use self::sealing::Sealer;
+use crate::auth::sealing::{Sealer, SECOND_FACTOR};
 use crate::metrics::METRICS;
 use crate::session::credentials::{FactorRecord, Home, TotpFactor};
 use crate::session::signing::Secret;
@@ -100,7 +99,7 @@ impl Factors {
             None => None,
         };
         Ok(Factors {
-            sealer: Sealer::new(&options.keys),
+            sealer: Sealer::new(&options.keys, &SECOND_FACTOR),
             options,
             home,
             passkeys,

@@ -49,7 +49,7 @@ pub(crate) struct ApiKeyRecord {
 }
 
 /// A user's second factors. Holds no usable secret in the clear: the TOTP
-/// secret is sealed with `[auth.second_factor] keys` (`auth::factor::sealing`),
+/// secret is sealed with `[auth.second_factor] keys` (`auth::sealing`),
 /// recovery codes are kept as their SHA-256, and a passkey is a public key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FactorRecord {

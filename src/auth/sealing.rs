@@ -1,8 +1,11 @@
-//! TOTP secrets at rest: sealed with ChaCha20-Poly1305 (ring's AEAD, already
-//! in the build through rustls) under `[auth.second_factor] keys`, the first
-//! of which seals and every one of which opens, so the keys rotate like the
-//! cookie secrets: add a new key first, and a record sealed with an older one
-//! is sealed again with the new one at its next successful use.
+//! Secrets at rest, sealed with ChaCha20-Poly1305 (ring's AEAD, already in
+//! the build through rustls): TOTP secrets under `[auth.second_factor] keys`,
+//! a provider's refresh tokens under keys derived from the session secrets.
+//! The first key seals and every one opens, so the keys rotate like the
+//! cookie secrets: add a new key first, and a value sealed with an older one
+//! is sealed again with the new one at its next successful use. Each
+//! [`Purpose`] derives its own keys, so a value sealed for one never opens as
+//! another even where the secrets are the same.
 //!
 //! Sealed form: `v1.<key id>.<base64url(nonce || ciphertext || tag)>`, where
 //! the key id is 8 hex digits of a hash of the key (it says which key to try,
@@ -16,15 +19,34 @@ use sha2::{Digest, Sha256};
 
 use crate::session::signing::Secret;
 
-/// Keeps the derived keys apart from every other use of the same bytes.
-const KEY_LABEL: &[u8] = b"sessiongate second factor key v1\0";
-const ID_LABEL: &[u8] = b"sessiongate second factor key id v1\0";
-/// A sealed value longer than this is not ours (a 20-byte secret seals to ~90).
-const MAX_SEALED_LEN: usize = 1024;
+/// What a sealer's keys are for: labels that keep the derived keys apart
+/// from every other use of the same bytes, and the longest sealed value.
+pub(crate) struct Purpose {
+    key_label: &'static [u8],
+    id_label: &'static [u8],
+    /// A sealed value longer than this is not ours.
+    max_sealed_len: usize,
+}
+
+/// TOTP secrets (a 20-byte secret seals to ~90 bytes).
+pub(crate) const SECOND_FACTOR: Purpose = Purpose {
+    key_label: b"sessiongate second factor key v1\0",
+    id_label: b"sessiongate second factor key id v1\0",
+    max_sealed_len: 1024,
+};
+
+/// A provider's refresh tokens (`auth::oidc::fresh`): opaque strings or JWTs
+/// of a few kilobytes (Entra ID's reach 2-3 KB), refused past 8 KB.
+pub(crate) const REFRESH_TOKEN: Purpose = Purpose {
+    key_label: b"sessiongate refresh token key v1\0",
+    id_label: b"sessiongate refresh token key id v1\0",
+    max_sealed_len: 11 * 1024,
+};
 
 /// The keys, derived once at start-up.
 pub(crate) struct Sealer {
     keys: Vec<(String, LessSafeKey)>,
+    max_sealed_len: usize,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -44,33 +66,37 @@ pub(crate) struct Opened {
 impl Sealer {
     /// # Panics
     /// If `secrets` is empty: config validation requires at least one.
-    pub(crate) fn new(secrets: &[Secret]) -> Sealer {
+    pub(crate) fn new(secrets: &[Secret], purpose: &Purpose) -> Sealer {
         assert!(!secrets.is_empty(), "at least one key");
         let keys = secrets
             .iter()
             .map(|s| {
                 let key: [u8; 32] = Sha256::new()
-                    .chain_update(KEY_LABEL)
+                    .chain_update(purpose.key_label)
                     .chain_update(s.expose())
                     .finalize()
                     .into();
                 let id = Sha256::new()
-                    .chain_update(ID_LABEL)
+                    .chain_update(purpose.id_label)
                     .chain_update(s.expose())
                     .finalize();
                 let unbound = UnboundKey::new(&CHACHA20_POLY1305, &key).expect("a 32-byte key");
                 (hex::encode(&id[..4]), LessSafeKey::new(unbound))
             })
             .collect();
-        Sealer { keys }
+        Sealer {
+            keys,
+            max_sealed_len: purpose.max_sealed_len,
+        }
     }
 
     /// `plain` sealed with the first key, bound to `context`.
     pub(crate) fn seal(&self, plain: &[u8], context: &str) -> String {
         let (id, key) = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
-        // Random nonces: a user's secret is sealed a handful of times in its
-        // life, far below the 2^32 messages a random 96-bit nonce allows.
+        // Random nonces: far below the 2^32 messages a random 96-bit nonce
+        // allows per key (a secret is sealed at its enrolment, a refresh
+        // token at each re-check; keys rotate with the secrets).
         getrandom::getrandom(&mut nonce).expect("the OS CSPRNG must be available");
         let mut buf = plain.to_vec();
         key.seal_in_place_append_tag(
@@ -86,7 +112,7 @@ impl Sealer {
 
     /// What `sealed` holds, if one of the keys sealed it for `context`.
     pub(crate) fn open(&self, sealed: &str, context: &str) -> Option<Opened> {
-        if sealed.len() > MAX_SEALED_LEN {
+        if sealed.len() > self.max_sealed_len {
             return None;
         }
         let mut parts = sealed.splitn(3, '.');
@@ -119,7 +145,7 @@ mod tests {
     #[test]
     fn sealed_secrets_open_for_their_context_only_and_keys_rotate() {
         let (old, new) = (Secret::new(vec![1; 32]), Secret::new(vec![2; 32]));
-        let sealer = Sealer::new(std::slice::from_ref(&old));
+        let sealer = Sealer::new(std::slice::from_ref(&old), &SECOND_FACTOR);
         let sealed = sealer.seal(b"secret", "totp\0alice");
         assert!(!sealed.contains("secret"));
         let opened = sealer.open(&sealed, "totp\0alice").unwrap();
@@ -127,9 +153,15 @@ mod tests {
         assert!(!opened.stale);
         assert_eq!(sealer.open(&sealed, "totp\0bob"), None, "another user");
         // Rotation: the new key first, the old one still opens, and says so.
-        let rotated = Sealer::new(&[new.clone(), old]);
+        let rotated = Sealer::new(&[new.clone(), old.clone()], &SECOND_FACTOR);
         assert!(rotated.open(&sealed, "totp\0alice").unwrap().stale);
-        assert_eq!(Sealer::new(&[new]).open(&sealed, "totp\0alice"), None);
+        assert_eq!(
+            Sealer::new(&[new], &SECOND_FACTOR).open(&sealed, "totp\0alice"),
+            None
+        );
+        // Another purpose's keys, from the same secret, do not open it.
+        let refresh = Sealer::new(std::slice::from_ref(&old), &REFRESH_TOKEN);
+        assert_eq!(refresh.open(&sealed, "totp\0alice"), None);
         // Anything changed or malformed is refused, never a panic.
         let mut flipped = sealed.clone().into_bytes();
         let last = flipped.len() - 2;
