@@ -72,6 +72,28 @@ pub(crate) enum Reload {
 
 const RELOADS: [&str; 3] = ["applied", "invalid", "refused"];
 
+/// How a provider's re-check of a session ended (`auth::oidc::fresh`), as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Recheck {
+    /// The provider confirmed the user; roles and claims as it now says.
+    Confirmed,
+    /// The provider refused (`invalid_grant`: disabled, signed out), or
+    /// its claims no longer make this user: the session ended.
+    Refused,
+    /// The provider could not be reached; the session stays until the next check.
+    UnreachableKept,
+    /// The provider could not be reached; the session ended (`if_unreachable = "end"`).
+    UnreachableEnded,
+}
+
+const RECHECKS: [&str; 4] = [
+    "confirmed",
+    "refused",
+    "unreachable_kept",
+    "unreachable_ended",
+];
+
 /// Latency bucket upper bounds in seconds (Prometheus' defaults, finer at the low end).
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -101,6 +123,7 @@ pub(crate) struct Metrics {
     /// Client connections closed because a request head was overdue.
     pub head_timeouts: AtomicU64,
     reloads: [AtomicU64; RELOADS.len()],
+    rechecks: [AtomicU64; RECHECKS.len()],
     /// The config generation serving now: 1 at start, +1 per applied reload.
     pub config_generation: AtomicU64,
     /// When that generation was loaded, in Unix seconds.
@@ -135,6 +158,7 @@ impl Metrics {
             connections_refused: ZERO,
             head_timeouts: ZERO,
             reloads: [ZERO; RELOADS.len()],
+            rechecks: [ZERO; RECHECKS.len()],
             config_generation: ZERO,
             config_loaded_at: ZERO,
         }
@@ -155,6 +179,11 @@ impl Metrics {
     /// Count one config reload.
     pub(crate) fn reload(&self, how: Reload) {
         self.reloads[how as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count one provider re-check of a session.
+    pub(crate) fn recheck(&self, how: Recheck) {
+        self.rechecks[how as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Config reloads so far, by result.
@@ -221,6 +250,7 @@ struct Snapshot {
     latency_sum_us: u64,
     counters: [(&'static str, &'static str, u64); 8],
     reloads: [(&'static str, u64); RELOADS.len()],
+    rechecks: [(&'static str, u64); RECHECKS.len()],
     generation: u64,
     removals: [(&'static str, u64); 3],
     gauges: [(&'static str, &'static str, u64); 3],
@@ -278,6 +308,7 @@ impl Snapshot {
                 ),
             ],
             reloads: m.reloads(),
+            rechecks: std::array::from_fn(|i| (RECHECKS[i], get(&m.rechecks[i]))),
             generation: get(&m.config_generation),
             removals: [
                 ("evicted", live.evictions),
@@ -355,6 +386,16 @@ impl Collector for Snapshot {
             MetricType::Counter,
         )?;
         for (result, n) in &self.reloads {
+            m.encode_family(&[("result", *result)])?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "sessiongate_provider_rechecks",
+            "Sessions re-checked at their OpenID provider (recheck_every), by result: confirmed, refused (the session ended), unreachable_kept, unreachable_ended.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in &self.rechecks {
             m.encode_family(&[("result", *result)])?
                 .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }

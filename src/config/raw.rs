@@ -388,6 +388,15 @@ pub(super) struct RawOidc {
     /// `acr` values any one of which counts as a second factor at sign-in.
     #[serde(default)]
     pub(super) second_factor_acr: Vec<String>,
+    /// Re-check each session's user at the provider this often, with its
+    /// refresh token (`auth::oidc::fresh`); absent: never.
+    pub(super) recheck_every: Option<String>,
+    /// When a re-check cannot reach the provider: "keep" or "end" (no
+    /// default: the operator chooses).
+    pub(super) if_unreachable: Option<String>,
+    /// Read claims from the userinfo endpoint too, at sign-in and re-checks.
+    #[serde(default)]
+    pub(super) userinfo: bool,
 }
 
 /// `[[auth.jwt]]`: one issuer of bearer tokens (`validate::jwt` checks it).

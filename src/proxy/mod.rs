@@ -294,6 +294,11 @@ impl<S: SessionStore> Proxy<S> {
                 return Ok(true);
             }
         }
+        // A provider's re-check, when one is due (`auth::oidc::fresh`): a
+        // field test for every other session.
+        if ctx.cur.session.as_ref().is_some_and(|s| s.fresh.is_some()) {
+            self.auth.keep_fresh(&mut ctx.cur, &self.sessions).await;
+        }
         if self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
             let client = client_info(session, ctx);
             self.sessions

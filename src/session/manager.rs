@@ -20,7 +20,9 @@ use serde_json::{Map, Value};
 
 use crate::session::cookie::{self, CookieAttrs};
 use crate::session::signing::{Secret, SessionId, Signer};
-use crate::session::{now_ms, ProviderSession, Session, SessionKey, SessionStore, StoreError};
+use crate::session::{
+    now_ms, Freshness, ProviderSession, Session, SessionKey, SessionStore, StoreError,
+};
 
 /// Session and cookie settings.
 #[derive(Debug, Clone)]
@@ -263,6 +265,7 @@ impl<S: SessionStore> SessionManager<S> {
             factor_at,
             provider_session,
             claims,
+            fresh,
         } = sign_in;
         // The same user signing in again in this browser (a second factor
         // passed, a factor set up) stays the same sign-in: the sessions it
@@ -282,6 +285,7 @@ impl<S: SessionStore> SessionManager<S> {
             login,
             provider_session: provider_session.map(Box::new),
             claims: crate::session::claims_of(claims),
+            fresh: fresh.map(Box::new),
         };
         self.create_with(cur, Some(user), roles, data, joined, client)
             .await
@@ -312,6 +316,10 @@ impl<S: SessionStore> SessionManager<S> {
             login: login.login,
             provider_session: login.provider_session.clone(),
             claims: login.claims.clone(),
+            // One refresh token, one session that uses it: two would race
+            // each other's rotations. The sign-in's own session re-checks,
+            // and its end ends this one ([`Self::end_login`]).
+            fresh: None,
         };
         self.create_with(cur, user, roles, Map::new(), joined, client)
             .await
@@ -353,6 +361,24 @@ impl<S: SessionStore> SessionManager<S> {
             }
         }
         Ok(n)
+    }
+
+    /// Write back what a provider's re-check found (`auth::oidc::fresh`):
+    /// the same session under the same id, with its roles, claims and
+    /// refresh token replaced in `changed`. `Ok(false)` when it ended
+    /// meanwhile (a logout, a revoke on another instance).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub(crate) async fn refreshed(
+        &self,
+        cur: &mut RequestSession,
+        changed: Session,
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        cur.session = self.store.update(changed).await?;
+        cur.written = true;
+        Ok(cur.session.is_some())
     }
 
     /// Merge `data` into the session, creating an anonymous one if there is none.
@@ -424,6 +450,7 @@ impl<S: SessionStore> SessionManager<S> {
         s.login = joined.login;
         s.provider_session = joined.provider_session;
         s.claims = joined.claims;
+        s.fresh = joined.fresh;
         self.writes.fetch_add(1, Ordering::Relaxed);
         let stored = self.store.create(s).await?;
         *cur = RequestSession {
@@ -728,6 +755,8 @@ struct Joined {
     provider_session: Option<Box<ProviderSession>>,
     /// The user's claims ([`Session::claims`]).
     claims: Option<crate::session::Claims>,
+    /// Its provider's re-checks ([`Session::fresh`]).
+    fresh: Option<Box<Freshness>>,
 }
 
 impl Joined {
@@ -736,6 +765,7 @@ impl Joined {
         login: 0,
         provider_session: None,
         claims: None,
+        fresh: None,
     };
 }
 
@@ -748,6 +778,8 @@ pub(crate) struct SignIn {
     pub provider_session: Option<ProviderSession>,
     /// The user's claims for the backend: (claim, value), each checked.
     pub claims: Vec<(String, String)>,
+    /// A provider's re-checks: its sealed refresh token.
+    pub fresh: Option<Freshness>,
 }
 
 /// A new sign-in's label: random, never 0 (0 is "none").

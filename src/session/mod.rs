@@ -113,6 +113,10 @@ pub struct Session {
     /// The user's claims its sign-in recorded for the backend (`email`,
     /// `name`, named claims), each in the identity alphabet: (claim, value).
     pub(crate) claims: Option<Claims>,
+    /// A provider that re-checks its users (`recheck_every`): the sealed
+    /// refresh token and when the user was last confirmed; `None` for every
+    /// other sign-in ([`Freshness`]).
+    pub(crate) fresh: Option<Box<Freshness>>,
     idle_ms: u64,
     last_seen: AtomicU64,
 }
@@ -128,6 +132,22 @@ pub(crate) fn claims_of(claims: Vec<(String, String)>) -> Option<Claims> {
             .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
             .collect()
     })
+}
+
+/// How a session signed in through a provider that re-checks its users stays
+/// fresh (`auth::oidc::fresh`): the provider asks again, with this refresh
+/// token, once `checked_at` is older than its `recheck_every`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Freshness {
+    /// The provider's id (`[[auth.oidc]] id`).
+    pub provider: String,
+    /// The user's `sub` there: a re-check's answer must name it.
+    pub sub: String,
+    /// The refresh token, sealed (`auth::sealing::REFRESH_TOKEN`): never
+    /// plain at rest, in a log or upstream.
+    pub sealed: String,
+    /// When the provider last confirmed the user (unix ms).
+    pub checked_at: u64,
 }
 
 /// Who an OpenID provider said signed in, and in which of its sessions: what
@@ -164,6 +184,7 @@ impl Clone for Session {
             login: self.login,
             provider_session: self.provider_session.clone(),
             claims: self.claims.clone(),
+            fresh: self.fresh.clone(),
             idle_ms: self.idle_ms,
             last_seen: AtomicU64::new(self.last_seen_at()),
         }
@@ -253,6 +274,7 @@ impl Session {
             login: 0,
             provider_session: None,
             claims: None,
+            fresh: None,
             idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
             last_seen: AtomicU64::new(created_at),
         };
@@ -294,6 +316,14 @@ impl Session {
         let json = data_json(&data);
         let (user, roles, _, _) = self.parts();
         let packed = Packed::new(user, roles, self.user_agent(), json.as_deref());
+        self.set_text(packed);
+    }
+
+    /// Replace the roles (a provider's re-check). Roles must not contain `,`.
+    pub(crate) fn set_roles(&mut self, roles: &[String]) {
+        let roles = roles.join(",");
+        let (user, _, _, _) = self.parts();
+        let packed = Packed::new(user, &roles, self.user_agent(), self.data_header());
         self.set_text(packed);
     }
 

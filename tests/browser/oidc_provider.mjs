@@ -3,7 +3,7 @@
 //
 //     node tests/browser/oidc_provider.mjs --client-id ID --client-secret S \
 //          --redirect-uri URL [--post-logout-uri URL] [--interactive] [--tamper MODE]
-//          [--backchannel-uri URL]
+//          [--backchannel-uri URL] [--refresh] [--conform]
 //
 // It listens on an ephemeral port of 127.0.0.1 and prints one line,
 // `issuer http://127.0.0.1:<port>`, once it answers. It ends when stdin closes
@@ -26,6 +26,17 @@
 // refusal cases, GET /test/logout-token mints one as the provider would,
 // with what the query changes (sub, sid, aud, jti, iat as seconds ago,
 // nonce, events=none, key=unknown): test infrastructure, never a provider's.
+//
+// --conform: ID tokens carry only `sub` and the token's own claims, as
+// certified providers do by default; the rest is at the userinfo endpoint.
+//
+// --refresh: the client may use refresh tokens; every sign-in gets one, and each
+// use rotates it (the old one is refused after). For the re-check tests,
+// test infrastructure, never a provider's:
+//   GET /test/account?user=U&groups=a,b   U's groups become a and b
+//   GET /test/account?user=U&disabled=1   U no longer exists (refresh: invalid_grant)
+//   GET /test/outage?on=1                 /token and /me answer 503 until ?on=0
+//   GET /test/refreshes                   how many refresh grants succeeded
 //
 // --tamper MODE rewrites the ID token of every token response, the way a broken
 // or hostile provider would, to test that sessiongate refuses it:
@@ -52,6 +63,8 @@ const { values: opt } = parseArgs({
     interactive: { type: 'boolean', default: false },
     tamper: { type: 'string', default: '' },
     'backchannel-uri': { type: 'string', default: '' },
+    refresh: { type: 'boolean', default: false },
+    conform: { type: 'boolean', default: false },
   },
 });
 if (!opt['client-id'] || !opt['redirect-uri']) {
@@ -62,6 +75,9 @@ setTimeout(() => process.exit(0), 120_000).unref();
 process.stdin.on('end', () => process.exit(0));
 process.stdin.resume();
 
+const DISABLED = new Set();
+let outage = false;
+let refreshes = 0;
 const ACCOUNTS = {
   alice: { email: 'alice@example.com', email_verified: true, groups: ['staff', 'admins'] },
   bob: { email: 'bob@other.test', email_verified: true, groups: ['contractors'] },
@@ -90,7 +106,7 @@ const provider = new Provider(issuer, {
       client_secret: opt['client-secret'],
       redirect_uris: opt['redirect-uri'],
       post_logout_redirect_uris: opt['post-logout-uri'],
-      grant_types: ['authorization_code'],
+      grant_types: opt.refresh ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: opt['client-secret'] ? 'client_secret_basic' : 'none',
       ...(opt['backchannel-uri']
@@ -101,8 +117,9 @@ const provider = new Provider(issuer, {
   jwks: { keys: [main.jwk] },
   cookies: { keys: ['test-only-cookie-key-0123456789'] },
   pkce: { required: () => true },
-  // The claims go into the ID token itself: sessiongate reads only the ID token.
-  conformIdTokenClaims: false,
+  // The claims go into the ID token itself, unless --conform: then only to
+  // the userinfo endpoint (sessiongate's `userinfo = true`).
+  conformIdTokenClaims: opt.conform,
   claims: {
     // acr and amr with the openid scope: in every ID token that has them
     // (the `:mfa` sign-ins), as a provider that does MFA puts them.
@@ -125,11 +142,19 @@ const provider = new Provider(issuer, {
     delete options.dispatcher;
     return globalThis.fetch(url, options);
   },
-  findAccount: async (ctx, id) => ({
-    accountId: id,
-    claims: async () => ({ sub: id, preferred_username: id, name: id, ...(ACCOUNTS[id] ?? {}) }),
-  }),
+  findAccount: async (ctx, id) =>
+    DISABLED.has(id)
+      ? undefined
+      : {
+          accountId: id,
+          claims: async () => ({ sub: id, preferred_username: id, name: id, ...(ACCOUNTS[id] ?? {}) }),
+        },
+  ...(opt.refresh ? { issueRefreshToken: async () => true, rotateRefreshToken: true } : {}),
   ttl: { Session: 600, Interaction: 600, Grant: 600, AuthorizationCode: 60, IdToken: 300, AccessToken: 300 },
+});
+// Refresh grants that succeeded, for /test/refreshes.
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params.grant_type === 'refresh_token') refreshes += 1;
 });
 provider.on('server_error', (ctx, err) => console.error('provider error:', err));
 provider.on('backchannel.error', (ctx, err) => console.error('back-channel logout error:', err.message, err.cause?.message ?? ''));
@@ -186,6 +211,34 @@ async function tamper(idToken) {
       throw new Error(`unknown --tamper mode ${opt.tamper}`);
   }
 }
+
+// The re-check tests' controls (see the header).
+provider.use(async (ctx, next) => {
+  const q = Object.fromEntries(new URL(ctx.href).searchParams);
+  if (ctx.path === '/test/account') {
+    if (q.groups !== undefined) {
+      ACCOUNTS[q.user] = { ...(ACCOUNTS[q.user] ?? {}), groups: q.groups ? q.groups.split(',') : [] };
+    }
+    if (q.disabled === '1') DISABLED.add(q.user);
+    ctx.body = 'ok';
+    return;
+  }
+  if (ctx.path === '/test/outage') {
+    outage = q.on === '1';
+    ctx.body = 'ok';
+    return;
+  }
+  if (ctx.path === '/test/refreshes') {
+    ctx.body = String(refreshes);
+    return;
+  }
+  if (outage && (ctx.path === '/token' || ctx.path === '/me')) {
+    ctx.status = 503;
+    ctx.body = 'down for maintenance';
+    return;
+  }
+  return next();
+});
 
 // A logout token as the provider makes them, changed as the query says.
 provider.use(async (ctx, next) => {

@@ -25,6 +25,7 @@ mod cross_domain;
 mod factor;
 mod forward_auth;
 mod framing;
+mod freshness;
 mod hosts;
 mod http2;
 mod identity;

@@ -390,8 +390,9 @@ impl Auth {
         };
         // A factor passed from a session (a step-up after a provider's
         // sign-in) keeps what that sign-in proved: the provider's session,
-        // the user's claims. A sign-in that began here has none.
-        let (provider_session, claims) = match cur.session.as_deref() {
+        // the user's claims, its refresh token. A sign-in that began here
+        // has none.
+        let (provider_session, claims, fresh) = match cur.session.as_deref() {
             Some(s) if s.user() == Some(user.as_str()) => (
                 s.provider_session.as_deref().cloned(),
                 s.claims
@@ -400,13 +401,15 @@ impl Auth {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                s.fresh.as_deref().cloned(),
             ),
-            _ => (None, Vec::new()),
+            _ => (None, Vec::new(), None),
         };
         let sign_in = crate::session::manager::SignIn {
             factor_at,
             provider_session,
             claims,
+            fresh,
         };
         if let Err(e) = sessions
             .login_from(cur, user.clone(), roles, data, sign_in, client)

@@ -43,6 +43,23 @@ fn signed_in(next: &str, same_site: SameSite) -> Reply {
 }
 
 impl Auth {
+    /// The claims a provider's sign-in (or re-check) records for the
+    /// backend: strings (or numbers) as its claims have them.
+    pub(crate) fn claims_of_token(
+        &self,
+        token: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<(String, String)> {
+        // An address the provider has not verified is anyone's claim: a
+        // backend that links accounts by email must never see one.
+        let verified = token.get("email_verified") == Some(&serde_json::Value::Bool(true));
+        self.claims_for(|c| match token.get(c)? {
+            _ if c == "email" && !verified => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(v.to_string()),
+            _ => None,
+        })
+    }
+
     /// The pre-login cookie's name when sign-in with a provider is on: it is
     /// ours, so the proxy strips it from requests to upstreams.
     /// The names of the short-lived cookies of sessiongate's own flows
@@ -145,8 +162,8 @@ impl Auth {
             None => Err(Failure::NoPreLogin),
         };
         let next = record.map_or_else(|| "/".to_owned(), |r| r.next);
-        let mapped = match outcome {
-            Ok(m) => m,
+        let (mapped, refresh_token) = match outcome {
+            Ok(signed) => (signed.mapped, signed.refresh_token),
             Err(e) => {
                 METRICS.login_failed();
                 tracing::warn!(target: "auth", provider = %provider.options.id, reason = %e, "sign-in failed");
@@ -200,17 +217,22 @@ impl Auth {
         } else {
             0
         };
-        // The user's claims for the backend: strings (or numbers) as the ID token has them.
-        let id_token = &mapped.id_token;
-        // An address the provider has not verified is anyone's claim: a
-        // backend that links accounts by email must never see one.
-        let verified = id_token.get("email_verified") == Some(&serde_json::Value::Bool(true));
-        let claims = self.claims_for(|c| match id_token.get(c)? {
-            _ if c == "email" && !verified => None,
-            serde_json::Value::String(s) => Some(s.clone()),
-            v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(v.to_string()),
+        let claims = self.claims_of_token(&mapped.id_token);
+        // With re-checks, the refresh token, sealed (`finish` refused a
+        // sign-in without one).
+        let fresh = match (&provider.options.recheck, &refresh_token) {
+            (Some(_), Some(rt)) => {
+                let sub = mapped.id_token.get("sub").and_then(|v| v.as_str());
+                Some(super::fresh::freshness(
+                    &sessions.config().secrets,
+                    &provider.options.id,
+                    &user,
+                    sub.unwrap_or_default(),
+                    rt,
+                ))
+            }
             _ => None,
-        });
+        };
         // The provider's session, for its back-channel logout.
         let provider_session = mapped
             .session
@@ -232,6 +254,7 @@ impl Auth {
                     factor_at,
                     provider_session,
                     claims,
+                    fresh,
                 },
                 client,
             )

@@ -21,6 +21,7 @@
 pub(crate) mod backchannel;
 pub(crate) mod claims;
 pub(crate) mod flow;
+pub(crate) mod fresh;
 pub(crate) mod prelogin;
 
 use std::sync::Mutex;
@@ -28,13 +29,13 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJsonWebKeySet,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet,
     CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     reqwest, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl,
-    Scope, SignatureVerificationError,
+    IssuerUrl, Nonce, NonceVerifier, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadataWithLogout, RedirectUrl, RefreshToken, Scope, SignatureVerificationError,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -80,6 +81,20 @@ pub(crate) struct OidcOptions {
     pub backchannel_logout: bool,
     /// Which `amr`/`acr` claims of the ID token count as a second factor.
     pub factor_claims: FactorClaims,
+    /// Re-check each session's user at the provider ([`fresh`]).
+    pub recheck: Option<Recheck>,
+    /// Read claims from the userinfo endpoint too, at sign-in and re-checks.
+    pub userinfo: bool,
+}
+
+/// `recheck_every` and `if_unreachable`: how often a session's user is asked
+/// about again at the provider with its refresh token ([`fresh`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recheck {
+    pub every: Duration,
+    /// A provider that cannot be reached keeps the session until the next
+    /// check (`"keep"`) or ends it (`"end"`).
+    pub keep_if_unreachable: bool,
 }
 
 /// `second_factor_amr` and `second_factor_acr`: the ID token claims by which
@@ -127,6 +142,10 @@ pub(crate) enum Failure {
     NoIdToken,
     #[error("the ID token is invalid: {0}")]
     IdToken(String),
+    #[error("the provider gave no refresh token, which recheck_every needs (Entra ID and others give one only for the offline_access scope)")]
+    NoRefreshToken,
+    #[error("the userinfo endpoint failed: {0}")]
+    UserInfo(String),
     #[error("sign-in refused: {0}")]
     Refused(#[from] claims::Refusal),
 }
@@ -149,6 +168,9 @@ pub(crate) struct Provider {
     /// With `backchannel_logout`: its logout tokens' checks (the provider's
     /// keys, `iss`, this client as `aud`, `exp`), as for a bearer issuer.
     pub(crate) logout_tokens: Option<super::jwt::Issuer>,
+    /// The sessions being re-checked by this process now ([`fresh`]): one
+    /// re-check per session at a time.
+    rechecking: moka::sync::Cache<crate::session::SessionKey, ()>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -158,6 +180,13 @@ impl std::fmt::Debug for Provider {
             .field("issuer", &self.options.issuer)
             .finish_non_exhaustive()
     }
+}
+
+/// A finished sign-in: the identity, and the refresh token when one was given
+/// (its `Debug` is redacted).
+pub(crate) struct SignedIn {
+    pub mapped: Mapped,
+    pub refresh_token: Option<RefreshToken>,
 }
 
 /// Where the browser goes to sign in, and the cookie that remembers it.
@@ -184,6 +213,7 @@ impl Provider {
             discovered: ArcSwapOption::empty(),
             last_discovery_failure: Mutex::new(None),
             last_refetch: Mutex::new(None),
+            rechecking: fresh::in_flight(),
         })
     }
 
@@ -223,7 +253,7 @@ impl Provider {
     ///
     /// # Errors
     /// Every way a sign-in can fail ([`Failure`]).
-    pub(crate) async fn finish(&self, query: &str, record: &PreLogin) -> Result<Mapped, Failure> {
+    pub(crate) async fn finish(&self, query: &str, record: &PreLogin) -> Result<SignedIn, Failure> {
         if record.provider != self.options.id {
             return Err(Failure::OtherProvider);
         }
@@ -258,37 +288,61 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| Failure::Exchange(describe(&e)))?;
+        use openidconnect::OAuth2TokenResponse as _;
         use openidconnect::TokenResponse as _;
         let id_token = response.id_token().ok_or(Failure::NoIdToken)?;
         let nonce = Nonce::new(record.nonce.clone());
-        let verified = {
-            let jwks = d.jwks.load_full().unwrap_or_default();
-            match id_token.claims(&self.verifier(&jwks), &nonce) {
-                Err(ClaimsVerificationError::SignatureVerification(
-                    SignatureVerificationError::NoMatchingKey,
-                )) => {
-                    // A key the provider rotated in since we fetched them, or a forgery.
-                    let jwks = self.refetch_keys(&d).await?;
-                    id_token
-                        .claims(&self.verifier(&jwks), &nonce)
-                        .map(|_| ())
-                        .map_err(|e| Failure::IdToken(e.to_string()))
-                }
-                other => other
-                    .map(|_| ())
-                    .map_err(|e| Failure::IdToken(e.to_string())),
-            }
-        };
-        verified?;
-        // The signature and claims are checked: read every claim (groups and
-        // the like are not in the crate's standard set) from the same payload.
-        let claims = payload(&id_token.to_string())
-            .ok_or_else(|| Failure::IdToken("the payload is not a JSON object".to_owned()))?;
+        let mut claims = self.verified_claims(&d, id_token, &nonce).await?;
+        if self.options.userinfo {
+            let sub = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let info = self
+                .userinfo(&d, response.access_token(), sub)
+                .await
+                .map_err(|e| Failure::UserInfo(e.to_string()))?;
+            fresh::merge_userinfo(&mut claims, info);
+        }
+        let refresh_token = response.refresh_token().cloned();
+        if self.options.recheck.is_some() && refresh_token.is_none() {
+            return Err(Failure::NoRefreshToken);
+        }
         let mut mapped = self.options.claims.map(&claims)?;
         mapped.second_factor = self.options.factor_claims.met(&claims);
         mapped.session = backchannel::provider_session(&self.options.id, &claims);
         mapped.id_token = claims;
-        Ok(mapped)
+        Ok(SignedIn {
+            mapped,
+            refresh_token,
+        })
+    }
+
+    /// Every claim of `id_token` once its signature and claims verify (with
+    /// the keys fetched again, at most once per [`JWKS_REFETCH_EVERY`], for
+    /// an unknown `kid`), `nonce` checking its nonce.
+    async fn verified_claims(
+        &self,
+        d: &Discovered,
+        id_token: &CoreIdToken,
+        nonce: impl NonceVerifier + Copy,
+    ) -> Result<Map<String, Value>, Failure> {
+        let jwks = d.jwks.load_full().unwrap_or_default();
+        let verified = match id_token.claims(&self.verifier(&jwks), nonce) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                // A key the provider rotated in since we fetched them, or a forgery.
+                let jwks = self.refetch_keys(d).await?;
+                id_token.claims(&self.verifier(&jwks), nonce).map(|_| ())
+            }
+            other => other.map(|_| ()),
+        };
+        verified.map_err(|e| Failure::IdToken(e.to_string()))?;
+        // The signature and claims are checked: read every claim (groups and
+        // the like are not in the crate's standard set) from the same payload.
+        payload(&id_token.to_string())
+            .ok_or_else(|| Failure::IdToken("the payload is not a JSON object".to_owned()))
     }
 
     /// The provider's logout URL for a session that signed in here, when

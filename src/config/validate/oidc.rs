@@ -1,7 +1,7 @@
 //! `[[auth.oidc]]`: the OpenID Connect providers, checked like the rest of the
 //! config (one line per problem, never a secret's value).
 
-use crate::auth::oidc::FactorClaims;
+use crate::auth::oidc::{FactorClaims, Recheck};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -106,6 +106,7 @@ impl Validator {
                 allowed_groups: p.allowed_groups,
             },
         );
+        let recheck = self.recheck(key, p.recheck_every.as_deref(), p.if_unreachable.as_deref());
         Some(OidcOptions {
             id: p.id,
             name: p.name,
@@ -122,6 +123,50 @@ impl Validator {
                 amr: p.second_factor_amr,
                 acr: p.second_factor_acr,
             },
+            recheck,
+            userinfo: p.userinfo,
+        })
+    }
+
+    /// `recheck_every` and `if_unreachable`: both or neither. What to do
+    /// when the provider is down has no default: keeping a session may keep
+    /// a disabled user in, ending it signs everyone out during an outage.
+    fn recheck(
+        &mut self,
+        key: &str,
+        every: Option<&str>,
+        unreachable: Option<&str>,
+    ) -> Option<Recheck> {
+        let at = format!("{key}.if_unreachable");
+        let keep = match unreachable {
+            None => None,
+            Some("keep") => Some(true),
+            Some("end") => Some(false),
+            Some(other) => {
+                self.problem(&at, format!("must be \"keep\" or \"end\" (got {other:?})"));
+                return None;
+            }
+        };
+        let Some(every) = every else {
+            if unreachable.is_some() {
+                self.problem(&at, "needs recheck_every");
+            }
+            return None;
+        };
+        let every = self.duration(&format!("{key}.recheck_every"), every)?;
+        if every < std::time::Duration::from_secs(1) {
+            self.problem(&format!("{key}.recheck_every"), "must be at least 1s");
+        }
+        let Some(keep_if_unreachable) = keep else {
+            self.problem(
+                &at,
+                "must be set with recheck_every: \"keep\" (the session stays until the next check) or \"end\"",
+            );
+            return None;
+        };
+        Some(Recheck {
+            every,
+            keep_if_unreachable,
         })
     }
 

@@ -34,6 +34,9 @@ pub(super) struct Record {
     /// The user's claims for the backend; absent: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     claims: Vec<(String, String)>,
+    /// A provider's re-checks: the sealed refresh token; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fresh: Option<crate::session::Freshness>,
 }
 
 impl Record {
@@ -61,6 +64,7 @@ impl Record {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            fresh: s.fresh.as_deref().cloned(),
         }
     }
 
@@ -98,6 +102,7 @@ impl Record {
         };
         s.provider_session = self.provider_session.map(Box::new);
         s.claims = crate::session::claims_of(self.claims);
+        s.fresh = self.fresh.map(Box::new);
         Some(s)
     }
 }
