@@ -395,6 +395,7 @@ impl<S: SessionStore> SessionManager<S> {
             return self.create(cur, None, Vec::new(), data, client).await;
         };
         let mut changed = s.clone();
+        self.carry_fresh(&mut changed).await?;
         let mut merged = changed.data();
         merged.extend(data);
         changed.set_data(merged);
@@ -485,10 +486,37 @@ impl<S: SessionStore> SessionManager<S> {
         }
         if let Some(s) = cur.session.as_deref() {
             self.writes.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = self.store.update(s.clone()).await {
+            let mut again = s.clone();
+            if let Err(e) = self.carry_fresh(&mut again).await {
+                tracing::warn!(error = %e, "resave failed");
+                return;
+            }
+            if let Err(e) = self.store.update(again).await {
                 tracing::warn!(error = %e, "resave failed");
             }
         }
+    }
+
+    /// A session a provider re-checks (`auth::oidc::fresh`), written back
+    /// whole by a request that loaded it earlier (a backend's data, a
+    /// resave): it keeps what the store holds now of the re-check (its
+    /// roles, claims and refresh token), which another request may have
+    /// changed meanwhile. A store read, for such sessions only; a re-check
+    /// that lands between the read and the write can still be undone (it
+    /// is then asked again after the first-use turn, `TURN`).
+    async fn carry_fresh(&self, changed: &mut Session) -> Result<(), StoreError> {
+        if changed.fresh.is_none() {
+            return Ok(());
+        }
+        if let Some(now) = self.store.peek(&changed.key).await? {
+            if now.fresh != changed.fresh {
+                let roles: Vec<String> = now.roles().map(str::to_owned).collect();
+                changed.set_roles(&roles);
+                changed.claims = now.claims.clone();
+                changed.fresh = now.fresh.clone();
+            }
+        }
+        Ok(())
     }
 
     /// [`Self::end_login`] for the session under `key`: how many ended (0:

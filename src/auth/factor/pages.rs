@@ -355,6 +355,9 @@ impl Auth {
             (Asker::Session { factor_at, .. }, Proved::NewFactor) => *factor_at,
             _ => now,
         };
+        // Only a step-up carries on a provider's re-checks: a password
+        // sign-in of the same name is a sign-in of its own.
+        let step_up = matches!(asker, Asker::Session { .. });
         let (user, roles, data) = match asker {
             Asker::Pending(p) => {
                 match factors.spend(&p.nonce).await {
@@ -401,7 +404,7 @@ impl Auth {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-                s.fresh.as_deref().cloned(),
+                s.fresh.as_deref().cloned().filter(|_| step_up),
             ),
             _ => (None, Vec::new(), None),
         };

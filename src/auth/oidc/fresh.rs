@@ -99,6 +99,11 @@ pub(crate) enum Verdict {
 /// Userinfo's claims over the ID token's, except those the token states
 /// about itself (and `null`s).
 pub(crate) fn merge_userinfo(claims: &mut Map<String, Value>, info: Map<String, Value>) {
+    // An address and whether it is verified go together: userinfo's email
+    // never borrows the ID token's `email_verified`.
+    if info.contains_key("email") {
+        claims.remove("email_verified");
+    }
     for (k, v) in info {
         if !v.is_null() && !TOKEN_CLAIMS.contains(&k.as_str()) {
             claims.insert(k, v);
@@ -280,9 +285,19 @@ impl Auth {
         let user = s.user().unwrap_or_default();
         let secrets = &sessions.config().secrets;
         let sealer = sealer(secrets);
+        // Sealed under an older secret: sealed again under the first after
+        // the check, so removing that secret later does not end the session.
+        let mut stale = false;
+        let mut held = None;
         let verdict = match sealer.open(&f.sealed, &context(&f.provider, user)) {
             Some(opened) => match String::from_utf8(opened.plain) {
-                Ok(plain) => provider.recheck(&RefreshToken::new(plain), &f.sub).await,
+                Ok(plain) => {
+                    stale = opened.stale;
+                    let token = RefreshToken::new(plain);
+                    let verdict = provider.recheck(&token, &f.sub).await;
+                    held = Some(token);
+                    verdict
+                }
                 Err(_) => Verdict::Refused("the sealed refresh token is not text".into()),
             },
             None => Verdict::Refused(
@@ -313,7 +328,7 @@ impl Auth {
                 }
                 let mut fresh = f.clone();
                 fresh.checked_at = now;
-                if let Some(rt) = refresh_token {
+                if let Some(rt) = refresh_token.as_ref().or(held.as_ref().filter(|_| stale)) {
                     fresh.sealed = sealer.seal(rt.secret().as_bytes(), &context(&f.provider, user));
                 }
                 changed.fresh = Some(Box::new(fresh));
@@ -369,11 +384,14 @@ impl Auth {
         sessions: &SessionManager<S>,
         changed: Session,
     ) {
+        let changed_copy = changed.clone();
         match sessions.refreshed(cur, changed).await {
             Ok(true) => {}
             Ok(false) => tracing::info!(target: "auth", "a re-checked session had ended meanwhile"),
             Err(e) => {
+                // This request at least goes on as the provider now says.
                 tracing::error!(target: "auth", error = %e, "a re-checked session could not be written back");
+                cur.session = Some(std::sync::Arc::new(changed_copy));
             }
         }
     }
@@ -386,7 +404,7 @@ mod tests {
     #[test]
     fn userinfo_never_replaces_what_the_token_says_of_itself() {
         let mut claims =
-            serde_json::json!({"sub": "a", "iss": "i", "groups": ["x"], "amr": ["mfa"]})
+            serde_json::json!({"sub": "a", "iss": "i", "groups": ["x"], "amr": ["mfa"], "email_verified": true})
                 .as_object()
                 .unwrap()
                 .clone();
@@ -397,6 +415,8 @@ mod tests {
         assert_eq!(claims["amr"][0], "mfa");
         assert_eq!(claims["groups"][0], "y");
         assert_eq!(claims["email"], "e@x");
+        // The token's `email_verified` was about the token's address.
+        assert!(!claims.contains_key("email_verified"));
         assert!(!claims.contains_key("name"));
     }
 
