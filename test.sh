@@ -36,7 +36,10 @@ pkg-config --exists openssl || need_pkg libssl-dev-headers libssl-dev
 # The browser test (tests/browser.rs): headless Chromium driven by playwright-core.
 need_pkg chromium chromium
 command -v npm >/dev/null || { echo "missing npm: install Node.js 20 or later" >&2; exit 1; }
-[ -d tests/browser/node_modules/oidc-provider ] || npm ci --prefix tests/browser --no-audit --no-fund
+# The import tests (tests/it/import.rs) run a real Express app with express-session
+# and connect-redis from the same folder.
+[ -d tests/browser/node_modules/oidc-provider ] && [ -d tests/browser/node_modules/connect-redis ] ||
+    npm ci --prefix tests/browser --no-audit --no-fund
 # The Redis store's tests start their own redis-server on ephemeral ports.
 need_pkg redis-server redis-server
 # The [auth.ldap] tests start their own slapd (OpenLDAP) and fill it with ldapadd.

@@ -87,6 +87,33 @@ pub(crate) enum Recheck {
     UnreachableEnded,
 }
 
+/// How an attempt to import an express-session ended (`auth::import`), as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Import {
+    Imported,
+    WindowClosed,
+    BadSignature,
+    BadId,
+    NotFound,
+    Expired,
+    BadRecord,
+    BadIdentity,
+    Unavailable,
+}
+
+const IMPORTS: [&str; 9] = [
+    "imported",
+    "window_closed",
+    "bad_signature",
+    "bad_id",
+    "not_found",
+    "expired",
+    "bad_record",
+    "bad_identity",
+    "unavailable",
+];
+
 const RECHECKS: [&str; 4] = [
     "confirmed",
     "refused",
@@ -124,6 +151,7 @@ pub(crate) struct Metrics {
     pub head_timeouts: AtomicU64,
     reloads: [AtomicU64; RELOADS.len()],
     rechecks: [AtomicU64; RECHECKS.len()],
+    imports: [AtomicU64; IMPORTS.len()],
     /// The config generation serving now: 1 at start, +1 per applied reload.
     pub config_generation: AtomicU64,
     /// When that generation was loaded, in Unix seconds.
@@ -159,6 +187,7 @@ impl Metrics {
             head_timeouts: ZERO,
             reloads: [ZERO; RELOADS.len()],
             rechecks: [ZERO; RECHECKS.len()],
+            imports: [ZERO; IMPORTS.len()],
             config_generation: ZERO,
             config_loaded_at: ZERO,
         }
@@ -184,6 +213,11 @@ impl Metrics {
     /// Count one provider re-check of a session.
     pub(crate) fn recheck(&self, how: Recheck) {
         self.rechecks[how as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count one attempt to import an express-session.
+    pub(crate) fn import(&self, how: Import) {
+        self.imports[how as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Config reloads so far, by result.
@@ -251,6 +285,7 @@ struct Snapshot {
     counters: [(&'static str, &'static str, u64); 8],
     reloads: [(&'static str, u64); RELOADS.len()],
     rechecks: [(&'static str, u64); RECHECKS.len()],
+    imports: [(&'static str, u64); IMPORTS.len()],
     generation: u64,
     removals: [(&'static str, u64); 3],
     gauges: [(&'static str, &'static str, u64); 3],
@@ -309,6 +344,7 @@ impl Snapshot {
             ],
             reloads: m.reloads(),
             rechecks: std::array::from_fn(|i| (RECHECKS[i], get(&m.rechecks[i]))),
+            imports: std::array::from_fn(|i| (IMPORTS[i], get(&m.imports[i]))),
             generation: get(&m.config_generation),
             removals: [
                 ("evicted", live.evictions),
@@ -396,6 +432,16 @@ impl Collector for Snapshot {
             MetricType::Counter,
         )?;
         for (result, n) in &self.rechecks {
+            m.encode_family(&[("result", *result)])?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "sessiongate_express_imports",
+            "Requests with an Express app's express-session cookie and no session here ([import]), by result: imported, or why not (window_closed, bad_signature, bad_id, not_found, expired, bad_record, bad_identity, unavailable).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in &self.imports {
             m.encode_family(&[("result", *result)])?
                 .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }

@@ -18,6 +18,7 @@ pub(crate) mod endpoints;
 pub(crate) mod factor;
 mod hashing;
 pub(crate) mod hop;
+pub(crate) mod import;
 pub(crate) mod jwt;
 pub(crate) mod ldap;
 pub(crate) mod names;
@@ -76,6 +77,8 @@ pub(crate) struct AuthOptions {
     pub cross_domain: Option<hop::CrossDomain>,
     /// `[auth.ldap]`: passwords of names the users file lacks, checked by a directory.
     pub ldap: Option<ldap::LdapOptions>,
+    /// `[import]`: users of an Express app's express-session signed in once.
+    pub import: Option<import::ImportOptions>,
 }
 
 /// Why the auth of a config cannot be built.
@@ -93,6 +96,9 @@ pub enum Error {
     /// The second factor could not be set up.
     #[error("auth.second_factor: {0}")]
     Factor(String),
+    /// The app's sessions for `[import]` cannot be opened.
+    #[error("{0}")]
+    Import(String),
     /// The second factor needs a credential store.
     #[error("auth.second_factor needs a credential store: store.kind = \"redis\", or store.credentials_file")]
     NoFactorHome,
@@ -132,6 +138,9 @@ pub(crate) struct Auth {
     pub(crate) factors: Option<factor::Factors>,
     /// `[auth.ldap]` ([`ldap`]); kept across a reload that does not change it.
     pub(crate) directory: Option<Arc<ldap::Directory>>,
+    /// `[import]` ([`import`]): read again at each reload (a dump file may
+    /// have changed).
+    pub(crate) import: Option<Arc<import::Import>>,
 }
 
 impl Auth {
@@ -149,7 +158,9 @@ impl Auth {
         bearer.warm_up();
         let factors = factors(&config, credentials.as_ref())?;
         let window = config.failure_window;
+        let import = importer(&config)?;
         Ok(Auth {
+            import,
             by_user: Arc::new(Throttle::new(
                 config.max_failures,
                 window,
@@ -222,6 +233,7 @@ impl Auth {
             (None, _) => None,
         };
         let login = Auth {
+            import: importer(&config)?,
             directory,
             config,
             users: Arc::new(users),
@@ -260,6 +272,16 @@ impl Auth {
 
     pub(crate) fn users(&self) -> Arc<Users> {
         self.users.clone()
+    }
+}
+
+/// `[import]` of `config`, its source opened.
+fn importer(config: &AuthOptions) -> Result<Option<Arc<import::Import>>, Error> {
+    match &config.import {
+        Some(o) => Ok(Some(Arc::new(
+            import::Import::new(o.clone()).map_err(Error::Import)?,
+        ))),
+        None => Ok(None),
     }
 }
 
@@ -333,6 +355,7 @@ pub(crate) mod testing {
                 sites: crate::http::redirect::Sites::default(),
                 cross_domain: None,
                 ldap: None,
+                import: None,
             },
             None,
         )

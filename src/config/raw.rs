@@ -34,6 +34,53 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) identity: RawIdentity,
     pub(super) assertion: Option<RawAssertion>,
+    pub(super) import: Option<RawImport>,
+}
+
+/// `[import]`: an Express app's express-session sessions taken over once
+/// (`validate::import` checks it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImport {
+    #[serde(default = "default_import_cookie")]
+    pub(super) cookie: String,
+    pub(super) secrets: Vec<RawSecret>,
+    pub(super) until: String,
+    pub(super) user_path: String,
+    pub(super) roles_path: Option<String>,
+    #[serde(default)]
+    pub(super) numeric_users: bool,
+    #[serde(default)]
+    pub(super) copy: Vec<String>,
+    #[serde(default = "default_old_cookie")]
+    pub(super) old_cookie: String,
+    #[serde(default = "default_import_cookie_path")]
+    pub(super) cookie_path: String,
+    pub(super) cookie_domain: Option<String>,
+    #[serde(default)]
+    pub(super) forward_cookie: bool,
+    pub(super) redis_url: Option<String>,
+    pub(super) redis_password: Option<RawSecret>,
+    #[serde(default = "default_import_prefix")]
+    pub(super) redis_prefix: String,
+    pub(super) dump_file: Option<String>,
+}
+
+/// express-session's default `name`.
+fn default_import_cookie() -> String {
+    "connect.sid".into()
+}
+/// One use, then the app's cookie is gone: the safe default.
+fn default_old_cookie() -> String {
+    "clear".into()
+}
+/// express-session's default cookie path.
+fn default_import_cookie_path() -> String {
+    "/".into()
+}
+/// connect-redis's default `prefix`.
+fn default_import_prefix() -> String {
+    "sess:".into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -153,6 +153,12 @@ impl<S: SessionStore> Proxy<S> {
         for name in &self.own_cookies {
             strip_session_cookie(req, name)?;
         }
+        // The Express app's cookie, unless it still reads its sessions.
+        if let Some(import) = self.auth.import.as_deref() {
+            if !import.options.forward_cookie {
+                strip_session_cookie(req, &import.options.cookie)?;
+            }
+        }
         Ok(())
     }
 

@@ -43,6 +43,7 @@ use self::forwarded::{Forwarded, Networks};
 use self::respond::{respond_problem, respond_store_down};
 use self::routes::{Credentials, Decision, Identity, Rules};
 use crate::auth::endpoints::{self, Endpoint};
+use crate::auth::import::Imported;
 use crate::auth::Auth;
 use crate::http::headers;
 use crate::http::problem::Problem;
@@ -116,6 +117,9 @@ pub(crate) struct Ctx {
     client_ip: Option<IpAddr>,
     /// The session store failed this request: no session command may run.
     store_down: bool,
+    /// An import from the app's express-session took the app's cookie over:
+    /// the `Set-Cookie` that expires it (`auth::import`).
+    import_clear: Option<String>,
     /// The client reached us over HTTPS (our TLS listener, or a trusted proxy says so).
     https: bool,
     /// This request's `X-Request-Id` ([`request_id`]), set by
@@ -299,6 +303,23 @@ impl<S: SessionStore> Proxy<S> {
         if ctx.cur.session.as_ref().is_some_and(|s| s.fresh.is_some()) {
             self.auth.keep_fresh(&mut ctx.cur, &self.sessions).await;
         }
+        // No session of ours: the Express app's, when `[import]` is on.
+        if ctx.cur.session.is_none() && self.auth.import.is_some() {
+            let client = client_info(session, ctx);
+            let headers = &session.req_header().headers;
+            match self
+                .auth
+                .import_session(headers, &mut ctx.cur, &self.sessions, &client)
+                .await
+            {
+                Imported::Nothing => {}
+                Imported::Done { clear } => ctx.import_clear = clear,
+                Imported::Unavailable => {
+                    ctx.store_down = true;
+                    return Ok(true);
+                }
+            }
+        }
         if self.sessions.config().save_uninitialized && ctx.cur.session.is_none() {
             let client = client_info(session, ctx);
             self.sessions
@@ -389,6 +410,7 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             trusted_peer: false,
             client_ip: None,
             store_down: false,
+            import_clear: None,
             https: false,
             id: request_id::generate(),
             accepts: Credentials::SESSION,
@@ -499,6 +521,9 @@ impl<S: SessionStore> ProxyHttp for Proxy<S> {
             resp.append_header(header::SET_COOKIE, cookie)?;
             // A response that sets a session cookie must never be cached and replayed.
             resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+        }
+        if let Some(clear) = &ctx.import_clear {
+            resp.append_header(header::SET_COOKIE, clear)?;
         }
         Ok(())
     }

@@ -106,6 +106,7 @@ impl<S: SessionStore> Proxy<S> {
         let cookie = self.sessions.set_cookie(&ctx.cur, ctx.https);
         let mut extra: Vec<(HeaderName, String)> = cookie
             .into_iter()
+            .chain(ctx.import_clear.clone())
             .map(|c| (header::SET_COOKIE, c))
             .collect();
         let problem = match decision {
@@ -334,6 +335,9 @@ impl<S: SessionStore> Proxy<S> {
         }
         if let Some(c) = self.sessions.set_cookie(&ctx.cur, ctx.https) {
             resp.append_header(header::SET_COOKIE, c)?;
+        }
+        if let Some(clear) = &ctx.import_clear {
+            resp.append_header(header::SET_COOKIE, clear)?;
         }
         session.write_response_header(Box::new(resp), false).await?;
         session

@@ -29,6 +29,7 @@ mod freshness;
 mod hosts;
 mod http2;
 mod identity;
+mod import;
 mod ldap;
 mod lifecycle;
 mod login;

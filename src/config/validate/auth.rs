@@ -91,6 +91,8 @@ impl Validator {
             }
         }
         (prefix_ok && paths_ok).then_some(AuthOptions {
+            // `[import]` is its own table; `config` puts it here.
+            import: None,
             prefix: raw.prefix,
             login_url,
             users_file,

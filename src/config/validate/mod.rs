@@ -20,6 +20,7 @@ mod assertion;
 mod auth;
 mod factor;
 mod identity;
+mod import;
 mod jwt;
 mod ldap;
 mod log;
@@ -146,7 +147,14 @@ impl Validator {
         if let Some(a) = &auth {
             self.jwt_apart_from_assertions(&a.jwt, assertion.as_ref(), &upstreams);
         }
+        let import = raw.import.and_then(|i| {
+            let ours = session.as_ref().map(|s| s.cookie.name.as_str());
+            self.import(i, base, store.as_ref(), ours)
+        });
         let mut auth = auth;
+        if let Some(a) = auth.as_mut() {
+            a.import = import;
+        }
         if let (Some(a), Some(names)) = (auth.as_mut(), identity.as_ref()) {
             a.identity = names.clone();
         }

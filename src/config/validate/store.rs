@@ -66,9 +66,12 @@ impl Validator {
                 }
                 Servers::Cluster(self.cluster(cl, raw.password.as_ref(), base)?)
             }
-            (Some(url), None, None) => {
-                Servers::One(self.redis_url(url, raw.password.as_ref(), base)?)
-            }
+            (Some(url), None, None) => Servers::One(self.redis_url(
+                ("store.url", "store.password"),
+                url,
+                raw.password.as_ref(),
+                base,
+            )?),
             (None, None, None) => {
                 self.problem(
                     "store.url",
@@ -103,33 +106,38 @@ impl Validator {
         }))
     }
 
-    /// `store.url`: `redis://host:port/db` without credentials; the password
-    /// (if any) from `store.password` goes in here.
-    fn redis_url(
+    /// `store.url` (or `import.redis_url`: `keys` names the URL's key and
+    /// the password's): `redis://host:port/db` without credentials; the
+    /// password (if any) from its own key goes in here.
+    pub(super) fn redis_url(
         &mut self,
+        (url_key, password_key): (&str, &str),
         url: String,
         password: Option<&RawSecret>,
         base: &Path,
     ) -> Option<String> {
         let Some(rest) = url.strip_prefix("redis://") else {
-            self.problem(
-                "store.url",
-                format!("must start with redis:// (got {url:?})"),
-            );
+            self.problem(url_key, format!("must start with redis:// (got {url:?})"));
             return None;
         };
         if rest.split('/').next().unwrap_or("").contains('@') {
             // A password in the URL would sit in the config file and in logs.
             self.problem(
-                "store.url",
-                "must not carry credentials; use store.password = { env = \"VAR\" }",
+                url_key,
+                format!("must not carry credentials; use {password_key} = {{ env = \"VAR\" }}"),
             );
             return None;
         }
         match password {
             Some(p) => {
-                let secret = self.secret("store.password", p, base)?;
-                let pass: String = form_urlencoded::byte_serialize(secret.expose()).collect();
+                // sessiongate's own store asks for a long password; an app's
+                // Redis (`import.`) has whatever password it has.
+                let bytes = if password_key.starts_with("import.") {
+                    self.secret_bytes(password_key, p, base)?
+                } else {
+                    self.secret(password_key, p, base)?.expose().to_vec()
+                };
+                let pass: String = form_urlencoded::byte_serialize(&bytes).collect();
                 Some(format!("redis://:{pass}@{rest}"))
             }
             None => Some(url),

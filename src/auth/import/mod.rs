@@ -1,0 +1,215 @@
+//! An Express app moving behind sessiongate without logging anyone out
+//! (`[import]`). A browser that arrives with the app's valid express-session
+//! cookie (`connect.sid`) and no session of ours is recognised as the user
+//! the app's session names: it gets a new session here (a new id, as at
+//! every login) and sessiongate's cookie; from then on only that counts.
+//!
+//! - [`cookie`]: the signed cookie value, checked against every app secret;
+//! - [`source`]: the app's sessions, in connect-redis's Redis or a dump file;
+//! - [`record`]: a session record to a user, roles and copied fields.
+//!
+//! Only requests that carry the app's cookie and no session of ours pay for
+//! any of it; after the window (`until`) nothing is looked up. Every refusal
+//! is anonymous (never a 500); an app Redis that cannot be reached is a 503
+//! for protected routes, as sessiongate's own store is.
+
+pub(crate) mod cookie;
+pub(crate) mod record;
+pub(crate) mod source;
+
+use http::HeaderMap;
+
+use self::cookie::Unsigned;
+use self::record::{Paths, Unread};
+use self::source::{Looked, Source, SourceOptions};
+use crate::auth::Auth;
+use crate::metrics::{Import as Counted, METRICS};
+use crate::session::manager::{Client, RequestSession, SessionManager};
+use crate::session::signing::Secret;
+use crate::session::SessionStore;
+
+/// `[import]` as configured.
+#[derive(Debug, Clone)]
+pub(crate) struct ImportOptions {
+    /// The app's cookie, `connect.sid` by default.
+    pub cookie: String,
+    /// The app's secrets: any length, verify only.
+    pub secrets: Vec<Secret>,
+    /// The end of the import window (unix ms): no import after it.
+    pub until: u64,
+    pub paths: Paths,
+    /// `old_cookie = "clear"`: expire the app's cookie and delete its record
+    /// once taken over, so an old cookie works once. `"keep"`: both stay,
+    /// for a rollback to the app's own sessions.
+    pub clear: bool,
+    /// The app's cookie's path and domain, to expire it.
+    pub cookie_path: String,
+    pub cookie_domain: Option<String>,
+    /// Send the app's cookie upstream (the app still reads its sessions).
+    pub forward_cookie: bool,
+    pub source: SourceOptions,
+}
+
+/// The import of one config generation.
+pub(crate) struct Import {
+    pub(crate) options: ImportOptions,
+    source: Source,
+}
+
+/// What one import attempt came to (a Prometheus label each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    WindowClosed,
+    BadSignature,
+    BadId,
+    NotFound,
+    Expired,
+    BadRecord,
+    BadIdentity,
+    Unavailable,
+}
+
+impl Outcome {
+    fn counted(self) -> Counted {
+        match self {
+            Outcome::WindowClosed => Counted::WindowClosed,
+            Outcome::BadSignature => Counted::BadSignature,
+            Outcome::BadId => Counted::BadId,
+            Outcome::NotFound => Counted::NotFound,
+            Outcome::Expired => Counted::Expired,
+            Outcome::BadRecord => Counted::BadRecord,
+            Outcome::BadIdentity => Counted::BadIdentity,
+            Outcome::Unavailable => Counted::Unavailable,
+        }
+    }
+}
+
+/// What the proxy does after a request's import.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Imported {
+    /// No import (no cookie, or refused): the request goes on as it was.
+    Nothing,
+    /// A new session; with `clear`, the `Set-Cookie` that expires the app's.
+    Done { clear: Option<String> },
+    /// The app's Redis could not be reached: as when our store is down.
+    Unavailable,
+}
+
+impl Import {
+    /// # Errors
+    /// The source cannot be opened (an invalid URL, an unreadable dump).
+    pub(crate) fn new(options: ImportOptions) -> Result<Import, String> {
+        let source = Source::new(&options.source)?;
+        Ok(Import { options, source })
+    }
+
+    /// The app's cookie in `headers`: the first one, as Express reads it.
+    fn cookie_in(&self, headers: &HeaderMap) -> Option<String> {
+        let name = self.options.cookie.as_str();
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                crate::session::cookie::find(v, name)
+                    .next()
+                    .map(str::to_owned)
+            })
+    }
+
+    /// The user the app's session under cookie value `raw` names.
+    async fn recognise(&self, raw: &str, now_ms: u64) -> Result<(String, record::Who), Outcome> {
+        if now_ms >= self.options.until {
+            return Err(Outcome::WindowClosed);
+        }
+        let id = cookie::unsign(raw, &self.options.secrets).map_err(|e| match e {
+            Unsigned::BadSignature => Outcome::BadSignature,
+            Unsigned::BadId => Outcome::BadId,
+        })?;
+        let found = match self.source.get(&id).await {
+            Ok(Looked::Found(v)) => v,
+            Ok(Looked::NotFound) => return Err(Outcome::NotFound),
+            Ok(Looked::Broken) => return Err(Outcome::BadRecord),
+            Err(e) => {
+                tracing::error!(target: "auth", error = %e, "the app's session store cannot be reached for an import");
+                return Err(Outcome::Unavailable);
+            }
+        };
+        let who = record::read(&found, &self.options.paths, now_ms).map_err(|e| match e {
+            Unread::Broken => Outcome::BadRecord,
+            Unread::Expired => Outcome::Expired,
+            Unread::BadIdentity => Outcome::BadIdentity,
+        })?;
+        Ok((id, who))
+    }
+
+    /// The `Set-Cookie` that expires the app's cookie, with its own path and
+    /// domain (a browser keeps a cookie of another path or domain).
+    fn clear_cookie(&self) -> String {
+        let domain = self
+            .options
+            .cookie_domain
+            .as_deref()
+            .map(|d| format!("; Domain={d}"))
+            .unwrap_or_default();
+        format!(
+            "{}=; Path={}{domain}; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly",
+            self.options.cookie, self.options.cookie_path
+        )
+    }
+}
+
+impl Auth {
+    /// For a request with no session of ours: when it carries the app's
+    /// cookie, sign its user in from the app's session (a new session, a new
+    /// id). Logged with the user only: never the cookie, the id or a secret.
+    pub(crate) async fn import_session<S: SessionStore>(
+        &self,
+        headers: &HeaderMap,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
+        client: &Client,
+    ) -> Imported {
+        let Some(import) = self.import.as_deref() else {
+            return Imported::Nothing;
+        };
+        let Some(raw) = import.cookie_in(headers) else {
+            return Imported::Nothing;
+        };
+        let now = crate::session::now_ms();
+        let (id, who) = match import.recognise(&raw, now).await {
+            Ok(found) => found,
+            Err(outcome) => {
+                METRICS.import(outcome.counted());
+                if outcome == Outcome::Unavailable {
+                    return Imported::Unavailable;
+                }
+                tracing::info!(target: "auth", result = ?outcome, "an express-session cookie was not imported");
+                return Imported::Nothing;
+            }
+        };
+        let record::Who { user, roles, data } = who;
+        if let Err(e) = sessions
+            .login_with(cur, user.clone(), roles, data, 0, client)
+            .await
+        {
+            tracing::error!(target: "auth", error = %e, "an imported session could not be written");
+            METRICS.import(Counted::Unavailable);
+            return Imported::Unavailable;
+        }
+        METRICS.import(Counted::Imported);
+        METRICS.login_succeeded();
+        tracing::info!(target: "auth", user = %user, "signed in from the app's express-session");
+        if !import.options.clear {
+            return Imported::Done { clear: None };
+        }
+        // After the new session is written: a failure here leaves the old
+        // cookie working once more, never a user without a session.
+        if let Err(e) = import.source.remove(&id).await {
+            tracing::warn!(target: "auth", error = %e, "the app's session could not be deleted after its import");
+        }
+        Imported::Done {
+            clear: Some(import.clear_cookie()),
+        }
+    }
+}
