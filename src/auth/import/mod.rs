@@ -28,6 +28,9 @@ use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::signing::Secret;
 use crate::session::SessionStore;
 
+/// How long a taken-over session id stays spent at most: the window, or 30 days.
+const MAX_SPENT_MS: u64 = 30 * 24 * 3600 * 1000;
+
 /// `[import]` as configured.
 #[derive(Debug, Clone)]
 pub(crate) struct ImportOptions {
@@ -188,6 +191,26 @@ impl Auth {
                 return Imported::Nothing;
             }
         };
+        // "clear": once, even for copies of the cookie sent at the same
+        // moment, on another instance, or from a dump every instance reads.
+        if import.options.clear {
+            if let Some(home) = self.api_keys.as_ref().map(|k| k.home()) {
+                let left = import.options.until.saturating_sub(now).min(MAX_SPENT_MS);
+                let ttl = std::time::Duration::from_millis(left.max(1000));
+                match home.first_use(&format!("import\0{id}"), ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        METRICS.import(Counted::NotFound);
+                        return Imported::Nothing;
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "auth", error = %e, "an import could not be spent in the credential store");
+                        METRICS.import(Counted::Unavailable);
+                        return Imported::Unavailable;
+                    }
+                }
+            }
+        }
         let record::Who { user, roles, data } = who;
         if let Err(e) = sessions
             .login_with(cur, user.clone(), roles, data, 0, client)
