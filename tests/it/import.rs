@@ -349,6 +349,9 @@ fn a_dump_file_is_a_source_with_the_same_rules() {
         "dumped-obj-0123456789abcdef0123": serde_json::from_str::<serde_json::Value>(
             &record("{\"id\":7}", "2099-01-01T00:00:00.000Z")).unwrap(),
         "dumped-bad-0123456789abcdef0123": {"passport": {"user": "carol"}},
+        "dumped-huge-0123456789abcdef012": {
+            "cookie": {"expires": null}, "passport": {"user": "dave"}, "pad": "x".repeat(70_000)
+        },
     });
     let config = standard_config(
         backend.addr,
@@ -368,16 +371,26 @@ fn a_dump_file_is_a_source_with_the_same_rules() {
         ("dumped-old-0123456789abcdef0123", "expired"),
         ("dumped-obj-0123456789abcdef0123", "bad_identity"),
         ("dumped-bad-0123456789abcdef0123", "bad_record"),
+        ("dumped-huge-0123456789abcdef012", "bad_record"),
         ("dumped-none-0123456789abcdef012", "not_found"),
     ] {
         assert_eq!(visit(&gate, &signed(id, NEW)).status, 401, "{id}");
         let name = format!("sessiongate_express_imports_total{{result=\"{result}\"}}");
         assert!(gate.metric(&name) >= 1, "{id}: {result}");
     }
-    assert_eq!(
-        gate.metric("sessiongate_express_imports_total{result=\"bad_signature\"}"),
-        0
-    );
+    // The cookie's own checks come first, whatever the source.
+    let carol = signed("dumped-bad-0123456789abcdef0123", "a retired secret");
+    let tampered = format!("{}x", &alice[..alice.len() - 1]);
+    for (cookie, result) in [
+        (carol.as_str(), "bad_signature"),
+        (tampered.as_str(), "bad_signature"),
+        (&signed("short", NEW), "bad_id"),
+    ] {
+        let name = format!("sessiongate_express_imports_total{{result=\"{result}\"}}");
+        let before = gate.metric(&name);
+        assert_eq!(visit(&gate, cookie).status, 401, "{cookie}");
+        assert_eq!(gate.metric(&name), before + 1, "{cookie}: {result}");
+    }
 }
 
 #[test]
