@@ -99,10 +99,12 @@ pub(crate) enum Import {
     Expired,
     BadRecord,
     BadIdentity,
+    Disabled,
+    NeedsFactor,
     Unavailable,
 }
 
-const IMPORTS: [&str; 9] = [
+const IMPORTS: [&str; 11] = [
     "imported",
     "window_closed",
     "bad_signature",
@@ -111,6 +113,8 @@ const IMPORTS: [&str; 9] = [
     "expired",
     "bad_record",
     "bad_identity",
+    "disabled",
+    "needs_factor",
     "unavailable",
 ];
 
@@ -437,7 +441,7 @@ impl Collector for Snapshot {
         }
         let mut m = enc.encode_descriptor(
             "sessiongate_express_imports",
-            "Requests with an Express app's express-session cookie and no session here ([import]), by result: imported, or why not (window_closed, bad_signature, bad_id, not_found, expired, bad_record, bad_identity, unavailable).",
+            "Requests with an Express app's express-session cookie and no session here ([import]), by result: imported, or why not (window_closed, bad_signature, bad_id, not_found, expired, bad_record, bad_identity, disabled, needs_factor, unavailable).",
             None,
             MetricType::Counter,
         )?;

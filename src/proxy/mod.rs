@@ -303,8 +303,9 @@ impl<S: SessionStore> Proxy<S> {
         if ctx.cur.session.as_ref().is_some_and(|s| s.fresh.is_some()) {
             self.auth.keep_fresh(&mut ctx.cur, &self.sessions).await;
         }
-        // No session of ours: the Express app's, when `[import]` is on.
-        if ctx.cur.session.is_none() && self.auth.import.is_some() {
+        // No signed-in session of ours (an anonymous one of
+        // save_uninitialized's included): the Express app's, with `[import]`.
+        if ctx.cur.user().is_none() && self.auth.import.is_some() {
             let client = client_info(session, ctx);
             let headers = &session.req_header().headers;
             match self
@@ -313,7 +314,7 @@ impl<S: SessionStore> Proxy<S> {
                 .await
             {
                 Imported::Nothing => {}
-                Imported::Done { clear } => ctx.import_clear = clear,
+                Imported::Done { clear } | Imported::Refused { clear } => ctx.import_clear = clear,
                 Imported::Unavailable => {
                     ctx.store_down = true;
                     return Ok(true);

@@ -353,9 +353,16 @@ fn a_dump_file_is_a_source_with_the_same_rules() {
             "cookie": {"expires": null}, "passport": {"user": "dave"}, "pad": "x".repeat(70_000)
         },
     });
+    // "clear" with a dump remembers the sessions taken over in the
+    // credential store (Redis in the Redis pass).
+    let store = if redis_run() {
+        ""
+    } else {
+        "\n[store]\nkind = \"memory\"\ncredentials_file = \"credentials.json\"\n"
+    };
     let config = standard_config(
         backend.addr,
-        &import_config("dump_file = \"sessions.json\"", ""),
+        &(import_config("dump_file = \"sessions.json\"", "") + store),
     );
     let gate = Gate::start_with(
         &config,
@@ -472,4 +479,90 @@ fn check_refuses_an_import_that_could_touch_our_keys() {
         ours,
     );
     assert!(!ok && said.contains("import.until"), "{said}");
+}
+
+/// An import signs in only whom sessiongate itself would: the users file
+/// decides for the names it has (spelling, roles, disabled), an account
+/// that must pass a second factor signs in itself, and with "clear" a
+/// cookie that is refused is expired too.
+#[test]
+fn sessiongates_own_rules_apply_to_imported_users() {
+    let redis = Redis::start();
+    let backend = Backend::app();
+    let express = app(&redis, &[NEW]);
+    let users = users_file(&[
+        ("Alice", "alice-password-1", "staff", false),
+        ("bob", "bob-password-1", "", true),
+    ]);
+    let store = if redis_run() {
+        ""
+    } else {
+        "\n[store]\nkind = \"memory\"\ncredentials_file = \"credentials.json\"\n"
+    };
+    let extra = format!(
+        "\n[auth]\nusers_file = \"users.toml\"\n[auth.second_factor]\nkeys = [{{ file = \"factor.key\" }}]\nmode = \"required\"\nrequired_roles = [\"admin\"]\n{}{store}",
+        import_config(&redis_source(&redis), "")
+    );
+    let gate = Gate::start_with(
+        &standard_config(backend.addr, &extra),
+        &[
+            ("users.toml", &users),
+            ("factor.key", "import-test-factor-key-0123456789abcdef0123"),
+        ],
+        &[("APP_SECRET_NEW", NEW), ("APP_SECRET_OLD", OLD)],
+    );
+    // The file's spelling and roles, not the app's.
+    let alice = app_login(&express, "\"alice\"", &[("roles", "[\"admin\"]")]);
+    assert_eq!(visit(&gate, &alice).status, 200, "{}", gate.output());
+    assert_eq!(backend.last().one("x-user"), Some("Alice"));
+    assert_eq!(backend.last().one("x-user-roles"), Some("staff"));
+
+    let count = |result: &str| {
+        gate.metric(&format!(
+            "sessiongate_express_imports_total{{result=\"{result}\"}}"
+        ))
+    };
+    // Disabled in the users file.
+    let bob = app_login(&express, "\"bob\"", &[]);
+    let resp = visit(&gate, &bob);
+    assert_eq!(resp.status, 401);
+    assert_eq!(count("disabled"), 1);
+    // Expired with the refusal: the browser stops sending it.
+    assert!(
+        resp.all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("connect.sid=;") && c.contains("Max-Age=0")),
+        "{:?}",
+        resp.headers
+    );
+    // A role that must pass a second factor: never by an import.
+    let carol = app_login(&express, "\"carol\"", &[("roles", "[\"admin\"]")]);
+    assert_eq!(visit(&gate, &carol).status, 401);
+    assert_eq!(count("needs_factor"), 1);
+    assert_eq!(count("imported"), 1);
+}
+
+/// With `save_uninitialized`, a browser may hold an anonymous session of
+/// ours first: the app's cookie still signs it in, with a new id.
+#[test]
+fn an_anonymous_session_of_ours_does_not_stop_an_import() {
+    let redis = Redis::start();
+    let backend = Backend::app();
+    let express = app(&redis, &[NEW]);
+    let config = with_keys(
+        standard_config(backend.addr, &import_config(&redis_source(&redis), "")),
+        "save_uninitialized = true",
+    );
+    let gate = Gate::start_with_env(&config, &[("APP_SECRET_NEW", NEW), ("APP_SECRET_OLD", OLD)]);
+    let anonymous = gate
+        .get("/public/x")
+        .send()
+        .session_cookie()
+        .expect("an anonymous session");
+    let dave = app_login(&express, "\"dave\"", &[]);
+    let resp = visit(&gate, &format!("{anonymous}; {dave}"));
+    assert_eq!(resp.status, 200, "{}", gate.output());
+    assert_eq!(backend.last().one("x-user"), Some("dave"));
+    let ours = resp.session_cookie().expect("a new session");
+    assert_ne!(ours, anonymous, "a new id");
 }

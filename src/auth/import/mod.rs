@@ -28,9 +28,6 @@ use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::signing::Secret;
 use crate::session::SessionStore;
 
-/// How long a taken-over session id stays spent at most: the window, or 30 days.
-const MAX_SPENT_MS: u64 = 30 * 24 * 3600 * 1000;
-
 /// `[import]` as configured.
 #[derive(Debug, Clone)]
 pub(crate) struct ImportOptions {
@@ -69,6 +66,10 @@ pub(crate) enum Outcome {
     Expired,
     BadRecord,
     BadIdentity,
+    /// The users file has the name, disabled.
+    Disabled,
+    /// The account must pass a second factor: it signs in itself.
+    NeedsFactor,
     Unavailable,
 }
 
@@ -82,6 +83,8 @@ impl Outcome {
             Outcome::Expired => Counted::Expired,
             Outcome::BadRecord => Counted::BadRecord,
             Outcome::BadIdentity => Counted::BadIdentity,
+            Outcome::Disabled => Counted::Disabled,
+            Outcome::NeedsFactor => Counted::NeedsFactor,
             Outcome::Unavailable => Counted::Unavailable,
         }
     }
@@ -90,8 +93,11 @@ impl Outcome {
 /// What the proxy does after a request's import.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Imported {
-    /// No import (no cookie, or refused): the request goes on as it was.
+    /// No cookie of the app's: the request goes on as it was.
     Nothing,
+    /// Refused: the request goes on as it was; with `clear`, the
+    /// `Set-Cookie` that expires the app's cookie.
+    Refused { clear: Option<String> },
     /// A new session; with `clear`, the `Set-Cookie` that expires the app's.
     Done { clear: Option<String> },
     /// The app's Redis could not be reached: as when our store is down.
@@ -148,24 +154,28 @@ impl Import {
 
     /// The `Set-Cookie` that expires the app's cookie, with its own path and
     /// domain (a browser keeps a cookie of another path or domain).
-    fn clear_cookie(&self) -> String {
+    fn clear_cookie(&self, https: bool) -> String {
         let domain = self
             .options
             .cookie_domain
             .as_deref()
             .map(|d| format!("; Domain={d}"))
             .unwrap_or_default();
+        // A browser lets only a secure page touch a Secure cookie, and a
+        // `__Secure-`/`__Host-` name needs the attribute to be accepted.
+        let secure = if https { "; Secure" } else { "" };
         format!(
-            "{}=; Path={}{domain}; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly",
+            "{}=; Path={}{domain}; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly{secure}",
             self.options.cookie, self.options.cookie_path
         )
     }
 }
 
 impl Auth {
-    /// For a request with no session of ours: when it carries the app's
-    /// cookie, sign its user in from the app's session (a new session, a new
-    /// id). Logged with the user only: never the cookie, the id or a secret.
+    /// For a request with no signed-in session of ours: when it carries the
+    /// app's cookie, sign its user in from the app's session (a new session,
+    /// a new id). Logged with the user only: never the cookie, the id or a
+    /// secret.
     pub(crate) async fn import_session<S: SessionStore>(
         &self,
         headers: &HeaderMap,
@@ -180,59 +190,132 @@ impl Auth {
             return Imported::Nothing;
         };
         let now = crate::session::now_ms();
-        let (id, who) = match import.recognise(&raw, now).await {
-            Ok(found) => found,
+        let outcome = match import.recognise(&raw, now).await {
+            Ok((id, who)) => {
+                self.take_over(import, id, who, now, cur, sessions, client)
+                    .await
+            }
+            Err(outcome) => Err(outcome),
+        };
+        match outcome {
+            Ok(done) => done,
+            Err(Outcome::Unavailable) => {
+                METRICS.import(Counted::Unavailable);
+                Imported::Unavailable
+            }
             Err(outcome) => {
                 METRICS.import(outcome.counted());
-                if outcome == Outcome::Unavailable {
-                    return Imported::Unavailable;
+                if outcome == Outcome::WindowClosed {
+                    tracing::debug!(target: "auth", "an express-session cookie after the import window");
+                } else {
+                    tracing::info!(target: "auth", result = ?outcome, "an express-session cookie was not imported");
                 }
-                tracing::info!(target: "auth", result = ?outcome, "an express-session cookie was not imported");
-                return Imported::Nothing;
-            }
-        };
-        // "clear": once, even for copies of the cookie sent at the same
-        // moment, on another instance, or from a dump every instance reads.
-        if import.options.clear {
-            if let Some(home) = self.api_keys.as_ref().map(|k| k.home()) {
-                let left = import.options.until.saturating_sub(now).min(MAX_SPENT_MS);
-                let ttl = std::time::Duration::from_millis(left.max(1000));
-                match home.first_use(&format!("import\0{id}"), ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        METRICS.import(Counted::NotFound);
-                        return Imported::Nothing;
-                    }
-                    Err(e) => {
-                        tracing::error!(target: "auth", error = %e, "an import could not be spent in the credential store");
-                        METRICS.import(Counted::Unavailable);
-                        return Imported::Unavailable;
-                    }
+                // With "clear", a cookie that will never be taken over is
+                // expired too: the browser stops sending it, and the gate
+                // stops looking it up at every request.
+                Imported::Refused {
+                    clear: import
+                        .options
+                        .clear
+                        .then(|| import.clear_cookie(client.https)),
                 }
             }
         }
+    }
+
+    /// Sign in the user a valid record names, as sessiongate's own rules
+    /// allow: the users file decides for the names it has (their spelling,
+    /// roles, and whether they are disabled), and an account that must pass
+    /// a second factor is never signed in by an import (the app's session
+    /// proved a password at most).
+    #[allow(clippy::too_many_arguments)]
+    async fn take_over<S: SessionStore>(
+        &self,
+        import: &Import,
+        id: String,
+        who: record::Who,
+        now: u64,
+        cur: &mut RequestSession,
+        sessions: &SessionManager<S>,
+        client: &Client,
+    ) -> Result<Imported, Outcome> {
         let record::Who { user, roles, data } = who;
-        if let Err(e) = sessions
+        let (user, roles) = match self.users.get(&user) {
+            Some(u) if u.disabled => return Err(Outcome::Disabled),
+            Some(u) => (u.name.clone(), u.roles.clone()),
+            None => (user, roles),
+        };
+        if let Some(factors) = &self.factors {
+            let needs = factors.required_for(&roles)
+                || factors.has_factor(&user).await.map_err(|e| {
+                    tracing::error!(target: "auth", error = %e, "credential store unavailable for an import");
+                    Outcome::Unavailable
+                })?;
+            if needs {
+                return Err(Outcome::NeedsFactor);
+            }
+        }
+        sessions
             .login_with(cur, user.clone(), roles, data, 0, client)
             .await
-        {
-            tracing::error!(target: "auth", error = %e, "an imported session could not be written");
-            METRICS.import(Counted::Unavailable);
-            return Imported::Unavailable;
+            .map_err(|e| {
+                tracing::error!(target: "auth", error = %e, "an imported session could not be written");
+                Outcome::Unavailable
+            })?;
+        // "clear": once, even for copies of the cookie sent at the same
+        // moment or on another instance, and for a dump every instance (and
+        // every reload) reads whole. Spent after our session is written, so
+        // a failed write never spends it; a copy that lost the race ends the
+        // session it just made.
+        if import.options.clear {
+            if let Some(home) = self.api_keys.as_ref().map(|k| k.home()) {
+                let ttl = match import.source {
+                    // The record is deleted: only copies in flight need it.
+                    Source::Redis { .. } => std::time::Duration::from_secs(600),
+                    Source::Dump(_) => std::time::Duration::from_millis(
+                        import.options.until.saturating_sub(now).max(1000),
+                    ),
+                };
+                let token = once_token(&["import", &id]);
+                match home.first_use(&token, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        if let Err(e) = sessions.logout(cur).await {
+                            tracing::error!(target: "auth", error = %e, "a duplicate import's session could not be ended");
+                        }
+                        return Err(Outcome::NotFound);
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "auth", error = %e, "an import could not be spent in the credential store; it stands");
+                    }
+                }
+            }
         }
         METRICS.import(Counted::Imported);
         METRICS.login_succeeded();
         tracing::info!(target: "auth", user = %user, "signed in from the app's express-session");
         if !import.options.clear {
-            return Imported::Done { clear: None };
+            return Ok(Imported::Done { clear: None });
         }
         // After the new session is written: a failure here leaves the old
         // cookie working once more, never a user without a session.
         if let Err(e) = import.source.remove(&id).await {
             tracing::warn!(target: "auth", error = %e, "the app's session could not be deleted after its import");
         }
-        Imported::Done {
-            clear: Some(import.clear_cookie()),
-        }
+        Ok(Imported::Done {
+            clear: Some(import.clear_cookie(client.https)),
+        })
     }
+}
+
+/// A credential store key for a taken-over session: a hash, so the app's
+/// session id (a bearer secret of the app's) never names a key of ours.
+fn once_token(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
 }

@@ -87,11 +87,17 @@ pub(crate) fn read(record: &Value, paths: &Paths, now_ms: u64) -> Result<Who, Un
     {
         return Err(Unread::BadIdentity);
     }
-    let data = paths
+    let data: Map<String, Value> = paths
         .copy
         .iter()
         .filter_map(|k| Some((k.clone(), obj.get(k)?.clone())))
         .collect();
+    // Session data goes upstream with every request: the cap of the
+    // backend's own writes holds for copied fields too.
+    let size = serde_json::to_string(&data).map_or(usize::MAX, |j| j.len());
+    if size > crate::session::manager::MAX_DATA_BYTES {
+        return Err(Unread::Broken);
+    }
     Ok(Who { user, roles, data })
 }
 
@@ -170,6 +176,10 @@ mod tests {
         assert_eq!(read(&r, &paths(), NOW), Err(Unread::BadIdentity));
         r["roles"] = json!({"admin": true});
         assert_eq!(read(&r, &paths(), NOW), Err(Unread::BadIdentity));
+        // Copied fields past the session data cap.
+        let mut r = record(json!("alice"));
+        r["cart"] = json!("x".repeat(9000));
+        assert_eq!(read(&r, &paths(), NOW), Err(Unread::Broken));
     }
 
     #[test]

@@ -129,7 +129,12 @@ impl Validator {
                 true
             }
         };
-        if !raw.cookie_path.starts_with('/') || raw.cookie_path.contains([';', ' ']) {
+        if !raw.cookie_path.starts_with('/')
+            || !raw
+                .cookie_path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';')
+        {
             self.problem(
                 "import.cookie_path",
                 format!("{:?} is not a cookie path", raw.cookie_path),
@@ -199,8 +204,12 @@ impl Validator {
         let Some(StoreConfig::Redis(ours)) = store else {
             return;
         };
+        // By database number only: one host has many names (localhost,
+        // 127.0.0.1, ::1), so two URLs that differ by host are assumed the
+        // same server.
+        let db = |u: &str| database(u).rsplit_once('/').map(|(_, d)| d.to_owned());
         let same_database = match &ours.servers {
-            Servers::One(u) => database(u) == database(url),
+            Servers::One(u) => db(u) == db(url),
             _ => true,
         };
         let overlap = ours.prefix.starts_with(prefix) || prefix.starts_with(&ours.prefix);

@@ -151,6 +151,19 @@ impl Validator {
             let ours = session.as_ref().map(|s| s.cookie.name.as_str());
             self.import(i, base, store.as_ref(), ours)
         });
+        let dump_cleared = import.as_ref().is_some_and(|i| {
+            i.clear
+                && matches!(
+                    i.source,
+                    crate::auth::import::source::SourceOptions::Dump(_)
+                )
+        });
+        if dump_cleared && !sources.credential_store {
+            self.problem(
+                "import.dump_file",
+                "with old_cookie = \"clear\", needs a credential store to remember which sessions were taken over across reloads, restarts and instances: store.credentials_file, or store.kind = \"redis\" (or old_cookie = \"keep\")",
+            );
+        }
         let mut auth = auth;
         if let Some(a) = auth.as_mut() {
             a.import = import;
