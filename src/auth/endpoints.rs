@@ -388,10 +388,13 @@ fn check(cur: &RequestSession, names: &IdentityNames) -> Reply {
                     (names.user.clone(), s.user().unwrap_or_default().to_owned()),
                     (names.roles.clone(), s.roles_header().to_owned()),
                 ];
+                // Each claim header present, empty when the sign-in
+                // recorded none: as the forward-auth answer has them.
                 for (header, claim) in &names.claims {
-                    if let Some(v) = s.claim(claim) {
-                        h.push((header.clone(), v.to_owned()));
-                    }
+                    h.push((
+                        header.clone(),
+                        s.claim(claim).unwrap_or_default().to_owned(),
+                    ));
                 }
                 h
             },

@@ -772,4 +772,10 @@ fn the_id_tokens_claims_reach_the_backend() {
     assert_eq!(gate.get("/dashboard").cookie(&carol).send().status, 200);
     assert_eq!(backend.last().one("x-user"), Some("carol"));
     assert_eq!(backend.last().one("x-user-email"), None);
+    // /check and the forward-auth answer agree: the header present, empty.
+    let check = gate.get("/.sessiongate/check").cookie(&carol).send();
+    assert_eq!(check.status, 204);
+    assert_eq!(check.all("x-user-email"), [""]);
+    let check = gate.get("/.sessiongate/check").cookie(&cookie).send();
+    assert_eq!(check.all("x-user-email"), ["alice@example.com"]);
 }
