@@ -273,10 +273,19 @@ mod tests {
     #[test]
     fn the_reference_config_documents_every_key() {
         let reference = include_str!("../../proxy.toml");
-        let raw = include_str!("raw.rs");
+        let raw = [
+            include_str!("raw/mod.rs"),
+            include_str!("raw/auth.rs"),
+            include_str!("raw/import.rs"),
+        ]
+        .concat();
         let keys = raw
             .lines()
-            .filter_map(|l| l.trim().strip_prefix("pub(super) "))
+            .filter_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("pub(super) ")
+                    .or_else(|| l.strip_prefix("pub(in crate::config) "))
+            })
             .filter_map(|l| l.split_once(':').map(|(k, _)| k))
             .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
         let mut missing = Vec::new();

@@ -6,9 +6,15 @@
 //! value: durations, addresses and secrets are still strings, turned into the
 //! typed [`Config`](super::Config) by [`validate`](super::validate).
 
+mod auth;
+mod import;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+pub(super) use self::auth::{RawAuth, RawJwt, RawLdap, RawOidc, RawSecondFactor};
+pub(super) use self::import::RawImport;
 
 // ---------------------------------------------------------------- raw layer
 
@@ -35,52 +41,6 @@ pub(super) struct RawConfig {
     pub(super) identity: RawIdentity,
     pub(super) assertion: Option<RawAssertion>,
     pub(super) import: Option<RawImport>,
-}
-
-/// `[import]`: an Express app's express-session sessions taken over once
-/// (`validate::import` checks it).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawImport {
-    #[serde(default = "default_import_cookie")]
-    pub(super) cookie: String,
-    pub(super) secrets: Vec<RawSecret>,
-    pub(super) until: String,
-    pub(super) user_path: String,
-    pub(super) roles_path: Option<String>,
-    #[serde(default)]
-    pub(super) numeric_users: bool,
-    #[serde(default)]
-    pub(super) copy: Vec<String>,
-    #[serde(default = "default_old_cookie")]
-    pub(super) old_cookie: String,
-    #[serde(default = "default_import_cookie_path")]
-    pub(super) cookie_path: String,
-    pub(super) cookie_domain: Option<String>,
-    #[serde(default)]
-    pub(super) forward_cookie: bool,
-    pub(super) redis_url: Option<String>,
-    pub(super) redis_password: Option<RawSecret>,
-    #[serde(default = "default_import_prefix")]
-    pub(super) redis_prefix: String,
-    pub(super) dump_file: Option<String>,
-}
-
-/// express-session's default `name`.
-fn default_import_cookie() -> String {
-    "connect.sid".into()
-}
-/// One use, then the app's cookie is gone: the safe default.
-fn default_old_cookie() -> String {
-    "clear".into()
-}
-/// express-session's default cookie path.
-fn default_import_cookie_path() -> String {
-    "/".into()
-}
-/// connect-redis's default `prefix`.
-fn default_import_prefix() -> String {
-    "sess:".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,237 +232,6 @@ impl Default for RawCookie {
             secure: RawSecure::default(),
             same_site: default_same_site(),
             max_age: None,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawAuth {
-    #[serde(default = "default_auth_prefix")]
-    pub(super) prefix: String,
-    pub(super) login_url: Option<String>,
-    pub(super) users_file: Option<String>,
-    #[serde(default = "default_logout_redirect")]
-    pub(super) logout_redirect: String,
-    #[serde(default = "default_max_failures")]
-    pub(super) max_failures: u32,
-    #[serde(default = "default_ip_max_failures")]
-    pub(super) ip_max_failures: u32,
-    #[serde(default = "default_failure_window")]
-    pub(super) failure_window: String,
-    #[serde(default = "default_max_concurrent_hashes")]
-    pub(super) max_concurrent_hashes: usize,
-    #[serde(default)]
-    pub(super) oidc: Vec<RawOidc>,
-    #[serde(default)]
-    pub(super) jwt: Vec<RawJwt>,
-    pub(super) second_factor: Option<RawSecondFactor>,
-    pub(super) cross_domain: Option<RawCrossDomain>,
-    pub(super) ldap: Option<RawLdap>,
-}
-
-/// `[auth.ldap]` (`validate::ldap` checks it).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawLdap {
-    pub(super) url: String,
-    #[serde(default)]
-    pub(super) start_tls: bool,
-    /// Plain `ldap://` without StartTLS, on a loopback address only.
-    #[serde(default)]
-    pub(super) allow_plain: bool,
-    pub(super) bind_dn: String,
-    pub(super) bind_password: RawSecret,
-    pub(super) base_dn: String,
-    #[serde(default = "default_ldap_user_filter")]
-    pub(super) user_filter: String,
-    #[serde(default = "default_ldap_user_attribute")]
-    pub(super) user_attribute: String,
-    #[serde(default = "default_ldap_group_attribute")]
-    pub(super) group_attribute: String,
-    /// Set: groups are searched for here instead of read from `group_attribute`.
-    pub(super) group_base_dn: Option<String>,
-    #[serde(default = "default_ldap_group_filter")]
-    pub(super) group_filter: String,
-    #[serde(default)]
-    pub(super) roles_map: std::collections::BTreeMap<String, String>,
-    #[serde(default = "default_ldap_timeout")]
-    pub(super) timeout: String,
-    #[serde(default = "default_ldap_cache_ttl")]
-    pub(super) cache_ttl: String,
-}
-
-/// OpenLDAP's people; Active Directory wants `(&(objectClass=user)(sAMAccountName={user}))`.
-fn default_ldap_user_filter() -> String {
-    "(&(objectClass=person)(uid={user}))".into()
-}
-fn default_ldap_user_attribute() -> String {
-    "uid".into()
-}
-/// Active Directory's, and OpenLDAP's with the memberof overlay.
-fn default_ldap_group_attribute() -> String {
-    "memberOf".into()
-}
-fn default_ldap_group_filter() -> String {
-    "(member={dn})".into()
-}
-/// A directory slower than this is as good as down for a sign-in.
-fn default_ldap_timeout() -> String {
-    "5s".into()
-}
-/// A group change reaches the next sign-in within this.
-fn default_ldap_cache_ttl() -> String {
-    "60s".into()
-}
-
-/// `[auth.cross_domain]`: one sign-in for hosts under unrelated domains.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCrossDomain {
-    /// The host people sign in on; the others hop there and back.
-    pub(super) login_host: String,
-}
-
-/// `[auth.second_factor]` (`validate::factor` checks it).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSecondFactor {
-    /// `"optional"` or `"required"`.
-    #[serde(default = "default_factor_mode")]
-    pub(super) mode: String,
-    /// With `mode = "required"`: only users with one of these roles (empty: everyone).
-    #[serde(default)]
-    pub(super) required_roles: Vec<String>,
-    #[serde(default)]
-    pub(super) keys: Vec<RawSecret>,
-    #[serde(default = "default_factor_issuer")]
-    pub(super) issuer: String,
-    #[serde(default = "default_pending_timeout")]
-    pub(super) pending_timeout: String,
-    /// The origin browsers use (`https://app.example.com`): passkeys on.
-    pub(super) passkey_origin: Option<String>,
-    /// A passkey alone signs in.
-    #[serde(default)]
-    pub(super) passkey_login: bool,
-}
-
-/// Users choose; an operator turns `required` on when they are ready.
-fn default_factor_mode() -> String {
-    "optional".into()
-}
-/// What authenticator apps show beside the user's name.
-fn default_factor_issuer() -> String {
-    "sessiongate".into()
-}
-/// Long enough to find a phone, short enough that a password typed on a
-/// shared computer and walked away from is soon worthless.
-fn default_pending_timeout() -> String {
-    "5m".into()
-}
-
-/// `[[auth.oidc]]`: one OpenID Connect provider (`validate::oidc` checks it).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawOidc {
-    pub(super) id: String,
-    pub(super) name: String,
-    pub(super) issuer: String,
-    pub(super) client_id: String,
-    pub(super) client_secret: Option<RawSecret>,
-    pub(super) redirect_url: String,
-    #[serde(default = "default_oidc_scopes")]
-    pub(super) scopes: Vec<String>,
-    #[serde(default = "default_oidc_algorithms")]
-    pub(super) algorithms: Vec<String>,
-    #[serde(default = "default_user_claim")]
-    pub(super) user_claim: String,
-    pub(super) roles_claim: Option<String>,
-    #[serde(default)]
-    pub(super) roles_map: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    pub(super) allowed_email_domains: Vec<String>,
-    #[serde(default)]
-    pub(super) allowed_groups: Vec<String>,
-    #[serde(default)]
-    pub(super) end_session: bool,
-    /// OpenID Connect Back-Channel Logout: the provider can end sessions.
-    #[serde(default)]
-    pub(super) backchannel_logout: bool,
-    /// `amr` values any one of which counts as a second factor at sign-in.
-    #[serde(default)]
-    pub(super) second_factor_amr: Vec<String>,
-    /// `acr` values any one of which counts as a second factor at sign-in.
-    #[serde(default)]
-    pub(super) second_factor_acr: Vec<String>,
-    /// Re-check each session's user at the provider this often, with its
-    /// refresh token (`auth::oidc::fresh`); absent: never.
-    pub(super) recheck_every: Option<String>,
-    /// When a re-check cannot reach the provider: "keep" or "end" (no
-    /// default: the operator chooses).
-    pub(super) if_unreachable: Option<String>,
-    /// Read claims from the userinfo endpoint too, at sign-in and re-checks.
-    #[serde(default)]
-    pub(super) userinfo: bool,
-}
-
-/// `[[auth.jwt]]`: one issuer of bearer tokens (`validate::jwt` checks it).
-/// The claim keys repeat `RawOidc`'s rather than share a flattened struct:
-/// serde's `flatten` does not work with `deny_unknown_fields`, and a typo in
-/// an auth table must stay an error.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawJwt {
-    pub(super) id: String,
-    pub(super) issuer: String,
-    pub(super) jwks_url: Option<String>,
-    #[serde(default)]
-    pub(super) audiences: Vec<String>,
-    #[serde(default = "default_oidc_algorithms")]
-    pub(super) algorithms: Vec<String>,
-    #[serde(default = "default_jwt_user_claim")]
-    pub(super) user_claim: String,
-    pub(super) roles_claim: Option<String>,
-    #[serde(default)]
-    pub(super) roles_map: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    pub(super) allowed_email_domains: Vec<String>,
-    #[serde(default)]
-    pub(super) allowed_groups: Vec<String>,
-}
-
-fn default_jwt_user_claim() -> String {
-    "sub".to_owned()
-}
-
-fn default_oidc_scopes() -> Vec<String> {
-    ["openid", "profile", "email"].map(String::from).to_vec()
-}
-
-fn default_oidc_algorithms() -> Vec<String> {
-    ["RS256", "ES256"].map(String::from).to_vec()
-}
-
-fn default_user_claim() -> String {
-    "preferred_username".to_owned()
-}
-
-impl Default for RawAuth {
-    fn default() -> Self {
-        RawAuth {
-            prefix: default_auth_prefix(),
-            login_url: None,
-            users_file: None,
-            logout_redirect: default_logout_redirect(),
-            max_failures: default_max_failures(),
-            ip_max_failures: default_ip_max_failures(),
-            failure_window: default_failure_window(),
-            max_concurrent_hashes: default_max_concurrent_hashes(),
-            oidc: Vec::new(),
-            jwt: Vec::new(),
-            second_factor: None,
-            cross_domain: None,
-            ldap: None,
         }
     }
 }
@@ -735,30 +464,6 @@ fn default_same_site() -> String {
 }
 fn default_true() -> bool {
     true
-}
-/// A prefix unlikely to collide with the application's own paths.
-fn default_auth_prefix() -> String {
-    "/.sessiongate".into()
-}
-/// After logout, the public home page.
-fn default_logout_redirect() -> String {
-    "/".into()
-}
-/// OWASP Authentication Cheat Sheet: lock out after a small number of failures.
-fn default_max_failures() -> u32 {
-    5
-}
-/// Per client IP, higher than per user: many people can share one NAT address.
-fn default_ip_max_failures() -> u32 {
-    50
-}
-fn default_failure_window() -> String {
-    "15m".into()
-}
-/// Each argon2id verification holds 19 MiB; a few at once bound memory and
-/// keep hashing from starving proxied traffic.
-fn default_max_concurrent_hashes() -> usize {
-    4
 }
 /// The embedded store: nothing to run beside sessiongate.
 fn default_store_kind() -> String {
