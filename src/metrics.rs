@@ -295,6 +295,9 @@ struct Snapshot {
     gauges: [(&'static str, &'static str, u64); 3],
 }
 
+/// A counter by one label: (name, help, label, a value per label value).
+type Family<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, u64)]);
+
 impl Snapshot {
     fn of(m: &Metrics, live: StoreGauges) -> Snapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -419,35 +422,38 @@ impl Collector for Snapshot {
             enc.encode_descriptor(name, help, None, MetricType::Counter)?
                 .encode_counter::<NoLabelSet, _, u64>(n, None)?;
         }
-        let mut m = enc.encode_descriptor(
-            "sessiongate_config_reloads",
-            "Config reloads (SIGHUP or a changed file) by result: applied, invalid (the last good config keeps serving), refused (a change that needs a restart).",
-            None,
-            MetricType::Counter,
-        )?;
-        for (result, n) in &self.reloads {
-            m.encode_family(&[("result", *result)])?
-                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
-        }
-        let mut m = enc.encode_descriptor(
-            "sessiongate_provider_rechecks",
-            "Sessions re-checked at their OpenID provider (recheck_every), by result: confirmed, refused (the session ended), unreachable_kept, unreachable_ended.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (result, n) in &self.rechecks {
-            m.encode_family(&[("result", *result)])?
-                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
-        }
-        let mut m = enc.encode_descriptor(
-            "sessiongate_express_imports",
-            "Requests with an Express app's express-session cookie and no session here ([import]), by result: imported, or why not (window_closed, bad_signature, bad_id, not_found, expired, bad_record, bad_identity, disabled, needs_factor, unavailable).",
-            None,
-            MetricType::Counter,
-        )?;
-        for (result, n) in &self.imports {
-            m.encode_family(&[("result", *result)])?
-                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        let families: [Family; 4] = [
+            (
+                "sessiongate_config_reloads",
+                "Config reloads (SIGHUP or a changed file) by result: applied, invalid (the last good config keeps serving), refused (a change that needs a restart).",
+                "result",
+                &self.reloads,
+            ),
+            (
+                "sessiongate_provider_rechecks",
+                "Sessions re-checked at their OpenID provider (recheck_every), by result: confirmed, refused (the session ended), unreachable_kept, unreachable_ended.",
+                "result",
+                &self.rechecks,
+            ),
+            (
+                "sessiongate_express_imports",
+                "Requests with an Express app's express-session cookie and no session here ([import]), by result: imported, or why not (window_closed, bad_signature, bad_id, not_found, expired, bad_record, bad_identity, disabled, needs_factor, unavailable).",
+                "result",
+                &self.imports,
+            ),
+            (
+                "sessiongate_session_removals",
+                "Sessions the store ended by itself, by cause: evicted (the store was full), expired (idle or absolute timeout), displaced (their user logged in past session.max_per_user).",
+                "cause",
+                &self.removals,
+            ),
+        ];
+        for (name, help, label, rows) in families {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (value, n) in rows {
+                m.encode_family(&[(label, *value)])?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
         }
         enc.encode_descriptor(
             "sessiongate_config_generation",
@@ -456,16 +462,6 @@ impl Collector for Snapshot {
             MetricType::Gauge,
         )?
         .encode_gauge(&self.generation)?;
-        let mut m = enc.encode_descriptor(
-            "sessiongate_session_removals",
-            "Sessions the store ended by itself, by cause: evicted (the store was full), expired (idle or absolute timeout), displaced (their user logged in past session.max_per_user).",
-            None,
-            MetricType::Counter,
-        )?;
-        for (cause, n) in &self.removals {
-            m.encode_family(&[("cause", *cause)])?
-                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
-        }
         for (name, help, n) in &self.gauges {
             enc.encode_descriptor(name, help, None, MetricType::Gauge)?
                 .encode_gauge(n)?;
