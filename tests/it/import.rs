@@ -229,6 +229,26 @@ fn every_refusal_is_anonymous_and_counted() {
         &record("\"erin\"", "2020-01-01T00:00:00.000Z"),
     );
     refused(&expired, "expired", "an expired record still in Redis");
+    // Sent again: counted again, but remembered, not looked up.
+    let lookups = || {
+        let stats = redis.cli(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_getrange:"))
+            .and_then(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let before = lookups();
+    assert!(before >= 1);
+    refused(&expired, "expired", "the same cookie again");
+    assert_eq!(lookups(), before, "a refused cookie is not looked up again");
     let huge = format!(
         r#"{{"cookie":{{"expires":null}},"passport":{{"user":"frank"}},"pad":"{}"}}"#,
         "x".repeat(70_000)

@@ -54,7 +54,15 @@ pub(crate) struct ImportOptions {
 pub(crate) struct Import {
     pub(crate) options: ImportOptions,
     source: Source,
+    /// Cookie values refused lately (by SHA-256), with why: a browser that
+    /// keeps sending one (`old_cookie = "keep"`, or a client that ignores
+    /// the clearing cookie) is not looked up again at every request.
+    refused: moka::sync::Cache<[u8; 32], Outcome>,
 }
+
+/// How long a refused cookie is remembered, and how many at most.
+const REFUSED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const REFUSED_CAPACITY: u64 = 100_000;
 
 /// What one import attempt came to (a Prometheus label each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +117,15 @@ impl Import {
     /// The source cannot be opened (an invalid URL, an unreadable dump).
     pub(crate) fn new(options: ImportOptions) -> Result<Import, String> {
         let source = Source::new(&options.source)?;
-        Ok(Import { options, source })
+        let refused = moka::sync::Cache::builder()
+            .max_capacity(REFUSED_CAPACITY)
+            .time_to_live(REFUSED_TTL)
+            .build();
+        Ok(Import {
+            options,
+            source,
+            refused,
+        })
     }
 
     /// The app's cookie in `headers`: the first one, as Express reads it.
@@ -190,13 +206,33 @@ impl Auth {
             return Imported::Nothing;
         };
         let now = crate::session::now_ms();
-        let outcome = match import.recognise(&raw, now).await {
-            Ok((id, who)) => {
-                self.take_over(import, id, who, now, cur, sessions, client)
-                    .await
-            }
-            Err(outcome) => Err(outcome),
+        let digest: [u8; 32] = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(raw.as_bytes()).into()
         };
+        let outcome = match import.refused.get(&digest) {
+            Some(outcome) => Err(outcome),
+            None => match import.recognise(&raw, now).await {
+                Ok((id, who)) => {
+                    self.take_over(import, id, who, now, cur, sessions, client)
+                        .await
+                }
+                Err(outcome) => Err(outcome),
+            },
+        };
+        // Refusals the next minute cannot change are remembered; the store
+        // being down, an account set up meanwhile, are not.
+        if let Err(
+            o @ (Outcome::BadSignature
+            | Outcome::BadId
+            | Outcome::Expired
+            | Outcome::BadRecord
+            | Outcome::BadIdentity
+            | Outcome::WindowClosed),
+        ) = outcome
+        {
+            import.refused.insert(digest, o);
+        }
         match outcome {
             Ok(done) => done,
             Err(Outcome::Unavailable) => {

@@ -48,6 +48,9 @@ pub(crate) enum Source {
     Redis {
         client: redis::Client,
         prefix: String,
+        /// One multiplexed connection, made at the first import and
+        /// reconnected by redis-rs after a failure (as the store's is).
+        conn: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
     },
     /// The dump, read once; an entry leaves it when its session is taken
     /// over with `old_cookie = "clear"`.
@@ -64,6 +67,7 @@ impl Source {
                 client: redis::Client::open(url.as_str())
                     .map_err(|e| format!("import.redis_url: {e}"))?,
                 prefix: prefix.clone(),
+                conn: tokio::sync::OnceCell::new(),
             }),
             SourceOptions::Dump(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -85,9 +89,13 @@ impl Source {
     /// The app's Redis cannot be reached.
     pub(crate) async fn get(&self, id: &str) -> Result<Looked, String> {
         match self {
-            Source::Redis { client, prefix } => {
+            Source::Redis {
+                client,
+                prefix,
+                conn,
+            } => {
                 let key = format!("{prefix}{id}");
-                let got: redis::RedisResult<Vec<u8>> = call(client, |mut c| async move {
+                let got: redis::RedisResult<Vec<u8>> = call(client, conn, |mut c| async move {
                     redis::cmd("GETRANGE")
                         .arg(&key)
                         .arg(0)
@@ -126,9 +134,13 @@ impl Source {
     /// The app's Redis cannot be reached.
     pub(crate) async fn remove(&self, id: &str) -> Result<(), String> {
         match self {
-            Source::Redis { client, prefix } => {
+            Source::Redis {
+                client,
+                prefix,
+                conn,
+            } => {
                 let key = format!("{prefix}{id}");
-                let _: i64 = call(client, |mut c| async move {
+                let _: i64 = call(client, conn, |mut c| async move {
                     redis::cmd("DEL").arg(&key).query_async(&mut c).await
                 })
                 .await?
@@ -145,19 +157,29 @@ impl Source {
     }
 }
 
-/// One call on a new connection, both bounded by [`TIMEOUT`]. A connection
-/// per call: an import happens once per user, and a kept connection would be
-/// tied to the runtime of whichever pingora worker opened it.
-async fn call<T, F, Fut>(client: &redis::Client, f: F) -> Result<redis::RedisResult<T>, String>
+/// One call on the shared connection (made first if need be), bounded by
+/// [`TIMEOUT`] as a whole.
+async fn call<T, F, Fut>(
+    client: &redis::Client,
+    conn: &tokio::sync::OnceCell<redis::aio::ConnectionManager>,
+    f: F,
+) -> Result<redis::RedisResult<T>, String>
 where
-    F: FnOnce(redis::aio::MultiplexedConnection) -> Fut,
+    F: FnOnce(redis::aio::ConnectionManager) -> Fut,
     Fut: std::future::Future<Output = redis::RedisResult<T>>,
 {
     let work = async {
-        let conn = client
-            .get_multiplexed_async_connection()
+        let conn = conn
+            .get_or_try_init(|| async {
+                let cfg = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(TIMEOUT))
+                    .set_response_timeout(Some(TIMEOUT))
+                    .set_number_of_retries(1);
+                redis::aio::ConnectionManager::new_with_config(client.clone(), cfg).await
+            })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .clone();
         Ok(f(conn).await)
     };
     tokio::time::timeout(TIMEOUT, work)
