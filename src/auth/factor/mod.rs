@@ -24,11 +24,10 @@ pub(crate) mod pending;
 pub(crate) mod recovery;
 pub(crate) mod totp;
 
+use crate::session::credentials::once_token;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-use sha2::{Digest, Sha256};
 
 use crate::auth::sealing::{Sealer, SECOND_FACTOR};
 use crate::metrics::METRICS;
@@ -423,15 +422,4 @@ fn totp_context(user: &str) -> String {
 /// What an enrolment form's secret is sealed for.
 fn enrol_context(user: &str, expires: u64) -> String {
     format!("enrol\0{user}\0{expires}")
-}
-
-/// A store key for `first_use`: a hash of the parts, so a user name never
-/// shapes a Redis key and one part cannot run into the next.
-fn once_token(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p.as_bytes());
-    }
-    hex::encode(h.finalize())
 }

@@ -312,7 +312,7 @@ impl Auth {
                         import.options.until.saturating_sub(now).max(1000),
                     ),
                 };
-                let token = once_token(&["import", &id]);
+                let token = crate::session::credentials::once_token(&["import", &id]);
                 match home.first_use(&token, ttl).await {
                     Ok(true) => {}
                     Ok(false) => {
@@ -342,16 +342,4 @@ impl Auth {
             clear: Some(import.clear_cookie(client.https)),
         })
     }
-}
-
-/// A credential store key for a taken-over session: a hash, so the app's
-/// session id (a bearer secret of the app's) never names a key of ours.
-fn once_token(parts: &[&str]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p.as_bytes());
-    }
-    hex::encode(h.finalize())
 }

@@ -272,7 +272,9 @@ impl Auth {
             key: s.key,
         };
         if let Some(home) = self.api_keys.as_ref().map(|k| k.home()) {
-            let token = format!("recheck\0{}\0{}", s.key.to_hex(), f.checked_at);
+            let checked = f.checked_at.to_string();
+            let token =
+                crate::session::credentials::once_token(&["recheck", &s.key.to_hex(), &checked]);
             match home.first_use(&token, TURN).await {
                 Ok(true) => {}
                 Ok(false) => return, // another instance is on it

@@ -24,6 +24,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::session::StoreError;
 
+/// A key for [`Home::first_use`]: a hash of the parts, so a user name or
+/// another's secret (a provider's, an app's session id) never shapes a Redis
+/// key, and one part cannot run into the next.
+pub(crate) fn once_token(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
 /// One API key as stored: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ApiKeyRecord {
