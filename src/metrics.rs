@@ -87,7 +87,7 @@ pub(crate) enum Recheck {
     UnreachableEnded,
 }
 
-/// How an attempt to import an express-session ended (`auth::import`), as counted.
+/// How an express-session import ended (`auth::import`); `NeedsFactor`: it signs in itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
 pub(crate) enum Import {

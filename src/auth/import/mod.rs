@@ -23,7 +23,8 @@ use self::cookie::Unsigned;
 use self::record::{Paths, Unread};
 use self::source::{Looked, Source, SourceOptions};
 use crate::auth::Auth;
-use crate::metrics::{Import as Counted, METRICS};
+// What one import attempt came to: the metric's label is the outcome.
+use crate::metrics::{Import as Outcome, METRICS};
 use crate::session::manager::{Client, RequestSession, SessionManager};
 use crate::session::signing::Secret;
 use crate::session::SessionStore;
@@ -63,40 +64,6 @@ pub(crate) struct Import {
 /// How long a refused cookie is remembered, and how many at most.
 const REFUSED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 const REFUSED_CAPACITY: u64 = 100_000;
-
-/// What one import attempt came to (a Prometheus label each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    WindowClosed,
-    BadSignature,
-    BadId,
-    NotFound,
-    Expired,
-    BadRecord,
-    BadIdentity,
-    /// The users file has the name, disabled.
-    Disabled,
-    /// The account must pass a second factor: it signs in itself.
-    NeedsFactor,
-    Unavailable,
-}
-
-impl Outcome {
-    fn counted(self) -> Counted {
-        match self {
-            Outcome::WindowClosed => Counted::WindowClosed,
-            Outcome::BadSignature => Counted::BadSignature,
-            Outcome::BadId => Counted::BadId,
-            Outcome::NotFound => Counted::NotFound,
-            Outcome::Expired => Counted::Expired,
-            Outcome::BadRecord => Counted::BadRecord,
-            Outcome::BadIdentity => Counted::BadIdentity,
-            Outcome::Disabled => Counted::Disabled,
-            Outcome::NeedsFactor => Counted::NeedsFactor,
-            Outcome::Unavailable => Counted::Unavailable,
-        }
-    }
-}
 
 /// What the proxy does after a request's import.
 #[derive(Debug, PartialEq, Eq)]
@@ -236,11 +203,11 @@ impl Auth {
         match outcome {
             Ok(done) => done,
             Err(Outcome::Unavailable) => {
-                METRICS.import(Counted::Unavailable);
+                METRICS.import(Outcome::Unavailable);
                 Imported::Unavailable
             }
             Err(outcome) => {
-                METRICS.import(outcome.counted());
+                METRICS.import(outcome);
                 if outcome == Outcome::WindowClosed {
                     tracing::debug!(target: "auth", "an express-session cookie after the import window");
                 } else {
@@ -327,7 +294,7 @@ impl Auth {
                 }
             }
         }
-        METRICS.import(Counted::Imported);
+        METRICS.import(Outcome::Imported);
         METRICS.login_succeeded();
         tracing::info!(target: "auth", user = %user, "signed in from the app's express-session");
         if !import.options.clear {
