@@ -37,6 +37,7 @@
 //   GET /test/account?user=U&disabled=1   U no longer exists (refresh: invalid_grant)
 //   GET /test/outage?on=1                 /token and /me answer 503 until ?on=0
 //   GET /test/refreshes                   how many refresh grants succeeded
+//   GET /test/last-refresh-token          the refresh token the last grant gave
 //
 // --tamper MODE rewrites the ID token of every token response, the way a broken
 // or hostile provider would, to test that sessiongate refuses it:
@@ -78,6 +79,7 @@ process.stdin.resume();
 const DISABLED = new Set();
 let outage = false;
 let refreshes = 0;
+let lastRefreshToken = '';
 const ACCOUNTS = {
   alice: { email: 'alice@example.com', email_verified: true, groups: ['staff', 'admins'] },
   bob: { email: 'bob@other.test', email_verified: true, groups: ['contractors'] },
@@ -155,6 +157,7 @@ const provider = new Provider(issuer, {
 // Refresh grants that succeeded, for /test/refreshes.
 provider.on('grant.success', (ctx) => {
   if (ctx.oidc.params.grant_type === 'refresh_token') refreshes += 1;
+  if (ctx.body?.refresh_token) lastRefreshToken = ctx.body.refresh_token;
 });
 provider.on('server_error', (ctx, err) => console.error('provider error:', err));
 provider.on('backchannel.error', (ctx, err) => console.error('back-channel logout error:', err.message, err.cause?.message ?? ''));
@@ -226,6 +229,10 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/test/outage') {
     outage = q.on === '1';
     ctx.body = 'ok';
+    return;
+  }
+  if (ctx.path === '/test/last-refresh-token') {
+    ctx.body = lastRefreshToken;
     return;
   }
   if (ctx.path === '/test/refreshes') {

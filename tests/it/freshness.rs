@@ -51,18 +51,21 @@ fn sign_in(gate: &Gate, op: &Op, hint: &str) -> String {
 
 /// One of the provider's test controls.
 fn control(op: &Op, target: &str) {
+    ask(op, target);
+}
+
+/// What one of the provider's test controls answers.
+fn ask(op: &Op, target: &str) -> String {
     let resp = Req::new(op.addr, "GET", target)
         .host(op.issuer.trim_start_matches("http://"))
         .send();
     assert_eq!(resp.status, 200, "{target}: {}", resp.body);
+    resp.body
 }
 
 /// How many refresh grants the provider granted.
 fn refreshes(op: &Op) -> u64 {
-    let resp = Req::new(op.addr, "GET", "/test/refreshes")
-        .host(op.issuer.trim_start_matches("http://"))
-        .send();
-    resp.body.trim().parse().unwrap()
+    ask(op, "/test/refreshes").trim().parse().unwrap()
 }
 
 /// The roles the backend sees with `cookie`; `None` when the request is not
@@ -96,9 +99,11 @@ fn a_group_removed_at_the_provider_removes_the_role_at_the_next_check() {
         roles(&gate, &backend, &cookie).as_deref(),
         Some("staff,admin")
     );
-    // Nothing of the refresh token reaches the backend.
+    // The refresh token the sign-in got never reaches the backend.
+    let token = ask(&op, "/test/last-refresh-token");
+    assert!(token.len() >= 20, "a refresh token: {token:?}");
     let seen = format!("{:?}", backend.last());
-    assert!(!seen.contains("refresh"), "{seen}");
+    assert!(!seen.contains(&token), "{seen}");
 
     control(&op, "/test/account?user=alice&groups=staff");
     wait_for(Duration::from_secs(20), "the role to go", || {
@@ -119,10 +124,15 @@ fn a_group_removed_at_the_provider_removes_the_role_at_the_next_check() {
     wait_for(Duration::from_secs(20), "the role to come back", || {
         roles(&gate, &backend, &cookie).as_deref() == Some("staff,admin")
     });
-    // The log names the user, never a token.
+    // The log names the user, never a token: neither the first nor the
+    // latest (rotated) one.
     let log = gate.output();
     assert!(log.contains("session re-checked at the provider"), "{log}");
-    assert!(!log.contains("refresh_token"), "{log}");
+    let latest = ask(&op, "/test/last-refresh-token");
+    assert_ne!(latest, token, "rotated");
+    for t in [&token, &latest] {
+        assert!(!log.contains(t.as_str()), "a token in the log");
+    }
 }
 
 #[test]
